@@ -1,0 +1,1 @@
+"""taskservice: task orchestration on PostgreSQL."""

@@ -1,0 +1,15 @@
+"""`task-cli`: the command line of taskservice. Thin: parse, call, render."""
+
+from __future__ import annotations
+
+import sys
+
+from taskservice.cli.main import cli
+
+
+def main() -> None:
+    cli(prog_name="task-cli")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Every setting of taskservice, read once from the environment and `.env`, typed and validated."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+import platformdirs
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+def _data_dir() -> Path:
+    return platformdirs.user_data_path("taskservice")
+
+
+class ConfigError(Exception):
+    """A setting has a wrong value; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    """The configuration; environment variables have the upper-case field names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Database. DATABASE_URL wins; else the original's DB_* variables when DB_HOST is set;
+    # else an embedded PostgreSQL in EMBEDDED_DATA_DIR.
+    database_url: str = ""
+    db_username: str = "postgres"
+    db_password: str = ""
+    db_host: str = ""
+    db_port: int = Field(5432, ge=1, le=65535)
+    db_database: str = "postgres"
+    db_ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    db_pool_max_conns: int = Field(10, ge=1, le=1000)
+    embedded_data_dir: Path = Field(default_factory=lambda: _data_dir() / "postgres")
+
+    # Control plane.
+    server_host: str = "127.0.0.1"
+    server_port: int = Field(8080, ge=1, le=65535)
+
+    # Data plane.
+    worker_count: int = Field(10, ge=0, le=10_000)
+    task_time_out: float = Field(60.0, gt=0, description="seconds one attempt may run")
+    max_retries: int = Field(3, ge=0, le=10)
+    retry_backoff_base: float = Field(1.0, ge=0, description="seconds before the first retry")
+    retry_backoff_max: float = Field(300.0, ge=0, description="cap on the delay between retries")
+    lease_seconds: float = Field(30.0, gt=0, description="how long a claim lives without a heartbeat")
+    poll_interval: float = Field(1.0, gt=0, description="seconds between polls when no NOTIFY arrives")
+    shutdown_grace: float = Field(30.0, ge=0, description="seconds running tasks get to finish on stop")
+
+    # Plugins.
+    smtp_host: str = ""
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = True
+    email_from: str = "taskservice@localhost"
+    email_outbox_dir: Path = Field(default_factory=lambda: _data_dir() / "outbox")
+    query_database_url: str = ""
+    query_timeout: float = Field(10.0, gt=0, description="statement timeout of run_query, seconds")
+    query_max_rows: int = Field(100, ge=1, le=10_000)
+
+    log_level: LogLevel = "info"
+
+    @model_validator(mode="after")
+    def _backoff_cap_not_below_base(self) -> Settings:
+        if self.retry_backoff_max < self.retry_backoff_base:
+            raise ValueError("RETRY_BACKOFF_MAX must be >= RETRY_BACKOFF_BASE")
+        return self
+
+    @property
+    def configured_database_url(self) -> str | None:
+        """The server to use, or None when the embedded PostgreSQL should be used."""
+        if self.database_url:
+            return self.database_url
+        if self.db_host:
+            user = quote(self.db_username, safe="")
+            password = f":{quote(self.db_password, safe='')}" if self.db_password else ""
+            return (
+                f"postgresql://{user}{password}@{self.db_host}:{self.db_port}/"
+                f"{quote(self.db_database, safe='')}?sslmode={self.db_ssl_mode}"
+            )
+        return None
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    name = "_".join(str(part) for part in first["loc"]).upper() or "settings"
+    value = first.get("input")
+    shown = f"={value!r}" if isinstance(value, str | int | float) else ""
+    message = first["msg"].removeprefix("Value error, ")
+    return f"invalid setting {name}{shown}: {message}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; a wrong value raises ConfigError with one line naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(_one_line(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings from the environment."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Connecting to PostgreSQL (embedded or configured), the pool, and the schema migrations."""

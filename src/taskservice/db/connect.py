@@ -1,0 +1,66 @@
+"""Where the database is (embedded PostgreSQL or a configured server) and the connection pool to it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import psycopg
+from psycopg import sql
+
+from taskservice.config import Settings
+from taskservice.db import embedded
+
+SERVICE_DATABASE = "taskservice"
+
+
+def database_url(settings: Settings) -> str:
+    """The service database: the configured server, else the embedded one (started or joined)."""
+    configured = settings.configured_database_url
+    if configured:
+        return configured
+    server = embedded.server_url(settings.embedded_data_dir)
+    ensure_database(server, SERVICE_DATABASE)
+    return with_database(server, SERVICE_DATABASE)
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server as `url`, another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def ensure_database(url: str, name: str) -> None:
+    """Create database `name` on the server of `url` unless it exists (safe when two processes race)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            pass  # another process created it first
+
+
+async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
+        )
+
+
+async def create_pool(url: str, *, max_size: int, min_size: int = 1) -> asyncpg.Pool[Any]:
+    """A pool whose connections speak JSON for json/jsonb columns."""
+    pool = await asyncpg.create_pool(
+        url, min_size=min(min_size, max_size), max_size=max_size, init=_init_connection
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(url: str) -> asyncpg.Connection[Any]:
+    """One connection outside the pool (for LISTEN)."""
+    conn: asyncpg.Connection[Any] = await asyncpg.connect(url)
+    await _init_connection(conn)
+    return conn

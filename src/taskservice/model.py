@@ -1,0 +1,252 @@
+"""The task lifecycle: statuses, allowed transitions, the retry policy and history wording. Pure, no I/O."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum
+from typing import Any
+
+
+class Status(IntEnum):
+    """Task statuses; numbers are the wire contract's `TaskStatusEnum` and never change."""
+
+    QUEUED = 0
+    RUNNING = 1
+    FAILED = 2
+    SUCCEEDED = 3
+    UNKNOWN = 4
+    ALL = 5  # only a filter value: "any status"
+    RETRYING = 6
+    CANCELLED = 7
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+CLAIMABLE = frozenset({Status.QUEUED, Status.RETRYING})
+TASK_STATUSES = tuple(s for s in Status if s not in (Status.UNKNOWN, Status.ALL))
+
+# The lifecycle, written down once: target status -> the statuses a task may move to it from.
+#   QUEUED -> RUNNING -> SUCCEEDED
+#                     -> RETRYING -> RUNNING ...      (an attempt failed, retries left)
+#                     -> FAILED                        (no attempt left)
+#   QUEUED | RETRYING | RUNNING -> CANCELLED
+#   RUNNING -> QUEUED                                  (a stopping worker puts its task back)
+#   SUCCEEDED | FAILED | CANCELLED -> QUEUED           (run a finished task again)
+ALLOWED_FROM: dict[Status, frozenset[Status]] = {
+    Status.QUEUED: frozenset({Status.RUNNING, *FINISHED}),
+    Status.RUNNING: CLAIMABLE,
+    Status.SUCCEEDED: frozenset({Status.RUNNING}),
+    Status.RETRYING: frozenset({Status.RUNNING}),
+    Status.FAILED: frozenset({Status.RUNNING}),
+    Status.CANCELLED: frozenset({Status.QUEUED, Status.RETRYING, Status.RUNNING}),
+}
+
+
+def can_move(current: Status, target: Status) -> bool:
+    """Whether the lifecycle allows `current -> target`."""
+    return current in ALLOWED_FROM.get(target, frozenset())
+
+
+class IllegalTransition(Exception):
+    """A status change the lifecycle does not allow."""
+
+    def __init__(self, task_id: int, current: Status, target: Status) -> None:
+        allowed = ", ".join(s.name for s in sorted(ALLOWED_FROM.get(target, frozenset()))) or "nothing"
+        super().__init__(
+            f"task {task_id} is {current.name}; it can move to {target.name} only from {allowed}"
+        )
+        self.task_id, self.current, self.target = task_id, current, target
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2**(n-1)))."""
+
+    base: float = 1.0
+    cap: float = 300.0
+
+    def delay(self, retry_number: int, rng: random.Random | None = None) -> float:
+        ceiling = min(self.cap, self.base * 2 ** max(retry_number - 1, 0))
+        # Half fixed, half jitter: never zero (a flapping task still backs off) and never in lockstep.
+        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task as stored."""
+
+    id: int
+    name: str
+    type: str
+    status: Status
+    payload: dict[str, Any]
+    retries: int
+    max_retries: int
+    priority: int
+    description: str
+    timeout_seconds: float
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    run_at: datetime
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    idempotency_key: str | None = None
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        params = self.payload.get("parameters", {})
+        return {str(k): str(v) for k, v in params.items()} if isinstance(params, dict) else {}
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    id: int
+    task_id: int
+    status: Status
+    details: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One attempt at running a task."""
+
+    id: int
+    task_id: int
+    attempt: int
+    worker_id: str
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    error: str | None
+    result: Any
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """What a client submits; validated by the interface that accepts it."""
+
+    name: str
+    type: str
+    parameters: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    priority: int = 0
+    max_retries: int | None = None
+    timeout_seconds: float | None = None
+    idempotency_key: str | None = None
+    delay_seconds: float = 0.0
+
+
+class Outcome:
+    """How an attempt ended; the values are stored in `task_executions.outcome`."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    INTERRUPTED = "interrupted"  # the worker stopped; the task went back to the queue
+    LOST = "lost"  # the worker's lease expired (it crashed or hung)
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A decided status change of a running task, with the history line that explains it."""
+
+    task_id: int
+    execution_id: int
+    status: Status
+    retries: int
+    delay_seconds: float
+    details: str
+    outcome: str
+    error: str | None = None
+    result: Any = None
+
+
+# History wording, in the seed's words.
+SCHEDULED = "Task is scheduled"
+
+
+def started(attempt: int) -> str:
+    return f"Task started (Attempt {attempt})"
+
+
+def succeeded(task: Task, execution_id: int, result: Any) -> Transition:
+    return Transition(
+        task.id,
+        execution_id,
+        Status.SUCCEEDED,
+        task.retries,
+        0.0,
+        f"Task completed successfully (Attempt {task.attempts})",
+        Outcome.SUCCEEDED,
+        result=result,
+    )
+
+
+def attempt_failed(
+    task: Task,
+    execution_id: int,
+    reason: str,
+    error: str,
+    policy: RetryPolicy,
+    *,
+    outcome: str = Outcome.FAILED,
+    retryable: bool = True,
+    backoff: bool = True,
+) -> Transition:
+    """An attempt ended badly: retry (after a backoff) while retries are left, else FAILED."""
+    line = f"{reason} (Attempt {task.attempts}): {error}"
+    if retryable and task.retries < task.max_retries:
+        retry = task.retries + 1
+        delay = policy.delay(retry) if backoff else 0.0
+        details = f"{line}; retry {retry} of {task.max_retries} in {delay:.1f}s"
+        return Transition(task.id, execution_id, Status.RETRYING, retry, delay, details, outcome, error)
+    why = "not retryable" if not retryable else f"no retries left ({task.max_retries} used)"
+    return Transition(
+        task.id, execution_id, Status.FAILED, task.retries, 0.0, f"{line}; {why}", outcome, error
+    )
+
+
+def lease_expired(task: Task, execution_id: int, policy: RetryPolicy) -> Transition:
+    """The worker holding the task stopped heartbeating: the attempt counts, the task goes back."""
+    owner = task.lease_owner or "unknown worker"
+    # The task did nothing wrong: no backoff before another worker picks it up.
+    return attempt_failed(
+        task,
+        execution_id,
+        "Lease expired",
+        f"worker {owner} stopped responding",
+        policy,
+        outcome=Outcome.LOST,
+        backoff=False,
+    )
+
+
+def put_back(task: Task, execution_id: int) -> Transition:
+    """A stopping worker returns an unfinished task; the attempt does not count as a retry."""
+    return Transition(
+        task.id,
+        execution_id,
+        Status.QUEUED,
+        task.retries,
+        0.0,
+        f"Worker stopped before the task finished; put back in the queue (Attempt {task.attempts})",
+        Outcome.INTERRUPTED,
+        "worker shut down",
+    )
+
+
+def cancelled_details(reason: str) -> str:
+    return f"Task cancelled: {reason}" if reason else "Task cancelled"
+
+
+def requeued_details(reason: str) -> str:
+    return f"Task queued again: {reason}" if reason else "Task queued again"

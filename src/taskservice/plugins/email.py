@@ -1,0 +1,128 @@
+"""The `send_email` task type: one message, over SMTP or into the local outbox directory."""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+import tempfile
+import time
+import uuid
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+
+from email_validator import EmailNotValidError, validate_email
+
+from taskservice.config import Settings, get_settings
+from taskservice.plugins import PermanentFailure
+
+SMTP_TIMEOUT = 30.0
+
+
+class SMTPTimedOut(smtplib.SMTPException):
+    """The SMTP server did not answer in time; retried.
+
+    Not a TimeoutError: the worker reads that as the whole attempt running out of time.
+    """
+
+
+def _text(parameters: dict[str, str], name: str) -> str:
+    value: object = parameters.get(name, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise PermanentFailure(f"{name} must be a string, got {value!r}")
+    return value
+
+
+def _recipient(parameters: dict[str, str]) -> str:
+    """The validated, normalized address from `recipient` (or its alias `to`)."""
+    recipient, to = _text(parameters, "recipient").strip(), _text(parameters, "to").strip()
+    if recipient and to and recipient != to:
+        raise PermanentFailure(f"give recipient or to, not both (recipient {recipient!r}, to {to!r})")
+    name = "recipient" if recipient or not to else "to"
+    address = recipient or to
+    if not address:
+        raise PermanentFailure("recipient is required (the address to send to; `to` is an alias)")
+    try:
+        return validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        raise PermanentFailure(f"{name} {address!r} is not a valid email address: {error}") from None
+
+
+class SendEmail:
+    """Sends `subject` and `body` to `recipient`: by SMTP when SMTP_HOST is set, else into the outbox."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+
+    def run(self, parameters: dict[str, str]) -> dict[str, str]:
+        recipient = _recipient(parameters)
+        message = self._message(recipient, _text(parameters, "subject"), _text(parameters, "body"))
+        result = {"recipient": recipient, "message_id": str(message["Message-ID"])}
+        if self.settings.smtp_host:
+            self._send(message, recipient)
+            return {"backend": "smtp", **result}
+        path = self._write_outbox(message)
+        return {"backend": "outbox", **result, "path": str(path)}
+
+    def _message(self, recipient: str, subject: str, body: str) -> EmailMessage:
+        sender = self.settings.email_from
+        message = EmailMessage()
+        try:
+            message["From"] = sender
+            message["To"] = recipient
+            message["Subject"] = subject
+        except ValueError as error:  # e.g. a line break in the subject (header injection)
+            raise PermanentFailure(f"cannot build the message: {error}") from None
+        message["Date"] = formatdate(localtime=True)
+        # An explicit domain: make_msgid's default asks the resolver for this host's FQDN.
+        message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "localhost")
+        message.set_content(body)
+        return message
+
+    def _send(self, message: EmailMessage, recipient: str) -> None:
+        settings = self.settings
+        try:
+            self._converse(message, recipient)
+        except TimeoutError as error:
+            raise SMTPTimedOut(
+                f"the SMTP server {settings.smtp_host}:{settings.smtp_port} "
+                f"did not answer within {SMTP_TIMEOUT:g}s"
+            ) from error
+
+    def _converse(self, message: EmailMessage, recipient: str) -> None:
+        settings = self.settings
+        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT) as smtp:
+            if settings.smtp_starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.smtp_username:
+                smtp.login(settings.smtp_username, settings.smtp_password)
+            try:
+                smtp.send_message(message)
+            except smtplib.SMTPRecipientsRefused as error:
+                codes = [code for code, _ in error.recipients.values()]
+                if all(500 <= code < 600 for code in codes):  # 4xx (e.g. greylisting) is worth a retry
+                    reply = "; ".join(
+                        f"{code} {text.decode(errors='replace')}" for code, text in error.recipients.values()
+                    )
+                    raise PermanentFailure(f"the SMTP server refused {recipient}: {reply}") from None
+                raise
+
+    def _write_outbox(self, message: EmailMessage) -> Path:
+        """Write the message as `<time>-<uuid>.eml`, atomically: readers never see half a file."""
+        outbox = self.settings.email_outbox_dir.expanduser()
+        outbox.mkdir(parents=True, exist_ok=True)
+        path = outbox / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex}.eml"
+        fd, temporary = tempfile.mkstemp(dir=outbox, prefix=".", suffix=".eml.tmp")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(message.as_bytes())
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return path

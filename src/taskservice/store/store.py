@@ -1,0 +1,289 @@
+"""The store: one method per operation on tasks, their history, executions and workers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import asyncpg
+
+from taskservice import model
+from taskservice.model import (
+    Execution,
+    HistoryEntry,
+    IllegalTransition,
+    NewTask,
+    Outcome,
+    RetryPolicy,
+    Status,
+    Task,
+    Transition,
+)
+from taskservice.store.sql import query
+
+Record = asyncpg.Record
+if TYPE_CHECKING:
+    Pool: TypeAlias = asyncpg.Pool[Record]
+    Connection: TypeAlias = asyncpg.Connection[Record]
+else:
+    Pool, Connection = asyncpg.Pool, asyncpg.Connection
+
+NOTIFY_CHANNEL = "taskservice_queue"
+
+# What an operator may set by hand; RUNNING and RETRYING belong to the workers.
+OPERATOR_TARGETS = frozenset({Status.QUEUED, Status.CANCELLED, Status.SUCCEEDED, Status.FAILED})
+
+
+class TaskNotFound(LookupError):
+    def __init__(self, task_id: int) -> None:
+        super().__init__(f"task {task_id} not found")
+        self.task_id = task_id
+
+
+@dataclass(frozen=True)
+class TaskDefaults:
+    """Values a new task gets when it does not say."""
+
+    max_retries: int = 3
+    timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A task a worker claimed, with the execution row of this attempt."""
+
+    task: Task
+    execution_id: int
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    concurrency: int
+    task_types: list[str]
+    started_at: Any
+    last_heartbeat_at: Any
+    stopped_at: Any
+    running: int
+
+
+_TASK_FIELDS = tuple(Task.__dataclass_fields__)
+
+
+def _task(row: Record) -> Task:
+    values = {name: row[name] for name in _TASK_FIELDS}
+    values["status"] = Status(values["status"])
+    return Task(**values)
+
+
+class Store:
+    """Every read and write of the system; each state change commits with its history row."""
+
+    def __init__(self, pool: Pool, defaults: TaskDefaults | None = None) -> None:
+        self.pool = pool
+        self.defaults = defaults or TaskDefaults()
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    async def create_task(self, new: NewTask) -> tuple[int, bool]:
+        """Insert one task; returns (id, created). An existing idempotency key returns its task."""
+        [(task_id, created)] = await self.create_tasks([new])
+        return task_id, created
+
+    async def create_tasks(self, tasks: Sequence[NewTask]) -> list[tuple[int, bool]]:
+        """Insert tasks in one statement; returns (id, created) per task, in input order."""
+        if not tasks:
+            return []
+        d = self.defaults
+        rows = await self.pool.fetch(
+            query("create_tasks"),
+            [t.name for t in tasks],
+            [t.type for t in tasks],
+            [{"parameters": dict(t.parameters)} for t in tasks],
+            [t.description for t in tasks],
+            [t.priority for t in tasks],
+            [d.max_retries if t.max_retries is None else t.max_retries for t in tasks],
+            [d.timeout_seconds if t.timeout_seconds is None else t.timeout_seconds for t in tasks],
+            [t.idempotency_key for t in tasks],
+            [t.delay_seconds for t in tasks],
+            model.SCHEDULED,
+        )
+        by_key = {row["idempotency_key"]: row["id"] for row in rows if row["idempotency_key"]}
+        # Ids come from a sequence in insertion order, so unkeyed rows map back by position.
+        unkeyed = iter(row["id"] for row in rows if not row["idempotency_key"])
+        missing = [t.idempotency_key for t in tasks if t.idempotency_key and t.idempotency_key not in by_key]
+        existing: dict[str, int] = {}
+        if missing:
+            found = await self.pool.fetch(query("ids_by_idempotency_key"), missing)
+            existing = {row["idempotency_key"]: row["id"] for row in found}
+        result: list[tuple[int, bool]] = []
+        for t in tasks:
+            if t.idempotency_key is None:
+                result.append((next(unkeyed), True))
+            elif t.idempotency_key in by_key:
+                result.append((by_key[t.idempotency_key], True))
+            else:
+                result.append((existing[t.idempotency_key], False))
+        return result
+
+    async def get_task(self, task_id: int) -> Task:
+        row = await self.pool.fetchrow(query("get_task"), task_id)
+        if row is None:
+            raise TaskNotFound(task_id)
+        return _task(row)
+
+    async def list_tasks(
+        self,
+        *,
+        status: Status | None = None,
+        task_type: str | None = None,
+        name_contains: str | None = None,
+        limit: int = 30,
+        offset: int = 0,
+    ) -> list[Task]:
+        """Tasks newest first; `status` None (or ALL) means every status."""
+        rows = await self.pool.fetch(
+            query("list_tasks"), *self._filters(status, task_type, name_contains), limit, offset
+        )
+        return [_task(row) for row in rows]
+
+    async def count_tasks(
+        self,
+        *,
+        status: Status | None = None,
+        task_type: str | None = None,
+        name_contains: str | None = None,
+    ) -> int:
+        count = await self.pool.fetchval(
+            query("count_tasks"), *self._filters(status, task_type, name_contains)
+        )
+        return int(count)
+
+    @staticmethod
+    def _filters(
+        status: Status | None, task_type: str | None, name_contains: str | None
+    ) -> tuple[int | None, str | None, str | None]:
+        status_number = None if status is None or status == Status.ALL else int(status)
+        return status_number, task_type or None, name_contains or None
+
+    async def history(self, task_id: int) -> list[HistoryEntry]:
+        """The status changes of a task, oldest first."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(query("task_history"), task_id)
+            if not rows and await conn.fetchrow(query("get_task"), task_id) is None:
+                raise TaskNotFound(task_id)
+        return [
+            HistoryEntry(r["id"], r["task_id"], Status(r["status"]), r["details"], r["created_at"])
+            for r in rows
+        ]
+
+    async def executions(self, task_id: int) -> list[Execution]:
+        """The attempts of a task, first first."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(query("task_executions"), task_id)
+            if not rows and await conn.fetchrow(query("get_task"), task_id) is None:
+                raise TaskNotFound(task_id)
+        return [Execution(**dict(r)) for r in rows]
+
+    async def status_counts(self) -> dict[Status, int]:
+        """A count for every task status, zeros included."""
+        counts = {status: 0 for status in model.TASK_STATUSES}
+        for row in await self.pool.fetch(query("status_counts")):
+            counts[Status(row["status"])] = int(row["count"])
+        return counts
+
+    async def set_status(self, task_id: int, target: Status, message: str = "") -> Task:
+        """An operator's status change: only legal transitions, history in the same transaction."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(query("lock_task"), task_id)
+            if row is None:
+                raise TaskNotFound(task_id)
+            current = Status(row["status"])
+            if target not in OPERATOR_TARGETS or not model.can_move(current, target):
+                raise IllegalTransition(task_id, current, target)
+            if target == Status.CANCELLED:
+                details, outcome = model.cancelled_details(message), Outcome.CANCELLED
+            elif target == Status.QUEUED:
+                details, outcome = model.requeued_details(message), Outcome.INTERRUPTED
+            else:
+                details = message or f"Status set to {target.name} by an operator"
+                outcome = Outcome.SUCCEEDED if target == Status.SUCCEEDED else Outcome.FAILED
+            await conn.fetch(query("set_status"), task_id, int(target), int(current), details, outcome)
+            updated = await conn.fetchrow(query("get_task"), task_id)
+        assert updated is not None
+        return _task(updated)
+
+    # -- the queue ---------------------------------------------------------------------------
+
+    async def claim(
+        self, worker_id: str, limit: int, task_types: Iterable[str] = (), lease_seconds: float = 30.0
+    ) -> list[Claim]:
+        """Claim up to `limit` due tasks for `worker_id`, each starting an attempt under a lease."""
+        rows = await self.pool.fetch(
+            query("claim_tasks"), worker_id, limit, list(task_types), lease_seconds
+        )
+        return [Claim(_task(row), row["execution_id"]) for row in rows]
+
+    async def finish(self, owners: Sequence[str], transitions: Sequence[Transition]) -> set[int]:
+        """Apply decided transitions of running tasks (each held by the matching owner).
+
+        Returns the ids that moved; a task that is no longer RUNNING under that owner (cancelled,
+        reaped) does not move, but its attempt is still closed with its outcome.
+        """
+        if not transitions:
+            return set()
+        return await self._finish(self.pool, owners, transitions)
+
+    @staticmethod
+    async def _finish(
+        conn: Pool | Connection, owners: Sequence[str], transitions: Sequence[Transition]
+    ) -> set[int]:
+        rows = await conn.fetch(
+            query("finish_attempts"),
+            [t.task_id for t in transitions],
+            [t.execution_id for t in transitions],
+            list(owners),
+            [int(t.status) for t in transitions],
+            [t.retries for t in transitions],
+            [t.delay_seconds for t in transitions],
+            [t.details for t in transitions],
+            [t.outcome for t in transitions],
+            [t.error for t in transitions],
+            [t.result for t in transitions],
+        )
+        return {row["id"] for row in rows}
+
+    async def extend_leases(self, worker_id: str, task_ids: Sequence[int], lease_seconds: float) -> set[int]:
+        """Heartbeat: extend the leases `worker_id` still holds; returns their ids."""
+        rows = await self.pool.fetch(query("extend_leases"), worker_id, list(task_ids), lease_seconds)
+        return {row["id"] for row in rows}
+
+    async def reap_expired_leases(self, policy: RetryPolicy, limit: int = 1000) -> list[Transition]:
+        """Put back running tasks whose worker stopped heartbeating (the attempt counts)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(query("expired_leases"), limit)
+            if not rows:
+                return []
+            tasks = [(_task(row), row["execution_id"]) for row in rows]
+            transitions = [model.lease_expired(task, execution_id, policy) for task, execution_id in tasks]
+            await self._finish(conn, [task.lease_owner or "" for task, _ in tasks], transitions)
+        return transitions
+
+    # -- workers -----------------------------------------------------------------------------
+
+    async def register_worker(
+        self, worker_id: str, host: str, pid: int, concurrency: int, task_types: Sequence[str]
+    ) -> None:
+        await self.pool.execute(
+            query("register_worker"), worker_id, host, pid, concurrency, list(task_types)
+        )
+
+    async def stop_worker(self, worker_id: str) -> None:
+        await self.pool.execute(query("stop_worker"), worker_id)
+
+    async def list_workers(self, limit: int = 100) -> list[WorkerInfo]:
+        rows = await self.pool.fetch(query("list_workers"), limit)
+        return [WorkerInfo(**dict(row)) for row in rows]

@@ -1,0 +1,23 @@
+"""The lease reaper: puts back tasks whose worker stopped heartbeating (crashed, killed or hung)."""
+
+from __future__ import annotations
+
+import structlog
+
+from taskservice.model import RetryPolicy
+from taskservice.store import Store
+from taskservice.worker.periodic import Periodic
+
+log = structlog.get_logger(__name__)
+
+
+class LeaseReaper(Periodic):
+    name = "lease-reaper"
+
+    def __init__(self, store: Store, policy: RetryPolicy, interval: float) -> None:
+        super().__init__(interval)
+        self.store, self.policy = store, policy
+
+    async def tick(self) -> None:
+        for transition in await self.store.reap_expired_leases(self.policy):
+            log.warning("lease expired", task_id=transition.task_id, details=transition.details)

@@ -1,0 +1,239 @@
+"""The worker runtime: claim due tasks, run their plugins with bounded concurrency, report each outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import structlog
+
+from taskservice import model
+from taskservice.model import Outcome, RetryPolicy, Transition
+from taskservice.plugins import PermanentFailure, Registry, UnknownPluginType, is_async
+from taskservice.store import Claim, Store
+from taskservice.worker.heartbeat import Heartbeat
+from taskservice.worker.listener import Listener
+from taskservice.worker.reaper import LeaseReaper
+from taskservice.worker.reporter import Reporter
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    concurrency: int = 10
+    task_types: tuple[str, ...] = ()
+    lease_seconds: float = 30.0
+    poll_interval: float = 1.0
+    shutdown_grace: float = 30.0
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def run_in_thread(function: Callable[[T], Any], argument: T) -> asyncio.Future[Any]:
+    """Run a sync plugin in a daemon thread: a plugin that hangs past its timeout cannot block exit."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+
+    def target() -> None:
+        try:
+            result, error = function(argument), None
+        except BaseException as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits for this anymore
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=target, name="plugin", daemon=True).start()
+    return future
+
+
+def _jsonable(result: Any) -> Any:
+    """The result as JSON will keep it (anything JSON cannot say becomes its string)."""
+    return json.loads(json.dumps(result, default=str))
+
+
+def _describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+class Worker:
+    """One worker: claims tasks for itself and keeps at most `concurrency` of them running."""
+
+    def __init__(
+        self,
+        store: Store,
+        listen_url: str,
+        registry: Registry,
+        options: WorkerOptions,
+        worker_id: str | None = None,
+    ) -> None:
+        self.store, self.registry, self.options = store, registry, options
+        self.id = worker_id or new_worker_id()
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._work_may_be_due = True
+        self._stopping = False
+        self._reporter = Reporter(store, self.id)
+        self._listener = Listener(listen_url, self._work_arrived)
+        self._heartbeat = Heartbeat(
+            store, self.id, options.lease_seconds, self._held_ids, self._lost
+        )
+        self._reaper = LeaseReaper(store, options.retry_policy, options.lease_seconds / 2)
+
+    # -- wake-ups ----------------------------------------------------------------------------
+
+    def _work_arrived(self) -> None:
+        self._work_may_be_due = True
+        self._wake.set()
+
+    def _held_ids(self) -> list[int]:
+        return [*self._running, *self._reporter.pending_ids()]
+
+    def _lost(self, task_ids: set[int]) -> None:
+        """Cancelled by an operator or reaped: stop working on them."""
+        for task_id in task_ids:
+            running = self._running.get(task_id)
+            if running is not None:
+                log.info("task no longer ours; stopping it", task_id=task_id)
+                running.cancel()
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set, then shut down gracefully."""
+        opts = self.options
+        await self.store.register_worker(
+            self.id, socket.gethostname(), os.getpid(), opts.concurrency, opts.task_types
+        )
+        log.info("worker started", worker_id=self.id, concurrency=opts.concurrency, types=opts.task_types)
+        self._reporter.start()
+        self._listener.start()
+        self._heartbeat.start()
+        self._reaper.start()
+        stop_waiter = asyncio.create_task(self._wake_on(stop))
+        try:
+            await self._claim_loop(stop)
+        finally:
+            stop_waiter.cancel()
+            await self._shut_down()
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
+
+    async def _claim_loop(self, stop: asyncio.Event) -> None:
+        opts = self.options
+        while not stop.is_set():
+            self._wake.clear()
+            free = opts.concurrency - len(self._running)
+            if free > 0 and self._work_may_be_due:
+                self._work_may_be_due = False
+                try:
+                    claims = await self.store.claim(self.id, free, opts.task_types, opts.lease_seconds)
+                except Exception as error:
+                    log.warning("claiming failed; will poll again", error=str(error))
+                    claims = []
+                for claim in claims:
+                    self._start(claim)
+                if len(claims) == free:
+                    self._work_may_be_due = True  # a full batch: there may be more behind it
+                    continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), opts.poll_interval)
+            except TimeoutError:
+                self._work_may_be_due = True  # the polling fallback
+
+    def _start(self, claim: Claim) -> None:
+        task_id = claim.task.id
+        self._running[task_id] = asyncio.create_task(self._execute(claim), name=f"task-{task_id}")
+
+    def _finished(self, task_id: int, transition: Transition) -> None:
+        self._reporter.report(transition)
+        self._running.pop(task_id, None)
+        if transition.status == model.Status.RETRYING:
+            # Due again after its backoff: look then rather than at the next poll.
+            asyncio.get_running_loop().call_later(transition.delay_seconds, self._work_arrived)
+        if self._work_may_be_due:
+            self._wake.set()
+
+    # -- one attempt -------------------------------------------------------------------------
+
+    async def _execute(self, claim: Claim) -> None:
+        task, execution_id = claim.task, claim.execution_id
+        policy = self.options.retry_policy
+        log.debug("task started", task_id=task.id, type=task.type, attempt=task.attempts)
+        try:
+            result = await asyncio.wait_for(self._call_plugin(task), task.timeout_seconds)
+            transition = model.succeeded(task, execution_id, _jsonable(result))
+        except TimeoutError:
+            transition = model.attempt_failed(
+                task,
+                execution_id,
+                "Task timed out",
+                f"no result after {task.timeout_seconds:g}s",
+                policy,
+                outcome=Outcome.TIMED_OUT,
+            )
+        except (PermanentFailure, UnknownPluginType) as error:
+            transition = model.attempt_failed(
+                task, execution_id, "Task failed", _describe(error), policy, retryable=False
+            )
+        except asyncio.CancelledError:
+            if self._stopping:
+                transition = model.put_back(task, execution_id)
+            else:  # cancelled by an operator or reaped: the row says so already; close the attempt
+                transition = Transition(
+                    task.id, execution_id, model.Status.CANCELLED, task.retries, 0.0,
+                    "Task stopped", Outcome.CANCELLED, "the task was cancelled or its lease lost",
+                )  # fmt: skip
+        except Exception as error:
+            transition = model.attempt_failed(task, execution_id, "Task failed", _describe(error), policy)
+        log.debug("task finished", task_id=task.id, status=transition.status.name, details=transition.details)
+        self._finished(task.id, transition)
+
+    async def _call_plugin(self, task: model.Task) -> Any:
+        plugin = self.registry.get(task.type)
+        if is_async(plugin):
+            return await plugin.run(task.parameters)
+        return await run_in_thread(plugin.run, task.parameters)
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    async def _shut_down(self) -> None:
+        """Stop claiming; give running tasks the grace period; put back the rest; write everything."""
+        running = list(self._running.values())
+        if running:
+            log.info("waiting for running tasks", count=len(running), grace=self.options.shutdown_grace)
+            _done, unfinished = await asyncio.wait(running, timeout=self.options.shutdown_grace)
+            self._stopping = True
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+        await self._reporter.stop()
+        await self._heartbeat.stop()
+        await self._reaper.stop()
+        await self._listener.stop()
+        with contextlib.suppress(Exception):
+            await self.store.stop_worker(self.id)
+        log.info("worker stopped", worker_id=self.id)

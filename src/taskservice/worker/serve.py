@@ -1,0 +1,53 @@
+"""Running a worker process: connect, migrate, work until SIGTERM/SIGINT, shut down gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Sequence
+
+from taskservice.config import Settings
+from taskservice.db import migrate
+from taskservice.db.connect import create_pool, database_url
+from taskservice.model import RetryPolicy
+from taskservice.plugins import Registry
+from taskservice.store import Store, TaskDefaults
+from taskservice.worker.runtime import Worker, WorkerOptions
+
+
+def worker_options(settings: Settings, concurrency: int | None, task_types: Sequence[str]) -> WorkerOptions:
+    return WorkerOptions(
+        concurrency=concurrency or settings.worker_count or 1,
+        task_types=tuple(task_types),
+        lease_seconds=settings.lease_seconds,
+        poll_interval=settings.poll_interval,
+        shutdown_grace=settings.shutdown_grace,
+        retry_policy=RetryPolicy(settings.retry_backoff_base, settings.retry_backoff_max),
+    )
+
+
+def task_defaults(settings: Settings) -> TaskDefaults:
+    return TaskDefaults(settings.max_retries, settings.task_time_out)
+
+
+async def serve(
+    settings: Settings,
+    *,
+    concurrency: int | None = None,
+    task_types: Sequence[str] = (),
+    registry: Registry | None = None,
+) -> None:
+    """Run one worker in this process until SIGTERM or SIGINT."""
+    url = database_url(settings)
+    await asyncio.to_thread(migrate.upgrade, url)
+    pool = await create_pool(url, max_size=min(settings.db_pool_max_conns, 10))
+    try:
+        store = Store(pool, task_defaults(settings))
+        worker = Worker(store, url, registry or Registry(), worker_options(settings, concurrency, task_types))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await worker.run(stop)
+    finally:
+        await pool.close()

@@ -1,0 +1,115 @@
+"""Shared fixtures: a real PostgreSQL (TEST_DATABASE_URL, else an embedded one) and a fresh database per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from taskservice.config import Settings, load_settings
+from taskservice.db import embedded, migrate
+from taskservice.db.connect import create_pool, with_database
+from taskservice.store import Pool, Store, TaskDefaults
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The PostgreSQL server the tests use: TEST_DATABASE_URL, or an embedded one of their own."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        return configured
+    return embedded.server_url(tmp_path_factory.mktemp("embedded") / "pgdata")
+
+
+def _admin(url: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(url, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_server_url: str) -> Iterator[str]:
+    """A migrated database that every test database is copied from."""
+    name = f"ts_template_{os.getpid()}"
+    with _admin(pg_server_url) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    migrate.upgrade(with_database(pg_server_url, name))
+    yield name
+    with _admin(pg_server_url) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def create_database(server_url: str, template: str | None = None) -> str:
+    """A new empty (or copied) database on the test server; returns its URL."""
+    name = f"ts_{uuid.uuid4().hex[:12]}"
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template)
+        )
+    with _admin(server_url) as conn:
+        conn.execute(statement)
+    return with_database(server_url, name)
+
+
+def drop_database(server_url: str, url: str) -> None:
+    name = url.split("?", 1)[0].rsplit("/", 1)[1]
+    with _admin(server_url) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def database_url(pg_server_url: str, template_database: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own."""
+    url = create_database(pg_server_url, template_database)
+    yield url
+    drop_database(pg_server_url, url)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings pointing at this test's database, with short timings so tests stay quick."""
+    return load_settings(
+        database_url=database_url,
+        embedded_data_dir=tmp_path / "unused-embedded",
+        email_outbox_dir=tmp_path / "outbox",
+        retry_backoff_base=0.05,
+        retry_backoff_max=0.2,
+        lease_seconds=2.0,
+        poll_interval=0.2,
+        shutdown_grace=5.0,
+    )
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[Pool]:
+    pool = await create_pool(database_url, max_size=10)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def store(pool: Pool, settings: Settings) -> Store:
+    return Store(pool, TaskDefaults(settings.max_retries, settings.task_time_out))
+
+
+def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment for a `task-cli` subprocess that should use this test's settings."""
+    env = {k: v for k, v in os.environ.items() if k != "TEST_DATABASE_URL"}
+    for name in (
+        "database_url",
+        "retry_backoff_base",
+        "retry_backoff_max",
+        "lease_seconds",
+        "poll_interval",
+        "shutdown_grace",
+        "email_outbox_dir",
+    ):
+        env[name.upper()] = str(getattr(settings, name))
+    env.update(extra)
+    return env
