@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,12 +20,16 @@ from taskservice.store import Pool, Store, TaskDefaults
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The PostgreSQL server the tests use: TEST_DATABASE_URL, or an embedded one of their own."""
+def pg_server_url() -> str:
+    """The PostgreSQL server the tests use: TEST_DATABASE_URL, or an embedded one of their own.
+
+    The embedded one lives in a fixed directory, reused by later runs (no initdb each time) and
+    outside pytest's private temp folders, which the server's system user could not enter as root.
+    """
     configured = os.environ.get("TEST_DATABASE_URL")
     if configured:
         return configured
-    return embedded.server_url(tmp_path_factory.mktemp("embedded") / "pgdata")
+    return embedded.server_url(Path(tempfile.gettempdir()) / f"taskservice-tests-{os.getuid()}" / "pgdata")
 
 
 def _admin(url: str) -> psycopg.Connection[Any]:
@@ -113,3 +118,18 @@ def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:
         env[name.upper()] = str(getattr(settings, name))
     env.update(extra)
     return env
+
+
+async def eventually(check: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Await `check()` until it returns something truthy; fail after `timeout` seconds."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+        await asyncio.sleep(interval)

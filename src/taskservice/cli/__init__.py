@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-
 from taskservice.cli.main import cli
 
 
 def main() -> None:
     cli(prog_name="task-cli")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,245 @@
+"""The worker runtime in this process, against a real PostgreSQL, with plugins registered by the test."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+from conftest import eventually
+
+from taskservice.config import Settings
+from taskservice.model import NewTask, Outcome, Status
+from taskservice.plugins import PermanentFailure, Registry
+from taskservice.store import Store
+from taskservice.worker.runtime import Worker, WorkerOptions
+from taskservice.worker.serve import worker_options
+
+
+@asynccontextmanager
+async def running_worker(
+    store: Store, settings: Settings, registry: Registry, **changes: Any
+) -> AsyncIterator[Worker]:
+    options: WorkerOptions = replace(worker_options(settings, 8, ()), **changes)
+    worker = Worker(store, settings.database_url, registry, options)
+    stop = asyncio.Event()
+    run = asyncio.create_task(worker.run(stop))
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await asyncio.wait_for(run, 30)
+
+
+def registry_with(**plugins: Callable[..., Any]) -> Registry:
+    registry = Registry(load_entry_points=False)
+    for name, plugin in plugins.items():
+        registry.register(name, plugin)
+    return registry
+
+
+async def status_is(store: Store, task_id: int, *statuses: Status) -> bool:
+    return (await store.get_task(task_id)).status in statuses
+
+
+async def test_a_task_runs_once_and_keeps_its_result(store: Store, settings: Settings) -> None:
+    seen: list[dict[str, str]] = []
+
+    async def echo(parameters: dict[str, str]) -> dict[str, Any]:
+        seen.append(parameters)
+        return {"echo": parameters}
+
+    task_id, _ = await store.create_task(NewTask("Task 1", "echo", {"k": "v"}))
+    async with running_worker(store, settings, registry_with(echo=echo)):
+        await eventually(lambda: status_is(store, task_id, Status.SUCCEEDED))
+    assert seen == [{"k": "v"}]
+    [execution] = await store.executions(task_id)
+    assert (execution.outcome, execution.result, execution.error) == (
+        Outcome.SUCCEEDED, {"echo": {"k": "v"}}, None,
+    )  # fmt: skip
+    assert execution.finished_at is not None
+    assert [h.details for h in await store.history(task_id)] == [
+        "Task is scheduled",
+        "Task started (Attempt 1)",
+        "Task completed successfully (Attempt 1)",
+    ]
+
+
+async def test_failures_retry_with_backoff_then_fail(store: Store, settings: Settings) -> None:
+    def boom(parameters: dict[str, str]) -> None:
+        raise ValueError("disk full")
+
+    task_id, _ = await store.create_task(NewTask("flaky", "boom"))
+    async with running_worker(store, settings, registry_with(boom=boom)):
+        await eventually(lambda: status_is(store, task_id, Status.FAILED))
+    task = await store.get_task(task_id)
+    assert (task.retries, task.attempts) == (3, 4)
+    history = await store.history(task_id)
+    assert [h.status for h in history] == [Status.QUEUED] + [
+        Status.RUNNING, Status.RETRYING] * 3 + [Status.RUNNING, Status.FAILED]  # fmt: skip
+    assert history[2].details.startswith("Task failed (Attempt 1): disk full; retry 1 of 3 in ")
+    assert history[-1].details == "Task failed (Attempt 4): disk full; no retries left (3 used)"
+    executions = await store.executions(task_id)
+    assert [e.outcome for e in executions] == [Outcome.FAILED] * 4
+    # Each retry started no earlier than its backoff allowed.
+    policy = worker_options(settings, 1, ()).retry_policy
+    for retry, (failed, started) in enumerate(zip(executions, executions[1:], strict=False), start=1):
+        assert failed.finished_at is not None
+        minimum = min(policy.cap, policy.base * 2 ** (retry - 1)) / 2
+        assert (started.started_at - failed.finished_at).total_seconds() >= minimum * 0.9
+
+
+async def test_a_retry_that_succeeds(store: Store, settings: Settings) -> None:
+    calls = 0
+
+    async def second_time_lucky(parameters: dict[str, str]) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("transient")
+        return "ok"
+
+    task_id, _ = await store.create_task(NewTask("t", "lucky"))
+    async with running_worker(store, settings, registry_with(lucky=second_time_lucky)):
+        await eventually(lambda: status_is(store, task_id, Status.SUCCEEDED))
+    task = await store.get_task(task_id)
+    assert (task.retries, task.attempts) == (1, 2)
+    assert (await store.history(task_id))[-1].details == "Task completed successfully (Attempt 2)"
+
+
+async def test_an_attempt_that_runs_too_long_times_out(store: Store, settings: Settings) -> None:
+    async def slow(parameters: dict[str, str]) -> None:
+        await asyncio.sleep(30)
+
+    task_id, _ = await store.create_task(NewTask("slow", "slow", max_retries=1, timeout_seconds=0.2))
+    async with running_worker(store, settings, registry_with(slow=slow)):
+        await eventually(lambda: status_is(store, task_id, Status.FAILED))
+    history = await store.history(task_id)
+    assert history[2].details.startswith("Task timed out (Attempt 1): no result after 0.2s; retry 1 of 1")
+    assert history[-1].details == "Task timed out (Attempt 2): no result after 0.2s; no retries left (1 used)"
+    assert [e.outcome for e in await store.executions(task_id)] == [Outcome.TIMED_OUT] * 2
+
+
+async def test_sync_plugins_run_in_threads_and_async_ones_on_the_loop(store: Store, settings: Settings) -> None:
+    threads: dict[str, str] = {}
+
+    def sync_plugin(parameters: dict[str, str]) -> None:
+        threads["sync"] = threading.current_thread().name
+
+    async def async_plugin(parameters: dict[str, str]) -> None:
+        threads["async"] = threading.current_thread().name
+
+    ids = [i for i, _ in await store.create_tasks([NewTask("s", "sync"), NewTask("a", "async")])]
+    async with running_worker(store, settings, registry_with(sync=sync_plugin, **{"async": async_plugin})):
+        for task_id in ids:
+            await eventually(lambda task_id=task_id: status_is(store, task_id, Status.SUCCEEDED))
+    assert threads["async"] == threading.current_thread().name
+    assert threads["sync"] != threading.current_thread().name
+
+
+async def test_permanent_failures_and_unknown_types_do_not_retry(store: Store, settings: Settings) -> None:
+    def bad_input(parameters: dict[str, str]) -> None:
+        raise PermanentFailure("recipient 'x' is not a valid email address")
+
+    bad, unknown = [
+        i for i, _ in await store.create_tasks([NewTask("b", "bad"), NewTask("u", "no_such_type")])
+    ]
+    async with running_worker(store, settings, registry_with(bad=bad_input)):
+        for task_id in (bad, unknown):
+            await eventually(lambda task_id=task_id: status_is(store, task_id, Status.FAILED))
+    assert (await store.history(bad))[-1].details == (
+        "Task failed (Attempt 1): recipient 'x' is not a valid email address; not retryable"
+    )
+    assert (await store.history(unknown))[-1].details == (
+        "Task failed (Attempt 1): unknown plugin type: no_such_type; not retryable"
+    )
+
+
+async def test_cancelling_a_running_task_stops_it(store: Store, settings: Settings) -> None:
+    started, stopped = asyncio.Event(), asyncio.Event()
+
+    async def long(parameters: dict[str, str]) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        finally:
+            stopped.set()
+
+    task_id, _ = await store.create_task(NewTask("long", "long"))
+    async with running_worker(store, settings, registry_with(long=long)):
+        await asyncio.wait_for(started.wait(), 10)
+        await store.set_status(task_id, Status.CANCELLED, "changed my mind")
+        await asyncio.wait_for(stopped.wait(), 10)  # the heartbeat noticed
+    task = await store.get_task(task_id)
+    assert task.status == Status.CANCELLED
+    assert (await store.history(task_id))[-1].details == "Task cancelled: changed my mind"
+    assert [e.outcome for e in await store.executions(task_id)] == [Outcome.CANCELLED]
+
+
+async def test_graceful_shutdown_finishes_short_tasks_and_puts_back_long_ones(
+    store: Store, settings: Settings
+) -> None:
+    started = asyncio.Event()
+
+    async def nap(parameters: dict[str, str]) -> str:
+        started.set()
+        await asyncio.sleep(float(parameters["seconds"]))
+        return "rested"
+
+    short, long = [
+        i for i, _ in await store.create_tasks(
+            [NewTask("short", "nap", {"seconds": "0.3"}), NewTask("long", "nap", {"seconds": "60"})]
+        )
+    ]  # fmt: skip
+    async with running_worker(store, settings, registry_with(nap=nap), shutdown_grace=1.5):
+        await eventually(lambda: status_is(store, long, Status.RUNNING))
+        await eventually(lambda: status_is(store, short, Status.RUNNING, Status.SUCCEEDED))
+    assert (await store.get_task(short)).status == Status.SUCCEEDED
+    put_back = await store.get_task(long)
+    assert (put_back.status, put_back.retries, put_back.lease_owner) == (Status.QUEUED, 0, None)
+    assert (await store.history(long))[-1].details == (
+        "Worker stopped before the task finished; put back in the queue (Attempt 1)"
+    )
+    assert [e.outcome for e in await store.executions(long)] == [Outcome.INTERRUPTED]
+    [worker] = await store.list_workers()
+    assert worker.stopped_at is not None
+
+
+async def test_new_work_wakes_an_idle_worker_without_polling(store: Store, settings: Settings) -> None:
+    async def noop(parameters: dict[str, str]) -> None:
+        return None
+
+    # With polling an hour apart, only NOTIFY can start these tasks within the test's time.
+    async with running_worker(store, settings, registry_with(noop=noop), poll_interval=3600):
+        await asyncio.sleep(0.3)  # let the worker go idle
+        for _ in range(3):
+            task_id, _ = await store.create_task(NewTask("n", "noop"))
+            await eventually(lambda task_id=task_id: status_is(store, task_id, Status.SUCCEEDED), timeout=20)
+
+
+async def test_concurrency_is_bounded_and_every_task_runs_once(store: Store, settings: Settings) -> None:
+    active = peak = 0
+    runs: dict[str, int] = {}
+
+    async def count(parameters: dict[str, str]) -> None:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        runs[parameters["n"]] = runs.get(parameters["n"], 0) + 1
+        await asyncio.sleep(0.01)
+        active -= 1
+
+    await store.create_tasks([NewTask("c", "count", {"n": str(i)}) for i in range(200)])
+    async with running_worker(store, settings, registry_with(count=count), concurrency=5):
+        await eventually(
+            lambda: _all_succeeded(store, 200), timeout=60, interval=0.2
+        )
+    assert peak <= 5
+    assert runs == {str(i): 1 for i in range(200)}
+
+
+async def _all_succeeded(store: Store, total: int) -> bool:
+    return (await store.status_counts())[Status.SUCCEEDED] == total
