@@ -1,4 +1,4 @@
-"""Shared fixtures: a real PostgreSQL (TEST_DATABASE_URL, else an embedded one) and a fresh database per test."""
+"""Shared fixtures: a real PostgreSQL (TEST_DATABASE_URL, else embedded) and a database per test."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import eventually, subprocess_env
 
+from conftest import eventually, subprocess_env
 from taskservice.config import Settings
 from taskservice.model import NewTask, Outcome, Status
 from taskservice.store import Pool, Store

@@ -50,7 +50,8 @@ async def test_batch_create_returns_ids_in_input_order(store: Store) -> None:
 async def test_an_idempotency_key_returns_the_existing_task(store: Store) -> None:
     first, created = await store.create_task(NewTask("a", "sleep", idempotency_key="order-17"))
     again, created_again = await store.create_task(NewTask("b", "sleep", idempotency_key="order-17"))
-    assert created and not created_again
+    assert created
+    assert not created_again
     assert first == again
     mixed = await store.create_tasks(
         [NewTask("c", "sleep"), NewTask("d", "sleep", idempotency_key="order-17"), NewTask("e", "sleep")]
@@ -71,7 +72,9 @@ async def test_get_and_history_of_an_unknown_task(store: Store) -> None:
 
 
 async def test_list_is_newest_first_with_filters_and_stable_pages(store: Store) -> None:
-    ids = [i for i, _ in await store.create_tasks([NewTask(f"n{i}", "a" if i % 2 else "b") for i in range(10)])]
+    ids = [
+        i for i, _ in await store.create_tasks([NewTask(f"n{i}", "a" if i % 2 else "b") for i in range(10)])
+    ]
     listed = [t.id for t in await store.list_tasks(limit=100)]
     assert listed == sorted(ids, reverse=True)
     pages = [t.id for offset in (0, 4, 8) for t in await store.list_tasks(limit=4, offset=offset)]
@@ -149,7 +152,9 @@ async def test_finish_moves_only_tasks_still_held(store: Store) -> None:
 async def test_a_retry_is_not_due_before_its_backoff(store: Store) -> None:
     task_id, _ = await store.create_task(NewTask("a", "t"))
     [claim] = await store.claim("w1", 1)
-    transition = model.attempt_failed(claim.task, claim.execution_id, "Task failed", "boom", RetryPolicy(60, 60))
+    transition = model.attempt_failed(
+        claim.task, claim.execution_id, "Task failed", "boom", RetryPolicy(60, 60)
+    )
     await store.finish(["w1"], [transition])
     task = await store.get_task(task_id)
     assert (task.status, task.retries) == (Status.RETRYING, 1)
@@ -167,7 +172,11 @@ async def test_operator_transitions(store: Store) -> None:
     [claim] = await store.claim("w1", 1)
     await store.finish(
         ["w1"],
-        [model.attempt_failed(claim.task, claim.execution_id, "Task failed", "x", RetryPolicy(), retryable=False)],
+        [
+            model.attempt_failed(
+                claim.task, claim.execution_id, "Task failed", "x", RetryPolicy(), retryable=False
+            )
+        ],
     )
     assert (await store.get_task(task_id)).status == Status.FAILED
     with pytest.raises(IllegalTransition):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -10,7 +11,6 @@ from dataclasses import replace
 from typing import Any
 
 from conftest import eventually
-
 from taskservice.config import Settings
 from taskservice.model import NewTask, Outcome, Status
 from taskservice.plugins import PermanentFailure, Registry
@@ -86,7 +86,7 @@ async def test_failures_retry_with_backoff_then_fail(store: Store, settings: Set
     assert [e.outcome for e in executions] == [Outcome.FAILED] * 4
     # Each retry started no earlier than its backoff allowed.
     policy = worker_options(settings, 1, ()).retry_policy
-    for retry, (failed, started) in enumerate(zip(executions, executions[1:], strict=False), start=1):
+    for retry, (failed, started) in enumerate(itertools.pairwise(executions), start=1):
         assert failed.finished_at is not None
         minimum = min(policy.cap, policy.base * 2 ** (retry - 1)) / 2
         assert (started.started_at - failed.finished_at).total_seconds() >= minimum * 0.9
@@ -123,7 +123,9 @@ async def test_an_attempt_that_runs_too_long_times_out(store: Store, settings: S
     assert [e.outcome for e in await store.executions(task_id)] == [Outcome.TIMED_OUT] * 2
 
 
-async def test_sync_plugins_run_in_threads_and_async_ones_on_the_loop(store: Store, settings: Settings) -> None:
+async def test_sync_plugins_run_in_threads_and_async_ones_on_the_loop(
+    store: Store, settings: Settings
+) -> None:
     threads: dict[str, str] = {}
 
     def sync_plugin(parameters: dict[str, str]) -> None:
@@ -234,9 +236,7 @@ async def test_concurrency_is_bounded_and_every_task_runs_once(store: Store, set
 
     await store.create_tasks([NewTask("c", "count", {"n": str(i)}) for i in range(200)])
     async with running_worker(store, settings, registry_with(count=count), concurrency=5):
-        await eventually(
-            lambda: _all_succeeded(store, 200), timeout=60, interval=0.2
-        )
+        await eventually(lambda: _all_succeeded(store, 200), timeout=60, interval=0.2)
     assert peak <= 5
     assert runs == {str(i): 1 for i in range(200)}
 

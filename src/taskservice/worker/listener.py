@@ -40,7 +40,7 @@ class Listener:
             try:
                 conn = await connect(self.url)
                 closed = asyncio.Event()
-                conn.add_termination_listener(lambda _conn: closed.set())
+                conn.add_termination_listener(lambda _conn, closed=closed: closed.set())
                 await conn.add_listener(NOTIFY_CHANNEL, self._notified)
                 self.on_notify()  # anything sent while we were not listening
                 await closed.wait()

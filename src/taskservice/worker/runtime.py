@@ -96,9 +96,7 @@ class Worker:
         self._stopping = False
         self._reporter = Reporter(store, self.id)
         self._listener = Listener(listen_url, self._work_arrived)
-        self._heartbeat = Heartbeat(
-            store, self.id, options.lease_seconds, self._held_ids, self._lost
-        )
+        self._heartbeat = Heartbeat(store, self.id, options.lease_seconds, self._held_ids, self._lost)
         self._reaper = LeaseReaper(store, options.retry_policy, options.lease_seconds / 2)
 
     # -- wake-ups ----------------------------------------------------------------------------

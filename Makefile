@@ -1,0 +1,37 @@
+# The two commands of the README's quick start, and the checks CI runs.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: run test install install-dev lint check pytest
+
+# Install and start everything on this machine: embedded PostgreSQL, server, workers, dashboard.
+run: install
+	$(BIN)/task-cli up
+
+# Install and run every check and test (embedded PostgreSQL; also TEST_DATABASE_URL when set).
+test: install-dev lint pytest
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+install: $(PY)
+	$(PY) -m pip install --quiet -e .
+
+install-dev: $(PY)
+	$(PY) -m pip install --quiet -e ".[dev]"
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+pytest:
+	env -u TEST_DATABASE_URL $(BIN)/pytest $(PYTEST_ARGS)
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+		echo "== again on the PostgreSQL server at TEST_DATABASE_URL"; \
+		$(BIN)/pytest $(PYTEST_ARGS); \
+	fi
