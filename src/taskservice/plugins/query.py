@@ -23,7 +23,6 @@ FETCH_BATCH = 1000
 TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
 
 
-
 class QueryTimedOut(Exception):
     """The statement ran past QUERY_TIMEOUT; a later attempt may be quicker, so it is retried.
 
@@ -97,7 +96,9 @@ class RunQuery:
         timeout_ms = max(1, round(settings.query_timeout * 1000))  # 0 would mean no timeout
         try:
             async with conn.transaction(readonly=True):
-                await conn.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
+                # A SELECT, not SET LOCAL: it takes a snapshot, after which the transaction can no
+                # longer be switched to READ WRITE (a bare `SET TRANSACTION READ WRITE` would be).
+                await conn.execute("SELECT set_config('statement_timeout', $1, true)", str(timeout_ms))
                 statement = await conn.prepare(query)
                 columns = [attribute.name for attribute in statement.get_attributes()]
                 rows: list[Sequence[JSONValue]] = []

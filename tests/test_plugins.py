@@ -1,0 +1,450 @@
+"""The built-in plugins against real services (an SMTP server, PostgreSQL) and the plugin registry."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import smtplib
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from aiosmtpd.controller import Controller
+
+from taskservice.config import Settings
+from taskservice.plugins import PermanentFailure, Registry, UnknownPluginType, is_async
+from taskservice.plugins.email import SendEmail
+from taskservice.plugins.query import SANDBOX_DATABASE, RunQuery
+from taskservice.plugins.sleep import Sleep
+
+# -- send_email ------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Received:
+    mail_from: str
+    recipients: list[str]
+    message: EmailMessage
+
+
+@dataclass
+class Collector:
+    """An aiosmtpd handler that keeps every message and refuses recipients at `refused.example`."""
+
+    received: list[Received] = field(default_factory=list)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address.endswith("@refused.example"):
+            return "550 5.1.1 no such mailbox"
+        if address.endswith("@busy.example"):
+            return "450 4.2.1 mailbox busy, try later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        content = envelope.content.replace(b"\r\n", b"\n")  # as it came over the wire: CRLF
+        message = email.message_from_bytes(content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+
+@dataclass
+class SMTPServer:
+    collector: Collector
+    port: int
+
+
+def _start_smtp(**kwargs: Any) -> tuple[Controller, SMTPServer]:
+    collector = Collector()
+    port = _free_port()
+    controller = Controller(collector, hostname="127.0.0.1", port=port, **kwargs)
+    controller.start()
+    return controller, SMTPServer(collector, port)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPServer]:
+    controller, server = _start_smtp()
+    yield server
+    controller.stop()
+
+
+def _smtp_settings(settings: Settings, port: int, **update: Any) -> Settings:
+    return settings.model_copy(
+        update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False, **update}
+    )
+
+
+async def test_email_goes_to_a_real_smtp_server(settings: Settings, smtp_server: SMTPServer) -> None:
+    plugin = SendEmail(_smtp_settings(settings, smtp_server.port))
+
+    result = await asyncio.to_thread(
+        plugin.run, {"recipient": "alice@example.com", "subject": "Hello", "body": "Hi Alice,\nbye."}
+    )
+
+    assert result["backend"] == "smtp"
+    assert result["recipient"] == "alice@example.com"
+    [received] = smtp_server.collector.received
+    assert received.recipients == ["alice@example.com"]
+    assert received.mail_from == settings.email_from
+    assert received.message["Subject"] == "Hello"
+    assert received.message["To"] == "alice@example.com"
+    assert received.message["From"] == settings.email_from
+    assert received.message["Message-ID"] == result["message_id"]
+    body = received.message.get_body()
+    assert body is not None
+    assert body.get_content() == "Hi Alice,\nbye.\n"
+
+
+def test_email_to_is_an_alias_of_recipient(settings: Settings, smtp_server: SMTPServer) -> None:
+    result = SendEmail(_smtp_settings(settings, smtp_server.port)).run(
+        {"to": "bob@example.org", "subject": "s", "body": "b"}
+    )
+
+    assert result["recipient"] == "bob@example.org"
+    assert [r.recipients for r in smtp_server.collector.received] == [["bob@example.org"]]
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+def test_email_logs_in_when_a_username_is_set(settings: Settings) -> None:
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
+        from aiosmtpd.smtp import AuthResult
+
+        logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=auth_data.password == b"s3cret")
+
+    controller, server = _start_smtp(authenticator=authenticator, auth_require_tls=False, auth_required=True)
+    try:
+        plugin = SendEmail(_smtp_settings(settings, server.port, smtp_username="svc", smtp_password="s3cret"))
+        plugin.run({"recipient": "carol@example.com", "subject": "s", "body": "b"})
+    finally:
+        controller.stop()
+
+    assert logins == [(b"svc", b"s3cret")]
+    assert len(server.collector.received) == 1
+
+
+@pytest.mark.parametrize("address", ["foo", "foo@", "@example.com", "a b@example.com", "x@-bad-.com"])
+def test_email_bad_address_fails_permanently(
+    settings: Settings, smtp_server: SMTPServer, address: str
+) -> None:
+    plugin = SendEmail(_smtp_settings(settings, smtp_server.port))
+
+    with pytest.raises(PermanentFailure, match=r"recipient '.*' is not a valid email address"):
+        plugin.run({"recipient": address, "subject": "s", "body": "b"})
+    with pytest.raises(PermanentFailure, match=r"^to '.*' is not a valid email address"):
+        plugin.run({"to": address, "subject": "s", "body": "b"})
+    assert smtp_server.collector.received == []
+
+
+@pytest.mark.parametrize("parameters", [{}, {"recipient": ""}, {"to": "   "}, {"subject": "s", "body": "b"}])
+def test_email_missing_recipient_fails_permanently(settings: Settings, parameters: dict[str, str]) -> None:
+    with pytest.raises(PermanentFailure, match="recipient is required"):
+        SendEmail(settings).run(parameters)
+
+
+def test_email_conflicting_recipient_and_to_fail_permanently(settings: Settings) -> None:
+    with pytest.raises(PermanentFailure, match="not both"):
+        SendEmail(settings).run({"recipient": "a@example.com", "to": "b@example.com"})
+
+
+def test_email_line_break_in_subject_fails_permanently(settings: Settings) -> None:
+    with pytest.raises(PermanentFailure, match="cannot build the message"):
+        SendEmail(settings).run({"recipient": "a@example.com", "subject": "hi\nBcc: x@example.com"})
+
+
+def test_email_refused_recipient_fails_permanently(settings: Settings, smtp_server: SMTPServer) -> None:
+    plugin = SendEmail(_smtp_settings(settings, smtp_server.port))
+
+    with pytest.raises(PermanentFailure, match=r"refused nobody@refused\.example: 550"):
+        plugin.run({"recipient": "nobody@refused.example", "subject": "s", "body": "b"})
+
+
+def test_email_temporarily_refused_recipient_is_retryable(
+    settings: Settings, smtp_server: SMTPServer
+) -> None:
+    plugin = SendEmail(_smtp_settings(settings, smtp_server.port))
+
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as raised:
+        plugin.run({"recipient": "someone@busy.example", "subject": "s", "body": "b"})
+    assert not isinstance(raised.value, PermanentFailure)
+
+
+def test_email_smtp_server_down_is_retryable(settings: Settings) -> None:
+    plugin = SendEmail(_smtp_settings(settings, _free_port()))  # nothing listens there
+
+    with pytest.raises(ConnectionRefusedError):
+        plugin.run({"recipient": "alice@example.com", "subject": "s", "body": "b"})
+
+
+def test_email_starttls_unsupported_by_server_is_an_ordinary_error(
+    settings: Settings, smtp_server: SMTPServer
+) -> None:
+    plugin = SendEmail(_smtp_settings(settings, smtp_server.port, smtp_starttls=True))
+
+    with pytest.raises(smtplib.SMTPNotSupportedError):
+        plugin.run({"recipient": "alice@example.com", "subject": "s", "body": "b"})
+    assert smtp_server.collector.received == []
+
+
+def test_email_outbox_backend_writes_an_eml_file(settings: Settings) -> None:
+    assert not settings.smtp_host
+    outbox = settings.email_outbox_dir
+    assert not outbox.exists()  # the plugin creates it
+
+    first = SendEmail(settings).run(
+        {"recipient": "dave@example.net", "subject": "Report", "body": "All good."}
+    )
+    second = SendEmail(settings).run({"to": "erin@example.net", "subject": "Again", "body": "x"})
+
+    assert first["backend"] == "outbox"
+    path = Path(first["path"])
+    assert path.parent == outbox
+    assert path.suffix == ".eml"
+    assert first["path"] != second["path"]
+    assert sorted(p.name for p in outbox.iterdir()) == sorted([path.name, Path(second["path"]).name])
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    assert message["To"] == "dave@example.net"
+    assert message["From"] == settings.email_from
+    assert message["Subject"] == "Report"
+    assert message["Message-ID"] == first["message_id"]
+    assert message["Date"]
+    body = message.get_body()
+    assert body is not None
+    assert body.get_content() == "All good.\n"
+
+
+# -- run_query -------------------------------------------------------------------------------------
+
+
+async def test_query_select_one(settings: Settings) -> None:
+    result = await RunQuery(settings).run({"query": "SELECT 1 AS one"})
+
+    assert result == {"row_count": 1, "columns": ["one"], "rows": [[1]]}
+
+
+async def test_query_runs_in_the_sandbox_not_the_service_database(settings: Settings) -> None:
+    result = await RunQuery(settings).run({"query": "SELECT current_database()"})
+
+    assert result["rows"] == [[SANDBOX_DATABASE]]
+    assert SANDBOX_DATABASE not in settings.database_url
+
+
+async def test_query_rows_are_counted_and_truncated(settings: Settings) -> None:
+    plugin = RunQuery(settings.model_copy(update={"query_max_rows": 7}))
+
+    result = await plugin.run({"query": "SELECT i, i * 2 AS double FROM generate_series(1, 500) AS i"})
+
+    assert result["row_count"] == 500
+    assert result["columns"] == ["i", "double"]
+    assert result["rows"] == [[i, i * 2] for i in range(1, 8)]
+
+
+async def test_query_values_become_json(settings: Settings) -> None:
+    result = await RunQuery(settings).run(
+        {
+            "query": "SELECT 1.5::numeric AS n, 'NaN'::float8 AS f, ARRAY[1, 2] AS a, NULL AS z,"
+            " true AS b, '\\x00ff'::bytea AS bin, DATE '2024-02-29' AS d, '{\"k\": 1}'::jsonb AS j"
+        }
+    )
+
+    assert result["rows"] == [["1.5", "nan", [1, 2], None, True, "\\x00ff", "2024-02-29", '{"k": 1}']]
+
+
+async def test_query_statement_without_rows(settings: Settings) -> None:
+    result = await RunQuery(settings).run({"query": "SELECT WHERE false"})
+
+    assert result == {"row_count": 0, "columns": [], "rows": []}
+
+
+async def test_query_write_fails_permanently_as_read_only(settings: Settings, database_url: str) -> None:
+    # Against the test's own database, where the write would otherwise succeed.
+    plugin = RunQuery(settings.model_copy(update={"query_database_url": database_url}))
+
+    with pytest.raises(PermanentFailure, match="read-only transaction"):
+        await plugin.run({"query": "CREATE TABLE x(i int)"})
+    with pytest.raises(PermanentFailure, match="read-write mode must be set before any query"):
+        await plugin.run({"query": "SET TRANSACTION READ WRITE"})
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT to_regclass('x')").fetchone() == (None,)
+
+
+async def test_query_sandbox_rejects_writes(settings: Settings) -> None:
+    with pytest.raises(PermanentFailure, match="read-only transaction"):
+        await RunQuery(settings).run({"query": "CREATE TABLE x(i int)"})
+
+
+async def test_query_uses_query_database_url(settings: Settings, database_url: str) -> None:
+    plugin = RunQuery(settings.model_copy(update={"query_database_url": database_url}))
+
+    result = await plugin.run({"query": "SELECT current_database()"})
+
+    assert result["rows"] == [[database_url.split("?", 1)[0].rsplit("/", 1)[1]]]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("SELEC 1", "syntax error"),
+        ("SELECT * FROM no_such_table", "does not exist"),
+        ("SELECT 1; SELECT 2", "multiple commands"),
+        ("SELECT 1/0", "division by zero"),
+    ],
+)
+async def test_query_bad_sql_fails_permanently(settings: Settings, query: str, message: str) -> None:
+    with pytest.raises(PermanentFailure, match=message):
+        await RunQuery(settings).run({"query": query})
+
+
+@pytest.mark.parametrize("parameters", [{}, {"query": ""}, {"query": "  \n "}])
+async def test_query_missing_query_fails_permanently(settings: Settings, parameters: dict[str, str]) -> None:
+    with pytest.raises(PermanentFailure, match="query is required"):
+        await RunQuery(settings).run(parameters)
+
+
+async def test_query_timeout_is_retryable(settings: Settings) -> None:
+    plugin = RunQuery(settings.model_copy(update={"query_timeout": 0.2}))
+
+    started = time.monotonic()
+    with pytest.raises(Exception, match=r"QUERY_TIMEOUT=0\.2s") as raised:
+        await plugin.run({"query": "SELECT pg_sleep(5)"})
+
+    assert not isinstance(raised.value, PermanentFailure | TimeoutError)
+    assert time.monotonic() - started < 4
+
+
+def test_query_one_instance_serves_several_event_loops(settings: Settings) -> None:
+    plugin = RunQuery(settings)
+
+    for _ in range(2):
+        result = asyncio.run(plugin.run({"query": "SELECT 1"}))
+        assert result["rows"] == [[1]]
+
+
+# -- sleep -----------------------------------------------------------------------------------------
+
+
+async def test_sleep_sleeps(settings: Settings) -> None:
+    started = time.monotonic()
+    result = await Sleep(settings).run({"seconds": "0.2"})
+
+    assert result == {"slept": 0.2}
+    assert time.monotonic() - started >= 0.15
+
+
+async def test_sleep_defaults_to_no_sleep_and_no_failure(settings: Settings) -> None:
+    assert await Sleep(settings).run({}) == {"slept": 0.0}
+
+
+async def test_sleep_fail_rate_one_always_fails(settings: Settings) -> None:
+    for _ in range(20):
+        with pytest.raises(RuntimeError, match=r"simulated failure \(fail_rate=1\)"):
+            await Sleep(settings).run({"seconds": "0", "fail_rate": "1"})
+
+
+async def test_sleep_fail_rate_zero_never_fails(settings: Settings) -> None:
+    for _ in range(200):
+        assert await Sleep(settings).run({"fail_rate": "0"}) == {"slept": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"seconds": "soon"}, "seconds must be a number"),
+        ({"seconds": "-1"}, "seconds must be >= 0"),
+        ({"seconds": "nan"}, "seconds must be a finite number"),
+        ({"seconds": "inf"}, "seconds must be a finite number"),
+        ({"fail_rate": "often"}, "fail_rate must be a number"),
+        ({"fail_rate": "1.5"}, "fail_rate must be between 0 and 1"),
+        ({"fail_rate": "-0.1"}, "fail_rate must be between 0 and 1"),
+    ],
+)
+async def test_sleep_bad_values_fail_permanently(
+    settings: Settings, parameters: dict[str, str], message: str
+) -> None:
+    with pytest.raises(PermanentFailure, match=message):
+        await Sleep(settings).run(parameters)
+
+
+# -- the registry ----------------------------------------------------------------------------------
+
+
+def test_registry_finds_the_built_ins_by_entry_point() -> None:
+    registry = Registry()
+
+    assert {"send_email", "run_query", "sleep"} <= set(registry.names())
+    assert registry.names() == sorted(registry.names())
+    assert isinstance(registry.get("send_email"), SendEmail)
+    assert isinstance(registry.get("run_query"), RunQuery)
+    assert isinstance(registry.get("sleep"), Sleep)
+    assert "sleep" in registry
+    assert registry.get("sleep") is registry.get("sleep")  # loaded once
+
+
+def test_registry_knows_which_built_ins_are_async() -> None:
+    registry = Registry()
+
+    assert not is_async(registry.get("send_email"))
+    assert is_async(registry.get("run_query"))
+    assert is_async(registry.get("sleep"))
+
+
+def test_registry_unknown_type() -> None:
+    registry = Registry()
+
+    assert "nope" not in registry
+    with pytest.raises(UnknownPluginType, match=r"^unknown plugin type: nope$"):
+        registry.get("nope")
+
+
+async def test_registry_register_functions_and_classes() -> None:
+    registry = Registry(load_entry_points=False)
+
+    def echo(parameters: dict[str, str]) -> dict[str, str]:
+        return parameters
+
+    async def shout(parameters: dict[str, str]) -> str:
+        return parameters["word"].upper()
+
+    class Count:
+        def run(self, parameters: dict[str, str]) -> int:
+            return len(parameters)
+
+    registry.register("echo", echo)
+    registry.register("shout", shout)
+    registry.register("count", Count)
+
+    assert registry.names() == ["count", "echo", "shout"]
+    assert registry.get("echo").run({"a": "b"}) == {"a": "b"}
+    assert not is_async(registry.get("echo"))
+    assert await registry.get("shout").run({"word": "hi"}) == "HI"
+    assert is_async(registry.get("shout"))
+    assert isinstance(registry.get("count"), Count)
+    assert registry.get("count").run({"a": "1", "b": "2"}) == 2
+    with pytest.raises(UnknownPluginType):
+        registry.get("sleep")  # no entry points loaded
+
+
+def test_registry_rejects_what_is_not_a_plugin() -> None:
+    with pytest.raises(TypeError, match="is not a plugin"):
+        Registry(load_entry_points=False).register("bad", 42)
