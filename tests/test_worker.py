@@ -243,3 +243,16 @@ async def test_concurrency_is_bounded_and_every_task_runs_once(store: Store, set
 
 async def _all_succeeded(store: Store, total: int) -> bool:
     return (await store.status_counts())[Status.SUCCEEDED] == total
+
+
+async def test_a_plugins_own_timeout_error_is_an_ordinary_failure(store: Store, settings: Settings) -> None:
+    async def connect_times_out(parameters: dict[str, str]) -> None:
+        raise TimeoutError("connecting to the mail server timed out")
+
+    task_id, _ = await store.create_task(NewTask("t", "flaky", max_retries=0, timeout_seconds=30))
+    async with running_worker(store, settings, registry_with(flaky=connect_times_out)):
+        await eventually(lambda: status_is(store, task_id, Status.FAILED))
+    assert (await store.history(task_id))[-1].details == (
+        "Task failed (Attempt 1): connecting to the mail server timed out; no retries left (0 used)"
+    )
+    assert [e.outcome for e in await store.executions(task_id)] == [Outcome.FAILED]

@@ -178,37 +178,45 @@ class Worker:
     # -- one attempt -------------------------------------------------------------------------
 
     async def _execute(self, claim: Claim) -> None:
+        task = claim.task
+        log.debug("task started", task_id=task.id, type=task.type, attempt=task.attempts)
+        transition = await self._attempt(claim)
+        log.debug("task finished", task_id=task.id, status=transition.status.name, details=transition.details)
+        self._finished(task.id, transition)
+
+    async def _attempt(self, claim: Claim) -> Transition:
+        """Run the plugin once under the task's timeout and decide what happens next."""
         task, execution_id = claim.task, claim.execution_id
         policy = self.options.retry_policy
-        log.debug("task started", task_id=task.id, type=task.type, attempt=task.attempts)
+        deadline = asyncio.timeout(task.timeout_seconds)
         try:
-            result = await asyncio.wait_for(self._call_plugin(task), task.timeout_seconds)
-            transition = model.succeeded(task, execution_id, _jsonable(result))
-        except TimeoutError:
-            transition = model.attempt_failed(
-                task,
-                execution_id,
-                "Task timed out",
-                f"no result after {task.timeout_seconds:g}s",
-                policy,
-                outcome=Outcome.TIMED_OUT,
-            )
+            async with deadline:
+                result = await self._call_plugin(task)
+            return model.succeeded(task, execution_id, _jsonable(result))
         except (PermanentFailure, UnknownPluginType) as error:
-            transition = model.attempt_failed(
+            return model.attempt_failed(
                 task, execution_id, "Task failed", _describe(error), policy, retryable=False
             )
         except asyncio.CancelledError:
             if self._stopping:
-                transition = model.put_back(task, execution_id)
-            else:  # cancelled by an operator or reaped: the row says so already; close the attempt
-                transition = Transition(
-                    task.id, execution_id, model.Status.CANCELLED, task.retries, 0.0,
-                    "Task stopped", Outcome.CANCELLED, "the task was cancelled or its lease lost",
-                )  # fmt: skip
+                return model.put_back(task, execution_id)
+            # Cancelled by an operator or reaped: the task row says so already; close the attempt.
+            return Transition(
+                task.id, execution_id, model.Status.CANCELLED, task.retries, 0.0,
+                "Task stopped", Outcome.CANCELLED, "the task was cancelled or its lease lost",
+            )  # fmt: skip
         except Exception as error:
-            transition = model.attempt_failed(task, execution_id, "Task failed", _describe(error), policy)
-        log.debug("task finished", task_id=task.id, status=transition.status.name, details=transition.details)
-        self._finished(task.id, transition)
+            if isinstance(error, TimeoutError) and deadline.expired():
+                return model.attempt_failed(
+                    task,
+                    execution_id,
+                    "Task timed out",
+                    f"no result after {task.timeout_seconds:g}s",
+                    policy,
+                    outcome=Outcome.TIMED_OUT,
+                )
+            # Includes a TimeoutError of the plugin's own (a connect timeout, say): an ordinary failure.
+            return model.attempt_failed(task, execution_id, "Task failed", _describe(error), policy)
 
     async def _call_plugin(self, task: model.Task) -> Any:
         plugin = self.registry.get(task.type)
