@@ -44,8 +44,11 @@ class Settings(BaseSettings):
     # Control plane.
     server_host: str = "127.0.0.1"
     server_port: int = Field(8080, ge=1, le=65535)
+    cors_origins: str = Field("*", description="comma-separated origins allowed by CORS; * for any")
+    events_poll_interval: float = Field(0.5, gt=0, description="seconds between looks for new events")
 
     # Data plane.
+    # Concurrency of `task-cli serve`, and of the worker inside `task-cli server` (0: none there).
     worker_count: int = Field(10, ge=0, le=10_000)
     task_time_out: float = Field(60.0, gt=0, description="seconds one attempt may run")
     max_retries: int = Field(3, ge=0, le=10)
@@ -83,8 +86,13 @@ class Settings(BaseSettings):
         if self.db_host:
             user = quote(self.db_username, safe="")
             password = f":{quote(self.db_password, safe='')}" if self.db_password else ""
+            host = self.db_host
+            if host.startswith("/"):  # a Unix-socket directory: libpq wants it percent-encoded
+                host = quote(host, safe="")
+            elif ":" in host and not host.startswith("["):  # an IPv6 address
+                host = f"[{host}]"
             return (
-                f"postgresql://{user}{password}@{self.db_host}:{self.db_port}/"
+                f"postgresql://{user}{password}@{host}:{self.db_port}/"
                 f"{quote(self.db_database, safe='')}?sslmode={self.db_ssl_mode}"
             )
         return None

@@ -113,3 +113,17 @@ def upgrade() -> None:
         click.echo(f"database is up to date (revision {after})")
     else:
         click.echo(f"database upgraded from {before or 'empty'} to {after}")
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on [default: SERVER_HOST, 127.0.0.1].")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None, help="Port [default: SERVER_PORT, 8080]."
+)
+@click.pass_context
+def server(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the API server (control plane); with WORKER_COUNT > 0 it also runs tasks itself."""
+    from taskservice.api.server import run_server
+
+    settings = load_settings_or_exit()
+    run_server(settings, host or settings.server_host, port or settings.server_port, ctx.obj["log_level"])

@@ -60,6 +60,35 @@ SELECT * FROM task_executions WHERE task_id = $1 ORDER BY attempt, id;
 -- name: status_counts
 SELECT status, count(*) AS count FROM tasks GROUP BY status;
 
+-- name: queue_depth
+-- Tasks due now and waiting for a worker.
+SELECT count(*) FROM tasks WHERE status IN (0, 6) AND run_at <= now();
+
+-- name: history_after
+-- Status changes with an id above $1 (the event stream), oldest first.
+SELECT h.id, h.task_id, h.status, h.details, h.created_at, t.name AS task_name, t.type AS task_type
+  FROM task_history h
+  JOIN tasks t ON t.id = h.task_id
+ WHERE h.id > $1
+ ORDER BY h.id
+ LIMIT $2;
+
+-- name: last_history_id
+SELECT coalesce(max(id), 0) FROM task_history;
+
+-- name: executions_finished_since
+-- Attempts that finished after $1 (for run-time metrics), oldest first.
+SELECT t.type, e.outcome, extract(epoch FROM e.finished_at - e.started_at)::float8 AS seconds,
+       e.finished_at
+  FROM task_executions e
+  JOIN tasks t ON t.id = e.task_id
+ WHERE e.finished_at > $1
+ ORDER BY e.finished_at
+ LIMIT $2;
+
+-- name: ping
+SELECT 1;
+
 -- name: lock_task
 SELECT * FROM tasks WHERE id = $1 FOR UPDATE;
 
@@ -179,6 +208,12 @@ VALUES ($1, $2, $3, $4, $5)
 
 -- name: stop_worker
 UPDATE workers SET stopped_at = now(), last_heartbeat_at = now() WHERE id = $1;
+
+-- name: live_worker_task_types
+-- The task types that workers heard from within $1 seconds can run.
+SELECT DISTINCT unnest(task_types) AS type
+  FROM workers
+ WHERE stopped_at IS NULL AND last_heartbeat_at > now() - make_interval(secs => $1);
 
 -- name: list_workers
 -- Live workers first, then the most recently gone.

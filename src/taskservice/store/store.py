@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
@@ -57,6 +58,15 @@ class Claim:
 
     task: Task
     execution_id: int
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    """A status change with the name and type of its task (what live clients show)."""
+
+    entry: HistoryEntry
+    task_name: str
+    task_type: str
 
 
 @dataclass(frozen=True)
@@ -197,6 +207,36 @@ class Store:
             counts[Status(row["status"])] = int(row["count"])
         return counts
 
+    async def queue_depth(self) -> int:
+        """Tasks due now and waiting for a worker."""
+        return int(await self.pool.fetchval(query("queue_depth")))
+
+    async def history_after(self, after_id: int, limit: int = 1000) -> list[HistoryEvent]:
+        """Status changes with an id above `after_id`, oldest first, with their task's name and type."""
+        rows = await self.pool.fetch(query("history_after"), after_id, limit)
+        return [
+            HistoryEvent(
+                HistoryEntry(r["id"], r["task_id"], Status(r["status"]), r["details"], r["created_at"]),
+                r["task_name"],
+                r["task_type"],
+            )
+            for r in rows
+        ]
+
+    async def last_history_id(self) -> int:
+        return int(await self.pool.fetchval(query("last_history_id")))
+
+    async def executions_finished_since(
+        self, since: datetime, limit: int = 10_000
+    ) -> list[tuple[str, str, float, datetime]]:
+        """(type, outcome, seconds, finished_at) of attempts finished after `since`, oldest first."""
+        rows = await self.pool.fetch(query("executions_finished_since"), since, limit)
+        return [(r["type"], r["outcome"], r["seconds"], r["finished_at"]) for r in rows]
+
+    async def ping(self) -> None:
+        """Raise unless the database answers."""
+        await self.pool.fetchval(query("ping"))
+
     async def set_status(self, task_id: int, target: Status, message: str = "") -> Task:
         """An operator's status change: only legal transitions, history in the same transaction."""
         async with self.pool.acquire() as conn, conn.transaction():
@@ -281,6 +321,11 @@ class Store:
 
     async def stop_worker(self, worker_id: str) -> None:
         await self.pool.execute(query("stop_worker"), worker_id)
+
+    async def live_worker_task_types(self, within_seconds: float) -> set[str]:
+        """Task types the workers heard from within `within_seconds` can run."""
+        rows = await self.pool.fetch(query("live_worker_task_types"), within_seconds)
+        return {row["type"] for row in rows}
 
     async def list_workers(self, limit: int = 100) -> list[WorkerInfo]:
         rows = await self.pool.fetch(query("list_workers"), limit)

@@ -121,9 +121,9 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set, then shut down gracefully."""
         opts = self.options
-        await self.store.register_worker(
-            self.id, socket.gethostname(), os.getpid(), opts.concurrency, opts.task_types
-        )
+        # Without a filter a worker takes every type its registry knows; the server accepts those too.
+        takes = opts.task_types or tuple(self.registry.names())
+        await self.store.register_worker(self.id, socket.gethostname(), os.getpid(), opts.concurrency, takes)
         log.info("worker started", worker_id=self.id, concurrency=opts.concurrency, types=opts.task_types)
         self._reporter.start()
         self._listener.start()

@@ -64,6 +64,8 @@ def upgrade() -> None:
             result      jsonb
         );
         CREATE INDEX idx_task_executions_task_id ON task_executions (task_id, attempt);
+        -- Run-time metrics read the attempts finished since the last scrape.
+        CREATE INDEX idx_task_executions_finished_at ON task_executions (finished_at);
 
         CREATE TABLE workers (
             id                text PRIMARY KEY,

@@ -1,0 +1,1 @@
+"""The control plane: the Connect API, health, metrics, and the ASGI app that serves them."""

@@ -1,0 +1,55 @@
+"""The wire codecs of our server: bad bytes are the client's error, and JSON shows every field.
+
+connect-python keeps its codecs in a module-level registry (per-handler codecs are on its roadmap);
+we replace its two entries with stricter versions of the same codecs:
+- a body that does not decode is `invalid_argument`, naming the message type, not `unknown`;
+- unknown JSON fields are ignored (as connect-go does);
+- JSON output includes fields at their default value (`"status": "QUEUED"`, `"retries": 0`), which
+  proto3 JSON allows and which makes curl output and dashboards simpler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectrpc import _codec
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+
+
+def _bad_body(message: Message, error: Exception) -> ConnectError:
+    detail = str(error).rstrip(".") or type(error).__name__
+    return ConnectError(
+        Code.INVALID_ARGUMENT, f"request body: not a valid {message.DESCRIPTOR.name}: {detail}"
+    )
+
+
+class StrictProtoBinaryCodec(_codec.ProtoBinaryCodec[Any]):
+    def decode(self, data: bytes | bytearray, message: Any) -> Any:
+        try:
+            return super().decode(data, message)
+        except (DecodeError, ValueError, TypeError) as error:
+            raise _bad_body(message, error) from None
+
+
+class StrictProtoJSONCodec(_codec.ProtoJSONCodec[Any]):
+    def encode(self, message: Message) -> bytes:
+        text: str = json_format.MessageToJson(message, always_print_fields_with_no_presence=True)
+        return text.encode()
+
+    def decode(self, data: bytes | bytearray, message: Any) -> Any:
+        try:
+            # Unknown fields are skipped, as connect-go does, so newer clients keep working.
+            return json_format.Parse(bytes(data), message, ignore_unknown_fields=True)
+        except (json_format.ParseError, ValueError, TypeError, RecursionError) as error:
+            raise _bad_body(message, error) from None
+
+
+def install() -> None:
+    """Make the server use the strict codecs (idempotent)."""
+    binary, json_codec = StrictProtoBinaryCodec(), StrictProtoJSONCodec()
+    _codec._codecs[_codec.CODEC_NAME_PROTO] = binary
+    _codec._codecs[_codec.CODEC_NAME_JSON] = json_codec
+    _codec._codecs[_codec.CODEC_NAME_JSON_CHARSET_UTF8] = json_codec

@@ -1,0 +1,113 @@
+"""Model records to API messages; times as UTC `YYYY-MM-DDTHH:MM:SSZ`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import struct_pb2
+
+from taskservice.gen.cloud.v1 import task_pb2 as pb
+from taskservice.model import Execution, HistoryEntry, Task
+from taskservice.store import HistoryEvent, WorkerInfo
+
+
+def timestamp(value: datetime | None) -> str:
+    """UTC, second precision, `Z` suffix; empty for no time."""
+    if value is None:
+        return ""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def task(t: Task) -> pb.Task:
+    return pb.Task(
+        id=t.id,
+        name=t.name,
+        type=t.type,
+        status=int(t.status),  # type: ignore[arg-type]
+        retries=t.retries,
+        priority=t.priority,
+        created_at=timestamp(t.created_at),
+        payload=pb.Payload(parameters=t.parameters),
+        description=t.description,
+        max_retries=t.max_retries,
+        attempts=t.attempts,
+        updated_at=timestamp(t.updated_at),
+        timeout_seconds=t.timeout_seconds,
+        run_at=timestamp(t.run_at),
+        worker_id=t.lease_owner or "",
+        idempotency_key=t.idempotency_key or "",
+    )
+
+
+def history(entry: HistoryEntry) -> pb.TaskHistory:
+    return pb.TaskHistory(
+        id=entry.id,
+        status=int(entry.status),  # type: ignore[arg-type]
+        created_at=timestamp(entry.created_at),
+        details=entry.details,
+    )
+
+
+def _value(result: Any) -> struct_pb2.Value:
+    value = struct_pb2.Value()
+    if result is None:
+        value.null_value = struct_pb2.NULL_VALUE
+    elif isinstance(result, bool):
+        value.bool_value = result
+    elif isinstance(result, int | float):
+        value.number_value = result
+    elif isinstance(result, str):
+        value.string_value = result
+    elif isinstance(result, dict):
+        value.struct_value.update(result)
+    elif isinstance(result, list):
+        value.list_value.extend(result)
+    else:
+        value.string_value = str(result)
+    return value
+
+
+def execution(e: Execution) -> pb.TaskExecution:
+    duration = (e.finished_at - e.started_at).total_seconds() if e.finished_at else 0.0
+    return pb.TaskExecution(
+        id=e.id,
+        task_id=e.task_id,
+        attempt=e.attempt,
+        worker_id=e.worker_id,
+        started_at=timestamp(e.started_at),
+        finished_at=timestamp(e.finished_at),
+        outcome=e.outcome,
+        error=e.error or "",
+        result=_value(e.result),
+        duration_seconds=duration,
+    )
+
+
+def worker(w: WorkerInfo, alive_within_seconds: float) -> pb.Worker:
+    now = datetime.now(UTC)
+    alive = w.stopped_at is None and (now - w.last_heartbeat_at).total_seconds() <= alive_within_seconds
+    return pb.Worker(
+        id=w.id,
+        host=w.host,
+        pid=w.pid,
+        concurrency=w.concurrency,
+        task_types=w.task_types,
+        started_at=timestamp(w.started_at),
+        last_heartbeat_at=timestamp(w.last_heartbeat_at),
+        stopped_at=timestamp(w.stopped_at),
+        running=w.running,
+        alive=alive,
+    )
+
+
+def event(e: HistoryEvent) -> pb.TaskEvent:
+    return pb.TaskEvent(
+        id=e.entry.id,
+        task_id=e.entry.task_id,
+        status=int(e.entry.status),  # type: ignore[arg-type]
+        details=e.entry.details,
+        created_at=timestamp(e.entry.created_at),
+        task_name=e.task_name,
+        task_type=e.task_type,
+    )

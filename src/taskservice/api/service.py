@@ -1,0 +1,213 @@
+"""The Connect service `cloud.v1.TaskManagementService`: validate, call the store, map errors to codes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import asyncpg
+import structlog
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.request import RequestContext
+from google.protobuf import empty_pb2
+
+from taskservice.api import convert, validation
+from taskservice.api.events import EventHub, SubscriberTooSlow
+from taskservice.api.validation import InvalidArgument
+from taskservice.gen.cloud.v1 import task_pb2 as pb
+from taskservice.model import IllegalTransition, Status
+from taskservice.plugins import Registry
+from taskservice.store import OPERATOR_TARGETS, Store, TaskNotFound
+
+log = structlog.get_logger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+KEEPALIVE_SECONDS = 15.0
+
+
+def connect_errors(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Turn our exceptions into Connect errors; anything unexpected is logged, never shown."""
+
+    @wraps(handler)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await handler(*args, **kwargs)
+        except ConnectError:
+            raise
+        except InvalidArgument as error:
+            raise ConnectError(Code.INVALID_ARGUMENT, str(error)) from None
+        except TaskNotFound as error:
+            raise ConnectError(Code.NOT_FOUND, str(error)) from None
+        except IllegalTransition as error:
+            raise ConnectError(Code.FAILED_PRECONDITION, str(error)) from None
+        except (OSError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError) as error:
+            log.error("database unavailable", rpc=handler.__name__, error=str(error))
+            raise ConnectError(Code.UNAVAILABLE, "the database is unavailable; try again") from None
+        except Exception:
+            log.exception("unexpected error", rpc=handler.__name__)
+            raise ConnectError(Code.INTERNAL, "internal error; the server log has the details") from None
+
+    return wrapper
+
+
+class TaskService:
+    """Implements every RPC; `store` and `events` are set when the server starts."""
+
+    def __init__(self, registry: Registry, worker_alive_seconds: float) -> None:
+        self.registry = registry
+        self.worker_alive_seconds = worker_alive_seconds
+        self._store: Store | None = None
+        self._events: EventHub | None = None
+
+    def attach(self, store: Store, events: EventHub) -> None:
+        self._store, self._events = store, events
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise ConnectError(Code.UNAVAILABLE, "the server is starting; try again")
+        return self._store
+
+    async def task_types(self, *wanted: str) -> set[str]:
+        """Types this server's registry knows, plus those live workers run (asked only when needed)."""
+        local = set(self.registry.names())
+        if wanted and local.issuperset(wanted):
+            return local
+        return local | await self.store.live_worker_task_types(self.worker_alive_seconds)
+
+    # -- the original's methods --------------------------------------------------------------
+
+    @connect_errors
+    async def create_task(
+        self, request: pb.CreateTaskRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.CreateTaskResponse:
+        new = validation.new_task(request, await self.task_types(request.type))
+        task_id, created = await self.store.create_task(new)
+        return pb.CreateTaskResponse(id=task_id, existing=not created)
+
+    @connect_errors
+    async def get_task(self, request: pb.GetTaskRequest, ctx: RequestContext[Any, Any]) -> pb.Task:
+        return convert.task(await self.store.get_task(validation.task_id(request.id)))
+
+    @connect_errors
+    async def list_tasks(self, request: pb.TaskListRequest, ctx: RequestContext[Any, Any]) -> pb.TaskList:
+        status, kind, name, limit, offset = validation.list_request(request)
+        filters: dict[str, Any] = {"status": status, "task_type": kind, "name_contains": name}
+        tasks, total = await asyncio.gather(
+            self.store.list_tasks(**filters, limit=limit, offset=offset), self.store.count_tasks(**filters)
+        )
+        return pb.TaskList(tasks=[convert.task(t) for t in tasks], total=total)
+
+    @connect_errors
+    async def get_task_history(
+        self, request: pb.GetTaskHistoryRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.GetTaskHistoryResponse:
+        entries = await self.store.history(validation.task_id(request.id))
+        return pb.GetTaskHistoryResponse(history=[convert.history(e) for e in entries])
+
+    @connect_errors
+    async def update_task_status(
+        self, request: pb.UpdateTaskStatusRequest, ctx: RequestContext[Any, Any]
+    ) -> empty_pb2.Empty:
+        task_id = validation.task_id(request.id)
+        target = validation.status(request.status)
+        message = validation.message(request.message)
+        if target not in OPERATOR_TARGETS:
+            allowed = ", ".join(s.name for s in sorted(OPERATOR_TARGETS))
+            raise ConnectError(
+                Code.FAILED_PRECONDITION,
+                f"status: {target.name} is set by workers; a client may set {allowed}",
+            )
+        await self.store.set_status(task_id, target, message)
+        return empty_pb2.Empty()
+
+    @connect_errors
+    async def get_status(
+        self, request: pb.GetStatusRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.GetStatusResponse:
+        counts = await self.store.status_counts()
+        return pb.GetStatusResponse(status_counts={int(s): n for s, n in counts.items()})
+
+    # -- ours ---------------------------------------------------------------------------------
+
+    @connect_errors
+    async def create_tasks(
+        self, request: pb.CreateTasksRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.CreateTasksResponse:
+        news = validation.new_tasks(request, await self.task_types(*(t.type for t in request.tasks)))
+        created = await self.store.create_tasks(news)
+        return pb.CreateTasksResponse(ids=[task_id for task_id, _ in created])
+
+    @connect_errors
+    async def cancel_task(self, request: pb.CancelTaskRequest, ctx: RequestContext[Any, Any]) -> pb.Task:
+        task_id = validation.task_id(request.id)
+        reason = validation.message(request.reason, "reason")
+        return convert.task(await self.store.set_status(task_id, Status.CANCELLED, reason))
+
+    @connect_errors
+    async def retry_task(self, request: pb.RetryTaskRequest, ctx: RequestContext[Any, Any]) -> pb.Task:
+        task_id = validation.task_id(request.id)
+        reason = validation.message(request.reason, "reason")
+        task = await self.store.get_task(task_id)
+        if not task.status.finished:
+            raise ConnectError(
+                Code.FAILED_PRECONDITION,
+                f"task {task_id} is {task.status.name}; only a finished task "
+                "(SUCCEEDED, FAILED or CANCELLED) can be retried",
+            )
+        return convert.task(await self.store.set_status(task_id, Status.QUEUED, reason or "retried"))
+
+    @connect_errors
+    async def list_task_executions(
+        self, request: pb.ListTaskExecutionsRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.ListTaskExecutionsResponse:
+        executions = await self.store.executions(validation.task_id(request.id))
+        return pb.ListTaskExecutionsResponse(executions=[convert.execution(e) for e in executions])
+
+    @connect_errors
+    async def list_workers(
+        self, request: pb.ListWorkersRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.ListWorkersResponse:
+        workers = await self.store.list_workers()
+        return pb.ListWorkersResponse(workers=[convert.worker(w, self.worker_alive_seconds) for w in workers])
+
+    @connect_errors
+    async def list_task_types(
+        self, request: pb.ListTaskTypesRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.ListTaskTypesResponse:
+        return pb.ListTaskTypesResponse(types=sorted(await self.task_types()))
+
+    async def watch_events(
+        self, request: pb.WatchEventsRequest, ctx: RequestContext[Any, Any]
+    ) -> AsyncIterator[pb.TaskEvent]:
+        if self._events is None:
+            raise ConnectError(Code.UNAVAILABLE, "the server is starting; try again")
+        events = self._events.subscribe()
+        next_event = None
+        try:
+            while True:
+                next_event = next_event or asyncio.ensure_future(anext(events))
+                done, _ = await asyncio.wait({next_event}, timeout=KEEPALIVE_SECONDS)
+                if not done:
+                    yield pb.TaskEvent(keepalive=True)
+                    continue
+                try:
+                    event = next_event.result()
+                except SubscriberTooSlow:
+                    raise ConnectError(
+                        Code.RESOURCE_EXHAUSTED, "this client fell too far behind; reconnect"
+                    ) from None
+                next_event = None
+                yield convert.event(event)
+        finally:
+            if next_event is not None:
+                next_event.cancel()
+                with contextlib.suppress(BaseException):
+                    await next_event
+            await events.aclose()

@@ -1,0 +1,132 @@
+"""Every rule a request must meet, in one place; a broken rule names the field and the rule."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection
+
+from taskservice.gen.cloud.v1 import task_pb2 as pb
+from taskservice.model import NewTask, Status
+
+NAME_MAX = 255
+DESCRIPTION_MAX = 5000
+PARAMETER_KEY = re.compile(r"^[a-zA-Z0-9_-]+$")
+PARAMETER_KEY_MAX = 255
+PARAMETER_VALUE_MAX = 1024
+MESSAGE_MAX = 2000
+PRIORITY_MAX = 1000
+MAX_RETRIES_MAX = 10
+TIMEOUT_MAX = 86_400.0
+DELAY_MAX = 31_536_000.0
+IDEMPOTENCY_KEY_MAX = 255
+LIST_LIMIT_MAX = 100
+LIST_LIMIT_DEFAULT = 30
+BATCH_MAX = 1000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class InvalidArgument(ValueError):
+    """A request broke a rule; `field` is the path of the field (e.g. `tasks[2].name`)."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field, self.rule = field, rule
+
+
+def _text(field: str, value: str, maximum: int, *, required: bool = False, single_line: bool = False) -> str:
+    if required and not value.strip():
+        raise InvalidArgument(field, "is required and must not be blank")
+    if len(value) > maximum:
+        raise InvalidArgument(field, f"must be at most {maximum} characters (got {len(value)})")
+    if "\x00" in value:
+        raise InvalidArgument(field, "must not contain NUL characters")
+    if single_line and _CONTROL.search(value):
+        raise InvalidArgument(field, "must not contain control characters (such as line breaks)")
+    return value
+
+
+def _number(field: str, value: float, low: float, high: float, *, low_open: bool = False) -> float:
+    if math.isnan(value) or value > high or value < low or (low_open and value == low):
+        bound = f"> {low:g}" if low_open else f">= {low:g}"
+        raise InvalidArgument(field, f"must be {bound} and <= {high:g} (got {value:g})")
+    return value
+
+
+def task_id(value: int, field: str = "id") -> int:
+    if value < 1:
+        raise InvalidArgument(field, f"must be >= 1 (got {value})")
+    return value
+
+
+def new_task(request: pb.CreateTaskRequest, task_types: Collection[str], prefix: str = "") -> NewTask:
+    """A valid CreateTaskRequest as a NewTask, or InvalidArgument for the first broken rule."""
+    name = _text(f"{prefix}name", request.name, NAME_MAX, required=True, single_line=True)
+    kind = _text(f"{prefix}type", request.type, NAME_MAX, required=True, single_line=True)
+    if kind not in task_types:
+        known = ", ".join(sorted(task_types)) or "none"
+        raise InvalidArgument(f"{prefix}type", f"unknown task type {kind!r}; registered types: {known}")
+    if not request.HasField("payload"):
+        raise InvalidArgument(f"{prefix}payload", "is required (send an empty parameters map for none)")
+    parameters = dict(request.payload.parameters)
+    for key, value in parameters.items():
+        field = f"{prefix}payload.parameters[{key!r}]"
+        if not PARAMETER_KEY.match(key) or len(key) > PARAMETER_KEY_MAX:
+            raise InvalidArgument(
+                field, f"key must match ^[a-zA-Z0-9_-]+$ and be at most {PARAMETER_KEY_MAX} characters"
+            )
+        _text(field, value, PARAMETER_VALUE_MAX)
+    description = _text(f"{prefix}description", request.description, DESCRIPTION_MAX)
+    priority = int(_number(f"{prefix}priority", request.priority, 0, PRIORITY_MAX))
+    max_retries = None
+    if request.HasField("max_retries"):
+        max_retries = int(_number(f"{prefix}max_retries", request.max_retries, 0, MAX_RETRIES_MAX))
+    timeout = None
+    if request.HasField("timeout_seconds"):
+        timeout = _number(f"{prefix}timeout_seconds", request.timeout_seconds, 0, TIMEOUT_MAX, low_open=True)
+    key = _text(f"{prefix}idempotency_key", request.idempotency_key, IDEMPOTENCY_KEY_MAX, single_line=True)
+    delay = _number(f"{prefix}delay_seconds", request.delay_seconds, 0, DELAY_MAX)
+    return NewTask(
+        name=name,
+        type=kind,
+        parameters=parameters,
+        description=description,
+        priority=priority,
+        max_retries=max_retries,
+        timeout_seconds=timeout,
+        idempotency_key=key or None,
+        delay_seconds=delay,
+    )
+
+
+def new_tasks(request: pb.CreateTasksRequest, task_types: Collection[str]) -> list[NewTask]:
+    count = len(request.tasks)
+    if not 1 <= count <= BATCH_MAX:
+        raise InvalidArgument("tasks", f"must hold 1 to {BATCH_MAX} tasks (got {count})")
+    return [new_task(t, task_types, prefix=f"tasks[{i}].") for i, t in enumerate(request.tasks)]
+
+
+def status(value: int, field: str = "status") -> Status:
+    try:
+        return Status(value)
+    except ValueError:
+        known = ", ".join(f"{s.name} ({s.value})" for s in Status)
+        raise InvalidArgument(field, f"unknown status {value}; known: {known}") from None
+
+
+def message(value: str, field: str = "message") -> str:
+    return _text(field, value, MESSAGE_MAX)
+
+
+def list_request(request: pb.TaskListRequest) -> tuple[Status | None, str | None, str | None, int, int]:
+    """(status, type, name_contains, limit, offset) of a valid ListTasks request."""
+    if request.limit < 0 or request.limit > LIST_LIMIT_MAX:
+        raise InvalidArgument(
+            "limit", f"must be 1 to {LIST_LIMIT_MAX}, or 0 for {LIST_LIMIT_DEFAULT} (got {request.limit})"
+        )
+    if request.offset < 0:
+        raise InvalidArgument("offset", f"must be >= 0 (got {request.offset})")
+    wanted = status(request.status) if request.HasField("status") else None
+    kind = _text("type", request.type, NAME_MAX, single_line=True) if request.HasField("type") else None
+    name = _text("name_contains", request.name_contains, NAME_MAX, single_line=True)
+    return wanted, kind or None, name or None, request.limit or LIST_LIMIT_DEFAULT, request.offset
