@@ -100,10 +100,12 @@ class Settings(BaseSettings):
 
 def _one_line(error: ValidationError) -> str:
     first = error.errors()[0]
-    name = "_".join(str(part) for part in first["loc"]).upper() or "settings"
+    message = first["msg"].removeprefix("Value error, ")
+    if not first["loc"]:  # a rule across settings: its message names them
+        return f"invalid settings: {message}"
+    name = "_".join(str(part) for part in first["loc"]).upper()
     value = first.get("input")
     shown = f"={value!r}" if isinstance(value, str | int | float) else ""
-    message = first["msg"].removeprefix("Value error, ")
     return f"invalid setting {name}{shown}: {message}"
 
 

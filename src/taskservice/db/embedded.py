@@ -26,6 +26,16 @@ def _pid_list(data_dir: Path) -> Path:
     return data_dir / ".handle_pids.json"
 
 
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs; a zombie (killed, not yet reaped by its parent) never will again."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
 def _prune_dead_pids(data_dir: Path) -> None:
     path = _pid_list(data_dir)
     if not path.exists():
@@ -34,7 +44,7 @@ def _prune_dead_pids(data_dir: Path) -> None:
         pids = [int(pid) for pid in json.loads(path.read_text() or "[]")]
     except (ValueError, TypeError):
         pids = []
-    alive = [pid for pid in pids if psutil.pid_exists(pid)]
+    alive = [pid for pid in pids if _alive(pid)]
     if alive != pids:
         log.info("embedded postgres: pruning dead pids %s", sorted(set(pids) - set(alive)))
         path.write_text(json.dumps(alive))
@@ -78,4 +88,4 @@ def running_pid(data_dir: Path) -> int | None:
         pid = int(pid_file.read_text().split("\n", 1)[0])
     except (OSError, ValueError):
         return None
-    return pid if psutil.pid_exists(pid) else None
+    return pid if _alive(pid) else None
