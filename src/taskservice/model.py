@@ -127,6 +127,7 @@ class Execution:
     outcome: str
     error: str | None
     result: Any
+    started_after_seconds: float = 0.0  # since the task was created
 
 
 @dataclass(frozen=True)

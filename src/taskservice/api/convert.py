@@ -81,6 +81,7 @@ def execution(e: Execution) -> pb.TaskExecution:
         error=e.error or "",
         result=_value(e.result),
         duration_seconds=duration,
+        started_after_seconds=e.started_after_seconds,
     )
 
 

@@ -55,7 +55,11 @@ SELECT count(*)
 SELECT * FROM task_history WHERE task_id = $1 ORDER BY created_at, id;
 
 -- name: task_executions
-SELECT * FROM task_executions WHERE task_id = $1 ORDER BY attempt, id;
+SELECT e.*, extract(epoch FROM e.started_at - t.created_at)::float8 AS started_after_seconds
+  FROM task_executions e
+  JOIN tasks t ON t.id = e.task_id
+ WHERE e.task_id = $1
+ ORDER BY e.attempt, e.id;
 
 -- name: status_counts
 SELECT status, count(*) AS count FROM tasks GROUP BY status;
