@@ -8,20 +8,23 @@ import email.policy
 import smtplib
 import socket
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 import pytest
 from aiosmtpd.controller import Controller
+from psycopg import sql
 
 from taskservice.config import Settings
+from taskservice.db.connect import ensure_database, with_user
 from taskservice.plugins import PermanentFailure, Registry, UnknownPluginType, is_async
 from taskservice.plugins.email import SendEmail
-from taskservice.plugins.query import SANDBOX_DATABASE, RunQuery
+from taskservice.plugins.query import SANDBOX_DATABASE, SANDBOX_ROLE, RunQuery
 from taskservice.plugins.sleep import Sleep
 
 # -- send_email ------------------------------------------------------------------------------------
@@ -339,6 +342,171 @@ def test_query_one_instance_serves_several_event_loops(settings: Settings) -> No
     for _ in range(2):
         result = asyncio.run(plugin.run({"query": "SELECT 1"}))
         assert result["rows"] == [[1]]
+
+
+# -- run_query: the sandbox role ------------------------------------------------------------------
+
+
+@pytest.fixture
+def scratch_role(pg_server_url: str) -> Iterator[Callable[[LiteralString | None], str]]:
+    """Makes roles of this test's own (`CREATE ROLE name <options>`, or just a name when None).
+
+    They are dropped afterwards with whatever was granted to them; the shared sandbox role is not.
+    """
+    names: list[str] = []
+
+    def make(options: LiteralString | None) -> str:
+        name = f"ts_role_{uuid.uuid4().hex[:12]}"
+        names.append(name)
+        if options is not None:
+            with psycopg.connect(pg_server_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE ROLE {} " + options).format(sql.Identifier(name)))
+        return name
+
+    yield make
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        for name in names:
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
+                conn.execute(sql.SQL("DROP OWNED BY {0}; DROP ROLE {0}").format(sql.Identifier(name)))
+
+
+def _run_query_as(role: str, settings: Settings) -> RunQuery:
+    """RunQuery whose sandbox role is `role` rather than the shared one."""
+
+    class Plugin(RunQuery):
+        sandbox_role = role
+
+    return Plugin(settings)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "postgresql://postgres:@/taskservice?host=/some/socket/dir",
+            "postgresql://sandbox@/taskservice?host=/some/socket/dir",
+        ),
+        (
+            "postgresql://user:p%40ss@db.example:5433/tasks?sslmode=require",
+            "postgresql://sandbox@db.example:5433/tasks?sslmode=require",
+        ),
+        ("postgresql://127.0.0.1:5432/postgres", "postgresql://sandbox@127.0.0.1:5432/postgres"),
+        ("postgresql://u@[::1]:5432/db", "postgresql://sandbox@[::1]:5432/db"),
+        ("postgresql://u@h1:5432,h2:5433/db", "postgresql://sandbox@h1:5432,h2:5433/db"),
+        (
+            "postgresql:///db?user=u&password=secret&sslmode=disable",
+            "postgresql://sandbox@/db?sslmode=disable",
+        ),
+    ],
+)
+def test_with_user_replaces_only_the_user_and_drops_the_password(url: str, expected: str) -> None:
+    assert with_user(url, "sandbox") == expected
+
+
+async def test_query_sandbox_runs_as_a_low_privilege_role(settings: Settings, pg_server_url: str) -> None:
+    result = await RunQuery(settings).run({"query": "SELECT current_user, session_user"})
+
+    assert result["rows"] == [[SANDBOX_ROLE, SANDBOX_ROLE]]
+    with psycopg.connect(pg_server_url) as conn:
+        attributes = conn.execute(
+            "SELECT rolsuper, rolcreatedb, rolcreaterole, rolinherit, rolreplication, rolbypassrls,"
+            " rolcanlogin FROM pg_roles WHERE rolname = %s",
+            (SANDBOX_ROLE,),
+        ).fetchone()
+    assert attributes == (False, False, False, False, False, False, True)
+
+
+async def test_query_sandbox_cannot_run_programs(settings: Settings) -> None:
+    with pytest.raises(PermanentFailure, match=r"permission denied|must be superuser"):
+        await RunQuery(settings).run({"query": "COPY (SELECT 1) TO PROGRAM 'true'"})
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT pg_read_file('/etc/hostname')",
+        "SELECT pg_read_binary_file('/etc/hostname')",
+        "SELECT pg_stat_file('/etc/hostname')",
+        "SELECT pg_ls_dir('.')",
+        "COPY (SELECT 1) TO '/tmp/taskservice-sandbox-copy'",
+    ],
+)
+async def test_query_sandbox_cannot_reach_server_files(settings: Settings, query: str) -> None:
+    with pytest.raises(PermanentFailure, match=r"permission denied|must be superuser"):
+        await RunQuery(settings).run({"query": query})
+
+
+async def test_query_sandbox_still_reads_constants_and_catalogs(settings: Settings) -> None:
+    plugin = RunQuery(settings)
+
+    result = await plugin.run(
+        {"query": "SELECT count(*) > 0 AS found FROM pg_class WHERE relname = 'pg_class'"}
+    )
+    assert result == {"row_count": 1, "columns": ["found"], "rows": [[True]]}
+    result = await plugin.run({"query": "SELECT upper('abc') AS s, now() IS NOT NULL AS t"})
+    assert result["rows"] == [["ABC", True]]
+
+
+async def test_query_database_url_keeps_its_own_role(settings: Settings, database_url: str) -> None:
+    plugin = RunQuery(settings.model_copy(update={"query_database_url": database_url}))
+
+    result = await plugin.run({"query": "SELECT current_user"})
+
+    with psycopg.connect(database_url) as conn:
+        assert result["rows"] == [list(conn.execute("SELECT current_user").fetchone() or ())]
+    assert result["rows"] != [[SANDBOX_ROLE]]
+
+
+async def test_query_fails_permanently_when_the_sandbox_role_cannot_be_created(
+    settings: Settings, pg_server_url: str, scratch_role: Callable[[LiteralString | None], str]
+) -> None:
+    ensure_database(pg_server_url, SANDBOX_DATABASE)  # so the failure is about the role, not the database
+    service_role = scratch_role("LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB")
+    settings = settings.model_copy(update={"database_url": with_user(settings.database_url, service_role)})
+    plugin = _run_query_as(scratch_role(None), settings)  # a role that does not exist yet
+
+    with pytest.raises(
+        PermanentFailure,
+        match=r"needs QUERY_DATABASE_URL pointing at a low-privilege role.*permission denied to create role",
+    ):
+        await plugin.run({"query": "SELECT 1"})
+
+
+async def test_query_fails_permanently_when_the_sandbox_role_cannot_log_in(
+    settings: Settings, scratch_role: Callable[[LiteralString | None], str]
+) -> None:
+    plugin = _run_query_as(scratch_role("NOLOGIN"), settings)
+
+    with pytest.raises(
+        PermanentFailure,
+        match=r"needs QUERY_DATABASE_URL pointing at a low-privilege role.*not permitted to log in",
+    ):
+        await plugin.run({"query": "SELECT 1"})
+
+
+@pytest.mark.parametrize(
+    ("options", "grant"),
+    [
+        ("LOGIN SUPERUSER", None),
+        ("LOGIN BYPASSRLS", None),
+        ("LOGIN", "pg_execute_server_program"),
+        ("LOGIN", "pg_read_server_files"),
+    ],
+)
+async def test_query_refuses_a_sandbox_role_with_privileges(
+    settings: Settings,
+    pg_server_url: str,
+    scratch_role: Callable[[LiteralString | None], str],
+    options: LiteralString,
+    grant: str | None,
+) -> None:
+    role = scratch_role(options)
+    if grant:
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(grant), sql.Identifier(role)))
+
+    with pytest.raises(PermanentFailure, match="run_query will not use it"):
+        await _run_query_as(role, settings).run({"query": "SELECT 1"})
 
 
 # -- sleep -----------------------------------------------------------------------------------------

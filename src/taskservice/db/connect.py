@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import psycopg
@@ -31,6 +31,21 @@ def with_database(url: str, name: str) -> str:
     """The same server as `url`, another database."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def with_user(url: str, user: str) -> str:
+    """The same server and database as `url`, logging in as `user` with no password.
+
+    Only the user changes: host, port, socket directory (`?host=...`) and other options stay; a
+    password, in the authority or in the query string, is dropped, as is a `user` option there.
+    """
+    parts = urlsplit(url)
+    host_port = parts.netloc.rpartition("@")[2]
+    query = parts.query
+    options = parse_qsl(query, keep_blank_values=True)
+    if any(key in ("user", "password") for key, _ in options):
+        query = urlencode([(key, value) for key, value in options if key not in ("user", "password")])
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}@{host_port}", query=query))
 
 
 def ensure_database(url: str, name: str) -> None:

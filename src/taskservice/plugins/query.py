@@ -6,16 +6,22 @@ import asyncio
 import math
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 import psycopg
+from psycopg import sql
 
 from taskservice.config import Settings, get_settings
 from taskservice.db import connect
 from taskservice.plugins import PermanentFailure
 
 SANDBOX_DATABASE = "taskservice_sandbox"
+# The role run_query logs in as on the sandbox database: READ ONLY is no security boundary on its own
+# (a superuser can still `COPY ... TO PROGRAM` or `pg_read_file()` in a read-only transaction).
+SANDBOX_ROLE = "taskservice_sandbox"
+# Predefined roles that would let the sandbox role reach the server's files or run programs.
+DANGEROUS_ROLES = ("pg_execute_server_program", "pg_read_server_files", "pg_write_server_files")
 FETCH_BATCH = 1000
 # SQLSTATE classes of errors that are about the server's state, not the query: worth a retry.
 # 08 connection exception, 40 transaction rollback, 53 insufficient resources,
@@ -50,13 +56,99 @@ def _json_value(value: object) -> JSONValue:
     return str(value)
 
 
+def _sandbox_role_needed(role: str, detail: str) -> str:
+    return (
+        "run_query needs QUERY_DATABASE_URL pointing at a low-privilege role, or permission to create "
+        f"the {role} role and to log in as it without a password (server said: {detail})"
+    )
+
+
+def _ensure(conn: psycopg.Connection[Any], done: sql.SQL | sql.Composed, do: sql.SQL | sql.Composed) -> None:
+    """Run `do` unless `done` (a query of one boolean) says it is done; safe when processes race.
+
+    A concurrent process doing the same may make `do` fail (duplicate role, "tuple concurrently
+    updated"); that failure is ignored when `done` then holds.
+    """
+
+    def is_done() -> bool:
+        row = conn.execute(done).fetchone()
+        return bool(row and row[0])
+
+    if is_done():
+        return
+    try:
+        conn.execute(do)
+    except psycopg.Error:
+        if not is_done():
+            raise
+
+
+def _prepare_sandbox_role(service: str, sandbox: str, name: str) -> None:
+    """Create the role `name` unless it exists, and let it connect to the sandbox database only.
+
+    `service` and `sandbox` are URLs of the service's role on its own and on the sandbox database.
+    Raises psycopg.errors.InsufficientPrivilege when the service's role may not do this.
+    """
+    role, database = sql.Identifier(name), sql.Identifier(SANDBOX_DATABASE)
+    with psycopg.connect(service, autocommit=True) as conn:
+        _ensure(
+            conn,
+            sql.SQL("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = {})").format(name),
+            sql.SQL(
+                "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
+            ).format(role),
+        )
+        # The role may have been made (or changed) by someone else: refuse one that is no sandbox.
+        row = conn.execute(
+            "SELECT rolsuper OR rolbypassrls OR EXISTS ("
+            " SELECT FROM unnest(%s::name[]) AS d WHERE pg_has_role(pg_roles.oid, d, 'MEMBER'))"
+            " FROM pg_roles WHERE rolname = %s",
+            (list(DANGEROUS_ROLES), name),
+        ).fetchone()
+        if row and row[0]:
+            raise PermanentFailure(
+                f"the role {name} is a superuser, bypasses row-level security or is a member of "
+                f"one of {', '.join(DANGEROUS_ROLES)}: run_query will not use it; make it an ordinary "
+                "role, or set QUERY_DATABASE_URL to a low-privilege role"
+            )
+        _ensure(
+            conn,
+            # Granted to the role itself, not just through PUBLIC (which an operator may revoke).
+            sql.SQL(
+                "SELECT EXISTS (SELECT FROM pg_database, aclexplode(datacl) AS acl"
+                " WHERE datname = {} AND acl.grantee = {}::regrole AND acl.privilege_type = 'CONNECT')"
+            ).format(SANDBOX_DATABASE, name),
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, role),
+        )
+    with psycopg.connect(sandbox, autocommit=True) as conn:
+        # PostgreSQL 15 and later already keep PUBLIC from creating objects in schema public.
+        _ensure(
+            conn,
+            sql.SQL("SELECT NOT has_schema_privilege('public', 'public', 'CREATE')"),
+            sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"),
+        )
+
+
 class RunQuery:
     """Runs `query` in a READ ONLY transaction with a statement timeout; returns the first rows.
 
     The target is QUERY_DATABASE_URL, else the database `taskservice_sandbox` next to the service's own
     (created on first use). Every run has a connection of its own, so the plugin works on any event
     loop and no session state (`SET ...`) leaks from one task to the next.
+
+    A read-only transaction does not stop a privileged role from running programs or reading the
+    server's files (`COPY ... TO PROGRAM`, `pg_read_file()`), so the sandbox is queried as the role
+    `taskservice_sandbox`, not as the service's own (often a superuser): on first use the service
+    creates that role (NOSUPERUSER, NOCREATEDB, NOCREATEROLE, NOINHERIT, NOREPLICATION, NOBYPASSRLS,
+    no password) and lets it connect to the sandbox database. That needs the service's role to have
+    CREATEROLE (or the role to exist already) and the server to let the role log in without a
+    password from where the service runs (as the embedded server does). Otherwise set
+    QUERY_DATABASE_URL. The role in QUERY_DATABASE_URL is the operator's choice and is used as it is:
+    it should be a low-privilege role (not a superuser, not a member of pg_execute_server_program,
+    pg_read_server_files or pg_write_server_files) that can read only what queries may see.
     """
+
+    sandbox_role: ClassVar[str] = SANDBOX_ROLE  # the role's name; a subclass may pick another
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
@@ -66,7 +158,18 @@ class RunQuery:
         query: object = parameters.get("query")
         if not isinstance(query, str) or not query.strip():
             raise PermanentFailure("query is required: one SQL statement to run read-only")
-        conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(await self._target_url())
+        target = await self._target_url()
+        try:
+            conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(target)
+        except (
+            asyncpg.exceptions.InvalidAuthorizationSpecificationError,  # 28...: no such role, bad password
+            asyncpg.exceptions.InsufficientPrivilegeError,  # no CONNECT on the database
+        ) as error:
+            if self.settings.query_database_url:
+                raise
+            raise PermanentFailure(
+                _sandbox_role_needed(self.sandbox_role, f"cannot log in as {self.sandbox_role}: {error}")
+            ) from None
         try:
             return await self._run(conn, query)
         finally:
@@ -89,7 +192,12 @@ class RunQuery:
                 f"cannot create the sandbox database {SANDBOX_DATABASE!r} ({error}); "
                 "create it, or set QUERY_DATABASE_URL"
             ) from None
-        return connect.with_database(service, SANDBOX_DATABASE)
+        sandbox = connect.with_database(service, SANDBOX_DATABASE)
+        try:
+            _prepare_sandbox_role(service, sandbox, self.sandbox_role)
+        except psycopg.errors.InsufficientPrivilege as error:
+            raise PermanentFailure(_sandbox_role_needed(self.sandbox_role, str(error))) from None
+        return connect.with_user(sandbox, self.sandbox_role)
 
     async def _run(self, conn: asyncpg.Connection[asyncpg.Record], query: str) -> dict[str, Any]:
         settings = self.settings
