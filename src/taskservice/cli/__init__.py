@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from taskservice.cli import tasks  # noqa: F401  (registers the task commands)
 from taskservice.cli.main import cli
 
 

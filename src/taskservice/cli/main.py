@@ -32,6 +32,12 @@ class AliasedGroup(click.Group):
         return (command.name if command else None), command, rest
 
 
+def add_alias(group: click.Group, command: str, *aliases: str) -> None:
+    """Let `command` of `group` (an AliasedGroup) also be called by `aliases`."""
+    assert isinstance(group, AliasedGroup)
+    group.add_alias(command, *aliases)
+
+
 def load_settings_or_exit() -> Settings:
     """The settings; a wrong value ends the command with one line naming the variable."""
     try:
