@@ -112,7 +112,8 @@ def end2end(ctx: click.Context, num_tasks: int, timeout: float, output: str) -> 
                     detail=f"succeeded {now.succeeded}  failed {now.failed}  cancelled {now.cancelled}",
                 )  # fmt: skip
         elapsed = time.monotonic() - created
-        waits, runs = [], []
+        waits: list[float] = []
+        runs: list[float] = []
         for task_id in ids[: min(len(ids), 1000)]:  # a sample is enough for percentiles
             executions = client.list_task_executions(pb.ListTaskExecutionsRequest(id=task_id)).executions
             if executions:

@@ -103,7 +103,7 @@ def up(ctx: click.Context, workers: int, concurrency: int | None, host: str | No
             gone = [child for child in children if child.poll() is not None]
             if gone:
                 raise click.ClickException(
-                    f"process {gone[0].args} exited with code {gone[0].returncode}; stopping everything"
+                    f"process {gone[0].args!r} exited with code {gone[0].returncode}; stopping everything"
                 )
             time.sleep(0.5)
         click.echo("\nStopping...")
