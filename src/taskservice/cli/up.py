@@ -86,14 +86,17 @@ def up(ctx: click.Context, workers: int, concurrency: int | None, host: str | No
     try:
         address = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         _wait_ready(address, server)
-        per_worker = ["--concurrency", str(concurrency)] if concurrency else []
-        children += [_spawn(["--log-level", level, "serve", *per_worker], env) for _ in range(workers)]
+        # The server runs no tasks itself (WORKER_COUNT=0 above); each worker runs this many at once.
+        per_worker = concurrency or settings.worker_count or 10
+        children += [
+            _spawn(["--log-level", level, "serve", "--concurrency", str(per_worker)], env) for _ in range(workers)
+        ]
         click.echo(
             f"\ntaskservice is up.\n"
             f"  Dashboard  {address}/\n"
             f"  API        {address}/cloud.v1.TaskManagementService/<Method>\n"
             f"  Metrics    {address}/metrics\n"
-            f"  Workers    {workers} process(es), {concurrency or settings.worker_count} tasks each\n\n"
+            f"  Workers    {workers} process(es), {per_worker} tasks each\n\n"
             f"Try:        task-cli --address {address} end2end\n"
             f"More workers, here or on a machine that reaches this database:\n"
             f"            DATABASE_URL='{url}' task-cli serve\n\n"
