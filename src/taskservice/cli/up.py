@@ -88,9 +88,8 @@ def up(ctx: click.Context, workers: int, concurrency: int | None, host: str | No
         _wait_ready(address, server)
         # The server runs no tasks itself (WORKER_COUNT=0 above); each worker runs this many at once.
         per_worker = concurrency or settings.worker_count or 10
-        children += [
-            _spawn(["--log-level", level, "serve", "--concurrency", str(per_worker)], env) for _ in range(workers)
-        ]
+        worker_args = ["--log-level", level, "serve", "--concurrency", str(per_worker)]
+        children += [_spawn(worker_args, env) for _ in range(workers)]
         click.echo(
             f"\ntaskservice is up.\n"
             f"  Dashboard  {address}/\n"
