@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev lint check pytest
+.PHONY: run test install install-dev browser proto lint pytest
 
 # Install and start everything on this machine: embedded PostgreSQL, server, workers, dashboard.
 run: install
@@ -20,10 +20,19 @@ $(PY):
 install: $(PY)
 	$(PY) -m pip install --quiet -e .
 
-install-dev: $(PY)
+# The browser tests drive Debian's chromium (never a downloaded browser).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+install-dev: $(PY) browser
 	$(PY) -m pip install --quiet -e ".[dev]"
 
+# Regenerate the Python code of proto/ (commit the result).
+proto: install-dev
+	$(PY) scripts/gen_proto.py
+
 lint:
+	$(PY) scripts/gen_proto.py --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
