@@ -25,11 +25,11 @@ class Workers:
         self.settings, self.log_dir = settings, log_dir
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self, *args: str) -> subprocess.Popen[bytes]:
+    def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         log = (self.log_dir / f"worker-{len(self.processes)}.log").open("wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "taskservice.cli", "--log-level", "info", "serve", *args],
-            env=subprocess_env(self.settings),
+            env=subprocess_env(self.settings, **env),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -107,6 +107,19 @@ async def test_sigterm_lets_short_tasks_finish_and_puts_back_long_ones(
     )
     [info] = await store.list_workers()
     assert info.stopped_at is not None
+
+
+async def test_a_second_signal_cuts_the_grace_period_short(store: Store, workers: Workers) -> None:
+    task_id, _ = await store.create_task(NewTask("long", "sleep", {"seconds": "300"}))
+    worker = workers.start(SHUTDOWN_GRACE="600")
+    await eventually(lambda: status_is(store, task_id, Status.RUNNING), timeout=60)
+    worker.send_signal(signal.SIGINT)
+    await asyncio.sleep(0.5)  # the first signal is handled: the worker waits out its grace period
+    assert worker.poll() is None
+    worker.send_signal(signal.SIGINT)
+    assert await wait_exit(worker, 60) == 0, workers.logs()  # long before the 600 s grace
+    assert (await store.get_task(task_id)).status == Status.QUEUED
+    assert (await store.history(task_id))[-1].details.startswith("Worker stopped before the task finished")
 
 
 async def test_sigint_stops_an_idle_worker_cleanly(store: Store, workers: Workers) -> None:

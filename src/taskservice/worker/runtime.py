@@ -94,12 +94,17 @@ class Worker:
         self._wake = asyncio.Event()
         self._work_may_be_due = True
         self._stopping = False
+        self._hurry = asyncio.Event()
         self._reporter = Reporter(store, self.id)
         self._listener = Listener(listen_url, self._work_arrived)
         self._heartbeat = Heartbeat(store, self.id, options.lease_seconds, self._held_ids, self._lost)
         self._reaper = LeaseReaper(store, options.retry_policy, options.lease_seconds / 2)
 
     # -- wake-ups ----------------------------------------------------------------------------
+
+    def stop_now(self) -> None:
+        """End the grace period at once: unfinished tasks go back to the queue (a second Ctrl-C)."""
+        self._hurry.set()
 
     def _work_arrived(self) -> None:
         self._work_may_be_due = True
@@ -231,7 +236,13 @@ class Worker:
         running = list(self._running.values())
         if running:
             log.info("waiting for running tasks", count=len(running), grace=self.options.shutdown_grace)
-            _done, unfinished = await asyncio.wait(running, timeout=self.options.shutdown_grace)
+            all_done = asyncio.gather(*running, return_exceptions=True)
+            hurry = asyncio.create_task(self._hurry.wait())
+            await asyncio.wait(
+                [all_done, hurry], timeout=self.options.shutdown_grace, return_when=asyncio.FIRST_COMPLETED
+            )
+            hurry.cancel()
+            unfinished = [task for task in running if not task.done()]
             self._stopping = True
             for task in unfinished:
                 task.cancel()

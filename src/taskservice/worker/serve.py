@@ -45,9 +45,16 @@ async def serve(
         store = Store(pool, task_defaults(settings))
         worker = Worker(store, url, registry or Registry(), worker_options(settings, concurrency, task_types))
         stop = asyncio.Event()
+
+        def on_signal() -> None:
+            # The first signal starts a graceful stop; a second one cuts the grace period short.
+            if stop.is_set():
+                worker.stop_now()
+            stop.set()
+
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, on_signal)
         await worker.run(stop)
     finally:
         await pool.close()
