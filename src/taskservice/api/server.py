@@ -17,6 +17,7 @@ def run_server(settings: Settings, host: str, port: int, log_level: str) -> None
         port=port,
         log_level=log_level,
         access_log=log_level == "debug",
+        log_config=None,  # keep taskservice.logs' stderr setup rather than uvicorn's own
         loop="uvloop",
         http="httptools",
         lifespan="on",

@@ -220,9 +220,10 @@ SELECT DISTINCT unnest(task_types) AS type
  WHERE stopped_at IS NULL AND last_heartbeat_at > now() - make_interval(secs => $1);
 
 -- name: list_workers
--- Live workers first, then the most recently gone.
+-- Live workers first, then those gone within the last day, most recent first.
 SELECT w.*,
        (SELECT count(*) FROM tasks t WHERE t.status = 1 AND t.lease_owner = w.id) AS running
   FROM workers w
+ WHERE w.last_heartbeat_at > now() - interval '1 day'
  ORDER BY w.stopped_at IS NOT NULL, w.last_heartbeat_at DESC
  LIMIT $1;
