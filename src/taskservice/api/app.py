@@ -92,4 +92,6 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Starlett
             max_age=7200,
         )
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.end_streams = service.end_streams  # called by the server when it starts to stop
+    return app

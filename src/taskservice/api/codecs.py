@@ -3,19 +3,22 @@
 connect-python keeps its codecs in a module-level registry (per-handler codecs are on its roadmap);
 we replace its two entries with stricter versions of the same codecs:
 - a body that does not decode is `invalid_argument`, naming the message type, not `unknown`;
-- unknown JSON fields are ignored (as connect-go does);
+- unknown JSON fields are ignored (as connect-go does), but where a message goes the JSON must be an
+  object (json_format, told to ignore unknown fields, read `"payload": "x"` as an empty Payload);
 - JSON output includes fields at their default value (`"status": "QUEUED"`, `"retries": 0`), which
   proto3 JSON allows and which makes curl output and dashboards simpler.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from connectrpc import _codec
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
 
@@ -24,6 +27,26 @@ def _bad_body(message: Message, error: Exception) -> ConnectError:
     return ConnectError(
         Code.INVALID_ARGUMENT, f"request body: not a valid {message.DESCRIPTOR.name}: {detail}"
     )
+
+
+def _require_objects(value: Any, descriptor: Descriptor, path: str = "") -> None:
+    """Raise ValueError unless `value`, and every message field in it, is a JSON object."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{path or 'the body'} must be a JSON object, not {type(value).__name__}")
+    fields = {name: f for f in descriptor.fields for name in (f.name, f.json_name)}
+    for key, item in value.items():
+        field = fields.get(key)
+        kind = field.message_type if field is not None else None
+        if kind is None or item is None or kind.GetOptions().map_entry:
+            continue  # scalars and nulls; json_format checks maps
+        if kind.file.package == "google.protobuf":
+            continue  # well-known types have JSON forms of their own
+        where = f"{path}.{key}" if path else key
+        if isinstance(item, list) and field is not None and field.is_repeated:
+            for index, element in enumerate(item):
+                _require_objects(element, kind, f"{where}[{index}]")
+        else:
+            _require_objects(item, kind, where)
 
 
 class StrictProtoBinaryCodec(_codec.ProtoBinaryCodec[Any]):
@@ -42,7 +65,9 @@ class StrictProtoJSONCodec(_codec.ProtoJSONCodec[Any]):
     def decode(self, data: bytes | bytearray, message: Any) -> Any:
         try:
             # Unknown fields are skipped, as connect-go does, so newer clients keep working.
-            return json_format.Parse(bytes(data), message, ignore_unknown_fields=True)
+            parsed = json_format.Parse(bytes(data), message, ignore_unknown_fields=True)
+            _require_objects(json.loads(bytes(data)), message.DESCRIPTOR)
+            return parsed
         except (json_format.ParseError, ValueError, TypeError, RecursionError) as error:
             raise _bad_body(message, error) from None
 

@@ -64,9 +64,17 @@ class TaskService:
         self.worker_alive_seconds = worker_alive_seconds
         self._store: Store | None = None
         self._events: EventHub | None = None
+        self._stopping = asyncio.Event()
 
     def attach(self, store: Store, events: EventHub) -> None:
         self._store, self._events = store, events
+
+    def end_streams(self) -> None:
+        """End every WatchEvents stream, now and from now on: the server is stopping.
+
+        uvicorn waits for open responses before it stops, and an event stream never ends by itself.
+        """
+        self._stopping.set()
 
     @property
     def store(self) -> Store:
@@ -190,10 +198,15 @@ class TaskService:
             raise ConnectError(Code.UNAVAILABLE, "the server is starting; try again")
         events = self._events.subscribe()
         next_event = None
+        stopping = asyncio.ensure_future(self._stopping.wait())
         try:
             while True:
                 next_event = next_event or asyncio.ensure_future(anext(events))
-                done, _ = await asyncio.wait({next_event}, timeout=KEEPALIVE_SECONDS)
+                done, _ = await asyncio.wait(
+                    {next_event, stopping}, timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                )
+                if stopping in done:
+                    return
                 if not done:
                     yield pb.TaskEvent(keepalive=True)
                     continue
@@ -206,6 +219,7 @@ class TaskService:
                 next_event = None
                 yield convert.event(event)
         finally:
+            stopping.cancel()
             if next_event is not None:
                 next_event.cancel()
                 with contextlib.suppress(BaseException):

@@ -23,7 +23,7 @@ IDEMPOTENCY_KEY_MAX = 255
 LIST_LIMIT_MAX = 100
 LIST_LIMIT_DEFAULT = 30
 BATCH_MAX = 1000
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 (e.g. U+0085, a line break)
 
 
 class InvalidArgument(ValueError):
@@ -71,7 +71,8 @@ def new_task(request: pb.CreateTaskRequest, task_types: Collection[str], prefix:
     parameters = dict(request.payload.parameters)
     for key, value in parameters.items():
         field = f"{prefix}payload.parameters[{key!r}]"
-        if not PARAMETER_KEY.match(key) or len(key) > PARAMETER_KEY_MAX:
+        # fullmatch: with match, `$` also matches before a final line break ("key\n" passed).
+        if not PARAMETER_KEY.fullmatch(key) or len(key) > PARAMETER_KEY_MAX:
             raise InvalidArgument(
                 field, f"key must match ^[a-zA-Z0-9_-]+$ and be at most {PARAMETER_KEY_MAX} characters"
             )
