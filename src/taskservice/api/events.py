@@ -32,8 +32,8 @@ class EventHub:
         self._floor = self._top = 0  # events at or below the floor happened before anyone listened
         self._sent: set[int] = set()
 
-    async def subscribe(self) -> AsyncGenerator[HistoryEvent]:
-        """Events from now on, until the caller stops iterating."""
+    async def subscribe(self) -> AsyncGenerator[HistoryEvent | None]:
+        """First None once subscribed, then every event from that moment, until the caller closes it."""
         queue: asyncio.Queue[HistoryEvent | None] = asyncio.Queue(QUEUE_LIMIT)
         if not self._subscribers:
             self._floor = self._top = await self.store.last_history_id()
@@ -42,6 +42,7 @@ class EventHub:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._poll(), name="event-hub")
         try:
+            yield None
             while True:
                 event = await queue.get()
                 if event is None:

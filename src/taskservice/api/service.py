@@ -200,6 +200,8 @@ class TaskService:
         next_event = None
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
+            await anext(events)  # subscribed: say so at once, so the client knows it is live
+            yield pb.TaskEvent(keepalive=True)
             while True:
                 next_event = next_event or asyncio.ensure_future(anext(events))
                 done, _ = await asyncio.wait(
@@ -217,7 +219,8 @@ class TaskService:
                         Code.RESOURCE_EXHAUSTED, "this client fell too far behind; reconnect"
                     ) from None
                 next_event = None
-                yield convert.event(event)
+                if event is not None:
+                    yield convert.event(event)
         finally:
             stopping.cancel()
             if next_event is not None:
