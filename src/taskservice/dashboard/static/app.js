@@ -1,0 +1,229 @@
+// The dashboard's entry point: builds the views, keeps the event stream connected, routes events.
+
+import { call, watchEvents } from "./api.js";
+import { CreateForm } from "./create.js";
+import { Details } from "./details.js";
+import { Overview } from "./overview.js";
+import { TaskTable } from "./tasks.js";
+import { confirmAction, notify, throttle, tickTimes } from "./ui.js";
+import { Workers } from "./workers.js";
+
+// The event stream sends a keep-alive every 15 s; this much silence means the connection is gone.
+const SILENCE_MS = 20000;
+const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
+
+// -- state in the address (filters, page, open task), so a reload or a shared link shows the same --
+
+function readHash() {
+  const p = new URLSearchParams(location.hash.slice(1));
+  return {
+    status: p.get("status") || "",
+    type: p.get("type") || "",
+    name: p.get("q") || "",
+    size: [10, 20, 50, 100].includes(Number(p.get("size"))) ? Number(p.get("size")) : 20,
+    page: Math.max(0, Number(p.get("page") || 1) - 1) || 0,
+    task: Number(p.get("task")) || 0,
+  };
+}
+
+function writeHash(state, task) {
+  const p = new URLSearchParams();
+  if (state.status) p.set("status", state.status);
+  if (state.type) p.set("type", state.type);
+  if (state.name) p.set("q", state.name);
+  if (state.size !== 20) p.set("size", state.size);
+  if (state.page) p.set("page", state.page + 1);
+  if (task) p.set("task", task);
+  const hash = p.toString();
+  history.replaceState(null, "", hash ? `#${hash}` : location.pathname);
+}
+
+// -- errors: a notice, except while the banner already says the server is unreachable ------------
+
+let connected = false;
+
+function report(error) {
+  if (!connected && error.code === "unavailable") return;
+  notify(error.message || String(error), "error");
+}
+
+// -- views -------------------------------------------------------------------------------------------
+
+const initial = readHash();
+const state = { status: initial.status, type: initial.type, name: initial.name, size: initial.size, page: initial.page };
+
+async function act(kind, task) {
+  if (!task) return;
+  const retry = kind === "retry";
+  const ok = await confirmAction({
+    title: retry ? `Retry task #${task.id}?` : `Cancel task #${task.id}?`,
+    message: retry
+      ? `“${task.name}” is ${task.status.toLowerCase()}. It will be queued again with a fresh retry budget.`
+      : `“${task.name}” is ${task.status.toLowerCase()}. ${task.status === "RUNNING" ? "Its attempt is stopped and it" : "It"} will not run.`,
+    confirm: retry ? "Retry task" : "Cancel task",
+    danger: !retry,
+  });
+  if (!ok) return;
+  try {
+    await call(retry ? "RetryTask" : "CancelTask", { id: task.id, reason: "from the dashboard" });
+    notify(retry ? `Task #${task.id} queued again.` : `Task #${task.id} cancelled.`);
+  } catch (error) {
+    report(error);
+  }
+  await Promise.all([tasks.load(), details.load(), overview.refreshCounts()]).catch(report);
+}
+
+const overview = new Overview({
+  onPickStatus: (status) => tasks.showStatus(status).catch(report).then(() => document.getElementById("tasks").scrollIntoView({ behavior: "smooth" })),
+  onPickWorkers: () => document.getElementById("workers").scrollIntoView({ behavior: "smooth" }),
+});
+const tasks = new TaskTable(state, {
+  onOpen: (id) => openDetails(id),
+  onPayload: (task) => showPayload(task),
+  onAction: act,
+  onChange: () => {
+    writeHash(state, details.id);
+    overview.select(state.status);
+  },
+  onError: report,
+});
+const details = new Details({ onAction: act, onClose: () => writeHash(state, 0), onError: report });
+const workers = new Workers({ onSummary: (s) => overview.setWorkers(s) });
+const create = new CreateForm({
+  onCreated: async (id) => {
+    notify(`Task #${id} created.`);
+    await Promise.all([tasks.load(), overview.refreshCounts()]).catch(report);
+  },
+});
+
+function openDetails(id) {
+  writeHash(state, id);
+  details.open(id).catch(report);
+}
+
+function showPayload(task) {
+  const dialog = document.getElementById("payload-dialog");
+  document.getElementById("payload-title").textContent = `Payload of task #${task.id}`;
+  document.getElementById("payload-json").textContent = JSON.stringify(task.payload?.parameters ?? {}, null, 2);
+  dialog.showModal();
+}
+
+document.getElementById("new-task").addEventListener("click", () => create.open());
+for (const button of document.querySelectorAll("#payload-dialog [data-close]")) {
+  button.addEventListener("click", () => document.getElementById("payload-dialog").close());
+}
+document.getElementById("payload-copy").addEventListener("click", () => {
+  navigator.clipboard.writeText(document.getElementById("payload-json").textContent)
+    .then(() => notify("Payload copied."), () => notify("Copying needs clipboard permission.", "error"));
+});
+
+async function loadTypes() {
+  const { types = [] } = await call("ListTaskTypes");
+  tasks.setTypes(types);
+  create.setTypes(types);
+}
+
+/**
+ * Everything the page shows, read again: after connecting, since events may have been missed.
+ * Rejects only when the server is unreachable; other errors are shown and do not block the stream.
+ */
+function resync() {
+  const reads = [loadTypes(), overview.refreshCounts(), overview.seedThroughput(), tasks.load(), workers.refresh(), details.load()];
+  return Promise.all(reads.map((read) => read.catch((error) => {
+    if (error.code === "unavailable") throw error;
+    report(error);
+  })));
+}
+
+const refreshCounts = throttle(() => overview.refreshCounts().catch(report), 500);
+const refreshWorkers = throttle(() => workers.refresh().catch(report), 1500);
+
+function onEvent(event) {
+  overview.onEvent(event);
+  tasks.onEvent(event);
+  details.onEvent(event);
+  refreshCounts();
+  if (event.status !== "QUEUED") refreshWorkers(); // a worker's running count changed
+}
+
+// -- the connection: one stream, reconnected with backoff; the banner says when it is down ----------
+
+const indicator = document.getElementById("connection");
+const banner = document.getElementById("banner");
+let failures = 0;
+let wake = null;
+
+function showConnection(kind, text) {
+  indicator.dataset.state = kind;
+  indicator.querySelector(".label").textContent = text;
+}
+
+async function connectOnce() {
+  const abort = new AbortController();
+  let silence;
+  const alive = () => {
+    clearTimeout(silence);
+    silence = setTimeout(() => abort.abort(), SILENCE_MS);
+  };
+  alive();
+  const stream = watchEvents({ signal: abort.signal, onEvent, onAlive: alive });
+  stream.catch(() => {}); // handled below; this keeps an early failure from being "unhandled"
+  try {
+    // The stream's headers only come with its first message, so a successful resync (started after
+    // the stream) is what shows that the server is back and nothing was missed.
+    await resync();
+    connected = true;
+    failures = 0;
+    banner.hidden = true;
+    showConnection("live", "Live");
+    await stream;
+  } catch (error) {
+    if (connected && error.name !== "AbortError") console.warn("event stream:", error.message);
+  } finally {
+    clearTimeout(silence);
+    abort.abort();
+  }
+}
+
+async function keepConnected() {
+  for (;;) {
+    await connectOnce();
+    connected = false;
+    const wait = BACKOFF_MS[Math.min(failures++, BACKOFF_MS.length - 1)] * (0.8 + Math.random() * 0.4);
+    const until = Date.now() + wait;
+    banner.hidden = false;
+    const countdown = () => {
+      const s = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+      document.getElementById("banner-text").textContent = `Connection to the server lost. Reconnecting in ${s} s…`;
+      showConnection("lost", "Offline");
+    };
+    countdown();
+    const ticker = setInterval(countdown, 250);
+    await new Promise((resolve) => {
+      wake = resolve;
+      setTimeout(resolve, wait);
+    });
+    clearInterval(ticker);
+    document.getElementById("banner-text").textContent = "Connection to the server lost. Reconnecting…";
+    showConnection("connecting", "Reconnecting…");
+  }
+}
+
+document.getElementById("reconnect-now").addEventListener("click", () => wake?.());
+
+// Relative times and running durations move on their own; counts and workers are re-read now and
+// then for what events do not carry (queue depth over time, heartbeats).
+setInterval(() => {
+  tickTimes();
+  details.tick();
+}, 1000);
+setInterval(() => {
+  if (!connected) return;
+  refreshCounts();
+  refreshWorkers();
+}, 5000);
+
+writeHash(state, initial.task);
+overview.select(state.status);
+if (initial.task) openDetails(initial.task);
+keepConnected();

@@ -1,0 +1,131 @@
+// The details drawer of one task: every field, the payload, the timeline and the attempts, kept live.
+
+import { call } from "./api.js";
+import { ACTIVE, FINISHED, absolute, badge, duration, h, parseTime, reconcile, setText, statusLabel, throttle, timeAgo } from "./ui.js";
+
+const FIELDS = [
+  ["ID", (t) => `#${t.id}`],
+  ["Name", (t) => t.name],
+  ["Type", (t) => t.type],
+  ["Status", (t) => statusLabel(t.status)],
+  ["Description", (t) => t.description || "—"],
+  ["Priority", (t) => t.priority],
+  ["Attempts", (t) => t.attempts],
+  ["Retries used", (t) => `${t.retries} of ${t.maxRetries}`],
+  ["Timeout", (t) => duration(t.timeoutSeconds)],
+  ["Created", (t) => absolute(t.createdAt)],
+  ["Updated", (t) => absolute(t.updatedAt)],
+  ["Due", (t) => (ACTIVE.has(t.status) ? absolute(t.runAt) : "—")],
+  ["Worker", (t) => t.workerId || "—"],
+  ["Idempotency key", (t) => t.idempotencyKey || "—"],
+];
+
+export class Details {
+  constructor({ onAction, onClose, onError }) {
+    Object.assign(this, { onAction, onClose, onError });
+    this.dialog = document.getElementById("details");
+    this.task = null;
+    this.id = 0;
+    this.values = FIELDS.map(([label]) => {
+      const dd = h("dd", {});
+      document.getElementById("details-fields").append(h("dt", {}, label), dd);
+      return dd;
+    });
+    this.refresh = throttle(() => this.load().catch(this.onError), 300);
+    this.dialog.addEventListener("close", () => {
+      this.id = 0;
+      this.onClose();
+    });
+    this.dialog.querySelector("[data-close]").addEventListener("click", () => this.dialog.close());
+    document.getElementById("details-retry").addEventListener("click", () => this.onAction("retry", this.task));
+    document.getElementById("details-cancel").addEventListener("click", () => this.onAction("cancel", this.task));
+  }
+
+  async open(id) {
+    if (this.id !== id) {
+      this.id = id;
+      this.task = null;
+      for (const node of ["details-timeline", "details-attempts"]) document.getElementById(node).replaceChildren();
+      setText(document.getElementById("details-title"), `Task #${id}`);
+      document.getElementById("details-status").replaceChildren();
+    }
+    if (!this.dialog.open) this.dialog.showModal();
+    await this.load();
+  }
+
+  async load() {
+    const id = this.id;
+    if (!id) return;
+    let task, history, executions;
+    try {
+      [task, { history = [] }, { executions = [] }] = await Promise.all([
+        call("GetTask", { id }), call("GetTaskHistory", { id }), call("ListTaskExecutions", { id }),
+      ]);
+    } catch (error) {
+      if (error.code === "not_found" && id === this.id) this.dialog.close(); // e.g. an old link
+      throw error;
+    }
+    if (id !== this.id) return; // another task was opened meanwhile
+    this.render(task, history, executions);
+  }
+
+  onEvent(event) {
+    if (event.taskId === this.id) this.refresh();
+  }
+
+  render(task, history, executions) {
+    const changed = this.task?.status !== task.status;
+    this.task = task;
+    setText(document.getElementById("details-title"), `#${task.id} ${task.name}`);
+    if (changed) document.getElementById("details-status").replaceChildren(badge(task.status));
+    FIELDS.forEach(([, value], i) => setText(this.values[i], value(task)));
+    setText(document.getElementById("details-payload"), JSON.stringify(task.payload?.parameters ?? {}, null, 2));
+    document.getElementById("details-retry").hidden = !FINISHED.has(task.status);
+    document.getElementById("details-cancel").hidden = !ACTIVE.has(task.status);
+
+    reconcile(document.getElementById("details-timeline"), history, (e) => e.id,
+      (e) => h("li", { dataset: { status: e.status } }, badge(e.status),
+        h("span", { class: "timeline-text" }, e.details || ""),
+        h("span", { class: "timeline-time" }, timeAgo(e.createdAt), h("span", { class: "muted" }, absolute(e.createdAt)))),
+      () => {});
+
+    reconcile(document.getElementById("details-attempts"), executions, (e) => e.id,
+      () => h("tr", {}, ...["num", "mono", "", "num duration", "", "error", "result"].map((cls) => h("td", { class: cls }))),
+      (row, e) => this.updateAttempt(row, e));
+    if (!executions.length) {
+      document.getElementById("details-attempts").append(h("tr", { class: "empty" }, h("td", { colspan: 7 }, "No attempt yet.")));
+    }
+  }
+
+  updateAttempt(row, e) {
+    const [attempt, worker, started, took, outcome, error, result] = row.children;
+    row.execution = e;
+    setText(attempt, e.attempt);
+    setText(worker, e.workerId);
+    if (started.dataset.at !== e.startedAt) {
+      started.dataset.at = e.startedAt;
+      started.replaceChildren(timeAgo(e.startedAt));
+      started.title = absolute(e.startedAt);
+    }
+    if (outcome.dataset.outcome !== e.outcome) {
+      outcome.dataset.outcome = e.outcome;
+      outcome.replaceChildren(h("span", { class: `outcome o-${e.outcome}` }, e.outcome));
+    }
+    setText(error, e.error || "—");
+    setText(result, e.result === null || e.result === undefined ? "—" : JSON.stringify(e.result));
+    this.tickDuration(row);
+  }
+
+  tickDuration(row) {
+    const e = row.execution;
+    const running = e.outcome === "running";
+    const seconds = running ? (Date.now() - parseTime(e.startedAt)) / 1000 : e.durationSeconds;
+    setText(row.children[3], running ? `${Math.max(0, Math.floor(seconds))} s…` : duration(seconds));
+  }
+
+  /** Called every second: running attempts count up. */
+  tick() {
+    if (!this.dialog.open) return;
+    for (const row of document.getElementById("details-attempts").rows) if (row.execution) this.tickDuration(row);
+  }
+}

@@ -1,0 +1,161 @@
+// The task table: filters, pagination, and rows that follow the event stream in place.
+
+import { call } from "./api.js";
+import { ACTIVE, FINISHED, STATUSES, badge, h, icon, reconcile, setText, short, statusLabel, throttle, debounce } from "./ui.js";
+
+const PAYLOAD_ICON = "M8 4H6.5A1.5 1.5 0 0 0 5 5.5v4L3.5 12 5 14.5v4A1.5 1.5 0 0 0 6.5 20H8M16 4h1.5A1.5 1.5 0 0 1 19 5.5v4l1.5 2.5-1.5 2.5v4a1.5 1.5 0 0 1-1.5 1.5H16";
+const DETAILS_ICON = "M9 5l7 7-7 7";
+
+export class TaskTable {
+  /** `state` is {status, type, name, size, page}; `onChange(state)` hears every filter or page change. */
+  constructor(state, { onOpen, onPayload, onAction, onChange, onError }) {
+    Object.assign(this, { state, onOpen, onPayload, onAction, onChange, onError });
+    this.body = document.getElementById("tasks-body");
+    this.total = 0;
+    this.seq = 0;
+    // Events arrive in bursts; the current page is re-read at most about once a second.
+    this.refresh = throttle(() => this.load().catch(this.onError), 700);
+    this.bindFilters();
+  }
+
+  bindFilters() {
+    const status = document.getElementById("filter-status");
+    status.append(...STATUSES.map((s) => h("option", { value: s }, statusLabel(s))));
+    const name = document.getElementById("filter-name");
+    const type = document.getElementById("filter-type");
+    const size = document.getElementById("page-size");
+    status.value = this.state.status;
+    name.value = this.state.name;
+    size.value = String(this.state.size);
+    const changed = (patch) => {
+      Object.assign(this.state, patch);
+      this.onChange(this.state);
+      this.load().catch(this.onError);
+    };
+    status.addEventListener("change", () => changed({ status: status.value, page: 0 }));
+    type.addEventListener("change", () => changed({ type: type.value, page: 0 }));
+    name.addEventListener("input", debounce(() => changed({ name: name.value.trim(), page: 0 }), 250));
+    size.addEventListener("change", () => changed({ size: Number(size.value), page: 0 }));
+    document.getElementById("page-prev").addEventListener("click", () => changed({ page: this.state.page - 1 }));
+    document.getElementById("page-next").addEventListener("click", () => changed({ page: this.state.page + 1 }));
+    document.querySelector(".filters").addEventListener("submit", (e) => e.preventDefault());
+  }
+
+  setTypes(types) {
+    const select = document.getElementById("filter-type");
+    const wanted = [...new Set([...types, this.state.type].filter(Boolean))].sort();
+    select.replaceChildren(h("option", { value: "" }, "All types"), ...wanted.map((t) => h("option", { value: t }, t)));
+    select.value = this.state.type;
+  }
+
+  /** Shows one status: what a status card asks for. */
+  showStatus(status) {
+    this.state.status = this.state.status === status ? "" : status;
+    this.state.page = 0;
+    document.getElementById("filter-status").value = this.state.status;
+    this.onChange(this.state);
+    return this.load();
+  }
+
+  async load() {
+    const seq = ++this.seq;
+    const { status, type, name, size, page } = this.state;
+    const request = { limit: size, offset: page * size };
+    if (status) request.status = status;
+    if (type) request.type = type;
+    if (name) request.nameContains = name;
+    const { tasks = [], total = "0" } = await call("ListTasks", request);
+    if (seq !== this.seq) return; // a newer load (other filters) has already been asked for
+    this.total = Number(total);
+    if (!tasks.length && page > 0 && this.total > 0) {
+      // The page emptied (tasks moved out of the filter): go to the last page that has rows.
+      this.state.page = Math.max(0, Math.ceil(this.total / size) - 1);
+      this.onChange(this.state);
+      return this.load();
+    }
+    this.render(tasks);
+  }
+
+  render(tasks) {
+    reconcile(this.body, tasks, (t) => t.id, (t) => this.createRow(t), (row, t) => this.updateRow(row, t));
+    if (!tasks.length) {
+      const filtered = this.state.status || this.state.type || this.state.name;
+      this.body.append(h("tr", { class: "empty" }, h("td", { colspan: 8 },
+        filtered ? "No tasks match these filters." : "No tasks yet. Create one with “New task”.")));
+    }
+    const { size, page } = this.state;
+    const from = this.total ? page * size + 1 : 0;
+    const to = Math.min(this.total, (page + 1) * size);
+    setText(document.getElementById("page-range"), `${from}–${to} of ${this.total.toLocaleString()}`);
+    setText(document.getElementById("tasks-total"), `${this.total.toLocaleString()} ${this.total === 1 ? "task" : "tasks"}`);
+    document.getElementById("page-prev").disabled = page === 0;
+    document.getElementById("page-next").disabled = to >= this.total;
+  }
+
+  createRow(task) {
+    const cell = (cls, label, ...children) => h("td", { class: cls, "data-label": label }, ...children);
+    const row = h("tr", {},
+      cell("num id", "ID"),
+      cell("name", "Name", h("button", { class: "link", type: "button", onclick: () => this.onOpen(row.task.id) })),
+      cell("type", "Type", h("span", { class: "tag" })),
+      cell("description", "Description"),
+      cell("status", "Status"),
+      cell("created", "Created", h("time", {})),
+      cell("num attempts", "Attempts"),
+      cell("actions", ""));
+    return row;
+  }
+
+  updateRow(row, task) {
+    const [id, name, type, description, status, created, attempts, actions] = row.children;
+    row.task = task;
+    setText(id, `#${task.id}`);
+    setText(name.firstChild, task.name);
+    setText(type.firstChild, task.type);
+    setText(description, task.description || "—");
+    description.title = task.description || "";
+    if (row.dataset.status !== task.status) {
+      const first = !row.dataset.status;
+      row.dataset.status = task.status;
+      status.replaceChildren(badge(task.status));
+      if (!first) flash(status);
+      this.renderActions(actions, task);
+    }
+    const time = created.firstChild;
+    if (time.dateTime !== task.createdAt) {
+      time.dateTime = task.createdAt;
+      time.title = new Date(task.createdAt).toString();
+      setText(time, short(task.createdAt));
+    }
+    setText(attempts, task.attempts);
+    attempts.title = `${task.attempts} attempts; ${task.retries} of ${task.maxRetries} retries used`;
+  }
+
+  renderActions(cell, task) {
+    const id = task.id;
+    const button = (label, aria, path, onclick, cls = "icon-btn") =>
+      h("button", { class: cls, type: "button", "aria-label": aria, title: aria, onclick }, path ? icon(path) : label);
+    cell.replaceChildren(h("div", { class: "row-actions" },
+      FINISHED.has(task.status) && button("Retry", `Retry task ${id}`, null, () => this.onAction("retry", taskOf(cell)), "btn small"),
+      ACTIVE.has(task.status) && button("Cancel", `Cancel task ${id}`, null, () => this.onAction("cancel", taskOf(cell)), "btn small danger-outline"),
+      button("", `View payload of task ${id}`, PAYLOAD_ICON, () => this.onPayload(taskOf(cell))),
+      button("", `Open details of task ${id}`, DETAILS_ICON, () => this.onOpen(id))));
+  }
+
+  /** An event: show the new status at once, then re-read the page (attempts, order, filter membership). */
+  onEvent(event) {
+    const row = this.body.querySelector(`tr[data-key="${event.taskId}"]`);
+    if (row && row.task && event.status !== row.task.status) this.updateRow(row, { ...row.task, status: event.status });
+    this.refresh();
+  }
+}
+
+function taskOf(cell) {
+  return cell.closest("tr").task;
+}
+
+function flash(node) {
+  node.classList.remove("flash");
+  void node.offsetWidth; // restart the animation
+  node.classList.add("flash");
+}

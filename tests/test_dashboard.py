@@ -1,0 +1,478 @@
+"""The dashboard in a real headless Chromium against a real server that runs tasks with its workers."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+import conftest
+from conftest import ServerProcess
+from taskservice.config import Settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Debian's chromium, never a downloaded browser; these flags keep it from reaching the network.
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboard"
+LATER = 3600.0  # delaySeconds that keeps a task QUEUED for the whole test
+
+# Tasks take a second or two to run here; auto-waiting expectations get room for a slow machine.
+expect.set_options(timeout=15_000)
+
+
+def rpc(server: ServerProcess, method: str, request: dict[str, Any]) -> Any:
+    response = httpx.post(f"{server.url}/cloud.v1.TaskManagementService/{method}", json=request, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def create(server: ServerProcess, name: str, parameters: dict[str, str], **fields: Any) -> int:
+    request = {"name": name, "type": "sleep", "payload": {"parameters": parameters}, **fields}
+    task_id: int = rpc(server, "CreateTask", request)["id"]
+    return task_id
+
+
+# -- the browser ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(pytestconfig: pytest.Config) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # Printed past pytest's capture, so CI logs always say where the screenshots are.
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print(f"\ndashboard screenshots: {SCREENSHOTS}")
+    return SCREENSHOTS
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`make browser`)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Dashboard:
+    """Opens the dashboard in fresh browser contexts; screenshots each page and fails on page errors."""
+
+    def __init__(self, browser: Browser, server: ServerProcess, name: str, folder: Path) -> None:
+        self.browser, self.server, self.name, self.folder = browser, server, name, folder
+        self.pages: list[Page] = []
+        self.shot: set[str] = set()
+        self.errors: list[str] = []
+
+    def open(self, *, scheme: str = "light", width: int = 1280, height: int = 900, hash: str = "") -> Page:
+        context = self.browser.new_context(
+            viewport={"width": width, "height": height},
+            color_scheme=scheme,  # type: ignore[arg-type]
+            base_url=self.server.url,
+        )
+        page = context.new_page()
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.goto(f"/{hash}")
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+        self.pages.append(page)
+        return page
+
+    def screenshot(self, page: Page, suffix: str = "") -> None:
+        """`<test name><suffix>.png`; each page gets one without a suffix at the end unless taken before.
+
+        The whole page, from the top, unless a dialog is open: then what the user sees.
+        """
+        dialog_open = page.locator("dialog[open]").count() > 0
+        if not dialog_open:
+            page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=self.folder / f"{self.name}{suffix}.png", full_page=not dialog_open)
+        self.shot.add(suffix)
+
+    def close(self) -> None:
+        for index, page in enumerate(self.pages):
+            suffix = f"-{index + 1}" if index else ""
+            if suffix not in self.shot:
+                self.screenshot(page, suffix)
+            page.context.close()
+        assert not self.errors, f"errors in the page: {self.errors}"
+
+
+@pytest.fixture
+def dashboard(
+    browser: Browser, api_server: ServerProcess, screenshot_dir: Path, request: pytest.FixtureRequest
+) -> Iterator[Dashboard]:
+    board = Dashboard(browser, api_server, request.node.name, screenshot_dir)
+    yield board
+    board.close()
+
+
+# Records each status a task row shows, as it changes (rows carry data-key and data-status).
+RECORD_STATUSES = """() => {
+    window.statusesShown = {};
+    const note = (row) => {
+        const { key, status } = row.dataset || {};
+        if (key && status) (window.statusesShown[key] ||= []).push(status);
+    };
+    const observer = new MutationObserver((records) => records.forEach((record) => {
+        (record.type === "attributes" ? [record.target] : record.addedNodes).forEach(note);
+    }));
+    observer.observe(document.getElementById("tasks-body"),
+        {subtree: true, childList: true, attributes: true, attributeFilter: ["data-status"]});
+}"""
+
+
+def row(page: Page, task_id: int) -> Locator:
+    return page.locator(f'#tasks-body tr[data-key="{task_id}"]')
+
+
+def card(page: Page, status: str) -> Locator:
+    return page.locator(f'#cards [data-status="{status}"] .card-value')
+
+
+# -- the tests -----------------------------------------------------------------------------------
+
+
+def test_create_task_through_the_form_and_watch_it_run(dashboard: Dashboard) -> None:
+    page = dashboard.open()
+    page.evaluate(RECORD_STATUSES)
+    page.get_by_role("button", name="New task").click()
+    form = page.get_by_role("dialog", name="New task")
+    form.get_by_label("Name", exact=True).fill("Nightly report")
+    form.get_by_label("Type").select_option("sleep")
+    form.get_by_label("Description").fill("Crunches yesterday's numbers")
+    # The keys the sleep type takes are offered; a start delay keeps it QUEUED long enough to see.
+    expect(form.get_by_label("Parameter 1 name")).to_have_value("seconds")
+    form.get_by_label("Parameter 1 value").fill("2.5")
+    form.get_by_role("button", name="Remove parameter 2").click()
+    form.get_by_text("More options").click()
+    form.get_by_label("Start after (seconds)").fill("2")
+    form.get_by_role("button", name="Create task").click()
+    expect(form).to_be_hidden()
+
+    task = page.locator("#tasks-body tr", has_text="Nightly report")
+    expect(task).to_be_visible(timeout=2_000)  # at once, not at the next event
+    status = task.locator("td.status")
+    expect(status).to_have_text("Queued")
+    expect(status).to_have_text("Running")
+    expect(status).to_have_text("Succeeded")
+    expect(task.locator("td.attempts")).to_have_text("1")
+    expect(task.locator("td.type")).to_have_text("sleep")
+    expect(task.locator("td.description")).to_have_text("Crunches yesterday's numbers")
+    expect(card(page, "SUCCEEDED")).to_have_text("1")
+    expect(card(page, "QUEUED")).to_have_text("0")
+    expect(page.locator("#chart svg")).to_have_attribute("aria-label", re.compile(r"1 succeeded, 0 failed"))
+    expect(page.locator("#workers-body tr")).to_have_count(1)
+    expect(page.locator("#workers-body tr").first).to_contain_text("Live")
+    # Every status the row showed, in order, in this same document (a reload would have lost them).
+    task_id = task.get_attribute("data-key")
+    shown = page.evaluate(f"window.statusesShown[{task_id}]")
+    assert [s for i, s in enumerate(shown) if i == 0 or shown[i - 1] != s] == [
+        "QUEUED",
+        "RUNNING",
+        "SUCCEEDED",
+    ]
+
+
+def test_failing_task_shows_its_retries_and_error(dashboard: Dashboard) -> None:
+    page = dashboard.open(scheme="dark")
+    task_id = create(dashboard.server, "Flaky import", {"seconds": "0.2", "fail_rate": "1"}, maxRetries=2)
+    task = row(page, task_id)
+    expect(task.locator("td.status")).to_have_text("Failed")  # arrived live: the page was open before
+    expect(task.locator("td.attempts")).to_have_text("3")
+    expect(card(page, "FAILED")).to_have_text("1")
+
+    task.get_by_role("button", name=f"Open details of task {task_id}").click()
+    details = page.get_by_role("dialog", name=f"#{task_id} Flaky import")
+    expect(details).to_be_visible()
+    attempts = details.locator("#details-attempts tr")
+    expect(attempts).to_have_count(3)
+    for index in range(3):
+        expect(attempts.nth(index).locator("td").nth(4)).to_have_text("failed")
+        expect(attempts.nth(index).locator("td.error")).to_have_text("simulated failure (fail_rate=1)")
+    timeline = details.locator("#details-timeline li")
+    expect(details.locator('#details-timeline li[data-status="RETRYING"]')).to_have_count(2)
+    expect(timeline.last).to_contain_text("Failed")
+    expect(details.locator("#details-fields")).to_contain_text("2 of 2")
+    expect(details.get_by_role("button", name="Retry")).to_be_visible()
+    expect(details.get_by_role("button", name="Cancel task")).to_be_hidden()
+    attempts.last.scroll_into_view_if_needed()
+    dashboard.screenshot(page)
+
+
+def test_filter_and_paginate(dashboard: Dashboard) -> None:
+    server = dashboard.server
+    tasks: list[dict[str, Any]] = [
+        {"name": f"alpha-{i}", "type": "sleep", "payload": {"parameters": {}}} for i in range(12)
+    ]
+    tasks += [
+        {"name": f"beta-{i}", "type": "sleep", "payload": {"parameters": {"fail_rate": "1"}}, "maxRetries": 0}
+        for i in range(3)
+    ]
+    tasks += [
+        {
+            "name": f"gamma-{i}",
+            "type": "send_email",
+            "payload": {"parameters": {"recipient": f"g{i}@example.com", "subject": "Hi"}},
+            "delaySeconds": LATER,
+        }
+        for i in range(10)
+    ]
+    ids = rpc(server, "CreateTasks", {"tasks": tasks})["ids"]
+    page = dashboard.open()
+    expect(card(page, "SUCCEEDED")).to_have_text("12")
+    expect(card(page, "FAILED")).to_have_text("3")
+    expect(card(page, "QUEUED")).to_have_text("10")
+
+    rows = page.locator("#tasks-body tr")
+    filters = page.get_by_role("search", name="Filter tasks")
+    page.get_by_label("Rows per page").select_option("10")
+    expect(page.locator("#page-range")).to_have_text("1–10 of 25")
+    expect(rows).to_have_count(10)
+    expect(rows.first).to_have_attribute("data-key", str(ids[-1]))  # newest first
+    page.get_by_role("button", name="Next page").click()
+    expect(page.locator("#page-range")).to_have_text("11–20 of 25")
+    page.get_by_role("button", name="Next page").click()
+    expect(page.locator("#page-range")).to_have_text("21–25 of 25")
+    expect(rows).to_have_count(5)
+    expect(rows.last).to_have_attribute("data-key", str(ids[0]))
+    expect(page.get_by_role("button", name="Next page")).to_be_disabled()
+
+    filters.get_by_label("Status").select_option("FAILED")
+    expect(page.locator("#page-range")).to_have_text("1–3 of 3")
+    expect(rows.locator("td.status")).to_have_text(["Failed"] * 3)
+    filters.get_by_label("Status").select_option("")
+    filters.get_by_label("Type").select_option("send_email")
+    expect(page.locator("#page-range")).to_have_text("1–10 of 10")
+    expect(rows.locator("td.type")).to_have_text(["send_email"] * 10)
+    filters.get_by_label("Type").select_option("")
+    filters.get_by_label("Search by name").fill("alpha-1")
+    expect(rows.locator("td.name")).to_have_text(["alpha-11", "alpha-10", "alpha-1"])
+    filters.get_by_label("Search by name").fill("")
+    expect(page.locator("#page-range")).to_have_text("1–10 of 25")
+
+    # A status card is a shortcut to its filter; the filters live in the address, so a reload keeps them.
+    page.locator('#cards [data-status="FAILED"]').click()
+    expect(filters.get_by_label("Status")).to_have_value("FAILED")
+    expect(page.locator("#page-range")).to_have_text("1–3 of 3")
+    page.reload()
+    expect(filters.get_by_label("Status")).to_have_value("FAILED")
+    expect(rows).to_have_count(3)
+
+
+def test_task_details(dashboard: Dashboard) -> None:
+    server = dashboard.server
+    task_id = rpc(
+        server,
+        "CreateTask",
+        {
+            "name": "Welcome mail",
+            "type": "send_email",
+            "description": "Greets a new user",
+            "payload": {"parameters": {"recipient": "ada@example.com", "subject": "Welcome"}},
+        },
+    )["id"]
+    page = dashboard.open()
+    task = row(page, task_id)
+    expect(task.locator("td.status")).to_have_text("Succeeded")
+    task.get_by_role("button", name=f"View payload of task {task_id}").click()
+    payload_dialog = page.get_by_role("dialog", name=f"Payload of task #{task_id}")
+    expect(payload_dialog).to_contain_text('"subject": "Welcome"')
+    payload_dialog.get_by_role("button", name="Close").last.click()
+    expect(payload_dialog).to_be_hidden()
+    task.get_by_role("button", name="Welcome mail").click()
+
+    details = page.get_by_role("dialog", name=f"#{task_id} Welcome mail")
+    fields = details.locator("#details-fields")
+    expect(fields).to_contain_text("send_email")
+    expect(fields).to_contain_text("Greets a new user")
+    expect(fields).to_contain_text("Succeeded")
+    payload = json.dumps({"recipient": "ada@example.com", "subject": "Welcome"}, indent=2)
+    assert json.loads(details.locator("#details-payload").inner_text()) == json.loads(payload)
+    expect(details.locator("#details-payload")).to_contain_text('  "recipient": "ada@example.com"')
+    timeline = details.locator("#details-timeline li")
+    expect(timeline.locator(".badge")).to_have_text(["Queued", "Running", "Succeeded"])
+    expect(timeline.first.locator("time")).to_have_text(re.compile(r"\d+ s ago"))
+    expect(timeline.first).to_contain_text(re.compile(r"\d\d:\d\d:\d\d"))  # and the absolute time
+    worker = rpc(server, "ListWorkers", {})["workers"][0]["id"]
+    attempt = details.locator("#details-attempts tr")
+    expect(attempt).to_have_count(1)
+    expect(attempt.locator("td").nth(1)).to_have_text(worker)
+    expect(attempt.locator("td").nth(4)).to_have_text("succeeded")
+    expect(attempt.locator("td.result")).to_contain_text('"backend":"outbox"')
+    page.keyboard.press("Escape")
+    expect(details).to_be_hidden()
+
+    # The open task is in the address too: a link to it opens its details.
+    linked = dashboard.open(hash=f"#task={task_id}")
+    expect(linked.get_by_role("dialog", name=f"#{task_id} Welcome mail")).to_be_visible()
+
+
+def test_cancel_a_queued_task(dashboard: Dashboard) -> None:
+    task_id = create(dashboard.server, "Later job", {"seconds": "1"}, delaySeconds=LATER)
+    page = dashboard.open()
+    task = row(page, task_id)
+    expect(task.locator("td.status")).to_have_text("Queued")
+    task.get_by_role("button", name=f"Cancel task {task_id}").click()
+    confirm = page.get_by_role("dialog", name=f"Cancel task #{task_id}?")
+    expect(confirm).to_contain_text("Later job")
+    confirm.get_by_role("button", name="Cancel task").click()
+    expect(task.locator("td.status")).to_have_text("Cancelled")
+    expect(page.get_by_role("status").filter(has_text=f"Task #{task_id} cancelled.")).to_be_visible()
+    expect(task.get_by_role("button", name=f"Retry task {task_id}")).to_be_visible()
+    expect(task.get_by_role("button", name=f"Cancel task {task_id}")).to_have_count(0)
+    expect(card(page, "CANCELLED")).to_have_text("1")
+    history = rpc(dashboard.server, "GetTaskHistory", {"id": task_id})["history"]
+    assert history[-1]["status"] == "CANCELLED"
+    assert "from the dashboard" in history[-1]["details"]
+
+
+def test_retry_a_failed_task(dashboard: Dashboard) -> None:
+    task_id = create(dashboard.server, "Doomed", {"fail_rate": "1"}, maxRetries=0)
+    page = dashboard.open()
+    task = row(page, task_id)
+    expect(task.locator("td.status")).to_have_text("Failed")
+    task.get_by_role("button", name=f"Open details of task {task_id}").click()
+    details = page.get_by_role("dialog", name=f"#{task_id} Doomed")
+    expect(details.locator("#details-attempts tr")).to_have_count(1)
+    details.get_by_role("button", name="Retry").click()
+    confirm = page.get_by_role("dialog", name=f"Retry task #{task_id}?")
+    confirm.get_by_role("button", name="Retry task").click()
+    # It runs again, live in the open details: a second attempt, which fails like the first.
+    expect(details.locator('#details-timeline li[data-status="QUEUED"]')).to_have_count(2)
+    expect(details.locator('#details-timeline li[data-status="QUEUED"]').last).to_contain_text(
+        "from the dashboard"
+    )
+    expect(details.locator("#details-attempts tr")).to_have_count(2)
+    expect(details.locator("#details-timeline li").last).to_contain_text("Failed")
+    page.keyboard.press("Escape")
+    expect(task.locator("td.attempts")).to_have_text("2")
+    expect(task.locator("td.status")).to_have_text("Failed")
+
+
+def test_validation_errors_appear_beside_their_field(dashboard: Dashboard) -> None:
+    page = dashboard.open()
+    page.get_by_role("button", name="New task").click()
+    form = page.get_by_role("dialog", name="New task")
+    name = form.get_by_label("Name", exact=True)
+    name.fill("   ")
+    form.get_by_role("button", name="Create task").click()
+    expect(form.locator("#create-name-error")).to_have_text("is required and must not be blank")
+    expect(name).to_have_attribute("aria-invalid", "true")
+    expect(name).to_be_focused()
+
+    name.fill("Bad parameters")
+    form.get_by_label("Type").select_option("sleep")
+    form.get_by_label("Parameter 2 name").fill("fail rate")
+    form.get_by_label("Parameter 2 value").fill("0")
+    form.get_by_role("button", name="Create task").click()
+    expect(form.locator("#create-name-error")).to_be_hidden()
+    expect(form.locator("#create-payload-error")).to_contain_text("['fail rate']: key must match")
+    expect(form.get_by_label("Parameter 2 name")).to_have_attribute("aria-invalid", "true")
+    dashboard.screenshot(page, "-error")
+
+    # The raw JSON view edits the same parameters; numbers become the strings the API takes.
+    form.get_by_label("Edit as JSON").check()
+    json_text = form.get_by_label("Parameters as JSON")
+    assert json.loads(json_text.input_value()) == {"fail rate": "0"}
+    json_text.fill('{"seconds": 0.1')
+    form.get_by_role("button", name="Create task").click()
+    expect(form.locator("#create-payload-error")).to_contain_text("not valid JSON")
+    json_text.fill('{"seconds": 0.1}')
+    form.get_by_role("button", name="Create task").click()
+    expect(form).to_be_hidden()
+    expect(page.locator("#tasks-body tr", has_text="Bad parameters").locator("td.status")).to_have_text(
+        "Succeeded"
+    )
+    tasks = rpc(dashboard.server, "ListTasks", {})["tasks"]
+    assert [t["payload"]["parameters"] for t in tasks] == [{"seconds": "0.1"}]
+
+
+def test_phone_width_in_dark_mode(dashboard: Dashboard) -> None:
+    for index in range(3):
+        create(dashboard.server, f"Phone task {index}", {"seconds": "0"}, description="Fits a small screen")
+    create(dashboard.server, "Waiting", {}, delaySeconds=LATER)
+    page = dashboard.open(scheme="dark", width=390, height=844)
+    expect(page.locator("#tasks-body tr")).to_have_count(4)
+    expect(card(page, "SUCCEEDED")).to_have_text("3")
+    width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"the page scrolls sideways at phone width: {width}"
+    expect(page.get_by_role("button", name="New task")).to_be_in_viewport()
+    # Keyboard: the first Tab reaches the skip link; a task's name is a button that Enter opens.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to tasks")).to_be_focused()
+    page.get_by_role("button", name="Phone task 0").focus()
+    page.keyboard.press("Enter")
+    details = page.get_by_role("dialog", name=re.compile("Phone task 0"))
+    expect(details.locator("#details-timeline li")).to_have_count(3)
+    dashboard.screenshot(page, "-details")
+    page.keyboard.press("Escape")
+    expect(details).to_be_hidden()
+    dashboard.screenshot(page)
+
+
+def test_lost_connection_is_shown_and_recovers(
+    dashboard: Dashboard, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = dashboard.open()
+    old = dashboard.server
+    old.process.kill()  # a crash: no goodbye on the stream
+    old.process.wait(10)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "lost")
+    expect(page.get_by_role("alert").filter(has_text="Connection to the server lost")).to_be_visible()
+    dashboard.screenshot(page, "-lost")
+
+    monkeypatch.setattr(conftest, "free_port", lambda: old.port)  # the same address as before
+    server = ServerProcess(settings, tmp_path / "server-2.log", WORKER_COUNT="4")
+    try:
+        server.wait_ready()
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=30_000)
+        expect(page.locator("#banner")).to_be_hidden()
+        task_id = create(server, "After the outage", {"seconds": "0"})
+        expect(row(page, task_id).locator("td.status")).to_have_text("Succeeded")
+        # The crashed server's worker stopped beating: greyed out as gone, beside the new live one.
+        expect(page.locator("#workers-body tr.gone")).to_have_count(1)
+        expect(page.locator("#workers-body tr:not(.gone)")).to_contain_text("Live")
+        dashboard.screenshot(page)
+    finally:
+        server.stop()
+
+
+def test_event_stream_envelopes_split_across_chunks(dashboard: Dashboard) -> None:
+    page = dashboard.open()
+    # The Connect envelopes of a stream, delivered one byte per chunk: the worst a network can do.
+    parsed = page.evaluate(
+        """async () => {
+            const { envelopes } = await import("/static/api.js");
+            const frame = (flag, message) => {
+                const data = new TextEncoder().encode(JSON.stringify(message));
+                const out = new Uint8Array(5 + data.length);
+                out[0] = flag;
+                new DataView(out.buffer).setUint32(1, data.length);
+                out.set(data, 5);
+                return [...out];
+            };
+            const bytes = [...frame(0, {taskId: 7, status: "RUNNING", details: "é ✓"}),
+                           ...frame(0, {keepalive: true}), ...frame(2, {})];
+            const body = new ReadableStream({start(controller) {
+                for (const byte of bytes) controller.enqueue(new Uint8Array([byte]));
+                controller.close();
+            }});
+            const seen = [];
+            for await (const envelope of envelopes(body)) seen.push(envelope);
+            return seen;
+        }"""
+    )
+    assert parsed == [
+        [0, {"taskId": 7, "status": "RUNNING", "details": "é ✓"}],
+        [0, {"keepalive": True}],
+        [2, {}],
+    ]
