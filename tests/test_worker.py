@@ -256,3 +256,30 @@ async def test_a_plugins_own_timeout_error_is_an_ordinary_failure(store: Store, 
         "Task failed (Attempt 1): connecting to the mail server timed out; no retries left (0 used)"
     )
     assert [e.outcome for e in await store.executions(task_id)] == [Outcome.FAILED]
+
+
+async def test_the_deadline_is_a_timeout_however_the_plugin_ends(store: Store, settings: Settings) -> None:
+    """A plugin may turn the deadline's cancellation into a TimeoutError of its own, or hang in a thread."""
+
+    async def converts(parameters: dict[str, str]) -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            raise TimeoutError("gave up") from None
+
+    def hangs(parameters: dict[str, str]) -> None:
+        threading.Event().wait(5)
+
+    ids = [
+        task_id
+        for task_id, _ in await store.create_tasks(
+            [NewTask(kind, kind, max_retries=0, timeout_seconds=0.2) for kind in ("converts", "hangs")]
+        )
+    ]
+    async with running_worker(store, settings, registry_with(converts=converts, hangs=hangs)) as worker:
+        for task_id in ids:
+            await eventually(lambda task_id=task_id: status_is(store, task_id, Status.FAILED))
+        assert not worker._running  # nothing left cancelled-but-running
+    for task_id in ids:
+        assert [e.outcome for e in await store.executions(task_id)] == [Outcome.TIMED_OUT]
+        assert (await store.history(task_id))[-1].details.startswith("Task timed out (Attempt 1)")

@@ -132,7 +132,8 @@ class TaskService:
                 Code.FAILED_PRECONDITION,
                 f"status: {target.name} is set by workers; a client may set {allowed}",
             )
-        await self.store.set_status(task_id, target, message)
+        # The original's contract: the history row's details are the request's message.
+        await self.store.set_status(task_id, target, message, verbatim=True)
         return empty_pb2.Empty()
 
     @connect_errors

@@ -133,3 +133,14 @@ def server(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     settings = load_settings_or_exit()
     run_server(settings, host or settings.server_host, port or settings.server_port, ctx.obj["log_level"])
+
+
+@cli.command()
+@click.option("--quick", is_flag=True, help="A seconds-long smoke run with tiny sizes.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results here.")
+def bench(quick: bool, json_path: str | None) -> None:
+    """Measure throughput, latency, scale and memory on a fresh database (see docs/performance.md)."""
+    from taskservice.bench import run_bench
+
+    if not run_async(run_bench(load_settings_or_exit(), quick=quick, json_path=json_path)):
+        raise SystemExit(1)

@@ -3,8 +3,9 @@
 -- and write the history row in the same statement, so a transition and its history commit together.
 
 -- name: create_tasks
--- Insert tasks, their "Task is scheduled" history rows and the wake-up NOTIFY in one statement.
+-- Insert tasks and their "Task is scheduled" history rows in one statement.
 -- A task whose idempotency key exists already is skipped (the caller looks the existing one up).
+-- The wake-up NOTIFY follows once this has committed (wake_workers): see store/waker.py.
 WITH input AS (
     SELECT *
       FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::int[], $6::int[],
@@ -18,15 +19,16 @@ WITH input AS (
            idempotency_key, now() + make_interval(secs => delay_seconds)
       FROM input
      ORDER BY ord
-        ON CONFLICT (idempotency_key) DO NOTHING
+        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, idempotency_key
 ), history AS (
     INSERT INTO task_history (task_id, status, details)
     SELECT id, 0, $10::text FROM inserted
 )
-SELECT id, idempotency_key, pg_notify('taskservice_queue', '') IS NULL AS _
-  FROM inserted
- ORDER BY id;
+SELECT id, idempotency_key FROM inserted ORDER BY id;
+
+-- name: wake_workers
+SELECT pg_notify('taskservice_queue', '');
 
 -- name: ids_by_idempotency_key
 SELECT id, idempotency_key FROM tasks WHERE idempotency_key = ANY($1::text[]);
@@ -36,20 +38,65 @@ SELECT * FROM tasks WHERE id = $1;
 
 -- name: list_tasks
 -- Newest first: ids come from a sequence, so id order is creation order and pages are stable.
+-- The page's ids come first, from an index alone however deep the page, then their rows.
+-- One statement per combination of the status and type filters, each planned on its own index
+-- (a generic `$1 IS NULL OR status = $1` plan could not use one).
 SELECT *
   FROM tasks
- WHERE ($1::smallint IS NULL OR status = $1)
-   AND ($2::text IS NULL OR type = $2)
-   AND ($3::text IS NULL OR name ILIKE '%' || $3 || '%')
- ORDER BY id DESC
- LIMIT $4 OFFSET $5;
+ WHERE id IN (SELECT id
+                FROM tasks
+               WHERE ($1::text IS NULL OR name ILIKE '%' || $1 || '%')
+               ORDER BY id DESC
+               LIMIT $2 OFFSET $3)
+ ORDER BY id DESC;
+
+-- name: list_tasks_of_status
+SELECT *
+  FROM tasks
+ WHERE id IN (SELECT id
+                FROM tasks
+               WHERE status = $1::smallint
+                 AND ($2::text IS NULL OR name ILIKE '%' || $2 || '%')
+               ORDER BY id DESC
+               LIMIT $3 OFFSET $4)
+ ORDER BY id DESC;
+
+-- name: list_tasks_of_type
+SELECT *
+  FROM tasks
+ WHERE id IN (SELECT id
+                FROM tasks
+               WHERE type = $1::text
+                 AND ($2::text IS NULL OR name ILIKE '%' || $2 || '%')
+               ORDER BY id DESC
+               LIMIT $3 OFFSET $4)
+ ORDER BY id DESC;
+
+-- name: list_tasks_of_status_and_type
+SELECT *
+  FROM tasks
+ WHERE id IN (SELECT id
+                FROM tasks
+               WHERE status = $1::smallint AND type = $2::text
+                 AND ($3::text IS NULL OR name ILIKE '%' || $3 || '%')
+               ORDER BY id DESC
+               LIMIT $4 OFFSET $5)
+ ORDER BY id DESC;
 
 -- name: count_tasks
+-- Tasks of a status and/or a type, from the counts the triggers keep (migration 0002): no scan.
+SELECT coalesce(sum(count), 0)::bigint
+  FROM task_counts
+ WHERE ($1::smallint IS NULL OR status = $1)
+   AND ($2::text IS NULL OR type = $2);
+
+-- name: count_tasks_named
+-- A name filter is not in the kept counts: this one scans.
 SELECT count(*)
   FROM tasks
  WHERE ($1::smallint IS NULL OR status = $1)
    AND ($2::text IS NULL OR type = $2)
-   AND ($3::text IS NULL OR name ILIKE '%' || $3 || '%');
+   AND name ILIKE '%' || $3 || '%';
 
 -- name: task_history
 SELECT * FROM task_history WHERE task_id = $1 ORDER BY created_at, id;
@@ -62,7 +109,8 @@ SELECT e.*, extract(epoch FROM e.started_at - t.created_at)::float8 AS started_a
  ORDER BY e.attempt, e.id;
 
 -- name: status_counts
-SELECT status, count(*) AS count FROM tasks GROUP BY status;
+-- The sum over the slots of the counts the triggers keep (migration 0002): no scan.
+SELECT status, sum(count)::bigint AS count FROM task_counts GROUP BY status;
 
 -- name: queue_depth
 -- Tasks due now and waiting for a worker.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ from taskservice.model import (
     Transition,
 )
 from taskservice.store.sql import query
+from taskservice.store.waker import Waker
 
 Record = asyncpg.Record
 if TYPE_CHECKING:
@@ -97,6 +99,7 @@ class Store:
     def __init__(self, pool: Pool, defaults: TaskDefaults | None = None) -> None:
         self.pool = pool
         self.defaults = defaults or TaskDefaults()
+        self._waker = Waker(pool)
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -123,6 +126,8 @@ class Store:
             [t.delay_seconds for t in tasks],
             model.SCHEDULED,
         )
+        if rows:
+            await self._waker.wake()
         by_key = {row["idempotency_key"]: row["id"] for row in rows if row["idempotency_key"]}
         # Ids come from a sequence in insertion order, so unkeyed rows map back by position.
         unkeyed = iter(row["id"] for row in rows if not row["idempotency_key"])
@@ -157,9 +162,18 @@ class Store:
         offset: int = 0,
     ) -> list[Task]:
         """Tasks newest first; `status` None (or ALL) means every status."""
-        rows = await self.pool.fetch(
-            query("list_tasks"), *self._filters(status, task_type, name_contains), limit, offset
-        )
+        status_number, kind, name = self._filters(status, task_type, name_contains)
+        # Each combination of filters has a statement of its own: see queries.sql.
+        if status_number is None and kind is None:
+            rows = await self.pool.fetch(query("list_tasks"), name, limit, offset)
+        elif kind is None:
+            rows = await self.pool.fetch(query("list_tasks_of_status"), status_number, name, limit, offset)
+        elif status_number is None:
+            rows = await self.pool.fetch(query("list_tasks_of_type"), kind, name, limit, offset)
+        else:
+            rows = await self.pool.fetch(
+                query("list_tasks_of_status_and_type"), status_number, kind, name, limit, offset
+            )
         return [_task(row) for row in rows]
 
     async def count_tasks(
@@ -169,9 +183,11 @@ class Store:
         task_type: str | None = None,
         name_contains: str | None = None,
     ) -> int:
-        count = await self.pool.fetchval(
-            query("count_tasks"), *self._filters(status, task_type, name_contains)
-        )
+        status_number, kind, name = self._filters(status, task_type, name_contains)
+        if name is None:  # the kept counts answer without a scan
+            count = await self.pool.fetchval(query("count_tasks"), status_number, kind)
+        else:
+            count = await self.pool.fetchval(query("count_tasks_named"), status_number, kind, name)
         return int(count)
 
     @staticmethod
@@ -179,7 +195,9 @@ class Store:
         status: Status | None, task_type: str | None, name_contains: str | None
     ) -> tuple[int | None, str | None, str | None]:
         status_number = None if status is None or status == Status.ALL else int(status)
-        return status_number, task_type or None, name_contains or None
+        # A literal substring: LIKE's wildcards and escape character in it match themselves.
+        pattern = re.sub(r"([\\%_])", r"\\\1", name_contains) if name_contains else None
+        return status_number, task_type or None, pattern
 
     async def history(self, task_id: int) -> list[HistoryEntry]:
         """The status changes of a task, oldest first."""
@@ -237,8 +255,14 @@ class Store:
         """Raise unless the database answers."""
         await self.pool.fetchval(query("ping"))
 
-    async def set_status(self, task_id: int, target: Status, message: str = "") -> Task:
-        """An operator's status change: only legal transitions, history in the same transaction."""
+    async def set_status(
+        self, task_id: int, target: Status, message: str = "", *, verbatim: bool = False
+    ) -> Task:
+        """An operator's status change: only legal transitions, history in the same transaction.
+
+        The history line wraps `message` ("Task cancelled: <message>"), or is `message` itself when
+        `verbatim` and it is not empty.
+        """
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(query("lock_task"), task_id)
             if row is None:
@@ -253,6 +277,8 @@ class Store:
             else:
                 details = message or f"Status set to {target.name} by an operator"
                 outcome = Outcome.SUCCEEDED if target == Status.SUCCEEDED else Outcome.FAILED
+            if verbatim and message:
+                details = message
             await conn.fetch(query("set_status"), task_id, int(target), int(current), details, outcome)
             updated = await conn.fetchrow(query("get_task"), task_id)
         assert updated is not None

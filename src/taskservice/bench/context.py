@@ -1,0 +1,89 @@
+"""What every scenario works with: the sizes, the database, the API server, and worker processes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from taskservice.bench.client import Client
+from taskservice.bench.processes import Child, ServerProcess, child_env, stop_all, wait_until
+from taskservice.bench.sizes import Sizes
+from taskservice.store import Pool, Store
+from taskservice.store.sql import named_statements
+
+
+@cache
+def _statements() -> dict[str, str]:
+    return named_statements(Path(__file__).with_name("queries.sql"))
+
+
+def sql(name: str) -> str:
+    """A statement of the benchmark's own `queries.sql`."""
+    return _statements()[name]
+
+
+@dataclass
+class Context:
+    sizes: Sizes
+    database_url: str
+    pool: Pool
+    store: Store
+    server: ServerProcess
+    log_dir: Path
+    console: Console
+    worker_peak_rss: list[int] = field(default_factory=list)  # of every worker process started
+    _started: int = 0
+
+    async def reset(self) -> None:
+        """Empty every table, so each scenario starts from nothing."""
+        await self.pool.execute(sql("reset"))
+
+    async def clear_tasks(self) -> None:
+        """Empty the task tables (the running workers stay registered): between rounds."""
+        await self.pool.execute(sql("clear_tasks"))
+
+    async def queue_no_ops(self, count: int, name: str) -> None:
+        """Queue `count` due no-op tasks in one transaction, with the statistics autovacuum would
+        gather, so that the workers (woken when it commits) find them as in a running system."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(sql("queue_no_ops"), count, name)
+            await conn.execute(sql("analyze_tasks"))
+
+    async def value(self, name: str, *args: Any) -> Any:
+        return await self.pool.fetchval(sql(name), *args)
+
+    def api(self) -> Client:
+        """A connection to the API server (see client.py)."""
+        return Client(self.server.address)
+
+    def server_peak_rss(self) -> int:
+        return self.server.read_peak_rss()
+
+    @contextlib.asynccontextmanager
+    async def workers(self, count: int) -> AsyncIterator[list[Child]]:
+        """`count` worker processes (`task-cli serve`), all registered and listening when this yields."""
+        children: list[Child] = []
+        env = child_env(self.database_url)
+        try:
+            for _ in range(count):
+                self._started += 1
+                args = ["serve", "--concurrency", str(self.sizes.worker_concurrency)]
+                children.append(Child(f"worker-{self._started}", args, env, self.log_dir))
+
+            async def registered() -> bool:
+                for child in children:
+                    if not child.alive():
+                        raise RuntimeError(f"{child.name} exited early:\n{child.tail()}")
+                return bool(await self.value("live_workers") >= count)
+
+            await wait_until(registered, self.sizes.step_timeout, f"{count} worker(s) to start")
+            yield children
+        finally:
+            stop_all(children)
+            self.worker_peak_rss.extend(child.peak_rss for child in children)

@@ -1,0 +1,135 @@
+"""The `task-cli` processes a run starts (the API server, workers): logged, measured, always stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import psutil
+
+
+class BenchTimeout(Exception):
+    """A wait of the benchmark took longer than its bound."""
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], timeout: float, what: str, interval: float = 0.05
+) -> None:
+    """Await `check()` until it is true; BenchTimeout after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise BenchTimeout(f"{what}: not done within {timeout:g}s")
+        await asyncio.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def child_env(database_url: str, **extra: str) -> dict[str, str]:
+    """This process's environment, pointed at the benchmark's database."""
+    return {**os.environ, "DATABASE_URL": database_url, **extra}
+
+
+class Child:
+    """One `task-cli` subprocess, its output in `log_path`."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "taskservice.cli", "--log-level", "warning", *args],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.peak_rss = 0
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def read_peak_rss(self) -> int:
+        """The most memory the process has held so far (VmHWM), in bytes; also kept in `peak_rss`."""
+        peak = 0
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = int(line.split()[1]) * 1024
+        if not peak:  # not Linux: the current size is the best we have
+            with contextlib.suppress(psutil.Error):
+                peak = psutil.Process(self.pid).memory_info().rss
+        self.peak_rss = max(self.peak_rss, peak)
+        return self.peak_rss
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def terminate(self) -> None:
+        if self.alive():
+            self.read_peak_rss()
+            self.process.send_signal(signal.SIGTERM)
+
+    def reap(self, grace: float) -> None:
+        """Wait for the process to end; kill it after `grace` seconds."""
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        self._log.close()
+
+
+def stop_all(children: list[Child], grace: float = 15.0) -> None:
+    """SIGTERM every child at once, then wait for each (SIGKILL once `grace` is over)."""
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + grace
+    for child in children:
+        child.reap(max(deadline - time.monotonic(), 0.1))
+
+
+class ServerProcess(Child):
+    """`task-cli server` on a free port, running no tasks itself (WORKER_COUNT=0)."""
+
+    def __init__(self, database_url: str, log_dir: Path) -> None:
+        self.port = free_port()
+        self.address = f"http://127.0.0.1:{self.port}"
+        env = child_env(database_url, WORKER_COUNT="0")
+        super().__init__("server", ["server", "--port", str(self.port)], env, log_dir)
+
+    async def wait_ready(self, timeout: float) -> None:
+        async def ready() -> bool:
+            if not self.alive():
+                raise RuntimeError(f"the server exited early:\n{self.tail()}")
+            return await asyncio.to_thread(self._answers)
+
+        await wait_until(ready, timeout, "the API server to start", interval=0.1)
+
+    def _answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.address}/readyz", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False

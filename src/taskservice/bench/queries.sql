@@ -1,0 +1,157 @@
+-- The benchmark's own SQL, one named block each ("-- name: <name>"): checks of what a scenario
+-- left behind, the raw-ceiling loops, and the fill of the scale scenario. The product's SQL stays in
+-- store/queries.sql; the raw loops here are the minimal statements doing the same writes per task.
+
+-- name: reset
+TRUNCATE tasks, task_history, task_executions, workers RESTART IDENTITY;
+
+-- name: clear_tasks
+TRUNCATE tasks, task_history, task_executions RESTART IDENTITY;
+
+-- name: analyze_tasks
+-- After a bulk load, what autovacuum would do within a minute: without statistics (a table just
+-- emptied or never analyzed) the planner sorts the whole queue for every claim.
+ANALYZE tasks;
+
+-- name: live_workers
+SELECT count(*) FROM workers WHERE stopped_at IS NULL;
+
+-- name: tasks_named
+SELECT count(*) FROM tasks WHERE name = $1;
+
+-- name: succeeded
+SELECT count(*) FROM tasks WHERE status = 3;
+
+-- name: succeeded_kept
+-- The same from the counts the triggers keep: cheap enough to ask ten times a second while the
+-- workers run (the end result is checked with a real count).
+SELECT coalesce(sum(count), 0) FROM task_counts WHERE status = 3;
+
+-- name: incomplete_lifecycles
+-- Tasks whose lifecycle is not whole: not SUCCEEDED, or not exactly one succeeded attempt, or not
+-- exactly the three history rows (scheduled, started, succeeded).
+SELECT count(*)
+  FROM tasks t
+ WHERE t.status <> 3
+    OR (SELECT count(*) FROM task_history h WHERE h.task_id = t.id) <> 3
+    OR (SELECT count(*) FROM task_executions e WHERE e.task_id = t.id AND e.outcome = 'succeeded') <> 1;
+
+-- name: last_finish
+SELECT extract(epoch FROM max(finished_at))::float8 FROM task_executions;
+
+-- name: task_times
+-- When each task was created, started and finished (seconds since the epoch, the server's clock).
+SELECT t.id,
+       extract(epoch FROM t.created_at)::float8 AS created,
+       extract(epoch FROM e.started_at)::float8 AS started,
+       extract(epoch FROM e.finished_at)::float8 AS finished
+  FROM tasks t
+  JOIN task_executions e ON e.task_id = t.id
+ WHERE e.finished_at IS NOT NULL;
+
+-- name: raw_insert
+-- The raw ceiling of CreateTask: a task row and its history row, one statement and commit each.
+WITH task AS (
+    INSERT INTO tasks (name, type, timeout_seconds) VALUES ('raw-insert', 'sleep', 60) RETURNING id
+)
+INSERT INTO task_history (task_id, status) SELECT id, 0 FROM task;
+
+-- name: raw_enqueue
+-- The raw ceiling of enqueue-to-start: a task row, its history row and the wake-up NOTIFY, one
+-- statement and one commit.
+WITH task AS (
+    INSERT INTO tasks (name, type, timeout_seconds) VALUES ('raw-latency', 'sleep', 60) RETURNING id
+), history AS (
+    INSERT INTO task_history (task_id, status) SELECT id, 0 FROM task
+)
+SELECT id, pg_notify('taskservice_queue', '') IS NULL AS _ FROM task;
+
+-- name: raw_insert_batch
+-- The raw ceiling of CreateTasks: $1 tasks and their history rows in one statement.
+WITH task AS (
+    INSERT INTO tasks (name, type, timeout_seconds)
+    SELECT 'raw-batch', 'sleep', 60 FROM generate_series(1, $1)
+    RETURNING id
+)
+INSERT INTO task_history (task_id, status) SELECT id, 0 FROM task;
+
+-- name: queue_no_ops
+-- $1 due no-op tasks named $2 (the real `sleep` type, seconds=0) with their "scheduled" history
+-- rows, and the NOTIFY that wakes the workers when this commits.
+WITH task AS (
+    INSERT INTO tasks (name, type, payload, timeout_seconds)
+    SELECT $2, 'sleep', '{"parameters": {"seconds": "0"}}', 60 FROM generate_series(1, $1)
+    RETURNING id
+), history AS (
+    INSERT INTO task_history (task_id, status, details) SELECT id, 0, 'Task is scheduled' FROM task
+)
+SELECT pg_notify('taskservice_queue', '');
+
+-- name: raw_claim
+-- Claim up to $1 due tasks (SKIP LOCKED, in queue order): status, history row, execution row.
+WITH picked AS (
+    SELECT id FROM tasks
+     WHERE status IN (0, 6) AND run_at <= now()
+     ORDER BY priority DESC, run_at, id
+     LIMIT $1
+       FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE tasks t SET status = 1, attempts = t.attempts + 1 FROM picked WHERE t.id = picked.id
+    RETURNING t.id, t.attempts
+), history AS (
+    INSERT INTO task_history (task_id, status) SELECT id, 1 FROM claimed
+)
+INSERT INTO task_executions (task_id, attempt, worker_id)
+SELECT id, attempts, 'raw' FROM claimed
+RETURNING id, task_id;
+
+-- name: raw_complete
+-- Complete claimed tasks: status, history row, execution closed.
+WITH done AS (
+    UPDATE tasks SET status = 3 WHERE id = ANY($1::int[]) AND status = 1 RETURNING id
+), history AS (
+    INSERT INTO task_history (task_id, status) SELECT id, 3 FROM done
+)
+UPDATE task_executions SET finished_at = now(), outcome = 'succeeded' WHERE id = ANY($2::bigint[]);
+
+-- name: fill_tasks
+-- Tasks $1..$2 of $3 for the scale scenario, the last $4 of them due and waiting, the rest finished
+-- (2% failed, 2% cancelled) over the past hours; one in ten is send_email, one in ten run_query.
+INSERT INTO tasks (name, type, status, payload, max_retries, timeout_seconds, attempts, run_at,
+                   created_at, updated_at)
+SELECT 'bench-scale-' || g,
+       CASE g % 10 WHEN 0 THEN 'send_email' WHEN 1 THEN 'run_query' ELSE 'sleep' END,
+       CASE WHEN g > $3 - $4 THEN 0 WHEN g % 50 = 0 THEN 2 WHEN g % 50 = 1 THEN 7 ELSE 3 END,
+       '{"parameters": {"seconds": "0"}}', 3, 60,
+       CASE WHEN g > $3 - $4 THEN 0 ELSE 1 END,
+       at, at, at
+  FROM generate_series($1::int, $2::int) AS g
+ CROSS JOIN LATERAL (SELECT now() - ($3 - g) * interval '20 ms' AS at) AS times
+ ORDER BY g;
+
+-- name: fill_history
+-- The history of tasks $1..$2: scheduled, then (when finished) started and the final status.
+INSERT INTO task_history (task_id, status, details, created_at)
+SELECT t.id, h.status, h.details, t.created_at + h.after
+  FROM tasks t
+ CROSS JOIN LATERAL (
+        VALUES (0::smallint, 'Task is scheduled', interval '0'),
+               (1::smallint, 'Task started (Attempt 1)', interval '2 ms'),
+               (t.status, 'Task finished', interval '5 ms')
+       ) AS h(status, details, after)
+ WHERE t.id BETWEEN $1 AND $2 AND (t.status <> 0 OR h.after = interval '0')
+ ORDER BY t.id, h.after;
+
+-- name: fill_executions
+INSERT INTO task_executions (task_id, attempt, worker_id, started_at, finished_at, outcome)
+SELECT id, 1, 'bench-fill', created_at + interval '2 ms', created_at + interval '5 ms',
+       CASE status WHEN 3 THEN 'succeeded' WHEN 2 THEN 'failed' ELSE 'cancelled' END
+  FROM tasks
+ WHERE id BETWEEN $1 AND $2 AND status <> 0
+ ORDER BY id;
+
+-- name: analyze
+VACUUM ANALYZE tasks, task_history, task_executions;
+
+-- name: table_sizes
+SELECT (SELECT count(*) FROM tasks) AS tasks, (SELECT count(*) FROM task_history) AS history;

@@ -1,0 +1,57 @@
+"""Processing: no-op tasks drained end to end (claimed, history written, succeeded) by worker processes."""
+
+from __future__ import annotations
+
+import time
+
+from taskservice.bench.context import Context
+from taskservice.bench.processes import wait_until
+from taskservice.bench.results import Figure, ScenarioResult, Target
+from taskservice.bench.stats import best
+
+NAME = "processing"
+TITLE = "b. Processing (no-op tasks, end to end)"
+
+TARGETS = {4: Target(">=", 10_000)}
+RATIO_TARGETS = {4: 0.5}
+
+
+async def drain_once(ctx: Context) -> tuple[float, int]:
+    """Queue the tasks for the running workers; (tasks/s until the last one finished, incomplete ones)."""
+    count = ctx.sizes.drain_tasks
+    await ctx.clear_tasks()
+    await ctx.queue_no_ops(count, "bench-drain")
+    queued_at = time.time()  # committed: the workers were told and start now
+
+    async def drained() -> bool:
+        return bool(await ctx.value("succeeded_kept") >= count)
+
+    await wait_until(drained, ctx.sizes.step_timeout, f"{count} tasks to succeed", interval=0.1)
+    finished_at: float = await ctx.value("last_finish")
+    incomplete: int = await ctx.value("incomplete_lifecycles")
+    return count / (finished_at - queued_at), incomplete
+
+
+async def run(ctx: Context, result: ScenarioResult) -> None:
+    sizes = ctx.sizes
+    for processes in sizes.worker_processes:
+        await ctx.reset()
+        rates = []
+        async with ctx.workers(processes):
+            for _ in range(sizes.rounds):
+                rate, incomplete = await drain_once(ctx)
+                rates.append(rate)
+                result.tasks += sizes.drain_tasks
+                result.lost += incomplete
+        result.figures.append(
+            Figure(
+                f"processing.workers_{processes}",
+                f"{processes} worker process{'es' if processes > 1 else ''} x {sizes.worker_concurrency}",
+                best(rates),
+                "tasks/s",
+                target=TARGETS.get(processes),
+                raw_key="ceiling.drain",
+                ratio_target=RATIO_TARGETS.get(processes),
+                details={"tasks": sizes.drain_tasks, "rounds": [round(r) for r in rates]},
+            )
+        )

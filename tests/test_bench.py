@@ -1,0 +1,47 @@
+"""`task-cli bench --quick` runs every scenario to the end and loses no task; speed is never asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from taskservice.config import Settings
+
+SCENARIOS = {"ceiling", "enqueue", "processing", "latency", "scale", "memory"}
+
+
+@pytest.mark.slow
+def test_the_quick_benchmark_completes_and_loses_no_task(pg_server_url: str, tmp_path: Path) -> None:
+    variables = {name.upper() for name in Settings.model_fields}
+    env = {k: v for k, v in os.environ.items() if k.upper() not in variables and k != "TEST_DATABASE_URL"}
+    env["DATABASE_URL"] = pg_server_url  # the bench makes a database of its own there, and drops it
+    env["EMBEDDED_DATA_DIR"] = str(tmp_path / "unused-embedded")
+    results = tmp_path / "bench.json"
+
+    run = subprocess.run(
+        [sys.executable, "-m", "taskservice.cli", "bench", "--quick", "--json", str(results)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(results.read_text())
+    assert report["quick"] is True
+    assert {s["name"] for s in report["scenarios"]} == SCENARIOS
+    for scenario in report["scenarios"]:
+        assert scenario["completed"], f"{scenario['name']}: {scenario['error']}"
+        assert scenario["lost"] == 0, scenario["name"]
+        assert scenario["figures"], scenario["name"]
+        if scenario["name"] != "memory":
+            assert scenario["tasks"] > 0, scenario["name"]
+    assert report["ok"] is True
+    assert "every scenario completed, no task lost" in run.stdout
