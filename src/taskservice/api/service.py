@@ -19,7 +19,7 @@ from taskservice.api import convert, validation
 from taskservice.api.events import EventHub, SubscriberTooSlow
 from taskservice.api.validation import InvalidArgument
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import IllegalTransition, Status
+from taskservice.model import FINISHED, IllegalTransition, Status
 from taskservice.plugins import Registry
 from taskservice.store import OPERATOR_TARGETS, Store, TaskNotFound
 
@@ -163,14 +163,17 @@ class TaskService:
     async def retry_task(self, request: pb.RetryTaskRequest, ctx: RequestContext[Any, Any]) -> pb.Task:
         task_id = validation.task_id(request.id)
         reason = validation.message(request.reason, "reason")
-        task = await self.store.get_task(task_id)
-        if not task.status.finished:
+        try:
+            task = await self.store.set_status(
+                task_id, Status.QUEUED, reason or "retried", only_from=FINISHED
+            )
+        except IllegalTransition as error:
             raise ConnectError(
                 Code.FAILED_PRECONDITION,
-                f"task {task_id} is {task.status.name}; only a finished task "
+                f"task {task_id} is {error.current.name}; only a finished task "
                 "(SUCCEEDED, FAILED or CANCELLED) can be retried",
-            )
-        return convert.task(await self.store.set_status(task_id, Status.QUEUED, reason or "retried"))
+            ) from None
+        return convert.task(task)
 
     @connect_errors
     async def list_task_executions(

@@ -256,19 +256,27 @@ class Store:
         await self.pool.fetchval(query("ping"))
 
     async def set_status(
-        self, task_id: int, target: Status, message: str = "", *, verbatim: bool = False
+        self,
+        task_id: int,
+        target: Status,
+        message: str = "",
+        *,
+        verbatim: bool = False,
+        only_from: frozenset[Status] | None = None,
     ) -> Task:
         """An operator's status change: only legal transitions, history in the same transaction.
 
         The history line wraps `message` ("Task cancelled: <message>"), or is `message` itself when
-        `verbatim` and it is not empty.
+        `verbatim` and it is not empty. `only_from` narrows the statuses the task may be in (checked
+        under the row lock, so it cannot change in between).
         """
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(query("lock_task"), task_id)
             if row is None:
                 raise TaskNotFound(task_id)
             current = Status(row["status"])
-            if target not in OPERATOR_TARGETS or not model.can_move(current, target):
+            legal = target in OPERATOR_TARGETS and model.can_move(current, target)
+            if not legal or (only_from is not None and current not in only_from):
                 raise IllegalTransition(task_id, current, target)
             if target == Status.CANCELLED:
                 details, outcome = model.cancelled_details(message), Outcome.CANCELLED
