@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from taskservice.api.probe import ServerExited, free_port, wait_until_ready
 from taskservice.config import Settings, load_settings
 from taskservice.db import embedded, migrate
 from taskservice.db.connect import create_pool, with_database
@@ -135,15 +136,6 @@ async def eventually(check: Any, timeout: float = 30.0, interval: float = 0.05) 
         await asyncio.sleep(interval)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class ServerProcess:
     """A real `task-cli server` process on a free port, with its log kept for failure messages."""
 
@@ -172,21 +164,10 @@ class ServerProcess:
         )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        import time
-
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"server not ready within {timeout}s:\n{self.log()}")
+        try:
+            wait_until_ready(self.url, self.process, timeout)
+        except (ServerExited, TimeoutError) as error:
+            raise AssertionError(f"{error}:\n{self.log()}") from None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -17,7 +17,8 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from conftest import ServerProcess, eventually, free_port, subprocess_env
+from conftest import ServerProcess, eventually, subprocess_env
+from taskservice.api.probe import free_port
 from taskservice.cli import cli
 from taskservice.config import Settings
 from taskservice.model import NewTask, Status

@@ -6,7 +6,6 @@ import asyncio
 import email
 import email.policy
 import smtplib
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from psycopg import sql
 
+from taskservice.api.probe import free_port
 from taskservice.config import Settings
 from taskservice.db.connect import ensure_database, with_user
 from taskservice.plugins import PermanentFailure, Registry, UnknownPluginType, is_async
@@ -28,13 +28,6 @@ from taskservice.plugins.query import SANDBOX_DATABASE, SANDBOX_ROLE, RunQuery
 from taskservice.plugins.sleep import Sleep
 
 # -- send_email ------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -76,7 +69,7 @@ class SMTPServer:
 
 def _start_smtp(**kwargs: Any) -> tuple[Controller, SMTPServer]:
     collector = Collector()
-    port = _free_port()
+    port = free_port()
     controller = Controller(collector, hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     return controller, SMTPServer(collector, port)
@@ -193,7 +186,7 @@ def test_email_temporarily_refused_recipient_is_retryable(
 
 
 def test_email_smtp_server_down_is_retryable(settings: Settings) -> None:
-    plugin = SendEmail(_smtp_settings(settings, _free_port()))  # nothing listens there
+    plugin = SendEmail(_smtp_settings(settings, free_port()))  # nothing listens there
 
     with pytest.raises(ConnectionRefusedError):
         plugin.run({"recipient": "alice@example.com", "subject": "s", "body": "b"})

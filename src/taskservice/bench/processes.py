@@ -6,15 +6,15 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import psutil
+
+from taskservice.api.probe import ServerExited, free_port, wait_until_ready
 
 
 class BenchTimeout(Exception):
@@ -30,13 +30,6 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise BenchTimeout(f"{what}: not done within {timeout:g}s")
         await asyncio.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def child_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -120,16 +113,9 @@ class ServerProcess(Child):
         super().__init__("server", ["server", "--port", str(self.port)], env, log_dir)
 
     async def wait_ready(self, timeout: float) -> None:
-        async def ready() -> bool:
-            if not self.alive():
-                raise RuntimeError(f"the server exited early:\n{self.tail()}")
-            return await asyncio.to_thread(self._answers)
-
-        await wait_until(ready, timeout, "the API server to start", interval=0.1)
-
-    def _answers(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.address}/readyz", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
+            await asyncio.to_thread(wait_until_ready, self.address, self.process, timeout)
+        except ServerExited as error:
+            raise RuntimeError(f"{error}:\n{self.tail()}") from None
+        except TimeoutError:
+            raise BenchTimeout(f"the API server to start: not done within {timeout:g}s") from None

@@ -10,8 +10,8 @@ import time
 from types import FrameType
 
 import click
-import httpx
 
+from taskservice.api.probe import ServerExited, wait_until_ready
 from taskservice.cli.main import cli, load_settings_or_exit
 from taskservice.db import migrate
 from taskservice.db.connect import database_url
@@ -22,20 +22,6 @@ READY_TIMEOUT = 60.0
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     # Children get their own process group: Ctrl-C reaches `up` alone, which stops them in order.
     return subprocess.Popen([sys.executable, "-m", "taskservice.cli", *args], env=env, start_new_session=True)
-
-
-def _wait_ready(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise click.ClickException(f"the server exited with code {server.returncode}; see its log above")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise click.ClickException(f"the server did not become ready within {READY_TIMEOUT:g}s")
 
 
 def _stop(children: list[subprocess.Popen[bytes]], grace: float) -> None:
@@ -85,7 +71,10 @@ def up(ctx: click.Context, workers: int, concurrency: int | None, host: str | No
     signal.signal(signal.SIGTERM, request_stop)
     try:
         address = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-        _wait_ready(address, server)
+        try:
+            wait_until_ready(address, server, READY_TIMEOUT)
+        except (ServerExited, TimeoutError) as error:
+            raise click.ClickException(f"{error}; see its log above") from None
         # The server runs no tasks itself (WORKER_COUNT=0 above); each worker runs this many at once.
         per_worker = concurrency or settings.worker_count or 10
         worker_args = ["--log-level", level, "serve", "--concurrency", str(per_worker)]
