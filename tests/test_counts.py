@@ -62,8 +62,7 @@ async def test_counts_follow_every_transition(store: Store) -> None:
     await store.set_status(queued.id, Status.CANCELLED)
     await assert_counts_right(store)
     await store.claim("dead", 10, lease_seconds=0.01)
-    await asyncio.sleep(0.05)
-    await store.reap_expired_leases(RetryPolicy())
+    await eventually(lambda: store.reap_expired_leases(RetryPolicy()))
     await assert_counts_right(store)
     assert await store.count_tasks(status=Status.FAILED) == 1
     assert await store.count_tasks(task_type="alpha") == 5
@@ -205,12 +204,15 @@ async def test_every_create_wakes_the_workers_and_concurrent_ones_share_a_notify
 ) -> None:
     heard: list[str] = []
     listener = await connect(database_url)
-    await listener.add_listener(NOTIFY_CHANNEL, lambda *args: heard.append(args[2]))
+    # A listener is called with (connection, pid, channel, payload).
+    await listener.add_listener(NOTIFY_CHANNEL, lambda *args: heard.append(args[3]))
     try:
         await store.create_task(NewTask("one", "t"))
         await eventually(lambda: asyncio.sleep(0, len(heard) == 1))
         await asyncio.gather(*(store.create_task(NewTask(f"t{i}", "t")) for i in range(50)))
-        await asyncio.sleep(0.2)  # anything still on its way
-        assert 2 <= len(heard) < 51
+        # Notifications arrive in commit order: once this marker is heard, every wake-up before it was.
+        await store.pool.execute("SELECT pg_notify($1, 'end')", NOTIFY_CHANNEL)
+        await eventually(lambda: asyncio.sleep(0, "end" in heard))
+        assert 2 <= len(heard) - 1 < 51
     finally:
         await listener.close()

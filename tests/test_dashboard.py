@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,23 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboard"
 LATER = 3600.0  # delaySeconds that keeps a task QUEUED for the whole test
 
+# Pages never see this machine's clock, time zone or locale. Each page's clock is frozen at the moment
+# it opens, in a time zone where that moment's hour is BROWSER_HOUR: one digit by default, the case a
+# `\d\d:` pattern gets wrong (12-hour "7:00:13 AM" as well as 24-hour "07:00:13"). .ci/run sets these.
+BROWSER_LOCALE = os.environ.get("TEST_BROWSER_LOCALE", "en-US")
+BROWSER_HOUR = int(os.environ.get("TEST_BROWSER_HOUR", "7"))
+
+
+def zone_where_hour_is(at: datetime, hour: int) -> tuple[str, timezone]:
+    """A fixed-offset IANA zone (and its tzinfo) in which the instant `at` falls in hour `hour` (0..23)."""
+    ahead = (hour - at.astimezone(UTC).hour) % 24  # hours ahead of UTC
+    if ahead > 14:  # the Etc/GMT zones span UTC-12 to UTC+14
+        ahead -= 24
+    # POSIX signs: Etc/GMT-7 is seven hours *ahead* of UTC.
+    name = "Etc/UTC" if ahead == 0 else f"Etc/GMT{-ahead:+d}"
+    return name, timezone(timedelta(hours=ahead))
+
+
 # Tasks take a second or two to run here; auto-waiting expectations get room for a slow machine.
 expect.set_options(timeout=15_000)
 
@@ -39,6 +58,15 @@ def create(server: ServerProcess, name: str, parameters: dict[str, str], **field
     request = {"name": name, "type": "sleep", "payload": {"parameters": parameters}, **fields}
     task_id: int = rpc(server, "CreateTask", request)["id"]
     return task_id
+
+
+@pytest.mark.parametrize("utc_hour", range(24))
+def test_every_utc_hour_has_a_zone_where_the_page_shows_the_chosen_hour(utc_hour: int) -> None:
+    from zoneinfo import ZoneInfo
+
+    at = datetime(2026, 12, 1, utc_hour, 0, 13, tzinfo=UTC)
+    name, zone = zone_where_hour_is(at, BROWSER_HOUR)
+    assert at.astimezone(zone).hour == at.astimezone(ZoneInfo(name)).hour == BROWSER_HOUR
 
 
 # -- the browser ---------------------------------------------------------------------------------
@@ -73,12 +101,26 @@ class Dashboard:
         self.shot: set[str] = set()
         self.errors: list[str] = []
 
-    def open(self, *, scheme: str = "light", width: int = 1280, height: int = 900, hash: str = "") -> Page:
+    def open(
+        self,
+        *,
+        scheme: str = "light",
+        width: int = 1280,
+        height: int = 900,
+        hash: str = "",
+        now: datetime | None = None,
+    ) -> Page:
+        """A page in a context of its own, its clock frozen at `now` (default: this moment)."""
+        now = now or datetime.now(UTC)
+        zone, _ = zone_where_hour_is(now, BROWSER_HOUR)
         context = self.browser.new_context(
             viewport={"width": width, "height": height},
             color_scheme=scheme,  # type: ignore[arg-type]
             base_url=self.server.url,
+            locale=BROWSER_LOCALE,
+            timezone_id=zone,
         )
+        context.clock.set_fixed_time(now)
         page = context.new_page()
         page.on("pageerror", lambda error: self.errors.append(str(error)))
         page.goto(f"/{hash}")
@@ -280,7 +322,12 @@ def test_task_details(dashboard: Dashboard) -> None:
             "payload": {"parameters": {"recipient": "ada@example.com", "subject": "Welcome"}},
         },
     )["id"]
-    page = dashboard.open()
+    created = datetime.strptime(rpc(server, "GetTask", {"id": task_id})["createdAt"], "%Y-%m-%dT%H:%M:%SZ")
+    created = created.replace(tzinfo=UTC)
+    # The page's clock stands 13 s after the task was created, in a zone where that is BROWSER_HOUR.
+    page = dashboard.open(now=created + timedelta(seconds=13))
+    _, zone = zone_where_hour_is(created + timedelta(seconds=13), BROWSER_HOUR)
+    local = created.astimezone(zone)
     task = row(page, task_id)
     expect(task.locator("td.status")).to_have_text("Succeeded")
     task.get_by_role("button", name=f"View payload of task {task_id}").click()
@@ -300,8 +347,11 @@ def test_task_details(dashboard: Dashboard) -> None:
     expect(details.locator("#details-payload")).to_contain_text('  "recipient": "ada@example.com"')
     timeline = details.locator("#details-timeline li")
     expect(timeline.locator(".badge")).to_have_text(["Queued", "Running", "Succeeded"])
-    expect(timeline.first.locator("time")).to_have_text(re.compile(r"\d+ s ago"))
-    expect(timeline.first).to_contain_text(re.compile(r"\d\d:\d\d:\d\d"))  # and the absolute time
+    expect(timeline.first.locator("time")).to_have_text("13 s ago")
+    # And the absolute time, in the page's zone: "7:15:26 AM" (12-hour) or "07:15:26" (24-hour).
+    hours = {str(local.hour % 12 or 12), str(local.hour), f"{local.hour:02d}"}
+    clock = rf"(?<!\d)({'|'.join(sorted(hours))}):{local:%M:%S}(?!\d)"
+    expect(timeline.first).to_contain_text(re.compile(clock))
     worker = rpc(server, "ListWorkers", {})["workers"][0]["id"]
     attempt = details.locator("#details-attempts tr")
     expect(attempt).to_have_count(1)

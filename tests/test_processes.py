@@ -114,7 +114,8 @@ async def test_a_second_signal_cuts_the_grace_period_short(store: Store, workers
     worker = workers.start(SHUTDOWN_GRACE="600")
     await eventually(lambda: status_is(store, task_id, Status.RUNNING), timeout=60)
     worker.send_signal(signal.SIGINT)
-    await asyncio.sleep(0.5)  # the first signal is handled: the worker waits out its grace period
+    # The first signal is handled: the worker waits out its grace period.
+    await eventually(lambda: asyncio.sleep(0, "waiting for running tasks" in workers.logs()))
     assert worker.poll() is None
     worker.send_signal(signal.SIGINT)
     assert await wait_exit(worker, 60) == 0, workers.logs()  # long before the 600 s grace

@@ -216,10 +216,18 @@ async def test_new_work_wakes_an_idle_worker_without_polling(store: Store, setti
 
     # With polling an hour apart, only NOTIFY can start these tasks within the test's time.
     async with running_worker(store, settings, registry_with(noop=noop), poll_interval=3600):
-        await asyncio.sleep(0.3)  # let the worker go idle
+        await eventually(lambda: _listening(store))  # idle, waiting for a NOTIFY
         for _ in range(3):
             task_id, _ = await store.create_task(NewTask("n", "noop"))
             await eventually(lambda task_id=task_id: status_is(store, task_id, Status.SUCCEEDED), timeout=20)
+
+
+async def _listening(store: Store) -> bool:
+    """Whether a session of this database waits on the queue's channel (its last statement: LISTEN)."""
+    count = await store.pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN %'"
+    )
+    return bool(count)
 
 
 async def test_concurrency_is_bounded_and_every_task_runs_once(store: Store, settings: Settings) -> None:
