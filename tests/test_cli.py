@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import yaml
 from click.testing import CliRunner, Result
@@ -20,11 +22,14 @@ from click.testing import CliRunner, Result
 from conftest import ServerProcess, eventually, subprocess_env
 from taskservice.api.probe import free_port
 from taskservice.cli import cli
+from taskservice.cli.group import Group
+from taskservice.cli.main import COMMANDS
+from taskservice.cli.output import age, parse_time
 from taskservice.config import Settings
 from taskservice.model import NewTask, Status
 from taskservice.store import Store
 
-FORMATS = ("table", "json", "yaml")
+FORMATS = ("table", "wide", "json", "yaml")
 
 
 def run(server: ServerProcess, *args: str) -> Result:
@@ -41,8 +46,16 @@ def parsed(text: str, fmt: str) -> Any:
     return json.loads(text) if fmt == "json" else yaml.safe_load(text)
 
 
-async def _succeeded_task(store: Store) -> int:
-    task_id, _ = await store.create_task(NewTask("Send Newsletter", "sleep", {"seconds": "0"}))
+def task_cli(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """task-cli as a process of its own, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "taskservice.cli", *args],
+        capture_output=True, text=True, env=subprocess_env(settings, **env), timeout=120, check=False,
+    )  # fmt: skip
+
+
+async def _succeeded_task(store: Store, name: str = "Send Newsletter") -> int:
+    task_id, _ = await store.create_task(NewTask(name, "sleep", {"seconds": "0"}))
 
     async def done() -> bool:
         return (await store.get_task(task_id)).status == Status.SUCCEEDED
@@ -71,8 +84,8 @@ async def test_get_history_and_attempts_in_every_format(api_server: ServerProces
     for fmt in FORMATS:
         for command in (("task", "get"), ("task", "show"), ("history",), ("h",), ("task", "attempts")):
             out = ok(api_server, *command, "--id", str(task_id), "-o", fmt)
-            if fmt == "table":
-                assert out.strip()
+            if fmt in ("table", "wide"):
+                assert "Send Newsletter" in out or "succeeded" in out.lower()
                 continue
             data = parsed(out, fmt)
             if command[-1] in ("get", "show"):
@@ -89,7 +102,19 @@ async def test_get_history_and_attempts_in_every_format(api_server: ServerProces
     table = ok(api_server, "task", "get", "-i", str(task_id))
     assert "Send Newsletter" in table
     assert "SUCCEEDED" in table
+    assert re.search(r"Result\s+\{\"slept\": 0\.0\}", table)  # the last attempt's result
     assert "Task completed successfully (Attempt 1)" in ok(api_server, "history", "-i", str(task_id))
+
+
+async def test_get_shows_the_last_error_of_a_failed_task(api_server: ServerProcess, store: Store) -> None:
+    task_id, _ = await store.create_task(NewTask("Flaky", "sleep", {"fail_rate": "1"}, max_retries=0))
+    await eventually(lambda: _status_is(store, task_id, Status.FAILED))
+    table = ok(api_server, "task", "get", "-i", str(task_id))
+    assert re.search(r"Last error\s+simulated failure \(fail_rate=1\)", table)
+
+
+async def _status_is(store: Store, task_id: int, status: Status) -> bool:
+    return (await store.get_task(task_id)).status == status
 
 
 async def test_list_pages_filters_and_spellings(api_server: ServerProcess, store: Store) -> None:
@@ -103,12 +128,31 @@ async def test_list_pages_filters_and_spellings(api_server: ServerProcess, store
         assert int(data["total"]) == 5
     data = parsed(ok(api_server, "task", "ls", "-o", "json", "--offset", "1", "--limit", "3"), "json")
     assert [t["id"] for t in data["tasks"]] == newest_first[1:4]
-    data = parsed(ok(api_server, "t", "l", "-o", "json", "-s", "queued", "-t", "sleep"), "json")
-    assert len(data["tasks"]) == 5
-    assert parsed(ok(api_server, "task", "list", "-o", "json", "-s", "FAILED"), "json")["tasks"] == []
+    for status in ("queued", "QUEUED", "Queued", "all", "ALL"):
+        data = parsed(ok(api_server, "t", "l", "-o", "json", "-s", status, "-t", "sleep"), "json")
+        assert len(data["tasks"]) == 5, status
+    assert parsed(ok(api_server, "task", "list", "-o", "json", "-s", "failed"), "json")["tasks"] == []
     table = ok(api_server, "task", "list", "-n", "1", "-c", "2")
     assert "Tasks 1-2 of 5" in table
     assert "later 4" in table
+    header = table.splitlines()[1].split()
+    assert header == ["ID", "NAME", "TYPE", "STATUS", "RETRIES", "AGE", "DESCRIPTION"]
+    wide = ok(api_server, "task", "list", "-o", "wide")
+    assert "CREATED" in wide
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", wide)  # absolute times, whole
+
+
+async def test_json_keys_are_in_field_order_whatever_is_set(api_server: ServerProcess, store: Store) -> None:
+    """The same message prints its keys in the same order, defaults or not (no reordering by value)."""
+    await store.create_task(NewTask("plain", "sleep", delay_seconds=3600))
+    await store.create_task(
+        NewTask("busy", "sleep", {"b": "2", "a": "1"}, description="d", priority=5, delay_seconds=3600)
+    )
+    tasks = parsed(ok(api_server, "task", "list", "-o", "json"), "json")["tasks"]
+    assert list(tasks[0]) == list(tasks[1])
+    assert list(tasks[0])[:5] == ["id", "name", "type", "status", "retries"]
+    busy = next(t for t in tasks if t["name"] == "busy")
+    assert list(busy["payload"]["parameters"]) == ["a", "b"]  # map keys sorted
 
 
 async def test_status_in_every_format(api_server: ServerProcess, store: Store) -> None:
@@ -139,12 +183,21 @@ async def test_cancel_retry_and_workers(api_server: ServerProcess, store: Store)
     assert (await store.history(task_id))[1].details == "Task cancelled: not needed"
     for fmt in FORMATS:
         out = ok(api_server, "workers", "-o", fmt)
-        if fmt != "table":
+        if fmt in ("json", "yaml"):
             [worker] = parsed(out, fmt)["workers"]
             assert worker["alive"] is True
             assert worker["concurrency"] == 4
         else:
             assert "alive" in out
+
+
+async def test_workers_say_which_tasks_they_run(api_server: ServerProcess, store: Store) -> None:
+    long, _ = await store.create_task(NewTask("long", "sleep", {"seconds": "300"}))
+    await eventually(lambda: _status_is(store, long, Status.RUNNING))
+    [row] = [line for line in ok(api_server, "workers").splitlines() if "alive" in line]
+    assert row.split()[-1] == str(long)
+    assert row.split()[3] == "1/4"
+    await store.set_status(long, Status.CANCELLED)
 
 
 def test_errors_are_one_line_on_stderr(api_server: ServerProcess, settings: Settings) -> None:
@@ -157,10 +210,7 @@ def test_errors_are_one_line_on_stderr(api_server: ServerProcess, settings: Sett
         ),
     ]
     for args, expected in cases:
-        result = subprocess.run(
-            [sys.executable, "-m", "taskservice.cli", "--address", api_server.url, *args],
-            capture_output=True, text=True, env=subprocess_env(settings), timeout=60, check=False,
-        )  # fmt: skip
+        result = task_cli(settings, "--address", api_server.url, *args)
         assert result.returncode == 1
         assert result.stdout == ""
         assert result.stderr.startswith(expected), result.stderr
@@ -169,6 +219,174 @@ def test_errors_are_one_line_on_stderr(api_server: ServerProcess, settings: Sett
     unreachable = run(api_server, "--address", f"http://127.0.0.1:{free_port()}", "task", "status")
     assert unreachable.exit_code == 1
     assert "cannot reach the server" in unreachable.stderr
+
+
+def test_usage_errors_exit_2(settings: Settings) -> None:
+    for args in (["task", "get"], ["task", "list", "-s", "sleeping"], ["nope"], ["task", "create", "x"]):
+        result = task_cli(settings, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Usage:" in result.stderr
+
+
+# -- global flags, as the original's cobra CLI took them --------------------------------------------
+
+
+def test_global_flags_go_anywhere_on_the_line(api_server: ServerProcess, settings: Settings) -> None:
+    address = api_server.url.removeprefix("http://")  # no scheme: http:// is added
+    elsewhere = f"127.0.0.1:{free_port()}"
+    for args in (
+        ["--address", address, "task", "list"],
+        ["task", "--address", address, "list"],
+        ["task", "list", "--address", address],
+        ["t", "l", "--address", f"http://{address}/"],
+        ["--address", elsewhere, "task", "list", "--address", address],  # the innermost wins
+    ):
+        result = task_cli(settings, *args, "-o", "json")
+        assert result.returncode == 0, (args, result.stderr)
+        assert "tasks" in json.loads(result.stdout)
+    quiet = task_cli(settings, "task", "list", "--address", address)
+    debug = task_cli(settings, "task", "list", "--log-level", "debug", "--address", address)
+    assert debug.returncode == quiet.returncode == 0
+    assert "DEBUG" in debug.stderr
+    assert "ListTasks" in debug.stderr
+    assert quiet.stderr == ""
+    env_address = task_cli(settings, "task", "status", TASK_SERVICE_ADDRESS=address)
+    assert env_address.returncode == 0, env_address.stderr
+
+
+# -- start-up: client commands import only what they use ----------------------------------------------
+
+HEAVY = ("alembic", "sqlalchemy", "asyncpg", "psycopg", "structlog", "pydantic", "pydantic_settings",
+         "connectrpc", "httpx", "uvicorn", "starlette", "taskservice.store", "taskservice.api",
+         "taskservice.worker", "taskservice.db")  # fmt: skip
+
+
+def _imported(settings: Settings, *args: str) -> set[str]:
+    result = task_cli(settings, *args, PYTHONPROFILEIMPORTTIME="1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    return {line.split("|")[2].strip() for line in lines if line.startswith("import time:")}
+
+
+def test_client_commands_import_only_what_they_use(api_server: ServerProcess, settings: Settings) -> None:
+    for args in (["--help"], ["task", "list", "--address", api_server.url], ["task", "--help"]):
+        imported = _imported(settings, *args)
+        assert "taskservice.cli.main" in imported  # the measurement works
+        loaded = sorted(m for m in imported if m.split(".")[0] in HEAVY or m.startswith(HEAVY))
+        assert loaded == [], (args, loaded)
+
+
+def test_the_lazy_command_table_matches_the_commands() -> None:
+    assert isinstance(cli, Group)
+    for name, entry in COMMANDS.items():
+        command = entry.load()
+        assert isinstance(command, click.Command)
+        assert (command.help or "").splitlines()[0] == entry.help, name
+
+
+def test_help_lists_every_command_with_its_aliases(settings: Settings) -> None:
+    out = task_cli(settings, "--help").stdout
+    for name in COMMANDS:
+        assert re.search(rf"^  {name}\b", out, re.MULTILINE), name
+    assert "task (t)" in out
+    assert "history (h, log)" in out
+
+
+def test_create_help_lists_the_servers_task_types(api_server: ServerProcess, settings: Settings) -> None:
+    out = task_cli(settings, "--address", api_server.url, "task", "create", "--help").stdout
+    assert f"Task types registered at {api_server.url}" in out
+    assert re.search(r"run_query, send_email, sleep", out)
+    assert 'task-cli task create "Send Newsletter" --type send_email' in " ".join(out.split())
+    offline = task_cli(settings, "--address", f"127.0.0.1:{free_port()}", "task", "create", "--help").stdout
+    assert "installed here" in offline
+    assert "sleep" in offline
+
+
+# -- time columns ---------------------------------------------------------------------------------
+
+
+def test_age_is_kubectl_style() -> None:
+    now = parse_time("2026-12-01T07:00:13Z")
+    assert now is not None
+    cases = {
+        "2026-12-01T07:00:13Z": "0s",
+        "2026-12-01T07:00:00Z": "13s",
+        "2026-12-01T06:58:13Z": "2m",
+        "2026-12-01T06:56:03Z": "4m10s",
+        "2026-12-01T06:30:13Z": "30m",
+        "2026-12-01T03:30:13Z": "3h30m",
+        "2026-11-30T20:00:13Z": "11h",
+        "2026-11-28T05:00:13Z": "3d2h",
+        "2026-10-01T07:00:13Z": "61d",
+        "2026-12-01T07:05:00Z": "0s",  # a clock behind the server's: never negative
+        "": "",
+    }
+    for then, expected in cases.items():
+        assert age(then, now) == expected, then
+
+
+# -- colours --------------------------------------------------------------------------------------
+
+
+def _in_a_terminal(settings: Settings, *args: str, **env: str) -> str:
+    """Run task-cli with a real pseudo-terminal of 80 columns as its output; what it wrote there."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 80, 0, 0))
+    environment = subprocess_env(settings)
+    for name in ("NO_COLOR", "COLUMNS", "FORCE_COLOR"):
+        environment.pop(name, None)
+    environment |= env
+    process = subprocess.Popen([sys.executable, "-m", "taskservice.cli", *args], stdin=secondary,
+                               stdout=secondary, stderr=secondary, env=environment)  # fmt: skip
+    os.close(secondary)
+    output = b""
+    try:
+        while select.select([primary], [], [], 60)[0]:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the terminal closed: the process is done
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        process.wait(30)
+        os.close(primary)
+    assert process.returncode == 0, output
+    return output.decode()
+
+
+SGR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+async def test_statuses_are_coloured_on_a_terminal_only(
+    api_server: ServerProcess, store: Store, settings: Settings
+) -> None:
+    long_name = "A task with a long name " * 4
+    task_id = await _succeeded_task(store, long_name)
+    args = ("--address", api_server.url, "task", "list")
+    colour = _in_a_terminal(settings, *args)
+    assert re.search(r"\x1b\[[0-9;]*32m" + "SUCCEEDED", colour)  # green
+    plain = SGR.sub("", colour)
+    lines = plain.splitlines()
+    assert all(len(line) <= 80 for line in lines), plain  # fits 80 columns
+    [row] = [line for line in lines if line.startswith(str(task_id))]
+    assert "SUCCEEDED" in row  # the status is never cut; the name is
+    assert "…" in row
+    assert re.search(r"\s\d+s(\s|$)", row)  # nor the age
+    assert not SGR.search(_in_a_terminal(settings, *args, NO_COLOR="1"))
+    piped = ok(api_server, "task", "list")
+    assert not SGR.search(piped)
+    assert long_name.strip() in piped  # piped output is not cut at a guessed width
+
+
+# -- end2end ----------------------------------------------------------------------------------------
 
 
 def test_end2end_reports_and_exits_zero(api_server: ServerProcess) -> None:
@@ -180,7 +398,15 @@ def test_end2end_reports_and_exits_zero(api_server: ServerProcess) -> None:
         0,
         0,
     )
-    assert summary["queue_to_start_p50_ms"] >= 0
+    assert summary["queueToStartP50Ms"] >= 0
+    assert all(re.fullmatch(r"[a-z][a-zA-Z0-9]*", key) for key in summary)  # the API's lowerCamelCase
+
+
+def test_end2end_progress_keeps_its_total_visible_at_80_columns(
+    api_server: ServerProcess, settings: Settings
+) -> None:
+    out = SGR.sub("", _in_a_terminal(settings, "--address", api_server.url, "end2end", "-n", "10"))
+    assert re.search(r"end2end \w+ +10/10", out)
 
 
 def test_end2end_fails_when_tasks_do_not_finish(settings: Settings, tmp_path: Path) -> None:
@@ -193,6 +419,9 @@ def test_end2end_fails_when_tasks_do_not_finish(settings: Settings, tmp_path: Pa
         assert json.loads(result.stdout)["unfinished"] == 3
     finally:
         idle.stop()
+
+
+# -- up ---------------------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -222,15 +451,17 @@ def test_up_runs_everything_and_end2end_passes(embedded_dir: Path, tmp_path: Pat
 
         asyncio.run(eventually(is_up, timeout=120))
         address = f"http://127.0.0.1:{port}"
-        end2end = ["--address", address, "end2end", "-n", "100", "-o", "json"]
-        result = subprocess.run(
-            [sys.executable, "-m", "taskservice.cli", *end2end],
-            env=env, capture_output=True, text=True, timeout=240, check=False,
-        )  # fmt: skip
+        banner = (tmp_path / "up.log").read_text()
+        assert f"Dashboard  {address}/" in banner
+        assert "postgresql://" not in banner  # the embedded server's socket URL helps no other machine
+        # The commands it suggests work as printed: the script's full path, this server's address.
+        [suggested] = [line.strip() for line in banner.splitlines() if line.strip().endswith(" end2end")]
+        command = [*suggested.split()[:-1], "end2end", "-n", "100", "-o", "json"]
+        assert Path(command[0]).is_absolute()
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, check=False)
         assert result.returncode == 0, result.stderr
         summary = json.loads(result.stdout)
         assert (summary["succeeded"], summary["failed"]) == (100, 0)
-        assert f"Dashboard  {address}/" in (tmp_path / "up.log").read_text()
     finally:
         up.send_signal(signal.SIGINT)
         code = up.wait(60)

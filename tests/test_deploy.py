@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import click
 import yaml
 
 from taskservice.cli import cli
@@ -19,7 +20,7 @@ def _command_of(args: list[str]) -> str:
 
 
 def _check_container(args: list[str], env_names: list[str]) -> None:
-    assert _command_of(args) in cli.commands
+    assert cli.get_command(click.Context(cli), _command_of(args)) is not None
     fields = set(Settings.model_fields)
     for name in env_names:
         assert name.lower() in fields, f"{name} is not a setting"

@@ -1,8 +1,7 @@
-"""`task-cli`: the command line of taskservice. Thin: parse, call, render."""
+"""`task-cli`: the command line of taskservice. Thin: parse, call, render; imports only what runs."""
 
 from __future__ import annotations
 
-from taskservice.cli import end2end, tasks, up  # noqa: F401  (they register their commands)
 from taskservice.cli.main import cli
 
 __all__ = ["cli", "main"]

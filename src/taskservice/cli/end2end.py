@@ -11,11 +11,10 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from taskservice.cli.client import api
-from taskservice.cli.main import cli
-from taskservice.cli.output import emit_data, table
+from taskservice.cli.client import Api, api
+from taskservice.cli.group import Command
+from taskservice.cli.output import emit_data, is_machine, output_option, table
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.gen.cloud.v1.task_connect import TaskManagementServiceClientSync
 
 BATCH = 500
 POLL_SECONDS = 0.5
@@ -54,17 +53,22 @@ class Tally:
         return self.succeeded + self.failed + self.cancelled
 
 
-def count(client: TaskManagementServiceClientSync, run: str, status: int) -> int:
+def count(client: Api, run: str, status: int) -> int:
     request = pb.TaskListRequest(limit=1, name_contains=f"[{run}]", status=status)  # type: ignore[arg-type]
-    return int(client.list_tasks(request).total)
+    return int(client.call("ListTasks", request, pb.TaskList).total)
 
 
-def tally(client: TaskManagementServiceClientSync, run: str) -> Tally:
+def tally(client: Api, run: str) -> Tally:
     return Tally(
         succeeded=count(client, run, pb.SUCCEEDED),
         failed=count(client, run, pb.FAILED),
         cancelled=count(client, run, pb.CANCELLED),
     )
+
+
+def _words(key: str) -> str:
+    """`queueToStartP50Ms` as `queue to start p50 ms`."""
+    return "".join(f" {c.lower()}" if c.isupper() else c for c in key)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -75,14 +79,12 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
 
 
-@cli.command()
+@click.command(cls=Command)
 @click.option("--num-tasks", "-n", "--count", "num_tasks", type=click.IntRange(1, 100_000), default=100,
               show_default=True, help="How many tasks to create.")  # fmt: skip
 @click.option("--timeout", type=click.FloatRange(min=1), default=180.0, show_default=True,
               help="Seconds to wait for every task to finish.")  # fmt: skip
-@click.option(
-    "--output", "-o", type=click.Choice(["table", "json", "yaml"]), default="table", show_default=True
-)
+@output_option
 @click.pass_context
 def end2end(ctx: click.Context, num_tasks: int, timeout: float, output: str) -> None:
     """Create N tasks (run_query and send_email), watch them finish, and report.
@@ -97,10 +99,12 @@ def end2end(ctx: click.Context, num_tasks: int, timeout: float, output: str) -> 
         requests = workload(run, num_tasks)
         for first in range(0, num_tasks, BATCH):
             chunk = requests[first : first + BATCH]
-            ids.extend(client.create_tasks(pb.CreateTasksRequest(tasks=chunk)).ids)
+            request = pb.CreateTasksRequest(tasks=chunk)
+            ids.extend(client.call("CreateTasks", request, pb.CreateTasksResponse).ids)
         created = time.monotonic()
-        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[detail]}"), TimeElapsedColumn())  # fmt: skip
+        # The count and the time come first: at 80 columns the bar shrinks, they stay whole.
+        columns = (TextColumn("[bold]{task.description}"), MofNCompleteColumn(), TimeElapsedColumn(),
+                   BarColumn(bar_width=20), TextColumn("{task.fields[detail]}"))  # fmt: skip
         with Progress(*columns, console=console, transient=False) as progress:
             bar = progress.add_task(f"end2end {run}", total=num_tasks, detail="")
             now = tally(client, run)
@@ -109,16 +113,18 @@ def end2end(ctx: click.Context, num_tasks: int, timeout: float, output: str) -> 
                 now = tally(client, run)
                 progress.update(
                     bar, completed=now.finished,
-                    detail=f"succeeded {now.succeeded}  failed {now.failed}  cancelled {now.cancelled}",
+                    detail=f"ok {now.succeeded} failed {now.failed} cancelled {now.cancelled}",
                 )  # fmt: skip
         elapsed = time.monotonic() - created
         waits: list[float] = []
         runs: list[float] = []
         for task_id in ids[: min(len(ids), 1000)]:  # a sample is enough for percentiles
-            executions = client.list_task_executions(pb.ListTaskExecutionsRequest(id=task_id)).executions
+            asked = pb.ListTaskExecutionsRequest(id=task_id)
+            executions = client.call("ListTaskExecutions", asked, pb.ListTaskExecutionsResponse).executions
             if executions:
                 waits.append(executions[0].started_after_seconds)
                 runs.extend(e.duration_seconds for e in executions if e.finished_at)
+    # The keys follow the API's JSON convention (lowerCamelCase), in this order.
     summary = {
         "run": run,
         "tasks": num_tasks,
@@ -126,18 +132,18 @@ def end2end(ctx: click.Context, num_tasks: int, timeout: float, output: str) -> 
         "failed": now.failed,
         "cancelled": now.cancelled,
         "unfinished": num_tasks - now.finished,
-        "create_seconds": round(created - started, 3),
-        "elapsed_seconds": round(elapsed, 3),
-        "throughput_per_second": round(now.finished / elapsed, 1) if elapsed else 0.0,
-        "queue_to_start_p50_ms": round(percentile(waits, 50) * 1000, 1),
-        "queue_to_start_p95_ms": round(percentile(waits, 95) * 1000, 1),
-        "run_p50_ms": round(percentile(runs, 50) * 1000, 1),
-        "run_p95_ms": round(percentile(runs, 95) * 1000, 1),
+        "createSeconds": round(created - started, 3),
+        "elapsedSeconds": round(elapsed, 3),
+        "throughputPerSecond": round(now.finished / elapsed, 1) if elapsed else 0.0,
+        "queueToStartP50Ms": round(percentile(waits, 50) * 1000, 1),
+        "queueToStartP95Ms": round(percentile(waits, 95) * 1000, 1),
+        "runP50Ms": round(percentile(runs, 50) * 1000, 1),
+        "runP95Ms": round(percentile(runs, 95) * 1000, 1),
     }
-    if output == "table":
-        table(("RESULT", "VALUE"), [(k.replace("_", " "), v) for k, v in summary.items()])
-    else:
+    if is_machine(output):
         emit_data(summary, output)
+    else:
+        table(("RESULT", "VALUE"), [(_words(k), v) for k, v in summary.items()])
     if now.finished < num_tasks:
         raise click.ClickException(
             f"{num_tasks - now.finished} of {num_tasks} tasks did not finish within {timeout:g}s"

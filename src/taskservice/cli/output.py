@@ -1,20 +1,31 @@
-"""Rendering results as a table (default), JSON or YAML; JSON/YAML use the API's proto3 JSON mapping."""
+"""Rendering results: a table for people (default), `wide` with every column, JSON or YAML for scripts.
+
+JSON and YAML are the API's messages in the proto3 JSON mapping (lowerCamelCase keys in the order of
+the message's fields, enum names, every field present). Tables show user data literally (escape.py),
+colour statuses on a terminal (never when piped or when NO_COLOR is set), and show times as an age
+(`5m`, like kubectl); `-o wide` adds the absolute times.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Sequence
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
-from google.protobuf import json_format
-from google.protobuf.message import Message
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
-FORMATS = ("table", "json", "yaml")
+from taskservice.cli.escape import UNSAFE, json_escapes, literal
+
+if TYPE_CHECKING:
+    from google.protobuf.descriptor import Descriptor
+    from google.protobuf.message import Message
+    from rich.console import Console
+    from rich.text import Text
+
+FORMATS = ("table", "wide", "json", "yaml")
 
 output_option = click.option(
     "--output",
@@ -22,31 +33,207 @@ output_option = click.option(
     type=click.Choice(FORMATS, case_sensitive=False),
     default="table",
     show_default=True,
-    help="Output format.",
+    help="Output format: table, wide (every column, absolute times), json or yaml.",
 )
+
+STATUS_STYLES = {
+    "QUEUED": "cyan",
+    "RUNNING": "blue",
+    "RETRYING": "yellow",
+    "SUCCEEDED": "green",
+    "FAILED": "red",
+    "CANCELLED": "magenta",
+}
 
 
 def as_data(message: Message) -> dict[str, Any]:
-    """A message as the API's JSON shows it (lowerCamelCase, enum names, every field)."""
+    """A message as the API's JSON shows it (lowerCamelCase, enum names, every field), its keys in the
+    order of the message's fields and map keys sorted, so the same message always prints the same."""
+    from google.protobuf import json_format
+
     data: dict[str, Any] = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
-    return data
+    return _in_field_order(data, message.DESCRIPTOR)
+
+
+def _in_field_order(data: dict[str, Any], descriptor: Descriptor | Any) -> dict[str, Any]:
+    if descriptor.full_name.startswith("google.protobuf."):
+        return data  # well-known types (Value, Struct...) have JSON forms of their own
+    ordered: dict[str, Any] = {}
+    for field in descriptor.fields:
+        if field.json_name not in data:
+            continue
+        value = data[field.json_name]
+        kind = field.message_type
+        if kind is not None and kind.GetOptions().map_entry:
+            value_kind = kind.fields_by_name["value"].message_type
+            value = {
+                key: _in_field_order(item, value_kind) if value_kind and isinstance(item, dict) else item
+                for key, item in sorted(value.items())
+            }
+        elif kind is not None and isinstance(value, list):
+            value = [_in_field_order(item, kind) if isinstance(item, dict) else item for item in value]
+        elif kind is not None and isinstance(value, dict):
+            value = _in_field_order(value, kind)
+        ordered[field.json_name] = value
+    return ordered
 
 
 def emit_data(data: Any, fmt: str) -> None:
+    """Print `data` as JSON or YAML; the text round-trips to exactly `data`."""
     if fmt == "json":
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-    else:
-        click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip())
+        click.echo(json_escapes(json.dumps(data, indent=2, ensure_ascii=False)))
+        return
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        """Quotes and escapes strings holding unsafe characters, which PyYAML would write raw."""
+
+        def write_double_quoted(self, text: str, split: bool = True) -> None:
+            if not UNSAFE.search(text):
+                super().write_double_quoted(text, split)
+                return
+            allow_unicode, self.allow_unicode = self.allow_unicode, False  # escape all but ASCII
+            try:
+                super().write_double_quoted(text, split)
+            finally:
+                self.allow_unicode = allow_unicode
+
+    def string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        style = '"' if UNSAFE.search(value) else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, string)
+    text = yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=1_000_000)
+    click.echo(text.rstrip())
 
 
-def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
-    view = Table(*columns, box=box.SIMPLE_HEAD, title=title, title_justify="left", show_edge=False)
-    for row in rows:
-        view.add_row(*("" if cell is None else str(cell) for cell in row))
-    # Piped output keeps whole lines rather than wrapping at a guessed terminal width.
-    console = Console() if Console().is_terminal else Console(width=250)
-    console.print(view)
+def is_machine(fmt: str) -> bool:
+    return fmt in ("json", "yaml")
+
+
+# -- tables ----------------------------------------------------------------------------------------
+
+
+def _console() -> Console:
+    """Stdout at the terminal's width (in colour unless NO_COLOR) or, piped, in whole lines."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        return Console(width=250)  # piped output keeps whole lines rather than wrapping at a guess
+    if os.environ.get("NO_COLOR"):  # no-color.org; plain text, not just colourless bold and italics
+        return Console(color_system=None)
+    return console
+
+
+def _print(renderable: Any, console: Console | None = None) -> None:
+    console = console or _console()
+    with console.capture() as captured:
+        console.print(renderable)
+    # Without the padding rich puts after the last column.
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
+def cell(value: Any, *, multiline: bool = False, cut: bool = False) -> Text:
+    """A table cell showing `value` literally: no markup, no control characters; `cut`: one line, an
+    ellipsis where it does not fit."""
+    from rich.text import Text
+
+    if isinstance(value, Text):
+        return value
+    text = "" if value is None else literal(str(value), multiline=multiline)
+    return Text(text, no_wrap=True, overflow="ellipsis") if cut else Text(text)
+
+
+def status_cell(name: str) -> Text:
+    from rich.text import Text
+
+    return Text(name, style=STATUS_STYLES.get(name, ""))
+
+
+def table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    title: str | None = None,
+    *,
+    flexible: Sequence[str] = (),
+    wrap: Sequence[str] = (),
+) -> None:
+    """Print a table that fits the terminal. Columns in `flexible` are cut with an ellipsis where they do
+    not fit on a terminal: each but the last at a quarter of the width at most, the last taking what is
+    left. Those
+    in `wrap` wrap onto more lines. The others (ids, statuses, ages) are never cut."""
+    from rich import box
+    from rich.cells import cell_len
+    from rich.table import Table
+
+    console = _console()
+    cells = [
+        [cell(value, cut=name in flexible) for name, value in zip(columns, row, strict=True)] for row in rows
+    ]
+    view = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for index, name in enumerate(columns):
+        natural = max([cell_len(name), *(row[index].cell_len for row in cells)])
+        if name in wrap or (flexible and name == flexible[-1]):
+            view.add_column(name, overflow="fold")  # takes what the others leave
+        elif name in flexible and console.is_terminal:  # piped, nothing is cut at a guessed width
+            view.add_column(name, width=min(natural, max(12, console.width // 4)), no_wrap=True)
+        else:
+            view.add_column(name, width=natural, no_wrap=True)
+    for row in cells:
+        view.add_row(*row)
+    _print(view, console)
 
 
 def key_values(pairs: Sequence[tuple[str, Any]]) -> None:
-    table(("FIELD", "VALUE"), pairs)
+    """A two-column table of fields; values may span lines (descriptions, results)."""
+    from rich import box
+    from rich.table import Table
+
+    view = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    view.add_column("FIELD", no_wrap=True)
+    view.add_column("VALUE", overflow="fold")
+    for name, value in pairs:
+        view.add_row(cell(name), cell(value, multiline=True))
+    _print(view)
+
+
+# -- times -----------------------------------------------------------------------------------------
+
+_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def parse_time(text: str) -> datetime | None:
+    if not _TIME.match(text):
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def age(text: str, now: datetime | None = None) -> str:
+    """How long ago the API time `text` was, kubectl style: 45s, 3m10s, 12m, 5h20m, 20h, 3d4h, 40d."""
+    then = parse_time(text)
+    if then is None:
+        return ""
+    seconds = max(0, int(((now or datetime.now(UTC)) - then).total_seconds()))
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if seconds < 120:
+        return f"{seconds}s"
+    if minutes < 10:
+        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
+    if hours < 3:
+        return f"{minutes}m"
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if days < 8:
+        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
+    return f"{days}d"
+
+
+def when(text: str) -> str:
+    """An API time with its age: `2026-12-01T07:00:13Z (5m ago)`."""
+    if not text:
+        return ""
+    shown = age(text)
+    return f"{text} ({shown} ago)" if shown else text

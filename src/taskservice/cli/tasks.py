@@ -1,16 +1,40 @@
-"""`task-cli task ...`, `history` and `workers`: create, inspect, cancel and retry tasks."""
+"""`task-cli task ...` and `history`: create, inspect, list, cancel and retry tasks."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import click
 
-from taskservice.cli.client import call
-from taskservice.cli.main import AliasedGroup, add_alias, cli
-from taskservice.cli.output import as_data, emit_data, key_values, output_option, table
+from taskservice.cli.client import Api, ApiError, call
+from taskservice.cli.group import Command, Group, add_alias, global_value
+from taskservice.cli.output import (
+    age,
+    as_data,
+    emit_data,
+    is_machine,
+    key_values,
+    output_option,
+    status_cell,
+    table,
+    when,
+)
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import Status
 
-STATUS_NAMES = [s.name for s in Status]
+STATUS_NAMES = list(pb.TaskStatusEnum.keys())
+RESULT_SHOWN = 2000  # characters of a result `task get` shows; -o json of `task attempts` has it all
+EXAMPLE = (
+    'task-cli task create "Send Newsletter" --type send_email '
+    '--parameter recipient=user@example.com --parameter subject="Weekly Update"'
+)
+
+
+def status_name(number: int) -> str:
+    try:
+        return pb.TaskStatusEnum.Name(number)
+    except ValueError:
+        return str(number)
 
 
 def parse_parameter(value: str) -> tuple[str, str]:
@@ -20,34 +44,46 @@ def parse_parameter(value: str) -> tuple[str, str]:
     return key, val
 
 
-def task_rows(task: pb.Task) -> list[tuple[str, object]]:
-    return [
-        ("ID", task.id),
-        ("Name", task.name),
-        ("Type", task.type),
-        ("Status", pb.TaskStatusEnum.Name(task.status)),
-        ("Description", task.description),
-        ("Parameters", ", ".join(f"{k}={v}" for k, v in sorted(task.payload.parameters.items()))),
-        ("Priority", task.priority),
-        ("Retries", f"{task.retries} of {task.max_retries}"),
-        ("Attempts", task.attempts),
-        ("Timeout", f"{task.timeout_seconds:g}s"),
-        ("Created", task.created_at),
-        ("Updated", task.updated_at),
-        ("Next run", task.run_at),
-        ("Worker", task.worker_id),
-    ]
+def _id_option(function: Any) -> Any:
+    return click.option("--id", "-i", "task_id", type=int, required=True, help="ID of the task.")(function)
 
 
-@cli.group(cls=AliasedGroup)
+@click.group(cls=Group)
 def task() -> None:
     """Create and manage tasks."""
 
 
-add_alias(cli, "task", "t")
+# -- create ----------------------------------------------------------------------------------------
 
 
-@task.command()
+def _task_types(ctx: click.Context) -> tuple[list[str], str]:
+    """The task types the server accepts, or (unreachable) those installed here; and where they came from."""
+    address = global_value(ctx, "address")
+    client = Api(address, global_value(ctx, "token"), timeout=2.0)
+    try:
+        found = client.call("ListTaskTypes", pb.ListTaskTypesRequest(), pb.ListTaskTypesResponse)
+        return list(found.types), f"registered at {address}"
+    except ApiError:
+        from importlib.metadata import entry_points
+
+        names = sorted(ep.name for ep in entry_points(group="taskservice.plugins"))
+        return names, f"installed here ({address} did not answer)"
+    finally:
+        client.close()
+
+
+class CreateCommand(Command):
+    """`task create`, whose help lists the task types the server accepts."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        types, source = _task_types(ctx)
+        with formatter.section(f"Task types {source}"):
+            formatter.write_text(", ".join(types) or "none")
+        with formatter.section("Example"):
+            formatter.write_text(EXAMPLE)
+
+
+@task.command(cls=CreateCommand)
 @click.argument("name")
 @click.option("--type", "-t", "task_type", required=True, help="Task type (e.g. send_email, run_query).")
 @click.option("--parameter", "-p", "parameters", multiple=True, help="key=value (repeatable).")
@@ -87,31 +123,81 @@ def create(
         request.max_retries = max_retries
     if timeout is not None:
         request.timeout_seconds = timeout
-    response = call(ctx, lambda c: c.create_task(request))
-    if output == "table":
-        verb = "already exists" if response.existing else "created"
-        click.echo(f"Task {verb} with ID: {response.id}")
-    else:
+    response = call(ctx, lambda c: c.call("CreateTask", request, pb.CreateTaskResponse))
+    if is_machine(output):
         emit_data(as_data(response), output)
+        return
+    verb = "already exists" if response.existing else "created"
+    click.echo(f"Task {verb} with ID: {response.id}")
 
 
 add_alias(task, "create", "c", "new")
 
 
+# -- get -------------------------------------------------------------------------------------------
+
+
+def _result_text(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    if len(text) > RESULT_SHOWN:
+        text = f"{text[:RESULT_SHOWN]}… ({len(text) - RESULT_SHOWN} more characters: task attempts -o json)"
+    return text
+
+
+def task_rows(found: pb.Task, last: pb.TaskExecution | None) -> list[tuple[str, Any]]:
+    parameters = "\n".join(f"{k}={v}" for k, v in sorted(found.payload.parameters.items()))
+    rows: list[tuple[str, Any]] = [
+        ("ID", found.id),
+        ("Name", found.name),
+        ("Type", found.type),
+        ("Status", status_cell(status_name(found.status))),
+        ("Description", found.description),
+        ("Parameters", parameters),
+        ("Priority", found.priority),
+        ("Retries", f"{found.retries} of {found.max_retries}"),
+        ("Attempts", found.attempts),
+        ("Timeout", f"{found.timeout_seconds:g}s"),
+        ("Created", when(found.created_at)),
+        ("Updated", when(found.updated_at)),
+        ("Next run", when(found.run_at) if found.status in (pb.QUEUED, pb.RETRYING) else ""),
+        ("Worker", found.worker_id),
+    ]
+    if last is not None:
+        rows.append(("Last error", last.error))
+        if last.outcome == "succeeded":
+            from google.protobuf import json_format
+
+            rows.append(("Result", _result_text(json_format.MessageToDict(last.result))))
+    return rows
+
+
 @task.command()
-@click.option("--id", "-i", "task_id", type=int, required=True, help="ID of the task.")
+@_id_option
 @output_option
 @click.pass_context
 def get(ctx: click.Context, task_id: int, output: str) -> None:
-    """Show a task."""
-    found = call(ctx, lambda c: c.get_task(pb.GetTaskRequest(id=task_id)))
-    if output == "table":
-        key_values(task_rows(found))
-    else:
+    """Show a task, with the last error and the result of its last attempt."""
+    with_attempts = not is_machine(output)
+
+    def fetch(client: Api) -> tuple[pb.Task, pb.ListTaskExecutionsResponse | None]:
+        found = client.call("GetTask", pb.GetTaskRequest(id=task_id), pb.Task)
+        if not with_attempts:
+            return found, None
+        request = pb.ListTaskExecutionsRequest(id=task_id)
+        return found, client.call("ListTaskExecutions", request, pb.ListTaskExecutionsResponse)
+
+    found, attempts = call(ctx, fetch)
+    if is_machine(output):
         emit_data(as_data(found), output)
+        return
+    last = attempts.executions[-1] if attempts and attempts.executions else None
+    key_values(task_rows(found, last))
 
 
 add_alias(task, "get", "g", "show")
+
+
+# -- list ------------------------------------------------------------------------------------------
 
 
 @task.command(name="list")
@@ -122,7 +208,13 @@ add_alias(task, "get", "g", "show")
     "--offset", "-f", type=click.IntRange(min=0), default=None, help="Skip this many (instead of pages)."
 )
 @click.option("--limit", "-l", type=click.IntRange(1, 100), default=None, help="At most this many.")
-@click.option("--status", "-s", type=click.Choice(STATUS_NAMES, case_sensitive=False), default=None)
+@click.option(
+    "--status",
+    "-s",
+    type=click.Choice(STATUS_NAMES, case_sensitive=False),
+    default=None,
+    help="Only tasks of this status (any case; all for every status).",
+)
 @click.option("--type", "-t", "task_type", default=None, help="Only tasks of this type.")
 @click.pass_context
 def list_tasks(
@@ -137,30 +229,41 @@ def list_tasks(
 ) -> None:
     """List tasks, newest first."""
     size = limit or page_count
-    request = pb.TaskListRequest(
-        limit=size, offset=offset if offset is not None else (page_number - 1) * size
-    )
+    first_row = offset if offset is not None else (page_number - 1) * size
+    request = pb.TaskListRequest(limit=size, offset=first_row)
     if status:
         request.status = pb.TaskStatusEnum.Value(status.upper())  # type: ignore[assignment]
     if task_type:
         request.type = task_type
-    found = call(ctx, lambda c: c.list_tasks(request))
-    if output != "table":
+    found = call(ctx, lambda c: c.call("ListTasks", request, pb.TaskList))
+    if is_machine(output):
         emit_data(as_data(found), output)
         return
-    rows = [
-        (t.id, t.name, t.type, pb.TaskStatusEnum.Name(t.status), t.retries, t.created_at, t.description)
+    first = request.offset + 1 if found.tasks else 0
+    title = f"Tasks {first}-{request.offset + len(found.tasks)} of {found.total}"
+    if output == "wide":
+        wide = ("ID", "NAME", "TYPE", "STATUS", "RETRIES", "ATTEMPTS", "PRIORITY", "CREATED", "UPDATED",
+                "WORKER", "DESCRIPTION")  # fmt: skip
+        rows = [
+            (t.id, t.name, t.type, status_cell(status_name(t.status)), f"{t.retries}/{t.max_retries}",
+             t.attempts, t.priority, t.created_at, t.updated_at, t.worker_id, t.description)
+            for t in found.tasks
+        ]  # fmt: skip
+        table(wide, rows, title=title, flexible=("NAME", "DESCRIPTION", "WORKER"))
+        return
+    short_rows = [
+        (t.id, t.name, t.type, status_cell(status_name(t.status)), t.retries, age(t.created_at),
+         t.description)
         for t in found.tasks
-    ]
-    first = request.offset + 1 if rows else 0
-    table(
-        ("ID", "NAME", "TYPE", "STATUS", "RETRIES", "CREATED", "DESCRIPTION"),
-        rows,
-        title=f"Tasks {first}-{request.offset + len(rows)} of {found.total}",
-    )
+    ]  # fmt: skip
+    columns = ("ID", "NAME", "TYPE", "STATUS", "RETRIES", "AGE", "DESCRIPTION")
+    table(columns, short_rows, title=title, flexible=("NAME", "DESCRIPTION"))
 
 
 add_alias(task, "list", "l", "ls")
+
+
+# -- status ----------------------------------------------------------------------------------------
 
 
 @task.command()
@@ -168,50 +271,58 @@ add_alias(task, "list", "l", "ls")
 @click.pass_context
 def status(ctx: click.Context, output: str) -> None:
     """Count tasks by status."""
-    found = call(ctx, lambda c: c.get_status(pb.GetStatusRequest()))
-    counts = {pb.TaskStatusEnum.Name(number): count for number, count in sorted(found.status_counts.items())}
-    if output == "table":
-        table(("STATUS", "COUNT"), [*counts.items(), ("TOTAL", sum(counts.values()))])
-    else:
+    found = call(ctx, lambda c: c.call("GetStatus", pb.GetStatusRequest(), pb.GetStatusResponse))
+    counts = {status_name(number): count for number, count in sorted(found.status_counts.items())}
+    if is_machine(output):
         emit_data({"statusCounts": counts, "total": sum(counts.values())}, output)
+        return
+    rows: list[tuple[Any, Any]] = [(status_cell(name), count) for name, count in counts.items()]
+    table(("STATUS", "COUNT"), [*rows, ("TOTAL", sum(counts.values()))])
 
 
 add_alias(task, "status", "s", "stat")
 
 
-@click.command()
-@click.option("--id", "-i", "task_id", type=int, required=True, help="ID of the task.")
+# -- history and attempts --------------------------------------------------------------------------
+
+
+@click.command(cls=Command)
+@_id_option
 @output_option
 @click.pass_context
 def history(ctx: click.Context, task_id: int, output: str) -> None:
     """Show the status history of a task, oldest first."""
-    found = call(ctx, lambda c: c.get_task_history(pb.GetTaskHistoryRequest(id=task_id)))
-    if output == "table":
-        rows = [(h.id, pb.TaskStatusEnum.Name(h.status), h.created_at, h.details) for h in found.history]
-        table(("ID", "STATUS", "CREATED", "DETAILS"), rows)
-    else:
+    request = pb.GetTaskHistoryRequest(id=task_id)
+    found = call(ctx, lambda c: c.call("GetTaskHistory", request, pb.GetTaskHistoryResponse))
+    if is_machine(output):
         emit_data(as_data(found), output)
+        return
+    wide = output == "wide"
+    rows = [
+        (h.id, status_cell(status_name(h.status)), h.created_at if wide else age(h.created_at), h.details)
+        for h in found.history
+    ]
+    table(("ID", "STATUS", "CREATED" if wide else "AGE", "DETAILS"), rows, wrap=("DETAILS",))
 
 
-cli.add_command(history)
 task.add_command(history)
-add_alias(cli, "history", "h", "log")
 add_alias(task, "history", "h", "log")
 
 
 def _change(ctx: click.Context, task_id: int, reason: str, output: str, cancel: bool) -> None:
     if cancel:
-        changed = call(ctx, lambda c: c.cancel_task(pb.CancelTaskRequest(id=task_id, reason=reason)))
+        request: Any = pb.CancelTaskRequest(id=task_id, reason=reason)
     else:
-        changed = call(ctx, lambda c: c.retry_task(pb.RetryTaskRequest(id=task_id, reason=reason)))
-    if output == "table":
-        click.echo(f"Task {changed.id} is now {pb.TaskStatusEnum.Name(changed.status)}")
-    else:
+        request = pb.RetryTaskRequest(id=task_id, reason=reason)
+    changed = call(ctx, lambda c: c.call("CancelTask" if cancel else "RetryTask", request, pb.Task))
+    if is_machine(output):
         emit_data(as_data(changed), output)
+        return
+    click.echo(f"Task {changed.id} is now {status_name(changed.status)}")
 
 
 @task.command()
-@click.option("--id", "-i", "task_id", type=int, required=True, help="ID of the task.")
+@_id_option
 @click.option("--reason", "-r", default="", help="Recorded in the task's history.")
 @output_option
 @click.pass_context
@@ -221,7 +332,7 @@ def cancel(ctx: click.Context, task_id: int, reason: str, output: str) -> None:
 
 
 @task.command()
-@click.option("--id", "-i", "task_id", type=int, required=True, help="ID of the task.")
+@_id_option
 @click.option("--reason", "-r", default="", help="Recorded in the task's history.")
 @output_option
 @click.pass_context
@@ -231,41 +342,27 @@ def retry(ctx: click.Context, task_id: int, reason: str, output: str) -> None:
 
 
 @task.command()
-@click.option("--id", "-i", "task_id", type=int, required=True, help="ID of the task.")
+@_id_option
 @output_option
 @click.pass_context
 def attempts(ctx: click.Context, task_id: int, output: str) -> None:
     """Show the attempts of a task: worker, times, outcome, error."""
-    found = call(ctx, lambda c: c.list_task_executions(pb.ListTaskExecutionsRequest(id=task_id)))
-    if output == "table":
+    request = pb.ListTaskExecutionsRequest(id=task_id)
+    found = call(ctx, lambda c: c.call("ListTaskExecutions", request, pb.ListTaskExecutionsResponse))
+    if is_machine(output):
+        emit_data(as_data(found), output)
+        return
+    if output == "wide":
         rows = [
-            (e.attempt, e.worker_id, e.started_at, f"{e.duration_seconds:.3f}s", e.outcome, e.error)
+            (e.attempt, e.worker_id, e.started_at, e.finished_at, f"{e.duration_seconds:.3f}s", e.outcome,
+             e.error)
             for e in found.executions
-        ]
-        table(("ATTEMPT", "WORKER", "STARTED", "DURATION", "OUTCOME", "ERROR"), rows)
-    else:
-        emit_data(as_data(found), output)
-
-
-@cli.command()
-@output_option
-@click.pass_context
-def workers(ctx: click.Context, output: str) -> None:
-    """List workers, live ones first."""
-    found = call(ctx, lambda c: c.list_workers(pb.ListWorkersRequest()))
-    if output == "table":
-        rows = [
-            (
-                w.id,
-                w.host,
-                w.pid,
-                w.concurrency,
-                w.running,
-                "alive" if w.alive else "gone",
-                w.last_heartbeat_at,
-            )
-            for w in found.workers
-        ]
-        table(("ID", "HOST", "PID", "CONCURRENCY", "RUNNING", "STATE", "LAST HEARTBEAT"), rows)
-    else:
-        emit_data(as_data(found), output)
+        ]  # fmt: skip
+        columns = ("ATTEMPT", "WORKER", "STARTED", "FINISHED", "DURATION", "OUTCOME", "ERROR")
+        table(columns, rows, wrap=("ERROR",))
+        return
+    short_rows = [
+        (e.attempt, e.worker_id, age(e.started_at), f"{e.duration_seconds:.3f}s", e.outcome, e.error)
+        for e in found.executions
+    ]
+    table(("ATTEMPT", "WORKER", "AGE", "DURATION", "OUTCOME", "ERROR"), short_rows, wrap=("ERROR",))

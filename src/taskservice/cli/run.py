@@ -1,0 +1,112 @@
+"""The commands that run processes: the API server, a worker, migrations and the benchmark."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from taskservice.cli.group import Command, Group, global_value
+
+if TYPE_CHECKING:
+    from taskservice.config import Settings
+
+
+def load_settings_or_exit() -> Settings:
+    """The settings; a wrong value ends the command with one line naming the variable."""
+    from taskservice.config import ConfigError, get_settings
+
+    try:
+        return get_settings()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def run_async(coroutine: Any) -> Any:
+    """Run a coroutine on uvloop where available."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
+@click.command(cls=Command, structured_logs=True)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Tasks run at once [default: WORKER_COUNT].",
+)
+@click.option(
+    "--type",
+    "-t",
+    "task_types",
+    multiple=True,
+    help="Only run tasks of this type (repeatable) [default: every type].",
+)
+def serve(concurrency: int | None, task_types: tuple[str, ...]) -> None:
+    """Run a worker: claim tasks and run them until SIGTERM or Ctrl-C.
+
+    The worker claims tasks straight from PostgreSQL (DATABASE_URL, or the embedded one).
+    """
+    from taskservice.worker.serve import serve as serve_worker
+
+    settings = load_settings_or_exit()
+    run_async(serve_worker(settings, concurrency=concurrency, task_types=task_types))
+
+
+@click.group(cls=Group)
+def db() -> None:
+    """The database schema."""
+
+
+@db.command(structured_logs=True)
+def upgrade() -> None:
+    """Apply every pending migration (safe to run at any time, from several processes)."""
+    from taskservice.db import migrate
+    from taskservice.db.connect import database_url
+
+    url = database_url(load_settings_or_exit())
+    before = migrate.current_revision(url)
+    migrate.upgrade(url)
+    after = migrate.current_revision(url)
+    if before == after:
+        click.echo(f"database is up to date (revision {after})")
+    else:
+        click.echo(f"database upgraded from {before or 'empty'} to {after}")
+
+
+@click.command(cls=Command, structured_logs=True)
+@click.option("--host", default=None, help="Address to listen on [default: SERVER_HOST, 127.0.0.1].")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None, help="Port [default: SERVER_PORT, 8080]."
+)
+@click.pass_context
+def server(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the API server (control plane) and the dashboard.
+
+    With WORKER_COUNT > 0 it also runs tasks itself.
+    """
+    from taskservice.api.server import run_server
+
+    settings = load_settings_or_exit()
+    host, port = host or settings.server_host, port or settings.server_port
+    run_server(settings, host, port, global_value(ctx, "log_level"))
+
+
+@click.command(cls=Command, structured_logs=True)
+@click.option("--quick", is_flag=True, help="A seconds-long smoke run with tiny sizes.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results here.")
+def bench(quick: bool, json_path: str | None) -> None:
+    """Measure throughput, latency, scale and memory on a fresh database.
+
+    Every figure is shown beside a minimal SQL loop doing the same work in the same run (see
+    docs/performance.md).
+    """
+    from taskservice.bench import run_bench
+
+    if not run_async(run_bench(load_settings_or_exit(), quick=quick, json_path=json_path)):
+        raise SystemExit(1)
