@@ -23,6 +23,7 @@ class Sizes:
     scale_queued: int = 2_000  # of those, due and waiting (what claims take)
     scale_samples: int = 200  # calls per measured RPC
     claim_batch: int = 10  # tasks per claim when timing claims on the big table
+    cli_runs: int = 11  # runs of each task-cli command timed (the median is shown)
     rounds: int = 3  # every throughput figure is the best of this many rounds (noise only slows)
     step_timeout: float = 300.0  # the longest any one wait may take before the scenario fails
 
@@ -50,6 +51,7 @@ QUICK = replace(
     scale_tasks=5_000,
     scale_queued=100,
     scale_samples=10,
+    cli_runs=3,
     rounds=1,
     step_timeout=60.0,
 )
