@@ -68,7 +68,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* Whether the chart renders a Secret of its own (the database URL, tokens, secret settings). */}}
 {{- define "task.ownSecret" -}}
-{{- if or (and .Values.database.url (not .Values.postgresql.enabled)) .Values.secretEnv (and (eq .Values.workers.mode "agent") .Values.workers.agent.token (not .Values.workers.agent.existingSecret)) (and .Values.auth.oidc.clientSecret (not .Values.auth.oidc.existingSecret)) }}true{{ end }}
+{{- if or
+    (and .Values.database.url (not .Values.postgresql.enabled))
+    (and (eq .Values.workers.mode "agent") .Values.workers.agent.token (not .Values.workers.agent.existingSecret))
+    (and .Values.auth.oidc.clientSecret (not .Values.auth.oidc.existingSecret))
+    .Values.secretEnv }}true{{ end }}
 {{- end }}
 
 {{- define "task.scheme" -}}
