@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +198,40 @@ def api_server(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
+
+
+@dataclass
+class Served:
+    process: ServerProcess
+    settings: Settings
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+
+@contextlib.contextmanager
+def serving(pg_server_url: str, template: str, folder: Path, **env: str) -> Iterator[Served]:
+    """A server process on a database of its own, shared by the tests of this module."""
+    url = create_database(pg_server_url, template)
+    settings = load_settings(
+        database_url=url,
+        embedded_data_dir=folder / "unused-embedded",
+        email_outbox_dir=folder / "outbox",
+        retry_backoff_base=0.05,
+        retry_backoff_max=0.2,
+        lease_seconds=2.0,
+        poll_interval=0.2,
+        shutdown_grace=5.0,
+    )
+    process = ServerProcess(settings, folder / "server.log", EVENTS_POLL_INTERVAL="0.1", **env)
+    try:
+        process.wait_ready()
+        yield Served(process, settings)
+    finally:
+        process.stop()
+        drop_database(pg_server_url, url)
+    # Nothing failed unexpectedly, and stopping cancelled nothing (no open stream held it up).
+    log = process.log()
+    assert "unexpected error" not in log, log
+    assert "Traceback" not in log, log

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import structlog
 from starlette.applications import Starlette
@@ -14,7 +15,9 @@ from starlette.routing import Mount, Route
 
 from taskservice import dashboard
 from taskservice.api import codecs
+from taskservice.api.compression import BoundedGzip
 from taskservice.api.events import EventHub
+from taskservice.api.guard import Limits, RequestGuard
 from taskservice.api.health import HealthService, Readiness, healthz, readyz_endpoint
 from taskservice.api.metrics import Metrics
 from taskservice.api.service import TaskService
@@ -71,6 +74,11 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Starlett
             await pool.close()
 
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    # Bounded inflating for both services; messages no larger than an inflated body may be.
+    rpc_limits: dict[str, Any] = {
+        "read_max_bytes": settings.max_decompressed_bytes,
+        "compressions": [BoundedGzip(settings.max_decompressed_bytes)],
+    }
     routes = [
         *dashboard.routes(),
         Route("/healthz", healthz),
@@ -78,11 +86,13 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Starlett
         Route("/metrics", metrics.endpoint(lambda: readiness.store)),
         Mount(
             "/cloud.v1.TaskManagementService",
-            app=TaskManagementServiceASGIApplication(service, interceptors=[metrics]),
+            app=TaskManagementServiceASGIApplication(service, interceptors=[metrics], **rpc_limits),
         ),
-        Mount("/grpc.health.v1.Health", app=HealthASGIApplication(HealthService(readiness))),
+        Mount("/grpc.health.v1.Health", app=HealthASGIApplication(HealthService(readiness), **rpc_limits)),
     ]
+    limits = Limits(settings.max_request_bytes, settings.body_read_timeout)
     middleware = [
+        Middleware(RequestGuard, limits=limits),
         Middleware(
             CORSMiddleware,
             allow_origins=origins,
@@ -90,7 +100,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Starlett
             allow_headers=["*"],
             expose_headers=CONNECT_EXPOSED_HEADERS,
             max_age=7200,
-        )
+        ),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.end_streams = service.end_streams  # called by the server when it starts to stop
