@@ -160,7 +160,10 @@ async def test_a_slow_stream_request_ends_the_stream_with_deadline_exceeded(serv
     assert b"BODY_READ_TIMEOUT" in reply
 
 
-@pytest.mark.parametrize("content_type", ["application/grpc", "application/grpc+proto", "application/grpc+json"])
+GRPC_TYPES = ["application/grpc", "application/grpc+proto", "application/grpc+json"]
+
+
+@pytest.mark.parametrize("content_type", GRPC_TYPES)
 async def test_grpc_without_http2_is_a_clear_error(http: httpx.AsyncClient, content_type: str) -> None:
     response = await http.post(
         f"{SERVICE}/GetStatus", content=envelope(b""), headers={"Content-Type": content_type}
