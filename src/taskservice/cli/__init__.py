@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taskservice.cli import end2end, tasks, up  # noqa: F401  (they register their commands)
+from taskservice.cli import end2end, tasks, tokens, up  # noqa: F401  (they register their commands)
 from taskservice.cli.main import cli
 
 __all__ = ["cli", "main"]

@@ -10,6 +10,7 @@ import click
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
+from taskservice.auth.bearer import BearerToken
 from taskservice.gen.cloud.v1.task_connect import TaskManagementServiceClientSync
 
 T = TypeVar("T")
@@ -21,11 +22,17 @@ TIMEOUT_MS = 30_000
 def api(ctx: click.Context) -> Iterator[TaskManagementServiceClientSync]:
     """A client for `--address` (binary proto, like the original Go CLI)."""
     address: str = ctx.obj["address"]
-    with TaskManagementServiceClientSync(address, timeout_ms=TIMEOUT_MS) as client:
+    with TaskManagementServiceClientSync(address, timeout_ms=TIMEOUT_MS, interceptors=bearer(ctx)) as client:
         try:
             yield client
         except ConnectError as error:
             raise click.ClickException(describe(error, address)) from None
+
+
+def bearer(ctx: click.Context) -> list[BearerToken]:
+    """The interceptor sending `--token` (TASK_SERVICE_TOKEN), if one was given."""
+    token: str = ctx.obj.get("token", "")
+    return [BearerToken(token)] if token else []
 
 
 def describe(error: ConnectError, address: str) -> str:

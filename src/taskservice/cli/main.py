@@ -70,11 +70,18 @@ def run_async(coroutine: Any) -> Any:
     envvar="TASK_SERVICE_ADDRESS",
     help="Control plane address.",
 )
+@click.option(
+    "--token",
+    default="",
+    envvar="TASK_SERVICE_TOKEN",
+    show_envvar=True,
+    help="API token sent to the server (Authorization: Bearer).",
+)
 @click.pass_context
-def cli(ctx: click.Context, log_level: str, address: str) -> None:
+def cli(ctx: click.Context, log_level: str, address: str, token: str) -> None:
     """Task Service: create, inspect and run tasks."""
     logs.configure(log_level)
-    ctx.obj = {"address": address.rstrip("/"), "log_level": log_level}
+    ctx.obj = {"address": address.rstrip("/"), "log_level": log_level, "token": token.strip()}
 
 
 @cli.command()
@@ -130,9 +137,13 @@ def upgrade() -> None:
 def server(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the API server (control plane); with WORKER_COUNT > 0 it also runs tasks itself."""
     from taskservice.api.server import run_server
+    from taskservice.auth.exposure import InsecureRefused
 
     settings = load_settings_or_exit()
-    run_server(settings, host or settings.server_host, port or settings.server_port, ctx.obj["log_level"])
+    try:
+        run_server(settings, host or settings.server_host, port or settings.server_port, ctx.obj["log_level"])
+    except InsecureRefused as error:
+        raise click.ClickException(str(error)) from None
 
 
 @cli.command()
