@@ -26,6 +26,8 @@ browser:
 
 install-dev: $(PY) browser
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# The tests' OpenID Connect provider (dashboard login), pinned by its package-lock.json.
+	npm ci --prefix tests/oidc --no-audit --no-fund --silent
 
 # Regenerate the Python code of proto/ (commit the result).
 proto: install-dev

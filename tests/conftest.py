@@ -141,11 +141,11 @@ async def eventually(check: Any, timeout: float = 30.0, interval: float = 0.05) 
 class ServerProcess:
     """A real `task-cli server` process on a free port, with its log kept for failure messages."""
 
-    def __init__(self, settings: Settings, log_path: Path, **env: str) -> None:
+    def __init__(self, settings: Settings, log_path: Path, port: int | None = None, **env: str) -> None:
         import subprocess
         import sys
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("wb")

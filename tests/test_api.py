@@ -36,6 +36,7 @@ STATUS_NUMBERS = {"QUEUED": 0, "RUNNING": 1, "FAILED": 2, "SUCCEEDED": 3, "RETRY
 TASK_FIELDS = {
     "id", "name", "type", "status", "retries", "priority", "createdAt", "payload", "description",
     "maxRetries", "attempts", "updatedAt", "timeoutSeconds", "runAt", "workerId", "idempotencyKey",
+    "truncated",
 }  # fmt: skip
 LATER = 3600  # delaySeconds that keeps a task QUEUED for the whole module
 FAST = {"seconds": "0"}
@@ -256,6 +257,7 @@ async def test_create_and_get_task_with_every_field(api: Api) -> None:
         "runAt": task["runAt"],
         "workerId": "",
         "idempotencyKey": f"{name}-key",
+        "truncated": False,
     }
     assert recent(task["createdAt"])
     assert recent(task["updatedAt"])

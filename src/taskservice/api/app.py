@@ -25,6 +25,7 @@ from taskservice.api.headers import SecurityHeaders
 from taskservice.api.health import HealthService, Readiness, healthz, readyz_endpoint
 from taskservice.api.metrics import Metrics
 from taskservice.api.service import TaskService
+from taskservice.auth.oidc import OIDCLogin
 from taskservice.config import Settings
 from taskservice.db import migrate
 from taskservice.db.connect import create_pool, database_url
@@ -99,8 +100,10 @@ def create_app(
         "read_max_bytes": settings.max_decompressed_bytes,
         "compressions": [BoundedGzip(settings.max_decompressed_bytes)],
     }
+    login = OIDCLogin(settings, lambda: credentials) if settings.oidc_issuer else None
     routes: list[BaseRoute] = [
         *dashboard.routes(),
+        *(login.routes() if login else []),
         Route("/healthz", healthz),
         Route("/readyz", readyz_endpoint(readiness)),
         Route("/metrics", metrics.endpoint(lambda: readiness.store)),
@@ -135,6 +138,7 @@ def create_app(
             credentials=lambda: credentials,
             required=auth_required,
             metrics_public=settings.metrics_public,
+            login_path="/auth/login" if login else None,
         ),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
