@@ -224,7 +224,7 @@ def serving(pg_server_url: str, template: str, folder: Path, **env: str) -> Iter
         poll_interval=0.2,
         shutdown_grace=5.0,
     )
-    process = ServerProcess(settings, folder / "server.log", EVENTS_POLL_INTERVAL="0.1", **env)
+    process = ServerProcess(settings, folder / "server.log", None, EVENTS_POLL_INTERVAL="0.1", **env)
     try:
         process.wait_ready()
         yield Served(process, settings)

@@ -51,7 +51,8 @@ def provider_and_server(settings: Settings, tmp_path: Path) -> Iterator[tuple[st
         said.append(line)
         if line.startswith("ready") or len(said) > 50:
             break
-    assert said and said[-1].startswith("ready"), "".join(said)
+    assert said, "the provider said nothing"
+    assert said[-1].startswith("ready"), "".join(said)
     issuer = f"http://127.0.0.1:{provider_port}"
     server = ServerProcess(
         settings, tmp_path / "server.log", port=server_port, WORKER_COUNT="0", AUTH_REQUIRED="true",
