@@ -25,6 +25,7 @@ from taskservice.api.headers import SecurityHeaders
 from taskservice.api.health import HealthService, Readiness, healthz, readyz_endpoint
 from taskservice.api.metrics import Metrics
 from taskservice.api.service import TaskService
+from taskservice.api.validation import PayloadLimits
 from taskservice.auth.oidc import OIDCLogin
 from taskservice.config import Settings
 from taskservice.db import migrate
@@ -56,7 +57,8 @@ def create_app(
     """The whole server; it connects, migrates and starts its helpers when the ASGI lifespan starts."""
     codecs.install()
     registry = registry or Registry()
-    service = TaskService(registry, worker_alive_seconds=settings.lease_seconds)
+    payload_limits = PayloadLimits(settings.max_payload_bytes, settings.max_parameters)
+    service = TaskService(registry, settings.lease_seconds, payload_limits)
     auth_service = AuthService()
     readiness = Readiness()
     metrics = Metrics()
@@ -67,7 +69,9 @@ def create_app(
         nonlocal credentials
         url = await asyncio.to_thread(database_url, settings)
         await asyncio.to_thread(migrate.upgrade, url)
-        pool = await create_pool(url, max_size=settings.db_pool_max_conns)
+        pool = await create_pool(
+            url, max_size=settings.db_pool_max_conns, command_timeout=settings.db_command_timeout
+        )
         store = Store(pool, task_defaults(settings))
         events = EventHub(store, settings.events_poll_interval)
         service.attach(store, events)
