@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev browser proto lint pytest
+.PHONY: run test install install-dev browser proto lint pytest fuzz
 
 # Install and start everything on this machine: embedded PostgreSQL, server, workers, dashboard.
 run: install
@@ -46,3 +46,7 @@ pytest:
 		echo "== again on the PostgreSQL server at TEST_DATABASE_URL"; \
 		$(BIN)/pytest $(PYTEST_ARGS); \
 	fi
+
+# The long fuzz run for releases (CI runs the same suite with a few examples per RPC).
+fuzz: install-dev
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-5000} $(BIN)/pytest tests/test_fuzz.py -p no:cacheprovider
