@@ -143,9 +143,8 @@ def send(
         data = b""
         for chunk in response.iter_bytes():
             data += chunk
-            if not streaming or len(data) >= 5 + int.from_bytes(data[1:5], "big"):
-                if streaming:
-                    break  # the first envelope says it all; the stream may go on for ever
+            if streaming and len(data) >= 5 + int.from_bytes(data[1:5], "big"):
+                break  # the first envelope says it all; the stream may go on for ever
     assert response.status_code < 500, (url, response.status_code, data[:300])
     if streaming and response.status_code == 200 and data[:1] == b"\x02":
         end = json.loads(data[5 : 5 + int.from_bytes(data[1:5], "big")])
