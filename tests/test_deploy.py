@@ -19,15 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # Settings the deployment files set before the code that reads them has landed (issues 9, 10, 12):
 # harmless meanwhile (unknown variables are ignored). Delete a name here once it is a setting.
 FUTURE_SETTINGS = {
-    "AUTH_REQUIRED",
-    "ALLOW_INSECURE",
-    "ALLOWED_HOSTS",
-    "METRICS_PUBLIC",
-    "OIDC_ISSUER",
-    "OIDC_CLIENT_ID",
-    "OIDC_CLIENT_SECRET",
-    "TLS_CERT_FILE",
-    "TLS_KEY_FILE",
     "RETENTION_SUCCEEDED",
     "RETENTION_FAILED",
     "RETENTION_CANCELLED",

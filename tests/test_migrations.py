@@ -21,7 +21,15 @@ from conftest import create_database, drop_database
 from taskservice.config import Settings
 from taskservice.db import migrate
 
-TABLES = {"tasks", "task_history", "task_executions", "workers", "task_counts"}
+TABLES = {
+    "tasks",
+    "task_history",
+    "task_executions",
+    "workers",
+    "task_counts",
+    "api_tokens",
+    "dashboard_sessions",
+}
 # The original service's indexes, by name (the queue's own partial indexes come on top).
 SEED_INDEXES = {
     "idx_type_status": "tasks",
@@ -126,7 +134,7 @@ def test_upgrade_of_an_empty_database(empty_database: str) -> None:
     migrate.upgrade(empty_database)
 
     assert_schema(empty_database)
-    assert migrate.head_revision() == "0002"
+    assert migrate.head_revision() == "0008"
 
 
 def test_second_upgrade_is_a_no_op(empty_database: str) -> None:

@@ -164,7 +164,7 @@ def test_email_conflicting_recipient_and_to_fail_permanently(settings: Settings)
 
 
 def test_email_line_break_in_subject_fails_permanently(settings: Settings) -> None:
-    with pytest.raises(PermanentFailure, match="cannot build the message"):
+    with pytest.raises(PermanentFailure, match="line breaks"):
         SendEmail(settings).run({"recipient": "a@example.com", "subject": "hi\nBcc: x@example.com"})
 
 

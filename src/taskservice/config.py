@@ -44,7 +44,6 @@ class Settings(BaseSettings):
     # Control plane.
     server_host: str = "127.0.0.1"
     server_port: int = Field(8080, ge=1, le=65535)
-    cors_origins: str = Field("*", description="comma-separated origins allowed by CORS; * for any")
     events_poll_interval: float = Field(0.5, gt=0, description="seconds between looks for new events")
 
     # Data plane.
@@ -71,6 +70,38 @@ class Settings(BaseSettings):
     query_max_rows: int = Field(100, ge=1, le=10_000)
 
     log_level: LogLevel = "info"
+
+    # Security (docs/security.md). AUTH_REQUIRED unset: required unless the server listens on loopback.
+    auth_required: bool | None = None
+    allow_insecure: bool = Field(False, description="let a server on a non-loopback address run without auth")
+    metrics_public: bool = Field(False, description="serve /metrics without a token")
+    cors_origins: str = Field(
+        "", description="comma-separated origins allowed by CORS; * for any; none: same origin"
+    )
+    allowed_hosts: str = Field("", description="comma-separated Host names the server answers; empty: any")
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_scopes: str = "openid email profile"
+    oidc_role_claim: str = Field("", description="ID-token claim holding the role; empty: OIDC_DEFAULT_ROLE")
+    oidc_default_role: Literal["", "viewer", "operator", "admin"] = "viewer"
+    session_hours: float = Field(12.0, gt=0, le=24 * 30, description="how long a dashboard login lasts")
+    # Limits.
+    max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest request body")
+    max_decompressed_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest inflated message")
+    body_read_timeout: float = Field(30.0, gt=0, description="seconds a request body may take to arrive")
+    max_payload_bytes: int = Field(65536, ge=1024, description="largest payload: keys and values, UTF-8")
+    max_parameters: int = Field(100, ge=1, description="most parameters in one payload")
+    max_result_bytes: int = Field(1024 * 1024, ge=1024, description="largest stored result (JSON); cut past")
+    db_command_timeout: float = Field(10.0, gt=0, description="seconds before a database call is given up")
+
+    @model_validator(mode="after")
+    def _tls_needs_both_files(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither")
+        return self
 
     @model_validator(mode="after")
     def _backoff_cap_not_below_base(self) -> Settings:

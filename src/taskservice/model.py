@@ -252,3 +252,18 @@ def cancelled_details(reason: str) -> str:
 
 def requeued_details(reason: str) -> str:
     return f"Task queued again: {reason}" if reason else "Task queued again"
+
+
+# -- results too large to keep whole ---------------------------------------------------------------
+
+CUT_RESULT_KEYS = frozenset({"truncated", "limit_bytes", "preview"})
+
+
+def cut_result(text: str, limit_bytes: int, preview_chars: int) -> dict[str, Any]:
+    """What is kept (or shown) of a result whose JSON is over `limit_bytes`: the start of its JSON
+    `text`, marked as cut."""
+    return {"truncated": True, "limit_bytes": limit_bytes, "preview": text[:preview_chars]}
+
+
+def is_cut_result(value: Any) -> bool:
+    return isinstance(value, dict) and value.keys() == CUT_RESULT_KEYS and value["truncated"] is True

@@ -5,26 +5,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Mount, Route
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.routing import BaseRoute, Mount, Route
 
 from taskservice import dashboard
 from taskservice.api import codecs
+from taskservice.api.access import AccessControl
+from taskservice.api.auth_service import AuthService
+from taskservice.api.compression import BoundedGzip
 from taskservice.api.events import EventHub
+from taskservice.api.guard import Limits, RequestGuard
+from taskservice.api.headers import SecurityHeaders
 from taskservice.api.health import HealthService, Readiness, healthz, readyz_endpoint
 from taskservice.api.metrics import Metrics
 from taskservice.api.service import TaskService
+from taskservice.api.validation import PayloadLimits
+from taskservice.auth.oidc import OIDCLogin
 from taskservice.config import Settings
 from taskservice.db import migrate
 from taskservice.db.connect import create_pool, database_url
+from taskservice.gen.cloud.v1.auth_connect import AuthServiceASGIApplication
 from taskservice.gen.cloud.v1.task_connect import TaskManagementServiceASGIApplication
 from taskservice.gen.grpc.health.v1.health_connect import HealthASGIApplication
 from taskservice.plugins import Registry
-from taskservice.store import Store
+from taskservice.store import Credentials, Store
 from taskservice.worker.runtime import Worker
 from taskservice.worker.serve import task_defaults, worker_options
 
@@ -37,29 +47,48 @@ CONNECT_EXPOSED_HEADERS = [
 ]  # fmt: skip
 
 
-def create_app(settings: Settings, registry: Registry | None = None) -> Starlette:
+def _listed(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def create_app(
+    settings: Settings, registry: Registry | None = None, *, auth_required: bool = False
+) -> Starlette:
     """The whole server; it connects, migrates and starts its helpers when the ASGI lifespan starts."""
     codecs.install()
     registry = registry or Registry()
-    service = TaskService(registry, worker_alive_seconds=settings.lease_seconds)
+    payload_limits = PayloadLimits(settings.max_payload_bytes, settings.max_parameters)
+    service = TaskService(registry, settings.lease_seconds, payload_limits)
+    auth_service = AuthService()
     readiness = Readiness()
     metrics = Metrics()
+    credentials: Credentials | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        nonlocal credentials
         url = await asyncio.to_thread(database_url, settings)
         await asyncio.to_thread(migrate.upgrade, url)
-        pool = await create_pool(url, max_size=settings.db_pool_max_conns)
+        pool = await create_pool(
+            url, max_size=settings.db_pool_max_conns, command_timeout=settings.db_command_timeout
+        )
         store = Store(pool, task_defaults(settings))
         events = EventHub(store, settings.events_poll_interval)
         service.attach(store, events)
+        credentials = Credentials(pool)
+        auth_service.attach(credentials)
         readiness.store = store
         stop_worker = asyncio.Event()
         worker_run = None
         if settings.worker_count > 0:
             worker = Worker(store, url, registry, worker_options(settings, settings.worker_count, ()))
             worker_run = asyncio.create_task(worker.run(stop_worker), name="in-process-worker")
-        log.info("server ready", workers_in_process=settings.worker_count)
+        if auth_required and not await credentials.live_tokens("admin"):
+            log.warning(
+                "auth is required and no admin token exists: create one on a machine that reaches the "
+                "database with `task-cli token create --name admin --role admin`"
+            )
+        log.info("server ready", workers_in_process=settings.worker_count, auth_required=auth_required)
         try:
             yield
         finally:
@@ -70,27 +99,51 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Starlett
             await events.stop()
             await pool.close()
 
-    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
-    routes = [
+    # Bounded inflating for every service; messages no larger than an inflated body may be.
+    rpc_limits: dict[str, Any] = {
+        "read_max_bytes": settings.max_decompressed_bytes,
+        "compressions": [BoundedGzip(settings.max_decompressed_bytes)],
+    }
+    login = OIDCLogin(settings, lambda: credentials) if settings.oidc_issuer else None
+    routes: list[BaseRoute] = [
         *dashboard.routes(),
+        *(login.routes() if login else []),
         Route("/healthz", healthz),
         Route("/readyz", readyz_endpoint(readiness)),
         Route("/metrics", metrics.endpoint(lambda: readiness.store)),
         Mount(
             "/cloud.v1.TaskManagementService",
-            app=TaskManagementServiceASGIApplication(service, interceptors=[metrics]),
+            app=TaskManagementServiceASGIApplication(service, interceptors=[metrics], **rpc_limits),
         ),
-        Mount("/grpc.health.v1.Health", app=HealthASGIApplication(HealthService(readiness))),
+        Mount(
+            "/cloud.v1.AuthService",
+            app=AuthServiceASGIApplication(auth_service, interceptors=[metrics], **rpc_limits),
+        ),
+        Mount("/grpc.health.v1.Health", app=HealthASGIApplication(HealthService(readiness), **rpc_limits)),
     ]
-    middleware = [
+    # Outermost first: headers on every answer; the Host check and the limits before anything reads
+    # the request; CORS answers preflights (which carry no credentials) before the access check.
+    middleware = [Middleware(SecurityHeaders, tls=settings.tls_cert_file is not None)]
+    hosts = _listed(settings.allowed_hosts)
+    if hosts:
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=hosts))
+    middleware += [
+        Middleware(RequestGuard, limits=Limits(settings.max_request_bytes, settings.body_read_timeout)),
         Middleware(
             CORSMiddleware,
-            allow_origins=origins,
+            allow_origins=_listed(settings.cors_origins),
             allow_methods=["POST", "GET", "OPTIONS"],
             allow_headers=["*"],
             expose_headers=CONNECT_EXPOSED_HEADERS,
             max_age=7200,
-        )
+        ),
+        Middleware(
+            AccessControl,
+            credentials=lambda: credentials,
+            required=auth_required,
+            metrics_public=settings.metrics_public,
+            login_path="/auth/login" if login else None,
+        ),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.end_streams = service.end_streams  # called by the server when it starts to stop

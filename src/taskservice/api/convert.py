@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import struct_pb2
 
+from taskservice import model
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import Execution, HistoryEntry, Task
 from taskservice.store import HistoryEvent, WorkerInfo
@@ -19,7 +21,31 @@ def timestamp(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def task(t: Task) -> pb.Task:
+# In list responses (ListTasks, ListTaskExecutions) large fields are cut and the message marked;
+# GetTask, and ListTaskExecutions for one attempt, return them whole.
+LIST_TEXT_MAX = 256  # characters of a description or a parameter value
+LIST_PARAMETERS_MAX = 20
+LIST_RESULT_MAX = 4096  # bytes of a result's JSON
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= LIST_TEXT_MAX else text[: LIST_TEXT_MAX - 1] + "…"
+
+
+def listed_task(t: Task) -> pb.Task:
+    """A task as a list shows it: long texts and many parameters cut, and `truncated` set if so."""
+    keys = sorted(t.parameters)[:LIST_PARAMETERS_MAX]
+    parameters = {key: _cut(t.parameters[key]) for key in keys}
+    message = task(t, parameters=parameters, description=_cut(t.description))
+    message.truncated = (
+        len(keys) < len(t.parameters)
+        or parameters != {k: t.parameters[k] for k in keys}
+        or (message.description != t.description)
+    )
+    return message
+
+
+def task(t: Task, parameters: dict[str, str] | None = None, description: str | None = None) -> pb.Task:
     return pb.Task(
         id=t.id,
         name=t.name,
@@ -28,8 +54,8 @@ def task(t: Task) -> pb.Task:
         retries=t.retries,
         priority=t.priority,
         created_at=timestamp(t.created_at),
-        payload=pb.Payload(parameters=t.parameters),
-        description=t.description,
+        payload=pb.Payload(parameters=t.parameters if parameters is None else parameters),
+        description=t.description if description is None else description,
         max_retries=t.max_retries,
         attempts=t.attempts,
         updated_at=timestamp(t.updated_at),
@@ -68,8 +94,14 @@ def _value(result: Any) -> struct_pb2.Value:
     return value
 
 
-def execution(e: Execution) -> pb.TaskExecution:
+def execution(e: Execution, *, whole: bool = False) -> pb.TaskExecution:
+    """An attempt; its result cut to a preview past LIST_RESULT_MAX unless `whole`."""
     duration = (e.finished_at - e.started_at).total_seconds() if e.finished_at else 0.0
+    result, cut = e.result, model.is_cut_result(e.result)
+    if not whole and not cut and e.result is not None:
+        text = json.dumps(e.result, ensure_ascii=False)
+        if len(text.encode()) > LIST_RESULT_MAX:
+            result, cut = model.cut_result(text, LIST_RESULT_MAX, LIST_RESULT_MAX // 2), True
     return pb.TaskExecution(
         id=e.id,
         task_id=e.task_id,
@@ -79,7 +111,8 @@ def execution(e: Execution) -> pb.TaskExecution:
         finished_at=timestamp(e.finished_at),
         outcome=e.outcome,
         error=e.error or "",
-        result=_value(e.result),
+        result=_value(result),
+        result_truncated=cut,
         duration_seconds=duration,
         started_after_seconds=e.started_after_seconds,
     )

@@ -5,11 +5,15 @@ from __future__ import annotations
 import math
 import socket
 
+import structlog
 import uvicorn
 from starlette.applications import Starlette
 
 from taskservice.api.app import create_app
+from taskservice.auth.exposure import auth_required, is_loopback
 from taskservice.config import Settings
+
+log = structlog.get_logger(__name__)
 
 
 class _Server(uvicorn.Server):
@@ -29,7 +33,16 @@ class _Server(uvicorn.Server):
 
 
 def run_server(settings: Settings, host: str, port: int, log_level: str) -> None:
-    app = create_app(settings)
+    """Serve until SIGTERM/SIGINT. Raises InsecureRefused rather than listen open beyond loopback."""
+    required = auth_required(settings, host)
+    if not required and not is_loopback(host):
+        log.warning(
+            "ALLOW_INSECURE=true: listening beyond loopback WITHOUT authentication; anyone who reaches "
+            "this address can read and change every task",
+            host=host,
+        )
+    app = create_app(settings, auth_required=required)
+    tls = settings.tls_cert_file is not None and settings.tls_key_file is not None
     config = uvicorn.Config(
         app,
         host=host,
@@ -41,5 +54,7 @@ def run_server(settings: Settings, host: str, port: int, log_level: str) -> None
         http="httptools",
         lifespan="on",
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace),
+        ssl_certfile=str(settings.tls_cert_file) if tls else None,
+        ssl_keyfile=str(settings.tls_key_file) if tls else None,
     )
     _Server(config, app).run()

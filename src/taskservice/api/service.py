@@ -46,7 +46,8 @@ def connect_errors(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, 
             raise ConnectError(Code.NOT_FOUND, str(error)) from None
         except IllegalTransition as error:
             raise ConnectError(Code.FAILED_PRECONDITION, str(error)) from None
-        except (OSError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError) as error:
+        except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError) as error:
+            # TimeoutError: DB_COMMAND_TIMEOUT passed (a stuck or frozen database).
             log.error("database unavailable", rpc=handler.__name__, error=str(error))
             raise ConnectError(Code.UNAVAILABLE, "the database is unavailable; try again") from None
         except Exception:
@@ -59,9 +60,15 @@ def connect_errors(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, 
 class TaskService:
     """Implements every RPC; `store` and `events` are set when the server starts."""
 
-    def __init__(self, registry: Registry, worker_alive_seconds: float) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        worker_alive_seconds: float,
+        payload_limits: validation.PayloadLimits = validation.PayloadLimits(),  # noqa: B008
+    ) -> None:
         self.registry = registry
         self.worker_alive_seconds = worker_alive_seconds
+        self.payload_limits = payload_limits
         self._store: Store | None = None
         self._events: EventHub | None = None
         self._stopping = asyncio.Event()
@@ -95,7 +102,7 @@ class TaskService:
     async def create_task(
         self, request: pb.CreateTaskRequest, ctx: RequestContext[Any, Any]
     ) -> pb.CreateTaskResponse:
-        new = validation.new_task(request, await self.task_types(request.type))
+        new = validation.new_task(request, await self.task_types(request.type), limits=self.payload_limits)
         task_id, created = await self.store.create_task(new)
         return pb.CreateTaskResponse(id=task_id, existing=not created)
 
@@ -110,7 +117,7 @@ class TaskService:
         tasks, total = await asyncio.gather(
             self.store.list_tasks(**filters, limit=limit, offset=offset), self.store.count_tasks(**filters)
         )
-        return pb.TaskList(tasks=[convert.task(t) for t in tasks], total=total)
+        return pb.TaskList(tasks=[convert.listed_task(t) for t in tasks], total=total)
 
     @connect_errors
     async def get_task_history(
@@ -149,7 +156,8 @@ class TaskService:
     async def create_tasks(
         self, request: pb.CreateTasksRequest, ctx: RequestContext[Any, Any]
     ) -> pb.CreateTasksResponse:
-        news = validation.new_tasks(request, await self.task_types(*(t.type for t in request.tasks)))
+        kinds = await self.task_types(*(t.type for t in request.tasks))
+        news = validation.new_tasks(request, kinds, self.payload_limits)
         created = await self.store.create_tasks(news)
         return pb.CreateTasksResponse(ids=[task_id for task_id, _ in created])
 
@@ -180,6 +188,11 @@ class TaskService:
         self, request: pb.ListTaskExecutionsRequest, ctx: RequestContext[Any, Any]
     ) -> pb.ListTaskExecutionsResponse:
         executions = await self.store.executions(validation.task_id(request.id))
+        if request.attempt < 0:
+            raise InvalidArgument("attempt", f"must be >= 1, or 0 for every attempt (got {request.attempt})")
+        if request.attempt:  # one attempt, its stored result whole
+            one = [e for e in executions if e.attempt == request.attempt]
+            return pb.ListTaskExecutionsResponse(executions=[convert.execution(e, whole=True) for e in one])
         return pb.ListTaskExecutionsResponse(executions=[convert.execution(e) for e in executions])
 
     @connect_errors

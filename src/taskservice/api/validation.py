@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import NewTask, Status
@@ -24,6 +25,14 @@ LIST_LIMIT_MAX = 100
 LIST_LIMIT_DEFAULT = 30
 BATCH_MAX = 1000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 (e.g. U+0085, a line break)
+
+
+@dataclass(frozen=True)
+class PayloadLimits:
+    """MAX_PAYLOAD_BYTES and MAX_PARAMETERS: how much one task may carry."""
+
+    max_bytes: int = 65536
+    max_parameters: int = 100
 
 
 class InvalidArgument(ValueError):
@@ -59,7 +68,12 @@ def task_id(value: int, field: str = "id") -> int:
     return value
 
 
-def new_task(request: pb.CreateTaskRequest, task_types: Collection[str], prefix: str = "") -> NewTask:
+def new_task(
+    request: pb.CreateTaskRequest,
+    task_types: Collection[str],
+    prefix: str = "",
+    limits: PayloadLimits = PayloadLimits(),
+) -> NewTask:
     """A valid CreateTaskRequest as a NewTask, or InvalidArgument for the first broken rule."""
     name = _text(f"{prefix}name", request.name, NAME_MAX, required=True, single_line=True)
     kind = _text(f"{prefix}type", request.type, NAME_MAX, required=True, single_line=True)
@@ -69,6 +83,17 @@ def new_task(request: pb.CreateTaskRequest, task_types: Collection[str], prefix:
     if not request.HasField("payload"):
         raise InvalidArgument(f"{prefix}payload", "is required (send an empty parameters map for none)")
     parameters = dict(request.payload.parameters)
+    if len(parameters) > limits.max_parameters:
+        raise InvalidArgument(
+            f"{prefix}payload.parameters",
+            f"must hold at most {limits.max_parameters} parameters (got {len(parameters)}; MAX_PARAMETERS)",
+        )
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in parameters.items())
+    if size > limits.max_bytes:
+        raise InvalidArgument(
+            f"{prefix}payload",
+            f"must be at most {limits.max_bytes} bytes of keys and values (got {size}; MAX_PAYLOAD_BYTES)",
+        )
     for key, value in parameters.items():
         field = f"{prefix}payload.parameters[{key!r}]"
         # fullmatch: with match, `$` also matches before a final line break ("key\n" passed).
@@ -100,11 +125,15 @@ def new_task(request: pb.CreateTaskRequest, task_types: Collection[str], prefix:
     )
 
 
-def new_tasks(request: pb.CreateTasksRequest, task_types: Collection[str]) -> list[NewTask]:
+def new_tasks(
+    request: pb.CreateTasksRequest,
+    task_types: Collection[str],
+    limits: PayloadLimits = PayloadLimits(),
+) -> list[NewTask]:
     count = len(request.tasks)
     if not 1 <= count <= BATCH_MAX:
         raise InvalidArgument("tasks", f"must hold 1 to {BATCH_MAX} tasks (got {count})")
-    return [new_task(t, task_types, prefix=f"tasks[{i}].") for i, t in enumerate(request.tasks)]
+    return [new_task(t, task_types, f"tasks[{i}].", limits) for i, t in enumerate(request.tasks)]
 
 
 def status(value: int, field: str = "status") -> Status:

@@ -30,13 +30,14 @@ M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
 SERVICE = "cloud.v1.TaskManagementService"
+AUTH_SERVICE = "cloud.v1.AuthService"
 TIMEOUT_SECONDS = 30.0
 # Connect's codes for HTTP statuses that carry no Connect error body (a proxy's page, say).
 _HTTP_CODES = {400: "internal", 401: "unauthenticated", 403: "permission_denied", 404: "unimplemented",
                429: "unavailable", 502: "unavailable", 503: "unavailable", 504: "unavailable"}  # fmt: skip
 # Safe to send again on a fresh connection when a kept-alive one turns out to be closed.
 _READ_ONLY = frozenset({"GetTask", "ListTasks", "GetTaskHistory", "GetStatus", "ListTaskExecutions",
-                        "ListWorkers", "ListTaskTypes"})  # fmt: skip
+                        "ListWorkers", "ListTaskTypes", "WhoAmI", "ListTokens"})  # fmt: skip
 
 
 class ApiError(Exception):
@@ -68,14 +69,14 @@ class Api:
             self._headers["Authorization"] = f"Bearer {token}"
         self._connection: http.client.HTTPConnection | None = None
 
-    def call(self, method: str, request: Message, response_type: type[M]) -> M:
-        """Call `method` of the task service; ApiError for a Connect error, or when unreachable."""
+    def call(self, method: str, request: Message, response_type: type[M], service: str = SERVICE) -> M:
+        """Call `method` of `service`; ApiError for a Connect error, or when unreachable."""
         body = request.SerializeToString()
         started = time.perf_counter()
         for attempt in (1, 2):
             connection = self._connect()
             try:
-                connection.request("POST", f"{self._prefix}/{SERVICE}/{method}", body, self._headers)
+                connection.request("POST", f"{self._prefix}/{service}/{method}", body, self._headers)
                 reply = connection.getresponse()
                 data = reply.read()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:

@@ -20,6 +20,8 @@ COMMANDS = {
     "serve": Lazy("taskservice.cli.run:serve",
                   "Run a worker: claim tasks and run them until SIGTERM or Ctrl-C."),
     "db": Lazy("taskservice.cli.run:db", "The database schema."),
+    "token": Lazy("taskservice.cli.tokens:token",
+                  "API tokens: create (shown once), list, revoke."),
     "bench": Lazy("taskservice.cli.run:bench",
                   "Measure throughput, latency, scale and memory on a fresh database."),
 }  # fmt: skip

@@ -91,10 +91,14 @@ def server(ctx: click.Context, host: str | None, port: int | None) -> None:
     With WORKER_COUNT > 0 it also runs tasks itself.
     """
     from taskservice.api.server import run_server
+    from taskservice.auth.exposure import InsecureRefused
 
     settings = load_settings_or_exit()
     host, port = host or settings.server_host, port or settings.server_port
-    run_server(settings, host, port, global_value(ctx, "log_level"))
+    try:
+        run_server(settings, host, port, global_value(ctx, "log_level"))
+    except InsecureRefused as error:
+        raise click.ClickException(str(error)) from None
 
 
 @click.command(cls=Command, structured_logs=True)

@@ -71,10 +71,24 @@ async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
     default reset (`RESET ALL; UNLISTEN *; ...`) would only cost a round trip per query."""
 
 
-async def create_pool(url: str, *, max_size: int, min_size: int = 1) -> asyncpg.Pool[Any]:
-    """A pool whose connections speak JSON for json/jsonb columns."""
+async def create_pool(
+    url: str, *, max_size: int, min_size: int = 1, command_timeout: float | None = None
+) -> asyncpg.Pool[Any]:
+    """A pool whose connections speak JSON for json/jsonb columns.
+
+    `command_timeout` (seconds) bounds each call and each new connection: a stuck database then
+    raises TimeoutError within seconds rather than holding the caller for as long as it is stuck.
+    """
+    extra: dict[str, Any] = {}
+    if command_timeout is not None:
+        extra = {"command_timeout": command_timeout, "timeout": command_timeout}
     pool = await asyncpg.create_pool(
-        url, min_size=min(min_size, max_size), max_size=max_size, init=_init_connection, reset=_keep_session
+        url,
+        min_size=min(min_size, max_size),
+        max_size=max_size,
+        init=_init_connection,
+        reset=_keep_session,
+        **extra,
     )
     assert pool is not None
     return pool

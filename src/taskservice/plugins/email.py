@@ -8,6 +8,8 @@ import ssl
 import tempfile
 import time
 import uuid
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -36,9 +38,23 @@ def _text(parameters: dict[str, str], name: str) -> str:
     return value
 
 
+def _one_line(name: str, value: str) -> str:
+    """`value` unless it, or its RFC 2047 decoded form, holds a line break (header injection)."""
+    try:
+        decoded = str(make_header(decode_header(value)))
+    except (HeaderParseError, UnicodeDecodeError, LookupError, ValueError):
+        decoded = value  # not valid encoded words: the value is taken literally
+    if any(c in text for text in (value, decoded) for c in "\r\n"):
+        raise PermanentFailure(
+            f"{name} must not contain line breaks (CR or LF), also not as RFC 2047 encoded words (=?...?=)"
+        )
+    return value
+
+
 def _recipient(parameters: dict[str, str]) -> str:
     """The validated, normalized address from `recipient` (or its alias `to`)."""
-    recipient, to = _text(parameters, "recipient").strip(), _text(parameters, "to").strip()
+    recipient = _one_line("recipient", _text(parameters, "recipient")).strip()
+    to = _one_line("to", _text(parameters, "to")).strip()
     if recipient and to and recipient != to:
         raise PermanentFailure(f"give recipient or to, not both (recipient {recipient!r}, to {to!r})")
     name = "recipient" if recipient or not to else "to"
@@ -59,7 +75,8 @@ class SendEmail:
 
     def run(self, parameters: dict[str, str]) -> dict[str, str]:
         recipient = _recipient(parameters)
-        message = self._message(recipient, _text(parameters, "subject"), _text(parameters, "body"))
+        subject = _one_line("subject", _text(parameters, "subject"))
+        message = self._message(recipient, subject, _text(parameters, "body"))
         result = {"recipient": recipient, "message_id": str(message["Message-ID"])}
         if self.settings.smtp_host:
             self._send(message, recipient)

@@ -22,7 +22,8 @@ SANDBOX_DATABASE = "taskservice_sandbox"
 SANDBOX_ROLE = "taskservice_sandbox"
 # Predefined roles that would let the sandbox role reach the server's files or run programs.
 DANGEROUS_ROLES = ("pg_execute_server_program", "pg_read_server_files", "pg_write_server_files")
-FETCH_BATCH = 1000
+FETCH_BATCH = 1000  # rows per fetch at most
+BATCH_BYTES = 4 * 1024 * 1024  # and about this many bytes: fetches shrink when rows are large
 # SQLSTATE classes of errors that are about the server's state, not the query: worth a retry.
 # 08 connection exception, 40 transaction rollback, 53 insufficient resources,
 # 57 operator intervention (57014 query_canceled is handled on its own), 58 system error.
@@ -203,25 +204,45 @@ class RunQuery:
         settings = self.settings
         timeout_ms = max(1, round(settings.query_timeout * 1000))  # 0 would mean no timeout
         try:
-            async with conn.transaction(readonly=True):
+            # statement_timeout bounds each statement, but a cursor's rows come in many short
+            # FETCHes: the wall-clock bound stops a query that streams for ever.
+            async with asyncio.timeout(settings.query_timeout), conn.transaction(readonly=True):
                 # A SELECT, not SET LOCAL: it takes a snapshot, after which the transaction can no
                 # longer be switched to READ WRITE (a bare `SET TRANSACTION READ WRITE` would be).
                 await conn.execute("SELECT set_config('statement_timeout', $1, true)", str(timeout_ms))
                 statement = await conn.prepare(query)
                 columns = [attribute.name for attribute in statement.get_attributes()]
-                rows: list[Sequence[JSONValue]] = []
-                row_count = 0
-                # A cursor keeps memory bounded: only the first rows are kept, the rest just counted.
-                async for record in statement.cursor(prefetch=FETCH_BATCH):
-                    row_count += 1
-                    if len(rows) < settings.query_max_rows:
-                        rows.append([_json_value(value) for value in record.values()])
-        except asyncpg.exceptions.QueryCanceledError as error:
+                rows, row_count, rows_cut = await self._read(await statement.cursor())
+        except (TimeoutError, asyncpg.exceptions.QueryCanceledError) as error:
             raise QueryTimedOut(
-                f"query canceled after QUERY_TIMEOUT={settings.query_timeout:g}s: {error}"
+                f"query canceled after QUERY_TIMEOUT={settings.query_timeout:g}s: {error or 'still running'}"
             ) from error
         except asyncpg.PostgresError as error:
             if str(error.sqlstate)[:2] in TRANSIENT_SQLSTATE_CLASSES:
                 raise
             raise PermanentFailure(f"query failed: {error}") from None
-        return {"row_count": row_count, "columns": columns, "rows": rows}
+        result: dict[str, Any] = {"row_count": row_count, "columns": columns, "rows": rows}
+        if rows_cut:
+            result["rows_cut"] = True  # fewer rows kept than QUERY_MAX_ROWS: they were too large
+        return result
+
+    async def _read(self, cursor: Any) -> tuple[list[Sequence[JSONValue]], int, bool]:
+        """(kept rows, rows in all, whether rows were dropped for size): memory stays bounded, the first
+        QUERY_MAX_ROWS rows are kept while they fit in half of MAX_RESULT_BYTES, the rest counted."""
+        budget = self.settings.max_result_bytes // 2
+        rows: list[Sequence[JSONValue]] = []
+        row_count = kept_bytes = seen_bytes = 0
+        rows_cut, batch = False, 1  # the first fetch tells how large rows are
+        while records := await cursor.fetch(batch):
+            for record in records:
+                row_count += 1
+                size = sum(len(v) if isinstance(v, str | bytes) else 8 for v in record.values()) + 8
+                seen_bytes += size
+                if len(rows) < self.settings.query_max_rows and not rows_cut:
+                    if kept_bytes + size <= budget:
+                        rows.append([_json_value(value) for value in record.values()])
+                        kept_bytes += size
+                    else:
+                        rows_cut = True
+            batch = max(1, min(FETCH_BATCH, BATCH_BYTES * row_count // max(seen_bytes, 1)))
+        return rows, row_count, rows_cut

@@ -1,5 +1,6 @@
-"""The only module that speaks SQL: tasks, history, executions, workers, and the queue."""
+"""The only module that speaks SQL: tasks, history, executions, workers, the queue, and credentials."""
 
+from taskservice.store.credentials import Credentials, Holder, TokenNameTaken, TokenNotFound, TokenRecord
 from taskservice.store.store import (
     NOTIFY_CHANNEL,
     OPERATOR_TARGETS,
@@ -16,10 +17,15 @@ __all__ = [
     "NOTIFY_CHANNEL",
     "OPERATOR_TARGETS",
     "Claim",
+    "Credentials",
     "HistoryEvent",
+    "Holder",
     "Pool",
     "Store",
     "TaskDefaults",
     "TaskNotFound",
+    "TokenNameTaken",
+    "TokenNotFound",
+    "TokenRecord",
     "WorkerInfo",
 ]

@@ -37,6 +37,7 @@ class WorkerOptions:
     poll_interval: float = 1.0
     shutdown_grace: float = 30.0
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    max_result_bytes: int = 1024 * 1024
 
 
 def new_worker_id() -> str:
@@ -71,14 +72,37 @@ def run_in_thread(function: Callable[[T], Any], argument: T) -> asyncio.Future[A
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
-def _jsonable(result: Any) -> Any:
-    """The result as JSON will keep it (anything JSON cannot say becomes its string)."""
-    if isinstance(result, _JSON_SCALARS) or (
-        type(result) is dict
-        and all(type(k) is str and isinstance(v, _JSON_SCALARS) for k, v in result.items())
+def _surely_small(result: Any, max_bytes: int) -> bool:
+    """Plain JSON already (the usual case) and small enough without encoding it to see: escaping
+    makes a character at most 6 bytes."""
+    if isinstance(result, str):
+        chars = len(result)
+    elif isinstance(result, _JSON_SCALARS):
+        chars = 32
+    elif type(result) is dict and all(
+        type(k) is str and isinstance(v, _JSON_SCALARS) for k, v in result.items()
     ):
-        return result  # already plain JSON (the usual case): no round trip through a string
-    return json.loads(json.dumps(result, default=str))
+        chars = sum(len(k) + len(str(v)) + 8 for k, v in result.items())
+    else:
+        return False
+    return chars * 6 <= max_bytes
+
+
+def stored_result(result: Any, max_bytes: int) -> Any:
+    """The result as the attempt keeps it: JSON (anything JSON cannot say becomes its string), or
+    when its JSON is over `max_bytes` (MAX_RESULT_BYTES), a marked preview (model.cut_result): the
+    task still succeeds.
+    """
+    if _surely_small(result, max_bytes):
+        return result
+    # Encoded piece by piece and given up past the limit: a huge result is never encoded whole.
+    pieces, size = [], 0
+    for piece in json.JSONEncoder(default=str, ensure_ascii=False).iterencode(result):
+        pieces.append(piece)
+        size += len(piece.encode())
+        if size > max_bytes:
+            return model.cut_result("".join(pieces), max_bytes, min(max_bytes // 2, 65536))
+    return json.loads("".join(pieces))
 
 
 class _Deadline:
@@ -238,7 +262,7 @@ class Worker:
                 result = await self._call_plugin(task)
             finally:
                 deadline.disarm()
-            return model.succeeded(task, execution_id, _jsonable(result))
+            return model.succeeded(task, execution_id, stored_result(result, self.options.max_result_bytes))
         except (PermanentFailure, UnknownPluginType) as error:
             return model.attempt_failed(
                 task, execution_id, "Task failed", _describe(error), policy, retryable=False

@@ -23,6 +23,7 @@ def worker_options(settings: Settings, concurrency: int | None, task_types: Sequ
         poll_interval=settings.poll_interval,
         shutdown_grace=settings.shutdown_grace,
         retry_policy=RetryPolicy(settings.retry_backoff_base, settings.retry_backoff_max),
+        max_result_bytes=settings.max_result_bytes,
     )
 
 

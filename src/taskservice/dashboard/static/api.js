@@ -1,6 +1,7 @@
 // The Connect client of the dashboard: unary JSON calls and the WatchEvents stream, same origin.
 
 const SERVICE = "/cloud.v1.TaskManagementService";
+export const AUTH_SERVICE = "/cloud.v1.AuthService";
 const CALL_TIMEOUT_MS = 15000;
 
 /** A failed call: `code` is the Connect code, `field` the request field a validation message names. */
@@ -15,10 +16,10 @@ export class ApiError extends Error {
 }
 
 /** A unary call: `call("ListTasks", {limit: 20})` resolves to the response message. */
-export async function call(method, request = {}) {
+export async function call(method, request = {}, service = SERVICE) {
   let response, text;
   try {
-    response = await fetch(`${SERVICE}/${method}`, {
+    response = await fetch(`${service}/${method}`, {
       method: "POST",
       headers: { "Content-Type": "application/json", "Connect-Protocol-Version": "1" },
       body: JSON.stringify(request),

@@ -1,6 +1,6 @@
 // The dashboard's entry point: builds the views, keeps the event stream connected, routes events.
 
-import { call, watchEvents } from "./api.js";
+import { AUTH_SERVICE, call, watchEvents } from "./api.js";
 import { CreateForm } from "./create.js";
 import { Details } from "./details.js";
 import { Overview } from "./overview.js";
@@ -223,6 +223,19 @@ setInterval(() => {
   refreshWorkers();
 }, 5000);
 
+// Logged in through the login provider: say as whom, and offer to log out.
+async function showAccount() {
+  try {
+    const me = await call("WhoAmI", {}, AUTH_SERVICE);
+    if (me.kind !== "session") return;
+    document.getElementById("account-name").textContent = `${me.name} (${me.role})`;
+    document.getElementById("account").hidden = false;
+  } catch {
+    // an older server without WhoAmI, or no session: nothing to show
+  }
+}
+
+showAccount();
 writeHash(state, initial.task);
 overview.select(state.status);
 if (initial.task) openDetails(initial.task);

@@ -72,7 +72,7 @@ class CreateTaskResponse(_message.Message):
     def __init__(self, id: _Optional[int] = ..., existing: _Optional[bool] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key")
+    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key", "truncated")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class Task(_message.Message):
     RUN_AT_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     type: str
@@ -105,7 +106,8 @@ class Task(_message.Message):
     run_at: str
     worker_id: str
     idempotency_key: str
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    truncated: bool
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class TaskHistory(_message.Message):
     __slots__ = ("id", "status", "created_at", "details")
@@ -215,13 +217,15 @@ class RetryTaskRequest(_message.Message):
     def __init__(self, id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ListTaskExecutionsRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "attempt")
     ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     id: int
-    def __init__(self, id: _Optional[int] = ...) -> None: ...
+    attempt: int
+    def __init__(self, id: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class TaskExecution(_message.Message):
-    __slots__ = ("id", "task_id", "attempt", "worker_id", "started_at", "finished_at", "outcome", "error", "result", "duration_seconds", "started_after_seconds")
+    __slots__ = ("id", "task_id", "attempt", "worker_id", "started_at", "finished_at", "outcome", "error", "result", "duration_seconds", "started_after_seconds", "result_truncated")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -233,6 +237,7 @@ class TaskExecution(_message.Message):
     RESULT_FIELD_NUMBER: _ClassVar[int]
     DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     STARTED_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     id: int
     task_id: int
     attempt: int
@@ -244,7 +249,8 @@ class TaskExecution(_message.Message):
     result: _struct_pb2.Value
     duration_seconds: float
     started_after_seconds: float
-    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., attempt: _Optional[int] = ..., worker_id: _Optional[str] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., started_after_seconds: _Optional[float] = ...) -> None: ...
+    result_truncated: bool
+    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., attempt: _Optional[int] = ..., worker_id: _Optional[str] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., started_after_seconds: _Optional[float] = ..., result_truncated: _Optional[bool] = ...) -> None: ...
 
 class ListTaskExecutionsResponse(_message.Message):
     __slots__ = ("executions",)

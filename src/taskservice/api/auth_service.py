@@ -1,0 +1,89 @@
+"""The Connect service `cloud.v1.AuthService`: who am I, and the API tokens (the table says who may)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.request import RequestContext
+
+from taskservice import auth
+from taskservice.api.convert import timestamp
+from taskservice.api.service import connect_errors
+from taskservice.auth import tokens
+from taskservice.gen.cloud.v1 import auth_pb2 as pb
+from taskservice.store import Credentials, TokenNameTaken, TokenNotFound, TokenRecord
+
+
+def token_message(record: TokenRecord, now: datetime) -> pb.ApiToken:
+    return pb.ApiToken(
+        id=record.id,
+        name=record.name,
+        role=record.role,
+        created_at=timestamp(record.created_at),
+        expires_at=timestamp(record.expires_at),
+        revoked_at=timestamp(record.revoked_at),
+        last_used_at=timestamp(record.last_used_at),
+        created_by=record.created_by,
+        state=tokens.state(record, now),
+    )
+
+
+class AuthService:
+    """Implements every RPC of AuthService; `credentials` is set when the server starts."""
+
+    def __init__(self) -> None:
+        self._credentials: Credentials | None = None
+
+    def attach(self, credentials: Credentials) -> None:
+        self._credentials = credentials
+
+    @property
+    def credentials(self) -> Credentials:
+        if self._credentials is None:
+            raise ConnectError(Code.UNAVAILABLE, "the server is starting; try again")
+        return self._credentials
+
+    @connect_errors
+    async def who_am_i(self, request: pb.WhoAmIRequest, ctx: RequestContext[Any, Any]) -> pb.WhoAmIResponse:
+        caller = auth.current()
+        rights = sorted(right.value for right in auth.ROLE_RIGHTS[caller.role])
+        return pb.WhoAmIResponse(name=caller.name, role=caller.role.value, kind=caller.kind, rights=rights)
+
+    @connect_errors
+    async def create_token(
+        self, request: pb.CreateTokenRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.CreateTokenResponse:
+        caller = auth.current()
+        try:
+            record, secret = await tokens.issue(
+                self.credentials, request.name, request.role, request.expires_in_seconds, caller.name
+            )
+        except tokens.BadTokenRequest as error:
+            raise ConnectError(Code.INVALID_ARGUMENT, str(error)) from None
+        except TokenNameTaken as error:
+            raise ConnectError(Code.ALREADY_EXISTS, str(error)) from None
+        return pb.CreateTokenResponse(token=token_message(record, datetime.now(UTC)), secret=secret)
+
+    @connect_errors
+    async def list_tokens(
+        self, request: pb.ListTokensRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.ListTokensResponse:
+        now = datetime.now(UTC)
+        return pb.ListTokensResponse(
+            tokens=[token_message(r, now) for r in await self.credentials.list_tokens()]
+        )
+
+    @connect_errors
+    async def revoke_token(
+        self, request: pb.RevokeTokenRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.ApiToken:
+        if not request.name and request.id <= 0:
+            raise ConnectError(Code.INVALID_ARGUMENT, "name: give the token's name, or its id")
+        try:
+            record = await self.credentials.revoke_token(name=request.name, token_id=request.id)
+        except TokenNotFound as error:
+            raise ConnectError(Code.NOT_FOUND, str(error)) from None
+        return token_message(record, datetime.now(UTC))

@@ -1,0 +1,109 @@
+"""Roles, rights, and the one table of which right each RPC and route needs. Pure: no I/O.
+
+Every request is checked against this table in one place (api/access.py); an RPC missing from it is
+refused to everyone, and a test walks the served services so a new RPC cannot ship without a row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Right(StrEnum):
+    """What a call needs."""
+
+    READ = "read"  # tasks, payloads, history, attempts and results, workers, counts, events, metrics
+    TASK_TYPES = "task_types"  # the names of the task types (what an agent needs to start)
+    WRITE = "write"  # create, cancel and retry tasks
+    SET_STATUS = "set_status"  # force any task into any operator status (UpdateTaskStatus)
+    MANAGE_TOKENS = "manage_tokens"  # create, list and revoke API tokens
+    IDENTIFY = "identify"  # ask who you are
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+    AGENT = "agent"
+
+
+PUBLIC = None  # needs no credentials at all
+
+ROLE_RIGHTS: dict[Role, frozenset[Right]] = {
+    Role.VIEWER: frozenset({Right.READ, Right.TASK_TYPES, Right.IDENTIFY}),
+    Role.OPERATOR: frozenset({Right.READ, Right.TASK_TYPES, Right.IDENTIFY, Right.WRITE}),
+    Role.ADMIN: frozenset(Right),
+    # A worker or remote agent: nothing that reads or changes other people's tasks.
+    Role.AGENT: frozenset({Right.TASK_TYPES, Right.IDENTIFY}),
+}
+
+TASKS = "/cloud.v1.TaskManagementService/"
+AUTH = "/cloud.v1.AuthService/"
+HEALTH = "/grpc.health.v1.Health/"
+
+# Every RPC, by path.
+RPC_RIGHTS: dict[str, Right | None] = {
+    f"{TASKS}CreateTask": Right.WRITE,
+    f"{TASKS}GetTask": Right.READ,
+    f"{TASKS}ListTasks": Right.READ,
+    f"{TASKS}GetTaskHistory": Right.READ,
+    f"{TASKS}UpdateTaskStatus": Right.SET_STATUS,
+    f"{TASKS}GetStatus": Right.READ,
+    f"{TASKS}CreateTasks": Right.WRITE,
+    f"{TASKS}CancelTask": Right.WRITE,
+    f"{TASKS}RetryTask": Right.WRITE,
+    f"{TASKS}ListTaskExecutions": Right.READ,
+    f"{TASKS}ListWorkers": Right.READ,
+    f"{TASKS}ListTaskTypes": Right.TASK_TYPES,
+    f"{TASKS}WatchEvents": Right.READ,
+    f"{AUTH}WhoAmI": Right.IDENTIFY,
+    f"{AUTH}CreateToken": Right.MANAGE_TOKENS,
+    f"{AUTH}ListTokens": Right.MANAGE_TOKENS,
+    f"{AUTH}RevokeToken": Right.MANAGE_TOKENS,
+    # Like /readyz: probes (kubelet's gRPC probe included) carry no credentials, and it tells nothing.
+    f"{HEALTH}Check": PUBLIC,
+}
+RPC_PREFIXES = (TASKS, AUTH, HEALTH)
+
+# The other routes: health and the dashboard's code are public; what shows data is not.
+ROUTE_RIGHTS: dict[str, Right | None] = {
+    "/healthz": PUBLIC,
+    "/readyz": PUBLIC,
+    "/metrics": Right.READ,
+    "/": Right.READ,
+}
+PUBLIC_PREFIXES = ("/static/", "/auth/")  # the dashboard's files, and logging in and out
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a path needs: nothing (public), credentials with `right`, or refusal (an unknown RPC)."""
+
+    public: bool
+    right: Right | None = None
+    known: bool = True
+
+
+def rule(path: str, *, metrics_public: bool = False) -> Rule:
+    if path in RPC_RIGHTS or path in ROUTE_RIGHTS:
+        right = RPC_RIGHTS.get(path, ROUTE_RIGHTS.get(path))
+        if path == "/metrics" and metrics_public:
+            right = PUBLIC
+        return Rule(public=right is None, right=right)
+    if path.startswith(RPC_PREFIXES):
+        return Rule(public=False, known=False)  # not in the table: nobody may call it
+    if path.startswith(PUBLIC_PREFIXES):
+        return Rule(public=True)
+    return Rule(public=False, right=Right.IDENTIFY)  # anything else (a 404 to be): credentials first
+
+
+def roles_with(right: Right) -> list[Role]:
+    return [role for role, rights in ROLE_RIGHTS.items() if right in rights]
+
+
+def may(role: str, right: Right) -> bool:
+    try:
+        return right in ROLE_RIGHTS[Role(role)]
+    except ValueError:
+        return False
