@@ -245,7 +245,8 @@ async def test_the_other_routes(http: httpx.AsyncClient, auth_server: AuthServer
     assert (await http.get("/metrics")).status_code == 401
     assert (await http.get("/metrics", headers=bearer(auth_server.tokens["agent"]))).status_code == 403
     assert (await http.get("/metrics", headers=bearer(auth_server.tokens["viewer"]))).status_code == 200
-    assert (await http.get("/")).status_code == 401  # no OIDC configured: the page says to use a token
+    page = await http.get("/")  # no OIDC configured: to the page that takes a token
+    assert (page.status_code, page.headers["location"]) == (303, "/auth/login?next=/")
     assert (await http.get("/", headers=bearer(auth_server.tokens["viewer"]))).status_code == 200
     # A path the table does not know needs credentials before it may even be told it is not there.
     assert (await http.get("/no/such/page")).status_code == 401

@@ -148,3 +148,83 @@ def test_a_forged_callback_is_refused(
     expect(page.locator("body")).to_contain_text("Login failed")
     assert not [c for c in context.cookies() if c["name"] == "taskservice_session"]
     context.close()
+
+
+# -- without a provider: log in with an API token ---------------------------------------------------
+
+
+@pytest.fixture
+def token_server(settings: Settings, tmp_path: Path) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
+    import asyncio
+    import concurrent.futures
+
+    from taskservice.auth.tokens import issue
+    from taskservice.db.connect import create_pool
+    from taskservice.store import Credentials
+
+    async def tokens() -> dict[str, str]:
+        pool = await create_pool(settings.database_url, max_size=1)
+        try:
+            made = [
+                await issue(Credentials(pool), f"t-{role}", role, 0, "tests") for role in ("viewer", "agent")
+            ]
+            return {record.role: secret for record, secret in made}
+        finally:
+            await pool.close()
+
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        secrets = thread.submit(asyncio.run, tokens()).result()
+    server = ServerProcess(settings, tmp_path / "server.log", WORKER_COUNT="0", AUTH_REQUIRED="true")
+    try:
+        server.wait_ready()
+        yield server, secrets
+    finally:
+        server.stop()
+
+
+def test_without_oidc_people_log_in_with_a_token(
+    browser: Browser, token_server: tuple[ServerProcess, dict[str, str]]
+) -> None:
+    server, secrets = token_server
+    context = browser.new_context(base_url=server.url, locale="en-US", timezone_id="UTC")
+    errors: list[str] = []
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto("/")
+    expect(page).to_have_url(f"{server.url}/auth/login?next=/")
+    for token, said in (
+        ("not a token", "That is not a taskservice token"),
+        ("tsk_" + "A" * 43, "unknown, expired or revoked"),
+        (secrets["agent"], "is for programs"),
+    ):
+        page.get_by_label("API token").fill(token)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("alert")).to_contain_text(said)
+    assert not [c for c in context.cookies() if c["name"] == "taskservice_session"]
+    page.get_by_label("API token").fill(secrets["viewer"])
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(page.locator("#account-name")).to_have_text("token t-viewer (viewer)")
+    [cookie] = [c for c in context.cookies() if c["name"] == "taskservice_session"]
+    assert cookie["value"] != secrets["viewer"]  # a session of its own, not the token in the browser
+    page.locator("#logout").click()
+    expect(page).to_have_url(re.compile(r"/auth/login$"))
+    old = {"Cookie": f"taskservice_session={cookie['value']}", "Connect-Protocol-Version": "1"}
+    assert httpx.post(f"{server.url}/cloud.v1.AuthService/WhoAmI", json={}, headers=old).status_code == 401
+    assert not [m for m in errors if "Content Security Policy" in m], errors
+    context.close()
+
+
+def test_the_token_form_refuses_another_sites_post(
+    token_server: tuple[ServerProcess, dict[str, str]],
+) -> None:
+    server, secrets = token_server
+    forged = httpx.post(
+        f"{server.url}/auth/login",
+        content=f"token={secrets['viewer']}&next=/",
+        headers={"Origin": "http://evil.example", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert forged.status_code == 403
+    assert "taskservice_session" not in forged.cookies

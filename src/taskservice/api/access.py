@@ -22,11 +22,11 @@ from taskservice.auth import roles
 from taskservice.auth.principal import ANONYMOUS, Principal, set_current
 from taskservice.auth.roles import Role, Rule
 from taskservice.auth.secrets import SESSION_PREFIX, TOKEN_PREFIX, secret_hash, well_formed
+from taskservice.auth.sessions import SESSION_COOKIE
 from taskservice.store import Credentials, Holder
 
 log = structlog.get_logger(__name__)
 
-SESSION_COOKIE = "taskservice_session"
 HOW_TO_AUTHENTICATE = (
     "send Authorization: Bearer <token> (task-cli: --token or TASK_SERVICE_TOKEN; "
     "an admin makes tokens with `task-cli token create`)"

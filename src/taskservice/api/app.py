@@ -27,6 +27,7 @@ from taskservice.api.metrics import Metrics
 from taskservice.api.service import TaskService
 from taskservice.api.validation import PayloadLimits
 from taskservice.auth.oidc import OIDCLogin
+from taskservice.auth.token_login import TokenLogin
 from taskservice.config import Settings
 from taskservice.db import migrate
 from taskservice.db.connect import create_pool, database_url
@@ -104,7 +105,10 @@ def create_app(
         "read_max_bytes": settings.max_decompressed_bytes,
         "compressions": [BoundedGzip(settings.max_decompressed_bytes)],
     }
-    login = OIDCLogin(settings, lambda: credentials) if settings.oidc_issuer else None
+    # People log in to the dashboard through the OIDC provider, or else with an API token.
+    login: OIDCLogin | TokenLogin | None = None
+    if auth_required:
+        login = (OIDCLogin if settings.oidc_issuer else TokenLogin)(settings, lambda: credentials)
     routes: list[BaseRoute] = [
         *dashboard.routes(),
         *(login.routes() if login else []),

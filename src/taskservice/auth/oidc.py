@@ -12,7 +12,6 @@ import base64
 import json
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -28,13 +27,11 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import BaseRoute, Route
 
 from taskservice.auth.roles import Role
-from taskservice.auth.secrets import SESSION_PREFIX, new_secret, secret_hash, well_formed
+from taskservice.auth.sessions import end_session, local_path, open_session, secure
 from taskservice.config import Settings
-from taskservice.store import Credentials
 
 log = structlog.get_logger(__name__)
 
-SESSION_COOKIE = "taskservice_session"
 LOGIN_COOKIE = "taskservice_login"  # state, PKCE verifier and nonce of a login under way
 LOGIN_SECONDS = 600
 METADATA_SECONDS = 3600.0
@@ -88,13 +85,10 @@ class OIDCLogin:
             timeout=10,
         )
 
-    def _secure(self, request: Request) -> bool:
-        return request.url.scheme == "https" or self.settings.tls_cert_file is not None
-
     # -- the routes -------------------------------------------------------------------------
 
     async def login(self, request: Request) -> Response:
-        target = _local_path(request.query_params.get("next", "/"))
+        target = local_path(request.query_params.get("next", "/"))
         try:
             metadata = await self.metadata()
         except (httpx.HTTPError, ValueError) as error:
@@ -109,7 +103,8 @@ class OIDCLogin:
         pending = {"state": state, "verifier": verifier, "nonce": nonce, "next": target}
         response.set_cookie(
             LOGIN_COOKIE, base64.urlsafe_b64encode(json.dumps(pending).encode()).decode(),
-            max_age=LOGIN_SECONDS, path="/auth/", httponly=True, samesite="lax", secure=self._secure(request),
+            max_age=LOGIN_SECONDS, path="/auth/", httponly=True, samesite="lax",
+            secure=secure(request, self.settings),
         )  # fmt: skip
         return response
 
@@ -121,31 +116,16 @@ class OIDCLogin:
             response: Response = PlainTextResponse(f"Login failed: {error}", status_code=403)
             response.delete_cookie(LOGIN_COOKIE, path="/auth/")
             return response
-        credentials: Credentials | None = self._credentials()
-        if credentials is None:
-            return PlainTextResponse("The server is starting; try again.", 503)
-        secret = new_secret(SESSION_PREFIX)
-        seconds = self.settings.session_hours * 3600
-        await credentials.create_session(secret_hash(secret), subject, role.value, seconds)
-        log.info("dashboard login", subject=subject, role=role.value)
-        response = RedirectResponse(target, status_code=303)
+        response = await open_session(
+            request, self.settings, self._credentials(), subject, role, target, "oidc"
+        )
         response.delete_cookie(LOGIN_COOKIE, path="/auth/")
-        response.set_cookie(
-            SESSION_COOKIE, secret, max_age=int(seconds), path="/", httponly=True, samesite="lax",
-            secure=self._secure(request),
-        )  # fmt: skip
         return response
 
     async def logout(self, request: Request) -> Response:
-        secret = request.cookies.get(SESSION_COOKIE, "")
-        credentials: Credentials | None = self._credentials()
-        if secret and well_formed(secret, SESSION_PREFIX) and credentials is not None:
-            await credentials.delete_session(secret_hash(secret))
         # A page of its own, not a redirect to the dashboard: the provider would log the browser
         # straight back in (single sign-on).
-        response = HTMLResponse(LOGGED_OUT)
-        response.delete_cookie(SESSION_COOKIE, path="/")
-        return response
+        return await end_session(request, self._credentials(), HTMLResponse(LOGGED_OUT))
 
     # -- checking what came back ------------------------------------------------------------
 
@@ -222,11 +202,3 @@ def _pending(cookie: str) -> dict[str, str]:
     ):
         raise LoginFailed("no login is under way in this browser (cookies blocked, or it took too long)")
     return data
-
-
-def _local_path(target: str) -> str:
-    """Where to go after the login: a path on this server only (no open redirect)."""
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return "/"
-    return target
