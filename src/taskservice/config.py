@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     oidc_role_claim: str = Field("", description="ID-token claim holding the role; empty: OIDC_DEFAULT_ROLE")
     oidc_default_role: Literal["", "viewer", "operator", "admin"] = "viewer"
     session_hours: float = Field(12.0, gt=0, le=24 * 30, description="how long a dashboard login lasts")
+    auth_cache_seconds: float = Field(
+        0.0, ge=0, le=3600,
+        description="keep checked credentials this long (0: check the database on every request)",
+    )  # fmt: skip
     # Limits.
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest request body")
     max_decompressed_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest inflated message")

@@ -2,8 +2,8 @@
 
 ASGI middleware in front of every route, so it holds for the dashboard, /metrics and each RPC
 protocol alike, and runs before a request body is read. Credentials are a bearer token
-(`Authorization: Bearer tsk_...`) or the dashboard's session cookie; both are looked up in PostgreSQL
-on every request, so a revoked token or a logout is refused by every replica at once.
+(`Authorization: Bearer tsk_...`) or the dashboard's session cookie, looked up in PostgreSQL and kept
+a while by auth/cache.py, which forgets them when any is revoked: refused by every replica at once.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from taskservice.api.rejection import header, protocol, reject
 from taskservice.auth import roles
+from taskservice.auth.cache import CredentialCache
 from taskservice.auth.principal import ANONYMOUS, Principal, set_current
 from taskservice.auth.roles import Role, Rule
 from taskservice.auth.secrets import SESSION_PREFIX, TOKEN_PREFIX, secret_hash, well_formed
@@ -49,9 +50,11 @@ class AccessControl:
         required: bool,
         metrics_public: bool = False,
         login_path: str | None = None,
+        cache: CredentialCache | None = None,
     ) -> None:
         self.app, self._credentials = app, credentials
         self.required, self.metrics_public, self.login_path = required, metrics_public, login_path
+        self.cache = cache or CredentialCache()  # disabled until its invalidation line is connected
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.required:
@@ -107,13 +110,21 @@ class AccessControl:
         if credentials is None:
             raise Refusal(Code.UNAVAILABLE, "the server is starting; try again")
         digest = secret_hash(secret)
+        known = self.cache.get(digest)
+        if known is not None:
+            return known
+        generation = self.cache.generation()
         try:
             if kind == "token":
-                return await credentials.token_holder(digest)
-            return await credentials.session_holder(digest)
+                holder = await credentials.token_holder(digest)
+            else:
+                holder = await credentials.session_holder(digest)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             log.error("cannot check credentials: database unavailable", error=str(error))
             raise Refusal(Code.UNAVAILABLE, "the database is unavailable; try again") from None
+        if holder is not None:
+            self.cache.keep(digest, holder, generation)
+        return holder
 
     @staticmethod
     def _authorize(principal: Principal, rule: Rule, path: str) -> None:

@@ -26,6 +26,7 @@ from taskservice.api.health import HealthService, Readiness, healthz, readyz_end
 from taskservice.api.metrics import Metrics
 from taskservice.api.service import TaskService
 from taskservice.api.validation import PayloadLimits
+from taskservice.auth.cache import CredentialCache
 from taskservice.auth.oidc import OIDCLogin
 from taskservice.auth.token_login import TokenLogin
 from taskservice.config import Settings
@@ -35,7 +36,8 @@ from taskservice.gen.cloud.v1.auth_connect import AuthServiceASGIApplication
 from taskservice.gen.cloud.v1.task_connect import TaskManagementServiceASGIApplication
 from taskservice.gen.grpc.health.v1.health_connect import HealthASGIApplication
 from taskservice.plugins import Registry
-from taskservice.store import Credentials, Store
+from taskservice.store import CREDENTIALS_CHANNEL, Credentials, Store
+from taskservice.worker.listener import Listener
 from taskservice.worker.runtime import Worker
 from taskservice.worker.serve import task_defaults, worker_options
 
@@ -64,6 +66,7 @@ def create_app(
     readiness = Readiness()
     metrics = Metrics()
     credentials: Credentials | None = None
+    credential_cache = CredentialCache(settings.auth_cache_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -78,17 +81,15 @@ def create_app(
         service.attach(store, events)
         credentials = Credentials(pool)
         auth_service.attach(credentials)
+        forgetter = _forgetter(url, credential_cache, auth_required)
         readiness.store = store
         stop_worker = asyncio.Event()
         worker_run = None
         if settings.worker_count > 0:
             worker = Worker(store, url, registry, worker_options(settings, settings.worker_count, ()))
             worker_run = asyncio.create_task(worker.run(stop_worker), name="in-process-worker")
-        if auth_required and not await credentials.live_tokens("admin"):
-            log.warning(
-                "auth is required and no admin token exists: create one on a machine that reaches the "
-                "database with `task-cli token create --name admin --role admin`"
-            )
+        if auth_required:
+            await _warn_without_admin(credentials)
         log.info("server ready", workers_in_process=settings.worker_count, auth_required=auth_required)
         try:
             yield
@@ -98,17 +99,76 @@ def create_app(
             if worker_run is not None:
                 await worker_run
             await events.stop()
+            await forgetter.stop()
             await pool.close()
 
+    # People log in to the dashboard through the OIDC provider, or else with an API token.
+    login: OIDCLogin | TokenLogin | None = None
+    if auth_required:
+        login = (OIDCLogin if settings.oidc_issuer else TokenLogin)(settings, lambda: credentials)
+    routes = _routes(settings, service, auth_service, readiness, metrics, login)
+    access = Middleware(
+        AccessControl, credentials=lambda: credentials, required=auth_required,
+        metrics_public=settings.metrics_public, login_path="/auth/login" if login else None,
+        cache=credential_cache,
+    )  # fmt: skip
+    middleware = _middleware(settings, access)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.end_streams = service.end_streams  # called by the server when it starts to stop
+    return app
+
+
+def _forgetter(url: str, cache: CredentialCache, auth_required: bool) -> Listener:
+    """What revokes a token or ends a session anywhere empties this server's memory of them."""
+    forgetter = Listener(url, cache.heard, channel=CREDENTIALS_CHANNEL, on_lost=cache.lost)
+    if auth_required and cache.ttl > 0:
+        forgetter.start()
+    return forgetter
+
+
+async def _warn_without_admin(credentials: Credentials) -> None:
+    if not await credentials.live_tokens("admin"):
+        log.warning(
+            "auth is required and no admin token exists: create one on a machine that reaches the "
+            "database with `task-cli token create --name admin --role admin`"
+        )
+
+
+def _middleware(settings: Settings, access: Middleware) -> list[Middleware]:
+    """Outermost first: headers on every answer; the Host check and the limits before anything reads
+    the request; CORS answers preflights (which carry no credentials) before the access check."""
+    middleware = [Middleware(SecurityHeaders, tls=settings.tls_cert_file is not None)]
+    hosts = _listed(settings.allowed_hosts)
+    if hosts:
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=hosts))
+    return [
+        *middleware,
+        Middleware(RequestGuard, limits=Limits(settings.max_request_bytes, settings.body_read_timeout)),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=_listed(settings.cors_origins),
+            allow_methods=["POST", "GET", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=CONNECT_EXPOSED_HEADERS,
+            max_age=7200,
+        ),
+        access,
+    ]
+
+
+def _routes(
+    settings: Settings,
+    service: TaskService,
+    auth_service: AuthService,
+    readiness: Readiness,
+    metrics: Metrics,
+    login: OIDCLogin | TokenLogin | None,
+) -> list[BaseRoute]:
     # Bounded inflating for every service; messages no larger than an inflated body may be.
     rpc_limits: dict[str, Any] = {
         "read_max_bytes": settings.max_decompressed_bytes,
         "compressions": [BoundedGzip(settings.max_decompressed_bytes)],
     }
-    # People log in to the dashboard through the OIDC provider, or else with an API token.
-    login: OIDCLogin | TokenLogin | None = None
-    if auth_required:
-        login = (OIDCLogin if settings.oidc_issuer else TokenLogin)(settings, lambda: credentials)
     routes: list[BaseRoute] = [
         *dashboard.routes(),
         *(login.routes() if login else []),
@@ -125,30 +185,4 @@ def create_app(
         ),
         Mount("/grpc.health.v1.Health", app=HealthASGIApplication(HealthService(readiness), **rpc_limits)),
     ]
-    # Outermost first: headers on every answer; the Host check and the limits before anything reads
-    # the request; CORS answers preflights (which carry no credentials) before the access check.
-    middleware = [Middleware(SecurityHeaders, tls=settings.tls_cert_file is not None)]
-    hosts = _listed(settings.allowed_hosts)
-    if hosts:
-        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=hosts))
-    middleware += [
-        Middleware(RequestGuard, limits=Limits(settings.max_request_bytes, settings.body_read_timeout)),
-        Middleware(
-            CORSMiddleware,
-            allow_origins=_listed(settings.cors_origins),
-            allow_methods=["POST", "GET", "OPTIONS"],
-            allow_headers=["*"],
-            expose_headers=CONNECT_EXPOSED_HEADERS,
-            max_age=7200,
-        ),
-        Middleware(
-            AccessControl,
-            credentials=lambda: credentials,
-            required=auth_required,
-            metrics_public=settings.metrics_public,
-            login_path="/auth/login" if login else None,
-        ),
-    ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
-    app.state.end_streams = service.end_streams  # called by the server when it starts to stop
-    return app
+    return routes

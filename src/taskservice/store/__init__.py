@@ -1,6 +1,13 @@
 """The only module that speaks SQL: tasks, history, executions, workers, the queue, and credentials."""
 
-from taskservice.store.credentials import Credentials, Holder, TokenNameTaken, TokenNotFound, TokenRecord
+from taskservice.store.credentials import (
+    CREDENTIALS_CHANNEL,
+    Credentials,
+    Holder,
+    TokenNameTaken,
+    TokenNotFound,
+    TokenRecord,
+)
 from taskservice.store.store import (
     NOTIFY_CHANNEL,
     OPERATOR_TARGETS,
@@ -14,6 +21,7 @@ from taskservice.store.store import (
 )
 
 __all__ = [
+    "CREDENTIALS_CHANNEL",
     "NOTIFY_CHANNEL",
     "OPERATOR_TARGETS",
     "Claim",

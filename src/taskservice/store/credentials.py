@@ -45,17 +45,22 @@ class TokenRecord:
     last_used_at: datetime | None
 
 
+# Revoked tokens and ended sessions are announced here, at commit, to every server (auth/cache.py).
+CREDENTIALS_CHANNEL = "taskservice_credentials"
+
+
 @dataclass(frozen=True)
 class Holder:
-    """Who a secret belongs to: a token (`token_id` set) or a dashboard session."""
+    """Who a secret belongs to: a token (`token_id` set) or a dashboard session; valid until `expires_at`."""
 
     name: str
     role: str
     token_id: int | None = None
+    expires_at: datetime | None = None
 
 
 class Credentials:
-    """The tokens and sessions of the service; every replica reads the same rows (no cache)."""
+    """The tokens and sessions of the service; every replica reads the same rows."""
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
@@ -76,16 +81,18 @@ class Credentials:
 
     async def token_holder(self, secret_hash: bytes) -> Holder | None:
         row = await self.pool.fetchrow(_query("token_by_secret"), secret_hash)
-        return None if row is None else Holder(row["name"], row["role"], row["id"])
+        return None if row is None else Holder(row["name"], row["role"], row["id"], row["expires_at"])
 
     async def list_tokens(self, limit: int = 1000) -> list[TokenRecord]:
         return [TokenRecord(**dict(row)) for row in await self.pool.fetch(_query("list_tokens"), limit)]
 
     async def revoke_token(self, *, name: str = "", token_id: int = 0) -> TokenRecord:
-        row = await self.pool.fetchrow(_query("revoke_token"), name or None, token_id or None)
+        row = await self.pool.fetchrow(
+            _query("revoke_token"), name or None, token_id or None, CREDENTIALS_CHANNEL
+        )
         if row is None:
             raise TokenNotFound(f"named {name!r}" if name else f"with id {token_id}")
-        return TokenRecord(**dict(row))
+        return TokenRecord(**{k: v for k, v in row.items() if k != "_"})
 
     async def live_tokens(self, role: str | None = None) -> int:
         return int(await self.pool.fetchval(_query("live_token_count"), role))
@@ -97,7 +104,7 @@ class Credentials:
 
     async def session_holder(self, secret_hash: bytes) -> Holder | None:
         row = await self.pool.fetchrow(_query("session_by_secret"), secret_hash)
-        return None if row is None else Holder(row["subject"], row["role"])
+        return None if row is None else Holder(row["subject"], row["role"], None, row["expires_at"])
 
     async def delete_session(self, secret_hash: bytes) -> None:
-        await self.pool.execute(_query("delete_session"), secret_hash)
+        await self.pool.execute(_query("delete_session"), secret_hash, CREDENTIALS_CHANNEL)

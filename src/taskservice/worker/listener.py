@@ -17,10 +17,20 @@ log = structlog.get_logger(__name__)
 
 
 class Listener:
-    """Calls `on_notify()` for every NOTIFY on the queue channel; polling covers any gap."""
+    """Calls `on_notify()` for every NOTIFY on `channel` (the queue's by default), and once each time it
+    (re)connects, for what was sent while it was not listening; `on_lost()` when the line drops."""
 
-    def __init__(self, url: str, on_notify: Callable[[], None], retry_delay: float = 1.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        on_notify: Callable[[], None],
+        retry_delay: float = 1.0,
+        *,
+        channel: str = NOTIFY_CHANNEL,
+        on_lost: Callable[[], None] = lambda: None,
+    ) -> None:
         self.url, self.on_notify, self.retry_delay = url, on_notify, retry_delay
+        self.channel, self.on_lost = channel, on_lost
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -41,13 +51,14 @@ class Listener:
                 conn = await connect(self.url)
                 closed = asyncio.Event()
                 conn.add_termination_listener(lambda _conn, closed=closed: closed.set())
-                await conn.add_listener(NOTIFY_CHANNEL, self._notified)
+                await conn.add_listener(self.channel, self._notified)
                 self.on_notify()  # anything sent while we were not listening
                 await closed.wait()
                 log.warning("listen connection lost; reconnecting")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 log.warning("listen connection failed; polling until it is back", error=str(error))
             finally:
+                self.on_lost()
                 if conn is not None and not conn.is_closed():
                     with contextlib.suppress(Exception):
                         await asyncio.shield(conn.close(timeout=2))
