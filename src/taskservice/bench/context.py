@@ -14,7 +14,7 @@ from rich.console import Console
 from taskservice.bench.client import Client
 from taskservice.bench.processes import Child, ServerProcess, child_env, stop_all, wait_until
 from taskservice.bench.sizes import Sizes
-from taskservice.store import Pool, Store
+from taskservice.store import NOTIFY_CHANNEL, Pool, Store
 from taskservice.store.sql import named_statements
 
 
@@ -52,7 +52,7 @@ class Context:
         """Queue `count` due no-op tasks in one transaction, with the statistics autovacuum would
         gather, so that the workers (woken when it commits) find them as in a running system."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(sql("queue_no_ops"), count, name)
+            await conn.execute(sql("queue_no_ops"), count, name, NOTIFY_CHANNEL)
             await conn.execute(sql("analyze_tasks"))
 
     async def value(self, name: str, *args: Any) -> Any:

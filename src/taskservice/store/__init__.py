@@ -1,7 +1,6 @@
 """The only module that speaks SQL: tasks, history, executions, workers, and the queue."""
 
 from taskservice.store.store import (
-    NOTIFY_CHANNEL,
     OPERATOR_TARGETS,
     Claim,
     HistoryEvent,
@@ -11,6 +10,7 @@ from taskservice.store.store import (
     TaskNotFound,
     WorkerInfo,
 )
+from taskservice.store.waker import NOTIFY_CHANNEL
 
 __all__ = [
     "NOTIFY_CHANNEL",
