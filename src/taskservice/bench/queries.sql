@@ -163,3 +163,21 @@ VACUUM ANALYZE tasks, task_history, task_executions;
 
 -- name: table_sizes
 SELECT (SELECT count(*) FROM tasks) AS tasks, (SELECT count(*) FROM task_history) AS history;
+
+-- name: drain_window
+-- Seconds from the first attempt's start to the last one's end (the peer scenario's drains).
+SELECT extract(epoch FROM max(finished_at) - min(started_at))::float8 FROM task_executions;
+
+-- name: peer_consumers
+-- pgqueuer consumers connected to this database (bench/peer_worker.py names its connection $1).
+SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1;
+
+-- name: peer_done
+-- pgqueuer jobs done: each writes a 'successful' row to pgqueuer's log when it completes.
+SELECT count(*) FROM pgqueuer_log WHERE status = 'successful';
+
+-- name: peer_window
+-- Seconds from pgqueuer's first pick to its last completion, from its log.
+SELECT extract(epoch FROM max(created) FILTER (WHERE status = 'successful')
+                         - min(created) FILTER (WHERE status = 'picked'))::float8
+  FROM pgqueuer_log;

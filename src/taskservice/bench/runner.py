@@ -24,7 +24,7 @@ from taskservice.bench.context import Context
 from taskservice.bench.database import BenchDatabase, DatabaseUnavailable
 from taskservice.bench.processes import ServerProcess, stop_all
 from taskservice.bench.results import Report, ScenarioResult
-from taskservice.bench.scenarios import ceiling, enqueue, latency, memory, processing, scale
+from taskservice.bench.scenarios import ceiling, enqueue, latency, memory, peer, processing, scale
 from taskservice.bench.sizes import FULL, QUICK
 from taskservice.bench.table import render
 from taskservice.config import Settings
@@ -44,7 +44,7 @@ class Scenario:
 # The ceiling runs first, so our figures can be shown as a share of it; memory reads the others.
 SCENARIOS = tuple(
     Scenario(module.NAME, module.TITLE, module.run)
-    for module in (ceiling, enqueue, processing, latency, scale, memory)
+    for module in (ceiling, enqueue, processing, peer, latency, scale, memory)
 )
 
 
@@ -94,7 +94,9 @@ async def _run_all(settings: Settings, report: Report, console: Console, log_dir
         server = ServerProcess(database.url, log_dir)
         try:
             await server.wait_ready(sizes.step_timeout)
-            ctx = Context(sizes, database.url, pool, Store(pool), server, log_dir, console)
+            ctx = Context(
+                sizes, database.url, pool, Store(pool), server, log_dir, console, admin_url=database.admin_url
+            )
             for scenario in SCENARIOS:
                 report.scenarios.append(await run_scenario(scenario, ctx))
         finally:
