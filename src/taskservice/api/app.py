@@ -16,6 +16,7 @@ from taskservice import dashboard
 from taskservice.api import codecs
 from taskservice.api.events import EventHub
 from taskservice.api.health import HealthService, Readiness, healthz, readyz_endpoint
+from taskservice.api.ids import NarrowIdGuard
 from taskservice.api.metrics import Metrics
 from taskservice.api.service import TaskService
 from taskservice.config import Settings
@@ -78,7 +79,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Starlett
         Route("/metrics", metrics.endpoint(lambda: readiness.store)),
         Mount(
             "/cloud.v1.TaskManagementService",
-            app=TaskManagementServiceASGIApplication(service, interceptors=[metrics]),
+            app=TaskManagementServiceASGIApplication(service, interceptors=[metrics, NarrowIdGuard()]),
         ),
         Mount("/grpc.health.v1.Health", app=HealthASGIApplication(HealthService(readiness))),
     ]

@@ -7,6 +7,7 @@ from typing import Any
 
 from google.protobuf import struct_pb2
 
+from taskservice.api.ids import narrow
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import Execution, HistoryEntry, Task
 from taskservice.store import HistoryEvent, WorkerInfo
@@ -21,7 +22,8 @@ def timestamp(value: datetime | None) -> str:
 
 def task(t: Task) -> pb.Task:
     return pb.Task(
-        id=t.id,
+        id=narrow(t.id),
+        id64=t.id,
         name=t.name,
         type=t.type,
         status=int(t.status),  # type: ignore[arg-type]
@@ -42,7 +44,8 @@ def task(t: Task) -> pb.Task:
 
 def history(entry: HistoryEntry) -> pb.TaskHistory:
     return pb.TaskHistory(
-        id=entry.id,
+        id=narrow(entry.id),
+        id64=entry.id,
         status=int(entry.status),  # type: ignore[arg-type]
         created_at=timestamp(entry.created_at),
         details=entry.details,
@@ -72,7 +75,8 @@ def execution(e: Execution) -> pb.TaskExecution:
     duration = (e.finished_at - e.started_at).total_seconds() if e.finished_at else 0.0
     return pb.TaskExecution(
         id=e.id,
-        task_id=e.task_id,
+        task_id=narrow(e.task_id),
+        task_id64=e.task_id,
         attempt=e.attempt,
         worker_id=e.worker_id,
         started_at=timestamp(e.started_at),
@@ -105,7 +109,8 @@ def worker(w: WorkerInfo, alive_within_seconds: float) -> pb.Worker:
 def event(e: HistoryEvent) -> pb.TaskEvent:
     return pb.TaskEvent(
         id=e.entry.id,
-        task_id=e.entry.task_id,
+        task_id=narrow(e.entry.task_id),
+        task_id64=e.entry.task_id,
         status=int(e.entry.status),  # type: ignore[arg-type]
         details=e.entry.details,
         created_at=timestamp(e.entry.created_at),

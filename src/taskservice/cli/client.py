@@ -10,6 +10,7 @@ import click
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
+from taskservice.api.ids import SendsWideIds
 from taskservice.gen.cloud.v1.task_connect import TaskManagementServiceClientSync
 
 T = TypeVar("T")
@@ -21,7 +22,10 @@ TIMEOUT_MS = 30_000
 def api(ctx: click.Context) -> Iterator[TaskManagementServiceClientSync]:
     """A client for `--address` (binary proto, like the original Go CLI)."""
     address: str = ctx.obj["address"]
-    with TaskManagementServiceClientSync(address, timeout_ms=TIMEOUT_MS) as client:
+    # It reads the 64-bit ids (id64, ...): it says so, see api/ids.py.
+    with TaskManagementServiceClientSync(
+        address, timeout_ms=TIMEOUT_MS, interceptors=[SendsWideIds()]
+    ) as client:
         try:
             yield client
         except ConnectError as error:

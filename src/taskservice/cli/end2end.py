@@ -97,7 +97,7 @@ def end2end(ctx: click.Context, num_tasks: int, timeout: float, output: str) -> 
         requests = workload(run, num_tasks)
         for first in range(0, num_tasks, BATCH):
             chunk = requests[first : first + BATCH]
-            ids.extend(client.create_tasks(pb.CreateTasksRequest(tasks=chunk)).ids)
+            ids.extend(client.create_tasks(pb.CreateTasksRequest(tasks=chunk)).ids64)
         created = time.monotonic()
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[detail]}"), TimeElapsedColumn())  # fmt: skip
@@ -115,7 +115,7 @@ def end2end(ctx: click.Context, num_tasks: int, timeout: float, output: str) -> 
         waits: list[float] = []
         runs: list[float] = []
         for task_id in ids[: min(len(ids), 1000)]:  # a sample is enough for percentiles
-            executions = client.list_task_executions(pb.ListTaskExecutionsRequest(id=task_id)).executions
+            executions = client.list_task_executions(pb.ListTaskExecutionsRequest(id64=task_id)).executions
             if executions:
                 waits.append(executions[0].started_after_seconds)
                 runs.extend(e.duration_seconds for e in executions if e.finished_at)

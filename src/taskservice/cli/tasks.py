@@ -22,7 +22,7 @@ def parse_parameter(value: str) -> tuple[str, str]:
 
 def task_rows(task: pb.Task) -> list[tuple[str, object]]:
     return [
-        ("ID", task.id),
+        ("ID", task.id64),
         ("Name", task.name),
         ("Type", task.type),
         ("Status", pb.TaskStatusEnum.Name(task.status)),
@@ -90,7 +90,7 @@ def create(
     response = call(ctx, lambda c: c.create_task(request))
     if output == "table":
         verb = "already exists" if response.existing else "created"
-        click.echo(f"Task {verb} with ID: {response.id}")
+        click.echo(f"Task {verb} with ID: {response.id64}")
     else:
         emit_data(as_data(response), output)
 
@@ -104,7 +104,7 @@ add_alias(task, "create", "c", "new")
 @click.pass_context
 def get(ctx: click.Context, task_id: int, output: str) -> None:
     """Show a task."""
-    found = call(ctx, lambda c: c.get_task(pb.GetTaskRequest(id=task_id)))
+    found = call(ctx, lambda c: c.get_task(pb.GetTaskRequest(id64=task_id)))
     if output == "table":
         key_values(task_rows(found))
     else:
@@ -149,7 +149,7 @@ def list_tasks(
         emit_data(as_data(found), output)
         return
     rows = [
-        (t.id, t.name, t.type, pb.TaskStatusEnum.Name(t.status), t.retries, t.created_at, t.description)
+        (t.id64, t.name, t.type, pb.TaskStatusEnum.Name(t.status), t.retries, t.created_at, t.description)
         for t in found.tasks
     ]
     first = request.offset + 1 if rows else 0
@@ -185,9 +185,9 @@ add_alias(task, "status", "s", "stat")
 @click.pass_context
 def history(ctx: click.Context, task_id: int, output: str) -> None:
     """Show the status history of a task, oldest first."""
-    found = call(ctx, lambda c: c.get_task_history(pb.GetTaskHistoryRequest(id=task_id)))
+    found = call(ctx, lambda c: c.get_task_history(pb.GetTaskHistoryRequest(id64=task_id)))
     if output == "table":
-        rows = [(h.id, pb.TaskStatusEnum.Name(h.status), h.created_at, h.details) for h in found.history]
+        rows = [(h.id64, pb.TaskStatusEnum.Name(h.status), h.created_at, h.details) for h in found.history]
         table(("ID", "STATUS", "CREATED", "DETAILS"), rows)
     else:
         emit_data(as_data(found), output)
@@ -201,11 +201,11 @@ add_alias(task, "history", "h", "log")
 
 def _change(ctx: click.Context, task_id: int, reason: str, output: str, cancel: bool) -> None:
     if cancel:
-        changed = call(ctx, lambda c: c.cancel_task(pb.CancelTaskRequest(id=task_id, reason=reason)))
+        changed = call(ctx, lambda c: c.cancel_task(pb.CancelTaskRequest(id64=task_id, reason=reason)))
     else:
-        changed = call(ctx, lambda c: c.retry_task(pb.RetryTaskRequest(id=task_id, reason=reason)))
+        changed = call(ctx, lambda c: c.retry_task(pb.RetryTaskRequest(id64=task_id, reason=reason)))
     if output == "table":
-        click.echo(f"Task {changed.id} is now {pb.TaskStatusEnum.Name(changed.status)}")
+        click.echo(f"Task {changed.id64} is now {pb.TaskStatusEnum.Name(changed.status)}")
     else:
         emit_data(as_data(changed), output)
 
@@ -236,7 +236,7 @@ def retry(ctx: click.Context, task_id: int, reason: str, output: str) -> None:
 @click.pass_context
 def attempts(ctx: click.Context, task_id: int, output: str) -> None:
     """Show the attempts of a task: worker, times, outcome, error."""
-    found = call(ctx, lambda c: c.list_task_executions(pb.ListTaskExecutionsRequest(id=task_id)))
+    found = call(ctx, lambda c: c.list_task_executions(pb.ListTaskExecutionsRequest(id64=task_id)))
     if output == "table":
         rows = [
             (e.attempt, e.worker_id, e.started_at, f"{e.duration_seconds:.3f}s", e.outcome, e.error)

@@ -38,6 +38,14 @@ else:
 OPERATOR_TARGETS = frozenset({Status.QUEUED, Status.CANCELLED, Status.SUCCEEDED, Status.FAILED})
 
 
+class IdAboveLimit(Exception):
+    """A new task's id would be above what the caller can read: nothing was created."""
+
+    def __init__(self, task_id: int, limit: int) -> None:
+        super().__init__(f"task id {task_id} is above {limit}; nothing was created")
+        self.task_id, self.limit = task_id, limit
+
+
 class TaskNotFound(LookupError):
     def __init__(self, task_id: int) -> None:
         super().__init__(f"task {task_id} not found")
@@ -125,18 +133,30 @@ class Store:
 
     # -- tasks -------------------------------------------------------------------------------
 
-    async def create_task(self, new: NewTask) -> tuple[int, bool]:
+    async def create_task(self, new: NewTask, *, id_limit: int | None = None) -> tuple[int, bool]:
         """Insert one task; returns (id, created). An existing idempotency key returns its task."""
-        [(task_id, created)] = await self.create_tasks([new])
+        [(task_id, created)] = await self.create_tasks([new], id_limit=id_limit)
         return task_id, created
 
-    async def create_tasks(self, tasks: Sequence[NewTask]) -> list[tuple[int, bool]]:
-        """Insert tasks in one statement; returns (id, created) per task, in input order."""
+    async def create_tasks(
+        self, tasks: Sequence[NewTask], *, id_limit: int | None = None
+    ) -> list[tuple[int, bool]]:
+        """Insert tasks in one statement; returns (id, created) per task, in input order.
+
+        With `id_limit` (a client that reads only 32-bit ids), nothing is created when a new id
+        would be above it: IdAboveLimit, and the insert is rolled back.
+        """
         if not tasks:
             return []
-        rows = await self.pool.fetch(
-            query("create_tasks"), [_new_task_row(t, self.defaults) for t in tasks], model.SCHEDULED
-        )
+        rows_in = [_new_task_row(t, self.defaults) for t in tasks]
+        if id_limit is None:
+            rows = await self.pool.fetch(query("create_tasks"), rows_in, model.SCHEDULED)
+        else:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(query("create_tasks"), rows_in, model.SCHEDULED)
+                highest = max((row["id"] for row in rows), default=0)
+                if highest > id_limit:
+                    raise IdAboveLimit(highest, id_limit)  # leaving the block rolls the insert back
         if rows:
             await self._waker.wake()
         by_key = {row["idempotency_key"]: row["id"] for row in rows if row["idempotency_key"]}

@@ -64,15 +64,17 @@ class CreateTaskRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., priority: _Optional[int] = ..., max_retries: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., idempotency_key: _Optional[str] = ..., delay_seconds: _Optional[float] = ...) -> None: ...
 
 class CreateTaskResponse(_message.Message):
-    __slots__ = ("id", "existing")
+    __slots__ = ("id", "existing", "id64")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXISTING_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
     existing: bool
-    def __init__(self, id: _Optional[int] = ..., existing: _Optional[bool] = ...) -> None: ...
+    id64: int
+    def __init__(self, id: _Optional[int] = ..., existing: _Optional[bool] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key")
+    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key", "id64")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +91,7 @@ class Task(_message.Message):
     RUN_AT_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     type: str
@@ -105,31 +108,38 @@ class Task(_message.Message):
     run_at: str
     worker_id: str
     idempotency_key: str
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    id64: int
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class TaskHistory(_message.Message):
-    __slots__ = ("id", "status", "created_at", "details")
+    __slots__ = ("id", "status", "created_at", "details", "id64")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DETAILS_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
     status: TaskStatusEnum
     created_at: str
     details: str
-    def __init__(self, id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., created_at: _Optional[str] = ..., details: _Optional[str] = ...) -> None: ...
+    id64: int
+    def __init__(self, id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., created_at: _Optional[str] = ..., details: _Optional[str] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class GetTaskRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "id64")
     ID_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
-    def __init__(self, id: _Optional[int] = ...) -> None: ...
+    id64: int
+    def __init__(self, id: _Optional[int] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class GetTaskHistoryRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "id64")
     ID_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
-    def __init__(self, id: _Optional[int] = ...) -> None: ...
+    id64: int
+    def __init__(self, id: _Optional[int] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class GetTaskHistoryResponse(_message.Message):
     __slots__ = ("history",)
@@ -138,14 +148,16 @@ class GetTaskHistoryResponse(_message.Message):
     def __init__(self, history: _Optional[_Iterable[_Union[TaskHistory, _Mapping]]] = ...) -> None: ...
 
 class UpdateTaskStatusRequest(_message.Message):
-    __slots__ = ("id", "status", "message")
+    __slots__ = ("id", "status", "message", "id64")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
     status: TaskStatusEnum
     message: str
-    def __init__(self, id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., message: _Optional[str] = ...) -> None: ...
+    id64: int
+    def __init__(self, id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., message: _Optional[str] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()
@@ -193,35 +205,43 @@ class CreateTasksRequest(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[CreateTaskRequest, _Mapping]]] = ...) -> None: ...
 
 class CreateTasksResponse(_message.Message):
-    __slots__ = ("ids",)
+    __slots__ = ("ids", "ids64")
     IDS_FIELD_NUMBER: _ClassVar[int]
+    IDS64_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    ids64: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, ids: _Optional[_Iterable[int]] = ..., ids64: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class CancelTaskRequest(_message.Message):
-    __slots__ = ("id", "reason")
+    __slots__ = ("id", "reason", "id64")
     ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
     reason: str
-    def __init__(self, id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    id64: int
+    def __init__(self, id: _Optional[int] = ..., reason: _Optional[str] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class RetryTaskRequest(_message.Message):
-    __slots__ = ("id", "reason")
+    __slots__ = ("id", "reason", "id64")
     ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
     reason: str
-    def __init__(self, id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    id64: int
+    def __init__(self, id: _Optional[int] = ..., reason: _Optional[str] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class ListTaskExecutionsRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "id64")
     ID_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
-    def __init__(self, id: _Optional[int] = ...) -> None: ...
+    id64: int
+    def __init__(self, id: _Optional[int] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class TaskExecution(_message.Message):
-    __slots__ = ("id", "task_id", "attempt", "worker_id", "started_at", "finished_at", "outcome", "error", "result", "duration_seconds", "started_after_seconds")
+    __slots__ = ("id", "task_id", "attempt", "worker_id", "started_at", "finished_at", "outcome", "error", "result", "duration_seconds", "started_after_seconds", "task_id64")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -233,6 +253,7 @@ class TaskExecution(_message.Message):
     RESULT_FIELD_NUMBER: _ClassVar[int]
     DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     STARTED_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
     task_id: int
     attempt: int
@@ -244,7 +265,8 @@ class TaskExecution(_message.Message):
     result: _struct_pb2.Value
     duration_seconds: float
     started_after_seconds: float
-    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., attempt: _Optional[int] = ..., worker_id: _Optional[str] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., started_after_seconds: _Optional[float] = ...) -> None: ...
+    task_id64: int
+    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., attempt: _Optional[int] = ..., worker_id: _Optional[str] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., started_after_seconds: _Optional[float] = ..., task_id64: _Optional[int] = ...) -> None: ...
 
 class ListTaskExecutionsResponse(_message.Message):
     __slots__ = ("executions",)
@@ -301,7 +323,7 @@ class WatchEventsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class TaskEvent(_message.Message):
-    __slots__ = ("id", "task_id", "status", "details", "created_at", "task_name", "task_type", "keepalive")
+    __slots__ = ("id", "task_id", "status", "details", "created_at", "task_name", "task_type", "keepalive", "task_id64")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -310,6 +332,7 @@ class TaskEvent(_message.Message):
     TASK_NAME_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
     KEEPALIVE_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
     task_id: int
     status: TaskStatusEnum
@@ -318,4 +341,5 @@ class TaskEvent(_message.Message):
     task_name: str
     task_type: str
     keepalive: bool
-    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., details: _Optional[str] = ..., created_at: _Optional[str] = ..., task_name: _Optional[str] = ..., task_type: _Optional[str] = ..., keepalive: _Optional[bool] = ...) -> None: ...
+    task_id64: int
+    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., details: _Optional[str] = ..., created_at: _Optional[str] = ..., task_name: _Optional[str] = ..., task_type: _Optional[str] = ..., keepalive: _Optional[bool] = ..., task_id64: _Optional[int] = ...) -> None: ...
