@@ -25,9 +25,9 @@ from taskservice.db.connect import create_pool, database_url
 from taskservice.gen.cloud.v1.task_connect import TaskManagementServiceASGIApplication
 from taskservice.gen.grpc.health.v1.health_connect import HealthASGIApplication
 from taskservice.plugins import Registry
-from taskservice.store import Store
+from taskservice.store import RetentionPolicy, Store
 from taskservice.worker.runtime import Worker
-from taskservice.worker.serve import task_defaults, worker_options
+from taskservice.worker.serve import retention_job, task_defaults, worker_options
 
 log = structlog.get_logger(__name__)
 
@@ -60,11 +60,14 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Starlett
         if settings.worker_count > 0:
             worker = Worker(store, url, registry, worker_options(settings, settings.worker_count, ()))
             worker_run = asyncio.create_task(worker.run(stop_worker), name="in-process-worker")
+        retention = retention_job(settings, store)
+        retention.start()
         log.info("server ready", workers_in_process=settings.worker_count)
         try:
             yield
         finally:
             readiness.store = None
+            await retention.stop()
             stop_worker.set()
             if worker_run is not None:
                 await worker_run
@@ -72,8 +75,11 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Starlett
             await pool.close()
 
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    kept = RetentionPolicy(
+        settings.retention_succeeded, settings.retention_failed, settings.retention_cancelled
+    )
     routes = [
-        *dashboard.routes(),
+        *dashboard.routes(kept.describe()),
         Route("/healthz", healthz),
         Route("/readyz", readyz_endpoint(readiness)),
         Route("/metrics", metrics.endpoint(lambda: readiness.store)),

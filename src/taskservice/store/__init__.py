@@ -1,5 +1,6 @@
 """The only module that speaks SQL: tasks, history, executions, workers, and the queue."""
 
+from taskservice.store.retention import RetentionPolicy
 from taskservice.store.store import (
     OPERATOR_TARGETS,
     Claim,
@@ -20,6 +21,7 @@ __all__ = [
     "HistoryEvent",
     "IdAboveLimit",
     "Pool",
+    "RetentionPolicy",
     "Store",
     "TaskDefaults",
     "TaskNotFound",

@@ -295,17 +295,18 @@ SELECT w.*, coalesce(r.running, 0) AS running
 
 -- name: try_retention_lock
 -- At most one process at a time deletes old tasks, across every server and worker: the lock is
--- held until this transaction ends. $1: the lock's key (store.retention.LOCK_KEY).
+-- held until this transaction ends. $1: the lock's key (store/retention.py).
 SELECT pg_try_advisory_xact_lock($1);
 
 -- name: delete_finished_tasks
--- Delete up to $3 tasks of status $1 last changed more than $2 seconds ago, oldest first, with their
--- history and attempts, in one statement. The kept counts follow through the delete trigger.
--- Returns how many tasks went.
+-- Delete up to $3 tasks of status $1 last changed before $2, oldest first, with their history and
+-- attempts, in one statement (the kept counts follow through the delete trigger). The tasks come
+-- from idx_tasks_status_id in id order, which is nearly the order they finished in. Returns how
+-- many tasks went.
 WITH doomed AS (
     SELECT id
       FROM tasks
-     WHERE status = $1::smallint AND updated_at < now() - make_interval(secs => $2)
+     WHERE status = $1::smallint AND updated_at < $2::timestamptz
      ORDER BY id
      LIMIT $3
        FOR UPDATE SKIP LOCKED

@@ -22,6 +22,7 @@ from taskservice.model import (
     Task,
     Transition,
 )
+from taskservice.store import retention
 from taskservice.store.sql import query
 from taskservice.store.waker import NOTIFY_CHANNEL, Waker
 
@@ -367,6 +368,13 @@ class Store:
             transitions = [model.lease_expired(_task(row), row["execution_id"], policy) for row in rows]
             await self._finish(conn, transitions)
         return transitions
+
+    # -- retention ---------------------------------------------------------------------------
+
+    async def delete_finished(self, status: Status, before: datetime, limit: int) -> int | None:
+        """Delete up to `limit` finished tasks of `status` last changed before `before`, with their
+        history and attempts; None when another process holds the retention lock (see retention.py)."""
+        return await retention.delete_finished(self.pool, status, before, limit)
 
     # -- workers -----------------------------------------------------------------------------
 

@@ -223,6 +223,12 @@ setInterval(() => {
   refreshWorkers();
 }, 5000);
 
+// What the server keeps (RETENTION_*): a finished task that disappears was deleted, not lost.
+fetch("/retention")
+  .then((response) => (response.ok ? response.json() : {}))
+  .then(({ note }) => { document.getElementById("retention-note").textContent = note || ""; })
+  .catch(() => {});
+
 writeHash(state, initial.task);
 overview.select(state.status);
 if (initial.task) openDetails(initial.task);
