@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import asyncpg
 import structlog
@@ -70,14 +69,10 @@ class Reporter:
         """Wait until everything reported so far is written."""
         await self._idle.wait()
 
-    async def stop(self, timeout: float | None = None, hurry: asyncio.Event | None = None) -> None:
-        """Write what is left, for at most `timeout` seconds (or until `hurry` is set), then stop."""
-        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self.drain())]
-        if hurry is not None:
-            waits.append(asyncio.ensure_future(hurry.wait()))
-        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        for waiting in waits:
-            waiting.cancel()
+    async def stop(self, timeout: float | None = None) -> None:
+        """Write what is left, for at most `timeout` seconds, then stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.drain(), timeout)
         left = len(self._pending) + len(self._writing)
         if left:
             log.error("outcomes not written; their leases will expire and the tasks run again", count=left)

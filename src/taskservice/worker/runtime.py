@@ -302,7 +302,7 @@ class Worker:
             await asyncio.gather(*unfinished, return_exceptions=True)
         # Bounded: outcomes the database will not take are not worth hanging a shutdown for; their
         # leases expire and the reaper queues the tasks again.
-        await self._reporter.stop(timeout=REPORT_DRAIN_SECONDS, hurry=self._hurry)
+        await self._reporter.stop(timeout=REPORT_DRAIN_SECONDS)
         await self._heartbeat.stop()
         await self._reaper.stop()
         await self._listener.stop()
