@@ -267,6 +267,8 @@ async def test_every_named_query_plans(pool: Pool) -> None:
     """Each statement of queries.sql is valid SQL against the migrated schema."""
     async with pool.acquire() as conn:
         for name, text in queries().items():
+            if name == "create_database":  # a template for psycopg.sql (a name cannot be a parameter)
+                continue
             try:
                 await conn.prepare(text)
             except asyncpg.PostgresError as error:  # pragma: no cover - the message is the point

@@ -21,11 +21,12 @@ from taskservice.api.metrics import Metrics
 from taskservice.api.service import TaskService
 from taskservice.config import Settings
 from taskservice.db import migrate
-from taskservice.db.connect import create_pool, database_url
+from taskservice.db.connect import create_pool
 from taskservice.gen.cloud.v1.task_connect import TaskManagementServiceASGIApplication
 from taskservice.gen.grpc.health.v1.health_connect import HealthASGIApplication
 from taskservice.plugins import Registry
 from taskservice.store import RetentionPolicy, Store
+from taskservice.store.databases import database_url
 from taskservice.worker.runtime import Worker
 from taskservice.worker.serve import retention_job, task_defaults, worker_options
 

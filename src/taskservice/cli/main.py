@@ -109,7 +109,7 @@ def db() -> None:
 def upgrade() -> None:
     """Apply every pending migration (safe to run at any time, from several processes)."""
     from taskservice.db import migrate
-    from taskservice.db.connect import database_url
+    from taskservice.store.databases import database_url
 
     url = database_url(load_settings_or_exit())
     before = migrate.current_revision(url)

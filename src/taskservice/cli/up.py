@@ -14,7 +14,7 @@ import click
 from taskservice.api.probe import ServerExited, wait_until_ready
 from taskservice.cli.main import cli, load_settings_or_exit
 from taskservice.db import migrate
-from taskservice.db.connect import database_url
+from taskservice.store.databases import database_url
 
 READY_TIMEOUT = 60.0
 

@@ -1,30 +1,12 @@
-"""Where the database is (embedded PostgreSQL or a configured server) and the connection pool to it."""
+"""Connections to PostgreSQL: URLs of a server's other databases and users, the pool, one-off connections."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
-import psycopg
-from psycopg import sql
-
-from taskservice.config import Settings
-from taskservice.db import embedded
-
-SERVICE_DATABASE = "taskservice"
-
-
-def database_url(settings: Settings) -> str:
-    """The service database: the configured server, else the embedded one (started or joined)."""
-    configured = settings.configured_database_url
-    if configured:
-        return configured
-    server = embedded.server_url(settings.embedded_data_dir)
-    ensure_database(server, SERVICE_DATABASE)
-    return with_database(server, SERVICE_DATABASE)
 
 
 def with_database(url: str, name: str) -> str:
@@ -46,16 +28,6 @@ def with_user(url: str, user: str) -> str:
     if any(key in ("user", "password") for key, _ in options):
         query = urlencode([(key, value) for key, value in options if key not in ("user", "password")])
     return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}@{host_port}", query=query))
-
-
-def ensure_database(url: str, name: str) -> None:
-    """Create database `name` on the server of `url` unless it exists (safe when two processes race)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            return
-        # Another process may create it between our look and our CREATE.
-        with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 _JSONB_VERSION = b"\x01"  # jsonb's binary format: a version byte, then the JSON text

@@ -318,3 +318,11 @@ WITH doomed AS (
     DELETE FROM task_executions e USING gone WHERE e.task_id = gone.id
 )
 SELECT count(*) FROM gone;
+
+-- name: database_exists
+-- Run by store/databases.py with psycopg (a raw cursor: $1 placeholders as here).
+SELECT 1 FROM pg_database WHERE datname = $1;
+
+-- name: create_database
+-- A template: {name} is the quoted identifier (psycopg.sql), as a parameter cannot be one.
+CREATE DATABASE {name};

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 
 from taskservice.config import Settings
 from taskservice.db import migrate
-from taskservice.db.connect import create_pool, database_url
+from taskservice.db.connect import create_pool
 from taskservice.model import RetryPolicy
 from taskservice.plugins import Registry
 from taskservice.store import RetentionPolicy, Store, TaskDefaults
+from taskservice.store.databases import database_url
 from taskservice.worker.retention import RetentionJob
 from taskservice.worker.runtime import Worker, WorkerOptions
 
