@@ -68,14 +68,16 @@ class Context:
         return self.server.read_peak_rss()
 
     @contextlib.asynccontextmanager
-    async def workers(self, count: int, database_url: str | None = None) -> AsyncIterator[list[Child]]:
+    async def workers(
+        self, count: int, database_url: str | None = None, **extra_env: str
+    ) -> AsyncIterator[list[Child]]:
         """`count` worker processes (`task-cli serve`), all registered and listening when this yields.
 
         They work on the run's database, or on `database_url` (the peer scenario's fresh ones).
         """
         children: list[Child] = []
         url = database_url or self.database_url
-        env = child_env(url)
+        env = child_env(url, **extra_env)
         try:
             for _ in range(count):
                 self._started += 1

@@ -181,3 +181,29 @@ SELECT count(*) FROM pgqueuer_log WHERE status = 'successful';
 SELECT extract(epoch FROM max(created) FILTER (WHERE status = 'successful')
                          - min(created) FILTER (WHERE status = 'picked'))::float8
   FROM pgqueuer_log;
+
+-- name: soak_minute
+-- What the soak prints for the window [$1, $2): attempts finished, the p99 from creation to the start
+-- of first attempts, what waits.
+SELECT (SELECT count(*) FROM task_executions WHERE finished_at >= $1 AND finished_at < $2) AS finished,
+       (SELECT extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY e.started_at - t.created_at))
+          FROM task_executions e JOIN tasks t ON t.id = e.task_id
+         WHERE e.started_at >= $1 AND e.started_at < $2 AND e.attempt = 1)::float8 AS to_start_p99,
+       (SELECT coalesce(sum(count), 0) FROM task_counts
+         WHERE status IN (0 /*QUEUED*/, 1 /*RUNNING*/, 6 /*RETRYING*/))::bigint AS waiting;
+
+-- name: soak_sizes
+-- Bytes of each task table (heap, its indexes) and its dead tuples.
+SELECT c.relname AS name, pg_relation_size(c.oid) AS heap, pg_indexes_size(c.oid) AS indexes,
+       coalesce(s.n_dead_tup, 0) AS dead, coalesce(s.n_live_tup, 0) AS live
+  FROM pg_class c
+  LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+ WHERE c.relname IN ('tasks', 'task_history', 'task_executions') AND c.relkind = 'r'
+ ORDER BY c.relname;
+
+-- name: unfinished
+SELECT coalesce(sum(count), 0)::bigint FROM task_counts
+ WHERE status IN (0 /*QUEUED*/, 1 /*RUNNING*/, 6 /*RETRYING*/);
+
+-- name: not_succeeded
+SELECT coalesce(sum(count), 0)::bigint FROM task_counts WHERE status IN (2 /*FAILED*/, 7 /*CANCELLED*/);

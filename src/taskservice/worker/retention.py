@@ -13,9 +13,10 @@ from taskservice.worker.periodic import Periodic
 
 log = structlog.get_logger(__name__)
 
-# Batches one tick deletes at most (per status): a big backlog is worked off over several ticks, so
-# that no tick holds the lock or loads the database for long.
-BATCHES_PER_TICK = 20
+# Each batch is its own short transaction; a tick goes on while batches come back full, so that it
+# keeps up with any rate of finishing tasks, and stops after this many (a million tasks) per status
+# so that one tick never runs unbounded.
+BATCHES_PER_TICK = 1000
 
 
 def utc_now() -> datetime:
