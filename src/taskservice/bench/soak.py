@@ -122,6 +122,22 @@ def render(soak: Soak) -> Table:
     return table
 
 
+async def follow(ctx: Context, soak: Soak, sender: asyncio.Task[int], sample_seconds: float) -> None:
+    """One line of the curve every `sample_seconds` while the enqueuer runs."""
+    began = last = datetime.now(UTC)
+    while not sender.done():
+        await asyncio.wait({sender}, timeout=sample_seconds)
+        now = datetime.now(UTC)
+        soak.curve.append(await sample(ctx, began, last, now))
+        minute = soak.curve[-1]
+        ctx.console.print(
+            f"  minute {minute.minute:g}: {minute.tasks_per_s:,.0f} tasks/s, to-start p99 "
+            f"{minute.to_start_p99_ms:.1f} ms, {minute.waiting:,} waiting, "
+            f"{sum(minute.mb.values()):.1f} MB, {sum(minute.dead.values()):,} dead tuples"
+        )
+        last = now
+
+
 async def run_soak_in(ctx: Context, soak: Soak, sample_seconds: float) -> None:
     server = ServerProcess(ctx.database_url, ctx.log_dir, **RETENTION)
     try:
@@ -132,19 +148,12 @@ async def run_soak_in(ctx: Context, soak: Soak, sample_seconds: float) -> None:
             await ctx.clear_tasks()
             total = soak.minutes * 60
             sender = asyncio.create_task(enqueue_at(api, soak.rate, total))
-            began = last = datetime.now(UTC)
-            while not sender.done():
-                await asyncio.wait({sender}, timeout=sample_seconds)
-                now = datetime.now(UTC)
-                soak.curve.append(await sample(ctx, began, last, now))
-                minute = soak.curve[-1]
-                ctx.console.print(
-                    f"  minute {minute.minute:g}: {minute.tasks_per_s:,.0f} tasks/s, to-start p99 "
-                    f"{minute.to_start_p99_ms:.1f} ms, {minute.waiting:,} waiting, "
-                    f"{sum(minute.mb.values()):.1f} MB, {sum(minute.dead.values()):,} dead tuples"
-                )
-                last = now
-            soak.enqueued = await sender
+            try:
+                await follow(ctx, soak, sender, sample_seconds)
+            finally:
+                sender.cancel()
+                await asyncio.gather(sender, return_exceptions=True)
+            soak.enqueued = sender.result()
 
             async def finished() -> bool:
                 return bool(await ctx.value("unfinished") == 0)
