@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
+
 from conftest import eventually
 from taskservice.config import Settings
 from taskservice.model import NewTask, Outcome, Status
@@ -126,3 +128,39 @@ async def test_one_outcome_the_database_refuses_fails_alone(store: Store, settin
         assert attempt.error is not None
         assert attempt.error.startswith("the attempt's outcome could not be stored: ")
         assert (await store.history(task_id))[-1].details.startswith("Task failed: the attempt's outcome")
+
+
+async def test_an_outcome_being_written_keeps_its_lease_and_a_stop_does_not_wait_forever(
+    store: Store, database_url: str
+) -> None:
+    from taskservice import model
+    from taskservice.worker.heartbeat import Heartbeat
+    from taskservice.worker.reporter import Reporter
+
+    task_id, _ = await store.create_task(NewTask("slow write", "t"))
+    [claim] = await store.claim("w", 1, lease_seconds=30)
+    reporter = Reporter(store, on_refused=lambda _: None)
+    reporter.start()
+    blocker = await asyncpg.connect(database_url)
+    try:
+        # Another transaction holds the task's row: the outcome's write waits for it.
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", task_id)
+        reporter.report(model.succeeded(claim.task, claim.execution_id, None))
+        await eventually(lambda: asyncio.sleep(0, reporter.unwritten() == [claim.execution_id]))
+        lost: list[set[int]] = []
+        heartbeat = Heartbeat(store, "w", 30, reporter.unwritten, lost.append)
+        before = claim.task.lease_expires_at
+        await heartbeat.tick()  # the lease of an outcome still being written is extended
+        assert lost == []
+        after = (await store.get_task(task_id)).lease_expires_at
+        assert before is not None
+        assert after is not None
+        assert after > before
+        # A stopping worker waits for it, but only so long.
+        await asyncio.wait_for(reporter.stop(timeout=0.2), 10)
+        assert (await store.get_task(task_id)).status == Status.RUNNING
+        await transaction.rollback()
+    finally:
+        await blocker.close()

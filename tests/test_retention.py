@@ -6,8 +6,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import httpx
 import pytest
 
+from conftest import ServerProcess
 from taskservice import model
 from taskservice.config import ConfigError, load_settings
 from taskservice.model import NewTask, RetryPolicy, Status
@@ -138,3 +140,10 @@ def test_retention_settings_take_durations() -> None:
         "Finished tasks are kept, with their history and attempts, for SUCCEEDED 7d, FAILED forever,"
         " CANCELLED 90s after they finish; then they are deleted. Queued and running tasks are always kept."
     )
+
+
+async def test_the_dashboard_says_what_is_kept(api_server: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=api_server.url) as http:
+        response = await http.get("/retention")
+    assert response.status_code == 200
+    assert response.json()["note"] == RetentionPolicy().describe()  # the defaults: 7d, 30d, 7d
