@@ -46,6 +46,11 @@ def task(name: str, delay: float = 0.0) -> pb.CreateTaskRequest:
     return pb.CreateTaskRequest(name=name, type="sleep", payload=FAST, delay_seconds=delay)
 
 
+async def collect(client: TaskManagementServiceClient, into: list[pb.TaskEvent]) -> None:
+    async for event in client.watch_events(pb.WatchEventsRequest()):
+        into.append(event)
+
+
 async def runs_to_the_end(ours: TaskManagementServiceClient, task_ids: list[int]) -> None:
     """Every task succeeds, across the boundary: history and attempts carry the big ids."""
     history: list[pb.TaskHistory] = []
@@ -94,13 +99,11 @@ async def test_ids_above_2_to_the_31_for_new_clients_and_a_clear_error_for_old_o
         TaskManagementServiceClient(url) as old,
     ):
         events: list[pb.TaskEvent] = []
-
-        async def watch() -> None:
-            async for event in ours.watch_events(pb.WatchEventsRequest()):
-                events.append(event)
-
-        watcher = asyncio.create_task(watch())
-        await eventually(lambda: asyncio.sleep(0, bool(events)))  # the first keep-alive: subscribed
+        old_events: list[pb.TaskEvent] = []
+        watcher = asyncio.create_task(collect(ours, events))
+        old_watcher = asyncio.create_task(collect(old, old_events))
+        # The first keep-alives: both are subscribed.
+        await eventually(lambda: asyncio.sleep(0, bool(events) and bool(old_events)))
         # An old client creates the last two tasks whose ids fit.
         fits = [(await old.create_task(task(f"fits {i}"))).id for i in range(2)]
         assert fits == [INT32_MAX - 1, INT32_MAX]
@@ -144,6 +147,11 @@ async def test_ids_above_2_to_the_31_for_new_clients_and_a_clear_error_for_old_o
         await eventually(seen_every_task)
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
+        # The old client's stream carried the events of tasks whose ids fit, then ended with the error.
+        with pytest.raises(ConnectError) as stream_error:
+            await asyncio.wait_for(old_watcher, 30)
+        assert stream_error.value.code == Code.OUT_OF_RANGE
+        assert {e.task_id for e in old_events if not e.keepalive} <= set(fits)
 
         await old_client_reads(old, fits)
         # Both fields naming different tasks is a mistake, not a guess.
