@@ -255,7 +255,8 @@ class Worker:
                 return self._timed_out(task, execution_id)
             if self._stopping:
                 return model.put_back(task, execution_id)
-            # Cancelled by an operator or reaped: the task row says so already; close the attempt.
+            # Cancelled by an operator or reaped: whoever took it away closed the attempt, so this
+            # report is refused (the attempt is no longer current) and changes nothing.
             return Transition(
                 task.id, execution_id, model.Status.CANCELLED, task.retries, 0.0,
                 "Task stopped", Outcome.CANCELLED, "the task was cancelled or its lease lost",
