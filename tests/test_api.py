@@ -37,6 +37,7 @@ TASK_FIELDS = {
     "id", "name", "type", "status", "retries", "priority", "createdAt", "payload", "description",
     "maxRetries", "attempts", "updatedAt", "timeoutSeconds", "runAt", "workerId", "idempotencyKey",
     "truncated",
+    "id64",  # the 64-bit twin of id: proto3 JSON writes an int64 as a string
 }  # fmt: skip
 LATER = 3600  # delaySeconds that keeps a task QUEUED for the whole module
 FAST = {"seconds": "0"}
@@ -237,11 +238,13 @@ async def test_create_and_get_task_with_every_field(api: Api) -> None:
         "delaySeconds": LATER,
     }
     created = await api.ok("CreateTask", body)
-    assert set(created) == {"id", "existing"}
+    assert set(created) == {"id", "existing", "id64"}
     assert created["existing"] is False
+    assert created["id64"] == str(created["id"])
     task = await api.get(created["id"])
     assert task == {
         "id": created["id"],
+        "id64": str(created["id"]),
         "name": name,
         "type": "sleep",
         "status": "QUEUED",
@@ -1074,8 +1077,8 @@ async def test_the_same_idempotency_key_returns_the_same_task(
     first = await api.ok("CreateTask", body)
     again = await api.ok("CreateTask", body)
     different = await api.ok("CreateTask", {**body, "name": f"{name} changed", "priority": 9})
-    assert first == {"id": first["id"], "existing": False}
-    assert again == different == {"id": first["id"], "existing": True}
+    assert first == {"id": first["id"], "id64": str(first["id"]), "existing": False}
+    assert again == different == {"id": first["id"], "id64": str(first["id"]), "existing": True}
     in_binary = await client.create_task(
         pb.CreateTaskRequest(name=name, type="sleep", payload=pb.Payload(), idempotency_key=key)
     )

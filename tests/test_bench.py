@@ -12,16 +12,21 @@ import pytest
 
 from taskservice.config import Settings
 
-SCENARIOS = {"ceiling", "enqueue", "processing", "latency", "scale", "memory", "cli_start"}
+SCENARIOS = {"ceiling", "enqueue", "processing", "peer", "latency", "scale", "memory", "cli_start"}
 WITHOUT_TASKS = {"memory", "cli_start"}  # they measure processes, not tasks
 
 
-@pytest.mark.slow
-def test_the_quick_benchmark_completes_and_loses_no_task(pg_server_url: str, tmp_path: Path) -> None:
+def bench_env(pg_server_url: str, tmp_path: Path) -> dict[str, str]:
     variables = {name.upper() for name in Settings.model_fields}
     env = {k: v for k, v in os.environ.items() if k.upper() not in variables and k != "TEST_DATABASE_URL"}
     env["DATABASE_URL"] = pg_server_url  # the bench makes a database of its own there, and drops it
     env["EMBEDDED_DATA_DIR"] = str(tmp_path / "unused-embedded")
+    return env
+
+
+@pytest.mark.slow
+def test_the_quick_benchmark_completes_and_loses_no_task(pg_server_url: str, tmp_path: Path) -> None:
+    env = bench_env(pg_server_url, tmp_path)
     results = tmp_path / "bench.json"
 
     run = subprocess.run(
@@ -46,3 +51,33 @@ def test_the_quick_benchmark_completes_and_loses_no_task(pg_server_url: str, tmp
             assert scenario["tasks"] > 0, scenario["name"]
     assert report["ok"] is True
     assert "every scenario completed, no task lost" in run.stdout
+
+    peer = next(s for s in report["scenarios"] if s["name"] == "peer")
+    assert {f["key"] for f in peer["figures"]} == {
+        "peer.pgqueuer",
+        "peer.ours",
+    }  # pgqueuer is a dev dependency
+
+
+@pytest.mark.slow
+def test_a_short_soak_prints_its_curve_and_loses_no_task(pg_server_url: str, tmp_path: Path) -> None:
+    results = tmp_path / "soak.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "taskservice.cli", "bench", "--soak", "0.1", "--json", str(results)],
+        env=bench_env(pg_server_url, tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    soak = json.loads(results.read_text())
+    assert soak["ok"] is True
+    assert soak["rate"] == pytest.approx(soak["max_rate"] / 2)
+    assert soak["enqueued"] > 0
+    assert len(soak["curve"]) >= 3  # a trial run gets three samples
+    for minute in soak["curve"]:
+        assert set(minute["mb"]) >= {"tasks", "tasks indexes", "task_history", "task_executions"}
+        assert set(minute["dead"]) == {"tasks", "task_history", "task_executions"}
+    assert "tasks enqueued succeeded" in run.stdout

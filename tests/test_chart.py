@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import subprocess
 from importlib.metadata import version
 from pathlib import Path
@@ -447,9 +448,9 @@ def keda_query() -> str:
 
 
 def _statement(text: str) -> str:
-    """The SQL without comments and layout."""
+    """The SQL without comments (`-- ...` lines, `/* ... */`) and layout."""
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
-    return " ".join(" ".join(lines).split()).rstrip(";")
+    return " ".join(re.sub(r"\s*/\*.*?\*/", "", " ".join(lines)).split()).rstrip(";")
 
 
 def test_keda_query_is_the_stores_queue_depth() -> None:

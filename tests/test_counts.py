@@ -47,7 +47,6 @@ async def test_counts_follow_every_transition(store: Store) -> None:
     await assert_counts_right(store)
     ok, retry, fail, _kept = claims
     await store.finish(
-        ["w1"] * 3,
         [
             model.succeeded(ok.task, ok.execution_id, None),
             model.attempt_failed(retry.task, retry.execution_id, "Task failed", "x", RetryPolicy(60, 60)),
@@ -93,9 +92,7 @@ async def test_counts_stay_right_under_concurrent_writers(store: Store) -> None:
 
     async def work(worker: str) -> None:
         while claims := await store.claim(worker, 7):
-            await store.finish(
-                [worker] * len(claims), [model.succeeded(c.task, c.execution_id, None) for c in claims]
-            )
+            await store.finish([model.succeeded(c.task, c.execution_id, None) for c in claims])
 
     await asyncio.gather(*(work(f"w{i}") for i in range(6)), store.create_tasks([NewTask("late", "t")] * 50))
     await assert_counts_right(store)

@@ -16,15 +16,6 @@ from taskservice.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Settings the deployment files set before the code that reads them has landed (issues 9, 10, 12):
-# harmless meanwhile (unknown variables are ignored). Delete a name here once it is a setting.
-FUTURE_SETTINGS = {
-    "RETENTION_SUCCEEDED",
-    "RETENTION_FAILED",
-    "RETENTION_CANCELLED",
-}
-
-
 def known_variables() -> set[str]:
     """The environment variables taskservice reads: its settings and task-cli's own."""
     settings = {name.upper() for name in Settings.model_fields}
@@ -33,7 +24,7 @@ def known_variables() -> set[str]:
 
 
 def check_variables(names: list[str]) -> None:
-    unknown = set(names) - known_variables() - FUTURE_SETTINGS
+    unknown = set(names) - known_variables()
     assert not unknown, f"not taskservice settings: {sorted(unknown)}"
 
 
@@ -41,11 +32,6 @@ def check_command(args: list[str]) -> None:
     """`task-cli ARGS` parses: the command and every option exist (its --help answers)."""
     result = CliRunner().invoke(cli, [*args, "--help"])
     assert result.exit_code == 0, f"task-cli {' '.join(args)}: {result.output}"
-
-
-def test_future_settings_are_not_settings_yet() -> None:
-    landed = FUTURE_SETTINGS & known_variables()
-    assert not landed, f"now real settings: delete {sorted(landed)} from FUTURE_SETTINGS"
 
 
 def test_a_wrong_command_or_setting_is_caught() -> None:

@@ -94,16 +94,46 @@ def test_a_permanent_failure_does_not_retry() -> None:
     )  # fmt: skip
 
 
-def test_an_expired_lease_counts_as_an_attempt_but_is_retried_at_once() -> None:
-    t = model.lease_expired(make_task(lease_owner="host-1-abc"), 5, RetryPolicy(base=100, cap=100))
-    assert t.status == Status.RETRYING
-    assert t.retries == 1
-    assert t.delay_seconds == 0
+def test_an_expired_lease_spends_no_retry_and_is_retried_at_once() -> None:
+    task = make_task(lease_owner="host-1-abc", max_retries=0)
+    t = model.lease_expired(task, 5, RetryPolicy(base=100, cap=100))
+    assert (t.status, t.retries, t.lost_leases, t.delay_seconds) == (Status.RETRYING, 0, 1, 0)
     assert t.outcome == Outcome.LOST
     assert t.details == (
-        "Lease expired (Attempt 1): worker host-1-abc stopped responding; retry 1 of 3 in 0.0s"
+        "Lease expired (Attempt 1): worker host-1-abc stopped responding;"
+        " queued again without spending a retry (1 of 3 lost leases)"
     )
-    assert model.lease_expired(make_task(retries=3), 5, RetryPolicy()).status == Status.FAILED
+    # Retries used up before do not matter either: the worker died, not the task.
+    assert model.lease_expired(make_task(retries=3), 5, RetryPolicy()).status == Status.RETRYING
+
+
+def test_a_task_that_keeps_killing_its_workers_is_stopped() -> None:
+    policy = RetryPolicy(max_lost_leases=3)
+    assert model.lease_expired(make_task(lost_leases=1), 5, policy).status == Status.RETRYING
+    t = model.lease_expired(make_task(lost_leases=2, attempts=3), 5, policy)
+    assert (t.status, t.lost_leases, t.outcome) == (Status.FAILED, 3, Outcome.LOST)
+    assert t.details.endswith("lost 3 leases (MAX_LOST_LEASES=3): giving up")
+
+
+def test_every_transition_keeps_the_lost_leases() -> None:
+    task = make_task(lost_leases=2)
+    policy = RetryPolicy()
+    transitions = [
+        model.succeeded(task, 1, None),
+        model.attempt_failed(task, 1, "Task failed", "x", policy),
+        model.attempt_failed(task, 1, "Task failed", "x", policy, retryable=False),
+        model.put_back(task, 1),
+    ]
+    assert {t.lost_leases for t in transitions} == {2}
+    assert model.unstorable(transitions[0], "too big").lost_leases == 2
+
+
+def test_an_unstorable_outcome_fails_the_attempt_and_says_why() -> None:
+    t = model.unstorable(model.succeeded(make_task(retries=1), 4, {"x": "\u0000"}), "bad escape")
+    assert (t.status, t.execution_id, t.retries, t.result, t.outcome) == (
+        Status.FAILED, 4, 1, None, Outcome.FAILED,
+    )  # fmt: skip
+    assert t.details == "Task failed: the attempt's outcome could not be stored: bad escape"
 
 
 def test_put_back_does_not_spend_a_retry() -> None:

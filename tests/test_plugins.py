@@ -21,11 +21,12 @@ from psycopg import sql
 
 from taskservice.api.probe import free_port
 from taskservice.config import Settings
-from taskservice.db.connect import ensure_database, with_user
+from taskservice.db.connect import with_user
 from taskservice.plugins import PermanentFailure, Registry, UnknownPluginType, is_async
 from taskservice.plugins.email import SendEmail
 from taskservice.plugins.query import SANDBOX_DATABASE, SANDBOX_ROLE, RunQuery
 from taskservice.plugins.sleep import Sleep
+from taskservice.store.databases import ensure_database
 
 # -- send_email ------------------------------------------------------------------------------------
 

@@ -62,7 +62,8 @@ async def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> int:
 
 
 async def test_a_killed_worker_loses_no_task(store: Store, workers: Workers) -> None:
-    task_id, _ = await store.create_task(NewTask("survivor", "sleep", {"seconds": "1.5"}))
+    # No retries at all: a crash of the worker is not the task's failure, so it must not spend one.
+    task_id, _ = await store.create_task(NewTask("survivor", "sleep", {"seconds": "1.5"}, max_retries=0))
     doomed = workers.start("--concurrency", "2")
     await eventually(lambda: status_is(store, task_id, Status.RUNNING), timeout=60)
     first_owner = (await store.get_task(task_id)).lease_owner
@@ -72,12 +73,13 @@ async def test_a_killed_worker_loses_no_task(store: Store, workers: Workers) -> 
     workers.start("--concurrency", "2")
     await eventually(lambda: status_is(store, task_id, Status.SUCCEEDED), timeout=60)
     task = await store.get_task(task_id)
-    assert (task.attempts, task.retries) == (2, 1)
+    assert (task.attempts, task.retries, task.lost_leases) == (2, 0, 1)
     details = [h.details for h in await store.history(task_id)]
     assert details == [
         "Task is scheduled",
         "Task started (Attempt 1)",
-        f"Lease expired (Attempt 1): worker {first_owner} stopped responding; retry 1 of 3 in 0.0s",
+        f"Lease expired (Attempt 1): worker {first_owner} stopped responding;"
+        " queued again without spending a retry (1 of 3 lost leases)",
         "Task started (Attempt 2)",
         "Task completed successfully (Attempt 2)",
     ]

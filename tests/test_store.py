@@ -140,8 +140,8 @@ async def test_finish_moves_only_tasks_still_held(store: Store) -> None:
     claims = {c.task.id: c for c in await store.claim("w1", 2)}
     await store.set_status(ids[1], Status.CANCELLED, "not needed")
     transitions = [model.succeeded(claims[i].task, claims[i].execution_id, {"n": i}) for i in ids]
-    moved = await store.finish(["w1", "w1"], transitions)
-    assert moved == {ids[0]}
+    counted = await store.finish(transitions)
+    assert counted == {claims[ids[0]].execution_id}  # the cancelled one's outcome was refused
     assert (await store.get_task(ids[0])).status == Status.SUCCEEDED
     assert (await store.get_task(ids[1])).status == Status.CANCELLED
     assert (await store.executions(ids[0]))[0].result == {"n": ids[0]}
@@ -156,7 +156,7 @@ async def test_a_retry_is_not_due_before_its_backoff(store: Store) -> None:
     transition = model.attempt_failed(
         claim.task, claim.execution_id, "Task failed", "boom", RetryPolicy(60, 60)
     )
-    await store.finish(["w1"], [transition])
+    await store.finish([transition])
     task = await store.get_task(task_id)
     assert (task.status, task.retries) == (Status.RETRYING, 1)
     assert await store.claim("w1", 1) == []
@@ -172,12 +172,11 @@ async def test_operator_transitions(store: Store) -> None:
         await store.set_status(task_id, Status.RUNNING)  # workers own RUNNING
     [claim] = await store.claim("w1", 1)
     await store.finish(
-        ["w1"],
         [
             model.attempt_failed(
                 claim.task, claim.execution_id, "Task failed", "x", RetryPolicy(), retryable=False
             )
-        ],
+        ]
     )
     assert (await store.get_task(task_id)).status == Status.FAILED
     with pytest.raises(IllegalTransition):
@@ -197,33 +196,58 @@ async def test_expired_leases_are_reaped_with_history(store: Store) -> None:
         )
     ]  # fmt: skip
     claims = {c.task.id: c for c in await store.claim("dead-worker", 3, lease_seconds=0.05)}
-    assert await store.extend_leases("dead-worker", [keep], 60) == {keep}
+    kept = claims[keep].execution_id
+    assert await store.extend_leases("dead-worker", [kept], 60) == {kept}
     # Both leases were taken in one statement, so they expire at the same instant.
     transitions = await eventually(lambda: store.reap_expired_leases(RetryPolicy()))
     assert {t.task_id for t in transitions} == {lose, last}
     lost = await store.get_task(lose)
-    assert (lost.status, lost.retries, lost.lease_owner) == (Status.RETRYING, 1, None)
+    # A lost lease spends no retry, even for a task that has none.
+    assert (lost.status, lost.retries, lost.lost_leases, lost.lease_owner) == (Status.RETRYING, 0, 1, None)
     assert (await history_of(store, lose))[-1] == (
         Status.RETRYING,
-        "Lease expired (Attempt 1): worker dead-worker stopped responding; retry 1 of 3 in 0.0s",
+        "Lease expired (Attempt 1): worker dead-worker stopped responding;"
+        " queued again without spending a retry (1 of 3 lost leases)",
     )
-    assert (await store.get_task(last)).status == Status.FAILED
+    assert (await store.get_task(last)).status == Status.RETRYING
     assert (await store.executions(lose))[0].outcome == Outcome.LOST
     assert (await store.get_task(keep)).status == Status.RUNNING
     # The lost task is due again at once, as attempt 2.
-    [again] = await store.claim("w2", 5)
-    assert (again.task.id, again.task.attempts) == (lose, 2)
-    # The dead worker's late report changes nothing.
+    again = {c.task.id: c for c in await store.claim("w2", 5)}
+    assert again[lose].task.attempts == 2
+    # The dead worker's late report is refused and changes nothing: the new attempt stands.
     late = model.succeeded(claims[lose].task, claims[lose].execution_id, None)
-    assert await store.finish(["dead-worker"], [late]) == set()
-    assert (await store.executions(lose))[0].outcome == Outcome.LOST
+    assert await store.finish([late]) == set()
+    assert [e.outcome for e in await store.executions(lose)] == [Outcome.LOST, Outcome.RUNNING]
+    assert (await store.get_task(lose)).execution_id == again[lose].execution_id
+    # Nor can it extend the lease of its old attempt.
+    assert await store.extend_leases("dead-worker", [claims[lose].execution_id], 60) == set()
+
+
+async def test_a_task_that_keeps_losing_its_lease_is_stopped(store: Store) -> None:
+    task_id, _ = await store.create_task(NewTask("killer", "t", max_retries=5))
+    policy = RetryPolicy(max_lost_leases=3)
+    for lost in range(1, 4):
+        [claim] = await store.claim(f"victim-{lost}", 1, lease_seconds=0.01)
+        [transition] = await eventually(lambda: store.reap_expired_leases(policy))
+        assert transition.execution_id == claim.execution_id
+    task = await store.get_task(task_id)
+    assert (task.status, task.retries, task.lost_leases) == (Status.FAILED, 0, 3)
+    assert (await history_of(store, task_id))[-1] == (
+        Status.FAILED,
+        "Lease expired (Attempt 3): worker victim-3 stopped responding;"
+        " lost 3 leases (MAX_LOST_LEASES=3): giving up",
+    )
+    # Queued again by hand, it starts over.
+    assert (await store.set_status(task_id, Status.QUEUED)).lost_leases == 0
 
 
 async def test_heartbeat_reports_what_was_taken_away(store: Store) -> None:
     a, b = [i for i, _ in await store.create_tasks([NewTask("a", "t"), NewTask("b", "t")])]
-    await store.claim("w1", 2)
+    claims = {c.task.id: c.execution_id for c in await store.claim("w1", 2)}
     await store.set_status(b, Status.CANCELLED)
-    assert await store.extend_leases("w1", [a, b], 30) == {a}
+    assert await store.extend_leases("w1", [claims[a], claims[b]], 30) == {claims[a]}
+    assert await store.extend_leases("w2", [claims[a]], 30) == set()  # not w2's attempt
 
 
 async def test_workers_are_registered_and_listed(store: Store) -> None:
@@ -243,6 +267,8 @@ async def test_every_named_query_plans(pool: Pool) -> None:
     """Each statement of queries.sql is valid SQL against the migrated schema."""
     async with pool.acquire() as conn:
         for name, text in queries().items():
+            if name == "create_database":  # a template for psycopg.sql (a name cannot be a parameter)
+                continue
             try:
                 await conn.prepare(text)
             except asyncpg.PostgresError as error:  # pragma: no cover - the message is the point

@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 import platformdirs
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds of a duration: a number of seconds, or `30s`, `15m`, `12h`, `7d`, `2w`; 0 is 0."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value).lower())
+        if match is None:
+            raise ValueError("must be a duration such as 7d, 12h, 30m, 90s or 0 (forever)")
+        seconds = float(match[1]) * _SECONDS[match[2]]
+    if seconds < 0:
+        raise ValueError("must not be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 def _data_dir() -> Path:
@@ -56,6 +77,18 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(30.0, gt=0, description="how long a claim lives without a heartbeat")
     poll_interval: float = Field(1.0, gt=0, description="seconds between polls when no NOTIFY arrives")
     shutdown_grace: float = Field(30.0, ge=0, description="seconds running tasks get to finish on stop")
+
+    # Storage: what is kept, and for how long (store/retention.py, worker/retention.py).
+    max_lost_leases: int = Field(
+        3, ge=1, le=100, description="leases a task may lose (its worker died) before it fails"
+    )
+    retention_succeeded: Duration = Field(
+        7 * 86_400.0, description="how long a SUCCEEDED task (history, attempts) is kept; 0: forever"
+    )
+    retention_failed: Duration = Field(30 * 86_400.0, description="the same for FAILED tasks")
+    retention_cancelled: Duration = Field(7 * 86_400.0, description="the same for CANCELLED tasks")
+    retention_interval: Duration = Field(60.0, gt=0, description="how often old tasks are looked for")
+    retention_batch: int = Field(1000, ge=1, le=100_000, description="tasks deleted per transaction")
 
     # Plugins.
     smtp_host: str = ""

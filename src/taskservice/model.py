@@ -65,10 +65,15 @@ class IllegalTransition(Exception):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2**(n-1)))."""
+    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2**(n-1))).
+
+    `max_lost_leases`: a lost lease (the worker died or hung) does not spend a retry, since the task
+    did nothing wrong; but a task whose attempts keep killing their workers is stopped after this many.
+    """
 
     base: float = 1.0
     cap: float = 300.0
+    max_lost_leases: int = 3
 
     def delay(self, retry_number: int, rng: random.Random | None = None) -> float:
         ceiling: float = min(self.cap, self.base * 2.0 ** max(retry_number - 1, 0))
@@ -95,9 +100,11 @@ class Task:
     created_at: datetime
     updated_at: datetime
     run_at: datetime
-    lease_owner: str | None = None
+    lease_owner: str | None = None  # the worker of the open attempt (RUNNING only)
     lease_expires_at: datetime | None = None
     idempotency_key: str | None = None
+    execution_id: int | None = None  # the current (or last) attempt: the fencing token
+    lost_leases: int = 0  # attempts that ended because their worker stopped responding
 
     @property
     def parameters(self) -> dict[str, str]:
@@ -170,6 +177,7 @@ class Transition:
     outcome: str
     error: str | None = None
     result: Any = None
+    lost_leases: int = 0
 
 
 # History wording, in the seed's words.
@@ -190,6 +198,7 @@ def succeeded(task: Task, execution_id: int, result: Any) -> Transition:
         f"Task completed successfully (Attempt {task.attempts})",
         Outcome.SUCCEEDED,
         result=result,
+        lost_leases=task.lost_leases,
     )
 
 
@@ -210,26 +219,50 @@ def attempt_failed(
         retry = task.retries + 1
         delay = policy.delay(retry) if backoff else 0.0
         details = f"{line}; retry {retry} of {task.max_retries} in {delay:.1f}s"
-        return Transition(task.id, execution_id, Status.RETRYING, retry, delay, details, outcome, error)
+        return Transition(
+            task.id, execution_id, Status.RETRYING, retry, delay, details, outcome, error,
+            lost_leases=task.lost_leases,
+        )  # fmt: skip
     why = "not retryable" if not retryable else f"no retries left ({task.max_retries} used)"
     return Transition(
-        task.id, execution_id, Status.FAILED, task.retries, 0.0, f"{line}; {why}", outcome, error
-    )
+        task.id, execution_id, Status.FAILED, task.retries, 0.0, f"{line}; {why}", outcome, error,
+        lost_leases=task.lost_leases,
+    )  # fmt: skip
 
 
 def lease_expired(task: Task, execution_id: int, policy: RetryPolicy) -> Transition:
-    """The worker holding the task stopped heartbeating: the attempt counts, the task goes back."""
+    """The worker holding the task stopped heartbeating (crashed, killed, hung).
+
+    The task did nothing wrong: it goes back at once and keeps its retries. A task that has lost
+    `policy.max_lost_leases` leases (it may be what kills its workers) fails instead.
+    """
     owner = task.lease_owner or "unknown worker"
-    # The task did nothing wrong: no backoff before another worker picks it up.
-    return attempt_failed(
-        task,
-        execution_id,
-        "Lease expired",
-        f"worker {owner} stopped responding",
-        policy,
-        outcome=Outcome.LOST,
-        backoff=False,
+    lost = task.lost_leases + 1
+    line = f"Lease expired (Attempt {task.attempts}): worker {owner} stopped responding"
+    error = f"worker {owner} stopped responding"
+    if lost >= policy.max_lost_leases:
+        details = f"{line}; lost {lost} leases (MAX_LOST_LEASES={policy.max_lost_leases}): giving up"
+        return Transition(
+            task.id, execution_id, Status.FAILED, task.retries, 0.0, details, Outcome.LOST, error,
+            lost_leases=lost,
+        )  # fmt: skip
+    details = (
+        f"{line}; queued again without spending a retry ({lost} of {policy.max_lost_leases} lost leases)"
     )
+    return Transition(
+        task.id, execution_id, Status.RETRYING, task.retries, 0.0, details, Outcome.LOST, error,
+        lost_leases=lost,
+    )  # fmt: skip
+
+
+def unstorable(transition: Transition, problem: str) -> Transition:
+    """The outcome of an attempt that the database refused to store (a result it cannot hold, say):
+    the attempt fails for that reason alone, without the outcome, instead of blocking every other one."""
+    reason = f"the attempt's outcome could not be stored: {problem}"[:2000]
+    return Transition(
+        transition.task_id, transition.execution_id, Status.FAILED, transition.retries, 0.0,
+        f"Task failed: {reason}", Outcome.FAILED, reason, lost_leases=transition.lost_leases,
+    )  # fmt: skip
 
 
 def put_back(task: Task, execution_id: int) -> Transition:
@@ -243,6 +276,7 @@ def put_back(task: Task, execution_id: int) -> Transition:
         f"Worker stopped before the task finished; put back in the queue (Attempt {task.attempts})",
         Outcome.INTERRUPTED,
         "worker shut down",
+        lost_leases=task.lost_leases,
     )
 
 

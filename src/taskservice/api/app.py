@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
@@ -19,10 +16,11 @@ from taskservice.api import codecs
 from taskservice.api.access import AccessControl
 from taskservice.api.auth_service import AuthService
 from taskservice.api.compression import BoundedGzip
-from taskservice.api.events import EventHub
 from taskservice.api.guard import Limits, RequestGuard
 from taskservice.api.headers import SecurityHeaders
 from taskservice.api.health import HealthService, Readiness, healthz, readyz_endpoint
+from taskservice.api.ids import NarrowIdGuard
+from taskservice.api.lifespan import Lifespan
 from taskservice.api.metrics import Metrics
 from taskservice.api.service import TaskService
 from taskservice.api.validation import PayloadLimits
@@ -30,16 +28,11 @@ from taskservice.auth.cache import CredentialCache
 from taskservice.auth.oidc import OIDCLogin
 from taskservice.auth.token_login import TokenLogin
 from taskservice.config import Settings
-from taskservice.db import migrate
-from taskservice.db.connect import create_pool, database_url
 from taskservice.gen.cloud.v1.auth_connect import AuthServiceASGIApplication
 from taskservice.gen.cloud.v1.task_connect import TaskManagementServiceASGIApplication
 from taskservice.gen.grpc.health.v1.health_connect import HealthASGIApplication
 from taskservice.plugins import Registry
-from taskservice.store import CREDENTIALS_CHANNEL, Credentials, Store
-from taskservice.worker.listener import Listener
-from taskservice.worker.runtime import Worker
-from taskservice.worker.serve import task_defaults, worker_options
+from taskservice.store import RetentionPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -65,50 +58,16 @@ def create_app(
     auth_service = AuthService()
     readiness = Readiness()
     metrics = Metrics()
-    credentials: Credentials | None = None
     credential_cache = CredentialCache(settings.auth_cache_seconds)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        nonlocal credentials
-        url = await asyncio.to_thread(database_url, settings)
-        await asyncio.to_thread(migrate.upgrade, url)
-        pool = await create_pool(
-            url, max_size=settings.db_pool_max_conns, command_timeout=settings.db_command_timeout
-        )
-        store = Store(pool, task_defaults(settings))
-        events = EventHub(store, settings.events_poll_interval)
-        service.attach(store, events)
-        credentials = Credentials(pool)
-        auth_service.attach(credentials)
-        forgetter = _forgetter(url, credential_cache, auth_required)
-        readiness.store = store
-        stop_worker = asyncio.Event()
-        worker_run = None
-        if settings.worker_count > 0:
-            worker = Worker(store, url, registry, worker_options(settings, settings.worker_count, ()))
-            worker_run = asyncio.create_task(worker.run(stop_worker), name="in-process-worker")
-        if auth_required:
-            await _warn_without_admin(credentials)
-        log.info("server ready", workers_in_process=settings.worker_count, auth_required=auth_required)
-        try:
-            yield
-        finally:
-            readiness.store = None
-            stop_worker.set()
-            if worker_run is not None:
-                await worker_run
-            await events.stop()
-            await forgetter.stop()
-            await pool.close()
+    lifespan = Lifespan(settings, registry, service, auth_service, readiness, credential_cache, auth_required)
 
     # People log in to the dashboard through the OIDC provider, or else with an API token.
     login: OIDCLogin | TokenLogin | None = None
     if auth_required:
-        login = (OIDCLogin if settings.oidc_issuer else TokenLogin)(settings, lambda: credentials)
+        login = (OIDCLogin if settings.oidc_issuer else TokenLogin)(settings, lambda: lifespan.credentials)
     routes = _routes(settings, service, auth_service, readiness, metrics, login)
     access = Middleware(
-        AccessControl, credentials=lambda: credentials, required=auth_required,
+        AccessControl, credentials=lambda: lifespan.credentials, required=auth_required,
         metrics_public=settings.metrics_public, login_path="/auth/login" if login else None,
         cache=credential_cache,
     )  # fmt: skip
@@ -116,22 +75,6 @@ def create_app(
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.end_streams = service.end_streams  # called by the server when it starts to stop
     return app
-
-
-def _forgetter(url: str, cache: CredentialCache, auth_required: bool) -> Listener:
-    """What revokes a token or ends a session anywhere empties this server's memory of them."""
-    forgetter = Listener(url, cache.heard, channel=CREDENTIALS_CHANNEL, on_lost=cache.lost)
-    if auth_required and cache.ttl > 0:
-        forgetter.start()
-    return forgetter
-
-
-async def _warn_without_admin(credentials: Credentials) -> None:
-    if not await credentials.live_tokens("admin"):
-        log.warning(
-            "auth is required and no admin token exists: create one on a machine that reaches the "
-            "database with `task-cli token create --name admin --role admin`"
-        )
 
 
 def _middleware(settings: Settings, access: Middleware) -> list[Middleware]:
@@ -169,15 +112,20 @@ def _routes(
         "read_max_bytes": settings.max_decompressed_bytes,
         "compressions": [BoundedGzip(settings.max_decompressed_bytes)],
     }
+    kept = RetentionPolicy(
+        settings.retention_succeeded, settings.retention_failed, settings.retention_cancelled
+    )
     routes: list[BaseRoute] = [
-        *dashboard.routes(),
+        *dashboard.routes(kept.describe()),
         *(login.routes() if login else []),
         Route("/healthz", healthz),
         Route("/readyz", readyz_endpoint(readiness)),
         Route("/metrics", metrics.endpoint(lambda: readiness.store)),
         Mount(
             "/cloud.v1.TaskManagementService",
-            app=TaskManagementServiceASGIApplication(service, interceptors=[metrics], **rpc_limits),
+            app=TaskManagementServiceASGIApplication(
+                service, interceptors=[metrics, NarrowIdGuard()], **rpc_limits
+            ),
         ),
         Mount(
             "/cloud.v1.AuthService",

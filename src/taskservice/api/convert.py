@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf import struct_pb2
 
 from taskservice import model
+from taskservice.api.ids import narrow
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import Execution, HistoryEntry, Task
 from taskservice.store import HistoryEvent, WorkerInfo
@@ -47,7 +48,8 @@ def listed_task(t: Task) -> pb.Task:
 
 def task(t: Task, parameters: dict[str, str] | None = None, description: str | None = None) -> pb.Task:
     return pb.Task(
-        id=t.id,
+        id=narrow(t.id),
+        id64=t.id,
         name=t.name,
         type=t.type,
         status=int(t.status),  # type: ignore[arg-type]
@@ -68,7 +70,8 @@ def task(t: Task, parameters: dict[str, str] | None = None, description: str | N
 
 def history(entry: HistoryEntry) -> pb.TaskHistory:
     return pb.TaskHistory(
-        id=entry.id,
+        id=narrow(entry.id),
+        id64=entry.id,
         status=int(entry.status),  # type: ignore[arg-type]
         created_at=timestamp(entry.created_at),
         details=entry.details,
@@ -104,7 +107,8 @@ def execution(e: Execution, *, whole: bool = False) -> pb.TaskExecution:
             result, cut = model.cut_result(text, LIST_RESULT_MAX, LIST_RESULT_MAX // 2), True
     return pb.TaskExecution(
         id=e.id,
-        task_id=e.task_id,
+        task_id=narrow(e.task_id),
+        task_id64=e.task_id,
         attempt=e.attempt,
         worker_id=e.worker_id,
         started_at=timestamp(e.started_at),
@@ -138,7 +142,8 @@ def worker(w: WorkerInfo, alive_within_seconds: float) -> pb.Worker:
 def event(e: HistoryEvent) -> pb.TaskEvent:
     return pb.TaskEvent(
         id=e.entry.id,
-        task_id=e.entry.task_id,
+        task_id=narrow(e.entry.task_id),
+        task_id64=e.entry.task_id,
         status=int(e.entry.status),  # type: ignore[arg-type]
         details=e.entry.details,
         created_at=timestamp(e.entry.created_at),

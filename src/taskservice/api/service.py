@@ -15,13 +15,13 @@ from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 from google.protobuf import empty_pb2
 
-from taskservice.api import convert, validation
+from taskservice.api import convert, ids, validation
 from taskservice.api.events import EventHub, SubscriberTooSlow
 from taskservice.api.validation import InvalidArgument
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import FINISHED, IllegalTransition, Status
 from taskservice.plugins import Registry
-from taskservice.store import OPERATOR_TARGETS, Store, TaskNotFound
+from taskservice.store import OPERATOR_TARGETS, IdAboveLimit, Store, TaskNotFound
 
 log = structlog.get_logger(__name__)
 
@@ -44,8 +44,12 @@ def connect_errors(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, 
             raise ConnectError(Code.INVALID_ARGUMENT, str(error)) from None
         except TaskNotFound as error:
             raise ConnectError(Code.NOT_FOUND, str(error)) from None
+        except IdAboveLimit as error:
+            raise ids.out_of_range(ids.IdOutOfRange("id", error.task_id)) from None
         except IllegalTransition as error:
             raise ConnectError(Code.FAILED_PRECONDITION, str(error)) from None
+        except ids.IdOutOfRange as error:
+            raise ids.out_of_range(error) from None
         except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError) as error:
             # TimeoutError: DB_COMMAND_TIMEOUT passed (a stuck or frozen database).
             log.error("database unavailable", rpc=handler.__name__, error=str(error))
@@ -55,6 +59,11 @@ def connect_errors(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, 
             raise ConnectError(Code.INTERNAL, "internal error; the server log has the details") from None
 
     return wrapper
+
+
+def _task_id(request: Any) -> int:
+    """The task a request names, by its `id` or its 64-bit twin `id64` (see api/ids.py)."""
+    return validation.task_id(ids.requested(request.id, request.id64))
 
 
 class TaskService:
@@ -83,6 +92,11 @@ class TaskService:
         """
         self._stopping.set()
 
+    @staticmethod
+    def _id_limit(ctx: RequestContext[Any, Any]) -> int | None:
+        """The highest task id the client can read: a new task above it is not created."""
+        return None if ids.reads_wide_ids(ctx) else ids.INT32_MAX
+
     @property
     def store(self) -> Store:
         if self._store is None:
@@ -103,12 +117,12 @@ class TaskService:
         self, request: pb.CreateTaskRequest, ctx: RequestContext[Any, Any]
     ) -> pb.CreateTaskResponse:
         new = validation.new_task(request, await self.task_types(request.type), limits=self.payload_limits)
-        task_id, created = await self.store.create_task(new)
-        return pb.CreateTaskResponse(id=task_id, existing=not created)
+        task_id, created = await self.store.create_task(new, id_limit=self._id_limit(ctx))
+        return pb.CreateTaskResponse(id=ids.narrow(task_id), id64=task_id, existing=not created)
 
     @connect_errors
     async def get_task(self, request: pb.GetTaskRequest, ctx: RequestContext[Any, Any]) -> pb.Task:
-        return convert.task(await self.store.get_task(validation.task_id(request.id)))
+        return convert.task(await self.store.get_task(_task_id(request)))
 
     @connect_errors
     async def list_tasks(self, request: pb.TaskListRequest, ctx: RequestContext[Any, Any]) -> pb.TaskList:
@@ -123,14 +137,14 @@ class TaskService:
     async def get_task_history(
         self, request: pb.GetTaskHistoryRequest, ctx: RequestContext[Any, Any]
     ) -> pb.GetTaskHistoryResponse:
-        entries = await self.store.history(validation.task_id(request.id))
+        entries = await self.store.history(_task_id(request))
         return pb.GetTaskHistoryResponse(history=[convert.history(e) for e in entries])
 
     @connect_errors
     async def update_task_status(
         self, request: pb.UpdateTaskStatusRequest, ctx: RequestContext[Any, Any]
     ) -> empty_pb2.Empty:
-        task_id = validation.task_id(request.id)
+        task_id = _task_id(request)
         target = validation.status(request.status)
         message = validation.message(request.message)
         if target not in OPERATOR_TARGETS:
@@ -158,18 +172,20 @@ class TaskService:
     ) -> pb.CreateTasksResponse:
         kinds = await self.task_types(*(t.type for t in request.tasks))
         news = validation.new_tasks(request, kinds, self.payload_limits)
-        created = await self.store.create_tasks(news)
-        return pb.CreateTasksResponse(ids=[task_id for task_id, _ in created])
+        created = [
+            task_id for task_id, _ in await self.store.create_tasks(news, id_limit=self._id_limit(ctx))
+        ]
+        return pb.CreateTasksResponse(ids=[ids.narrow(i) for i in created], ids64=created)
 
     @connect_errors
     async def cancel_task(self, request: pb.CancelTaskRequest, ctx: RequestContext[Any, Any]) -> pb.Task:
-        task_id = validation.task_id(request.id)
+        task_id = _task_id(request)
         reason = validation.message(request.reason, "reason")
         return convert.task(await self.store.set_status(task_id, Status.CANCELLED, reason))
 
     @connect_errors
     async def retry_task(self, request: pb.RetryTaskRequest, ctx: RequestContext[Any, Any]) -> pb.Task:
-        task_id = validation.task_id(request.id)
+        task_id = _task_id(request)
         reason = validation.message(request.reason, "reason")
         try:
             task = await self.store.set_status(
@@ -187,7 +203,7 @@ class TaskService:
     async def list_task_executions(
         self, request: pb.ListTaskExecutionsRequest, ctx: RequestContext[Any, Any]
     ) -> pb.ListTaskExecutionsResponse:
-        executions = await self.store.executions(validation.task_id(request.id))
+        executions = await self.store.executions(_task_id(request))
         if request.attempt < 0:
             raise InvalidArgument("attempt", f"must be >= 1, or 0 for every attempt (got {request.attempt})")
         if request.attempt:  # one attempt, its stored result whole

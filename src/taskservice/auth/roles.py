@@ -72,6 +72,7 @@ ROUTE_RIGHTS: dict[str, Right | None] = {
     "/readyz": PUBLIC,
     "/metrics": Right.READ,
     "/": Right.READ,
+    "/retention": Right.READ,  # what the dashboard says is kept
 }
 PUBLIC_PREFIXES = ("/static/", "/auth/")  # the dashboard's files, and logging in and out
 

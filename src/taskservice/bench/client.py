@@ -48,7 +48,7 @@ class Client:
         body = request.SerializeToString()
         self._writer.write(
             b"POST %s%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/proto\r\n"
-            b"Connect-Protocol-Version: 1\r\nContent-Length: %d\r\n\r\n%s"
+            b"Connect-Protocol-Version: 1\r\nTask-Id-Width: 64\r\nContent-Length: %d\r\n\r\n%s"
             % (SERVICE.encode(), method.encode(), self.host.encode(), len(body), body)
         )
         status, payload = await self._read_response(self._reader)

@@ -9,12 +9,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from rich.console import Console
 
 from taskservice.bench.client import Client
 from taskservice.bench.processes import Child, ServerProcess, child_env, stop_all, wait_until
 from taskservice.bench.sizes import Sizes
-from taskservice.store import Pool, Store
+from taskservice.store import NOTIFY_CHANNEL, Pool, Store
 from taskservice.store.sql import named_statements
 
 
@@ -37,6 +38,7 @@ class Context:
     server: ServerProcess
     log_dir: Path
     console: Console
+    admin_url: str = ""  # the server's maintenance database: where fresh databases are made
     worker_peak_rss: list[int] = field(default_factory=list)  # of every worker process started
     _started: int = 0
 
@@ -52,24 +54,30 @@ class Context:
         """Queue `count` due no-op tasks in one transaction, with the statistics autovacuum would
         gather, so that the workers (woken when it commits) find them as in a running system."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(sql("queue_no_ops"), count, name)
+            await conn.execute(sql("queue_no_ops"), count, name, NOTIFY_CHANNEL)
             await conn.execute(sql("analyze_tasks"))
 
     async def value(self, name: str, *args: Any) -> Any:
         return await self.pool.fetchval(sql(name), *args)
 
-    def api(self) -> Client:
-        """A connection to the API server (see client.py)."""
-        return Client(self.server.address)
+    def api(self, address: str | None = None) -> Client:
+        """A connection to the run's API server, or to the one at `address` (see client.py)."""
+        return Client(address or self.server.address)
 
     def server_peak_rss(self) -> int:
         return self.server.read_peak_rss()
 
     @contextlib.asynccontextmanager
-    async def workers(self, count: int) -> AsyncIterator[list[Child]]:
-        """`count` worker processes (`task-cli serve`), all registered and listening when this yields."""
+    async def workers(
+        self, count: int, database_url: str | None = None, **extra_env: str
+    ) -> AsyncIterator[list[Child]]:
+        """`count` worker processes (`task-cli serve`), all registered and listening when this yields.
+
+        They work on the run's database, or on `database_url` (the peer scenario's fresh ones).
+        """
         children: list[Child] = []
-        env = child_env(self.database_url)
+        url = database_url or self.database_url
+        env = child_env(url, **extra_env)
         try:
             for _ in range(count):
                 self._started += 1
@@ -80,7 +88,14 @@ class Context:
                 for child in children:
                     if not child.alive():
                         raise RuntimeError(f"{child.name} exited early:\n{child.tail()}")
-                return bool(await self.value("live_workers") >= count)
+                live = await self.pool.fetchval(sql("live_workers")) if url == self.database_url else None
+                if live is None:
+                    conn = await asyncpg.connect(url)
+                    try:
+                        live = await conn.fetchval(sql("live_workers"))
+                    finally:
+                        await conn.close()
+                return bool(live >= count)
 
             await wait_until(registered, self.sizes.step_timeout, f"{count} worker(s) to start")
             yield children

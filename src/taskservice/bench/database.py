@@ -12,7 +12,8 @@ from psycopg import sql
 
 from taskservice.config import Settings
 from taskservice.db import migrate
-from taskservice.db.connect import database_url, ensure_database, with_database
+from taskservice.db.connect import with_database
+from taskservice.store.databases import database_url, ensure_database
 
 
 class DatabaseUnavailable(Exception):

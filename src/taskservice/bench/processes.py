@@ -40,12 +40,22 @@ def child_env(database_url: str, **extra: str) -> dict[str, str]:
 class Child:
     """One `task-cli` subprocess, its output in `log_path`."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        *,
+        command: list[str] | None = None,
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("wb")
+        # `task-cli ARGS` unless another command is given (the peer scenario's pgqueuer consumers).
+        command = command or [sys.executable, "-m", "taskservice.cli", "--log-level", "warning"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "taskservice.cli", "--log-level", "warning", *args],
+            [*command, *args],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -79,10 +89,20 @@ class Child:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def pause(self) -> None:
+        """SIGSTOP: the peer scenario holds every consumer still until the queue is full."""
+        if self.alive():
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.alive():
+            self.process.send_signal(signal.SIGCONT)
+
     def terminate(self) -> None:
         if self.alive():
             self.read_peak_rss()
             self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signal.SIGCONT)  # a paused process must wake to stop
 
     def reap(self, grace: float) -> None:
         """Wait for the process to end; kill it after `grace` seconds."""
@@ -106,10 +126,10 @@ def stop_all(children: list[Child], grace: float = 15.0) -> None:
 class ServerProcess(Child):
     """`task-cli server` on a free port, running no tasks itself (WORKER_COUNT=0)."""
 
-    def __init__(self, database_url: str, log_dir: Path) -> None:
+    def __init__(self, database_url: str, log_dir: Path, **extra: str) -> None:
         self.port = free_port()
         self.address = f"http://127.0.0.1:{self.port}"
-        env = child_env(database_url, WORKER_COUNT="0")
+        env = child_env(database_url, WORKER_COUNT="0", **extra)
         super().__init__("server", ["server", "--port", str(self.port)], env, log_dir)
 
     async def wait_ready(self, timeout: float) -> None:

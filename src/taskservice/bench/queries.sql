@@ -20,19 +20,19 @@ SELECT count(*) FROM workers WHERE stopped_at IS NULL;
 SELECT count(*) FROM tasks WHERE name = $1;
 
 -- name: succeeded
-SELECT count(*) FROM tasks WHERE status = 3;
+SELECT count(*) FROM tasks WHERE status = 3 /*SUCCEEDED*/;
 
 -- name: succeeded_kept
 -- The same from the counts the triggers keep: cheap enough to ask ten times a second while the
 -- workers run (the end result is checked with a real count).
-SELECT coalesce(sum(count), 0) FROM task_counts WHERE status = 3;
+SELECT coalesce(sum(count), 0) FROM task_counts WHERE status = 3 /*SUCCEEDED*/;
 
 -- name: incomplete_lifecycles
 -- Tasks whose lifecycle is not whole: not SUCCEEDED, or not exactly one succeeded attempt, or not
 -- exactly the three history rows (scheduled, started, succeeded).
 SELECT count(*)
   FROM tasks t
- WHERE t.status <> 3
+ WHERE t.status <> 3 /*SUCCEEDED*/
     OR (SELECT count(*) FROM task_history h WHERE h.task_id = t.id) <> 3
     OR (SELECT count(*) FROM task_executions e WHERE e.task_id = t.id AND e.outcome = 'succeeded') <> 1;
 
@@ -54,17 +54,17 @@ SELECT t.id,
 WITH task AS (
     INSERT INTO tasks (name, type, timeout_seconds) VALUES ('raw-insert', 'sleep', 60) RETURNING id
 )
-INSERT INTO task_history (task_id, status) SELECT id, 0 FROM task;
+INSERT INTO task_history (task_id, status) SELECT id, 0 /*QUEUED*/ FROM task;
 
 -- name: raw_enqueue
 -- The raw ceiling of enqueue-to-start: a task row, its history row and the wake-up NOTIFY, one
--- statement and one commit.
+-- statement and one commit. $1: the queue's channel.
 WITH task AS (
     INSERT INTO tasks (name, type, timeout_seconds) VALUES ('raw-latency', 'sleep', 60) RETURNING id
 ), history AS (
-    INSERT INTO task_history (task_id, status) SELECT id, 0 FROM task
+    INSERT INTO task_history (task_id, status) SELECT id, 0 /*QUEUED*/ FROM task
 )
-SELECT id, pg_notify('taskservice_queue', '') IS NULL AS _ FROM task;
+SELECT id, pg_notify($1, '') IS NULL AS _ FROM task;
 
 -- name: raw_insert_batch
 -- The raw ceiling of CreateTasks: $1 tasks and their history rows in one statement.
@@ -73,46 +73,53 @@ WITH task AS (
     SELECT 'raw-batch', 'sleep', 60 FROM generate_series(1, $1)
     RETURNING id
 )
-INSERT INTO task_history (task_id, status) SELECT id, 0 FROM task;
+INSERT INTO task_history (task_id, status) SELECT id, 0 /*QUEUED*/ FROM task;
 
 -- name: queue_no_ops
 -- $1 due no-op tasks named $2 (the real `sleep` type, seconds=0) with their "scheduled" history
--- rows, and the NOTIFY that wakes the workers when this commits.
+-- rows, and the NOTIFY (on channel $3) that wakes the workers when this commits.
 WITH task AS (
     INSERT INTO tasks (name, type, payload, timeout_seconds)
     SELECT $2, 'sleep', '{"parameters": {"seconds": "0"}}', 60 FROM generate_series(1, $1)
     RETURNING id
 ), history AS (
-    INSERT INTO task_history (task_id, status, details) SELECT id, 0, 'Task is scheduled' FROM task
+    INSERT INTO task_history (task_id, status, details) SELECT id, 0 /*QUEUED*/, 'Task is scheduled' FROM task
 )
-SELECT pg_notify('taskservice_queue', '');
+SELECT pg_notify($3, '');
 
 -- name: raw_claim
--- Claim up to $1 due tasks (SKIP LOCKED, in queue order): status, history row, execution row.
+-- Claim up to $1 due tasks (SKIP LOCKED, in queue order): an attempt row, the task RUNNING under
+-- it, a history row. The same writes as store/queries.sql's claim_tasks, nothing else.
 WITH picked AS (
-    SELECT id FROM tasks
-     WHERE status IN (0, 6) AND run_at <= now()
+    SELECT id, attempts + 1 AS attempt FROM tasks
+     WHERE status IN (0 /*QUEUED*/, 6 /*RETRYING*/) AND run_at <= now()
      ORDER BY priority DESC, run_at, id
      LIMIT $1
        FOR UPDATE SKIP LOCKED
+), executions AS (
+    INSERT INTO task_executions (task_id, attempt, worker_id, lease_expires_at)
+    SELECT id, attempt, 'raw', now() + interval '30 s' FROM picked
+    RETURNING id, task_id, attempt
 ), claimed AS (
-    UPDATE tasks t SET status = 1, attempts = t.attempts + 1 FROM picked WHERE t.id = picked.id
-    RETURNING t.id, t.attempts
+    UPDATE tasks t SET status = 1 /*RUNNING*/, attempts = e.attempt, execution_id = e.id
+      FROM executions e WHERE t.id = e.task_id
+    RETURNING t.id, t.execution_id
 ), history AS (
-    INSERT INTO task_history (task_id, status) SELECT id, 1 FROM claimed
+    INSERT INTO task_history (task_id, status) SELECT id, 1 /*RUNNING*/ FROM claimed
 )
-INSERT INTO task_executions (task_id, attempt, worker_id)
-SELECT id, attempts, 'raw' FROM claimed
-RETURNING id, task_id;
+SELECT id AS task_id, execution_id AS id FROM claimed;
 
 -- name: raw_complete
--- Complete claimed tasks: status, history row, execution closed.
+-- Complete claimed tasks ($1) and their attempts ($2): status, history row, attempt closed.
 WITH done AS (
-    UPDATE tasks SET status = 3 WHERE id = ANY($1::int[]) AND status = 1 RETURNING id
+    UPDATE tasks SET status = 3 /*SUCCEEDED*/
+     WHERE id = ANY($1::bigint[]) AND status = 1 /*RUNNING*/ AND execution_id = ANY($2::bigint[])
+    RETURNING id
 ), history AS (
-    INSERT INTO task_history (task_id, status) SELECT id, 3 FROM done
+    INSERT INTO task_history (task_id, status) SELECT id, 3 /*SUCCEEDED*/ FROM done
 )
-UPDATE task_executions SET finished_at = now(), outcome = 'succeeded' WHERE id = ANY($2::bigint[]);
+UPDATE task_executions SET finished_at = now(), outcome = 'succeeded', lease_expires_at = NULL
+ WHERE id = ANY($2::bigint[]);
 
 -- name: fill_tasks
 -- Tasks $1..$2 of $3 for the scale scenario, the last $4 of them due and waiting, the rest finished
@@ -121,11 +128,12 @@ INSERT INTO tasks (name, type, status, payload, max_retries, timeout_seconds, at
                    created_at, updated_at)
 SELECT 'bench-scale-' || g,
        CASE g % 10 WHEN 0 THEN 'send_email' WHEN 1 THEN 'run_query' ELSE 'sleep' END,
-       CASE WHEN g > $3 - $4 THEN 0 WHEN g % 50 = 0 THEN 2 WHEN g % 50 = 1 THEN 7 ELSE 3 END,
+       CASE WHEN g > $3 - $4 THEN 0 /*QUEUED*/ WHEN g % 50 = 0 THEN 2 /*FAILED*/
+            WHEN g % 50 = 1 THEN 7 /*CANCELLED*/ ELSE 3 /*SUCCEEDED*/ END,
        '{"parameters": {"seconds": "0"}}', 3, 60,
        CASE WHEN g > $3 - $4 THEN 0 ELSE 1 END,
        at, at, at
-  FROM generate_series($1::int, $2::int) AS g
+  FROM generate_series($1::bigint, $2::bigint) AS g
  CROSS JOIN LATERAL (SELECT now() - ($3 - g) * interval '20 ms' AS at) AS times
  ORDER BY g;
 
@@ -135,19 +143,19 @@ INSERT INTO task_history (task_id, status, details, created_at)
 SELECT t.id, h.status, h.details, t.created_at + h.after
   FROM tasks t
  CROSS JOIN LATERAL (
-        VALUES (0::smallint, 'Task is scheduled', interval '0'),
-               (1::smallint, 'Task started (Attempt 1)', interval '2 ms'),
+        VALUES (0::smallint /*QUEUED*/, 'Task is scheduled', interval '0'),
+               (1::smallint /*RUNNING*/, 'Task started (Attempt 1)', interval '2 ms'),
                (t.status, 'Task finished', interval '5 ms')
        ) AS h(status, details, after)
- WHERE t.id BETWEEN $1 AND $2 AND (t.status <> 0 OR h.after = interval '0')
+ WHERE t.id BETWEEN $1 AND $2 AND (t.status <> 0 /*QUEUED*/ OR h.after = interval '0')
  ORDER BY t.id, h.after;
 
 -- name: fill_executions
 INSERT INTO task_executions (task_id, attempt, worker_id, started_at, finished_at, outcome)
 SELECT id, 1, 'bench-fill', created_at + interval '2 ms', created_at + interval '5 ms',
-       CASE status WHEN 3 THEN 'succeeded' WHEN 2 THEN 'failed' ELSE 'cancelled' END
+       CASE status WHEN 3 /*SUCCEEDED*/ THEN 'succeeded' WHEN 2 /*FAILED*/ THEN 'failed' ELSE 'cancelled' END
   FROM tasks
- WHERE id BETWEEN $1 AND $2 AND status <> 0
+ WHERE id BETWEEN $1 AND $2 AND status <> 0 /*QUEUED*/
  ORDER BY id;
 
 -- name: analyze
@@ -155,3 +163,47 @@ VACUUM ANALYZE tasks, task_history, task_executions;
 
 -- name: table_sizes
 SELECT (SELECT count(*) FROM tasks) AS tasks, (SELECT count(*) FROM task_history) AS history;
+
+-- name: drain_window
+-- Seconds from the first attempt's start to the last one's end (the peer scenario's drains).
+SELECT extract(epoch FROM max(finished_at) - min(started_at))::float8 FROM task_executions;
+
+-- name: peer_consumers
+-- pgqueuer consumers connected to this database (bench/peer_worker.py names its connection $1).
+SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1;
+
+-- name: peer_done
+-- pgqueuer jobs done: each writes a 'successful' row to pgqueuer's log when it completes.
+SELECT count(*) FROM pgqueuer_log WHERE status = 'successful';
+
+-- name: peer_window
+-- Seconds from pgqueuer's first pick to its last completion, from its log.
+SELECT extract(epoch FROM max(created) FILTER (WHERE status = 'successful')
+                         - min(created) FILTER (WHERE status = 'picked'))::float8
+  FROM pgqueuer_log;
+
+-- name: soak_minute
+-- What the soak prints for the window [$1, $2): attempts finished, the p99 from creation to the start
+-- of first attempts, what waits.
+SELECT (SELECT count(*) FROM task_executions WHERE finished_at >= $1 AND finished_at < $2) AS finished,
+       (SELECT extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY e.started_at - t.created_at))
+          FROM task_executions e JOIN tasks t ON t.id = e.task_id
+         WHERE e.started_at >= $1 AND e.started_at < $2 AND e.attempt = 1)::float8 AS to_start_p99,
+       (SELECT coalesce(sum(count), 0) FROM task_counts
+         WHERE status IN (0 /*QUEUED*/, 1 /*RUNNING*/, 6 /*RETRYING*/))::bigint AS waiting;
+
+-- name: soak_sizes
+-- Bytes of each task table (heap, its indexes) and its dead tuples.
+SELECT c.relname AS name, pg_relation_size(c.oid) AS heap, pg_indexes_size(c.oid) AS indexes,
+       coalesce(s.n_dead_tup, 0) AS dead, coalesce(s.n_live_tup, 0) AS live
+  FROM pg_class c
+  LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+ WHERE c.relname IN ('tasks', 'task_history', 'task_executions') AND c.relkind = 'r'
+ ORDER BY c.relname;
+
+-- name: unfinished
+SELECT coalesce(sum(count), 0)::bigint FROM task_counts
+ WHERE status IN (0 /*QUEUED*/, 1 /*RUNNING*/, 6 /*RETRYING*/);
+
+-- name: not_succeeded
+SELECT coalesce(sum(count), 0)::bigint FROM task_counts WHERE status IN (2 /*FAILED*/, 7 /*CANCELLED*/);

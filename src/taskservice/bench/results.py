@@ -35,6 +35,7 @@ class Figure:
     target: Target | None = None
     raw_key: str | None = None
     ratio_target: float | None = None  # the least share of the raw ceiling to reach
+    compared_with: str = "raw"  # what `raw_key` names, in the target's words ("raw", "pgqueuer")
     raw: float | None = None  # filled in by the runner once the ceiling is measured
     details: dict[str, Any] = field(default_factory=dict)
 

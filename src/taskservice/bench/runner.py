@@ -24,8 +24,18 @@ from taskservice.bench.context import Context
 from taskservice.bench.database import BenchDatabase, DatabaseUnavailable
 from taskservice.bench.processes import ServerProcess, stop_all
 from taskservice.bench.results import Report, ScenarioResult
-from taskservice.bench.scenarios import ceiling, cli_start, enqueue, latency, memory, processing, scale
+from taskservice.bench.scenarios import (
+    ceiling,
+    cli_start,
+    enqueue,
+    latency,
+    memory,
+    peer,
+    processing,
+    scale,
+)
 from taskservice.bench.sizes import FULL, QUICK
+from taskservice.bench.soak import run_soak, soak_sizes
 from taskservice.bench.table import render
 from taskservice.config import Settings
 from taskservice.db.connect import create_pool
@@ -44,7 +54,7 @@ class Scenario:
 # The ceiling runs first, so our figures can be shown as a share of it; memory reads the others.
 SCENARIOS = tuple(
     Scenario(module.NAME, module.TITLE, module.run)
-    for module in (ceiling, enqueue, processing, latency, scale, memory, cli_start)
+    for module in (ceiling, enqueue, processing, peer, latency, scale, memory, cli_start)
 )
 
 
@@ -83,8 +93,10 @@ async def run_scenario(scenario: Scenario, ctx: Context) -> ScenarioResult:
     return result
 
 
-async def _run_all(settings: Settings, report: Report, console: Console, log_dir: Path) -> None:
-    sizes = QUICK if report.quick else FULL
+async def _run_all(
+    settings: Settings, report: Report, console: Console, log_dir: Path, soak: Soak | None = None
+) -> None:
+    sizes = soak_sizes(soak.minutes) if soak else QUICK if report.quick else FULL
     with BenchDatabase(settings) as database:
         report.machine["postgresql"] = database.server_facts()
         console.print(
@@ -94,7 +106,12 @@ async def _run_all(settings: Settings, report: Report, console: Console, log_dir
         server = ServerProcess(database.url, log_dir)
         try:
             await server.wait_ready(sizes.step_timeout)
-            ctx = Context(sizes, database.url, pool, Store(pool), server, log_dir, console)
+            ctx = Context(
+                sizes, database.url, pool, Store(pool), server, log_dir, console, admin_url=database.admin_url
+            )
+            if soak is not None:
+                soak.ok = await run_soak(ctx, soak.minutes, soak.json_path)
+                return
             for scenario in SCENARIOS:
                 report.scenarios.append(await run_scenario(scenario, ctx))
         finally:
@@ -102,16 +119,38 @@ async def _run_all(settings: Settings, report: Report, console: Console, log_dir
             await pool.close()
 
 
+@dataclass
+class Soak:
+    """`--soak MINUTES`: the soak instead of the scenarios (bench/soak.py)."""
+
+    minutes: float
+    json_path: str | None
+    ok: bool = False
+
+
+def _console() -> Console:
+    console = Console()
+    # A CI log or a pipe: one line per row, not a table wrapped at 80 columns.
+    return console if console.is_terminal else Console(width=200)
+
+
 async def run_bench(
-    settings: Settings, *, quick: bool = False, json_path: str | None = None, console: Console | None = None
+    settings: Settings,
+    *,
+    quick: bool = False,
+    json_path: str | None = None,
+    console: Console | None = None,
+    soak_minutes: float | None = None,
 ) -> bool:
-    """Run every scenario, print the table (and write `json_path`); True when nothing failed or was lost."""
-    if console is None:
-        console = Console()
-        if not console.is_terminal:  # a CI log or a pipe: one line per row, not a table wrapped at 80
-            console = Console(width=200)
+    """Run every scenario, print the table (and write `json_path`); True when nothing failed or was lost.
+
+    With `soak_minutes`, run the soak instead (its own table and JSON).
+    """
+    console = console or _console()
     report = Report(quick=quick, machine=machine_facts())
-    console.print(f"[dim]{(QUICK if quick else FULL).describe()}[/dim]")
+    soak = Soak(soak_minutes, json_path) if soak_minutes else None
+    if soak is None:
+        console.print(f"[dim]{(QUICK if quick else FULL).describe()}[/dim]")
     log_dir = Path(tempfile.mkdtemp(prefix="taskservice-bench-"))
     started = time.perf_counter()
     main = asyncio.current_task()
@@ -126,7 +165,7 @@ async def run_bench(
     # SIGTERM ends the run like Ctrl-C: processes stopped, database dropped.
     loop.add_signal_handler(signal.SIGTERM, terminate)
     try:
-        await _run_all(settings, report, console, log_dir)
+        await _run_all(settings, report, console, log_dir, soak)
     except DatabaseUnavailable as error:
         console.print(f"[red]{error}[/red]")
         shutil.rmtree(log_dir, ignore_errors=True)
@@ -139,6 +178,12 @@ async def run_bench(
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGTERM)
+    if soak is not None:
+        if soak.ok:
+            shutil.rmtree(log_dir, ignore_errors=True)
+        else:
+            console.print(f"[red]process logs kept in {log_dir}[/red]")
+        return soak.ok
     report.seconds = time.perf_counter() - started
     report.link_ceilings()
     console.print(render(report))

@@ -25,7 +25,9 @@ def _met(figure: Figure) -> str:
 def _target(figure: Figure) -> str:
     parts = [str(figure.target)] if figure.target else []
     if figure.ratio_target is not None:
-        parts.append(f"≥ {figure.ratio_target:.0%} of raw")
+        ratio = figure.ratio_target
+        shown = f"{ratio:.0%} of" if ratio < 1 else f"{ratio:g}x"
+        parts.append(f"≥ {shown} {figure.compared_with}")
     return ", ".join(parts)
 
 
@@ -34,7 +36,7 @@ def _share(figure: Figure) -> str:
     ratio = figure.ratio
     if ratio is None:
         return ""
-    return f"{ratio:.1f}x" if figure.unit == "ms" else f"{ratio:.0%}"
+    return f"{ratio:.1f}x" if figure.unit == "ms" or ratio >= 1 else f"{ratio:.0%}"
 
 
 def render(report: Report) -> Table:
@@ -42,7 +44,7 @@ def render(report: Report) -> Table:
     table.add_column("Measure")
     table.add_column("Value", justify="right")
     table.add_column("Unit")
-    table.add_column("Raw ceiling", justify="right")
+    table.add_column("Raw ceiling (or peer)", justify="right")
     table.add_column("Share", justify="right")
     table.add_column("Target")
     table.add_column("Met")

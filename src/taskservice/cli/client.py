@@ -64,6 +64,8 @@ class Api:
             "Connect-Protocol-Version": "1",
             "Connect-Timeout-Ms": str(int(timeout * 1000)),
             "User-Agent": "task-cli",
+            # It reads the 64-bit ids (id64, ...): see api/ids.py.
+            "Task-Id-Width": "64",
         }
         if token:
             self._headers["Authorization"] = f"Bearer {token}"

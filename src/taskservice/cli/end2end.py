@@ -100,7 +100,7 @@ def end2end(ctx: click.Context, num_tasks: int, timeout: float, output: str) -> 
         for first in range(0, num_tasks, BATCH):
             chunk = requests[first : first + BATCH]
             request = pb.CreateTasksRequest(tasks=chunk)
-            ids.extend(client.call("CreateTasks", request, pb.CreateTasksResponse).ids)
+            ids.extend(client.call("CreateTasks", request, pb.CreateTasksResponse).ids64)
         created = time.monotonic()
         # The count and the time come first: at 80 columns the bar shrinks, they stay whole.
         columns = (TextColumn("[bold]{task.description}"), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -119,7 +119,7 @@ def end2end(ctx: click.Context, num_tasks: int, timeout: float, output: str) -> 
         waits: list[float] = []
         runs: list[float] = []
         for task_id in ids[: min(len(ids), 1000)]:  # a sample is enough for percentiles
-            asked = pb.ListTaskExecutionsRequest(id=task_id)
+            asked = pb.ListTaskExecutionsRequest(id64=task_id)
             executions = client.call("ListTaskExecutions", asked, pb.ListTaskExecutionsResponse).executions
             if executions:
                 waits.append(executions[0].started_after_seconds)

@@ -67,7 +67,7 @@ def db() -> None:
 def upgrade() -> None:
     """Apply every pending migration (safe to run at any time, from several processes)."""
     from taskservice.db import migrate
-    from taskservice.db.connect import database_url
+    from taskservice.store.databases import database_url
 
     url = database_url(load_settings_or_exit())
     before = migrate.current_revision(url)
@@ -104,13 +104,20 @@ def server(ctx: click.Context, host: str | None, port: int | None) -> None:
 @click.command(cls=Command, structured_logs=True)
 @click.option("--quick", is_flag=True, help="A seconds-long smoke run with tiny sizes.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results here.")
-def bench(quick: bool, json_path: str | None) -> None:
+@click.option(
+    "--soak",
+    "soak_minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Instead: enqueue and drain at half the measured maximum for MINUTES, printing each minute.",
+)
+def bench(quick: bool, json_path: str | None, soak_minutes: float | None) -> None:
     """Measure throughput, latency, scale and memory on a fresh database.
 
-    Every figure is shown beside a minimal SQL loop doing the same work in the same run (see
-    docs/performance.md).
+    Every figure is shown beside a minimal SQL loop doing the same work in the same run, and our drain
+    beside pgqueuer's when it is installed (see docs/performance.md).
     """
     from taskservice.bench import run_bench
 
-    if not run_async(run_bench(load_settings_or_exit(), quick=quick, json_path=json_path)):
+    settings = load_settings_or_exit()
+    if not run_async(run_bench(settings, quick=quick, json_path=json_path, soak_minutes=soak_minutes)):
         raise SystemExit(1)

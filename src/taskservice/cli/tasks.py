@@ -128,7 +128,7 @@ def create(
         emit_data(as_data(response), output)
         return
     verb = "already exists" if response.existing else "created"
-    click.echo(f"Task {verb} with ID: {response.id}")
+    click.echo(f"Task {verb} with ID: {response.id64}")
 
 
 add_alias(task, "create", "c", "new")
@@ -147,7 +147,7 @@ def _result_text(value: Any) -> str:
 def task_rows(found: pb.Task, last: pb.TaskExecution | None) -> list[tuple[str, Any]]:
     parameters = "\n".join(f"{k}={v}" for k, v in sorted(found.payload.parameters.items()))
     rows: list[tuple[str, Any]] = [
-        ("ID", found.id),
+        ("ID", found.id64),
         ("Name", found.name),
         ("Type", found.type),
         ("Status", status_cell(status_name(found.status))),
@@ -180,10 +180,10 @@ def get(ctx: click.Context, task_id: int, output: str) -> None:
     with_attempts = not is_machine(output)
 
     def fetch(client: Api) -> tuple[pb.Task, pb.ListTaskExecutionsResponse | None]:
-        found = client.call("GetTask", pb.GetTaskRequest(id=task_id), pb.Task)
+        found = client.call("GetTask", pb.GetTaskRequest(id64=task_id), pb.Task)
         if not with_attempts:
             return found, None
-        request = pb.ListTaskExecutionsRequest(id=task_id)
+        request = pb.ListTaskExecutionsRequest(id64=task_id)
         return found, client.call("ListTaskExecutions", request, pb.ListTaskExecutionsResponse)
 
     found, attempts = call(ctx, fetch)
@@ -245,14 +245,14 @@ def list_tasks(
         wide = ("ID", "NAME", "TYPE", "STATUS", "RETRIES", "ATTEMPTS", "PRIORITY", "CREATED", "UPDATED",
                 "WORKER", "DESCRIPTION")  # fmt: skip
         rows = [
-            (t.id, t.name, t.type, status_cell(status_name(t.status)), f"{t.retries}/{t.max_retries}",
+            (t.id64, t.name, t.type, status_cell(status_name(t.status)), f"{t.retries}/{t.max_retries}",
              t.attempts, t.priority, t.created_at, t.updated_at, t.worker_id, t.description)
             for t in found.tasks
         ]  # fmt: skip
         table(wide, rows, title=title, flexible=("NAME", "DESCRIPTION", "WORKER"))
         return
     short_rows = [
-        (t.id, t.name, t.type, status_cell(status_name(t.status)), t.retries, age(t.created_at),
+        (t.id64, t.name, t.type, status_cell(status_name(t.status)), t.retries, age(t.created_at),
          t.description)
         for t in found.tasks
     ]  # fmt: skip
@@ -292,14 +292,14 @@ add_alias(task, "status", "s", "stat")
 @click.pass_context
 def history(ctx: click.Context, task_id: int, output: str) -> None:
     """Show the status history of a task, oldest first."""
-    request = pb.GetTaskHistoryRequest(id=task_id)
+    request = pb.GetTaskHistoryRequest(id64=task_id)
     found = call(ctx, lambda c: c.call("GetTaskHistory", request, pb.GetTaskHistoryResponse))
     if is_machine(output):
         emit_data(as_data(found), output)
         return
     wide = output == "wide"
     rows = [
-        (h.id, status_cell(status_name(h.status)), h.created_at if wide else age(h.created_at), h.details)
+        (h.id64, status_cell(status_name(h.status)), h.created_at if wide else age(h.created_at), h.details)
         for h in found.history
     ]
     table(("ID", "STATUS", "CREATED" if wide else "AGE", "DETAILS"), rows, wrap=("DETAILS",))
@@ -311,14 +311,14 @@ add_alias(task, "history", "h", "log")
 
 def _change(ctx: click.Context, task_id: int, reason: str, output: str, cancel: bool) -> None:
     if cancel:
-        request: Any = pb.CancelTaskRequest(id=task_id, reason=reason)
+        request: Any = pb.CancelTaskRequest(id64=task_id, reason=reason)
     else:
-        request = pb.RetryTaskRequest(id=task_id, reason=reason)
+        request = pb.RetryTaskRequest(id64=task_id, reason=reason)
     changed = call(ctx, lambda c: c.call("CancelTask" if cancel else "RetryTask", request, pb.Task))
     if is_machine(output):
         emit_data(as_data(changed), output)
         return
-    click.echo(f"Task {changed.id} is now {status_name(changed.status)}")
+    click.echo(f"Task {changed.id64} is now {status_name(changed.status)}")
 
 
 @task.command()
@@ -347,7 +347,7 @@ def retry(ctx: click.Context, task_id: int, reason: str, output: str) -> None:
 @click.pass_context
 def attempts(ctx: click.Context, task_id: int, output: str) -> None:
     """Show the attempts of a task: worker, times, outcome, error."""
-    request = pb.ListTaskExecutionsRequest(id=task_id)
+    request = pb.ListTaskExecutionsRequest(id64=task_id)
     found = call(ctx, lambda c: c.call("ListTaskExecutions", request, pb.ListTaskExecutionsResponse))
     if is_machine(output):
         emit_data(as_data(found), output)

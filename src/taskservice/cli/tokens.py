@@ -40,8 +40,9 @@ def _direct(work: Callable[[Credentials], Coroutine[Any, Any, T]]) -> T:
     """Run `work` on the service's database itself (no server involved)."""
     from taskservice.auth.tokens import BadTokenRequest
     from taskservice.db import migrate
-    from taskservice.db.connect import create_pool, database_url
+    from taskservice.db.connect import create_pool
     from taskservice.store import Credentials, TokenNameTaken, TokenNotFound
+    from taskservice.store.databases import database_url
 
     settings = load_settings_or_exit()
     if settings.configured_database_url is None and not (settings.embedded_data_dir / "PG_VERSION").exists():

@@ -109,7 +109,7 @@ def up(ctx: click.Context, workers: int, concurrency: int | None, host: str | No
     """
     from taskservice.api.probe import ServerExited, wait_until_ready
     from taskservice.db import migrate
-    from taskservice.db.connect import database_url
+    from taskservice.store.databases import database_url
 
     settings = load_settings_or_exit()
     host, port = host or settings.server_host, port or settings.server_port

@@ -23,7 +23,7 @@ def running_by_worker(client: Api) -> dict[str, list[int]]:
         request = pb.TaskListRequest(limit=PAGE, offset=page * PAGE, status=pb.RUNNING)
         found = client.call("ListTasks", request, pb.TaskList)
         for t in found.tasks:
-            held[t.worker_id].append(t.id)
+            held[t.worker_id].append(t.id64)
         if len(found.tasks) < PAGE:
             break
     return held

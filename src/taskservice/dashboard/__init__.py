@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -30,9 +30,14 @@ async def index(request: Request) -> FileResponse:
     return FileResponse(STATIC / "index.html", headers=NO_STALE)
 
 
-def routes() -> list[BaseRoute]:
-    """The dashboard's routes, mounted at / by the server."""
+def routes(retention_note: str = "") -> list[BaseRoute]:
+    """The dashboard's routes, mounted at / by the server; `retention_note` says what is kept."""
+
+    async def retention(request: Request) -> JSONResponse:
+        return JSONResponse({"note": retention_note}, headers=NO_STALE)
+
     return [
         Route("/", index),
+        Route("/retention", retention),
         Mount("/static", app=RevalidatedStaticFiles(directory=STATIC), name="dashboard-static"),
     ]

@@ -15,6 +15,7 @@ from psycopg import sql
 from taskservice.config import Settings, get_settings
 from taskservice.db import connect
 from taskservice.plugins import PermanentFailure
+from taskservice.store import databases
 
 SANDBOX_DATABASE = "taskservice_sandbox"
 # The role run_query logs in as on the sandbox database: READ ONLY is no security boundary on its own
@@ -185,9 +186,9 @@ class RunQuery:
     def _resolve_target(self) -> str:
         if self.settings.query_database_url:
             return self.settings.query_database_url
-        service = connect.database_url(self.settings)
+        service = databases.database_url(self.settings)
         try:
-            connect.ensure_database(service, SANDBOX_DATABASE)
+            databases.ensure_database(service, SANDBOX_DATABASE)
         except psycopg.errors.InsufficientPrivilege as error:
             raise PermanentFailure(
                 f"cannot create the sandbox database {SANDBOX_DATABASE!r} ({error}); "

@@ -8,17 +8,19 @@ from taskservice.store.credentials import (
     TokenNotFound,
     TokenRecord,
 )
+from taskservice.store.retention import RetentionPolicy
 from taskservice.store.store import (
-    NOTIFY_CHANNEL,
     OPERATOR_TARGETS,
     Claim,
     HistoryEvent,
+    IdAboveLimit,
     Pool,
     Store,
     TaskDefaults,
     TaskNotFound,
     WorkerInfo,
 )
+from taskservice.store.waker import NOTIFY_CHANNEL
 
 __all__ = [
     "CREDENTIALS_CHANNEL",
@@ -28,7 +30,9 @@ __all__ = [
     "Credentials",
     "HistoryEvent",
     "Holder",
+    "IdAboveLimit",
     "Pool",
+    "RetentionPolicy",
     "Store",
     "TaskDefaults",
     "TaskNotFound",

@@ -1,87 +1,97 @@
 -- Every SQL statement of taskservice, one named block each ("-- name: <name>").
 -- Statements that change a task's status name the status they expect in their WHERE clause,
 -- and write the history row in the same statement, so a transition and its history commit together.
+-- A status number is always followed by its name (`1 /*RUNNING*/`): tests/test_sql.py checks each
+-- against model.Status. The queue's NOTIFY channel is a parameter (store.NOTIFY_CHANNEL names it).
+--
+-- Where things live (migrations 0001-0004): `tasks` holds what was asked and where the task stands
+-- (status, retries, when it is due); `task_executions` holds one row per attempt, with its lease
+-- (worker, expiry) while it runs; `tasks.execution_id` names the current attempt, the fencing token
+-- every write about an attempt must present. `task_history` holds one row per status change.
 
 -- name: create_tasks
--- Insert tasks and their "Task is scheduled" history rows in one statement.
+-- Insert tasks ($1, one `new_task` row each) and their "Task is scheduled" history rows ($2).
 -- A task whose idempotency key exists already is skipped (the caller looks the existing one up).
 -- The wake-up NOTIFY follows once this has committed (wake_workers): see store/waker.py.
-WITH input AS (
-    SELECT *
-      FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::int[], $6::int[],
-                  $7::float8[], $8::text[], $9::float8[]) WITH ORDINALITY
-           AS i(name, type, payload, description, priority, max_retries, timeout_seconds,
-                idempotency_key, delay_seconds, ord)
-), inserted AS (
+WITH inserted AS (
     INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
                        idempotency_key, run_at)
-    SELECT name, type, payload, description, priority, max_retries, timeout_seconds,
-           idempotency_key, now() + make_interval(secs => delay_seconds)
-      FROM input
-     ORDER BY ord
+    SELECT n.name, n.type, n.payload, n.description, n.priority, n.max_retries, n.timeout_seconds,
+           n.idempotency_key, now() + make_interval(secs => n.delay_seconds)
+      FROM unnest($1::new_task[]) WITH ORDINALITY AS n
+     ORDER BY n.ordinality
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, idempotency_key
 ), history AS (
     INSERT INTO task_history (task_id, status, details)
-    SELECT id, 0, $10::text FROM inserted
+    SELECT id, 0 /*QUEUED*/, $2::text FROM inserted
 )
 SELECT id, idempotency_key FROM inserted ORDER BY id;
 
 -- name: wake_workers
-SELECT pg_notify('taskservice_queue', '');
+-- $1: the queue's channel.
+SELECT pg_notify($1, '');
 
 -- name: ids_by_idempotency_key
 SELECT id, idempotency_key FROM tasks WHERE idempotency_key = ANY($1::text[]);
 
 -- name: get_task
-SELECT * FROM tasks WHERE id = $1;
+-- A task, with the worker and lease of its open attempt while it runs.
+SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
+  FROM tasks t
+  LEFT JOIN task_executions e ON e.id = t.execution_id AND t.status = 1 /*RUNNING*/
+ WHERE t.id = $1;
 
 -- name: list_tasks
 -- Newest first: ids come from a sequence, so id order is creation order and pages are stable.
 -- The page's ids come first, from an index alone however deep the page, then their rows.
 -- One statement per combination of the status and type filters, each planned on its own index
 -- (a generic `$1 IS NULL OR status = $1` plan could not use one).
-SELECT *
-  FROM tasks
- WHERE id IN (SELECT id
-                FROM tasks
-               WHERE ($1::text IS NULL OR name ILIKE '%' || $1 || '%')
-               ORDER BY id DESC
-               LIMIT $2 OFFSET $3)
- ORDER BY id DESC;
+SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
+  FROM tasks t
+  LEFT JOIN task_executions e ON e.id = t.execution_id AND t.status = 1 /*RUNNING*/
+ WHERE t.id IN (SELECT id
+                  FROM tasks
+                 WHERE ($1::text IS NULL OR name ILIKE '%' || $1 || '%')
+                 ORDER BY id DESC
+                 LIMIT $2 OFFSET $3)
+ ORDER BY t.id DESC;
 
 -- name: list_tasks_of_status
-SELECT *
-  FROM tasks
- WHERE id IN (SELECT id
-                FROM tasks
-               WHERE status = $1::smallint
-                 AND ($2::text IS NULL OR name ILIKE '%' || $2 || '%')
-               ORDER BY id DESC
-               LIMIT $3 OFFSET $4)
- ORDER BY id DESC;
+SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
+  FROM tasks t
+  LEFT JOIN task_executions e ON e.id = t.execution_id AND t.status = 1 /*RUNNING*/
+ WHERE t.id IN (SELECT id
+                  FROM tasks
+                 WHERE status = $1::smallint
+                   AND ($2::text IS NULL OR name ILIKE '%' || $2 || '%')
+                 ORDER BY id DESC
+                 LIMIT $3 OFFSET $4)
+ ORDER BY t.id DESC;
 
 -- name: list_tasks_of_type
-SELECT *
-  FROM tasks
- WHERE id IN (SELECT id
-                FROM tasks
-               WHERE type = $1::text
-                 AND ($2::text IS NULL OR name ILIKE '%' || $2 || '%')
-               ORDER BY id DESC
-               LIMIT $3 OFFSET $4)
- ORDER BY id DESC;
+SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
+  FROM tasks t
+  LEFT JOIN task_executions e ON e.id = t.execution_id AND t.status = 1 /*RUNNING*/
+ WHERE t.id IN (SELECT id
+                  FROM tasks
+                 WHERE type = $1::text
+                   AND ($2::text IS NULL OR name ILIKE '%' || $2 || '%')
+                 ORDER BY id DESC
+                 LIMIT $3 OFFSET $4)
+ ORDER BY t.id DESC;
 
 -- name: list_tasks_of_status_and_type
-SELECT *
-  FROM tasks
- WHERE id IN (SELECT id
-                FROM tasks
-               WHERE status = $1::smallint AND type = $2::text
-                 AND ($3::text IS NULL OR name ILIKE '%' || $3 || '%')
-               ORDER BY id DESC
-               LIMIT $4 OFFSET $5)
- ORDER BY id DESC;
+SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
+  FROM tasks t
+  LEFT JOIN task_executions e ON e.id = t.execution_id AND t.status = 1 /*RUNNING*/
+ WHERE t.id IN (SELECT id
+                  FROM tasks
+                 WHERE status = $1::smallint AND type = $2::text
+                   AND ($3::text IS NULL OR name ILIKE '%' || $3 || '%')
+                 ORDER BY id DESC
+                 LIMIT $4 OFFSET $5)
+ ORDER BY t.id DESC;
 
 -- name: count_tasks
 -- Tasks of a status and/or a type, from the counts the triggers keep (migration 0002): no scan.
@@ -102,7 +112,8 @@ SELECT count(*)
 SELECT * FROM task_history WHERE task_id = $1 ORDER BY created_at, id;
 
 -- name: task_executions
-SELECT e.*, extract(epoch FROM e.started_at - t.created_at)::float8 AS started_after_seconds
+SELECT e.id, e.task_id, e.attempt, e.worker_id, e.started_at, e.finished_at, e.outcome, e.error,
+       e.result, extract(epoch FROM e.started_at - t.created_at)::float8 AS started_after_seconds
   FROM task_executions e
   JOIN tasks t ON t.id = e.task_id
  WHERE e.task_id = $1
@@ -114,7 +125,7 @@ SELECT status, sum(count)::bigint AS count FROM task_counts GROUP BY status;
 
 -- name: queue_depth
 -- Tasks due now and waiting for a worker.
-SELECT count(*) FROM tasks WHERE status IN (0, 6) AND run_at <= now();
+SELECT count(*) FROM tasks WHERE status IN (0 /*QUEUED*/, 6 /*RETRYING*/) AND run_at <= now();
 
 -- name: history_after
 -- Status changes with an id above $1 (the event stream), oldest first.
@@ -129,7 +140,8 @@ SELECT h.id, h.task_id, h.status, h.details, h.created_at, t.name AS task_name, 
 SELECT coalesce(max(id), 0) FROM task_history;
 
 -- name: executions_finished_since
--- Attempts that finished after $1 (for run-time metrics), oldest first.
+-- Attempts that finished after $1 (for run-time metrics), oldest first. `finished_at` has a BRIN
+-- index (migration 0004): it finds the recent pages without making the attempt's close non-HOT.
 SELECT t.type, e.outcome, extract(epoch FROM e.finished_at - e.started_at)::float8 AS seconds,
        e.finished_at
   FROM task_executions e
@@ -146,15 +158,17 @@ SELECT * FROM tasks WHERE id = $1 FOR UPDATE;
 
 -- name: set_status
 -- An operator's change ($2 = new status, $3 = expected status): cancel, queue again, or settle a
--- running task by hand. Leaving RUNNING closes the open execution; queueing again resets the retries.
+-- running task by hand. Leaving RUNNING closes the open attempt (its worker's report is then refused);
+-- queueing again resets the retries and the lost leases. $6: the queue's channel.
 WITH moved AS (
     UPDATE tasks
        SET status = $2::smallint,
-           retries = CASE WHEN $2::smallint = 0 THEN 0 ELSE retries END,
-           run_at = CASE WHEN $2::smallint = 0 THEN now() ELSE run_at END,
-           lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+           retries = CASE WHEN $2::smallint = 0 /*QUEUED*/ THEN 0 ELSE retries END,
+           lost_leases = CASE WHEN $2::smallint = 0 /*QUEUED*/ THEN 0 ELSE lost_leases END,
+           run_at = CASE WHEN $2::smallint = 0 /*QUEUED*/ THEN now() ELSE run_at END,
+           updated_at = now()
      WHERE id = $1 AND status = $3::smallint
-    RETURNING id, status
+    RETURNING id, status, execution_id
 ), history AS (
     INSERT INTO task_history (task_id, status, details)
     SELECT id, status, $4::text FROM moved
@@ -162,91 +176,89 @@ WITH moved AS (
     UPDATE task_executions e
        SET finished_at = now(), outcome = $5::text, error = $4::text
       FROM moved
-     WHERE e.task_id = moved.id AND e.finished_at IS NULL
+     WHERE e.id = moved.execution_id AND e.finished_at IS NULL
 )
-SELECT id, CASE WHEN status = 0 THEN pg_notify('taskservice_queue', '') END IS NULL AS _ FROM moved;
+SELECT id, CASE WHEN status = 0 /*QUEUED*/ THEN pg_notify($6, '') END IS NULL AS _ FROM moved;
 
 -- name: claim_tasks
--- Claim up to $2 due tasks by priority then age, skipping rows other workers hold; start an attempt
--- for each (history row + execution row) and lease it to worker $1 for $4 seconds.
--- $3: task types to take (empty: all).
+-- Claim up to $2 due tasks by priority then due time then age, skipping rows other workers hold;
+-- start an attempt for each (execution row, leased to worker $1 for $4 seconds, and history row).
+-- $3: task types to take (empty: all). The attempt's id is the task's new fencing token.
 WITH picked AS (
-    SELECT id
+    SELECT id, attempts + 1 AS attempt
       FROM tasks
-     WHERE status IN (0, 6) AND run_at <= now()
+     WHERE status IN (0 /*QUEUED*/, 6 /*RETRYING*/) AND run_at <= now()
        AND (cardinality($3::text[]) = 0 OR type = ANY($3::text[]))
      ORDER BY priority DESC, run_at, id
      LIMIT $2
        FOR UPDATE SKIP LOCKED
+), executions AS (
+    INSERT INTO task_executions (task_id, attempt, worker_id, lease_expires_at)
+    SELECT id, attempt, $1, now() + make_interval(secs => $4) FROM picked
+    RETURNING id, task_id, attempt, worker_id, lease_expires_at
 ), claimed AS (
     UPDATE tasks t
-       SET status = 1, attempts = t.attempts + 1, lease_owner = $1,
-           lease_expires_at = now() + make_interval(secs => $4), updated_at = now()
-      FROM picked
-     WHERE t.id = picked.id
-    RETURNING t.*
+       SET status = 1 /*RUNNING*/, attempts = e.attempt, execution_id = e.id, updated_at = now()
+      FROM executions e
+     WHERE t.id = e.task_id
+    RETURNING t.*, e.worker_id AS lease_owner, e.lease_expires_at
 ), history AS (
     INSERT INTO task_history (task_id, status, details)
-    SELECT id, 1, 'Task started (Attempt ' || attempts || ')' FROM claimed
-), executions AS (
-    INSERT INTO task_executions (task_id, attempt, worker_id)
-    SELECT id, attempts, $1 FROM claimed
-    RETURNING id, task_id
+    SELECT id, 1 /*RUNNING*/, 'Task started (Attempt ' || attempts || ')' FROM claimed
 )
-SELECT claimed.*, executions.id AS execution_id
-  FROM claimed JOIN executions ON executions.task_id = claimed.id
- ORDER BY claimed.priority DESC, claimed.run_at, claimed.id;
+SELECT * FROM claimed ORDER BY priority DESC, run_at, id;
 
 -- name: finish_attempts
--- Apply decided transitions of running tasks (one array element per task): each moves only if it is
--- still RUNNING under the expected lease owner; its attempt is closed either way (unless already closed).
+-- Apply decided ends of attempts ($1, one `attempt_outcome` row each). Fenced: an outcome counts
+-- only if its attempt is still the task's current one (the task RUNNING under that execution_id);
+-- otherwise (cancelled, reaped, settled by hand) nothing changes. Returns the execution ids that
+-- counted. Tasks are locked before their attempts, as everywhere. $2: the queue's channel.
 WITH d AS (
-    SELECT *
-      FROM unnest($1::int[], $2::bigint[], $3::text[], $4::smallint[], $5::int[], $6::float8[],
-                  $7::text[], $8::text[], $9::text[], $10::jsonb[])
-           AS d(task_id, execution_id, owner, status, retries, delay_seconds, details, outcome,
-                error, result)
+    SELECT * FROM unnest($1::attempt_outcome[])
 ), moved AS (
     UPDATE tasks t
-       SET status = d.status, retries = d.retries,
-           run_at = now() + make_interval(secs => d.delay_seconds),
-           lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+       SET status = d.status, retries = d.retries, lost_leases = d.lost_leases,
+           run_at = now() + make_interval(secs => d.delay_seconds), updated_at = now()
       FROM d
-     WHERE t.id = d.task_id AND t.status = 1 AND t.lease_owner = d.owner
-    RETURNING t.id, t.status, d.delay_seconds
+     WHERE t.id = d.task_id AND t.status = 1 /*RUNNING*/ AND t.execution_id = d.execution_id
+    RETURNING t.id, t.status, d.execution_id, d.delay_seconds
+), closed AS (
+    UPDATE task_executions e
+       SET finished_at = now(), outcome = d.outcome, error = d.error, result = d.result,
+           lease_expires_at = NULL
+      FROM d JOIN moved ON moved.execution_id = d.execution_id
+     WHERE e.id = d.execution_id
 ), history AS (
     INSERT INTO task_history (task_id, status, details)
-    SELECT d.task_id, d.status, d.details FROM d JOIN moved ON moved.id = d.task_id
-), executions AS (
-    UPDATE task_executions e
-       SET finished_at = now(), outcome = d.outcome, error = d.error, result = d.result
-      FROM d
-     WHERE e.id = d.execution_id AND e.finished_at IS NULL
+    SELECT d.task_id, d.status, d.details FROM d JOIN moved ON moved.execution_id = d.execution_id
 ), wake AS (
     -- Tasks that are due again at once: tell the waiting workers.
-    SELECT pg_notify('taskservice_queue', '')
-     WHERE EXISTS (SELECT 1 FROM moved WHERE status IN (0, 6) AND delay_seconds = 0)
+    SELECT pg_notify($2, '')
+     WHERE EXISTS (SELECT 1 FROM moved
+                    WHERE status IN (0 /*QUEUED*/, 6 /*RETRYING*/) AND delay_seconds = 0)
 )
-SELECT moved.id FROM moved LEFT JOIN (SELECT count(*) FROM wake) AS w ON true;
+SELECT moved.execution_id FROM moved LEFT JOIN (SELECT count(*) FROM wake) AS w ON true;
 
 -- name: extend_leases
--- A worker's heartbeat: extend the leases it still holds and record that it is alive.
--- Returns the ids it still holds; a running task missing from them was cancelled or reaped.
+-- A worker's heartbeat: extend the leases of the attempts ($2) it still holds and record that it
+-- is alive. Returns the attempts it still holds; one missing was cancelled, reaped or settled.
+-- Touches only the attempt rows (a HOT update: no index holds the lease).
 WITH alive AS (
     UPDATE workers SET last_heartbeat_at = now() WHERE id = $1
 )
-UPDATE tasks
+UPDATE task_executions
    SET lease_expires_at = now() + make_interval(secs => $3)
- WHERE id = ANY($2::int[]) AND status = 1 AND lease_owner = $1
+ WHERE id = ANY($2::bigint[]) AND finished_at IS NULL AND worker_id = $1
 RETURNING id;
 
 -- name: expired_leases
--- Running tasks whose worker stopped heartbeating, with their open attempt.
-SELECT t.*, coalesce(e.id, 0) AS execution_id
+-- Running tasks whose worker stopped heartbeating, with their open attempt. The few RUNNING tasks
+-- come from idx_tasks_status_id; their attempts by primary key.
+SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
   FROM tasks t
-  LEFT JOIN task_executions e ON e.task_id = t.id AND e.finished_at IS NULL
- WHERE t.status = 1 AND t.lease_expires_at < now()
- ORDER BY t.lease_expires_at
+  JOIN task_executions e ON e.id = t.execution_id
+ WHERE t.status = 1 /*RUNNING*/ AND e.lease_expires_at < now()
+ ORDER BY e.lease_expires_at
  LIMIT $1
    FOR UPDATE OF t SKIP LOCKED;
 
@@ -268,10 +280,49 @@ SELECT DISTINCT unnest(task_types) AS type
  WHERE stopped_at IS NULL AND last_heartbeat_at > now() - make_interval(secs => $1);
 
 -- name: list_workers
--- Live workers first, then those gone within the last day, most recent first.
-SELECT w.*,
-       (SELECT count(*) FROM tasks t WHERE t.status = 1 AND t.lease_owner = w.id) AS running
+-- Live workers first, then those gone within the last day, most recent first, with the number of
+-- attempts each runs now.
+SELECT w.*, coalesce(r.running, 0) AS running
   FROM workers w
+  LEFT JOIN (SELECT e.worker_id, count(*) AS running
+               FROM tasks t
+               JOIN task_executions e ON e.id = t.execution_id
+              WHERE t.status = 1 /*RUNNING*/
+              GROUP BY e.worker_id) AS r ON r.worker_id = w.id
  WHERE w.last_heartbeat_at > now() - interval '1 day'
  ORDER BY w.stopped_at IS NOT NULL, w.last_heartbeat_at DESC
  LIMIT $1;
+
+-- name: try_retention_lock
+-- At most one process at a time deletes old tasks, across every server and worker: the lock is
+-- held until this transaction ends. $1: the lock's key (store/retention.py).
+SELECT pg_try_advisory_xact_lock($1);
+
+-- name: delete_finished_tasks
+-- Delete up to $3 tasks of status $1 last changed before $2, oldest first, with their history and
+-- attempts, in one statement (the kept counts follow through the delete trigger). The tasks come
+-- from idx_tasks_status_id in id order, which is nearly the order they finished in. Returns how
+-- many tasks went.
+WITH doomed AS (
+    SELECT id
+      FROM tasks
+     WHERE status = $1::smallint AND updated_at < $2::timestamptz
+     ORDER BY id
+     LIMIT $3
+       FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM tasks t USING doomed WHERE t.id = doomed.id RETURNING t.id
+), history_gone AS (
+    DELETE FROM task_history h USING gone WHERE h.task_id = gone.id
+), attempts_gone AS (
+    DELETE FROM task_executions e USING gone WHERE e.task_id = gone.id
+)
+SELECT count(*) FROM gone;
+
+-- name: database_exists
+-- Run by store/databases.py with psycopg (a raw cursor: $1 placeholders as here).
+SELECT 1 FROM pg_database WHERE datname = $1;
+
+-- name: create_database
+-- A template: {name} is the quoted identifier (psycopg.sql), as a parameter cannot be one.
+CREATE DATABASE {name};

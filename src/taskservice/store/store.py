@@ -22,8 +22,9 @@ from taskservice.model import (
     Task,
     Transition,
 )
+from taskservice.store import retention
 from taskservice.store.sql import query
-from taskservice.store.waker import Waker
+from taskservice.store.waker import NOTIFY_CHANNEL, Waker
 
 Record = asyncpg.Record
 if TYPE_CHECKING:
@@ -34,10 +35,16 @@ if TYPE_CHECKING:
 else:
     Pool, Connection = asyncpg.Pool, asyncpg.Connection
 
-NOTIFY_CHANNEL = "taskservice_queue"
-
 # What an operator may set by hand; RUNNING and RETRYING belong to the workers.
 OPERATOR_TARGETS = frozenset({Status.QUEUED, Status.CANCELLED, Status.SUCCEEDED, Status.FAILED})
+
+
+class IdAboveLimit(Exception):
+    """A new task's id would be above what the caller can read: nothing was created."""
+
+    def __init__(self, task_id: int, limit: int) -> None:
+        super().__init__(f"task id {task_id} is above {limit}; nothing was created")
+        self.task_id, self.limit = task_id, limit
 
 
 class TaskNotFound(LookupError):
@@ -88,9 +95,33 @@ _TASK_FIELDS = tuple(Task.__dataclass_fields__)
 
 
 def _task(row: Record) -> Task:
-    values = {name: row[name] for name in _TASK_FIELDS}
+    """A task from a row of `tasks` joined with its open attempt's lease (see queries.sql)."""
+    values = {name: row[name] for name in _TASK_FIELDS if name in row}
     values["status"] = Status(values["status"])
     return Task(**values)
+
+
+def _new_task_row(task: NewTask, defaults: TaskDefaults) -> tuple[Any, ...]:
+    """A `new_task` row (migration 0004), in the type's field order."""
+    return (
+        task.name,
+        task.type,
+        {"parameters": dict(task.parameters)},
+        task.description,
+        task.priority,
+        defaults.max_retries if task.max_retries is None else task.max_retries,
+        defaults.timeout_seconds if task.timeout_seconds is None else task.timeout_seconds,
+        task.idempotency_key,
+        task.delay_seconds,
+    )
+
+
+def _outcome_row(t: Transition) -> tuple[Any, ...]:
+    """An `attempt_outcome` row (migration 0004), in the type's field order."""
+    return (
+        t.task_id, t.execution_id, int(t.status), t.retries, t.lost_leases, t.delay_seconds,
+        t.details, t.outcome, t.error, t.result,
+    )  # fmt: skip
 
 
 class Store:
@@ -103,29 +134,30 @@ class Store:
 
     # -- tasks -------------------------------------------------------------------------------
 
-    async def create_task(self, new: NewTask) -> tuple[int, bool]:
+    async def create_task(self, new: NewTask, *, id_limit: int | None = None) -> tuple[int, bool]:
         """Insert one task; returns (id, created). An existing idempotency key returns its task."""
-        [(task_id, created)] = await self.create_tasks([new])
+        [(task_id, created)] = await self.create_tasks([new], id_limit=id_limit)
         return task_id, created
 
-    async def create_tasks(self, tasks: Sequence[NewTask]) -> list[tuple[int, bool]]:
-        """Insert tasks in one statement; returns (id, created) per task, in input order."""
+    async def create_tasks(
+        self, tasks: Sequence[NewTask], *, id_limit: int | None = None
+    ) -> list[tuple[int, bool]]:
+        """Insert tasks in one statement; returns (id, created) per task, in input order.
+
+        With `id_limit` (a client that reads only 32-bit ids), nothing is created when a new id
+        would be above it: IdAboveLimit, and the insert is rolled back.
+        """
         if not tasks:
             return []
-        d = self.defaults
-        rows = await self.pool.fetch(
-            query("create_tasks"),
-            [t.name for t in tasks],
-            [t.type for t in tasks],
-            [{"parameters": dict(t.parameters)} for t in tasks],
-            [t.description for t in tasks],
-            [t.priority for t in tasks],
-            [d.max_retries if t.max_retries is None else t.max_retries for t in tasks],
-            [d.timeout_seconds if t.timeout_seconds is None else t.timeout_seconds for t in tasks],
-            [t.idempotency_key for t in tasks],
-            [t.delay_seconds for t in tasks],
-            model.SCHEDULED,
-        )
+        rows_in = [_new_task_row(t, self.defaults) for t in tasks]
+        if id_limit is None:
+            rows = await self.pool.fetch(query("create_tasks"), rows_in, model.SCHEDULED)
+        else:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(query("create_tasks"), rows_in, model.SCHEDULED)
+                highest = max((row["id"] for row in rows), default=0)
+                if highest > id_limit:
+                    raise IdAboveLimit(highest, id_limit)  # leaving the block rolls the insert back
         if rows:
             await self._waker.wake()
         by_key = {row["idempotency_key"]: row["id"] for row in rows if row["idempotency_key"]}
@@ -287,7 +319,9 @@ class Store:
                 outcome = Outcome.SUCCEEDED if target == Status.SUCCEEDED else Outcome.FAILED
             if verbatim and message:
                 details = message
-            await conn.fetch(query("set_status"), task_id, int(target), int(current), details, outcome)
+            await conn.fetch(
+                query("set_status"), task_id, int(target), int(current), details, outcome, NOTIFY_CHANNEL
+            )
             updated = await conn.fetchrow(query("get_task"), task_id)
         assert updated is not None
         return _task(updated)
@@ -301,50 +335,46 @@ class Store:
         rows = await self.pool.fetch(query("claim_tasks"), worker_id, limit, list(task_types), lease_seconds)
         return [Claim(_task(row), row["execution_id"]) for row in rows]
 
-    async def finish(self, owners: Sequence[str], transitions: Sequence[Transition]) -> set[int]:
-        """Apply decided transitions of running tasks (each held by the matching owner).
+    async def finish(self, transitions: Sequence[Transition]) -> set[int]:
+        """Apply decided ends of attempts, fenced by each one's execution id (its token).
 
-        Returns the ids that moved; a task that is no longer RUNNING under that owner (cancelled,
-        reaped) does not move, but its attempt is still closed with its outcome.
+        Returns the execution ids that counted. One missing was refused: its attempt is no longer
+        the task's current one (cancelled, reaped, settled by hand), and nothing changed for it.
         """
         if not transitions:
             return set()
-        return await self._finish(self.pool, owners, transitions)
+        return await self._finish(self.pool, transitions)
 
     @staticmethod
-    async def _finish(
-        conn: Pool | Connection, owners: Sequence[str], transitions: Sequence[Transition]
-    ) -> set[int]:
-        rows = await conn.fetch(
-            query("finish_attempts"),
-            [t.task_id for t in transitions],
-            [t.execution_id for t in transitions],
-            list(owners),
-            [int(t.status) for t in transitions],
-            [t.retries for t in transitions],
-            [t.delay_seconds for t in transitions],
-            [t.details for t in transitions],
-            [t.outcome for t in transitions],
-            [t.error for t in transitions],
-            [t.result for t in transitions],
-        )
-        return {row["id"] for row in rows}
+    async def _finish(conn: Pool | Connection, transitions: Sequence[Transition]) -> set[int]:
+        # In attempt order: two statements locking the same attempts lock them in the same order.
+        ordered = sorted(transitions, key=lambda t: t.execution_id)
+        rows = await conn.fetch(query("finish_attempts"), [_outcome_row(t) for t in ordered], NOTIFY_CHANNEL)
+        return {row["execution_id"] for row in rows}
 
-    async def extend_leases(self, worker_id: str, task_ids: Sequence[int], lease_seconds: float) -> set[int]:
-        """Heartbeat: extend the leases `worker_id` still holds; returns their ids."""
-        rows = await self.pool.fetch(query("extend_leases"), worker_id, list(task_ids), lease_seconds)
+    async def extend_leases(
+        self, worker_id: str, execution_ids: Sequence[int], lease_seconds: float
+    ) -> set[int]:
+        """Heartbeat: extend the leases of the attempts `worker_id` still holds; returns those."""
+        rows = await self.pool.fetch(query("extend_leases"), worker_id, sorted(execution_ids), lease_seconds)
         return {row["id"] for row in rows}
 
     async def reap_expired_leases(self, policy: RetryPolicy, limit: int = 1000) -> list[Transition]:
-        """Put back running tasks whose worker stopped heartbeating (the attempt counts)."""
+        """Put back running tasks whose worker stopped heartbeating (no retry spent; see model)."""
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(query("expired_leases"), limit)
             if not rows:
                 return []
-            tasks = [(_task(row), row["execution_id"]) for row in rows]
-            transitions = [model.lease_expired(task, execution_id, policy) for task, execution_id in tasks]
-            await self._finish(conn, [task.lease_owner or "" for task, _ in tasks], transitions)
+            transitions = [model.lease_expired(_task(row), row["execution_id"], policy) for row in rows]
+            await self._finish(conn, transitions)
         return transitions
+
+    # -- retention ---------------------------------------------------------------------------
+
+    async def delete_finished(self, status: Status, before: datetime, limit: int) -> int | None:
+        """Delete up to `limit` finished tasks of `status` last changed before `before`, with their
+        history and attempts; None when another process holds the retention lock (see retention.py)."""
+        return await retention.delete_finished(self.pool, status, before, limit)
 
     # -- workers -----------------------------------------------------------------------------
 

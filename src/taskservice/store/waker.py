@@ -11,6 +11,10 @@ from taskservice.store.sql import query
 if TYPE_CHECKING:
     import asyncpg
 
+# The channel of the queue's wake-ups: the one name, passed to every statement that notifies, and the
+# one a worker LISTENs on.
+NOTIFY_CHANNEL = "taskservice_queue"
+
 
 class Waker:
     """Sends the queue's NOTIFY for tasks that have committed.
@@ -41,7 +45,7 @@ class Waker:
             try:
                 # A lost wake-up only delays the tasks until the workers' next poll.
                 with contextlib.suppress(Exception):
-                    await self.pool.execute(query("wake_workers"))
+                    await self.pool.execute(query("wake_workers"), NOTIFY_CHANNEL)
             finally:
                 if not sending.done():
                     sending.set_result(None)

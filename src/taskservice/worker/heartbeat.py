@@ -1,4 +1,4 @@
-"""The heartbeat: extends the leases of the tasks a worker runs and notices the ones it lost."""
+"""The heartbeat: extends the leases of the attempts a worker holds and notices the ones it lost."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from taskservice.worker.periodic import Periodic
 
 
 class Heartbeat(Periodic):
-    """Every `interval`, extend the leases of `held()`; call `on_lost` with ids no longer ours."""
+    """Every `interval`, extend the leases of the attempts `held()` (execution ids); call `on_lost`
+    with those that are no longer current (the store refused to extend them)."""
 
     name = "heartbeat"
 

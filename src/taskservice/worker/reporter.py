@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
 
+import asyncpg
 import structlog
 
+from taskservice import model
 from taskservice.model import Transition
 from taskservice.store import Store
 
 log = structlog.get_logger(__name__)
+
+# SQLSTATE classes that say the database, not the outcome, was the problem: try the same again later.
+# 08 connection exception, 40 transaction rollback (deadlock, serialization), 53 insufficient
+# resources, 57 operator intervention, 58 system error.
+TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a failed write may succeed unchanged later (else the outcome itself was refused)."""
+    if isinstance(error, asyncpg.PostgresError):
+        return str(error.sqlstate or "")[:2] in TRANSIENT_SQLSTATE_CLASSES
+    if isinstance(error, asyncpg.DataError | TypeError | ValueError):  # refused before it was sent
+        return False
+    return isinstance(error, OSError | asyncpg.InterfaceError)
 
 
 class Reporter:
@@ -17,11 +35,19 @@ class Reporter:
 
     No artificial delay: an outcome is written as soon as the previous write is done, so under light
     load each goes alone (lowest latency) and under heavy load they share commits (highest throughput).
+
+    One outcome the database refuses (a result it cannot store, say) must not block the others: a
+    batch that fails for such a reason is written again one by one, and the one refused is stored
+    as a failed attempt saying why (`model.unstorable`). A database that is down is waited for.
+    Outcomes the store refuses because their attempt is no longer current go to `on_refused`.
     """
 
-    def __init__(self, store: Store, worker_id: str, retry_delay: float = 0.5) -> None:
-        self.store, self.worker_id, self.retry_delay = store, worker_id, retry_delay
+    def __init__(
+        self, store: Store, on_refused: Callable[[set[int]], None], retry_delay: float = 0.5
+    ) -> None:
+        self.store, self.on_refused, self.retry_delay = store, on_refused, retry_delay
         self._pending: list[Transition] = []
+        self._writing: list[Transition] = []
         self._ready = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -32,8 +58,9 @@ class Reporter:
         self._idle.clear()
         self._ready.set()
 
-    def pending_ids(self) -> list[int]:
-        return [t.task_id for t in self._pending]
+    def unwritten(self) -> list[int]:
+        """The execution ids of outcomes not written yet (queued or being written): still leased."""
+        return [t.execution_id for t in (*self._writing, *self._pending)]
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="reporter")
@@ -42,8 +69,13 @@ class Reporter:
         """Wait until everything reported so far is written."""
         await self._idle.wait()
 
-    async def stop(self) -> None:
-        await self.drain()
+    async def stop(self, timeout: float | None = None) -> None:
+        """Write what is left, for at most `timeout` seconds, then stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.drain(), timeout)
+        left = len(self._pending) + len(self._writing)
+        if left:
+            log.error("outcomes not written; their leases will expire and the tasks run again", count=left)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -52,15 +84,50 @@ class Reporter:
         while True:
             await self._ready.wait()
             self._ready.clear()
-            batch, self._pending = self._pending, []
+            self._writing, self._pending = self._pending, []
             try:
-                await self.store.finish([self.worker_id] * len(batch), batch)
+                await self._write(self._writing)
             except Exception as error:
-                # Keep them and try again: the lease still protects these tasks meanwhile.
-                log.warning("writing outcomes failed; retrying", error=str(error), count=len(batch))
-                self._pending[:0] = batch
+                # The database is unavailable: keep them and try again (their leases are kept meanwhile).
+                log.warning("writing outcomes failed; retrying", error=str(error), count=len(self._writing))
+                self._pending[:0] = self._writing
+                self._writing = []
                 await asyncio.sleep(self.retry_delay)
                 self._ready.set()
                 continue
+            self._writing = []
             if not self._pending:
                 self._idle.set()
+
+    async def _write(self, batch: Sequence[Transition]) -> None:
+        """Write `batch`; an outcome the database refuses is replaced by a failure that says so."""
+        try:
+            self._refused(batch, await self.store.finish(batch))
+            return
+        except Exception as error:
+            if is_transient(error):
+                raise
+            if len(batch) > 1:
+                log.warning("a batch of outcomes was refused; writing them one by one", error=str(error))
+            else:
+                log.error("an outcome was refused; storing its attempt as failed", error=str(error))
+            problem = str(error)
+        if len(batch) == 1:
+            [refused] = batch
+            try:
+                self._refused(batch, await self.store.finish([model.unstorable(refused, problem)]))
+            except Exception as error:
+                if is_transient(error):
+                    raise
+                # Never seen; if it happens the lease expires and the task runs again.
+                log.error("the failure of a refused outcome was refused too", error=str(error))
+            return
+        for transition in batch:
+            await self._write([transition])
+
+    def _refused(self, batch: Sequence[Transition], counted: set[int]) -> None:
+        refused = {t.execution_id for t in batch} - counted
+        if refused:
+            log.info("outcomes refused: their attempts are no longer current", count=len(refused))
+            with contextlib.suppress(Exception):
+                self.on_refused(refused)

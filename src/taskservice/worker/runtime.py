@@ -28,6 +28,9 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
+# How long a stopping worker keeps trying to write the outcomes it has not written yet.
+REPORT_DRAIN_SECONDS = 10.0
+
 
 @dataclass(frozen=True)
 class WorkerOptions:
@@ -151,14 +154,15 @@ class Worker:
         self.id = worker_id or new_worker_id()
         # Bound once: the module's lazy proxy would build a logger on every call (twice a task).
         self._log = log.bind()
+        # By execution id, the attempt's fencing token: what heartbeats and outcomes name.
         self._running: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._work_may_be_due = True
         self._stopping = False
         self._hurry = asyncio.Event()
-        self._reporter = Reporter(store, self.id)
+        self._reporter = Reporter(store, on_refused=self._lost)
         self._listener = Listener(listen_url, self._work_arrived)
-        self._heartbeat = Heartbeat(store, self.id, options.lease_seconds, self._held_ids, self._lost)
+        self._heartbeat = Heartbeat(store, self.id, options.lease_seconds, self._held, self._lost)
         self._reaper = LeaseReaper(store, options.retry_policy, options.lease_seconds / 2)
 
     # -- wake-ups ----------------------------------------------------------------------------
@@ -171,15 +175,17 @@ class Worker:
         self._work_may_be_due = True
         self._wake.set()
 
-    def _held_ids(self) -> list[int]:
-        return [*self._running, *self._reporter.pending_ids()]
+    def _held(self) -> list[int]:
+        """The attempts whose leases this worker keeps: running, or with an outcome not yet written."""
+        return [*self._running, *self._reporter.unwritten()]
 
-    def _lost(self, task_ids: set[int]) -> None:
-        """Cancelled by an operator or reaped: stop working on them."""
-        for task_id in task_ids:
-            running = self._running.get(task_id)
+    def _lost(self, execution_ids: set[int]) -> None:
+        """Attempts that are no longer the current ones (cancelled, reaped, settled by hand): a
+        refused heartbeat or outcome says so. Stop their plugins at once."""
+        for execution_id in execution_ids:
+            running = self._running.get(execution_id)
             if running is not None:
-                log.info("task no longer ours; stopping it", task_id=task_id)
+                log.info("attempt no longer current; stopping it", execution_id=execution_id)
                 running.cancel()
 
     # -- the loop ----------------------------------------------------------------------------
@@ -229,12 +235,13 @@ class Worker:
                 self._work_may_be_due = True  # the polling fallback
 
     def _start(self, claim: Claim) -> None:
-        task_id = claim.task.id
-        self._running[task_id] = asyncio.create_task(self._execute(claim), name=f"task-{task_id}")
+        self._running[claim.execution_id] = asyncio.create_task(
+            self._execute(claim), name=f"task-{claim.task.id}"
+        )
 
-    def _finished(self, task_id: int, transition: Transition) -> None:
+    def _finished(self, transition: Transition) -> None:
         self._reporter.report(transition)
-        self._running.pop(task_id, None)
+        self._running.pop(transition.execution_id, None)
         if transition.status == model.Status.RETRYING:
             # Due again after its backoff: look then rather than at the next poll.
             asyncio.get_running_loop().call_later(transition.delay_seconds, self._work_arrived)
@@ -250,7 +257,7 @@ class Worker:
         self._log.debug(
             "task finished", task_id=task.id, status=transition.status.name, details=transition.details
         )
-        self._finished(task.id, transition)
+        self._finished(transition)
 
     async def _attempt(self, claim: Claim) -> Transition:
         """Run the plugin once under the task's timeout and decide what happens next."""
@@ -272,7 +279,8 @@ class Worker:
                 return self._timed_out(task, execution_id)
             if self._stopping:
                 return model.put_back(task, execution_id)
-            # Cancelled by an operator or reaped: the task row says so already; close the attempt.
+            # Cancelled by an operator or reaped: whoever took it away closed the attempt, so this
+            # report is refused (the attempt is no longer current) and changes nothing.
             return Transition(
                 task.id, execution_id, model.Status.CANCELLED, task.retries, 0.0,
                 "Task stopped", Outcome.CANCELLED, "the task was cancelled or its lease lost",
@@ -317,7 +325,9 @@ class Worker:
             for task in unfinished:
                 task.cancel()
             await asyncio.gather(*unfinished, return_exceptions=True)
-        await self._reporter.stop()
+        # Bounded: outcomes the database will not take are not worth hanging a shutdown for; their
+        # leases expire and the reaper queues the tasks again.
+        await self._reporter.stop(timeout=REPORT_DRAIN_SECONDS)
         await self._heartbeat.stop()
         await self._reaper.stop()
         await self._listener.stop()

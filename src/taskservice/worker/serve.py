@@ -8,10 +8,12 @@ from collections.abc import Sequence
 
 from taskservice.config import Settings
 from taskservice.db import migrate
-from taskservice.db.connect import create_pool, database_url
+from taskservice.db.connect import create_pool
 from taskservice.model import RetryPolicy
 from taskservice.plugins import Registry
-from taskservice.store import Store, TaskDefaults
+from taskservice.store import RetentionPolicy, Store, TaskDefaults
+from taskservice.store.databases import database_url
+from taskservice.worker.retention import RetentionJob
 from taskservice.worker.runtime import Worker, WorkerOptions
 
 
@@ -22,9 +24,19 @@ def worker_options(settings: Settings, concurrency: int | None, task_types: Sequ
         lease_seconds=settings.lease_seconds,
         poll_interval=settings.poll_interval,
         shutdown_grace=settings.shutdown_grace,
-        retry_policy=RetryPolicy(settings.retry_backoff_base, settings.retry_backoff_max),
+        retry_policy=RetryPolicy(
+            settings.retry_backoff_base, settings.retry_backoff_max, settings.max_lost_leases
+        ),
         max_result_bytes=settings.max_result_bytes,
     )
+
+
+def retention_job(settings: Settings, store: Store) -> RetentionJob:
+    """The retention job of this process (every server and worker runs one; one deletes at a time)."""
+    policy = RetentionPolicy(
+        settings.retention_succeeded, settings.retention_failed, settings.retention_cancelled
+    )
+    return RetentionJob(store, policy, settings.retention_interval, settings.retention_batch)
 
 
 def task_defaults(settings: Settings) -> TaskDefaults:
@@ -56,6 +68,11 @@ async def serve(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal)
-        await worker.run(stop)
+        retention = retention_job(settings, store)
+        retention.start()
+        try:
+            await worker.run(stop)
+        finally:
+            await retention.stop()
     finally:
         await pool.close()

@@ -93,7 +93,7 @@ async def _latency(ctx: Context) -> tuple[list[float], list[float]]:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 at = time.time()
-                sent_at[await conn.fetchval(sql("raw_enqueue"))] = at
+                sent_at[await conn.fetchval(sql("raw_enqueue"), NOTIFY_CHANNEL)] = at
 
     try:
         await asyncio.wait_for(

@@ -13,7 +13,7 @@ NAME = "processing"
 TITLE = "b. Processing (no-op tasks, end to end)"
 
 TARGETS = {4: Target(">=", 10_000)}
-RATIO_TARGETS = {4: 0.5}
+RATIO_TARGETS = {4: 0.75}
 
 
 async def drain_once(ctx: Context) -> tuple[float, int]:

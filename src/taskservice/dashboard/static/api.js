@@ -3,6 +3,38 @@
 const SERVICE = "/cloud.v1.TaskManagementService";
 export const AUTH_SERVICE = "/cloud.v1.AuthService";
 const CALL_TIMEOUT_MS = 15000;
+// Task ids are 64-bit: the page reads and sends the `...64` twin of every int32 id field and says so
+// (proto/cloud/v1/task.proto). JSON carries int64 as a string; ids stay exact Numbers up to 2^53.
+const HEADERS = { "Connect-Protocol-Version": "1", "Task-Id-Width": "64" };
+const TWINS = { id: "id64", taskId: "taskId64", ids: "ids64" };
+const USER_DATA = new Set(["payload", "result"]); // what a user wrote: never rewritten
+
+/** The request with every id in its 64-bit twin: `{id: 7}` is sent as `{id64: "7"}`. */
+function widenRequest(request) {
+  const out = { ...request };
+  for (const [narrow, wide] of Object.entries(TWINS)) {
+    if (typeof out[narrow] === "number") {
+      out[wide] = String(out[narrow]);
+      delete out[narrow];
+    }
+  }
+  return out;
+}
+
+/** The response with every id read from its 64-bit twin (`id` from `id64`), however deep. */
+export function widen(value) {
+  if (Array.isArray(value)) return value.map(widen);
+  if (value === null || typeof value !== "object") return value;
+  const out = {};
+  for (const [key, item] of Object.entries(value)) out[key] = USER_DATA.has(key) ? item : widen(item);
+  for (const [narrow, wide] of Object.entries(TWINS)) {
+    if (wide in out) {
+      out[narrow] = Array.isArray(out[wide]) ? out[wide].map(Number) : Number(out[wide]);
+      delete out[wide];
+    }
+  }
+  return out;
+}
 
 /** A failed call: `code` is the Connect code, `field` the request field a validation message names. */
 export class ApiError extends Error {
@@ -21,8 +53,8 @@ export async function call(method, request = {}, service = SERVICE) {
   try {
     response = await fetch(`${service}/${method}`, {
       method: "POST",
-      headers: { "Content-Type": "application/json", "Connect-Protocol-Version": "1" },
-      body: JSON.stringify(request),
+      headers: { ...HEADERS, "Content-Type": "application/json" },
+      body: JSON.stringify(widenRequest(request)),
       signal: AbortSignal.timeout(CALL_TIMEOUT_MS), // a hung server must not hang the page
     });
     text = await response.text();
@@ -39,7 +71,7 @@ export async function call(method, request = {}, service = SERVICE) {
   if (!response.ok) {
     throw new ApiError(body.code || "unknown", body.message || `HTTP ${response.status}`);
   }
-  return body;
+  return widen(body);
 }
 
 // Connect streaming envelopes: 1 flag byte, a 4-byte big-endian length, then the message.
@@ -86,7 +118,7 @@ export async function* envelopes(body) {
 export async function watchEvents({ signal, onEvent, onAlive }) {
   const response = await fetch(`${SERVICE}/WatchEvents`, {
     method: "POST",
-    headers: { "Content-Type": "application/connect+json", "Connect-Protocol-Version": "1" },
+    headers: { ...HEADERS, "Content-Type": "application/connect+json" },
     body: envelope({}),
     signal,
   });
@@ -100,6 +132,6 @@ export async function watchEvents({ signal, onEvent, onAlive }) {
       if (message.error) throw new ApiError(message.error.code, message.error.message || "stream ended");
       return;
     }
-    if (!message.keepalive) onEvent(message);
+    if (!message.keepalive) onEvent(widen(message));
   }
 }

@@ -236,6 +236,12 @@ async function showAccount() {
 }
 
 showAccount();
+// What the server keeps (RETENTION_*): a finished task that disappears was deleted, not lost.
+fetch("/retention")
+  .then((response) => (response.ok ? response.json() : {}))
+  .then(({ note }) => { document.getElementById("retention-note").textContent = note || ""; })
+  .catch(() => {});
+
 writeHash(state, initial.task);
 overview.select(state.status);
 if (initial.task) openDetails(initial.task);

@@ -5,14 +5,14 @@ token's name is unique among the tokens not revoked, so `task-cli token revoke N
 Dashboard sessions live here too, so a login holds on every replica and a logout ends it on all.
 
 Revision ID: 0008
-Revises: 0002
+Revises: 0005
 Create Date: 2026-12-01
 """
 
 from alembic import op
 
 revision = "0008"
-down_revision = "0002"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -64,15 +64,17 @@ class CreateTaskRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., priority: _Optional[int] = ..., max_retries: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., idempotency_key: _Optional[str] = ..., delay_seconds: _Optional[float] = ...) -> None: ...
 
 class CreateTaskResponse(_message.Message):
-    __slots__ = ("id", "existing")
+    __slots__ = ("id", "existing", "id64")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXISTING_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
     existing: bool
-    def __init__(self, id: _Optional[int] = ..., existing: _Optional[bool] = ...) -> None: ...
+    id64: int
+    def __init__(self, id: _Optional[int] = ..., existing: _Optional[bool] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key", "truncated")
+    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key", "id64", "truncated")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +91,7 @@ class Task(_message.Message):
     RUN_AT_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
@@ -106,32 +109,39 @@ class Task(_message.Message):
     run_at: str
     worker_id: str
     idempotency_key: str
+    id64: int
     truncated: bool
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., truncated: _Optional[bool] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., id64: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class TaskHistory(_message.Message):
-    __slots__ = ("id", "status", "created_at", "details")
+    __slots__ = ("id", "status", "created_at", "details", "id64")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DETAILS_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
     status: TaskStatusEnum
     created_at: str
     details: str
-    def __init__(self, id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., created_at: _Optional[str] = ..., details: _Optional[str] = ...) -> None: ...
+    id64: int
+    def __init__(self, id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., created_at: _Optional[str] = ..., details: _Optional[str] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class GetTaskRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "id64")
     ID_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
-    def __init__(self, id: _Optional[int] = ...) -> None: ...
+    id64: int
+    def __init__(self, id: _Optional[int] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class GetTaskHistoryRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "id64")
     ID_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
-    def __init__(self, id: _Optional[int] = ...) -> None: ...
+    id64: int
+    def __init__(self, id: _Optional[int] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class GetTaskHistoryResponse(_message.Message):
     __slots__ = ("history",)
@@ -140,14 +150,16 @@ class GetTaskHistoryResponse(_message.Message):
     def __init__(self, history: _Optional[_Iterable[_Union[TaskHistory, _Mapping]]] = ...) -> None: ...
 
 class UpdateTaskStatusRequest(_message.Message):
-    __slots__ = ("id", "status", "message")
+    __slots__ = ("id", "status", "message", "id64")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
     status: TaskStatusEnum
     message: str
-    def __init__(self, id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., message: _Optional[str] = ...) -> None: ...
+    id64: int
+    def __init__(self, id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., message: _Optional[str] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()
@@ -195,37 +207,45 @@ class CreateTasksRequest(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[CreateTaskRequest, _Mapping]]] = ...) -> None: ...
 
 class CreateTasksResponse(_message.Message):
-    __slots__ = ("ids",)
+    __slots__ = ("ids", "ids64")
     IDS_FIELD_NUMBER: _ClassVar[int]
+    IDS64_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    ids64: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, ids: _Optional[_Iterable[int]] = ..., ids64: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class CancelTaskRequest(_message.Message):
-    __slots__ = ("id", "reason")
+    __slots__ = ("id", "reason", "id64")
     ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
     reason: str
-    def __init__(self, id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    id64: int
+    def __init__(self, id: _Optional[int] = ..., reason: _Optional[str] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class RetryTaskRequest(_message.Message):
-    __slots__ = ("id", "reason")
+    __slots__ = ("id", "reason", "id64")
     ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
     reason: str
-    def __init__(self, id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    id64: int
+    def __init__(self, id: _Optional[int] = ..., reason: _Optional[str] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class ListTaskExecutionsRequest(_message.Message):
-    __slots__ = ("id", "attempt")
+    __slots__ = ("id", "id64", "attempt")
     ID_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     id: int
+    id64: int
     attempt: int
-    def __init__(self, id: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., id64: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class TaskExecution(_message.Message):
-    __slots__ = ("id", "task_id", "attempt", "worker_id", "started_at", "finished_at", "outcome", "error", "result", "duration_seconds", "started_after_seconds", "result_truncated")
+    __slots__ = ("id", "task_id", "attempt", "worker_id", "started_at", "finished_at", "outcome", "error", "result", "duration_seconds", "started_after_seconds", "task_id64", "result_truncated")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -237,6 +257,7 @@ class TaskExecution(_message.Message):
     RESULT_FIELD_NUMBER: _ClassVar[int]
     DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     STARTED_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID64_FIELD_NUMBER: _ClassVar[int]
     RESULT_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     id: int
     task_id: int
@@ -249,8 +270,9 @@ class TaskExecution(_message.Message):
     result: _struct_pb2.Value
     duration_seconds: float
     started_after_seconds: float
+    task_id64: int
     result_truncated: bool
-    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., attempt: _Optional[int] = ..., worker_id: _Optional[str] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., started_after_seconds: _Optional[float] = ..., result_truncated: _Optional[bool] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., attempt: _Optional[int] = ..., worker_id: _Optional[str] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., started_after_seconds: _Optional[float] = ..., task_id64: _Optional[int] = ..., result_truncated: _Optional[bool] = ...) -> None: ...
 
 class ListTaskExecutionsResponse(_message.Message):
     __slots__ = ("executions",)
@@ -307,7 +329,7 @@ class WatchEventsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class TaskEvent(_message.Message):
-    __slots__ = ("id", "task_id", "status", "details", "created_at", "task_name", "task_type", "keepalive")
+    __slots__ = ("id", "task_id", "status", "details", "created_at", "task_name", "task_type", "keepalive", "task_id64")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -316,6 +338,7 @@ class TaskEvent(_message.Message):
     TASK_NAME_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
     KEEPALIVE_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID64_FIELD_NUMBER: _ClassVar[int]
     id: int
     task_id: int
     status: TaskStatusEnum
@@ -324,4 +347,5 @@ class TaskEvent(_message.Message):
     task_name: str
     task_type: str
     keepalive: bool
-    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., details: _Optional[str] = ..., created_at: _Optional[str] = ..., task_name: _Optional[str] = ..., task_type: _Optional[str] = ..., keepalive: _Optional[bool] = ...) -> None: ...
+    task_id64: int
+    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., details: _Optional[str] = ..., created_at: _Optional[str] = ..., task_name: _Optional[str] = ..., task_type: _Optional[str] = ..., keepalive: _Optional[bool] = ..., task_id64: _Optional[int] = ...) -> None: ...

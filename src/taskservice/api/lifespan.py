@@ -1,0 +1,104 @@
+"""What the server starts when its ASGI lifespan begins, and stops when it ends.
+
+The database (migrated, then pooled), the store and event hub the services work with, the credentials
+the access check reads, the in-process worker (WORKER_COUNT > 0), the retention job, and the line that
+empties the credential cache when a token is revoked anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+
+from taskservice.api.auth_service import AuthService
+from taskservice.api.events import EventHub
+from taskservice.api.health import Readiness
+from taskservice.api.service import TaskService
+from taskservice.auth.cache import CredentialCache
+from taskservice.config import Settings
+from taskservice.db import migrate
+from taskservice.db.connect import create_pool
+from taskservice.plugins import Registry
+from taskservice.store import CREDENTIALS_CHANNEL, Credentials, Store
+from taskservice.store.databases import database_url
+from taskservice.worker.listener import Listener
+from taskservice.worker.runtime import Worker
+from taskservice.worker.serve import retention_job, task_defaults, worker_options
+
+log = structlog.get_logger(__name__)
+
+
+class Lifespan:
+    """Starts and stops the server's resources; `credentials` is set while the server runs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        service: TaskService,
+        auth_service: AuthService,
+        readiness: Readiness,
+        cache: CredentialCache,
+        auth_required: bool,
+    ) -> None:
+        self.settings, self.registry, self.service, self.auth_service = (
+            settings,
+            registry,
+            service,
+            auth_service,
+        )
+        self.readiness, self.cache, self.auth_required = readiness, cache, auth_required
+        self.credentials: Credentials | None = None
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, app: Any) -> AsyncIterator[None]:
+        settings = self.settings
+        url = await asyncio.to_thread(database_url, settings)
+        await asyncio.to_thread(migrate.upgrade, url)
+        pool = await create_pool(
+            url, max_size=settings.db_pool_max_conns, command_timeout=settings.db_command_timeout
+        )
+        store = Store(pool, task_defaults(settings))
+        events = EventHub(store, settings.events_poll_interval)
+        self.service.attach(store, events)
+        self.credentials = Credentials(pool)
+        self.auth_service.attach(self.credentials)
+        forgetter = Listener(url, self.cache.heard, channel=CREDENTIALS_CHANNEL, on_lost=self.cache.lost)
+        if self.auth_required and self.cache.ttl > 0:
+            forgetter.start()
+        self.readiness.store = store
+        stop_worker = asyncio.Event()
+        worker_run = None
+        if settings.worker_count > 0:
+            options = worker_options(settings, settings.worker_count, ())
+            worker_run = asyncio.create_task(
+                Worker(store, url, self.registry, options).run(stop_worker), name="in-process-worker"
+            )
+        retention = retention_job(settings, store)
+        retention.start()
+        if self.auth_required:
+            await self._warn_without_admin(self.credentials)
+        log.info("server ready", workers_in_process=settings.worker_count, auth_required=self.auth_required)
+        try:
+            yield
+        finally:
+            self.readiness.store = None
+            await retention.stop()
+            stop_worker.set()
+            if worker_run is not None:
+                await worker_run
+            await events.stop()
+            await forgetter.stop()
+            await pool.close()
+
+    @staticmethod
+    async def _warn_without_admin(credentials: Credentials) -> None:
+        if not await credentials.live_tokens("admin"):
+            log.warning(
+                "auth is required and no admin token exists: create one on a machine that reaches the "
+                "database with `task-cli token create --name admin --role admin`"
+            )

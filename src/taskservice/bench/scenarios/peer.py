@@ -1,0 +1,178 @@
+"""The peer: our drain against pgqueuer's on the same PostgreSQL, the same number of no-op jobs, one run.
+
+Each round makes a fresh database (its tables never analyzed: a new deployment's first burst) and
+its own API server. Ours: the tasks are enqueued through the API (CreateTasks), then 4 worker processes
+drain them. pgqueuer: the same number of jobs enqueued with its own batch enqueue, drained by 2
+processes at batch 100 (its best settings on this machine). In both, the consumers are started and
+idle first, then held (SIGSTOP) while the queue fills and released together, so that process start-up
+is not measured; the rate runs from the first start to the last completion, on the server's clock.
+pgqueuer also writes a log row per status change (queued, picked, successful); we write three history
+rows and an attempt row per task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from importlib.util import find_spec
+
+import asyncpg
+import psycopg
+from psycopg import sql as pgsql
+
+from taskservice.bench.context import Context, sql
+from taskservice.bench.processes import Child, ServerProcess, child_env, stop_all, wait_until
+from taskservice.bench.results import Figure, ScenarioResult
+from taskservice.bench.scenarios.enqueue import new_task
+from taskservice.bench.stats import best
+from taskservice.db import migrate
+from taskservice.db.connect import with_database
+from taskservice.gen.cloud.v1 import task_pb2 as pb
+
+NAME = "peer"
+TITLE = "g. Peer: pgqueuer on the same PostgreSQL (fresh tables, never analyzed)"
+
+OUR_PROCESSES = 4
+PEER_PROCESSES = 2
+PEER_BATCH = 100
+RATIO_TARGET = 1.5
+CALL_SIZE = 1000  # tasks per CreateTasks call
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(ctx: Context) -> AsyncIterator[str]:
+    """A new migrated database on the run's server, dropped afterwards."""
+    name = f"taskservice_peer_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = ctx.admin_url or ctx.database_url
+    identifier = pgsql.Identifier(name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(pgsql.SQL("CREATE DATABASE {}").format(identifier))
+    url = with_database(admin, name)
+    try:
+        await asyncio.to_thread(migrate.upgrade, url)
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
+
+
+async def _value(url: str, name: str) -> float:
+    conn = await asyncpg.connect(url)
+    try:
+        return float(await conn.fetchval(sql(name)) or 0)
+    finally:
+        await conn.close()
+
+
+async def ours(ctx: Context, url: str) -> tuple[float, int]:
+    """Tasks/s of 4 worker processes draining tasks enqueued through the API; and incomplete ones."""
+    count = ctx.sizes.drain_tasks
+    server = ServerProcess(url, ctx.log_dir)
+    try:
+        await server.wait_ready(ctx.sizes.step_timeout)
+        async with ctx.workers(OUR_PROCESSES, url) as workers:
+            for worker in workers:
+                worker.pause()
+            async with ctx.api(server.address) as api:
+                for start in range(0, count, CALL_SIZE):
+                    size = min(CALL_SIZE, count - start)
+                    request = pb.CreateTasksRequest(tasks=[new_task("bench-peer")] * size)
+                    await api.call("CreateTasks", request, pb.CreateTasksResponse)
+            for worker in workers:
+                worker.resume()
+
+            async def drained() -> bool:
+                return await _value(url, "succeeded_kept") >= count
+
+            await wait_until(drained, ctx.sizes.step_timeout, f"{count} tasks to succeed", interval=0.1)
+        seconds = await _value(url, "drain_window")
+        return count / seconds, int(await _value(url, "incomplete_lifecycles"))
+    finally:
+        stop_all([server])
+
+
+async def pgqueuer(ctx: Context, url: str) -> tuple[float, int]:
+    """Jobs/s of pgqueuer's 2 processes at batch 100; and the jobs not done."""
+    from pgqueuer import AsyncpgDriver, Queries
+
+    from taskservice.bench import peer_worker
+
+    count = ctx.sizes.drain_tasks
+    conn = await asyncpg.connect(url)
+    try:
+        queries = Queries(AsyncpgDriver(conn))
+        await queries.install()
+        command = [sys.executable, "-m", "taskservice.bench.peer_worker"]
+        consumers = [
+            Child(f"pgqueuer-{i}", [url, str(PEER_BATCH)], child_env(url), ctx.log_dir, command=command)
+            for i in range(PEER_PROCESSES)
+        ]
+        try:
+
+            async def listening() -> bool:
+                for consumer in consumers:
+                    if not consumer.alive():
+                        raise RuntimeError(f"{consumer.name} exited early:\n{consumer.tail()}")
+                found = await conn.fetchval(sql("peer_consumers"), peer_worker.APPLICATION_NAME)
+                return bool(found >= PEER_PROCESSES)
+
+            await wait_until(listening, ctx.sizes.step_timeout, "pgqueuer consumers to start")
+            for consumer in consumers:
+                consumer.pause()
+            await queries.enqueue([peer_worker.ENTRYPOINT] * count, [None] * count, [0] * count)
+            for consumer in consumers:
+                consumer.resume()
+
+            async def drained() -> bool:
+                return bool(await conn.fetchval(sql("peer_done")) >= count)
+
+            await wait_until(drained, ctx.sizes.step_timeout, f"{count} pgqueuer jobs", interval=0.1)
+            seconds = float(await conn.fetchval(sql("peer_window")))
+            left = count - int(await conn.fetchval(sql("peer_done")))
+        finally:
+            stop_all(consumers)
+        return count / seconds, left
+    finally:
+        await conn.close()
+
+
+async def run(ctx: Context, result: ScenarioResult) -> None:
+    if find_spec("pgqueuer") is None:
+        result.details["skipped"] = "pgqueuer is not installed (a dev dependency: pip install -e '.[dev]')"
+        ctx.console.print(f"[yellow]  skipped: {result.details['skipped']}[/yellow]")
+        return
+    our_rates, peer_rates = [], []
+    for _ in range(ctx.sizes.rounds):
+        async with fresh_database(ctx) as url:
+            rate, incomplete = await ours(ctx, url)
+            our_rates.append(rate)
+            result.tasks += ctx.sizes.drain_tasks
+            result.lost += incomplete
+            rate, left = await pgqueuer(ctx, url)
+            peer_rates.append(rate)
+            result.lost += left
+    result.figures.append(
+        Figure(
+            "peer.pgqueuer",
+            f"pgqueuer 1.6, {PEER_PROCESSES} processes, batch {PEER_BATCH}",
+            best(peer_rates),
+            "tasks/s",
+            details={"jobs": ctx.sizes.drain_tasks, "rounds": [round(r) for r in peer_rates]},
+        )
+    )
+    result.figures.append(
+        Figure(
+            "peer.ours",
+            f"ours, {OUR_PROCESSES} worker processes x {ctx.sizes.worker_concurrency}, enqueued via the API",
+            best(our_rates),
+            "tasks/s",
+            raw_key="peer.pgqueuer",
+            ratio_target=RATIO_TARGET,
+            compared_with="pgqueuer",
+            details={"tasks": ctx.sizes.drain_tasks, "rounds": [round(r) for r in our_rates]},
+        )
+    )

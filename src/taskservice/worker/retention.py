@@ -1,0 +1,60 @@
+"""The retention job: deletes finished tasks past RETENTION_* in bounded batches, one process at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from taskservice.model import Status
+from taskservice.store import RetentionPolicy, Store
+from taskservice.worker.periodic import Periodic
+
+log = structlog.get_logger(__name__)
+
+# Each batch is its own short transaction; a tick goes on while batches come back full, so that it
+# keeps up with any rate of finishing tasks, and stops after this many (a million tasks) per status
+# so that one tick never runs unbounded.
+BATCHES_PER_TICK = 1000
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RetentionJob(Periodic):
+    """Every `interval`, deletes what `policy` no longer keeps; `clock` says what time it is (tests
+    move it instead of waiting days). Every server and worker runs one; the store's advisory lock lets
+    one of them at a time delete, and the others skip their tick."""
+
+    name = "retention"
+
+    def __init__(
+        self,
+        store: Store,
+        policy: RetentionPolicy,
+        interval: float,
+        batch: int,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        super().__init__(interval)
+        self.store, self.policy, self.batch, self.clock = store, policy, batch, clock
+
+    async def tick(self) -> None:
+        await self.run_once()
+
+    async def run_once(self) -> dict[Status, int]:
+        """Delete what is due now, up to BATCHES_PER_TICK batches per status; the counts deleted."""
+        deleted: dict[Status, int] = {}
+        for status, before in self.policy.cutoffs(self.clock()).items():
+            for _ in range(BATCHES_PER_TICK):
+                count = await self.store.delete_finished(status, before, self.batch)
+                if count is None:  # another process is deleting: its turn
+                    return deleted
+                deleted[status] = deleted.get(status, 0) + count
+                if count < self.batch:
+                    break
+        if any(deleted.values()):
+            log.info("retention: deleted finished tasks", **{s.name.lower(): n for s, n in deleted.items()})
+        return deleted

@@ -1,0 +1,71 @@
+"""The queue's plans on a table never analyzed (a new deployment's first burst) and on one that was."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskservice.store import Pool
+from taskservice.store.sql import query
+
+DUE = 20_000
+
+
+async def fill(pool: Pool) -> None:
+    """20,000 due tasks and a few running, as the first burst after a deployment leaves them."""
+    await pool.execute(
+        "INSERT INTO tasks (name, type, status, timeout_seconds, priority)"
+        " SELECT 'burst ' || g, 'sleep', CASE WHEN g % 1000 = 0 THEN 1 ELSE 0 END, 60, g % 3"
+        " FROM generate_series(1, $1) g",
+        DUE,
+    )
+
+
+async def plans(pool: Pool, name: str, *args: object) -> tuple[str, str]:
+    """The statement's plan for these values (custom) and its generic plan (what a prepared
+    statement uses after five runs), as our pool's sessions make them."""
+    async with pool.acquire() as conn:
+        custom = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN (COSTS OFF) {query(name)}", *args))
+        types = {
+            "claim_tasks": "text, integer, text[], float8",
+            "expired_leases": "integer",
+            "list_tasks_of_status": "smallint, text, integer, integer",
+        }[name]
+        async with conn.transaction():
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            await conn.execute(f"PREPARE generic ({types}) AS {query(name)}")
+            try:
+                literals = ", ".join(
+                    "NULL" if a is None else f"'{a}'" if not isinstance(a, list) else "'{}'" for a in args
+                )
+                generic = "\n".join(
+                    r[0] for r in await conn.fetch(f"EXPLAIN (COSTS OFF) EXECUTE generic ({literals})")
+                )
+            finally:
+                await conn.execute("DEALLOCATE generic")
+    return custom, generic
+
+
+@pytest.mark.parametrize("analyzed", [False, True], ids=["never analyzed", "analyzed"])
+async def test_a_claim_reads_the_queue_index_in_order(pool: Pool, analyzed: bool) -> None:
+    await fill(pool)
+    if analyzed:
+        await pool.execute("ANALYZE tasks")
+    else:
+        never = await pool.fetchval("SELECT reltuples FROM pg_class WHERE relname = 'tasks'")
+        assert never == -1  # no statistics: the planner has to guess
+    for plan in await plans(pool, "claim_tasks", "w", 100, [], 30.0):
+        assert "Index Scan using idx_tasks_claimable on tasks" in plan, plan
+        # No sort of the whole queue below the LIMIT (the sort at the top orders the 100 claimed).
+        picked = plan.split("CTE picked")[1].split("CTE executions")[0]
+        assert "Sort" not in picked, plan
+        assert "Bitmap" not in picked, plan
+
+
+async def test_the_reaper_and_status_pages_use_the_status_index(pool: Pool) -> None:
+    await fill(pool)
+    for plan in await plans(pool, "expired_leases", 1000):
+        assert "idx_tasks_status_id" in plan, plan
+        assert "Seq Scan on tasks" not in plan, plan
+    for plan in await plans(pool, "list_tasks_of_status", 1, None, 30, 0):
+        assert "idx_tasks_status_id" in plan, plan
+        assert "Seq Scan on tasks" not in plan, plan
