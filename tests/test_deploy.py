@@ -16,6 +16,7 @@ from taskservice.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
 def known_variables() -> set[str]:
     """The environment variables taskservice reads: its settings and task-cli's own."""
     settings = {name.upper() for name in Settings.model_fields}
