@@ -10,19 +10,16 @@ from typing import Any, ClassVar
 
 import asyncpg
 import psycopg
-from psycopg import sql
 
 from taskservice.config import Settings, get_settings
 from taskservice.db import connect
 from taskservice.plugins import PermanentFailure
-from taskservice.store import databases
+from taskservice.store import databases, sandbox
 
 SANDBOX_DATABASE = "taskservice_sandbox"
 # The role run_query logs in as on the sandbox database: READ ONLY is no security boundary on its own
 # (a superuser can still `COPY ... TO PROGRAM` or `pg_read_file()` in a read-only transaction).
 SANDBOX_ROLE = "taskservice_sandbox"
-# Predefined roles that would let the sandbox role reach the server's files or run programs.
-DANGEROUS_ROLES = ("pg_execute_server_program", "pg_read_server_files", "pg_write_server_files")
 FETCH_BATCH = 1000  # rows per fetch at most
 BATCH_BYTES = 4 * 1024 * 1024  # and about this many bytes: fetches shrink when rows are large
 # SQLSTATE classes of errors that are about the server's state, not the query: worth a retry.
@@ -63,72 +60,6 @@ def _sandbox_role_needed(role: str, detail: str) -> str:
         "run_query needs QUERY_DATABASE_URL pointing at a low-privilege role, or permission to create "
         f"the {role} role and to log in as it without a password (server said: {detail})"
     )
-
-
-def _ensure(conn: psycopg.Connection[Any], done: sql.SQL | sql.Composed, do: sql.SQL | sql.Composed) -> None:
-    """Run `do` unless `done` (a query of one boolean) says it is done; safe when processes race.
-
-    A concurrent process doing the same may make `do` fail (duplicate role, "tuple concurrently
-    updated"); that failure is ignored when `done` then holds.
-    """
-
-    def is_done() -> bool:
-        row = conn.execute(done).fetchone()
-        return bool(row and row[0])
-
-    if is_done():
-        return
-    try:
-        conn.execute(do)
-    except psycopg.Error:
-        if not is_done():
-            raise
-
-
-def _prepare_sandbox_role(service: str, sandbox: str, name: str) -> None:
-    """Create the role `name` unless it exists, and let it connect to the sandbox database only.
-
-    `service` and `sandbox` are URLs of the service's role on its own and on the sandbox database.
-    Raises psycopg.errors.InsufficientPrivilege when the service's role may not do this.
-    """
-    role, database = sql.Identifier(name), sql.Identifier(SANDBOX_DATABASE)
-    with psycopg.connect(service, autocommit=True) as conn:
-        _ensure(
-            conn,
-            sql.SQL("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = {})").format(name),
-            sql.SQL(
-                "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
-            ).format(role),
-        )
-        # The role may have been made (or changed) by someone else: refuse one that is no sandbox.
-        row = conn.execute(
-            "SELECT rolsuper OR rolbypassrls OR EXISTS ("
-            " SELECT FROM unnest(%s::name[]) AS d WHERE pg_has_role(pg_roles.oid, d, 'MEMBER'))"
-            " FROM pg_roles WHERE rolname = %s",
-            (list(DANGEROUS_ROLES), name),
-        ).fetchone()
-        if row and row[0]:
-            raise PermanentFailure(
-                f"the role {name} is a superuser, bypasses row-level security or is a member of "
-                f"one of {', '.join(DANGEROUS_ROLES)}: run_query will not use it; make it an ordinary "
-                "role, or set QUERY_DATABASE_URL to a low-privilege role"
-            )
-        _ensure(
-            conn,
-            # Granted to the role itself, not just through PUBLIC (which an operator may revoke).
-            sql.SQL(
-                "SELECT EXISTS (SELECT FROM pg_database, aclexplode(datacl) AS acl"
-                " WHERE datname = {} AND acl.grantee = {}::regrole AND acl.privilege_type = 'CONNECT')"
-            ).format(SANDBOX_DATABASE, name),
-            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, role),
-        )
-    with psycopg.connect(sandbox, autocommit=True) as conn:
-        # PostgreSQL 15 and later already keep PUBLIC from creating objects in schema public.
-        _ensure(
-            conn,
-            sql.SQL("SELECT NOT has_schema_privilege('public', 'public', 'CREATE')"),
-            sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"),
-        )
 
 
 class RunQuery:
@@ -194,12 +125,17 @@ class RunQuery:
                 f"cannot create the sandbox database {SANDBOX_DATABASE!r} ({error}); "
                 "create it, or set QUERY_DATABASE_URL"
             ) from None
-        sandbox = connect.with_database(service, SANDBOX_DATABASE)
+        target = connect.with_database(service, SANDBOX_DATABASE)
         try:
-            _prepare_sandbox_role(service, sandbox, self.sandbox_role)
+            sandbox.prepare_role(service, target, self.sandbox_role, SANDBOX_DATABASE)
         except psycopg.errors.InsufficientPrivilege as error:
             raise PermanentFailure(_sandbox_role_needed(self.sandbox_role, str(error))) from None
-        return connect.with_user(sandbox, self.sandbox_role)
+        except sandbox.UnsafeRole as error:
+            raise PermanentFailure(
+                f"{error}: run_query will not use it; make it an ordinary role, or set QUERY_DATABASE_URL "
+                "to a low-privilege role"
+            ) from None
+        return connect.with_user(target, self.sandbox_role)
 
     async def _run(self, conn: asyncpg.Connection[asyncpg.Record], query: str) -> dict[str, Any]:
         settings = self.settings
@@ -208,9 +144,7 @@ class RunQuery:
             # statement_timeout bounds each statement, but a cursor's rows come in many short
             # FETCHes: the wall-clock bound stops a query that streams for ever.
             async with asyncio.timeout(settings.query_timeout), conn.transaction(readonly=True):
-                # A SELECT, not SET LOCAL: it takes a snapshot, after which the transaction can no
-                # longer be switched to READ WRITE (a bare `SET TRANSACTION READ WRITE` would be).
-                await conn.execute("SELECT set_config('statement_timeout', $1, true)", str(timeout_ms))
+                await conn.execute(sandbox.limit_statement_time(), str(timeout_ms))
                 statement = await conn.prepare(query)
                 columns = [attribute.name for attribute in statement.get_attributes()]
                 rows, row_count, rows_cut = await self._read(await statement.cursor())
