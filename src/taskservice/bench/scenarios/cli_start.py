@@ -13,7 +13,7 @@ from taskservice.bench.context import Context
 from taskservice.bench.results import Figure, ScenarioResult, Target
 
 NAME = "cli_start"
-TITLE = "g. CLI start (median wall time of a whole command)"
+TITLE = "h. CLI start (median wall time of a whole command)"
 
 TARGET = Target("<=", 200)  # ms
 
