@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -153,7 +153,7 @@ class AsyncClient:
             if not event.keepalive:
                 yield m.TaskEvent.from_proto(event)
 
-    async def events(self, task_ids: Iterable[int] = ()) -> AsyncIterator[pb.TaskEvent]:
+    async def events(self, task_ids: Iterable[int] = ()) -> AsyncGenerator[pb.TaskEvent]:
         """WatchEvents' raw messages, keep-alives included: the first one says the stream is live."""
         body = wire.envelope(calls.watch_request(task_ids).SerializeToString())
         options = httpx.Timeout(self.timeout, read=STREAM_SILENCE_SECONDS)
@@ -241,7 +241,7 @@ class AsyncTaskHandle:
                 elif not event.keepalive and Status(event.status) in FINISHED:
                     return await self.client.get_task(self.id)
         finally:
-            await events.aclose()  # type: ignore[attr-defined]
+            await events.aclose()
         return None
 
     async def _outcome(self, task: m.Task) -> Any:
@@ -250,5 +250,3 @@ class AsyncTaskHandle:
         last = calls.last_attempt(task)
         executions = await self.client.run(last) if last is not None else []
         return calls.outcome(task, executions[-1] if executions else None)
-
-

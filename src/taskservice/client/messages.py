@@ -176,5 +176,3 @@ def spec_request(spec: NewTask) -> pb.CreateTaskRequest:
         priority=spec.priority, max_retries=spec.max_retries, timeout_seconds=spec.timeout_seconds,
         idempotency_key=spec.idempotency_key, delay_seconds=spec.delay_seconds,
     )  # fmt: skip
-
-

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -153,7 +153,7 @@ class Client:
             if not event.keepalive:
                 yield m.TaskEvent.from_proto(event)
 
-    def events(self, task_ids: Iterable[int] = (), timeout: float | None = None) -> Iterator[pb.TaskEvent]:
+    def events(self, task_ids: Iterable[int] = (), timeout: float | None = None) -> Generator[pb.TaskEvent]:
         """WatchEvents' raw messages, keep-alives included: the first one says the stream is live.
 
         With `timeout`, the server ends the stream then (Timeout), and the client does not wait longer.
