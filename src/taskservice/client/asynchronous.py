@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from taskservice.client import calls, wire
+from taskservice.client import calls, transport, wire
 from taskservice.client import messages as m
 from taskservice.client.errors import Timeout, Unavailable
 from taskservice.client.sync import STREAM_SILENCE_SECONDS
@@ -29,16 +29,13 @@ class AsyncClient:
         token: str = "",
         timeout: float = 30.0,
         retry: wire.Retry = wire.Retry(),  # noqa: B008
-        max_connections: int = 100,
     ) -> None:
         self.address, self.timeout, self.retry = address.rstrip("/"), timeout, retry
         self._token = token
         self._headers = wire.headers(wire.UNARY_HEADERS, token, timeout)
-        self._http = httpx.AsyncClient(
-            base_url=self.address + wire.SERVICE_PATH,
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        )
+        self._unary = transport.AsyncTransport(transport.Address(address), timeout)
+        # The event streams only (long-lived, few): unary calls take the leaner transport.
+        self._http = httpx.AsyncClient(base_url=self.address + wire.SERVICE_PATH, timeout=timeout)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -49,6 +46,7 @@ class AsyncClient:
         await self.close()
 
     async def close(self) -> None:
+        self._unary.close()
         await self._http.aclose()
 
     # -- the wire ----------------------------------------------------------------------------
@@ -67,17 +65,10 @@ class AsyncClient:
                 await asyncio.sleep(delay)
 
     async def _send(self, call: calls.Call[Any], body: bytes) -> Any:
-        try:
-            reply = await self._http.post(call.method, content=body, headers=self._headers)
-        except httpx.TimeoutException:
-            raise Timeout(f"{call.method}: no answer within {self.timeout:g}s") from None
-        except httpx.ConnectError as error:
-            raise Unavailable(f"cannot reach {self.address}: {error}", sent=False) from None
-        except httpx.TransportError as error:
-            raise Unavailable(f"{call.method} to {self.address}: {error}") from None
-        if reply.status_code != 200:
-            raise wire.error(reply.status_code, reply.content)
-        return call.answer.FromString(reply.content)
+        status, data = await self._unary.post(wire.SERVICE_PATH + call.method, body, self._headers)
+        if status != 200:
+            raise wire.error(status, data)
+        return call.answer.FromString(data)
 
     # -- the RPCs ----------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from taskservice.client import calls, wire
+from taskservice.client import calls, transport, wire
 from taskservice.client import messages as m
 from taskservice.client.errors import TaskServiceError, Timeout, Unavailable
 from taskservice.gen.cloud.v1 import task_pb2 as pb
@@ -38,6 +38,8 @@ class Client:
         self.address, self.timeout, self.retry = address.rstrip("/"), timeout, retry
         self._token = token
         self._headers = wire.headers(wire.UNARY_HEADERS, token, timeout)
+        self._unary = transport.SyncTransport(transport.Address(address), timeout)
+        # The event streams only (long-lived, few): unary calls take the leaner transport.
         self._http = httpx.Client(base_url=self.address + wire.SERVICE_PATH, timeout=timeout)
 
     def __enter__(self) -> Client:
@@ -49,6 +51,7 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        self._unary.close()
         self._http.close()
 
     # -- the wire ----------------------------------------------------------------------------
@@ -67,17 +70,10 @@ class Client:
                 time.sleep(delay)
 
     def _send(self, call: calls.Call[Any], body: bytes) -> Any:
-        try:
-            reply = self._http.post(call.method, content=body, headers=self._headers)
-        except httpx.TimeoutException:
-            raise Timeout(f"{call.method}: no answer within {self.timeout:g}s") from None
-        except httpx.ConnectError as error:
-            raise Unavailable(f"cannot reach {self.address}: {error}", sent=False) from None
-        except httpx.TransportError as error:
-            raise Unavailable(f"{call.method} to {self.address}: {error}") from None
-        if reply.status_code != 200:
-            raise wire.error(reply.status_code, reply.content)
-        return call.answer.FromString(reply.content)
+        status, data = self._unary.post(wire.SERVICE_PATH + call.method, body, self._headers)
+        if status != 200:
+            raise wire.error(status, data)
+        return call.answer.FromString(data)
 
     # -- the RPCs ----------------------------------------------------------------------------
 
