@@ -145,11 +145,11 @@ async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(
         enqueue(object(), **_fields("x"))
     with (
         psycopg.connect(database_url) as conn,
-        pytest.raises(NotAConnection, match="is synchronous; use enqueue"),
+        pytest.raises(NotAConnection, match="is synchronous; use the sync twin"),
     ):
         await enqueue_async(conn, **_fields("x"))
     async with await psycopg.AsyncConnection.connect(database_url) as aconn:
-        with pytest.raises(NotAConnection, match="is asynchronous; use enqueue_async"):
+        with pytest.raises(NotAConnection, match="is asynchronous; use the async twin"):
             enqueue(aconn, **_fields("x"))
 
 

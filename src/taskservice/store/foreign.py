@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any, Literal
 
 from taskservice import model
-from taskservice.model import NewTask
+from taskservice.model import NewTask, Status, Task
 from taskservice.store.sql import query
 from taskservice.store.store import TaskDefaults
 from taskservice.store.waker import NOTIFY_CHANNEL
@@ -86,56 +86,96 @@ def style_of(conn: object) -> tuple[Style, bool]:
     )
 
 
-def insert_task(conn: Any, new: NewTask, defaults: TaskDefaults = TaskDefaults()) -> int:  # noqa: B008
-    """Insert `new` on a sync connection; returns its id (an existing idempotency key's task's id)."""
+def _rows(conn: Any, style: Style, name: str, values: list[Any]) -> list[Any]:
+    """Every row of statement `name` with `values` ($1 first), on a sync connection."""
+    if style == "psycopg":
+        return list(conn.execute(statement(name, style), _named(values)).fetchall())
+    from sqlalchemy import text
+
+    return list(conn.execute(text(statement(name, style)), _named(values)).all())
+
+
+async def _rows_async(conn: Any, style: Style, name: str, values: list[Any]) -> list[Any]:
+    """Every row of statement `name` with `values` ($1 first), on an async connection."""
+    if style == "asyncpg":
+        return list(await conn.fetch(statement(name, style), *values))
+    if style == "psycopg":
+        return list(await (await conn.execute(statement(name, style), _named(values))).fetchall())
+    from sqlalchemy import text
+
+    return list((await conn.execute(text(statement(name, style)), _named(values))).all())
+
+
+def _sync_style(conn: Any) -> Style:
     style, awaited = style_of(conn)
     if awaited:
-        raise NotAConnection(f"conn: {type(conn).__name__} is asynchronous; use enqueue_async")
-    values = _values(new, defaults)
-    if style == "psycopg":
-        row = conn.execute(statement("enqueue_task", style), _named(values)).fetchone()
-        if row is None:
-            row = conn.execute(
-                statement("id_by_idempotency_key", style), {"p1": new.idempotency_key}
-            ).fetchone()
-    else:
-        from sqlalchemy import text
+        raise NotAConnection(f"conn: {type(conn).__name__} is asynchronous; use the async twin")
+    return style
 
-        row = conn.execute(text(statement("enqueue_task", style)), _named(values)).first()
-        if row is None:
-            found = text(statement("id_by_idempotency_key", style))
-            row = conn.execute(found, {"p1": new.idempotency_key}).first()
-    return _id(row, new)
+
+def _async_style(conn: Any) -> Style:
+    style, awaited = style_of(conn)
+    if not awaited:
+        raise NotAConnection(f"conn: {type(conn).__name__} is synchronous; use the sync twin")
+    return style
+
+
+def insert_task(conn: Any, new: NewTask, defaults: TaskDefaults = TaskDefaults()) -> int:  # noqa: B008
+    """Insert `new` on a sync connection; returns its id (an existing idempotency key's task's id)."""
+    style = _sync_style(conn)
+    rows = _rows(conn, style, "enqueue_task", _values(new, defaults))
+    if not rows:
+        rows = _rows(conn, style, "id_by_idempotency_key", [new.idempotency_key])
+    return _id(rows, new)
 
 
 async def insert_task_async(conn: Any, new: NewTask, defaults: TaskDefaults = TaskDefaults()) -> int:  # noqa: B008
     """Insert `new` on an async connection; returns its id (an existing idempotency key's task's id)."""
-    style, awaited = style_of(conn)
-    if not awaited:
-        raise NotAConnection(f"conn: {type(conn).__name__} is synchronous; use enqueue")
-    values = _values(new, defaults)
-    if style == "asyncpg":
-        row = await conn.fetchrow(statement("enqueue_task", style), *values)
-        if row is None:
-            row = await conn.fetchrow(statement("id_by_idempotency_key", style), new.idempotency_key)
-    elif style == "psycopg":
-        row = await (await conn.execute(statement("enqueue_task", style), _named(values))).fetchone()
-        if row is None:
-            found = statement("id_by_idempotency_key", style)
-            row = await (await conn.execute(found, {"p1": new.idempotency_key})).fetchone()
-    else:
-        from sqlalchemy import text
-
-        row = (await conn.execute(text(statement("enqueue_task", style)), _named(values))).first()
-        if row is None:
-            lookup = text(statement("id_by_idempotency_key", style))
-            row = (await conn.execute(lookup, {"p1": new.idempotency_key})).first()
-    return _id(row, new)
+    style = _async_style(conn)
+    rows = await _rows_async(conn, style, "enqueue_task", _values(new, defaults))
+    if not rows:
+        rows = await _rows_async(conn, style, "id_by_idempotency_key", [new.idempotency_key])
+    return _id(rows, new)
 
 
-def _id(row: Any, new: NewTask) -> int:
-    if row is None:  # the key's task is in a transaction this one cannot see (REPEATABLE READ, say)
+def _id(rows: list[Any], new: NewTask) -> int:
+    if not rows:  # the key's task is in a transaction this one cannot see (REPEATABLE READ, say)
         raise LookupError(
             f"idempotency_key {new.idempotency_key!r} is taken by a task this transaction cannot see"
         )
-    return int(row[0])
+    return int(rows[0][0])
+
+
+# enqueued_tasks' columns, in its order.
+_TASK_COLUMNS = (
+    "id", "name", "type", "status", "payload", "retries", "max_retries", "priority", "description",
+    "timeout_seconds", "attempts", "created_at", "updated_at", "run_at", "idempotency_key",
+)  # fmt: skip
+
+
+def _task(row: Any) -> Task:
+    values = dict(zip(_TASK_COLUMNS, row, strict=True))
+    values["status"] = Status(values["status"])
+    values["payload"] = json.loads(values["payload"])
+    return Task(**values)
+
+
+def _filters(type: str | None, name: str | None, status: Status | None) -> list[Any]:
+    return [type, name, None if status is None else int(status)]
+
+
+def find_tasks(
+    conn: Any, *, type: str | None = None, name: str | None = None, status: Status | None = None
+) -> list[Task]:
+    """The tasks `conn` sees (its own uncommitted ones included), oldest first, of a type/name/status."""
+    return [
+        _task(row) for row in _rows(conn, _sync_style(conn), "enqueued_tasks", _filters(type, name, status))
+    ]
+
+
+async def find_tasks_async(
+    conn: Any, *, type: str | None = None, name: str | None = None, status: Status | None = None
+) -> list[Task]:
+    """`find_tasks` on an async connection."""
+    rows = await _rows_async(conn, _async_style(conn), "enqueued_tasks", _filters(type, name, status))
+    return [_task(row) for row in rows]

@@ -58,6 +58,18 @@ SELECT inserted.id FROM inserted CROSS JOIN woken;
 -- name: id_by_idempotency_key
 SELECT id FROM tasks WHERE idempotency_key = CAST($1 AS text);
 
+-- name: enqueued_tasks
+-- Tasks of a type, name and status (each NULL: any), oldest first, on the application's own
+-- connection (taskservice.testing.enqueued): it sees its transaction's uncommitted tasks too. The
+-- payload comes as text, whatever the driver's jsonb codec; no `::` casts (see enqueue_task).
+SELECT id, name, type, status, CAST(payload AS text) AS payload, retries, max_retries, priority,
+       description, timeout_seconds, attempts, created_at, updated_at, run_at, idempotency_key
+  FROM tasks
+ WHERE (CAST($1 AS text) IS NULL OR type = CAST($1 AS text))
+   AND (CAST($2 AS text) IS NULL OR name = CAST($2 AS text))
+   AND (CAST($3 AS smallint) IS NULL OR status = CAST($3 AS smallint))
+ ORDER BY id;
+
 -- name: ids_by_idempotency_key
 SELECT id, idempotency_key FROM tasks WHERE idempotency_key = ANY($1::text[]);
 
