@@ -253,3 +253,12 @@ async def test_the_async_client(server: Served) -> None:
         with pytest.raises(errors.NotFound):
             await client.get_task(10**12)
         assert (await client.list_tasks(limit=1)).total > 0
+
+
+async def test_more_concurrent_calls_than_connections_wait_their_turn(server: Served) -> None:
+    async with AsyncClient(server.url, max_connections=2) as client:
+        handles = await asyncio.gather(
+            *(client.create_task(name=_name(), type="sleep", parameters=FAST) for _ in range(20))
+        )
+        assert len({h.id for h in handles}) == 20
+        assert len(client._unary._idle) <= 2  # never more connections than allowed

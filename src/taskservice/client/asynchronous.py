@@ -29,11 +29,14 @@ class AsyncClient:
         token: str = "",
         timeout: float = 30.0,
         retry: wire.Retry = wire.Retry(),  # noqa: B008
+        max_connections: int = 100,
     ) -> None:
         self.address, self.timeout, self.retry = address.rstrip("/"), timeout, retry
         self._token = token
         self._headers = wire.headers(wire.UNARY_HEADERS, token, timeout)
-        self._unary = transport.AsyncTransport(transport.Address(address), timeout)
+        self._unary = transport.AsyncTransport(
+            transport.Address(address), timeout, max_connections=max_connections
+        )
         # The event streams only (long-lived, few): unary calls take the leaner transport.
         self._http = httpx.AsyncClient(base_url=self.address + wire.SERVICE_PATH, timeout=timeout)
 

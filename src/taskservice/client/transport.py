@@ -115,14 +115,21 @@ class _Connection:
 
 
 class AsyncTransport:
-    """A pool of asyncio stream connections, one call at a time each."""
+    """A pool of at most `max_connections` asyncio stream connections, one call at a time each (more
+    concurrent calls wait their turn)."""
 
     def __init__(
-        self, address: Address, timeout: float, tls: ssl.SSLContext | None = None, max_bytes: int = 64 << 20
+        self,
+        address: Address,
+        timeout: float,
+        tls: ssl.SSLContext | None = None,
+        max_bytes: int = 64 << 20,
+        max_connections: int = 100,
     ) -> None:
         self.address, self.timeout, self.max_bytes = address, timeout, max_bytes
         self._tls = tls if tls is not None else (ssl.create_default_context() if address.tls else None)
         self._idle: list[_Connection] = []
+        self._slots = asyncio.Semaphore(max_connections)
 
     async def _take(self) -> tuple[_Connection, bool]:
         while self._idle:
@@ -141,6 +148,10 @@ class AsyncTransport:
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         """(HTTP status, body); Unavailable or Timeout when no answer came."""
+        async with self._slots:
+            return await self._post(path, body, headers)
+
+    async def _post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         request = (
             f"POST {self.address.prefix}{path} HTTP/1.1\r\nHost: {self.address.host_header}\r\n{head}"
