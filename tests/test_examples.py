@@ -40,9 +40,7 @@ def test_wait_for_result(api_server: ServerProcess) -> None:
     assert "simulated failure" in error
 
 
-@pytest.mark.parametrize(
-    "test", [name for name in dir(example("test_my_tasks")) if name.startswith("test_")]
-)
+@pytest.mark.parametrize("test", [name for name in dir(example("test_my_tasks")) if name.startswith("test_")])
 def test_my_tasks(test: str, database_url: str) -> None:
     module = example("test_my_tasks")
     function = getattr(module, test)
