@@ -11,7 +11,7 @@ import httpx
 
 from taskservice.client import calls, transport, wire
 from taskservice.client import messages as m
-from taskservice.client.errors import Timeout, Unavailable
+from taskservice.client.errors import ResourceExhausted, Timeout, Unavailable
 from taskservice.client.sync import STREAM_SILENCE_SECONDS
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import FINISHED, NewTask, Status
@@ -212,7 +212,7 @@ class AsyncTaskHandle:
         while True:
             try:
                 task = await self._until_finished()
-            except Unavailable:  # the server went away mid-wait: subscribe again, with backoff
+            except (Unavailable, ResourceExhausted):  # the server went away, or dropped a slow stream
                 delay = next(delays, None)
                 if delay is None:
                     raise
@@ -227,13 +227,13 @@ class AsyncTaskHandle:
         events = self.client.events([self.id])
         try:
             async for event in events:
-                if event.keepalive and not checked:
-                    checked = True  # subscribed: anything from now on will be heard
+                # The first keep-alive says the stream is live: from then on nothing is missed, so the
+                # status is read once then, and again at each finishing event (it may be retried since).
+                if (event.keepalive and not checked) or Status(event.status) in FINISHED:
+                    checked = True
                     task = await self.client.get_task(self.id)
                     if calls.finished(task):
                         return task
-                elif not event.keepalive and Status(event.status) in FINISHED:
-                    return await self.client.get_task(self.id)
         finally:
             await events.aclose()
         return None

@@ -11,7 +11,7 @@ import httpx
 
 from taskservice.client import calls, transport, wire
 from taskservice.client import messages as m
-from taskservice.client.errors import TaskServiceError, Timeout, Unavailable
+from taskservice.client.errors import ResourceExhausted, TaskServiceError, Timeout, Unavailable
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import FINISHED, NewTask, Status
 
@@ -215,7 +215,7 @@ class TaskHandle:
                 raise Timeout(f"task {self.id} did not finish within {timeout:g}s")
             try:
                 task = self._until_finished(left)
-            except Unavailable:  # the server went away mid-wait: subscribe again, with backoff
+            except (Unavailable, ResourceExhausted):  # the server went away, or dropped a slow stream
                 delay = next(delays, None)
                 if delay is None:
                     raise
@@ -232,13 +232,13 @@ class TaskHandle:
         """The finished task, or None when the stream ended first (the server stopping)."""
         checked = False
         for event in self.client.events([self.id], timeout):
-            if event.keepalive and not checked:
-                checked = True  # subscribed: anything from now on will be heard
+            # The first keep-alive says the stream is live: from then on nothing is missed, so the
+            # status is read once then, and again at each finishing event (it may be retried since).
+            if (event.keepalive and not checked) or Status(event.status) in FINISHED:
+                checked = True
                 task = self.client.get_task(self.id)
                 if calls.finished(task):
                     return task
-            elif not event.keepalive and Status(event.status) in FINISHED:
-                return self.client.get_task(self.id)
         return None
 
     def _outcome(self, task: m.Task) -> Any:
