@@ -35,7 +35,7 @@ class AsyncClient:
         self._token = token
         self._headers = wire.headers(wire.UNARY_HEADERS, token, timeout)
         self._unary = transport.AsyncTransport(
-            transport.Address(address), timeout, max_connections=max_connections
+            transport.Address(address), timeout, self._headers, max_connections=max_connections
         )
         # The event streams only (long-lived, few): unary calls take the leaner transport.
         self._http = httpx.AsyncClient(base_url=self.address + wire.SERVICE_PATH, timeout=timeout)
@@ -68,7 +68,7 @@ class AsyncClient:
                 await asyncio.sleep(delay)
 
     async def _send(self, call: calls.Call[Any], body: bytes) -> Any:
-        status, data = await self._unary.post(wire.SERVICE_PATH + call.method, body, self._headers)
+        status, data = await self._unary.post(wire.SERVICE_PATH + call.method, body)
         if status != 200:
             raise wire.error(status, data)
         return call.answer.FromString(data)

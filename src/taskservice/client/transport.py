@@ -122,11 +122,16 @@ class AsyncTransport:
         self,
         address: Address,
         timeout: float,
+        headers: dict[str, str],
         tls: ssl.SSLContext | None = None,
         max_bytes: int = 64 << 20,
         max_connections: int = 100,
     ) -> None:
         self.address, self.timeout, self.max_bytes = address, timeout, max_bytes
+        # Every call sends the same headers: encoded once.
+        lines = [f"Host: {address.host_header}", *(f"{k}: {v}" for k, v in headers.items())]
+        self._head = "".join(f"{line}\r\n" for line in lines).encode("latin-1")
+        self._prefix = address.prefix.encode()
         self._tls = tls if tls is not None else (ssl.create_default_context() if address.tls else None)
         self._idle: list[_Connection] = []
         self._slots = asyncio.Semaphore(max_connections)
@@ -146,17 +151,19 @@ class AsyncTransport:
             raise Unavailable(f"cannot reach {a.url}: {error}", sent=False) from None
         return _Connection(reader, writer), False
 
-    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         """(HTTP status, body); Unavailable or Timeout when no answer came."""
         async with self._slots:
-            return await self._post(path, body, headers)
+            return await self._post(path, body)
 
-    async def _post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        request = (
-            f"POST {self.address.prefix}{path} HTTP/1.1\r\nHost: {self.address.host_header}\r\n{head}"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode("latin-1") + body
+    async def _post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        request = b"POST %s%s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s" % (
+            self._prefix,
+            path.encode(),
+            self._head,
+            len(body),
+            body,
+        )
         for attempt in (1, 2):
             connection, reused = await self._take()
             try:
@@ -166,7 +173,7 @@ class AsyncTransport:
             except TimeoutError:
                 connection.close()
                 raise Timeout(f"no answer from {self.address.url} within {self.timeout:g}s") from None
-            except (OSError, asyncio.IncompleteReadError, ValueError) as error:
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as error:
                 connection.close()
                 if reused and attempt == 1 and isinstance(error, asyncio.IncompleteReadError | OSError):
                     continue  # the server had closed the kept-alive connection: once more on a new one
@@ -182,13 +189,14 @@ class AsyncTransport:
         raise AssertionError("unreachable")
 
     async def _read(self, reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
-        line = await reader.readuntil(b"\r\n")
-        parts = line.split(b" ", 2)
+        head = await reader.readuntil(b"\r\n\r\n")  # the status line and every header at once
+        status_line, *lines = head[:-4].split(b"\r\n")
+        parts = status_line.split(b" ", 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
-            raise ValueError(f"not an HTTP/1.1 answer: {line[:80]!r}")
+            raise ValueError(f"not an HTTP/1.1 answer: {status_line[:80]!r}")
         status = int(parts[1])
         length, chunked, keep = None, False, parts[0] == b"HTTP/1.1"
-        while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+        for line in lines:
             name, _, value = line.partition(b":")
             name, value = name.strip().lower(), value.strip().lower()
             if name == b"content-length":
