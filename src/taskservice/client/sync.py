@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Generator, Iterable, Iterator
 from types import TracebackType
@@ -230,8 +231,12 @@ class TaskHandle:
 
     def _until_finished(self, timeout: float | None) -> m.Task | None:
         """The finished task, or None when the stream ended first (the server stopping)."""
+        with contextlib.closing(self.client.events([self.id], timeout)) as events:
+            return self._first_finished(events)
+
+    def _first_finished(self, events: Iterator[pb.TaskEvent]) -> m.Task | None:
         checked = False
-        for event in self.client.events([self.id], timeout):
+        for event in events:
             # The first keep-alive says the stream is live: from then on nothing is missed, so the
             # status is read once then, and again at each finishing event (it may be retried since).
             if (event.keepalive and not checked) or Status(event.status) in FINISHED:
