@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from conftest import ServerProcess, serving
+from conftest import ServerProcess, serving, subprocess_env
+from taskservice.api.probe import free_port
 from taskservice.auth.tokens import issue
 from taskservice.client import errors
 from taskservice.client.asynchronous import AsyncClient
 from taskservice.client.sync import Client
+from taskservice.client.wire import Retry
 from taskservice.config import Settings
 from taskservice.db.connect import create_pool
 from taskservice.model import Status
 from taskservice.store import Credentials
+from test_tls import self_signed
 
 
 async def _tokens(database_url: str) -> dict[str, str]:
@@ -86,3 +94,55 @@ async def test_calls_after_the_server_restarted_take_a_new_connection(
     finally:
         sync_client.close()
         await async_client.close()
+
+
+@pytest.fixture
+def tls_server(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, ssl.SSLContext]]:
+    """A server process serving HTTPS with a self-signed certificate; its URL and a context trusting it."""
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    env = subprocess_env(settings, WORKER_COUNT="1", TLS_CERT_FILE=str(cert), TLS_KEY_FILE=str(key))
+    trusted = ssl.create_default_context(cafile=str(cert))
+    url = f"https://127.0.0.1:{port}"
+    with (tmp_path / "server.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "taskservice.cli", "server", "--port", str(port)], env=env, stdout=log,
+            stderr=log,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while True:  # until it answers (a condition polled with a deadline)
+                assert process.poll() is None, (tmp_path / "server.log").read_text()
+                try:
+                    if httpx.get(f"{url}/readyz", verify=trusted, timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the TLS server did not become ready"
+                time.sleep(0.1)
+            yield url, trusted
+        finally:
+            process.terminate()
+            process.wait(30)
+
+
+def test_https_with_the_servers_certificate(tls_server: tuple[str, ssl.SSLContext]) -> None:
+    url, trusted = tls_server
+    with Client(url, tls=trusted) as client:
+        handle = client.create_task(name="over tls", type="sleep", parameters={"seconds": "0"})
+        assert handle.wait(timeout=60) == {"slept": 0.0}  # the event stream over TLS too
+    with (
+        Client(url, retry=Retry(attempts=1)) as untrusting,
+        pytest.raises(errors.Unavailable, match="CERTIFICATE_VERIFY_FAILED"),
+    ):
+        untrusting.get_status()
+
+
+async def test_async_https_with_the_servers_certificate(tls_server: tuple[str, ssl.SSLContext]) -> None:
+    url, trusted = tls_server
+    async with AsyncClient(url, tls=trusted) as client:
+        handle = await client.create_task(name="over tls", type="sleep", parameters={"seconds": "0"})
+        assert await handle.wait(timeout=60) == {"slept": 0.0}
+    async with AsyncClient(url, retry=Retry(attempts=1)) as untrusting:
+        with pytest.raises(errors.Unavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            await untrusting.get_status()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -29,16 +30,21 @@ class AsyncClient:
         token: str = "",
         timeout: float = 30.0,
         retry: wire.Retry = wire.Retry(),  # noqa: B008
+        tls: ssl.SSLContext | None = None,
         max_connections: int = 100,
     ) -> None:
         self.address, self.timeout, self.retry = address.rstrip("/"), timeout, retry
         self._token = token
         self._headers = wire.headers(wire.UNARY_HEADERS, token, timeout)
         self._unary = transport.AsyncTransport(
-            transport.Address(address), timeout, self._headers, max_connections=max_connections
+            transport.Address(address), timeout, self._headers, tls, max_connections=max_connections
         )
         # The event streams only (long-lived, few): unary calls take the leaner transport.
-        self._http = httpx.AsyncClient(base_url=self.address + wire.SERVICE_PATH, timeout=timeout)
+        self._http = httpx.AsyncClient(
+            base_url=self.address + wire.SERVICE_PATH,
+            timeout=timeout,
+            verify=tls if tls is not None else True,
+        )
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 import time
 from collections.abc import Generator, Iterable, Iterator
 from types import TracebackType
@@ -26,6 +27,7 @@ class Client:
 
     Errors are TaskServiceError subclasses carrying the Connect code. A call that failed `unavailable`
     is sent again with backoff when that is safe: reads, and creates with an idempotency key.
+    `tls`: the SSL context for an https:// address (its CA, say); by default the system's.
     """
 
     def __init__(
@@ -35,13 +37,18 @@ class Client:
         token: str = "",
         timeout: float = 30.0,
         retry: wire.Retry = wire.Retry(),  # noqa: B008
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.address, self.timeout, self.retry = address.rstrip("/"), timeout, retry
         self._token = token
         self._headers = wire.headers(wire.UNARY_HEADERS, token, timeout)
-        self._unary = transport.SyncTransport(transport.Address(address), timeout)
+        self._unary = transport.SyncTransport(transport.Address(address), timeout, tls)
         # The event streams only (long-lived, few): unary calls take the leaner transport.
-        self._http = httpx.Client(base_url=self.address + wire.SERVICE_PATH, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.address + wire.SERVICE_PATH,
+            timeout=timeout,
+            verify=tls if tls is not None else True,
+        )
 
     def __enter__(self) -> Client:
         return self
