@@ -42,7 +42,7 @@ class Client:
         self.address, self.timeout, self.retry = address.rstrip("/"), timeout, retry
         self._token = token
         self._headers = wire.headers(wire.UNARY_HEADERS, token, timeout)
-        self._unary = transport.SyncTransport(transport.Address(address), timeout, tls)
+        self._unary = transport.SyncTransport(transport.Address(address), timeout, self._headers, tls)
         # The event streams only (long-lived, few): unary calls take the leaner transport.
         self._http = httpx.Client(
             base_url=self.address + wire.SERVICE_PATH,
@@ -78,7 +78,7 @@ class Client:
                 time.sleep(delay)
 
     def _send(self, call: calls.Call[Any], body: bytes) -> Any:
-        status, data = self._unary.post(wire.SERVICE_PATH + call.method, body, self._headers)
+        status, data = self._unary.post(wire.SERVICE_PATH + call.method, body)
         if status != 200:
             raise wire.error(status, data)
         return call.answer.FromString(data)
