@@ -182,6 +182,8 @@ def test_watch_yields_events_as_dataclasses(client: Client) -> None:
     finally:
         heard.set()
         changer.join()
+    mine.cancel()  # each ends retried (queued or running 600 s): free the worker slots
+    other.cancel()
 
 
 def test_the_server_refuses_a_watch_of_too_many_tasks(client: Client) -> None:
@@ -262,3 +264,28 @@ async def test_more_concurrent_calls_than_connections_wait_their_turn(server: Se
         )
         assert len({h.id for h in handles}) == 20
         assert len(client._unary._idle) <= 2  # never more connections than allowed
+
+
+async def test_the_async_watch_yields_the_named_tasks_events(server: Served) -> None:
+    async with AsyncClient(server.url) as client:
+        other = await client.create_task(name=_name(), type="sleep", parameters=LONG, delay_seconds=LATER)
+        mine = await client.create_task(name=_name(), type="sleep", parameters=LONG, delay_seconds=LATER)
+        heard = asyncio.Event()
+
+        async def keep_changing() -> None:  # until the watcher hears one (it cannot say when it is live)
+            while not heard.is_set():
+                for task in (other, mine):
+                    await client.cancel_task(task.id)
+                    await client.retry_task(task.id)
+
+        changer = asyncio.create_task(keep_changing())
+        try:
+            async for event in client.watch([mine.id]):
+                assert event.task_id == mine.id
+                assert event.status in (Status.CANCELLED, Status.QUEUED)
+                break
+        finally:
+            heard.set()
+            await changer
+        await mine.cancel()  # each ends retried (queued or running 600 s): free the worker slots
+        await other.cancel()
