@@ -91,7 +91,12 @@ def test_wait_times_out_and_a_cancel_ends_the_wait(client: Client) -> None:
         handle.wait(timeout=0.5)
     with pytest.raises(errors.FailedPrecondition, match="not finished"):
         handle.result()
-    threading.Thread(target=lambda: Client(client.address).cancel_task(handle.id, "no longer needed")).start()
+
+    def cancel() -> None:
+        with Client(client.address) as other:
+            other.cancel_task(handle.id, "no longer needed")
+
+    threading.Thread(target=cancel).start()
     with pytest.raises(errors.TaskCancelled):
         handle.wait(timeout=60)
 
