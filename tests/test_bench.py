@@ -12,7 +12,7 @@ import pytest
 
 from taskservice.config import Settings
 
-SCENARIOS = {"ceiling", "enqueue", "processing", "peer", "latency", "scale", "memory", "cli_start"}
+SCENARIOS = {"ceiling", "enqueue", "processing", "peer", "latency", "scale", "memory", "cli_start", "client"}
 WITHOUT_TASKS = {"memory", "cli_start"}  # they measure processes, not tasks
 
 
@@ -57,6 +57,12 @@ def test_the_quick_benchmark_completes_and_loses_no_task(pg_server_url: str, tmp
         "peer.pgqueuer",
         "peer.ours",
     }  # pgqueuer is a dev dependency
+
+    # The Python client's loops, each as a share of the protocol client's in the same run.
+    client = next(s for s in report["scenarios"] if s["name"] == "client")
+    shares = {f["key"]: f["ratio"] for f in client["figures"] if f["raw_key"]}
+    assert set(shares) == {"client.async_1", "client.async_8", "client.sync_1"}
+    assert all(share > 0 for share in shares.values()), shares
 
 
 @pytest.mark.slow

@@ -1,1 +1,104 @@
-"""taskservice: task orchestration on PostgreSQL."""
+"""taskservice: task orchestration on PostgreSQL; this module is its Python surface (loaded lazily)."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "AsyncClient",
+    "AsyncTaskHandle",
+    "Client",
+    "Execution",
+    "FailedPrecondition",
+    "HistoryEntry",
+    "InvalidArgument",
+    "NewTask",
+    "NotFound",
+    "OutOfRange",
+    "PermanentFailure",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "Retry",
+    "Task",
+    "TaskCancelled",
+    "TaskContext",
+    "TaskEvent",
+    "TaskFailed",
+    "TaskHandle",
+    "TaskList",
+    "TaskServiceError",
+    "TaskStatus",
+    "Timeout",
+    "Unauthenticated",
+    "Unavailable",
+    "Worker",
+    "enqueue",
+    "enqueue_async",
+    "task",
+]
+
+# Where each public name lives. Nothing is imported until a name is asked for: `task-cli` imports this
+# package on every start and must not pay for the client, the drivers or the plugins.
+_HOMES = {
+    name: home
+    for home, names in {
+        "taskservice.client.sync": "Client TaskHandle",
+        "taskservice.client.asynchronous": "AsyncClient AsyncTaskHandle",
+        "taskservice.client.wire": "Retry",
+        "taskservice.client.enqueue": "enqueue enqueue_async",
+        "taskservice.client.messages": "Execution HistoryEntry NewTask Task TaskEvent TaskList TaskStatus "
+        "Worker",
+        "taskservice.client.errors": "FailedPrecondition InvalidArgument NotFound OutOfRange "
+        "PermissionDenied ResourceExhausted TaskCancelled TaskFailed TaskServiceError Timeout "
+        "Unauthenticated Unavailable",
+        "taskservice.plugins": "PermanentFailure",
+        "taskservice.plugins.declare": "task",
+        "taskservice.plugins.context": "TaskContext",
+    }.items()
+    for name in names.split()
+}
+
+if TYPE_CHECKING:
+    from taskservice.client.asynchronous import AsyncClient, AsyncTaskHandle
+    from taskservice.client.enqueue import enqueue, enqueue_async
+    from taskservice.client.errors import (
+        FailedPrecondition,
+        InvalidArgument,
+        NotFound,
+        OutOfRange,
+        PermissionDenied,
+        ResourceExhausted,
+        TaskCancelled,
+        TaskFailed,
+        TaskServiceError,
+        Timeout,
+        Unauthenticated,
+        Unavailable,
+    )
+    from taskservice.client.messages import (
+        Execution,
+        HistoryEntry,
+        NewTask,
+        Task,
+        TaskEvent,
+        TaskList,
+        TaskStatus,
+        Worker,
+    )
+    from taskservice.client.sync import Client, TaskHandle
+    from taskservice.client.wire import Retry
+    from taskservice.plugins import PermanentFailure
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'taskservice' has no attribute {name!r}")
+    value = getattr(import_module(home), name)
+    globals()[name] = value  # once found, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -20,6 +20,7 @@ from taskservice.api.guard import Limits, RequestGuard
 from taskservice.api.headers import SecurityHeaders
 from taskservice.api.health import HealthService, Readiness, healthz, readyz_endpoint
 from taskservice.api.ids import NarrowIdGuard
+from taskservice.api.lengths import ContentLength
 from taskservice.api.lifespan import Lifespan
 from taskservice.api.metrics import Metrics
 from taskservice.api.service import TaskService
@@ -78,9 +79,13 @@ def create_app(
 
 
 def _middleware(settings: Settings, access: Middleware) -> list[Middleware]:
-    """Outermost first: headers on every answer; the Host check and the limits before anything reads
-    the request; CORS answers preflights (which carry no credentials) before the access check."""
-    middleware = [Middleware(SecurityHeaders, tls=settings.tls_cert_file is not None)]
+    """Outermost first: a Content-Length on every answer sent whole; headers on every answer; the Host
+    check and the limits before anything reads the request; CORS answers preflights (which carry no
+    credentials) before the access check."""
+    middleware = [
+        Middleware(ContentLength),
+        Middleware(SecurityHeaders, tls=settings.tls_cert_file is not None),
+    ]
     hosts = _listed(settings.allowed_hosts)
     if hosts:
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=hosts))

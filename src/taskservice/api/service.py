@@ -229,6 +229,10 @@ class TaskService:
     ) -> AsyncIterator[pb.TaskEvent]:
         if self._events is None:
             raise ConnectError(Code.UNAVAILABLE, "the server is starting; try again")
+        try:
+            wanted = validation.watched_tasks(request.task_ids)
+        except InvalidArgument as error:
+            raise ConnectError(Code.INVALID_ARGUMENT, str(error)) from None
         events = self._events.subscribe()
         next_event = None
         stopping = asyncio.ensure_future(self._stopping.wait())
@@ -252,7 +256,7 @@ class TaskService:
                         Code.RESOURCE_EXHAUSTED, "this client fell too far behind; reconnect"
                     ) from None
                 next_event = None
-                if event is not None:
+                if event is not None and (not wanted or event.entry.task_id in wanted):
                     yield convert.event(event)
         finally:
             stopping.cancel()

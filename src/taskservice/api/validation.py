@@ -24,6 +24,7 @@ IDEMPOTENCY_KEY_MAX = 255
 LIST_LIMIT_MAX = 100
 LIST_LIMIT_DEFAULT = 30
 BATCH_MAX = 1000
+WATCHED_TASKS_MAX = 1000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 (e.g. U+0085, a line break)
 
 
@@ -134,6 +135,15 @@ def new_tasks(
     if not 1 <= count <= BATCH_MAX:
         raise InvalidArgument("tasks", f"must hold 1 to {BATCH_MAX} tasks (got {count})")
     return [new_task(t, task_types, f"tasks[{i}].", limits) for i, t in enumerate(request.tasks)]
+
+
+def watched_tasks(task_ids: Collection[int]) -> frozenset[int]:
+    """The tasks a WatchEvents request wants the events of (empty: every task)."""
+    if len(task_ids) > WATCHED_TASKS_MAX:
+        raise InvalidArgument("task_ids", f"must hold at most {WATCHED_TASKS_MAX} ids (got {len(task_ids)})")
+    for index, value in enumerate(task_ids):
+        task_id(value, f"task_ids[{index}]")
+    return frozenset(task_ids)
 
 
 def status(value: int, field: str = "status") -> Status:

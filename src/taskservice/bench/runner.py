@@ -27,6 +27,7 @@ from taskservice.bench.results import Report, ScenarioResult
 from taskservice.bench.scenarios import (
     ceiling,
     cli_start,
+    client,
     enqueue,
     latency,
     memory,
@@ -54,7 +55,7 @@ class Scenario:
 # The ceiling runs first, so our figures can be shown as a share of it; memory reads the others.
 SCENARIOS = tuple(
     Scenario(module.NAME, module.TITLE, module.run)
-    for module in (ceiling, enqueue, processing, peer, latency, scale, memory, cli_start)
+    for module in (ceiling, enqueue, processing, peer, latency, scale, memory, cli_start, client)
 )
 
 

@@ -23,6 +23,7 @@ from google.protobuf.message import DecodeError, Message
 
 from taskservice.cli.escape import literal
 from taskservice.cli.group import global_value
+from taskservice.client.wire import HTTP_CODES
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,6 @@ T = TypeVar("T")
 SERVICE = "cloud.v1.TaskManagementService"
 AUTH_SERVICE = "cloud.v1.AuthService"
 TIMEOUT_SECONDS = 30.0
-# Connect's codes for HTTP statuses that carry no Connect error body (a proxy's page, say).
-_HTTP_CODES = {400: "internal", 401: "unauthenticated", 403: "permission_denied", 404: "unimplemented",
-               429: "unavailable", 502: "unavailable", 503: "unavailable", 504: "unavailable"}  # fmt: skip
 # Safe to send again on a fresh connection when a kept-alive one turns out to be closed.
 _READ_ONLY = frozenset({"GetTask", "ListTasks", "GetTaskHistory", "GetStatus", "ListTaskExecutions",
                         "ListWorkers", "ListTaskTypes", "WhoAmI", "ListTokens"})  # fmt: skip
@@ -124,7 +122,7 @@ def _error(status: int, body: bytes) -> ApiError:
         return ApiError(str(error["code"]), str(error.get("message", "")))
     except (ValueError, TypeError, KeyError):
         text = body.decode(errors="replace").strip().splitlines()
-        return ApiError(_HTTP_CODES.get(status, "unknown"), f"HTTP {status}: {text[0] if text else ''}")
+        return ApiError(HTTP_CODES.get(status, "unknown"), f"HTTP {status}: {text[0] if text else ''}")
 
 
 def describe(error: ApiError, address: str) -> str:

@@ -32,6 +32,44 @@ SELECT id, idempotency_key FROM inserted ORDER BY id;
 -- $1: the queue's channel.
 SELECT pg_notify($1, '');
 
+-- name: enqueue_task
+-- One task and its "Task is scheduled" history row on the application's own connection, in its
+-- transaction (taskservice.enqueue): both exist iff that transaction commits, and the NOTIFY inside
+-- it is delivered at commit, which is when the workers should wake. Scalar parameters written
+-- `CAST($n AS type)` (never `$n::type`), so that every driver's placeholder style can stand in for
+-- them (store/foreign.py). The payload is sent as text: the application's driver may have a codec of
+-- its own for jsonb. An existing idempotency key inserts nothing and returns no row.
+WITH inserted AS (
+    INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
+                       idempotency_key, run_at)
+    VALUES (CAST($1 AS text), CAST($2 AS text), CAST(CAST($3 AS text) AS jsonb), CAST($4 AS text),
+            CAST($5 AS integer), CAST($6 AS integer), CAST($7 AS double precision), CAST($8 AS text),
+            now() + make_interval(secs => CAST($9 AS double precision)))
+        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id
+), history AS (
+    INSERT INTO task_history (task_id, status, details)
+    SELECT id, 0 /*QUEUED*/, CAST($10 AS text) FROM inserted
+), woken AS (
+    SELECT pg_notify($11, '') FROM inserted
+)
+SELECT inserted.id FROM inserted CROSS JOIN woken;
+
+-- name: id_by_idempotency_key
+SELECT id FROM tasks WHERE idempotency_key = CAST($1 AS text);
+
+-- name: enqueued_tasks
+-- Tasks of a type, name and status (each NULL: any), oldest first, on the application's own
+-- connection (taskservice.testing.enqueued): it sees its transaction's uncommitted tasks too. The
+-- payload comes as text, whatever the driver's jsonb codec; no `::` casts (see enqueue_task).
+SELECT id, name, type, status, CAST(payload AS text) AS payload, retries, max_retries, priority,
+       description, timeout_seconds, attempts, created_at, updated_at, run_at, idempotency_key
+  FROM tasks
+ WHERE (CAST($1 AS text) IS NULL OR type = CAST($1 AS text))
+   AND (CAST($2 AS text) IS NULL OR name = CAST($2 AS text))
+   AND (CAST($3 AS smallint) IS NULL OR status = CAST($3 AS smallint))
+ ORDER BY id;
+
 -- name: ids_by_idempotency_key
 SELECT id, idempotency_key FROM tasks WHERE idempotency_key = ANY($1::text[]);
 

@@ -41,6 +41,8 @@ class WorkerOptions:
     shutdown_grace: float = 30.0
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     max_result_bytes: int = 1024 * 1024
+    # Stop once a claim finds nothing due and nothing runs (taskservice.testing.drain): no polling.
+    drain: bool = False
 
 
 def new_worker_id() -> str:
@@ -164,6 +166,7 @@ class Worker:
         self._listener = Listener(listen_url, self._work_arrived)
         self._heartbeat = Heartbeat(store, self.id, options.lease_seconds, self._held, self._lost)
         self._reaper = LeaseReaper(store, options.retry_policy, options.lease_seconds / 2)
+        self.drained: list[Transition] = []  # in drain mode, every attempt's outcome, in order
 
     # -- wake-ups ----------------------------------------------------------------------------
 
@@ -229,6 +232,8 @@ class Worker:
                 if len(claims) == free:
                     self._work_may_be_due = True  # a full batch: there may be more behind it
                     continue
+                if opts.drain and not claims and not self._running:
+                    return
             try:
                 await asyncio.wait_for(self._wake.wait(), opts.poll_interval)
             except TimeoutError:
@@ -242,6 +247,9 @@ class Worker:
     def _finished(self, transition: Transition) -> None:
         self._reporter.report(transition)
         self._running.pop(transition.execution_id, None)
+        if self.options.drain:
+            self.drained.append(transition)
+            self._work_may_be_due = True  # look again at once: the end of a drain is a claim of nothing
         if transition.status == model.Status.RETRYING:
             # Due again after its backoff: look then rather than at the next poll.
             asyncio.get_running_loop().call_later(transition.delay_seconds, self._work_arrived)

@@ -325,8 +325,10 @@ class ListTaskTypesResponse(_message.Message):
     def __init__(self, types: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("task_ids",)
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    task_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, task_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
     __slots__ = ("id", "task_id", "status", "details", "created_at", "task_name", "task_type", "keepalive", "task_id64")

@@ -1,0 +1,252 @@
+"""`AsyncClient`: the API over one kept-alive httpx connection pool, for asyncio; `AsyncTaskHandle`."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from taskservice.client import calls, transport, wire
+from taskservice.client import messages as m
+from taskservice.client.errors import ResourceExhausted, Timeout, Unavailable
+from taskservice.client.sync import STREAM_SILENCE_SECONDS
+from taskservice.gen.cloud.v1 import task_pb2 as pb
+from taskservice.model import FINISHED, NewTask, Status
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """The asyncio twin of `Client`: the same methods, awaited (`watch` is an async iterator)."""
+
+    def __init__(
+        self,
+        address: str = "http://127.0.0.1:8080",
+        *,
+        token: str = "",
+        timeout: float = 30.0,
+        retry: wire.Retry = wire.Retry(),  # noqa: B008
+        tls: ssl.SSLContext | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        self.address, self.timeout, self.retry = address.rstrip("/"), timeout, retry
+        self._token = token
+        self._headers = wire.headers(wire.UNARY_HEADERS, token, timeout)
+        self._unary = transport.AsyncTransport(
+            transport.Address(address), timeout, self._headers, tls, max_connections=max_connections
+        )
+        # The event streams only (long-lived, few): unary calls take the leaner transport.
+        self._http = httpx.AsyncClient(
+            base_url=self.address + wire.SERVICE_PATH,
+            timeout=timeout,
+            verify=tls if tls is not None else True,
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._unary.close()
+        await self._http.aclose()
+
+    # -- the wire ----------------------------------------------------------------------------
+
+    async def run(self, call: calls.Call[T]) -> T:
+        """Send one call, again after `unavailable` while that is safe."""
+        body = call.request.SerializeToString()
+        delays = self.retry.delays()
+        while True:
+            try:
+                return call.read(await self._send(call, body))
+            except Unavailable as error:
+                delay = next(delays, None)
+                if delay is None or not (call.idempotent or not error.sent):
+                    raise
+                await asyncio.sleep(delay)
+
+    async def _send(self, call: calls.Call[Any], body: bytes) -> Any:
+        status, data = await self._unary.post(wire.SERVICE_PATH + call.method, body)
+        if status != 200:
+            raise wire.error(status, data)
+        return call.answer.FromString(data)
+
+    # -- the RPCs ----------------------------------------------------------------------------
+
+    async def create_task(
+        self,
+        *,
+        name: str,
+        type: str,
+        parameters: dict[str, str] | None = None,
+        description: str = "",
+        priority: int = 0,
+        max_retries: int | None = None,
+        timeout_seconds: float | None = None,
+        idempotency_key: str | None = None,
+        delay_seconds: float = 0.0,
+    ) -> AsyncTaskHandle:
+        """Create a task; its handle waits for it. With an idempotency key a repeat returns the first."""
+        created = await self.run(calls.create_task(
+            name=name, type=type, parameters=parameters, description=description, priority=priority,
+            max_retries=max_retries, timeout_seconds=timeout_seconds, idempotency_key=idempotency_key,
+            delay_seconds=delay_seconds,
+        ))  # fmt: skip
+        return AsyncTaskHandle(self, created.id, existing=created.existing)
+
+    async def create_tasks(self, tasks: Iterable[NewTask]) -> list[AsyncTaskHandle]:
+        """Create up to 1000 tasks in one call and one transaction (all or none), in order."""
+        return [AsyncTaskHandle(self, task_id) for task_id in await self.run(calls.create_tasks(tasks))]
+
+    def task(self, task_id: int) -> AsyncTaskHandle:
+        """A handle on an existing task."""
+        return AsyncTaskHandle(self, task_id)
+
+    async def get_task(self, id: int) -> m.Task:
+        return await self.run(calls.get_task(id))
+
+    async def list_tasks(
+        self, *, status: Status | None = None, type: str | None = None, name_contains: str = "",
+        limit: int = 0, offset: int = 0,
+    ) -> m.TaskList:  # fmt: skip
+        """Tasks newest first; limit 0 means the server's 30."""
+        return await self.run(calls.list_tasks(
+            status=status, type=type, name_contains=name_contains, limit=limit, offset=offset
+        ))  # fmt: skip
+
+    async def get_task_history(self, id: int) -> list[m.HistoryEntry]:
+        return await self.run(calls.get_task_history(id))
+
+    async def update_task_status(self, id: int, status: Status, message: str = "") -> None:
+        await self.run(calls.update_task_status(id, status, message))
+
+    async def get_status(self) -> dict[Status, int]:
+        return await self.run(calls.get_status())
+
+    async def cancel_task(self, id: int, reason: str = "") -> m.Task:
+        return await self.run(calls.cancel_task(id, reason))
+
+    async def retry_task(self, id: int, reason: str = "") -> m.Task:
+        return await self.run(calls.retry_task(id, reason))
+
+    async def list_task_executions(self, id: int, attempt: int = 0) -> list[m.Execution]:
+        """Every attempt (results cut to a preview), or with `attempt` that one, its result whole."""
+        return await self.run(calls.list_task_executions(id, attempt))
+
+    async def list_workers(self) -> list[m.Worker]:
+        return await self.run(calls.list_workers())
+
+    async def list_task_types(self) -> list[str]:
+        return await self.run(calls.list_task_types())
+
+    async def watch(self, task_ids: Iterable[int] = ()) -> AsyncIterator[m.TaskEvent]:
+        """Every status change from now on (of `task_ids` only, if given), until the caller stops."""
+        async for event in self.events(task_ids):
+            if not event.keepalive:
+                yield m.TaskEvent.from_proto(event)
+
+    async def events(self, task_ids: Iterable[int] = ()) -> AsyncGenerator[pb.TaskEvent]:
+        """WatchEvents' raw messages, keep-alives included: the first one says the stream is live."""
+        body = wire.envelope(calls.watch_request(task_ids).SerializeToString())
+        options = httpx.Timeout(self.timeout, read=STREAM_SILENCE_SECONDS)
+        headers = wire.headers(wire.STREAM_HEADERS, self._token, None)
+        try:
+            async with self._http.stream(
+                "POST", "WatchEvents", content=body, headers=headers, timeout=options
+            ) as reply:
+                if reply.status_code != 200:
+                    raise wire.error(reply.status_code, await reply.aread())
+                reader = wire.EnvelopeReader()
+                async for chunk in reply.aiter_raw():
+                    for flags, message in reader.feed(chunk):
+                        if flags & wire.END_STREAM:
+                            failure = wire.end_of_stream(message)
+                            if failure is not None:
+                                raise failure
+                            return
+                        yield pb.TaskEvent.FromString(message)
+        except httpx.TimeoutException:
+            raise Timeout("the event stream went silent") from None
+        except httpx.TransportError as error:
+            raise Unavailable(f"the event stream from {self.address}: {error}") from None
+
+
+class AsyncTaskHandle:
+    """One task: `await wait()` for its result, or ask its status, result, or cancel it."""
+
+    def __init__(self, client: AsyncClient, id: int, *, existing: bool = False) -> None:
+        self.client, self.id, self.existing = client, id, existing
+
+    def __repr__(self) -> str:
+        return f"AsyncTaskHandle(id={self.id})"
+
+    async def status(self) -> Status:
+        return (await self.client.get_task(self.id)).status
+
+    async def get(self) -> m.Task:
+        return await self.client.get_task(self.id)
+
+    async def cancel(self, reason: str = "") -> m.Task:
+        return await self.client.cancel_task(self.id, reason)
+
+    async def result(self) -> Any:
+        """The result of the finished task; TaskFailed, TaskCancelled, or FailedPrecondition if unfinished."""
+        return await self._outcome(await self.client.get_task(self.id))
+
+    async def wait(self, timeout: float | None = None) -> Any:
+        """Until the task finishes: its result, or TaskFailed / TaskCancelled / Timeout.
+
+        Woken by the task's events (WatchEvents for this task only), not by polling. The status is read
+        once the stream is live, so a finish between creating and subscribing is not missed.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._outcome(await self._finished())
+        except TimeoutError:
+            raise Timeout(f"task {self.id} did not finish within {timeout:g}s") from None
+
+    async def _finished(self) -> m.Task:
+        delays = self.client.retry.delays()
+        while True:
+            try:
+                task = await self._until_finished()
+            except (Unavailable, ResourceExhausted):  # the server went away, or dropped a slow stream
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+                continue
+            if task is not None:
+                return task
+
+    async def _until_finished(self) -> m.Task | None:
+        """The finished task, or None when the stream ended first (the server stopping)."""
+        checked = False
+        events = self.client.events([self.id])
+        try:
+            async for event in events:
+                # The first keep-alive says the stream is live: from then on nothing is missed, so the
+                # status is read once then, and again at each finishing event (it may be retried since).
+                if (event.keepalive and not checked) or Status(event.status) in FINISHED:
+                    checked = True
+                    task = await self.client.get_task(self.id)
+                    if calls.finished(task):
+                        return task
+        finally:
+            await events.aclose()
+        return None
+
+    async def _outcome(self, task: m.Task) -> Any:
+        if not calls.finished(task):
+            return calls.outcome(task, None)
+        last = calls.last_attempt(task)
+        executions = await self.client.run(last) if last is not None else []
+        return calls.outcome(task, executions[-1] if executions else None)

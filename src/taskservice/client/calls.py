@@ -1,0 +1,129 @@
+"""Every RPC once, for both clients: its request from keyword arguments, its answer as dataclasses.
+
+A `Call` says what to send, how to read the answer, and whether sending it twice is safe (for the
+retries on `unavailable`); `Client` and `AsyncClient` only carry calls over the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from google.protobuf import empty_pb2
+from google.protobuf.message import Message
+
+from taskservice.client import messages as m
+from taskservice.client.errors import FailedPrecondition, TaskCancelled, TaskFailed
+from taskservice.gen.cloud.v1 import task_pb2 as pb
+from taskservice.model import FINISHED, NewTask, Status
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    method: str
+    request: Message
+    answer: type[Message]
+    read: Callable[[Any], T]
+    # Safe to send again after `unavailable`: it reads only, or an idempotency key makes it so.
+    idempotent: bool = False
+
+
+@dataclass(frozen=True)
+class Created:
+    id: int
+    existing: bool  # the idempotency key matched a task created before
+
+
+def create_task(**fields: Any) -> Call[Created]:
+    request = m.create_request(**fields)
+    return Call("CreateTask", request, pb.CreateTaskResponse,
+                lambda r: Created(r.id64 or r.id, r.existing), bool(request.idempotency_key))  # fmt: skip
+
+
+def create_tasks(tasks: Iterable[NewTask]) -> Call[list[int]]:
+    requests = [m.spec_request(t) for t in tasks]
+    return Call("CreateTasks", pb.CreateTasksRequest(tasks=requests), pb.CreateTasksResponse,
+                lambda r: list(r.ids64 or r.ids), all(t.idempotency_key for t in requests))  # fmt: skip
+
+
+def get_task(task_id: int) -> Call[m.Task]:
+    return Call("GetTask", pb.GetTaskRequest(id64=task_id), pb.Task, m.Task.from_proto, True)
+
+
+def list_tasks(
+    *, status: Status | None = None, type: str | None = None, name_contains: str = "", limit: int = 0,
+    offset: int = 0,
+) -> Call[m.TaskList]:  # fmt: skip
+    request = pb.TaskListRequest(limit=limit, offset=offset, name_contains=name_contains)
+    if status is not None:
+        request.status = int(status)  # type: ignore[assignment]
+    if type is not None:
+        request.type = type
+    return Call("ListTasks", request, pb.TaskList,
+                lambda r: m.TaskList([m.Task.from_proto(t) for t in r.tasks], r.total), True)  # fmt: skip
+
+
+def get_task_history(task_id: int) -> Call[list[m.HistoryEntry]]:
+    return Call("GetTaskHistory", pb.GetTaskHistoryRequest(id64=task_id), pb.GetTaskHistoryResponse,
+                lambda r: [m.HistoryEntry.from_proto(h) for h in r.history], True)  # fmt: skip
+
+
+def update_task_status(task_id: int, status: Status, message: str = "") -> Call[None]:
+    request = pb.UpdateTaskStatusRequest(id64=task_id, status=int(status), message=message)  # type: ignore[arg-type]
+    return Call("UpdateTaskStatus", request, empty_pb2.Empty, lambda r: None)
+
+
+def get_status() -> Call[dict[Status, int]]:
+    return Call("GetStatus", pb.GetStatusRequest(), pb.GetStatusResponse,
+                lambda r: {Status(k): v for k, v in sorted(r.status_counts.items())}, True)  # fmt: skip
+
+
+def cancel_task(task_id: int, reason: str = "") -> Call[m.Task]:
+    return Call("CancelTask", pb.CancelTaskRequest(id64=task_id, reason=reason), pb.Task, m.Task.from_proto)
+
+
+def retry_task(task_id: int, reason: str = "") -> Call[m.Task]:
+    return Call("RetryTask", pb.RetryTaskRequest(id64=task_id, reason=reason), pb.Task, m.Task.from_proto)
+
+
+def list_task_executions(task_id: int, attempt: int = 0) -> Call[list[m.Execution]]:
+    request = pb.ListTaskExecutionsRequest(id64=task_id, attempt=attempt)
+    return Call("ListTaskExecutions", request, pb.ListTaskExecutionsResponse,
+                lambda r: [m.Execution.from_proto(e) for e in r.executions], True)  # fmt: skip
+
+
+def list_workers() -> Call[list[m.Worker]]:
+    return Call("ListWorkers", pb.ListWorkersRequest(), pb.ListWorkersResponse,
+                lambda r: [m.Worker.from_proto(w) for w in r.workers], True)  # fmt: skip
+
+
+def list_task_types() -> Call[list[str]]:
+    return Call("ListTaskTypes", pb.ListTaskTypesRequest(), pb.ListTaskTypesResponse,
+                lambda r: list(r.types), True)  # fmt: skip
+
+
+def watch_request(task_ids: Iterable[int]) -> pb.WatchEventsRequest:
+    return pb.WatchEventsRequest(task_ids=list(task_ids))
+
+
+def finished(task: m.Task) -> bool:
+    return task.status in FINISHED
+
+
+def last_attempt(task: m.Task) -> Call[list[m.Execution]] | None:
+    """The call that reads a finished task's last attempt whole (None: it never ran)."""
+    return list_task_executions(task.id, task.attempts) if task.attempts else None
+
+
+def outcome(task: m.Task, last: m.Execution | None) -> Any:
+    """What waiting for a finished task gives: its result, or TaskFailed / TaskCancelled."""
+    if task.status == Status.SUCCEEDED:
+        return last.result if last is not None else None
+    if task.status == Status.CANCELLED:
+        raise TaskCancelled(task)
+    if task.status == Status.FAILED:
+        raise TaskFailed(task, (last.error if last is not None else "") or "no error recorded")
+    raise FailedPrecondition(f"task {task.id} is {task.status.name}, not finished; wait() for it")

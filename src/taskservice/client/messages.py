@@ -1,0 +1,178 @@
+"""The API's messages as plain dataclasses (ids as ints, times as aware datetimes), built from protobuf."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+
+from taskservice.gen.cloud.v1 import task_pb2 as pb
+from taskservice.model import NewTask
+from taskservice.model import Status as TaskStatus
+
+__all__ = ["Execution", "HistoryEntry", "NewTask", "Task", "TaskEvent", "TaskList", "TaskStatus", "Worker"]
+
+
+def _time(text: str) -> datetime | None:
+    """The wire's `YYYY-MM-DDTHH:MM:SSZ` (empty: no time)."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if text else None
+
+
+@dataclass(frozen=True)
+class Task:
+    id: int
+    name: str
+    type: str
+    status: TaskStatus
+    parameters: dict[str, str]
+    description: str
+    priority: int
+    retries: int
+    max_retries: int
+    attempts: int
+    timeout_seconds: float
+    created_at: datetime | None
+    updated_at: datetime | None
+    run_at: datetime | None
+    worker_id: str
+    idempotency_key: str
+    # In list answers only: the parameters or description were cut (get_task returns them whole).
+    truncated: bool = False
+
+    @classmethod
+    def from_proto(cls, m: pb.Task) -> Task:
+        return cls(
+            id=m.id64 or m.id, name=m.name, type=m.type, status=TaskStatus(m.status),
+            parameters=dict(m.payload.parameters), description=m.description, priority=m.priority,
+            retries=m.retries, max_retries=m.max_retries, attempts=m.attempts,
+            timeout_seconds=m.timeout_seconds, created_at=_time(m.created_at),
+            updated_at=_time(m.updated_at), run_at=_time(m.run_at), worker_id=m.worker_id,
+            idempotency_key=m.idempotency_key, truncated=m.truncated,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TaskList:
+    """A page of tasks, newest first, and how many match the filters."""
+
+    tasks: list[Task]
+    total: int
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    id: int
+    status: TaskStatus
+    created_at: datetime | None
+    details: str
+
+    @classmethod
+    def from_proto(cls, m: pb.TaskHistory) -> HistoryEntry:
+        return cls(m.id64 or m.id, TaskStatus(m.status), _time(m.created_at), m.details)
+
+
+def _result(value: struct_pb2.Value) -> Any:
+    return json_format.MessageToDict(value) if value.WhichOneof("kind") else None
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One attempt of a task."""
+
+    id: int
+    task_id: int
+    attempt: int
+    worker_id: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    outcome: str
+    error: str
+    result: Any
+    result_truncated: bool
+    duration_seconds: float
+    started_after_seconds: float
+
+    @classmethod
+    def from_proto(cls, m: pb.TaskExecution) -> Execution:
+        return cls(
+            id=m.id, task_id=m.task_id64 or m.task_id, attempt=m.attempt, worker_id=m.worker_id,
+            started_at=_time(m.started_at), finished_at=_time(m.finished_at), outcome=m.outcome,
+            error=m.error, result=_result(m.result), result_truncated=m.result_truncated,
+            duration_seconds=m.duration_seconds, started_after_seconds=m.started_after_seconds,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Worker:
+    id: str
+    host: str
+    pid: int
+    concurrency: int
+    task_types: list[str]
+    started_at: datetime | None
+    last_heartbeat_at: datetime | None
+    stopped_at: datetime | None
+    running: int
+    alive: bool
+
+    @classmethod
+    def from_proto(cls, m: pb.Worker) -> Worker:
+        return cls(
+            id=m.id, host=m.host, pid=m.pid, concurrency=m.concurrency, task_types=list(m.task_types),
+            started_at=_time(m.started_at), last_heartbeat_at=_time(m.last_heartbeat_at),
+            stopped_at=_time(m.stopped_at), running=m.running, alive=m.alive,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """A status change (a history row), with its task's name and type."""
+
+    id: int
+    task_id: int
+    status: TaskStatus
+    details: str
+    created_at: datetime | None
+    task_name: str
+    task_type: str
+
+    @classmethod
+    def from_proto(cls, m: pb.TaskEvent) -> TaskEvent:
+        return cls(
+            id=m.id, task_id=m.task_id64 or m.task_id, status=TaskStatus(m.status), details=m.details,
+            created_at=_time(m.created_at), task_name=m.task_name, task_type=m.task_type,
+        )  # fmt: skip
+
+
+def create_request(
+    *,
+    name: str,
+    type: str,
+    parameters: dict[str, str] | None = None,
+    description: str = "",
+    priority: int = 0,
+    max_retries: int | None = None,
+    timeout_seconds: float | None = None,
+    idempotency_key: str | None = None,
+    delay_seconds: float = 0.0,
+) -> pb.CreateTaskRequest:
+    """The CreateTaskRequest of keyword arguments (the server checks the rules)."""
+    request = pb.CreateTaskRequest(
+        name=name, type=type, payload=pb.Payload(parameters=parameters or {}), description=description,
+        priority=priority, idempotency_key=idempotency_key or "", delay_seconds=delay_seconds,
+    )  # fmt: skip
+    if max_retries is not None:
+        request.max_retries = max_retries
+    if timeout_seconds is not None:
+        request.timeout_seconds = timeout_seconds
+    return request
+
+
+def spec_request(spec: NewTask) -> pb.CreateTaskRequest:
+    return create_request(
+        name=spec.name, type=spec.type, parameters=dict(spec.parameters), description=spec.description,
+        priority=spec.priority, max_retries=spec.max_retries, timeout_seconds=spec.timeout_seconds,
+        idempotency_key=spec.idempotency_key, delay_seconds=spec.delay_seconds,
+    )  # fmt: skip

@@ -1,0 +1,261 @@
+"""`Client`: the API over one kept-alive httpx connection pool, blocking; `TaskHandle` for one task."""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+import time
+from collections.abc import Generator, Iterable, Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from taskservice.client import calls, transport, wire
+from taskservice.client import messages as m
+from taskservice.client.errors import ResourceExhausted, TaskServiceError, Timeout, Unavailable
+from taskservice.gen.cloud.v1 import task_pb2 as pb
+from taskservice.model import FINISHED, NewTask, Status
+
+T = TypeVar("T")
+# A live stream hears from the server at least every 15 s (keep-alives): longer silence means it is gone.
+STREAM_SILENCE_SECONDS = 60.0
+
+
+class Client:
+    """`Client("http://host:8080", token=...)`: one method per RPC, keyword arguments, dataclasses back.
+
+    Errors are TaskServiceError subclasses carrying the Connect code. A call that failed `unavailable`
+    is sent again with backoff when that is safe: reads, and creates with an idempotency key.
+    `tls`: the SSL context for an https:// address (its CA, say); by default the system's.
+    """
+
+    def __init__(
+        self,
+        address: str = "http://127.0.0.1:8080",
+        *,
+        token: str = "",
+        timeout: float = 30.0,
+        retry: wire.Retry = wire.Retry(),  # noqa: B008
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.address, self.timeout, self.retry = address.rstrip("/"), timeout, retry
+        self._token = token
+        self._headers = wire.headers(wire.UNARY_HEADERS, token, timeout)
+        self._unary = transport.SyncTransport(transport.Address(address), timeout, self._headers, tls)
+        # The event streams only (long-lived, few): unary calls take the leaner transport.
+        self._http = httpx.Client(
+            base_url=self.address + wire.SERVICE_PATH,
+            timeout=timeout,
+            verify=tls if tls is not None else True,
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._unary.close()
+        self._http.close()
+
+    # -- the wire ----------------------------------------------------------------------------
+
+    def run(self, call: calls.Call[T]) -> T:
+        """Send one call, again after `unavailable` while that is safe."""
+        body = call.request.SerializeToString()
+        delays = self.retry.delays()
+        while True:
+            try:
+                return call.read(self._send(call, body))
+            except Unavailable as error:
+                delay = next(delays, None)
+                if delay is None or not (call.idempotent or not error.sent):
+                    raise
+                time.sleep(delay)
+
+    def _send(self, call: calls.Call[Any], body: bytes) -> Any:
+        status, data = self._unary.post(wire.SERVICE_PATH + call.method, body)
+        if status != 200:
+            raise wire.error(status, data)
+        return call.answer.FromString(data)
+
+    # -- the RPCs ----------------------------------------------------------------------------
+
+    def create_task(
+        self,
+        *,
+        name: str,
+        type: str,
+        parameters: dict[str, str] | None = None,
+        description: str = "",
+        priority: int = 0,
+        max_retries: int | None = None,
+        timeout_seconds: float | None = None,
+        idempotency_key: str | None = None,
+        delay_seconds: float = 0.0,
+    ) -> TaskHandle:
+        """Create a task; its handle waits for it. With an idempotency key a repeat returns the first."""
+        created = self.run(calls.create_task(
+            name=name, type=type, parameters=parameters, description=description, priority=priority,
+            max_retries=max_retries, timeout_seconds=timeout_seconds, idempotency_key=idempotency_key,
+            delay_seconds=delay_seconds,
+        ))  # fmt: skip
+        return TaskHandle(self, created.id, existing=created.existing)
+
+    def create_tasks(self, tasks: Iterable[NewTask]) -> list[TaskHandle]:
+        """Create up to 1000 tasks in one call and one transaction (all or none), in order."""
+        return [TaskHandle(self, task_id) for task_id in self.run(calls.create_tasks(tasks))]
+
+    def task(self, task_id: int) -> TaskHandle:
+        """A handle on an existing task."""
+        return TaskHandle(self, task_id)
+
+    def get_task(self, id: int) -> m.Task:
+        return self.run(calls.get_task(id))
+
+    def list_tasks(
+        self, *, status: Status | None = None, type: str | None = None, name_contains: str = "",
+        limit: int = 0, offset: int = 0,
+    ) -> m.TaskList:  # fmt: skip
+        """Tasks newest first; limit 0 means the server's 30."""
+        return self.run(calls.list_tasks(
+            status=status, type=type, name_contains=name_contains, limit=limit, offset=offset
+        ))  # fmt: skip
+
+    def get_task_history(self, id: int) -> list[m.HistoryEntry]:
+        return self.run(calls.get_task_history(id))
+
+    def update_task_status(self, id: int, status: Status, message: str = "") -> None:
+        self.run(calls.update_task_status(id, status, message))
+
+    def get_status(self) -> dict[Status, int]:
+        return self.run(calls.get_status())
+
+    def cancel_task(self, id: int, reason: str = "") -> m.Task:
+        return self.run(calls.cancel_task(id, reason))
+
+    def retry_task(self, id: int, reason: str = "") -> m.Task:
+        return self.run(calls.retry_task(id, reason))
+
+    def list_task_executions(self, id: int, attempt: int = 0) -> list[m.Execution]:
+        """Every attempt (results cut to a preview), or with `attempt` that one, its result whole."""
+        return self.run(calls.list_task_executions(id, attempt))
+
+    def list_workers(self) -> list[m.Worker]:
+        return self.run(calls.list_workers())
+
+    def list_task_types(self) -> list[str]:
+        return self.run(calls.list_task_types())
+
+    def watch(self, task_ids: Iterable[int] = ()) -> Iterator[m.TaskEvent]:
+        """Every status change from now on (of `task_ids` only, if given), until the caller stops."""
+        for event in self.events(task_ids):
+            if not event.keepalive:
+                yield m.TaskEvent.from_proto(event)
+
+    def events(self, task_ids: Iterable[int] = (), timeout: float | None = None) -> Generator[pb.TaskEvent]:
+        """WatchEvents' raw messages, keep-alives included: the first one says the stream is live.
+
+        With `timeout`, the server ends the stream then (Timeout), and the client does not wait longer.
+        """
+        body = wire.envelope(calls.watch_request(task_ids).SerializeToString())
+        read_timeout = STREAM_SILENCE_SECONDS if timeout is None else min(timeout + 1, STREAM_SILENCE_SECONDS)
+        options = httpx.Timeout(self.timeout, read=read_timeout)
+        headers = wire.headers(wire.STREAM_HEADERS, self._token, timeout)
+        try:
+            with self._http.stream(
+                "POST", "WatchEvents", content=body, headers=headers, timeout=options
+            ) as reply:
+                if reply.status_code != 200:
+                    raise wire.error(reply.status_code, reply.read())
+                reader = wire.EnvelopeReader()
+                for chunk in reply.iter_raw():
+                    for flags, message in reader.feed(chunk):
+                        if flags & wire.END_STREAM:
+                            failure = wire.end_of_stream(message)
+                            if failure is not None:
+                                raise failure
+                            return
+                        yield pb.TaskEvent.FromString(message)
+        except httpx.TimeoutException:
+            raise Timeout("the event stream went silent") from None
+        except httpx.TransportError as error:
+            raise Unavailable(f"the event stream from {self.address}: {error}") from None
+
+
+class TaskHandle:
+    """One task: `wait()` for its result, or ask its status, result, or cancel it."""
+
+    def __init__(self, client: Client, id: int, *, existing: bool = False) -> None:
+        self.client, self.id, self.existing = client, id, existing
+
+    def __repr__(self) -> str:
+        return f"TaskHandle(id={self.id})"
+
+    def status(self) -> Status:
+        return self.client.get_task(self.id).status
+
+    def get(self) -> m.Task:
+        return self.client.get_task(self.id)
+
+    def cancel(self, reason: str = "") -> m.Task:
+        return self.client.cancel_task(self.id, reason)
+
+    def result(self) -> Any:
+        """The result of the finished task; TaskFailed, TaskCancelled, or FailedPrecondition if unfinished."""
+        return self._outcome(self.client.get_task(self.id))
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the task finishes; its result, or TaskFailed / TaskCancelled / Timeout.
+
+        Woken by the task's events (WatchEvents for this task only), not by polling. The status is read
+        once the stream is live, so a finish between creating and subscribing is not missed.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delays = self.client.retry.delays()
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise Timeout(f"task {self.id} did not finish within {timeout:g}s")
+            try:
+                task = self._until_finished(left)
+            except (Unavailable, ResourceExhausted):  # the server went away, or dropped a slow stream
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+                time.sleep(delay)
+                continue
+            except TaskServiceError as error:
+                if error.code == "deadline_exceeded":
+                    raise Timeout(f"task {self.id} did not finish within {timeout:g}s") from None
+                raise
+            if task is not None:
+                return self._outcome(task)
+
+    def _until_finished(self, timeout: float | None) -> m.Task | None:
+        """The finished task, or None when the stream ended first (the server stopping)."""
+        with contextlib.closing(self.client.events([self.id], timeout)) as events:
+            return self._first_finished(events)
+
+    def _first_finished(self, events: Iterator[pb.TaskEvent]) -> m.Task | None:
+        checked = False
+        for event in events:
+            # The first keep-alive says the stream is live: from then on nothing is missed, so the
+            # status is read once then, and again at each finishing event (it may be retried since).
+            if (event.keepalive and not checked) or Status(event.status) in FINISHED:
+                checked = True
+                task = self.client.get_task(self.id)
+                if calls.finished(task):
+                    return task
+        return None
+
+    def _outcome(self, task: m.Task) -> Any:
+        if not calls.finished(task):
+            return calls.outcome(task, None)
+        last = calls.last_attempt(task)
+        executions = self.client.run(last) if last is not None else []
+        return calls.outcome(task, executions[-1] if executions else None)

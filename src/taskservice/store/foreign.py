@@ -1,0 +1,181 @@
+"""Creating a task on the application's own connection and transaction: psycopg, asyncpg or SQLAlchemy.
+
+The store's statements are written with `$n` placeholders (asyncpg's); the others get the same
+statement with their own placeholders (psycopg `%(pN)s`, SQLAlchemy `:pN`). The caller's driver runs it
+inside the caller's transaction: nothing here commits, rolls back or opens a transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from typing import Any, Literal
+
+from taskservice import model
+from taskservice.model import NewTask, Status, Task
+from taskservice.store.sql import query
+from taskservice.store.store import TaskDefaults
+from taskservice.store.waker import NOTIFY_CHANNEL
+
+Style = Literal["asyncpg", "psycopg", "sqlalchemy"]
+_PLACEHOLDER = re.compile(r"\$(\d+)\b")
+_STYLES: dict[str, str] = {"psycopg": r"%(p\1)s", "sqlalchemy": r":p\1"}
+
+
+class NotAConnection(TypeError):
+    """`conn` is none of the connections enqueue knows."""
+
+
+@cache
+def statement(name: str, style: Style) -> str:
+    """The named statement with `style`'s placeholders."""
+    text = query(name)
+    if style == "asyncpg":
+        return text
+    if style == "psycopg" and "%" in _PLACEHOLDER.sub("", text):
+        raise ValueError(f"{name}: a literal % would need escaping for psycopg")
+    return _PLACEHOLDER.sub(_STYLES[style], text)
+
+
+def _values(new: NewTask, defaults: TaskDefaults) -> list[Any]:
+    """enqueue_task's parameters, $1 first."""
+    return [
+        new.name,
+        new.type,
+        json.dumps({"parameters": dict(new.parameters)}),
+        new.description,
+        new.priority,
+        defaults.max_retries if new.max_retries is None else new.max_retries,
+        defaults.timeout_seconds if new.timeout_seconds is None else new.timeout_seconds,
+        new.idempotency_key,
+        new.delay_seconds,
+        model.SCHEDULED,
+        NOTIFY_CHANNEL,
+    ]
+
+
+def _named(values: list[Any]) -> dict[str, Any]:
+    return {f"p{i}": value for i, value in enumerate(values, start=1)}
+
+
+def style_of(conn: object) -> tuple[Style, bool]:
+    """(placeholder style, whether its calls are awaited) of a connection or session."""
+    module = type(conn).__module__
+    if module.startswith("asyncpg"):
+        return "asyncpg", True
+    if module.startswith("psycopg"):
+        import psycopg
+
+        if isinstance(conn, psycopg.Connection):
+            return "psycopg", False
+        if isinstance(conn, psycopg.AsyncConnection):
+            return "psycopg", True
+    if module.startswith("sqlalchemy"):
+        from sqlalchemy.engine import Connection
+        from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+        from sqlalchemy.orm import Session
+
+        if isinstance(conn, Session | Connection):
+            return "sqlalchemy", False
+        if isinstance(conn, AsyncSession | AsyncConnection):
+            return "sqlalchemy", True
+    raise NotAConnection(
+        f"conn: {type(conn).__name__} is not a psycopg (Async)Connection, an asyncpg Connection, or a "
+        "SQLAlchemy (Async)Session or (Async)Connection"
+    )
+
+
+def _rows(conn: Any, style: Style, name: str, values: list[Any]) -> list[Any]:
+    """Every row of statement `name` with `values` ($1 first), on a sync connection."""
+    if style == "psycopg":
+        return list(conn.execute(statement(name, style), _named(values)).fetchall())
+    from sqlalchemy import text
+
+    return list(conn.execute(text(statement(name, style)), _named(values)).all())
+
+
+async def _rows_async(conn: Any, style: Style, name: str, values: list[Any]) -> list[Any]:
+    """Every row of statement `name` with `values` ($1 first), on an async connection."""
+    if style == "asyncpg":
+        return list(await conn.fetch(statement(name, style), *values))
+    if style == "psycopg":
+        return list(await (await conn.execute(statement(name, style), _named(values))).fetchall())
+    from sqlalchemy import text
+
+    return list((await conn.execute(text(statement(name, style)), _named(values))).all())
+
+
+def _sync_style(conn: Any) -> Style:
+    style, awaited = style_of(conn)
+    if awaited:
+        raise NotAConnection(f"conn: {type(conn).__name__} is asynchronous; use the async twin")
+    return style
+
+
+def _async_style(conn: Any) -> Style:
+    style, awaited = style_of(conn)
+    if not awaited:
+        raise NotAConnection(f"conn: {type(conn).__name__} is synchronous; use the sync twin")
+    return style
+
+
+def insert_task(conn: Any, new: NewTask, defaults: TaskDefaults = TaskDefaults()) -> int:  # noqa: B008
+    """Insert `new` on a sync connection; returns its id (an existing idempotency key's task's id)."""
+    style = _sync_style(conn)
+    rows = _rows(conn, style, "enqueue_task", _values(new, defaults))
+    if not rows:
+        rows = _rows(conn, style, "id_by_idempotency_key", [new.idempotency_key])
+    return _id(rows, new)
+
+
+async def insert_task_async(conn: Any, new: NewTask, defaults: TaskDefaults = TaskDefaults()) -> int:  # noqa: B008
+    """Insert `new` on an async connection; returns its id (an existing idempotency key's task's id)."""
+    style = _async_style(conn)
+    rows = await _rows_async(conn, style, "enqueue_task", _values(new, defaults))
+    if not rows:
+        rows = await _rows_async(conn, style, "id_by_idempotency_key", [new.idempotency_key])
+    return _id(rows, new)
+
+
+def _id(rows: list[Any], new: NewTask) -> int:
+    if not rows:  # the key's task is in a transaction this one cannot see (REPEATABLE READ, say)
+        raise LookupError(
+            f"idempotency_key {new.idempotency_key!r} is taken by a task this transaction cannot see"
+        )
+    return int(rows[0][0])
+
+
+# enqueued_tasks' columns, in its order.
+_TASK_COLUMNS = (
+    "id", "name", "type", "status", "payload", "retries", "max_retries", "priority", "description",
+    "timeout_seconds", "attempts", "created_at", "updated_at", "run_at", "idempotency_key",
+)  # fmt: skip
+
+
+def _task(row: Any) -> Task:
+    values = dict(zip(_TASK_COLUMNS, row, strict=True))
+    values["status"] = Status(values["status"])
+    values["payload"] = json.loads(values["payload"])
+    return Task(**values)
+
+
+def _filters(type: str | None, name: str | None, status: Status | None) -> list[Any]:
+    return [type, name, None if status is None else int(status)]
+
+
+def find_tasks(
+    conn: Any, *, type: str | None = None, name: str | None = None, status: Status | None = None
+) -> list[Task]:
+    """The tasks `conn` sees (its own uncommitted ones included), oldest first, of a type/name/status."""
+    return [
+        _task(row) for row in _rows(conn, _sync_style(conn), "enqueued_tasks", _filters(type, name, status))
+    ]
+
+
+async def find_tasks_async(
+    conn: Any, *, type: str | None = None, name: str | None = None, status: Status | None = None
+) -> list[Task]:
+    """`find_tasks` on an async connection."""
+    rows = await _rows_async(conn, _async_style(conn), "enqueued_tasks", _filters(type, name, status))
+    return [_task(row) for row in rows]

@@ -1,0 +1,296 @@
+"""The Python client (taskservice.Client / AsyncClient) against a real server process over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from conftest import Served, serving
+from taskservice.client import errors
+from taskservice.client.asynchronous import AsyncClient
+from taskservice.client.sync import Client
+from taskservice.client.wire import Retry
+from taskservice.model import NewTask, Status
+
+FAST = {"seconds": "0"}
+LONG = {"seconds": "600"}
+LATER = 3600.0
+
+
+@pytest.fixture(scope="module")
+def server(
+    pg_server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    folder = tmp_path_factory.mktemp("client")
+    with serving(pg_server_url, template_database, folder, WORKER_COUNT="4") as s:
+        yield s
+
+
+@pytest.fixture
+def client(server: Served) -> Iterator[Client]:
+    with Client(server.url, timeout=30) as c:
+        yield c
+
+
+def _name() -> str:
+    return f"client-{uuid.uuid4().hex[:8]}"
+
+
+def test_create_and_wait_returns_the_result(client: Client) -> None:
+    handle = client.create_task(name=_name(), type="sleep", parameters={"seconds": "0.01"}, priority=5)
+    assert handle.id > 0
+    assert not handle.existing
+    assert handle.wait(timeout=60) == {"slept": 0.01}
+    assert handle.status() == Status.SUCCEEDED
+    assert handle.result() == {"slept": 0.01}
+    task = client.get_task(handle.id)
+    assert task.priority == 5
+    assert task.parameters == {"seconds": "0.01"}
+    assert task.attempts == 1
+    assert task.created_at is not None
+    assert task.created_at.tzinfo is not None
+    [history_first, *_rest] = client.get_task_history(handle.id)
+    assert history_first.status == Status.QUEUED
+    [execution] = client.list_task_executions(handle.id)
+    assert execution.outcome == "succeeded"
+    assert execution.result == {"slept": 0.01}
+
+
+def test_wait_on_a_task_that_finished_before_the_wait_does_not_hang(client: Client) -> None:
+    handle = client.create_task(name=_name(), type="sleep", parameters=FAST)
+    # Finished before anyone subscribed: the status read after subscribing must see it.
+    deadline_checks = 0
+    while handle.status() != Status.SUCCEEDED:
+        deadline_checks += 1
+        client.get_task_history(handle.id)  # a round trip, no sleeping
+        assert deadline_checks < 100_000
+    assert handle.wait(timeout=30) == {"slept": 0.0}
+
+
+def test_wait_raises_task_failed_with_the_error(client: Client) -> None:
+    handle = client.create_task(
+        name=_name(), type="sleep", parameters={"seconds": "0", "fail_rate": "1"}, max_retries=0
+    )
+    with pytest.raises(errors.TaskFailed) as failed:
+        handle.wait(timeout=60)
+    assert "simulated failure" in failed.value.error
+    assert failed.value.task.status == Status.FAILED
+    with pytest.raises(errors.TaskFailed):
+        handle.result()
+
+
+def test_wait_times_out_and_a_cancel_ends_the_wait(client: Client) -> None:
+    handle = client.create_task(name=_name(), type="sleep", parameters=FAST, delay_seconds=LATER)
+    with pytest.raises(errors.Timeout):
+        handle.wait(timeout=0.5)
+    with pytest.raises(errors.FailedPrecondition, match="not finished"):
+        handle.result()
+
+    def cancel() -> None:
+        with Client(client.address) as other:
+            other.cancel_task(handle.id, "no longer needed")
+
+    threading.Thread(target=cancel).start()
+    with pytest.raises(errors.TaskCancelled):
+        handle.wait(timeout=60)
+
+
+def test_errors_carry_the_connect_code(client: Client) -> None:
+    with pytest.raises(errors.NotFound) as missing:
+        client.get_task(10**12)
+    assert missing.value.code == "not_found"
+    with pytest.raises(errors.InvalidArgument, match="type") as invalid:
+        client.create_task(name=_name(), type="no_such_type")
+    assert invalid.value.code == "invalid_argument"
+    with pytest.raises(errors.InvalidArgument, match="priority"):
+        client.create_task(name=_name(), type="sleep", priority=5000)
+    done = client.create_task(name=_name(), type="sleep", parameters=FAST)
+    done.wait(timeout=60)
+    with pytest.raises(errors.FailedPrecondition):
+        client.cancel_task(done.id)
+
+
+def test_every_other_rpc(client: Client) -> None:
+    name = _name()
+    handles = client.create_tasks(
+        [NewTask(name=name, type="sleep", parameters=FAST, delay_seconds=LATER) for _ in range(3)]
+    )
+    assert [h.id for h in handles] == sorted(h.id for h in handles)
+    page = client.list_tasks(name_contains=name, status=Status.QUEUED, type="sleep", limit=2)
+    assert page.total == 3
+    assert [t.id for t in page.tasks] == [h.id for h in handles][::-1][:2]
+    cancelled = handles[0].cancel("test")
+    assert cancelled.status == Status.CANCELLED
+    assert client.retry_task(handles[0].id).status == Status.QUEUED
+    client.update_task_status(handles[1].id, Status.CANCELLED, "by hand")
+    assert client.get_task_history(handles[1].id)[-1].details == "by hand"
+    with pytest.raises(errors.TaskCancelled):
+        handles[1].wait(timeout=10)
+    counts = client.get_status()
+    assert set(counts) >= {Status.QUEUED, Status.SUCCEEDED}
+    assert counts[Status.QUEUED] >= 1
+    assert "sleep" in client.list_task_types()
+    assert any(w.alive for w in client.list_workers())
+    again = client.create_task(name=name, type="sleep", parameters=FAST, idempotency_key=name)
+    same = client.create_task(name=name, type="sleep", parameters=FAST, idempotency_key=name)
+    assert same.id == again.id
+    assert same.existing
+    assert not again.existing
+
+
+def test_events_of_named_tasks_only(client: Client) -> None:
+    other = client.create_task(name=_name(), type="sleep", parameters=FAST, delay_seconds=LATER)
+    mine = client.create_task(name=_name(), type="sleep", parameters=FAST, delay_seconds=LATER)
+    stream = client.events([mine.id])
+    assert next(stream).keepalive  # live: what happens from now on is heard
+    other.cancel()
+    mine.cancel()
+    seen = []
+    for event in stream:
+        if not event.keepalive:
+            seen.append((event.task_id64, Status(event.status)))
+        if Status(event.status) == Status.CANCELLED:
+            break
+    stream.close()
+    # Its creation may be heard too (the server's hub may hold it still when the stream starts).
+    assert seen[-1] == (mine.id, Status.CANCELLED)
+    assert {task_id for task_id, _ in seen} == {mine.id}
+
+
+def test_watch_yields_events_as_dataclasses(client: Client) -> None:
+    other = client.create_task(name=_name(), type="sleep", parameters=LONG, delay_seconds=LATER)
+    mine = client.create_task(name=_name(), type="sleep", parameters=LONG, delay_seconds=LATER)
+    heard = threading.Event()
+
+    def keep_changing() -> None:  # until the watcher hears one (it cannot say when it is live)
+        with Client(client.address) as second:
+            while not heard.is_set():
+                for task in (other, mine):
+                    second.cancel_task(task.id)
+                    second.retry_task(task.id)
+
+    changer = threading.Thread(target=keep_changing)
+    changer.start()
+    try:
+        for event in client.watch([mine.id]):
+            assert event.task_id == mine.id
+            assert event.task_name == client.get_task(mine.id).name
+            assert event.status in (Status.CANCELLED, Status.QUEUED)
+            assert event.created_at is not None
+            break
+    finally:
+        heard.set()
+        changer.join()
+    mine.cancel()  # each ends retried (queued or running 600 s): free the worker slots
+    other.cancel()
+
+
+def test_the_server_refuses_a_watch_of_too_many_tasks(client: Client) -> None:
+    with pytest.raises(errors.InvalidArgument, match="task_ids"):
+        next(client.events(range(1, 1002)))
+    with pytest.raises(errors.InvalidArgument, match=r"task_ids\[0\]"):
+        next(client.events([0]))
+
+
+def _raw_post(http: httpx.Client, method: str, body: bytes, **headers: str) -> tuple[httpx.Response, bytes]:
+    """A POST and its body as sent (not inflated)."""
+    with http.stream("POST", f"/cloud.v1.TaskManagementService/{method}", content=body, headers=headers) as r:
+        return r, b"".join(r.iter_raw())
+
+
+def test_unary_answers_carry_content_length(server: Served) -> None:
+    cases = [
+        ("GetStatus", "application/json", b"{}", "identity", 200),
+        ("GetStatus", "application/proto", b"", "identity", 200),
+        ("GetStatus", "application/json", b"{}", "gzip", 200),
+        ("GetTask", "application/json", b'{"id": 0}', "identity", 400),
+    ]
+    with httpx.Client(base_url=server.url) as http:
+        for method, content_type, body, encoding, status in cases:
+            sent = {"Content-Type": content_type, "Accept-Encoding": encoding}
+            reply, raw = _raw_post(http, method, body, **sent)
+            assert reply.status_code == status
+            assert reply.headers.get("content-length") == str(len(raw)), (method, content_type, encoding)
+            assert "transfer-encoding" not in reply.headers
+
+
+def _refusing_port() -> int:
+    """A port nobody listens on (bound, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_unreachable_server_is_unavailable_after_the_retries() -> None:
+    with Client(f"http://127.0.0.1:{_refusing_port()}", retry=Retry(attempts=3, base_seconds=0.01)) as c:
+        with pytest.raises(errors.Unavailable) as failed:
+            c.get_status()
+        assert failed.value.code == "unavailable"
+        assert not failed.value.sent
+
+
+def test_retry_delays_back_off_and_are_capped() -> None:
+    delays = list(Retry(attempts=6, base_seconds=0.1, max_seconds=0.3).delays())
+    assert len(delays) == 5
+    assert all(0 <= d <= 0.3 for d in delays)
+
+
+async def test_the_async_client(server: Served) -> None:
+    async with AsyncClient(server.url) as client:
+        handles = await asyncio.gather(
+            *(client.create_task(name=_name(), type="sleep", parameters=FAST) for _ in range(5))
+        )
+        results = await asyncio.gather(*(h.wait(timeout=60) for h in handles))
+        assert results == [{"slept": 0.0}] * 5
+        assert await handles[0].status() == Status.SUCCEEDED
+        waiting = await client.create_task(name=_name(), type="sleep", parameters=LONG)
+        with pytest.raises(errors.Timeout):
+            await waiting.wait(timeout=0.3)
+        await waiting.cancel()
+        with pytest.raises(errors.TaskCancelled):
+            await waiting.wait(timeout=60)
+        batch = await client.create_tasks([NewTask(name=_name(), type="sleep", parameters=FAST)])
+        assert await batch[0].wait(timeout=60) == {"slept": 0.0}
+        with pytest.raises(errors.NotFound):
+            await client.get_task(10**12)
+        assert (await client.list_tasks(limit=1)).total > 0
+
+
+async def test_more_concurrent_calls_than_connections_wait_their_turn(server: Served) -> None:
+    async with AsyncClient(server.url, max_connections=2) as client:
+        handles = await asyncio.gather(
+            *(client.create_task(name=_name(), type="sleep", parameters=FAST) for _ in range(20))
+        )
+        assert len({h.id for h in handles}) == 20
+        assert len(client._unary._idle) <= 2  # never more connections than allowed
+
+
+async def test_the_async_watch_yields_the_named_tasks_events(server: Served) -> None:
+    async with AsyncClient(server.url) as client:
+        other = await client.create_task(name=_name(), type="sleep", parameters=LONG, delay_seconds=LATER)
+        mine = await client.create_task(name=_name(), type="sleep", parameters=LONG, delay_seconds=LATER)
+        heard = asyncio.Event()
+
+        async def keep_changing() -> None:  # until the watcher hears one (it cannot say when it is live)
+            while not heard.is_set():
+                for task in (other, mine):
+                    await client.cancel_task(task.id)
+                    await client.retry_task(task.id)
+
+        changer = asyncio.create_task(keep_changing())
+        try:
+            async for event in client.watch([mine.id]):
+                assert event.task_id == mine.id
+                assert event.status in (Status.CANCELLED, Status.QUEUED)
+                break
+        finally:
+            heard.set()
+            await changer
+        await mine.cancel()  # each ends retried (queued or running 600 s): free the worker slots
+        await other.cancel()
