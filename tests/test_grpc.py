@@ -10,6 +10,7 @@ import queue
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +18,17 @@ from types import ModuleType
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 
-from conftest import Served, serving
+from conftest import Served, ServerProcess, serving
 from taskservice.auth.tokens import issue
+from taskservice.config import Settings
 from taskservice.db.connect import create_pool
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.gen.grpc.reflection.v1 import reflection_pb2 as reflection
 from taskservice.store import Credentials
+from test_tls import self_signed
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_REQUEST_BYTES = 65536
@@ -210,3 +214,34 @@ def test_grpcio_reflection_client_lists_and_resolves(server: GrpcServer, version
     assert found["method"] == ["cloud.v1.CreateTaskRequest", "cloud.v1.CreateTaskResponse"]
     assert found["status_values"][:6] == ["QUEUED", "RUNNING", "FAILED", "SUCCEEDED", "UNKNOWN", "ALL"]
     assert found["anonymous"] == "UNAUTHENTICATED"
+
+
+def test_grpc_and_http2_over_tls_by_alpn(settings: Settings, tmp_path: Path) -> None:
+    """With TLS_CERT_FILE the same port negotiates h2 by ALPN: grpcio's TLS channel and httpx's h2."""
+    cert, key = self_signed(tmp_path)
+    server = ServerProcess(
+        settings, tmp_path / "server.log", WORKER_COUNT="0", TLS_CERT_FILE=str(cert), TLS_KEY_FILE=str(key)
+    )
+    url = f"https://127.0.0.1:{server.port}"
+    try:
+        with httpx.Client(verify=str(cert), http2=True, timeout=5) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                assert server.process.poll() is None, server.log()
+                try:
+                    ready = client.get(f"{url}/readyz")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "the TLS server did not become ready"
+                    time.sleep(0.1)
+            assert (ready.http_version, ready.status_code) == ("HTTP/2", 200)
+        credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+        with grpc.secure_channel(f"127.0.0.1:{server.port}", credentials) as channel:
+            stub = channel.unary_unary(
+                "/cloud.v1.TaskManagementService/GetStatus",
+                request_serializer=pb.GetStatusRequest.SerializeToString,
+                response_deserializer=pb.GetStatusResponse.FromString,
+            )
+            assert pb.QUEUED in stub(pb.GetStatusRequest(), timeout=30).status_counts
+    finally:
+        server.stop()
