@@ -8,6 +8,7 @@ import importlib.util
 import json
 import queue
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from taskservice.auth.tokens import issue
 from taskservice.config import Settings
 from taskservice.db.connect import create_pool
 from taskservice.gen.cloud.v1 import task_pb2 as pb
+from taskservice.gen.grpc.health.v1 import health_pb2
 from taskservice.gen.grpc.reflection.v1 import reflection_pb2 as reflection
 from taskservice.store import Credentials
 from test_tls import self_signed
@@ -245,3 +247,49 @@ def test_grpc_and_http2_over_tls_by_alpn(settings: Settings, tmp_path: Path) -> 
             assert pb.QUEUED in stub(pb.GetStatusRequest(), timeout=30).status_counts
     finally:
         server.stop()
+
+
+def test_the_health_check_needs_no_token(server: GrpcServer, channel: grpc.Channel) -> None:
+    """What kubelet's gRPC probe does: grpc.health.v1.Health/Check, no credentials."""
+    check = channel.unary_unary(
+        "/grpc.health.v1.Health/Check",
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+    answer = check(health_pb2.HealthCheckRequest(service=""), timeout=30)
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_stopping_server_ends_grpc_streams_cleanly(settings: Settings, tmp_path: Path) -> None:
+    """SIGTERM ends an open WatchEvents stream and an open reflection stream with OK, and the server
+    exits long before its grace period (which open streams would otherwise take whole)."""
+    server = ServerProcess(settings, tmp_path / "server.log", WORKER_COUNT="0", SHUTDOWN_GRACE="300")
+    try:
+        server.wait_ready()
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            watch = channel.unary_stream(
+                "/cloud.v1.TaskManagementService/WatchEvents",
+                request_serializer=pb.WatchEventsRequest.SerializeToString,
+                response_deserializer=pb.TaskEvent.FromString,
+            )
+            events = watch(pb.WatchEventsRequest(), timeout=120)
+            assert next(events).keepalive
+            reflect = channel.stream_stream(
+                "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                request_serializer=reflection.ServerReflectionRequest.SerializeToString,
+                response_deserializer=reflection.ServerReflectionResponse.FromString,
+            )
+            requests: queue.Queue[reflection.ServerReflectionRequest | None] = queue.Queue()
+            responses = reflect(iter(requests.get, None), timeout=120)
+            requests.put(reflection.ServerReflectionRequest(list_services=""))
+            assert next(responses).list_services_response.service
+            server.process.send_signal(signal.SIGTERM)
+            assert all(event.keepalive for event in events)  # ends without an error
+            assert events.code() == grpc.StatusCode.OK
+            assert list(responses) == []
+            assert responses.code() == grpc.StatusCode.OK
+            requests.put(None)
+        assert server.process.wait(120) in (0, -signal.SIGTERM)
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log()

@@ -84,6 +84,9 @@ class Reflection:
         finally:
             stopping.cancel()
             if next_request is not None:
+                # Cancelled, the request stream ends with connect-python's CANCELED error: retrieved
+                # here, not reported as a task exception nobody retrieved.
+                next_request.add_done_callback(_retrieve)
                 next_request.cancel()
 
     def answer(self, request: Any) -> Any:
@@ -129,6 +132,11 @@ class Reflection:
             original_request=request,
             error_response=self.pb.ErrorResponse(error_code=code, error_message=message),
         )
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def reflections(services: Iterable[ServiceDescriptor], stopping: asyncio.Event) -> list[Reflection]:
