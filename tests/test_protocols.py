@@ -250,3 +250,14 @@ async def test_the_dashboard_and_health_share_the_port(server: Server, version: 
         assert "<html" in page.text.lower()
         assert (await client.get("/healthz")).status_code == 200
         assert (await client.get("/metrics")).status_code == 200
+
+
+async def test_grpc_over_http1_is_unimplemented_and_says_what_to_use(h1: httpx.AsyncClient) -> None:
+    response = await h1.post(
+        f"{SERVICE}/GetStatus",
+        content=frame(pb.GetStatusRequest()),
+        headers={"Content-Type": "application/grpc"},
+    )
+    assert response.status_code == 415
+    assert response.headers["grpc-status"] == "12"  # unimplemented
+    assert "HTTP/2" in unquote(response.headers["grpc-message"])
