@@ -26,6 +26,8 @@ from taskservice.config import load_settings
 from taskservice.db.connect import create_pool
 from taskservice.gen.cloud.v1 import auth_pb2, task_pb2
 from taskservice.gen.grpc.health.v1 import health_pb2
+from taskservice.gen.grpc.reflection.v1 import reflection_pb2 as reflection_v1
+from taskservice.gen.grpc.reflection.v1alpha import reflection_pb2 as reflection_v1alpha
 from taskservice.store import Credentials
 
 ROLES = ("viewer", "operator", "admin", "agent")
@@ -55,11 +57,15 @@ EXPECTED: dict[str, frozenset[str] | None] = {
     "cloud.v1.AuthService/ListTokens": ADMINS,
     "cloud.v1.AuthService/RevokeToken": ADMINS,
     "grpc.health.v1.Health/Check": PUBLIC,
+    "grpc.reflection.v1.ServerReflection/ServerReflectionInfo": EVERYONE,
+    "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": EVERYONE,
 }
 SERVICES = (
     task_pb2.DESCRIPTOR.services_by_name["TaskManagementService"],
     auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
     health_pb2.DESCRIPTOR.services_by_name["Health"],
+    reflection_v1.DESCRIPTOR.services_by_name["ServerReflection"],
+    reflection_v1alpha.DESCRIPTOR.services_by_name["ServerReflection"],
 )
 SERVED_METHODS = [(service, method) for service in SERVICES for method in service.methods]
 

@@ -381,7 +381,7 @@ def test_cancel_a_queued_task(dashboard: Dashboard) -> None:
     expect(task.get_by_role("button", name=f"Cancel task {task_id}")).to_have_count(0)
     expect(card(page, "CANCELLED")).to_have_text("1")
     history = rpc(dashboard.server, "GetTaskHistory", {"id": task_id})["history"]
-    assert history[-1]["status"] == "CANCELLED"
+    assert history[-1]["exactStatus"] == "CANCELLED"
     assert "from the dashboard" in history[-1]["details"]
 
 

@@ -153,7 +153,7 @@ async def test_ids_above_2_to_the_31_for_new_clients_and_a_clear_error_for_old_o
         assert {t.id64 for t in page.tasks} == {*fits, *big, one.id64, waiting}
         assert page.total == 7
         cancelled = await ours.cancel_task(pb.CancelTaskRequest(id64=waiting, reason="done"))
-        assert (cancelled.id64, cancelled.status) == (waiting, pb.CANCELLED)
+        assert (cancelled.id64, cancelled.exact_status) == (waiting, pb.CANCELLED)
         retried = await ours.retry_task(pb.RetryTaskRequest(id64=waiting))
         assert retried.status == pb.QUEUED
 

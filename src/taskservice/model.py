@@ -27,6 +27,17 @@ class Status(IntEnum):
 
 
 FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+
+# What the original's clients, whose enum ends at ALL, are shown in its status fields: RETRYING waits
+# to run again, as QUEUED does; CANCELLED finished without succeeding, as FAILED did.
+AS_ORIGINAL: dict[Status, Status] = {Status.RETRYING: Status.QUEUED, Status.CANCELLED: Status.FAILED}
+
+
+def original_status(status: Status) -> Status:
+    """The status as the original's enum (0-5) says it."""
+    return AS_ORIGINAL.get(status, status)
+
+
 CLAIMABLE = frozenset({Status.QUEUED, Status.RETRYING})
 TASK_STATUSES: tuple[Status, ...] = tuple(s for s in Status if s not in (Status.UNKNOWN, Status.ALL))
 

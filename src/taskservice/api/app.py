@@ -1,7 +1,12 @@
-"""The ASGI application: the Connect services beside health, metrics and the dashboard's route."""
+"""The ASGI application: the RPC services beside health, metrics and the dashboard's route.
+
+Each service answers Connect, gRPC and gRPC-Web on the same path (connect-python tells them apart by
+content type); gRPC-Web text is translated to binary in front (api/grpc_web_text.py).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
@@ -16,6 +21,7 @@ from taskservice.api import codecs
 from taskservice.api.access import AccessControl
 from taskservice.api.auth_service import AuthService
 from taskservice.api.compression import BoundedGzip
+from taskservice.api.grpc_web_text import GrpcWebText
 from taskservice.api.guard import Limits, RequestGuard
 from taskservice.api.headers import SecurityHeaders
 from taskservice.api.health import HealthService, Readiness, healthz, readyz_endpoint
@@ -23,15 +29,24 @@ from taskservice.api.ids import NarrowIdGuard
 from taskservice.api.lengths import ContentLength
 from taskservice.api.lifespan import Lifespan
 from taskservice.api.metrics import Metrics
+from taskservice.api.reflection import reflections
 from taskservice.api.service import TaskService
 from taskservice.api.validation import PayloadLimits
 from taskservice.auth.cache import CredentialCache
 from taskservice.auth.oidc import OIDCLogin
 from taskservice.auth.token_login import TokenLogin
 from taskservice.config import Settings
+from taskservice.gen.cloud.v1 import auth_pb2, task_pb2
 from taskservice.gen.cloud.v1.auth_connect import AuthServiceASGIApplication
 from taskservice.gen.cloud.v1.task_connect import TaskManagementServiceASGIApplication
+from taskservice.gen.grpc.health.v1 import health_pb2
 from taskservice.gen.grpc.health.v1.health_connect import HealthASGIApplication
+from taskservice.gen.grpc.reflection.v1.reflection_connect import (
+    ServerReflectionASGIApplication as ReflectionV1,
+)
+from taskservice.gen.grpc.reflection.v1alpha.reflection_connect import (
+    ServerReflectionASGIApplication as ReflectionV1Alpha,
+)
 from taskservice.plugins import Registry
 from taskservice.store import RetentionPolicy
 
@@ -66,7 +81,8 @@ def create_app(
     login: OIDCLogin | TokenLogin | None = None
     if auth_required:
         login = (OIDCLogin if settings.oidc_issuer else TokenLogin)(settings, lambda: lifespan.credentials)
-    routes = _routes(settings, service, auth_service, readiness, metrics, login)
+    stopping = asyncio.Event()  # set when the server starts to stop: reflection streams end
+    routes = _routes(settings, service, auth_service, readiness, metrics, login, stopping)
     access = Middleware(
         AccessControl, credentials=lambda: lifespan.credentials, required=auth_required,
         metrics_public=settings.metrics_public, login_path="/auth/login" if login else None,
@@ -74,7 +90,12 @@ def create_app(
     )  # fmt: skip
     middleware = _middleware(settings, access)
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
-    app.state.end_streams = service.end_streams  # called by the server when it starts to stop
+
+    def end_streams() -> None:  # called by the server when it starts to stop
+        service.end_streams()
+        stopping.set()
+
+    app.state.end_streams = end_streams
     return app
 
 
@@ -91,6 +112,7 @@ def _middleware(settings: Settings, access: Middleware) -> list[Middleware]:
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=hosts))
     return [
         *middleware,
+        Middleware(GrpcWebText),  # in front of the limits, which then count the decoded bytes
         Middleware(RequestGuard, limits=Limits(settings.max_request_bytes, settings.body_read_timeout)),
         Middleware(
             CORSMiddleware,
@@ -111,6 +133,7 @@ def _routes(
     readiness: Readiness,
     metrics: Metrics,
     login: OIDCLogin | TokenLogin | None,
+    stopping: asyncio.Event,
 ) -> list[BaseRoute]:
     # Bounded inflating for every service; messages no larger than an inflated body may be.
     rpc_limits: dict[str, Any] = {
@@ -137,5 +160,15 @@ def _routes(
             app=AuthServiceASGIApplication(auth_service, interceptors=[metrics], **rpc_limits),
         ),
         Mount("/grpc.health.v1.Health", app=HealthASGIApplication(HealthService(readiness), **rpc_limits)),
+    ]
+    served = [
+        task_pb2.DESCRIPTOR.services_by_name["TaskManagementService"],
+        auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
+        health_pb2.DESCRIPTOR.services_by_name["Health"],
+    ]
+    v1, v1alpha = reflections(served, stopping)
+    routes += [
+        Mount("/grpc.reflection.v1.ServerReflection", app=ReflectionV1(v1, **rpc_limits)),
+        Mount("/grpc.reflection.v1alpha.ServerReflection", app=ReflectionV1Alpha(v1alpha, **rpc_limits)),
     ]
     return routes

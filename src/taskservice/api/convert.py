@@ -11,8 +11,13 @@ from google.protobuf import struct_pb2
 from taskservice import model
 from taskservice.api.ids import narrow
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import Execution, HistoryEntry, Task
+from taskservice.model import Execution, HistoryEntry, Status, Task, original_status
 from taskservice.store import HistoryEvent, WorkerInfo
+
+
+def statuses(status: Status) -> dict[str, Any]:
+    """The original's `status` field and its exact twin (proto/cloud/v1/task.proto, "Statuses")."""
+    return {"status": int(original_status(status)), "exact_status": int(status)}
 
 
 def timestamp(value: datetime | None) -> str:
@@ -52,7 +57,7 @@ def task(t: Task, parameters: dict[str, str] | None = None, description: str | N
         id64=t.id,
         name=t.name,
         type=t.type,
-        status=int(t.status),  # type: ignore[arg-type]
+        **statuses(t.status),
         retries=t.retries,
         priority=t.priority,
         created_at=timestamp(t.created_at),
@@ -72,7 +77,7 @@ def history(entry: HistoryEntry) -> pb.TaskHistory:
     return pb.TaskHistory(
         id=narrow(entry.id),
         id64=entry.id,
-        status=int(entry.status),  # type: ignore[arg-type]
+        **statuses(entry.status),
         created_at=timestamp(entry.created_at),
         details=entry.details,
     )
@@ -144,7 +149,7 @@ def event(e: HistoryEvent) -> pb.TaskEvent:
         id=e.entry.id,
         task_id=narrow(e.entry.task_id),
         task_id64=e.entry.task_id,
-        status=int(e.entry.status),  # type: ignore[arg-type]
+        **statuses(e.entry.status),
         details=e.entry.details,
         created_at=timestamp(e.entry.created_at),
         task_name=e.task_name,

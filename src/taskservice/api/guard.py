@@ -47,8 +47,9 @@ class RequestGuard:
         if kind == "grpc" and "http.response.trailers" not in scope.get("extensions", {}):
             await reject(
                 scope, send, Code.UNIMPLEMENTED,
-                "gRPC needs HTTP/2 with trailers, which this server does not serve; "
-                "use the Connect protocol (application/proto or application/json) or gRPC-Web",
+                "gRPC needs HTTP/2 (h2c by prior knowledge, or h2 over TLS) and this request came over "
+                "HTTP/1.1; over HTTP/1.1 use the Connect protocol (application/proto or application/json) "
+                "or gRPC-Web",
                 http_status=415,
             )  # fmt: skip
             return

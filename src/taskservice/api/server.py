@@ -1,13 +1,25 @@
-"""Running the server: uvicorn with our app, logs to stderr, graceful shutdown on SIGTERM/SIGINT."""
+"""Running the server: uvicorn with our app, logs to stderr, graceful shutdown on SIGTERM/SIGINT.
+
+Every protocol on one port: uvicorn's zttp protocol serves HTTP/1.1 and HTTP/2 (h2c by prior knowledge,
+or h2 by ALPN over TLS) with the ASGI trailers extension on HTTP/2, which gRPC needs. Chosen by
+measurement (docs/protocols.md): it costs the same CPU per CreateTask as httptools did; hypercorn
+twice as much; granian has no trailers.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import socket
+from typing import Any
 
 import structlog
 import uvicorn
+import zttp
 from starlette.applications import Starlette
+from uvicorn.protocols.http.auto_zttp_impl import AutoZttpProtocol
+from uvicorn.protocols.http.zttp_h2_impl import ZttpH2Protocol
+from uvicorn.protocols.http.zttp_impl import ZttpProtocol
 
 from taskservice.api.app import create_app
 from taskservice.auth.exposure import auth_required, is_loopback
@@ -32,6 +44,35 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+class _H2(ZttpH2Protocol):
+    """uvicorn's HTTP/2, ending a request whose HEADERS frame ends its stream (a GET) at once.
+
+    uvicorn 0.54 waits for a DATA frame to end the body, so an app that reads the body of a GET over
+    HTTP/2 (our limits do, before anything else) waits until the body timeout.
+    """
+
+    def handle_request(self, event: zttp.Request) -> None:
+        super().handle_request(event)
+        cycle = self.cycles.get(event.stream_id)
+        if event.end_stream and cycle is not None:
+            cycle.more_body = False
+            cycle.message_event.set()
+
+
+class _Protocols(AutoZttpProtocol):
+    """HTTP/1.1 or HTTP/2 per connection, by ALPN or the HTTP/2 preface, as uvicorn's, with _H2."""
+
+    def _switch(self, http2: bool, initial_data: bytes = b"") -> None:
+        protocol_class: type[asyncio.Protocol] = _H2 if http2 else ZttpProtocol
+        protocol: Any = protocol_class(  # type: ignore[call-arg]
+            config=self.config, server_state=self.server_state, app_state=self.app_state, _loop=self.loop
+        )
+        self.transport.set_protocol(protocol)
+        protocol.connection_made(self.transport)
+        if initial_data:
+            protocol.data_received(initial_data)
+
+
 def run_server(settings: Settings, host: str, port: int, log_level: str) -> None:
     """Serve until SIGTERM/SIGINT. Raises InsecureRefused rather than listen open beyond loopback."""
     required = auth_required(settings, host)
@@ -51,7 +92,7 @@ def run_server(settings: Settings, host: str, port: int, log_level: str) -> None
         access_log=log_level == "debug",
         log_config=None,  # keep taskservice.logs' stderr setup rather than uvicorn's own
         loop="uvloop",
-        http="httptools",
+        http=_Protocols,  # zttp's HTTP/1.1 and HTTP/2 (what `http="zttp", http2=True` picks), fixed
         lifespan="on",
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace),
         ssl_certfile=str(settings.tls_cert_file) if tls else None,

@@ -19,7 +19,7 @@ from taskservice.api import convert, ids, validation
 from taskservice.api.events import EventHub, SubscriberTooSlow
 from taskservice.api.validation import InvalidArgument
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import FINISHED, IllegalTransition, Status
+from taskservice.model import FINISHED, IllegalTransition, Status, original_status
 from taskservice.plugins import Registry
 from taskservice.store import OPERATOR_TARGETS, IdAboveLimit, Store, TaskNotFound
 
@@ -162,7 +162,12 @@ class TaskService:
         self, request: pb.GetStatusRequest, ctx: RequestContext[Any, Any]
     ) -> pb.GetStatusResponse:
         counts = await self.store.status_counts()
-        return pb.GetStatusResponse(status_counts={int(s): n for s, n in counts.items()})
+        original = {int(s): 0 for s in counts if original_status(s) == s}
+        for s, n in counts.items():
+            original[int(original_status(s))] += n
+        return pb.GetStatusResponse(
+            status_counts=original, exact_status_counts={int(s): n for s, n in counts.items()}
+        )
 
     # -- ours ---------------------------------------------------------------------------------
 

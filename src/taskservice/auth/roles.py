@@ -41,6 +41,8 @@ ROLE_RIGHTS: dict[Role, frozenset[Right]] = {
 TASKS = "/cloud.v1.TaskManagementService/"
 AUTH = "/cloud.v1.AuthService/"
 HEALTH = "/grpc.health.v1.Health/"
+REFLECTION = "/grpc.reflection.v1.ServerReflection/"
+REFLECTION_ALPHA = "/grpc.reflection.v1alpha.ServerReflection/"
 
 # Every RPC, by path.
 RPC_RIGHTS: dict[str, Right | None] = {
@@ -63,8 +65,12 @@ RPC_RIGHTS: dict[str, Right | None] = {
     f"{AUTH}RevokeToken": Right.MANAGE_TOKENS,
     # Like /readyz: probes (kubelet's gRPC probe included) carry no credentials, and it tells nothing.
     f"{HEALTH}Check": PUBLIC,
+    # The schema only, which is no secret; but a door that does work asks for a key when auth is on,
+    # and every role has one (grpcurl -H 'authorization: Bearer tsk_...').
+    f"{REFLECTION}ServerReflectionInfo": Right.IDENTIFY,
+    f"{REFLECTION_ALPHA}ServerReflectionInfo": Right.IDENTIFY,
 }
-RPC_PREFIXES = (TASKS, AUTH, HEALTH)
+RPC_PREFIXES = (TASKS, AUTH, HEALTH, REFLECTION, REFLECTION_ALPHA)
 
 # The other routes: health and the dashboard's code are public; what shows data is not.
 ROUTE_RIGHTS: dict[str, Right | None] = {

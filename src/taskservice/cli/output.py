@@ -46,9 +46,15 @@ STATUS_STYLES = {
 }
 
 
+# The original's status fields show RETRYING as QUEUED and CANCELLED as FAILED, for its clients; ours
+# shows the exact twin under the original's name (proto/cloud/v1/task.proto, "Statuses").
+EXACT = {"status": "exactStatus", "statusCounts": "exactStatusCounts"}
+
+
 def as_data(message: Message) -> dict[str, Any]:
     """A message as the API's JSON shows it (lowerCamelCase, enum names, every field), its keys in the
-    order of the message's fields and map keys sorted, so the same message always prints the same."""
+    order of the message's fields and map keys sorted, so the same message always prints the same;
+    statuses exact."""
     from google.protobuf import json_format
 
     data: dict[str, Any] = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
@@ -59,10 +65,11 @@ def _in_field_order(data: dict[str, Any], descriptor: Descriptor | Any) -> dict[
     if descriptor.full_name.startswith("google.protobuf."):
         return data  # well-known types (Value, Struct...) have JSON forms of their own
     ordered: dict[str, Any] = {}
+    twins = {exact for exact in EXACT.values() if exact in data}
     for field in descriptor.fields:
-        if field.json_name not in data:
+        if field.json_name not in data or field.json_name in twins:
             continue
-        value = data[field.json_name]
+        value = data[EXACT[field.json_name] if EXACT.get(field.json_name) in twins else field.json_name]
         kind = field.message_type
         if kind is not None and kind.GetOptions().map_entry:
             value_kind = kind.fields_by_name["value"].message_type

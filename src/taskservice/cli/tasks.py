@@ -150,7 +150,7 @@ def task_rows(found: pb.Task, last: pb.TaskExecution | None) -> list[tuple[str, 
         ("ID", found.id64),
         ("Name", found.name),
         ("Type", found.type),
-        ("Status", status_cell(status_name(found.status))),
+        ("Status", status_cell(status_name(found.exact_status))),
         ("Description", found.description),
         ("Parameters", parameters),
         ("Priority", found.priority),
@@ -159,7 +159,7 @@ def task_rows(found: pb.Task, last: pb.TaskExecution | None) -> list[tuple[str, 
         ("Timeout", f"{found.timeout_seconds:g}s"),
         ("Created", when(found.created_at)),
         ("Updated", when(found.updated_at)),
-        ("Next run", when(found.run_at) if found.status in (pb.QUEUED, pb.RETRYING) else ""),
+        ("Next run", when(found.run_at) if found.exact_status in (pb.QUEUED, pb.RETRYING) else ""),
         ("Worker", found.worker_id),
     ]
     if last is not None:
@@ -245,14 +245,14 @@ def list_tasks(
         wide = ("ID", "NAME", "TYPE", "STATUS", "RETRIES", "ATTEMPTS", "PRIORITY", "CREATED", "UPDATED",
                 "WORKER", "DESCRIPTION")  # fmt: skip
         rows = [
-            (t.id64, t.name, t.type, status_cell(status_name(t.status)), f"{t.retries}/{t.max_retries}",
+            (t.id64, t.name, t.type, status_cell(status_name(t.exact_status)), f"{t.retries}/{t.max_retries}",
              t.attempts, t.priority, t.created_at, t.updated_at, t.worker_id, t.description)
             for t in found.tasks
         ]  # fmt: skip
         table(wide, rows, title=title, flexible=("NAME", "DESCRIPTION", "WORKER"))
         return
     short_rows = [
-        (t.id64, t.name, t.type, status_cell(status_name(t.status)), t.retries, age(t.created_at),
+        (t.id64, t.name, t.type, status_cell(status_name(t.exact_status)), t.retries, age(t.created_at),
          t.description)
         for t in found.tasks
     ]  # fmt: skip
@@ -272,7 +272,7 @@ add_alias(task, "list", "l", "ls")
 def status(ctx: click.Context, output: str) -> None:
     """Count tasks by status."""
     found = call(ctx, lambda c: c.call("GetStatus", pb.GetStatusRequest(), pb.GetStatusResponse))
-    counts = {status_name(number): count for number, count in sorted(found.status_counts.items())}
+    counts = {status_name(number): count for number, count in sorted(found.exact_status_counts.items())}
     if is_machine(output):
         emit_data({"statusCounts": counts, "total": sum(counts.values())}, output)
         return
@@ -299,7 +299,12 @@ def history(ctx: click.Context, task_id: int, output: str) -> None:
         return
     wide = output == "wide"
     rows = [
-        (h.id64, status_cell(status_name(h.status)), h.created_at if wide else age(h.created_at), h.details)
+        (
+            h.id64,
+            status_cell(status_name(h.exact_status)),
+            h.created_at if wide else age(h.created_at),
+            h.details,
+        )
         for h in found.history
     ]
     table(("ID", "STATUS", "CREATED" if wide else "AGE", "DETAILS"), rows, wrap=("DETAILS",))
@@ -318,7 +323,7 @@ def _change(ctx: click.Context, task_id: int, reason: str, output: str, cancel: 
     if is_machine(output):
         emit_data(as_data(changed), output)
         return
-    click.echo(f"Task {changed.id64} is now {status_name(changed.status)}")
+    click.echo(f"Task {changed.id64} is now {status_name(changed.exact_status)}")
 
 
 @task.command()

@@ -7,6 +7,9 @@ const CALL_TIMEOUT_MS = 15000;
 // (proto/cloud/v1/task.proto). JSON carries int64 as a string; ids stay exact Numbers up to 2^53.
 const HEADERS = { "Connect-Protocol-Version": "1", "Task-Id-Width": "64" };
 const TWINS = { id: "id64", taskId: "taskId64", ids: "ids64" };
+// The original's status fields show RETRYING as QUEUED and CANCELLED as FAILED, for its clients; the
+// page reads the exact twins instead (proto/cloud/v1/task.proto, "Statuses").
+const EXACT = { status: "exactStatus", statusCounts: "exactStatusCounts" };
 const USER_DATA = new Set(["payload", "result"]); // what a user wrote: never rewritten
 
 /** The request with every id in its 64-bit twin: `{id: 7}` is sent as `{id64: "7"}`. */
@@ -21,7 +24,8 @@ function widenRequest(request) {
   return out;
 }
 
-/** The response with every id read from its 64-bit twin (`id` from `id64`), however deep. */
+/** The response with every id read from its 64-bit twin (`id` from `id64`) and every status from its
+ * exact twin (`status` from `exactStatus`), however deep. */
 export function widen(value) {
   if (Array.isArray(value)) return value.map(widen);
   if (value === null || typeof value !== "object") return value;
@@ -31,6 +35,12 @@ export function widen(value) {
     if (wide in out) {
       out[narrow] = Array.isArray(out[wide]) ? out[wide].map(Number) : Number(out[wide]);
       delete out[wide];
+    }
+  }
+  for (const [original, exact] of Object.entries(EXACT)) {
+    if (exact in out) {
+      out[original] = out[exact];
+      delete out[exact];
     }
   }
   return out;

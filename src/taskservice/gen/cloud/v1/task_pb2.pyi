@@ -74,7 +74,7 @@ class CreateTaskResponse(_message.Message):
     def __init__(self, id: _Optional[int] = ..., existing: _Optional[bool] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key", "id64", "truncated")
+    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key", "id64", "exact_status", "truncated")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +92,7 @@ class Task(_message.Message):
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     ID64_FIELD_NUMBER: _ClassVar[int]
+    EXACT_STATUS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
@@ -110,22 +111,25 @@ class Task(_message.Message):
     worker_id: str
     idempotency_key: str
     id64: int
+    exact_status: TaskStatusEnum
     truncated: bool
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., id64: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., id64: _Optional[int] = ..., exact_status: _Optional[_Union[TaskStatusEnum, str]] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class TaskHistory(_message.Message):
-    __slots__ = ("id", "status", "created_at", "details", "id64")
+    __slots__ = ("id", "status", "created_at", "details", "id64", "exact_status")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DETAILS_FIELD_NUMBER: _ClassVar[int]
     ID64_FIELD_NUMBER: _ClassVar[int]
+    EXACT_STATUS_FIELD_NUMBER: _ClassVar[int]
     id: int
     status: TaskStatusEnum
     created_at: str
     details: str
     id64: int
-    def __init__(self, id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., created_at: _Optional[str] = ..., details: _Optional[str] = ..., id64: _Optional[int] = ...) -> None: ...
+    exact_status: TaskStatusEnum
+    def __init__(self, id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., created_at: _Optional[str] = ..., details: _Optional[str] = ..., id64: _Optional[int] = ..., exact_status: _Optional[_Union[TaskStatusEnum, str]] = ...) -> None: ...
 
 class GetTaskRequest(_message.Message):
     __slots__ = ("id", "id64")
@@ -166,7 +170,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("status_counts",)
+    __slots__ = ("status_counts", "exact_status_counts")
     class StatusCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -174,9 +178,18 @@ class GetStatusResponse(_message.Message):
         key: int
         value: int
         def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    class ExactStatusCountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
     STATUS_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    EXACT_STATUS_COUNTS_FIELD_NUMBER: _ClassVar[int]
     status_counts: _containers.ScalarMap[int, int]
-    def __init__(self, status_counts: _Optional[_Mapping[int, int]] = ...) -> None: ...
+    exact_status_counts: _containers.ScalarMap[int, int]
+    def __init__(self, status_counts: _Optional[_Mapping[int, int]] = ..., exact_status_counts: _Optional[_Mapping[int, int]] = ...) -> None: ...
 
 class TaskListRequest(_message.Message):
     __slots__ = ("limit", "offset", "status", "type", "name_contains")
@@ -331,7 +344,7 @@ class WatchEventsRequest(_message.Message):
     def __init__(self, task_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
-    __slots__ = ("id", "task_id", "status", "details", "created_at", "task_name", "task_type", "keepalive", "task_id64")
+    __slots__ = ("id", "task_id", "status", "details", "created_at", "task_name", "task_type", "keepalive", "task_id64", "exact_status")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -341,6 +354,7 @@ class TaskEvent(_message.Message):
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
     KEEPALIVE_FIELD_NUMBER: _ClassVar[int]
     TASK_ID64_FIELD_NUMBER: _ClassVar[int]
+    EXACT_STATUS_FIELD_NUMBER: _ClassVar[int]
     id: int
     task_id: int
     status: TaskStatusEnum
@@ -350,4 +364,5 @@ class TaskEvent(_message.Message):
     task_type: str
     keepalive: bool
     task_id64: int
-    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., details: _Optional[str] = ..., created_at: _Optional[str] = ..., task_name: _Optional[str] = ..., task_type: _Optional[str] = ..., keepalive: _Optional[bool] = ..., task_id64: _Optional[int] = ...) -> None: ...
+    exact_status: TaskStatusEnum
+    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., details: _Optional[str] = ..., created_at: _Optional[str] = ..., task_name: _Optional[str] = ..., task_type: _Optional[str] = ..., keepalive: _Optional[bool] = ..., task_id64: _Optional[int] = ..., exact_status: _Optional[_Union[TaskStatusEnum, str]] = ...) -> None: ...
