@@ -235,7 +235,7 @@ class AsyncTaskHandle:
             async for event in events:
                 # The first keep-alive says the stream is live: from then on nothing is missed, so the
                 # status is read once then, and again at each finishing event (it may be retried since).
-                if (event.keepalive and not checked) or Status(event.status) in FINISHED:
+                if (event.keepalive and not checked) or Status(event.exact_status) in FINISHED:
                     checked = True
                     task = await self.client.get_task(self.id)
                     if calls.finished(task):

@@ -78,7 +78,7 @@ def update_task_status(task_id: int, status: Status, message: str = "") -> Call[
 
 def get_status() -> Call[dict[Status, int]]:
     return Call("GetStatus", pb.GetStatusRequest(), pb.GetStatusResponse,
-                lambda r: {Status(k): v for k, v in sorted(r.status_counts.items())}, True)  # fmt: skip
+                lambda r: {Status(k): v for k, v in sorted(r.exact_status_counts.items())}, True)  # fmt: skip
 
 
 def cancel_task(task_id: int, reason: str = "") -> Call[m.Task]:

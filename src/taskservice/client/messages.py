@@ -44,7 +44,7 @@ class Task:
     @classmethod
     def from_proto(cls, m: pb.Task) -> Task:
         return cls(
-            id=m.id64 or m.id, name=m.name, type=m.type, status=TaskStatus(m.status),
+            id=m.id64 or m.id, name=m.name, type=m.type, status=TaskStatus(m.exact_status),
             parameters=dict(m.payload.parameters), description=m.description, priority=m.priority,
             retries=m.retries, max_retries=m.max_retries, attempts=m.attempts,
             timeout_seconds=m.timeout_seconds, created_at=_time(m.created_at),
@@ -70,7 +70,7 @@ class HistoryEntry:
 
     @classmethod
     def from_proto(cls, m: pb.TaskHistory) -> HistoryEntry:
-        return cls(m.id64 or m.id, TaskStatus(m.status), _time(m.created_at), m.details)
+        return cls(m.id64 or m.id, TaskStatus(m.exact_status), _time(m.created_at), m.details)
 
 
 def _result(value: struct_pb2.Value) -> Any:
@@ -141,7 +141,7 @@ class TaskEvent:
     @classmethod
     def from_proto(cls, m: pb.TaskEvent) -> TaskEvent:
         return cls(
-            id=m.id, task_id=m.task_id64 or m.task_id, status=TaskStatus(m.status), details=m.details,
+            id=m.id, task_id=m.task_id64 or m.task_id, status=TaskStatus(m.exact_status), details=m.details,
             created_at=_time(m.created_at), task_name=m.task_name, task_type=m.task_type,
         )  # fmt: skip
 
