@@ -119,3 +119,19 @@ def current() -> TaskContext:
 def enter(context: TaskContext) -> None:
     """Make `context` the current one for the rest of the calling asyncio task (the worker's attempt)."""
     _CURRENT.set(context)
+
+
+def current_or_none() -> TaskContext | None:
+    """The running attempt's context, or None outside one (a plugin called directly, in a test)."""
+    return _CURRENT.get(None)
+
+
+def settings_for(plugin: str, given: Settings | None, ctx: TaskContext | None) -> Settings:
+    """A plugin's settings: those it was made with, else the running attempt's (the worker's own);
+    never read from the environment here."""
+    if given is not None:
+        return given
+    ctx = ctx or current_or_none()
+    if ctx is None:
+        raise RuntimeError(f"{plugin} has no settings: make it with settings, or run it in a worker")
+    return ctx.settings

@@ -77,6 +77,9 @@ class ParameterSpec(BaseModel):
             if raw not in self.choices:
                 raise ParameterError(name, f"must be one of {', '.join(self.choices)} (got {raw!r})")
             return raw
+        return self._number(name, raw, text)
+
+    def _number(self, name: str, raw: str, text: str) -> float:
         value: float
         if self.type == "integer":
             if not _INTEGER.fullmatch(text):
@@ -125,7 +128,8 @@ class TaskTypeSpec(BaseModel):
             if key not in by_name:
                 if not self.extra_parameters:
                     names = ", ".join(p.name for p in self.parameters) or "none"
-                    raise ParameterError(key, f"is not a parameter of this task type (its parameters: {names})")
+                    rule = f"is not a parameter of this task type (its parameters: {names})"
+                    raise ParameterError(key, rule)
                 values[key] = raw
         for spec in self.parameters:
             given = [(n, parameters[n]) for n in (spec.name, *spec.aliases) if parameters.get(n, "") != ""]
@@ -260,7 +264,9 @@ class TypedTask:
         permanent: tuple[type[BaseException], ...],
     ) -> None:
         if not name.strip() or len(name) > TYPE_NAME_MAX or _CONTROL.search(name):
-            raise ValueError(f"task type name {name!r}: 1 to {TYPE_NAME_MAX} characters, no control characters")
+            raise ValueError(
+                f"task type name {name!r}: 1 to {TYPE_NAME_MAX} characters, no control characters"
+            )
         functools.update_wrapper(self, function)
         self.name, self.function = name, function
         self._context_name: str | None = None
