@@ -56,29 +56,58 @@ def task() -> None:
 # -- create ----------------------------------------------------------------------------------------
 
 
-def _task_types(ctx: click.Context) -> tuple[list[str], str]:
-    """The task types the server accepts, or (unreachable) those installed here; and where they came from."""
+def _task_types(ctx: click.Context) -> tuple[list[pb.TaskTypeDeclaration], str]:
+    """The task types the server accepts with what they declare, or (unreachable) the names of those
+    installed here; and where they came from."""
     address = global_value(ctx, "address")
     client = Api(address, global_value(ctx, "token"), timeout=2.0)
     try:
         found = client.call("ListTaskTypes", pb.ListTaskTypesRequest(), pb.ListTaskTypesResponse)
-        return list(found.types), f"registered at {address}"
+        # A server older than declarations sends names only.
+        declared = list(found.declarations) or [pb.TaskTypeDeclaration(name=n) for n in found.types]
+        return declared, f"registered at {address}"
     except ApiError:
         from importlib.metadata import entry_points
 
         names = sorted(ep.name for ep in entry_points(group="taskservice.plugins"))
-        return names, f"installed here ({address} did not answer)"
+        return [pb.TaskTypeDeclaration(name=n) for n in names], f"installed here ({address} did not answer)"
     finally:
         client.close()
 
 
+def parameter_note(p: pb.TaskTypeParameter) -> str:
+    """How `task create --help` describes one parameter: its type and rules, then its description."""
+    rules = [p.type or "string", *(["required"] if p.required else [])]
+    if p.choices:
+        rules.append("one of " + "|".join(p.choices))
+    if p.HasField("default_value"):
+        rules.append(f"default {p.default_value or '(empty)'}")
+    if p.HasField("minimum"):
+        rules.append(f">= {p.minimum:g}")
+    if p.HasField("maximum"):
+        rules.append(f"<= {p.maximum:g}")
+    if p.aliases:
+        rules.append("also as " + ", ".join(p.aliases))
+    return f"({', '.join(rules)}) {p.description}".rstrip()
+
+
 class CreateCommand(Command):
-    """`task create`, whose help lists the task types the server accepts."""
+    """`task create`, whose help lists the task types the server accepts, with their parameters."""
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         types, source = _task_types(ctx)
         with formatter.section(f"Task types {source}"):
-            formatter.write_text(", ".join(types) or "none")
+            formatter.write_text(", ".join(t.name for t in types) or "none")
+        declared = [t for t in types if t.declared]
+        if declared:
+            with formatter.section("Parameters (--parameter NAME=VALUE)"):
+                for t in declared:
+                    formatter.write_text(f"{t.name}: {t.description}" if t.description else t.name)
+                    with formatter.indentation():
+                        if t.parameters:
+                            formatter.write_dl([(p.name, parameter_note(p)) for p in t.parameters])
+                        if t.extra_parameters:
+                            formatter.write_text("(other parameters are accepted too)")
         with formatter.section("Example"):
             formatter.write_text(EXAMPLE)
 

@@ -240,12 +240,14 @@ def _parameter(name: str, hint: Any, default: Any, described: str, metadata: lis
 
 
 def _is_context(name: str, hint: Any) -> bool:
-    """A parameter annotated TaskContext (or Optional of it), or named ctx without an annotation."""
+    """A parameter annotated TaskContext (or Optional of it), or named ctx."""
+    if name == "ctx":
+        return True
     try:
         base, _, _ = _unwrap(hint)
     except TypeError:
         return False
-    return base is TaskContext or (name == "ctx" and hint is inspect.Parameter.empty)
+    return base is TaskContext
 
 
 class TypedTask:
