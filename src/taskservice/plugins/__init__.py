@@ -85,9 +85,14 @@ def _as_plugin(obj: object) -> Plugin:
 
 
 class Registry:
-    """Task type name -> plugin. Entry points load lazily, the first time a name is asked for."""
+    """Task type name -> plugin. Entry points load lazily, the first time a name is asked for.
+
+    `load_entry_points=False` makes a registry of only what is registered on it: no entry points, and
+    no `@task` types of this process either (tests build such registries to know what is in them).
+    """
 
     def __init__(self, *, load_entry_points: bool = True) -> None:
+        self._declared: dict[str, Plugin] = _DECLARED if load_entry_points else {}
         self._plugins: dict[str, Plugin] = {}
         self._takes_context: dict[str, bool] = {}
         self._entry_points = (
@@ -103,7 +108,7 @@ class Registry:
         plugin = self._plugins.get(name)
         if plugin is not None:
             return plugin
-        declared = _DECLARED.get(name)
+        declared = self._declared.get(name)
         if declared is not None:
             return declared  # not kept: a module imported again may declare it anew
         entry_point = self._entry_points.get(name)
@@ -131,7 +136,7 @@ class Registry:
 
     def names(self) -> list[str]:
         """Every task type this registry can run, sorted."""
-        return sorted(set(self._plugins) | set(_DECLARED) | set(self._entry_points))
+        return sorted(set(self._plugins) | set(self._declared) | set(self._entry_points))
 
     def __contains__(self, name: object) -> bool:
-        return name in self._plugins or name in _DECLARED or name in self._entry_points
+        return name in self._plugins or name in self._declared or name in self._entry_points
