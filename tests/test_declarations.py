@@ -233,8 +233,10 @@ WIDTH_SPEC = TaskTypeSpec(
 def server(
     pg_server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
-    """A server without workers of its own (tasks stay QUEUED)."""
-    with serving(pg_server_url, template_database, tmp_path_factory.mktemp("decl"), WORKER_COUNT="0") as s:
+    """A server without workers of its own (tasks stay QUEUED) that counts a worker live for a minute
+    after its last heartbeat: the one `published` makes beats only once."""
+    folder = tmp_path_factory.mktemp("decl")
+    with serving(pg_server_url, template_database, folder, WORKER_COUNT="0", LEASE_SECONDS="60") as s:
         yield s
 
 
