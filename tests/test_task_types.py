@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from conftest import eventually, subprocess_env
+from taskservice import model
 from taskservice.config import Settings
 from taskservice.model import NewTask, RetryPolicy, Status
 from taskservice.plugins import Registry
@@ -78,6 +79,11 @@ def flaky() -> None:
     raise RuntimeError("flaky")
 
 
+@task("tt_report")
+def report(rows: int) -> dict[str, Any]:
+    return {"rows": [{"n": n, "text": "x" * 100} for n in range(rows)]}
+
+
 async def _run(store: Store, kind: str, parameters: dict[str, str], **fields: Any) -> int:
     task_id, _ = await store.create_task(NewTask(f"a {kind}", kind, parameters, **fields))
     return task_id
@@ -137,6 +143,18 @@ async def test_declared_permanent_errors_and_backoff(store: Store, settings: Set
         task = await store.get_task(retried)
         # backoff=100: the first retry waits at least half of it (half fixed, half jitter).
         assert (task.run_at - task.updated_at).total_seconds() >= 50
+
+
+async def test_a_return_value_is_kept_whole_up_to_max_result_bytes(store: Store, settings: Settings) -> None:
+    """What ListTaskExecutions (with `attempt`) and so a client's result() read back."""
+    async with running_worker(store, settings, Registry(), max_result_bytes=64 * 1024):
+        small = await _run(store, "tt_report", {"rows": "100"})  # about 12 KB of JSON
+        large = await _run(store, "tt_report", {"rows": "1000"})  # about 120 KB
+        assert await _result(store, small) == report(100)
+        cut = await _result(store, large)
+    assert model.is_cut_result(cut)
+    assert cut["limit_bytes"] == 64 * 1024
+    assert cut["preview"].startswith('{"rows": [{"n": 0, "text": "xxx')
 
 
 async def test_a_worker_publishes_the_declarations_of_its_types(store: Store, settings: Settings) -> None:
