@@ -231,3 +231,33 @@ def test_serve_says_which_module_it_cannot_import(settings: Settings, tmp_path: 
         assert worker.returncode == 1, output
         assert problem in output
         assert "Traceback" not in output
+
+
+# -- the how-to's example runs -------------------------------------------------------------------------
+
+
+def _docs_example() -> dict[str, Any]:
+    """What the first Python block of docs/task-types.md defines (it declares its types as it runs)."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "task-types.md").read_text()
+    source = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {"__name__": "docs_task_types"}
+    exec(compile(source, "docs/task-types.md", "exec"), namespace)
+    return namespace
+
+
+async def test_the_example_of_docs_task_types_runs(settings: Settings) -> None:
+    namespace = _docs_example()
+    resize_image, monthly_report = namespace["resize_image"], namespace["monthly_report"]
+    spec = Registry().declaration("resize_image")
+    assert spec is resize_image.spec
+    assert [(p.name, p.type, p.required, p.default) for p in spec.parameters] == [
+        ("path", "string", True, None), ("width", "integer", True, None),
+        ("fit", "enum", False, "crop"), ("sharpen", "boolean", False, "false"),
+    ]  # fmt: skip
+    assert (spec.max_retries, spec.timeout_seconds, spec.backoff_seconds) == (5, 120.0, 2.0)
+    assert spec.permanent_errors == ("ImageGone",)
+    ctx = TaskContext(1, "resize_image", 1, 120.0, settings, "key")
+    assert resize_image.run({"path": "a.png", "width": "640", "fit": "pad"}, ctx) == {
+        "path": "a.png", "width": 640, "fit": "pad", "sharpen": False,
+    }  # fmt: skip
+    assert await monthly_report.run({"month": "2026-11"}, ctx) == {"month": "2026-11", "rows": 100}
