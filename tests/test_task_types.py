@@ -23,7 +23,7 @@ from taskservice.plugins.context import TaskContext
 from taskservice.plugins.declare import task
 from taskservice.plugins.email import SendEmail
 from taskservice.store import Store
-from test_worker import running_worker, status_is
+from test_worker import registry_with, running_worker, status_is
 
 
 class Size(enum.Enum):
@@ -166,6 +166,22 @@ async def test_a_worker_publishes_the_declarations_of_its_types(store: Store, se
         "name": "count", "type": "integer", "required": False, "default": "1", "description": "",
         "choices": [], "minimum": 1.0, "maximum": None, "aliases": [],
     }  # fmt: skip
+
+
+async def test_a_declaration_that_fails_keeps_no_worker_down(store: Store, settings: Settings) -> None:
+    class Broken:
+        @property
+        def spec(self) -> Any:
+            raise RuntimeError("cannot build my declaration")
+
+        def run(self, parameters: dict[str, str]) -> str:
+            return "ran anyway"
+
+    async with running_worker(store, settings, registry_with(broken=Broken, resize=resize)):
+        task_id = await _run(store, "broken", {"any": "thing"})
+        assert await _result(store, task_id) == "ran anyway"
+        published = await store.live_task_types(60)
+    assert published == {"broken": None, "resize": resize.spec.to_json()}
 
 
 # -- task-cli serve imports the modules that declare task types ---------------------------------------

@@ -95,6 +95,7 @@ class Registry:
         self._declared: dict[str, Plugin] = _DECLARED if load_entry_points else {}
         self._plugins: dict[str, Plugin] = {}
         self._takes_context: dict[str, bool] = {}
+        self._declarations: dict[str, TaskTypeSpec | None] = {}
         self._entry_points = (
             {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)} if load_entry_points else {}
         )
@@ -103,6 +104,7 @@ class Registry:
         """Add or replace task type `name`; `plugin` is an object, a class or a function."""
         self._plugins[name] = _as_plugin(plugin)
         self._takes_context.pop(name, None)
+        self._declarations.pop(name, None)
 
     def get(self, name: str) -> Plugin:
         plugin = self._plugins.get(name)
@@ -125,14 +127,24 @@ class Registry:
         return known
 
     def declaration(self, name: str) -> TaskTypeSpec | None:
-        """What task type `name` declares (its plugin's `spec`), or None: unknown, or declares nothing."""
+        """What task type `name` declares (its plugin's `spec`), or None: unknown, or declares nothing.
+
+        Kept per name (CreateTask asks for every task), except for `@task` types, which a module
+        imported again may declare anew.
+        """
+        if name in self._declarations:
+            return self._declarations[name]
         from taskservice.plugins.declare import TaskTypeSpec
 
         try:
-            spec = getattr(self.get(name), "spec", None)
+            plugin = self.get(name)
         except UnknownPluginType:
             return None
-        return spec if isinstance(spec, TaskTypeSpec) else None
+        spec = getattr(plugin, "spec", None)
+        found = spec if isinstance(spec, TaskTypeSpec) else None
+        if plugin is not self._declared.get(name):
+            self._declarations[name] = found
+        return found
 
     def names(self) -> list[str]:
         """Every task type this registry can run, sorted."""
