@@ -12,11 +12,12 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import BaseModel, Field
 
 from conftest import eventually, subprocess_env
 from taskservice import model
-from taskservice.config import Settings
+from taskservice.config import ConfigError, Settings, load_settings
 from taskservice.model import NewTask, RetryPolicy, Status
 from taskservice.plugins import Registry
 from taskservice.plugins.context import TaskContext
@@ -203,6 +204,15 @@ from taskservice.plugins.declare import task
 async def farewell(name: str) -> str:
     return f"Goodbye, {name}."
 """
+
+
+def test_task_modules_is_a_list_of_module_names() -> None:
+    assert load_settings(task_modules="myapp.tasks, myapp.reports other").task_module_names == [
+        "myapp.tasks", "myapp.reports", "other",
+    ]  # fmt: skip
+    assert load_settings().task_module_names == []
+    with pytest.raises(ConfigError, match="TASK_MODULES"):
+        load_settings(task_modules="myapp.tasks; rm -rf /")
 
 
 def _serve(settings: Settings, folder: Path, *arguments: str, **env: str) -> subprocess.Popen[bytes]:
