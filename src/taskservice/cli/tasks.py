@@ -166,10 +166,11 @@ add_alias(task, "create", "c", "new")
 # -- get -------------------------------------------------------------------------------------------
 
 
-def _result_text(value: Any) -> str:
+def _result_text(value: Any, task_id: int, attempt: int) -> str:
     text = json.dumps(value, ensure_ascii=False)
     if len(text) > RESULT_SHOWN:
-        text = f"{text[:RESULT_SHOWN]}… ({len(text) - RESULT_SHOWN} more characters: task attempts -o json)"
+        whole = f"task attempts -i {task_id} --attempt {attempt} -o json"
+        text = f"{text[:RESULT_SHOWN]}… ({len(text) - RESULT_SHOWN} more characters: {whole})"
     return text
 
 
@@ -196,7 +197,8 @@ def task_rows(found: pb.Task, last: pb.TaskExecution | None) -> list[tuple[str, 
         if last.outcome == "succeeded":
             from google.protobuf import json_format
 
-            rows.append(("Result", _result_text(json_format.MessageToDict(last.result))))
+            result = json_format.MessageToDict(last.result)
+            rows.append(("Result", _result_text(result, found.id64, last.attempt)))
     return rows
 
 
@@ -213,7 +215,12 @@ def get(ctx: click.Context, task_id: int, output: str) -> None:
         if not with_attempts:
             return found, None
         request = pb.ListTaskExecutionsRequest(id64=task_id)
-        return found, client.call("ListTaskExecutions", request, pb.ListTaskExecutionsResponse)
+        attempts = client.call("ListTaskExecutions", request, pb.ListTaskExecutionsResponse)
+        last = attempts.executions[-1] if attempts.executions else None
+        if last is not None and last.result_truncated:  # a list has a preview: ask for it whole
+            request.attempt = last.attempt
+            attempts = client.call("ListTaskExecutions", request, pb.ListTaskExecutionsResponse)
+        return found, attempts
 
     found, attempts = call(ctx, fetch)
     if is_machine(output):
@@ -372,11 +379,18 @@ def retry(ctx: click.Context, task_id: int, reason: str, output: str) -> None:
 
 @task.command()
 @_id_option
+@click.option(
+    "--attempt",
+    "-a",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Only this attempt (1 for the first), with its whole result in -o json/yaml.",
+)
 @output_option
 @click.pass_context
-def attempts(ctx: click.Context, task_id: int, output: str) -> None:
+def attempts(ctx: click.Context, task_id: int, attempt: int | None, output: str) -> None:
     """Show the attempts of a task: worker, times, outcome, error."""
-    request = pb.ListTaskExecutionsRequest(id64=task_id)
+    request = pb.ListTaskExecutionsRequest(id64=task_id, attempt=attempt or 0)
     found = call(ctx, lambda c: c.call("ListTaskExecutions", request, pb.ListTaskExecutionsResponse))
     if is_machine(output):
         emit_data(as_data(found), output)
