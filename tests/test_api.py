@@ -352,7 +352,7 @@ async def test_list_tasks_orders_filters_and_pages(api: Api) -> None:
             {
                 "name": f"{prefix} email",
                 "type": "send_email",
-                "payload": {"parameters": {}},
+                "payload": {"parameters": {"recipient": "list@example.com"}},
                 "delaySeconds": LATER,
             },
         )

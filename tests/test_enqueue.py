@@ -139,6 +139,11 @@ async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(
             enqueue(conn, type="sleep", name=" ")
         with pytest.raises(InvalidArgument, match="unknown task type 'nope'"):
             enqueue(conn, type="nope", name="x", types={"sleep"})
+        # A type this process knows is checked against its declaration, as CreateTask checks it.
+        with pytest.raises(InvalidArgument, match=r"payload\.parameters\['seconds'\]: must be a number"):
+            enqueue(conn, type="sleep", name="x", parameters={"seconds": "abc"})
+        with pytest.raises(InvalidArgument, match=r"payload\.parameters\['recipient'\]"):
+            enqueue(conn, type="send_email", name="x", parameters={"subject": "hi"})
         conn.commit()
     assert await store.count_tasks() == 0
     with pytest.raises(NotAConnection, match="conn"):

@@ -24,7 +24,7 @@ async def running_worker(
     store: Store, settings: Settings, registry: Registry, **changes: Any
 ) -> AsyncIterator[Worker]:
     options: WorkerOptions = replace(worker_options(settings, 8, ()), **changes)
-    worker = Worker(store, settings.database_url, registry, options)
+    worker = Worker(store, settings.database_url, registry, options, settings=settings)
     stop = asyncio.Event()
     run = asyncio.create_task(worker.run(stop))
     try:

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(30.0, gt=0, description="how long a claim lives without a heartbeat")
     poll_interval: float = Field(1.0, gt=0, description="seconds between polls when no NOTIFY arrives")
     shutdown_grace: float = Field(30.0, ge=0, description="seconds running tasks get to finish on stop")
+    # Python modules a worker (`task-cli serve`) imports at start, comma- or space-separated: the
+    # modules that declare task types with @task (e.g. "myapp.tasks, myapp.reports").
+    task_modules: str = Field("", pattern=r"^[\w.,\s]*$")
 
     # Storage: what is kept, and for how long (store/retention.py, worker/retention.py).
     max_lost_leases: int = Field(
@@ -145,6 +148,11 @@ class Settings(BaseSettings):
         if self.retry_backoff_max < self.retry_backoff_base:
             raise ValueError("RETRY_BACKOFF_MAX must be >= RETRY_BACKOFF_BASE")
         return self
+
+    @property
+    def task_module_names(self) -> list[str]:
+        """TASK_MODULES as a list of module names."""
+        return [name for name in re.split(r"[,\s]+", self.task_modules) if name]
 
     @property
     def configured_database_url(self) -> str | None:

@@ -12,6 +12,7 @@ from taskservice import model
 from taskservice.api.ids import narrow
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import Execution, HistoryEntry, Status, Task, original_status
+from taskservice.plugins.declare import TaskTypeSpec
 from taskservice.store import HistoryEvent, WorkerInfo
 
 
@@ -155,3 +156,38 @@ def event(e: HistoryEvent) -> pb.TaskEvent:
         task_name=e.task_name,
         task_type=e.task_type,
     )
+
+
+def task_type(name: str, spec: TaskTypeSpec | None) -> pb.TaskTypeDeclaration:
+    """A task type and what it declares (`declared` false when it declares nothing)."""
+    if spec is None:
+        return pb.TaskTypeDeclaration(name=name, declared=False, extra_parameters=True)
+    declaration = pb.TaskTypeDeclaration(
+        name=name,
+        declared=True,
+        description=spec.description,
+        extra_parameters=spec.extra_parameters,
+        permanent_errors=spec.permanent_errors,
+    )
+    for p in spec.parameters:
+        parameter = declaration.parameters.add(
+            name=p.name,
+            type=p.type,
+            required=p.required,
+            description=p.description,
+            choices=p.choices,
+            aliases=p.aliases,
+        )
+        if p.default is not None:
+            parameter.default_value = p.default
+        if p.minimum is not None:
+            parameter.minimum = p.minimum
+        if p.maximum is not None:
+            parameter.maximum = p.maximum
+    if spec.max_retries is not None:
+        declaration.max_retries = spec.max_retries
+    if spec.timeout_seconds is not None:
+        declaration.timeout_seconds = spec.timeout_seconds
+    if spec.backoff_seconds is not None:
+        declaration.backoff_seconds = spec.backoff_seconds
+    return declaration

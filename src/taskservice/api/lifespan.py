@@ -75,9 +75,8 @@ class Lifespan:
         worker_run = None
         if settings.worker_count > 0:
             options = worker_options(settings, settings.worker_count, ())
-            worker_run = asyncio.create_task(
-                Worker(store, url, self.registry, options).run(stop_worker), name="in-process-worker"
-            )
+            worker = Worker(store, url, self.registry, options, settings=self.settings)
+            worker_run = asyncio.create_task(worker.run(stop_worker), name="in-process-worker")
         retention = retention_job(settings, store)
         retention.start()
         if self.auth_required:

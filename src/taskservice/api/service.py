@@ -21,6 +21,7 @@ from taskservice.api.validation import InvalidArgument
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import FINISHED, IllegalTransition, Status, original_status
 from taskservice.plugins import Registry
+from taskservice.plugins.declare import TaskTypeSpec
 from taskservice.store import OPERATOR_TARGETS, IdAboveLimit, Store, TaskNotFound
 
 log = structlog.get_logger(__name__)
@@ -103,12 +104,30 @@ class TaskService:
             raise ConnectError(Code.UNAVAILABLE, "the server is starting; try again")
         return self._store
 
-    async def task_types(self, *wanted: str) -> set[str]:
-        """Types this server's registry knows, plus those live workers run (asked only when needed)."""
-        local = set(self.registry.names())
-        if wanted and local.issuperset(wanted):
+    def _local_types(self) -> dict[str, TaskTypeSpec | None]:
+        """The types this server's registry has, with their declarations."""
+        local: dict[str, TaskTypeSpec | None] = {}
+        for name in self.registry.names():
+            try:
+                local[name] = self.registry.declaration(name)
+            except Exception as error:  # a plugin that fails to import here: accepted, unchecked
+                log.warning("cannot load task type", type=name, error=str(error) or type(error).__name__)
+                local[name] = None
+        return local
+
+    async def task_types(self, *wanted: str) -> dict[str, TaskTypeSpec | None]:
+        """Types this server's registry knows, plus those live workers run (asked only when needed),
+        each with its declaration: this server's own for the types it has, else the one the workers
+        published (store/task_types.py)."""
+        local = self._local_types()
+        if wanted and all(name in local for name in wanted):
             return local
-        return local | await self.store.live_worker_task_types(self.worker_alive_seconds)
+        published = await self.store.live_task_types(self.worker_alive_seconds)
+        remote = {
+            name: None if declaration is None else TaskTypeSpec.from_json(declaration)
+            for name, declaration in published.items()
+        }
+        return {**remote, **local}
 
     # -- the original's methods --------------------------------------------------------------
 
@@ -227,7 +246,11 @@ class TaskService:
     async def list_task_types(
         self, request: pb.ListTaskTypesRequest, ctx: RequestContext[Any, Any]
     ) -> pb.ListTaskTypesResponse:
-        return pb.ListTaskTypesResponse(types=sorted(await self.task_types()))
+        known = await self.task_types()
+        names = sorted(known)
+        return pb.ListTaskTypesResponse(
+            types=names, declarations=[convert.task_type(name, known[name]) for name in names]
+        )
 
     async def watch_events(
         self, request: pb.WatchEventsRequest, ctx: RequestContext[Any, Any]

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import NewTask, Status
+from taskservice.plugins.declare import ParameterError, TaskTypeSpec
+
+# Task type name -> its declaration (None: it declares nothing, and any parameters are accepted).
+TaskTypes = Mapping[str, TaskTypeSpec | None]
 
 NAME_MAX = 255
 DESCRIPTION_MAX = 5000
@@ -71,7 +75,7 @@ def task_id(value: int, field: str = "id") -> int:
 
 def new_task(
     request: pb.CreateTaskRequest,
-    task_types: Collection[str],
+    task_types: TaskTypes,
     prefix: str = "",
     limits: PayloadLimits = PayloadLimits(),
 ) -> NewTask:
@@ -103,12 +107,19 @@ def new_task(
                 field, f"key must match ^[a-zA-Z0-9_-]+$ and be at most {PARAMETER_KEY_MAX} characters"
             )
         _text(field, value, PARAMETER_VALUE_MAX)
+    declared = task_types[kind]
+    if declared is not None:
+        try:
+            declared.check(parameters)
+        except ParameterError as error:
+            raise InvalidArgument(f"{prefix}payload.parameters[{error.name!r}]", error.rule) from None
     description = _text(f"{prefix}description", request.description, DESCRIPTION_MAX)
     priority = int(_number(f"{prefix}priority", request.priority, 0, PRIORITY_MAX))
-    max_retries = None
+    # Unset: the type's declared defaults, else (None) the server's MAX_RETRIES and TASK_TIME_OUT.
+    max_retries = None if declared is None else declared.max_retries
     if request.HasField("max_retries"):
         max_retries = int(_number(f"{prefix}max_retries", request.max_retries, 0, MAX_RETRIES_MAX))
-    timeout = None
+    timeout = None if declared is None else declared.timeout_seconds
     if request.HasField("timeout_seconds"):
         timeout = _number(f"{prefix}timeout_seconds", request.timeout_seconds, 0, TIMEOUT_MAX, low_open=True)
     key = _text(f"{prefix}idempotency_key", request.idempotency_key, IDEMPOTENCY_KEY_MAX, single_line=True)
@@ -128,7 +139,7 @@ def new_task(
 
 def new_tasks(
     request: pb.CreateTasksRequest,
-    task_types: Collection[str],
+    task_types: TaskTypes,
     limits: PayloadLimits = PayloadLimits(),
 ) -> list[NewTask]:
     count = len(request.tasks)

@@ -47,15 +47,26 @@ def run_async(coroutine: Any) -> Any:
     multiple=True,
     help="Only run tasks of this type (repeatable) [default: every type].",
 )
-def serve(concurrency: int | None, task_types: tuple[str, ...]) -> None:
+@click.option(
+    "--import",
+    "modules",
+    multiple=True,
+    metavar="MODULE",
+    help="Import this Python module, which declares task types with @task (repeatable; also TASK_MODULES).",
+)
+def serve(concurrency: int | None, task_types: tuple[str, ...], modules: tuple[str, ...]) -> None:
     """Run a worker: claim tasks and run them until SIGTERM or Ctrl-C.
 
     The worker claims tasks straight from PostgreSQL (DATABASE_URL, or the embedded one).
     """
+    from taskservice.worker.serve import TaskModuleError
     from taskservice.worker.serve import serve as serve_worker
 
     settings = load_settings_or_exit()
-    run_async(serve_worker(settings, concurrency=concurrency, task_types=task_types))
+    try:
+        run_async(serve_worker(settings, concurrency=concurrency, task_types=task_types, modules=modules))
+    except TaskModuleError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @click.group(cls=Group)

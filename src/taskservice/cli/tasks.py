@@ -56,29 +56,58 @@ def task() -> None:
 # -- create ----------------------------------------------------------------------------------------
 
 
-def _task_types(ctx: click.Context) -> tuple[list[str], str]:
-    """The task types the server accepts, or (unreachable) those installed here; and where they came from."""
+def _task_types(ctx: click.Context) -> tuple[list[pb.TaskTypeDeclaration], str]:
+    """The task types the server accepts with what they declare, or (unreachable) the names of those
+    installed here; and where they came from."""
     address = global_value(ctx, "address")
     client = Api(address, global_value(ctx, "token"), timeout=2.0)
     try:
         found = client.call("ListTaskTypes", pb.ListTaskTypesRequest(), pb.ListTaskTypesResponse)
-        return list(found.types), f"registered at {address}"
+        # A server older than declarations sends names only.
+        declared = list(found.declarations) or [pb.TaskTypeDeclaration(name=n) for n in found.types]
+        return declared, f"registered at {address}"
     except ApiError:
         from importlib.metadata import entry_points
 
         names = sorted(ep.name for ep in entry_points(group="taskservice.plugins"))
-        return names, f"installed here ({address} did not answer)"
+        return [pb.TaskTypeDeclaration(name=n) for n in names], f"installed here ({address} did not answer)"
     finally:
         client.close()
 
 
+def parameter_note(p: pb.TaskTypeParameter) -> str:
+    """How `task create --help` describes one parameter: its type and rules, then its description."""
+    rules = [p.type or "string", *(["required"] if p.required else [])]
+    if p.choices:
+        rules.append("one of " + "|".join(p.choices))
+    if p.HasField("default_value"):
+        rules.append(f"default {p.default_value or '(empty)'}")
+    if p.HasField("minimum"):
+        rules.append(f">= {p.minimum:g}")
+    if p.HasField("maximum"):
+        rules.append(f"<= {p.maximum:g}")
+    if p.aliases:
+        rules.append("also as " + ", ".join(p.aliases))
+    return f"({', '.join(rules)}) {p.description}".rstrip()
+
+
 class CreateCommand(Command):
-    """`task create`, whose help lists the task types the server accepts."""
+    """`task create`, whose help lists the task types the server accepts, with their parameters."""
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         types, source = _task_types(ctx)
         with formatter.section(f"Task types {source}"):
-            formatter.write_text(", ".join(types) or "none")
+            formatter.write_text(", ".join(t.name for t in types) or "none")
+        declared = [t for t in types if t.declared]
+        if declared:
+            with formatter.section("Parameters (--parameter NAME=VALUE)"):
+                for t in declared:
+                    formatter.write_text(f"{t.name}: {t.description}" if t.description else t.name)
+                    with formatter.indentation():
+                        if t.parameters:
+                            formatter.write_dl([(p.name, parameter_note(p)) for p in t.parameters])
+                        if t.extra_parameters:
+                            formatter.write_text("(other parameters are accepted too)")
         with formatter.section("Example"):
             formatter.write_text(EXAMPLE)
 
@@ -137,10 +166,11 @@ add_alias(task, "create", "c", "new")
 # -- get -------------------------------------------------------------------------------------------
 
 
-def _result_text(value: Any) -> str:
+def _result_text(value: Any, task_id: int, attempt: int) -> str:
     text = json.dumps(value, ensure_ascii=False)
     if len(text) > RESULT_SHOWN:
-        text = f"{text[:RESULT_SHOWN]}… ({len(text) - RESULT_SHOWN} more characters: task attempts -o json)"
+        whole = f"task attempts -i {task_id} --attempt {attempt} -o json"
+        text = f"{text[:RESULT_SHOWN]}… ({len(text) - RESULT_SHOWN} more characters: {whole})"
     return text
 
 
@@ -167,7 +197,8 @@ def task_rows(found: pb.Task, last: pb.TaskExecution | None) -> list[tuple[str, 
         if last.outcome == "succeeded":
             from google.protobuf import json_format
 
-            rows.append(("Result", _result_text(json_format.MessageToDict(last.result))))
+            result = json_format.MessageToDict(last.result)
+            rows.append(("Result", _result_text(result, found.id64, last.attempt)))
     return rows
 
 
@@ -184,7 +215,12 @@ def get(ctx: click.Context, task_id: int, output: str) -> None:
         if not with_attempts:
             return found, None
         request = pb.ListTaskExecutionsRequest(id64=task_id)
-        return found, client.call("ListTaskExecutions", request, pb.ListTaskExecutionsResponse)
+        attempts = client.call("ListTaskExecutions", request, pb.ListTaskExecutionsResponse)
+        last = attempts.executions[-1] if attempts.executions else None
+        if last is not None and last.result_truncated:  # a list has a preview: ask for it whole
+            request.attempt = last.attempt
+            attempts = client.call("ListTaskExecutions", request, pb.ListTaskExecutionsResponse)
+        return found, attempts
 
     found, attempts = call(ctx, fetch)
     if is_machine(output):
@@ -348,11 +384,18 @@ def retry(ctx: click.Context, task_id: int, reason: str, output: str) -> None:
 
 @task.command()
 @_id_option
+@click.option(
+    "--attempt",
+    "-a",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Only this attempt (1 for the first), with its whole result in -o json/yaml.",
+)
 @output_option
 @click.pass_context
-def attempts(ctx: click.Context, task_id: int, output: str) -> None:
+def attempts(ctx: click.Context, task_id: int, attempt: int | None, output: str) -> None:
     """Show the attempts of a task: worker, times, outcome, error."""
-    request = pb.ListTaskExecutionsRequest(id64=task_id)
+    request = pb.ListTaskExecutionsRequest(id64=task_id, attempt=attempt or 0)
     found = call(ctx, lambda c: c.call("ListTaskExecutions", request, pb.ListTaskExecutionsResponse))
     if is_machine(output):
         emit_data(as_data(found), output)

@@ -9,12 +9,14 @@ asyncpg Connection, a psycopg AsyncConnection or a SQLAlchemy AsyncSession/Async
 from __future__ import annotations
 
 from collections.abc import Collection
+from functools import cache
 from typing import Any
 
 from taskservice.api import validation
 from taskservice.client.errors import InvalidArgument
 from taskservice.client.messages import create_request
 from taskservice.model import NewTask
+from taskservice.plugins import Registry
 from taskservice.store.foreign import insert_task, insert_task_async
 from taskservice.store.store import TaskDefaults
 
@@ -24,12 +26,23 @@ def _checked(
 ) -> NewTask:
     """The task, by the API's rules (InvalidArgument naming the field otherwise)."""
     request = create_request(**fields)
-    # Without `types`, any type is taken (no registry here): the task waits for a worker that runs it.
-    known = {request.type} if types is None else types
+    # Without `types`, any type is taken: the task waits for a worker that runs it. A type this process
+    # knows (a built-in, an `@task` function it imported) is checked against its declaration, as the
+    # server checks CreateTask, and takes its declared max_retries and timeout.
+    registry = _local_types()
+    known = {
+        name: registry.declaration(name) if name in registry else None
+        for name in ({request.type} if types is None else types)
+    }
     try:
         return validation.new_task(request, known, limits=limits)
     except validation.InvalidArgument as error:
         raise InvalidArgument(str(error)) from None
+
+
+@cache
+def _local_types() -> Registry:
+    return Registry()
 
 
 def enqueue(

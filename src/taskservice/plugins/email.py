@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import smtplib
 import ssl
@@ -13,11 +14,14 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
+from typing import ClassVar
 
 from email_validator import EmailNotValidError, validate_email
 
-from taskservice.config import Settings, get_settings
-from taskservice.plugins import PermanentFailure
+from taskservice.config import Settings
+from taskservice.plugins import PermanentFailure, context
+from taskservice.plugins.context import TaskContext
+from taskservice.plugins.declare import ParameterSpec, TaskTypeSpec
 
 SMTP_TIMEOUT = 30.0
 
@@ -67,25 +71,51 @@ def _recipient(parameters: dict[str, str]) -> str:
         raise PermanentFailure(f"{name} {address!r} is not a valid email address: {error}") from None
 
 
+def message_id(idempotency_key: str, domain: str) -> str:
+    """The Message-ID of the task with this key: the same for every attempt, so that a message sent
+    twice (an attempt that sent, then lost its lease) can be dropped downstream as a duplicate."""
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
+    return f"<{digest}.taskservice@{domain}>"
+
+
 class SendEmail:
-    """Sends `subject` and `body` to `recipient`: by SMTP when SMTP_HOST is set, else into the outbox."""
+    """Sends `subject` and `body` to `recipient`: by SMTP when SMTP_HOST is set, else into the outbox.
+
+    Its settings are those given here, else the worker's (from the attempt's context).
+    """
+
+    spec: ClassVar[TaskTypeSpec] = TaskTypeSpec(
+        description="Send one email: over SMTP when SMTP_HOST is set, else into the outbox directory.",
+        parameters=(
+            ParameterSpec(
+                name="recipient", required=True, aliases=("to",), description="The address to send to."
+            ),
+            ParameterSpec(name="subject", description="The subject line (one line)."),
+            ParameterSpec(name="body", description="The message's text."),
+        ),
+    )
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or get_settings()
+        self.settings = settings
 
-    def run(self, parameters: dict[str, str]) -> dict[str, str]:
+    def run(self, parameters: dict[str, str], ctx: TaskContext | None = None) -> dict[str, str]:
+        ctx = ctx or context.current_or_none()
+        settings = context.settings_for("send_email", self.settings, ctx)
         recipient = _recipient(parameters)
         subject = _one_line("subject", _text(parameters, "subject"))
-        message = self._message(recipient, subject, _text(parameters, "body"))
+        key = ctx.idempotency_key if ctx is not None else None
+        message = self._message(settings, recipient, subject, _text(parameters, "body"), key)
         result = {"recipient": recipient, "message_id": str(message["Message-ID"])}
-        if self.settings.smtp_host:
-            self._send(message, recipient)
+        if settings.smtp_host:
+            self._send(settings, message, recipient)
             return {"backend": "smtp", **result}
-        path = self._write_outbox(message)
+        path = self._write_outbox(settings, message)
         return {"backend": "outbox", **result, "path": str(path)}
 
-    def _message(self, recipient: str, subject: str, body: str) -> EmailMessage:
-        sender = self.settings.email_from
+    def _message(
+        self, settings: Settings, recipient: str, subject: str, body: str, key: str | None
+    ) -> EmailMessage:
+        sender = settings.email_from
         message = EmailMessage()
         try:
             message["From"] = sender
@@ -95,22 +125,21 @@ class SendEmail:
             raise PermanentFailure(f"cannot build the message: {error}") from None
         message["Date"] = formatdate(localtime=True)
         # An explicit domain: make_msgid's default asks the resolver for this host's FQDN.
-        message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "localhost")
+        domain = sender.rpartition("@")[2] or "localhost"
+        message["Message-ID"] = message_id(key, domain) if key else make_msgid(domain=domain)
         message.set_content(body)
         return message
 
-    def _send(self, message: EmailMessage, recipient: str) -> None:
-        settings = self.settings
+    def _send(self, settings: Settings, message: EmailMessage, recipient: str) -> None:
         try:
-            self._converse(message, recipient)
+            self._converse(settings, message, recipient)
         except TimeoutError as error:
             raise SMTPTimedOut(
                 f"the SMTP server {settings.smtp_host}:{settings.smtp_port} "
                 f"did not answer within {SMTP_TIMEOUT:g}s"
             ) from error
 
-    def _converse(self, message: EmailMessage, recipient: str) -> None:
-        settings = self.settings
+    def _converse(self, settings: Settings, message: EmailMessage, recipient: str) -> None:
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT) as smtp:
             if settings.smtp_starttls:
                 smtp.starttls(context=ssl.create_default_context())
@@ -127,9 +156,9 @@ class SendEmail:
                     raise PermanentFailure(f"the SMTP server refused {recipient}: {reply}") from None
                 raise
 
-    def _write_outbox(self, message: EmailMessage) -> Path:
+    def _write_outbox(self, settings: Settings, message: EmailMessage) -> Path:
         """Write the message as `<time>-<uuid>.eml`, atomically: readers never see half a file."""
-        outbox = self.settings.email_outbox_dir.expanduser()
+        outbox = settings.email_outbox_dir.expanduser()
         outbox.mkdir(parents=True, exist_ok=True)
         path = outbox / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex}.eml"
         fd, temporary = tempfile.mkstemp(dir=outbox, prefix=".", suffix=".eml.tmp")

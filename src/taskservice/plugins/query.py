@@ -11,9 +11,11 @@ from typing import Any, ClassVar
 import asyncpg
 import psycopg
 
-from taskservice.config import Settings, get_settings
+from taskservice.config import Settings
 from taskservice.db import connect
-from taskservice.plugins import PermanentFailure
+from taskservice.plugins import PermanentFailure, context
+from taskservice.plugins.context import TaskContext
+from taskservice.plugins.declare import ParameterSpec, TaskTypeSpec
 from taskservice.store import databases, sandbox
 
 SANDBOX_DATABASE = "taskservice_sandbox"
@@ -82,42 +84,52 @@ class RunQuery:
     """
 
     sandbox_role: ClassVar[str] = SANDBOX_ROLE  # the role's name; a subclass may pick another
+    spec: ClassVar[TaskTypeSpec] = TaskTypeSpec(
+        description="Run one read-only SQL statement against the sandbox database; returns the first rows.",
+        parameters=(
+            ParameterSpec(
+                name="query", required=True, description="One SQL statement, run in a READ ONLY transaction."
+            ),
+        ),
+    )
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or get_settings()
-        self._target: str | None = None
+        # None: the worker's settings, from the attempt's context.
+        self.settings = settings
+        self._target: tuple[Settings, str] | None = None  # the target URL, for the settings it was for
 
-    async def run(self, parameters: dict[str, str]) -> dict[str, Any]:
+    async def run(self, parameters: dict[str, str], ctx: TaskContext | None = None) -> dict[str, Any]:
+        settings = context.settings_for("run_query", self.settings, ctx)
         query: object = parameters.get("query")
         if not isinstance(query, str) or not query.strip():
             raise PermanentFailure("query is required: one SQL statement to run read-only")
-        target = await self._target_url()
+        target = await self._target_url(settings)
         try:
             conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(target)
         except (
             asyncpg.exceptions.InvalidAuthorizationSpecificationError,  # 28...: no such role, bad password
             asyncpg.exceptions.InsufficientPrivilegeError,  # no CONNECT on the database
         ) as error:
-            if self.settings.query_database_url:
+            if settings.query_database_url:
                 raise
             raise PermanentFailure(
                 _sandbox_role_needed(self.sandbox_role, f"cannot log in as {self.sandbox_role}: {error}")
             ) from None
         try:
-            return await self._run(conn, query)
+            return await self._run(settings, conn, query)
         finally:
             await conn.close()
 
-    async def _target_url(self) -> str:
-        if self._target is None:
+    async def _target_url(self, settings: Settings) -> str:
+        if self._target is None or self._target[0] is not settings:
             # database_url() may start the embedded server; ensure_database is sync psycopg.
-            self._target = await asyncio.to_thread(self._resolve_target)
-        return self._target
+            self._target = (settings, await asyncio.to_thread(self._resolve_target, settings))
+        return self._target[1]
 
-    def _resolve_target(self) -> str:
-        if self.settings.query_database_url:
-            return self.settings.query_database_url
-        service = databases.database_url(self.settings)
+    def _resolve_target(self, settings: Settings) -> str:
+        if settings.query_database_url:
+            return settings.query_database_url
+        service = databases.database_url(settings)
         try:
             databases.ensure_database(service, SANDBOX_DATABASE)
         except psycopg.errors.InsufficientPrivilege as error:
@@ -137,8 +149,9 @@ class RunQuery:
             ) from None
         return connect.with_user(target, self.sandbox_role)
 
-    async def _run(self, conn: asyncpg.Connection[asyncpg.Record], query: str) -> dict[str, Any]:
-        settings = self.settings
+    async def _run(
+        self, settings: Settings, conn: asyncpg.Connection[asyncpg.Record], query: str
+    ) -> dict[str, Any]:
         timeout_ms = max(1, round(settings.query_timeout * 1000))  # 0 would mean no timeout
         try:
             # statement_timeout bounds each statement, but a cursor's rows come in many short
@@ -147,7 +160,7 @@ class RunQuery:
                 await conn.execute(sandbox.limit_statement_time(), str(timeout_ms))
                 statement = await conn.prepare(query)
                 columns = [attribute.name for attribute in statement.get_attributes()]
-                rows, row_count, rows_cut = await self._read(await statement.cursor())
+                rows, row_count, rows_cut = await self._read(settings, await statement.cursor())
         except (TimeoutError, asyncpg.exceptions.QueryCanceledError) as error:
             raise QueryTimedOut(
                 f"query canceled after QUERY_TIMEOUT={settings.query_timeout:g}s: {error or 'still running'}"
@@ -161,10 +174,10 @@ class RunQuery:
             result["rows_cut"] = True  # fewer rows kept than QUERY_MAX_ROWS: they were too large
         return result
 
-    async def _read(self, cursor: Any) -> tuple[list[Sequence[JSONValue]], int, bool]:
+    async def _read(self, settings: Settings, cursor: Any) -> tuple[list[Sequence[JSONValue]], int, bool]:
         """(kept rows, rows in all, whether rows were dropped for size): memory stays bounded, the first
         QUERY_MAX_ROWS rows are kept while they fit in half of MAX_RESULT_BYTES, the rest counted."""
-        budget = self.settings.max_result_bytes // 2
+        budget = settings.max_result_bytes // 2
         rows: list[Sequence[JSONValue]] = []
         row_count = kept_bytes = seen_bytes = 0
         rows_cut, batch = False, 1  # the first fetch tells how large rows are
@@ -173,7 +186,7 @@ class RunQuery:
                 row_count += 1
                 size = sum(len(v) if isinstance(v, str | bytes) else 8 for v in record.values()) + 8
                 seen_bytes += size
-                if len(rows) < self.settings.query_max_rows and not rows_cut:
+                if len(rows) < settings.query_max_rows and not rows_cut:
                     if kept_bytes + size <= budget:
                         rows.append([_json_value(value) for value in record.values()])
                         kept_bytes += size

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from typing import ClassVar
 
-from taskservice.config import Settings, get_settings
+from taskservice.config import Settings
 from taskservice.plugins import PermanentFailure
+from taskservice.plugins.declare import ParameterSpec, TaskTypeSpec
 
 
 def _number(parameters: dict[str, str], name: str, default: float) -> float:
@@ -28,8 +30,26 @@ def _number(parameters: dict[str, str], name: str, default: float) -> float:
 class Sleep:
     """Sleeps `seconds` (>= 0, default 0); then fails with probability `fail_rate` (0..1, default 0)."""
 
+    spec: ClassVar[TaskTypeSpec] = TaskTypeSpec(
+        description="Simulated work: sleep, then fail at a chosen rate. Other parameters are kept as labels.",
+        parameters=(
+            ParameterSpec(
+                name="seconds", type="number", default="0", minimum=0, description="How long to sleep."
+            ),
+            ParameterSpec(
+                name="fail_rate",
+                type="number",
+                default="0",
+                minimum=0,
+                maximum=1,
+                description="The probability of failing after the sleep (0..1).",
+            ),
+        ),
+        extra_parameters=True,
+    )
+
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or get_settings()
+        self.settings = settings  # unused: kept so that every built-in is made the same way
 
     async def run(self, parameters: dict[str, str]) -> dict[str, float]:
         seconds = _number(parameters, "seconds", 0.0)

@@ -311,12 +311,6 @@ VALUES ($1, $2, $3, $4, $5)
 -- name: stop_worker
 UPDATE workers SET stopped_at = now(), last_heartbeat_at = now() WHERE id = $1;
 
--- name: live_worker_task_types
--- The task types that workers heard from within $1 seconds can run.
-SELECT DISTINCT unnest(task_types) AS type
-  FROM workers
- WHERE stopped_at IS NULL AND last_heartbeat_at > now() - make_interval(secs => $1);
-
 -- name: list_workers
 -- Live workers first, then those gone within the last day, most recent first, with the number of
 -- attempts each runs now.
@@ -364,3 +358,21 @@ SELECT 1 FROM pg_database WHERE datname = $1;
 -- name: create_database
 -- A template: {name} is the quoted identifier (psycopg.sql), as a parameter cannot be one.
 CREATE DATABASE {name};
+
+-- name: register_task_types
+-- Upsert task type declarations: $1 is a JSON object, task type name -> declaration.
+INSERT INTO task_types (name, declaration, updated_at)
+SELECT key, value, now() FROM jsonb_each($1::jsonb)
+    ON CONFLICT (name) DO UPDATE SET declaration = excluded.declaration, updated_at = now();
+
+-- name: live_task_types
+-- The task types that workers heard from within $1 seconds can run, each with its declaration
+-- (NULL: the type declares nothing).
+SELECT l.type, d.declaration
+  FROM (SELECT DISTINCT unnest(task_types) AS type
+          FROM workers
+         WHERE stopped_at IS NULL AND last_heartbeat_at > now() - make_interval(secs => $1)) AS l
+  LEFT JOIN task_types d ON d.name = l.type;
+
+-- name: installation_id
+SELECT id::text FROM installation;

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -22,7 +22,7 @@ from taskservice.model import (
     Task,
     Transition,
 )
-from taskservice.store import retention
+from taskservice.store import retention, task_types
 from taskservice.store.sql import query
 from taskservice.store.waker import NOTIFY_CHANNEL, Waker
 
@@ -386,10 +386,18 @@ class Store:
     async def stop_worker(self, worker_id: str) -> None:
         await self.pool.execute(query("stop_worker"), worker_id)
 
-    async def live_worker_task_types(self, within_seconds: float) -> set[str]:
-        """Task types the workers heard from within `within_seconds` can run."""
-        rows = await self.pool.fetch(query("live_worker_task_types"), within_seconds)
-        return {row["type"] for row in rows}
+    async def live_task_types(self, within_seconds: float) -> dict[str, dict[str, Any] | None]:
+        """Task types the workers heard from within `within_seconds` can run, with their declarations."""
+        return await task_types.live_task_types(self.pool, within_seconds)
+
+    # -- task type declarations --------------------------------------------------------------
+
+    async def register_task_types(self, declarations: Mapping[str, Mapping[str, Any]]) -> None:
+        """Publish task type declarations (name -> TaskTypeSpec JSON); see store/task_types.py."""
+        await task_types.register_task_types(self.pool, declarations)
+
+    async def installation_id(self) -> str:
+        return await task_types.installation_id(self.pool)
 
     async def list_workers(self, limit: int = 100) -> list[WorkerInfo]:
         rows = await self.pool.fetch(query("list_workers"), limit)

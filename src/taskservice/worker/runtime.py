@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import os
 import socket
@@ -11,13 +12,15 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 
 from taskservice import model
+from taskservice.config import Settings, get_settings
 from taskservice.model import Outcome, RetryPolicy, Transition
-from taskservice.plugins import PermanentFailure, Registry, UnknownPluginType, is_async
+from taskservice.plugins import PermanentFailure, Registry, UnknownPluginType, context, is_async
+from taskservice.plugins.context import TaskContext
 from taskservice.store import Claim, Store
 from taskservice.worker.heartbeat import Heartbeat
 from taskservice.worker.listener import Listener
@@ -25,8 +28,6 @@ from taskservice.worker.reaper import LeaseReaper
 from taskservice.worker.reporter import Reporter
 
 log = structlog.get_logger(__name__)
-
-T = TypeVar("T")
 
 # How long a stopping worker keeps trying to write the outcomes it has not written yet.
 REPORT_DRAIN_SECONDS = 10.0
@@ -49,9 +50,13 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def run_in_thread(function: Callable[[T], Any], argument: T) -> asyncio.Future[Any]:
-    """Run a sync plugin in a daemon thread: a plugin that hangs past its timeout cannot block exit."""
+def run_in_thread(function: Callable[..., Any], *arguments: Any) -> asyncio.Future[Any]:
+    """Run a sync plugin in a daemon thread: a plugin that hangs past its timeout cannot block exit.
+
+    In a copy of the caller's context, so `plugins.context.current()` answers in the thread too.
+    """
     loop = asyncio.get_running_loop()
+    variables = contextvars.copy_context()
     future: asyncio.Future[Any] = loop.create_future()
 
     def settle(result: Any, error: BaseException | None) -> None:
@@ -64,7 +69,7 @@ def run_in_thread(function: Callable[[T], Any], argument: T) -> asyncio.Future[A
 
     def target() -> None:
         try:
-            result, error = function(argument), None
+            result, error = variables.run(function, *arguments), None
         except BaseException as exc:
             result, error = None, exc
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits for this anymore
@@ -117,16 +122,17 @@ class _Deadline:
     and on expiry a cancellation the attempt recognises as its own (`expired`) and takes back.
     """
 
-    __slots__ = ("_handle", "_task", "expired")
+    __slots__ = ("_handle", "_signal", "_task", "expired")
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, signal: context.CancelSignal) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._task, self.expired = task, False
+        self._task, self._signal, self.expired = task, signal, False
         self._handle = asyncio.get_running_loop().call_later(seconds, self._expire)
 
     def _expire(self) -> None:
         self.expired = True
+        self._signal.set("timeout")
         self._task.cancel()
 
     def disarm(self) -> None:
@@ -151,9 +157,17 @@ class Worker:
         registry: Registry,
         options: WorkerOptions,
         worker_id: str | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.store, self.registry, self.options = store, registry, options
         self.id = worker_id or new_worker_id()
+        # What plugins get in their context: the settings this worker was started with.
+        self.settings = settings or get_settings()
+        self._installation = ""  # read at start: with a task id, the plugins' idempotency key
+        # By task type: the retry policy and the errors that fail at once (from its declaration).
+        self._policies: dict[str, tuple[RetryPolicy, tuple[type[BaseException], ...]]] = {}
+        # By execution id, the cancellation signal of the attempt's context.
+        self._signals: dict[int, context.CancelSignal] = {}
         # Bound once: the module's lazy proxy would build a logger on every call (twice a task).
         self._log = log.bind()
         # By execution id, the attempt's fencing token: what heartbeats and outcomes name.
@@ -189,7 +203,13 @@ class Worker:
             running = self._running.get(execution_id)
             if running is not None:
                 log.info("attempt no longer current; stopping it", execution_id=execution_id)
+                self._cancel(execution_id, "the task was cancelled or its lease lost")
                 running.cancel()
+
+    def _cancel(self, execution_id: int, reason: str) -> None:
+        signal = self._signals.get(execution_id)
+        if signal is not None:
+            signal.set(reason)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -198,6 +218,8 @@ class Worker:
         opts = self.options
         # Without a filter a worker takes every type its registry knows; the server accepts those too.
         takes = opts.task_types or tuple(self.registry.names())
+        self._installation = await self.store.installation_id()
+        await self.store.register_task_types(self._declarations(takes))
         await self.store.register_worker(self.id, socket.gethostname(), os.getpid(), opts.concurrency, takes)
         log.info("worker started", worker_id=self.id, concurrency=opts.concurrency, types=opts.task_types)
         self._reporter.start()
@@ -210,6 +232,19 @@ class Worker:
         finally:
             stop_waiter.cancel()
             await self._shut_down()
+
+    def _declarations(self, task_types: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        """The declarations to publish: those of the types this worker runs that declare something."""
+        published = {}
+        for name in task_types:
+            try:
+                spec = self.registry.declaration(name)
+            except Exception as error:  # a plugin that fails to load must not keep the worker down
+                log.warning("cannot load task type", type=name, error=_describe(error))
+                continue
+            if spec is not None:
+                published[name] = spec.to_json()
+        return published
 
     async def _wake_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -247,6 +282,7 @@ class Worker:
     def _finished(self, transition: Transition) -> None:
         self._reporter.report(transition)
         self._running.pop(transition.execution_id, None)
+        self._signals.pop(transition.execution_id, None)
         if self.options.drain:
             self.drained.append(transition)
             self._work_may_be_due = True  # look again at once: the end of a drain is a claim of nothing
@@ -267,14 +303,45 @@ class Worker:
         )
         self._finished(transition)
 
+    def _policy(self, task_type: str) -> tuple[RetryPolicy, tuple[type[BaseException], ...]]:
+        """The retry policy of a type (its declared backoff) and its permanent errors."""
+        known = self._policies.get(task_type)
+        if known is None:
+            policy = self.options.retry_policy
+            permanent: tuple[type[BaseException], ...] = ()
+            try:
+                spec = self.registry.declaration(task_type)
+            except Exception:  # cannot load: the attempt says why (UnknownPluginType or the error)
+                spec = None
+            if spec is not None:
+                permanent = spec.permanent
+                if spec.backoff_seconds is not None:
+                    policy = RetryPolicy(spec.backoff_seconds, policy.cap, policy.max_lost_leases)
+            self._policies[task_type] = known = (policy, permanent)
+        return known
+
+    def _context(self, claim: Claim) -> TaskContext:
+        task = claim.task
+        return TaskContext(
+            task_id=task.id,
+            task_type=task.type,
+            attempt=task.attempts,
+            timeout_seconds=task.timeout_seconds,
+            settings=self.settings,
+            idempotency_key=task.idempotency_key or f"{self._installation}-{task.id}",
+        )
+
     async def _attempt(self, claim: Claim) -> Transition:
         """Run the plugin once under the task's timeout and decide what happens next."""
         task, execution_id = claim.task, claim.execution_id
-        policy = self.options.retry_policy
-        deadline = _Deadline(task.timeout_seconds)
+        policy, permanent = self._policy(task.type)
+        ctx = self._context(claim)
+        context.enter(ctx)  # this asyncio task is the attempt's own: the variable ends with it
+        self._signals[execution_id] = signal = ctx.cancellation
+        deadline = _Deadline(task.timeout_seconds, signal)
         try:
             try:
-                result = await self._call_plugin(task)
+                result = await self._call_plugin(task, ctx)
             finally:
                 deadline.disarm()
             return model.succeeded(task, execution_id, stored_result(result, self.options.max_result_bytes))
@@ -283,6 +350,7 @@ class Worker:
                 task, execution_id, "Task failed", _describe(error), policy, retryable=False
             )
         except asyncio.CancelledError:
+            signal.set("the attempt was stopped")  # a thread running the plugin can see it now
             if deadline.took_back():
                 return self._timed_out(task, execution_id)
             if self._stopping:
@@ -297,7 +365,10 @@ class Worker:
             if isinstance(error, TimeoutError) and deadline.took_back():
                 return self._timed_out(task, execution_id)  # the plugin turned our cancel into this
             # Includes a TimeoutError of the plugin's own (a connect timeout, say): an ordinary failure.
-            return model.attempt_failed(task, execution_id, "Task failed", _describe(error), policy)
+            retryable = not isinstance(error, permanent)
+            return model.attempt_failed(
+                task, execution_id, "Task failed", _describe(error), policy, retryable=retryable
+            )
 
     def _timed_out(self, task: model.Task, execution_id: int) -> Transition:
         return model.attempt_failed(
@@ -305,15 +376,16 @@ class Worker:
             execution_id,
             "Task timed out",
             f"no result after {task.timeout_seconds:g}s",
-            self.options.retry_policy,
+            self._policy(task.type)[0],
             outcome=Outcome.TIMED_OUT,
         )
 
-    async def _call_plugin(self, task: model.Task) -> Any:
+    async def _call_plugin(self, task: model.Task, ctx: TaskContext) -> Any:
         plugin = self.registry.get(task.type)
+        arguments = (task.parameters, ctx) if self.registry.takes_context(task.type) else (task.parameters,)
         if is_async(plugin):
-            return await plugin.run(task.parameters)
-        return await run_in_thread(plugin.run, task.parameters)
+            return await plugin.run(*arguments)
+        return await run_in_thread(plugin.run, *arguments)
 
     # -- shutdown ----------------------------------------------------------------------------
 
@@ -330,6 +402,8 @@ class Worker:
             hurry.cancel()
             unfinished = [task for task in running if not task.done()]
             self._stopping = True
+            for signal in self._signals.values():
+                signal.set("the worker is stopping")
             for task in unfinished:
                 task.cancel()
             await asyncio.gather(*unfinished, return_exceptions=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import signal
 from collections.abc import Sequence
 
@@ -39,6 +40,20 @@ def retention_job(settings: Settings, store: Store) -> RetentionJob:
     return RetentionJob(store, policy, settings.retention_interval, settings.retention_batch)
 
 
+class TaskModuleError(Exception):
+    """A module of TASK_MODULES or `--import` cannot be imported; the message says which and why."""
+
+
+def import_task_modules(names: Sequence[str]) -> None:
+    """Import the modules that declare task types (@task registers them as they are imported)."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as error:  # an ImportError, or whatever the module raised as it ran
+            problem = f"{type(error).__name__}: {error}"
+            raise TaskModuleError(f"cannot import task module {name!r}: {problem}") from error
+
+
 def task_defaults(settings: Settings) -> TaskDefaults:
     return TaskDefaults(settings.max_retries, settings.task_time_out)
 
@@ -49,14 +64,18 @@ async def serve(
     concurrency: int | None = None,
     task_types: Sequence[str] = (),
     registry: Registry | None = None,
+    modules: Sequence[str] = (),
 ) -> None:
-    """Run one worker in this process until SIGTERM or SIGINT."""
+    """Run one worker in this process until SIGTERM or SIGINT, with the task types declared in
+    TASK_MODULES and `modules` besides the installed ones."""
+    import_task_modules([*settings.task_module_names, *modules])
     url = database_url(settings)
     await asyncio.to_thread(migrate.upgrade, url)
     pool = await create_pool(url, max_size=min(settings.db_pool_max_conns, 10))
     try:
         store = Store(pool, task_defaults(settings))
-        worker = Worker(store, url, registry or Registry(), worker_options(settings, concurrency, task_types))
+        options = worker_options(settings, concurrency, task_types)
+        worker = Worker(store, url, registry or Registry(), options, settings=settings)
         stop = asyncio.Event()
 
         def on_signal() -> None:

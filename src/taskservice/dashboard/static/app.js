@@ -118,9 +118,9 @@ document.getElementById("payload-copy").addEventListener("click", () => {
 });
 
 async function loadTypes() {
-  const { types = [] } = await call("ListTaskTypes");
+  const { types = [], declarations = [] } = await call("ListTaskTypes");
   tasks.setTypes(types);
-  create.setTypes(types);
+  create.setTypes(types, declarations);
 }
 
 /**

@@ -1,11 +1,9 @@
 // The "New task" form: parameters as key/value rows or raw JSON; the server's errors beside their field.
+// A type's declaration (ListTaskTypes) gives its rows: one per parameter, with its type, rules and text.
 
 import { ApiError, call } from "./api.js";
 import { h } from "./ui.js";
 
-// Keys offered for the built-in types when the parameter rows are still empty (the API does not
-// describe parameters yet); any other type starts with one blank row.
-const SUGGESTED = { sleep: ["seconds", "fail_rate"], send_email: ["recipient", "subject", "body"], run_query: ["query"] };
 // Server field path (before any "[...]") -> the form field that shows its message.
 const FIELD_OF = { name: "name", type: "type", description: "description", payload: "payload",
   "payload.parameters": "payload", priority: "priority", max_retries: "max_retries", delay_seconds: "delay_seconds" };
@@ -19,6 +17,7 @@ export class CreateForm {
     this.json = document.getElementById("create-json");
     this.raw = document.getElementById("create-raw");
     this.type = document.getElementById("create-type");
+    this.declared = {}; // type name -> its declaration, for the types that declare something
     for (const b of this.dialog.querySelectorAll("[data-close]")) b.addEventListener("click", () => this.dialog.close());
     document.getElementById("create-add-param").addEventListener("click", () => this.addParam("", "", true));
     this.raw.addEventListener("change", () => this.toggleRaw());
@@ -29,7 +28,8 @@ export class CreateForm {
     });
   }
 
-  setTypes(types) {
+  setTypes(types, declarations = []) {
+    this.declared = Object.fromEntries(declarations.filter((d) => d.declared).map((d) => [d.name, d]));
     const current = this.type.value;
     this.type.replaceChildren(...types.map((t) => h("option", { value: t }, t)));
     if (types.includes(current)) this.type.value = current;
@@ -42,14 +42,22 @@ export class CreateForm {
     document.getElementById("create-name").focus();
   }
 
-  addParam(key, value, focus = false) {
+  addParam(key, value, focus = false, spec = this.specOf(key)) {
     const keyInput = h("input", { class: "param-key", value: key, placeholder: "key", autocomplete: "off" });
-    const row = h("div", { class: "param" }, keyInput,
-      h("input", { class: "param-value", value, placeholder: "value", autocomplete: "off" }),
+    const row = h("div", { class: "param" }, keyInput, valueInput(spec, value),
       h("button", { class: "icon-btn", type: "button", onclick: () => this.removeParam(row) }, "×"));
+    if (spec) {
+      const note = h("p", { class: "field-note muted" }, describe(spec));
+      row.append(note);
+    }
     this.params.append(row);
     this.labelParams();
     if (focus) keyInput.focus();
+  }
+
+  /** The declared parameter `key` of the chosen type, if it declares one. */
+  specOf(key) {
+    return (this.declared[this.type.value]?.parameters || []).find((p) => p.name === key);
   }
 
   removeParam(row) {
@@ -62,30 +70,38 @@ export class CreateForm {
   /** Labels say which row they belong to ("Parameter 2 value"), renumbered when a row goes. */
   labelParams() {
     [...this.params.children].forEach((row, i) => {
-      const [key, value, remove] = row.children;
+      const [key, value] = fields(row);
       key.setAttribute("aria-label", `Parameter ${i + 1} name`);
       value.setAttribute("aria-label", `Parameter ${i + 1} value`);
-      remove.setAttribute("aria-label", `Remove parameter ${i + 1}`);
+      row.querySelector(".icon-btn").setAttribute("aria-label", `Remove parameter ${i + 1}`);
+      const note = row.querySelector(".field-note");
+      if (note) {
+        note.id = `create-param-${i + 1}-note`;
+        value.setAttribute("aria-describedby", note.id);
+      }
     });
   }
 
-  /** Offers the usual keys of the chosen type while the user has not typed any parameter yet. */
+  /** Offers the declared parameters of the chosen type while the user has not typed any yet. */
   suggest() {
+    const declared = this.declared[this.type.value];
+    document.getElementById("create-type-note").textContent = declared?.description || "";
     if (this.raw.checked) return;
     const untouched = [...this.params.children].every((row) => {
-      const [key, value] = row.querySelectorAll("input");
+      const [key, value] = fields(row);
       return !value.value && (!key.value || key.value === key.dataset.suggested);
     });
     if (!untouched) return;
     this.params.replaceChildren();
-    for (const key of SUGGESTED[this.type.value] || [""]) this.addParam(key, "");
+    const keys = (declared?.parameters || []).map((p) => p.name);
+    for (const key of keys.length ? keys : [""]) this.addParam(key, "");
     for (const input of this.params.querySelectorAll(".param-key")) input.dataset.suggested = input.value;
   }
 
   /** [key, value] of the rows worth sending: not blank, and not an offered key left without a value. */
   rows() {
     return [...this.params.children]
-      .map((row) => row.querySelectorAll("input"))
+      .map(fields)
       .filter(([key, value]) => value.value || (key.value.trim() && key.value !== key.dataset.suggested))
       .map(([key, value]) => [key.value.trim(), value.value]);
   }
@@ -208,4 +224,40 @@ export class CreateForm {
     const keys = [...this.params.querySelectorAll(".param-key")];
     return keys.find((k) => k.value.trim() === key) || keys[0] || document.getElementById("create-add-param");
   }
+}
+
+/** The key and value inputs of a parameter row. */
+function fields(row) {
+  return [row.querySelector(".param-key"), row.querySelector(".param-value")];
+}
+
+/** A parameter's value input: a list for booleans and enums (empty: the default), else a text box. */
+function valueInput(spec, value) {
+  const attributes = { class: "param-value", autocomplete: "off" };
+  if (spec && (spec.type === "boolean" || spec.type === "enum")) {
+    const choices = spec.type === "boolean" ? ["true", "false"] : spec.choices || [];
+    const unset = spec.defaultValue !== undefined ? `default: ${spec.defaultValue}` : "choose…";
+    const select = h("select", attributes, h("option", { value: "" }, unset),
+      ...choices.map((c) => h("option", { value: c }, c)));
+    select.value = choices.includes(value) ? value : "";
+    return select;
+  }
+  let placeholder = "value";
+  if (spec?.defaultValue !== undefined) placeholder = `default: ${spec.defaultValue}`;
+  else if (spec) placeholder = spec.required ? "required" : "optional";
+  if (spec?.type === "integer") attributes.inputmode = "numeric";
+  if (spec?.type === "number") attributes.inputmode = "decimal";
+  if (spec?.required) attributes["aria-required"] = "true";
+  return h("input", { ...attributes, value, placeholder });
+}
+
+/** "number, required, >= 0: How long to sleep." */
+function describe(spec) {
+  const rules = [spec.type || "string"];
+  if (spec.required) rules.push("required");
+  if (spec.defaultValue !== undefined) rules.push(`default ${spec.defaultValue || "(empty)"}`);
+  if (spec.minimum !== undefined) rules.push(`>= ${spec.minimum}`);
+  if (spec.maximum !== undefined) rules.push(`<= ${spec.maximum}`);
+  if (spec.aliases?.length) rules.push(`also as ${spec.aliases.join(", ")}`);
+  return spec.description ? `${rules.join(", ")}: ${spec.description}` : rules.join(", ");
 }

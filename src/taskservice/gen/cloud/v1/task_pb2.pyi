@@ -332,10 +332,12 @@ class ListTaskTypesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ListTaskTypesResponse(_message.Message):
-    __slots__ = ("types",)
+    __slots__ = ("types", "declarations")
     TYPES_FIELD_NUMBER: _ClassVar[int]
+    DECLARATIONS_FIELD_NUMBER: _ClassVar[int]
     types: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, types: _Optional[_Iterable[str]] = ...) -> None: ...
+    declarations: _containers.RepeatedCompositeFieldContainer[TaskTypeDeclaration]
+    def __init__(self, types: _Optional[_Iterable[str]] = ..., declarations: _Optional[_Iterable[_Union[TaskTypeDeclaration, _Mapping]]] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
     __slots__ = ("task_ids",)
@@ -366,3 +368,47 @@ class TaskEvent(_message.Message):
     task_id64: int
     exact_status: TaskStatusEnum
     def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., details: _Optional[str] = ..., created_at: _Optional[str] = ..., task_name: _Optional[str] = ..., task_type: _Optional[str] = ..., keepalive: _Optional[bool] = ..., task_id64: _Optional[int] = ..., exact_status: _Optional[_Union[TaskStatusEnum, str]] = ...) -> None: ...
+
+class TaskTypeParameter(_message.Message):
+    __slots__ = ("name", "type", "required", "default_value", "description", "choices", "minimum", "maximum", "aliases")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
+    MINIMUM_FIELD_NUMBER: _ClassVar[int]
+    MAXIMUM_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    required: bool
+    default_value: str
+    description: str
+    choices: _containers.RepeatedScalarFieldContainer[str]
+    minimum: float
+    maximum: float
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., required: _Optional[bool] = ..., default_value: _Optional[str] = ..., description: _Optional[str] = ..., choices: _Optional[_Iterable[str]] = ..., minimum: _Optional[float] = ..., maximum: _Optional[float] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TaskTypeDeclaration(_message.Message):
+    __slots__ = ("name", "declared", "description", "parameters", "extra_parameters", "max_retries", "timeout_seconds", "backoff_seconds", "permanent_errors")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DECLARED_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BACKOFF_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PERMANENT_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    declared: bool
+    description: str
+    parameters: _containers.RepeatedCompositeFieldContainer[TaskTypeParameter]
+    extra_parameters: bool
+    max_retries: int
+    timeout_seconds: float
+    backoff_seconds: float
+    permanent_errors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., declared: _Optional[bool] = ..., description: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[TaskTypeParameter, _Mapping]]] = ..., extra_parameters: _Optional[bool] = ..., max_retries: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., backoff_seconds: _Optional[float] = ..., permanent_errors: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -1,0 +1,137 @@
+"""What one attempt of a task knows about itself: `TaskContext`, its cancellation signal, `current()`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+if TYPE_CHECKING:
+    from taskservice.config import Settings
+
+_CURRENT: contextvars.ContextVar[TaskContext] = contextvars.ContextVar("taskservice_task_context")
+
+
+class Cancelled(Exception):
+    """Raised by `TaskContext.raise_if_cancelled()`: the worker gave up on this attempt."""
+
+
+class CancelSignal:
+    """Set once, by the worker, when it gives up on the attempt (timeout, cancel, lost lease, stop).
+
+    Async plugins can `await signal.wait()`; sync plugins, which run in a thread, poll `is_set()` or
+    block in `wait_blocking(timeout)`. An async plugin is also cancelled the usual asyncio way: the
+    signal is for work that a cancellation does not reach (a thread, a shielded section, a cleanup).
+    """
+
+    __slots__ = ("_event", "_thread_event", "reason")
+
+    def __init__(self) -> None:
+        self._thread_event = threading.Event()
+        self._event: asyncio.Event | None = None  # made on first wait(): most attempts never need it
+        self.reason = ""
+
+    def set(self, reason: str) -> None:
+        """Called on the worker's event loop."""
+        if self._thread_event.is_set():
+            return
+        self.reason = reason
+        self._thread_event.set()
+        if self._event is not None:
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._thread_event.is_set()
+
+    async def wait(self) -> str:
+        """Wait until the attempt is cancelled; returns the reason. Only on the worker's event loop."""
+        if not self.is_set():
+            if self._event is None:
+                self._event = asyncio.Event()
+            await self._event.wait()
+        return self.reason
+
+    def wait_blocking(self, timeout: float | None = None) -> bool:
+        """For sync plugins (in a thread): wait up to `timeout` seconds; True when cancelled."""
+        return self._thread_event.wait(timeout)
+
+
+@dataclass
+class TaskContext:
+    """One attempt of one task, as its plugin sees it."""
+
+    task_id: int
+    task_type: str
+    attempt: int  # 1 for the first attempt
+    timeout_seconds: float
+    settings: Settings  # the worker's settings (what `task-cli serve` was started with)
+    # Stable for the task across its attempts (and retries by hand): give it to the systems the task
+    # writes to, so that they can drop a repeated write (send_email makes it the Message-ID). The
+    # task's own idempotency key when it has one, else derived from this installation and the task id.
+    idempotency_key: str
+    cancellation: CancelSignal = field(default_factory=CancelSignal)
+    _started: float = field(default_factory=time.monotonic, repr=False)
+    _logger: Any = field(default=None, repr=False)
+
+    @property
+    def deadline(self) -> datetime:
+        """When the worker stops waiting for this attempt (its start plus the task's timeout), UTC."""
+        left = self.time_left()
+        return datetime.now(UTC) + timedelta(seconds=left)
+
+    def time_left(self) -> float:
+        """Seconds until the deadline (negative once it has passed)."""
+        return self._started + self.timeout_seconds - time.monotonic()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancellation.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """For long loops in sync plugins: stop at a safe point once the worker has given up."""
+        if self.cancellation.is_set():
+            raise Cancelled(self.cancellation.reason)
+
+    @property
+    def log(self) -> Any:
+        """A structlog logger bound to the task (task_id, type, attempt)."""
+        if self._logger is None:
+            self._logger = structlog.get_logger("taskservice.task").bind(
+                task_id=self.task_id, type=self.task_type, attempt=self.attempt
+            )
+        return self._logger
+
+
+def current() -> TaskContext:
+    """The context of the attempt running here (in its task or thread); LookupError outside one."""
+    try:
+        return _CURRENT.get()
+    except LookupError:
+        raise LookupError("no task attempt is running here: current() works inside a plugin") from None
+
+
+def enter(context: TaskContext) -> None:
+    """Make `context` the current one for the rest of the calling asyncio task (the worker's attempt)."""
+    _CURRENT.set(context)
+
+
+def current_or_none() -> TaskContext | None:
+    """The running attempt's context, or None outside one (a plugin called directly, in a test)."""
+    return _CURRENT.get(None)
+
+
+def settings_for(plugin: str, given: Settings | None, ctx: TaskContext | None) -> Settings:
+    """A plugin's settings: those it was made with, else the running attempt's (the worker's own);
+    never read from the environment here."""
+    if given is not None:
+        return given
+    ctx = ctx or current_or_none()
+    if ctx is None:
+        raise RuntimeError(f"{plugin} has no settings: make it with settings, or run it in a worker")
+    return ctx.settings

@@ -1,0 +1,396 @@
+"""Task type declarations: `TaskTypeSpec`/`ParameterSpec`, checking parameters against one, and `@task`.
+
+A declaration says which parameters a task type reads (name, type, required, default, description),
+its retry policy (max retries, backoff, which errors are permanent) and its timeout. Workers publish
+the declarations of the types they run (store `register_task_types`), so the server checks a new
+task's parameters without importing the code that runs it; it stores them as JSON (`to_json`).
+
+Parameters travel as strings (the API's `map<string, string>`): `ParameterSpec.parse` turns one into
+its value, and the same rules answer at CreateTask (invalid_argument) and in the worker.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+import math
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal
+
+import annotated_types
+import docstring_parser
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from taskservice.plugins import PermanentFailure, register_declared
+from taskservice.plugins.context import TaskContext, current
+
+ParameterType = Literal["string", "integer", "number", "boolean", "enum"]
+TYPE_NAME_MAX = 255  # as CreateTask's `type`
+_INTEGER = re.compile(r"[+-]?\d{1,30}")
+_TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class ParameterError(ValueError):
+    """A parameter broke its declaration; `name` is the parameter as given."""
+
+    def __init__(self, name: str, rule: str) -> None:
+        super().__init__(f"{name}: {rule}")
+        self.name, self.rule = name, rule
+
+
+class ParameterSpec(BaseModel):
+    """One parameter of a task type."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: str
+    type: ParameterType = "string"
+    required: bool = False
+    default: str | None = None  # as it would be sent (a string); None: no default
+    description: str = ""
+    choices: tuple[str, ...] = ()  # the values of an enum
+    minimum: float | None = None  # integer and number: inclusive bounds
+    maximum: float | None = None
+    aliases: tuple[str, ...] = ()  # other names the parameter may be given by (one at a time)
+
+    def parse(self, raw: str, given_as: str | None = None) -> Any:
+        """The value of `raw`, or ParameterError naming the parameter (as given) and the rule."""
+        name = given_as or self.name
+        text = raw.strip()
+        if self.type == "string":
+            return raw
+        if self.type == "boolean":
+            if text.lower() in _TRUE:
+                return True
+            if text.lower() in _FALSE:
+                return False
+            raise ParameterError(name, f"must be true or false (got {raw!r})")
+        if self.type == "enum":
+            if raw not in self.choices:
+                raise ParameterError(name, f"must be one of {', '.join(self.choices)} (got {raw!r})")
+            return raw
+        return self._number(name, raw, text)
+
+    def _number(self, name: str, raw: str, text: str) -> float:
+        value: float
+        if self.type == "integer":
+            if not _INTEGER.fullmatch(text):
+                raise ParameterError(name, f"must be an integer (got {raw!r})")
+            value = int(text)
+        else:
+            try:
+                value = float(text)
+            except ValueError:
+                raise ParameterError(name, f"must be a number (got {raw!r})") from None
+            if not math.isfinite(value):
+                raise ParameterError(name, f"must be a finite number (got {raw!r})")
+        if self.minimum is not None and value < self.minimum:
+            raise ParameterError(name, f"must be >= {self.minimum:g} (got {raw!r})")
+        if self.maximum is not None and value > self.maximum:
+            raise ParameterError(name, f"must be <= {self.maximum:g} (got {raw!r})")
+        return value
+
+
+class TaskTypeSpec(BaseModel):
+    """What a task type declares. Parameters it does not list are refused unless `extra_parameters`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    description: str = ""
+    parameters: tuple[ParameterSpec, ...] = ()
+    extra_parameters: bool = False
+    # Used when CreateTask does not say (instead of the server's MAX_RETRIES and TASK_TIME_OUT).
+    max_retries: int | None = Field(None, ge=0, le=10)
+    timeout_seconds: float | None = Field(None, gt=0, le=86_400)
+    # The first retry's delay (instead of RETRY_BACKOFF_BASE); doubles per retry up to the cap.
+    backoff_seconds: float | None = Field(None, ge=0, le=86_400)
+    # Errors that fail the task at once (besides PermanentFailure): the classes in this process,
+    # their names in the published declaration.
+    permanent: tuple[type[BaseException], ...] = Field((), exclude=True)
+    permanent_errors: tuple[str, ...] = ()
+
+    def check(self, parameters: Mapping[str, str]) -> dict[str, Any]:
+        """The declared parameters' values by name (plus extra ones as given, when allowed).
+
+        An empty value counts as not given. Raises ParameterError for the first broken rule.
+        """
+        by_name = {n: p for p in self.parameters for n in (p.name, *p.aliases)}
+        values: dict[str, Any] = {}
+        for key, raw in parameters.items():
+            if key not in by_name:
+                if not self.extra_parameters:
+                    names = ", ".join(p.name for p in self.parameters) or "none"
+                    rule = f"is not a parameter of this task type (its parameters: {names})"
+                    raise ParameterError(key, rule)
+                values[key] = raw
+        for spec in self.parameters:
+            given = [(n, parameters[n]) for n in (spec.name, *spec.aliases) if parameters.get(n, "") != ""]
+            if not given:
+                if spec.required:
+                    also = f" (or {', '.join(spec.aliases)})" if spec.aliases else ""
+                    raise ParameterError(spec.name, f"is required{also}")
+                continue
+            if len(given) > 1:
+                raise ParameterError(spec.name, f"give one of {', '.join(n for n, _ in given)}, not several")
+            name, raw = given[0]
+            values[spec.name] = spec.parse(raw, name)
+        return values
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_json(cls, data: object) -> TaskTypeSpec | None:
+        """A declaration as published, or None when it cannot be read (e.g. from a newer version)."""
+        try:
+            return cls.model_validate(data)
+        except pydantic.ValidationError:
+            return None
+
+
+# -- declaring a task type by a function's signature or a pydantic model ---------------------------
+
+
+def _wire(value: object) -> str | None:
+    """A Python default as it would be sent."""
+    if value is None:
+        return None
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _unwrap(hint: Any) -> tuple[Any, list[Any], bool]:
+    """(the type, its Annotated metadata, whether None is allowed) of an annotation."""
+    metadata: list[Any] = []
+    if typing.get_origin(hint) is Annotated:
+        hint, *metadata = typing.get_args(hint)
+    optional = False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        others = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = len(others) < len(typing.get_args(hint))
+        if len(others) != 1:
+            raise TypeError(f"{hint} is not supported: one type, or Optional of one")
+        hint = others[0]
+        if typing.get_origin(hint) is Annotated:
+            hint, *more = typing.get_args(hint)
+            metadata += more
+    return hint, metadata, optional
+
+
+def _kind(hint: Any) -> tuple[ParameterType, tuple[str, ...]]:
+    if hint is inspect.Parameter.empty or hint is str:
+        return "string", ()
+    if hint is bool:  # before int: bool is an int
+        return "boolean", ()
+    if hint is int:
+        return "integer", ()
+    if hint is float:
+        return "number", ()
+    if inspect.isclass(hint) and issubclass(hint, enum.Enum):
+        return "enum", tuple(str(member.value) for member in hint)
+    raise TypeError(f"{hint!r} is not supported: str, int, float, bool, an Enum, or Optional of one")
+
+
+def _bounds(metadata: list[Any]) -> tuple[float | None, float | None]:
+    low = high = None
+    for item in metadata:
+        for constraint in item.metadata if isinstance(item, FieldInfo) else [item]:
+            if isinstance(constraint, annotated_types.Ge):
+                low = float(constraint.ge)  # type: ignore[arg-type]
+            elif isinstance(constraint, annotated_types.Le):
+                high = float(constraint.le)  # type: ignore[arg-type]
+    return low, high
+
+
+def _parameter(name: str, hint: Any, default: Any, described: str, metadata: list[Any]) -> ParameterSpec:
+    try:
+        base, more, optional = _unwrap(hint)
+        kind, choices = _kind(base)
+    except TypeError as error:
+        raise TypeError(f"parameter {name}: {error}") from None
+    metadata = [*more, *metadata]
+    for item in metadata:
+        if isinstance(item, str):
+            described = item
+        elif isinstance(item, FieldInfo) and item.description:
+            described = item.description
+    low, high = _bounds(metadata)
+    missing = default is inspect.Parameter.empty or default is PydanticUndefined
+    return ParameterSpec(
+        name=name,
+        type=kind,
+        required=missing and not optional,
+        default=None if missing else _wire(default),
+        description=described,
+        choices=choices,
+        minimum=low,
+        maximum=high,
+    )
+
+
+def _is_context(name: str, hint: Any) -> bool:
+    """A parameter annotated TaskContext (or Optional of it), or named ctx."""
+    if name == "ctx":
+        return True
+    try:
+        base, _, _ = _unwrap(hint)
+    except TypeError:
+        return False
+    return base is TaskContext
+
+
+class TypedTask:
+    """A function declared as a task type by `@task`: a plugin whose `run` checks and converts the
+    parameters, then calls the function (in a thread when it is sync; the worker does that)."""
+
+    def __init__(
+        self,
+        name: str,
+        function: Callable[..., Any],
+        *,
+        description: str | None,
+        max_retries: int | None,
+        timeout: float | None,
+        backoff: float | None,
+        permanent: tuple[type[BaseException], ...],
+    ) -> None:
+        if not name.strip() or len(name) > TYPE_NAME_MAX or _CONTROL.search(name):
+            raise ValueError(
+                f"task type name {name!r}: 1 to {TYPE_NAME_MAX} characters, no control characters"
+            )
+        functools.update_wrapper(self, function)
+        self.name, self.function = name, function
+        self._context_name: str | None = None
+        self._model: tuple[str, type[BaseModel]] | None = None
+        self._enums: dict[str, dict[str, enum.Enum]] = {}
+        hints = typing.get_type_hints(function, include_extras=True)
+        documented = docstring_parser.parse(function.__doc__ or "")
+        described = {p.arg_name: p.description or "" for p in documented.params}
+        parameters: list[ParameterSpec] = []
+        extra = False
+        for p in inspect.signature(function).parameters.values():
+            hint = hints.get(p.name, p.annotation)
+            if p.kind is p.VAR_KEYWORD:
+                extra = True
+            elif p.kind in (p.VAR_POSITIONAL, p.POSITIONAL_ONLY):
+                raise TypeError(f"@task {name}: parameter {p.name} must be one that can be given by name")
+            elif _is_context(p.name, hint):
+                self._context_name = p.name
+            elif inspect.isclass(hint) and issubclass(hint, BaseModel):
+                self._model = (p.name, hint)
+                parameters += [
+                    _parameter(field, info.annotation, info.default, info.description or "", info.metadata)
+                    for field, info in hint.model_fields.items()
+                ]
+                extra = extra or hint.model_config.get("extra") == "allow"
+                self._remember_enums(hint.model_fields.items())
+            else:
+                parameters.append(_parameter(p.name, hint, p.default, described.get(p.name, ""), []))
+                self._remember_enums([(p.name, hint)])
+        if self._model is not None and len(parameters) != len(self._model[1].model_fields):
+            raise TypeError(f"@task {name}: a pydantic model parameter declares them all; take no others")
+        self.spec = TaskTypeSpec(
+            description=(documented.short_description or "") if description is None else description,
+            parameters=tuple(parameters),
+            extra_parameters=extra,
+            max_retries=max_retries,
+            timeout_seconds=timeout,
+            backoff_seconds=backoff,
+            permanent=permanent,
+            permanent_errors=tuple(e.__qualname__ for e in permanent),
+        )
+        self.run: Callable[..., Any] = (
+            self._run_async if inspect.iscoroutinefunction(function) else self._run_sync
+        )
+
+    def _remember_enums(self, fields: Any) -> None:
+        for field, hint in fields:
+            annotation = hint.annotation if isinstance(hint, FieldInfo) else hint
+            base, _, _ = _unwrap(annotation)
+            if inspect.isclass(base) and issubclass(base, enum.Enum):
+                self._enums[field] = {str(member.value): member for member in base}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The function itself: a declared task type stays callable as the function it was."""
+        return self.function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<task type {self.name!r}: {self.function.__qualname__}>"
+
+    def arguments(self, parameters: Mapping[str, str], ctx: TaskContext | None) -> dict[str, Any]:
+        """The function's keyword arguments for these parameters; PermanentFailure when they are bad
+        (retrying cannot fix a parameter)."""
+        try:
+            values = self.spec.check(parameters)
+        except ParameterError as error:
+            raise PermanentFailure(str(error)) from None
+        for field, members in self._enums.items():
+            if field in values:
+                values[field] = members[values[field]]
+        if self._model is not None:
+            argument, model = self._model
+            try:
+                values = {argument: model.model_validate(values)}
+            except pydantic.ValidationError as error:
+                raise PermanentFailure(f"parameters: {error}") from None
+        if self._context_name is not None:
+            values[self._context_name] = ctx if ctx is not None else current()
+        return values
+
+    def _run_sync(self, parameters: Mapping[str, str], ctx: TaskContext | None = None) -> Any:
+        return _plain(self.function(**self.arguments(parameters, ctx)))
+
+    async def _run_async(self, parameters: Mapping[str, str], ctx: TaskContext | None = None) -> Any:
+        return _plain(await self.function(**self.arguments(parameters, ctx)))
+
+
+def _plain(result: Any) -> Any:
+    """A pydantic model's result as JSON-able data (the attempt stores JSON)."""
+    return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+
+
+def task(
+    name: str,
+    *,
+    description: str | None = None,
+    max_retries: int | None = None,
+    timeout: float | None = None,
+    backoff: float | None = None,
+    permanent: tuple[type[BaseException], ...] = (),
+) -> Callable[[Callable[..., Any]], TypedTask]:
+    """Declare the decorated function (sync or async) as task type `name`.
+
+    Its parameters come from its signature (str, int, float, bool, an Enum, or Optional of one; a
+    default makes one optional; described in the docstring's Args section or by
+    `Annotated[int, "what it is"]`, bounds by `Annotated[float, Field(ge=0)]`) or from one pydantic
+    model parameter. A parameter annotated `TaskContext`, or named `ctx`, receives the attempt's
+    context. `max_retries` and `timeout` (seconds) are the defaults of the type's tasks; `backoff` the
+    first retry's delay; `permanent`, errors that fail the task without a retry.
+    Every Registry (and so every worker in this process) knows the type once its module is imported.
+    """
+
+    def declare(function: Callable[..., Any]) -> TypedTask:
+        declared = TypedTask(
+            name,
+            function,
+            description=description,
+            max_retries=max_retries,
+            timeout=timeout,
+            backoff=backoff,
+            permanent=tuple(permanent),
+        )
+        register_declared(name, declared)
+        return declared
+
+    return declare

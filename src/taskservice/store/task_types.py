@@ -1,0 +1,30 @@
+"""Task type declarations in PostgreSQL (published by whoever runs a type), and the installation's id."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from taskservice.store.sql import query
+
+if TYPE_CHECKING:
+    from taskservice.store.store import Connection, Pool
+
+
+async def register_task_types(conn: Pool | Connection, declarations: Mapping[str, Mapping[str, Any]]) -> None:
+    """Upsert declarations (task type name -> the JSON of its TaskTypeSpec): the last one published
+    wins, so a worker started with a new version of a type declares it anew."""
+    if declarations:
+        await conn.execute(query("register_task_types"), {k: dict(v) for k, v in declarations.items()})
+
+
+async def live_task_types(conn: Pool | Connection, within_seconds: float) -> dict[str, dict[str, Any] | None]:
+    """The task types that workers heard from within `within_seconds` run, with their declarations
+    (None: the type declares nothing)."""
+    rows = await conn.fetch(query("live_task_types"), within_seconds)
+    return {row["type"]: row["declaration"] for row in rows}
+
+
+async def installation_id(conn: Pool | Connection) -> str:
+    """This database's random id, made by migration 0020."""
+    return str(await conn.fetchval(query("installation_id")))
