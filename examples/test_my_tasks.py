@@ -3,40 +3,30 @@
     pytest examples/test_my_tasks.py
 
 `database()` gives each test a fresh, migrated database on the embedded PostgreSQL; your code enqueues
-on its own connection; `drain()` runs a worker with your registry until nothing is due, and returns
-every attempt it ran.
+on its own connection (shop.app); `drain()` runs a worker until nothing is due, and returns every
+attempt it ran. The task type under test is shop.tasks' `resize_avatar`, a typed @taskservice.task.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
 
 import taskservice
+from shop import app
+from shop.tasks import resize_avatar
 from taskservice.plugins import Registry
 from taskservice.testing import database, drain, enqueued
 
 
-def resize(parameters: dict[str, str]) -> dict[str, int]:
-    """Your task type (a function plugin): halves an image's size."""
-    width = int(parameters["width"])
-    if width <= 0:
-        raise taskservice.PermanentFailure(f"width must be > 0, got {width}")
-    return {"width": width // 2}
-
-
 def registry() -> Registry:
+    """Only the type under test (an installed plugin would run too with plain Registry())."""
     tasks = Registry(load_entry_points=False)
-    tasks.register("resize", resize)
+    tasks.register("resize_avatar", resize_avatar)
     return tasks
-
-
-def signup(conn: psycopg.Connection[tuple[object, ...]], width: int) -> int:
-    """Your application code: enqueue in its own transaction."""
-    with conn.transaction():
-        return taskservice.enqueue(conn, type="resize", name="avatar", parameters={"width": str(width)})
 
 
 @pytest.fixture
@@ -45,24 +35,47 @@ def database_url() -> Iterator[str]:
         yield url
 
 
-def test_signup_enqueues_a_resize(database_url: str) -> None:
-    with psycopg.connect(database_url) as conn:
-        signup(conn, 640)
-        [task] = enqueued(conn, type="resize")
-    assert task.parameters == {"width": "640"}
+def _connect(database_url: str) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(database_url)
+    app.create_schema(conn)
+    return conn
 
 
-def test_the_resize_halves_the_width(database_url: str) -> None:
-    with psycopg.connect(database_url) as conn:
-        signup(conn, 640)
+def test_sign_up_enqueues_a_resize(database_url: str) -> None:
+    with _connect(database_url) as conn:
+        app.sign_up(conn, "ada", 640)
+        [task] = enqueued(conn, type="resize_avatar")
+    assert task.parameters == {"user": "ada", "width": "640"}
+    assert task.max_retries == 3  # the type's declared retry policy
+
+
+def test_a_sign_up_that_rolls_back_enqueues_nothing(database_url: str) -> None:
+    with _connect(database_url) as conn:
+        app.sign_up(conn, "ada")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            app.sign_up(conn, "ada")  # the same user again: the INSERT fails, the whole transaction goes
+        assert len(enqueued(conn, type="resize_avatar")) == 1
+
+
+def test_bad_parameters_are_refused_before_anything_commits(database_url: str) -> None:
+    with _connect(database_url) as conn:
+        with pytest.raises(taskservice.InvalidArgument, match=r"'width'"):
+            app.sign_up(conn, "bob", width=3)  # the declaration says 16..4096
+        assert enqueued(conn, type="resize_avatar") == []
+        assert conn.execute("SELECT count(*) FROM shop_users").fetchone() == (0,)
+
+
+def test_the_resize_keeps_the_aspect_ratio(database_url: str) -> None:
+    with _connect(database_url) as conn:
+        app.sign_up(conn, "ada", 640)
     [attempt] = drain(database_url, registry=registry())
     assert attempt.status == taskservice.TaskStatus.SUCCEEDED
-    assert attempt.result == {"width": 320}
+    assert attempt.result == {"user": "ada", "width": 640, "height": 480, "attempt": 1}
 
 
-def test_a_bad_width_fails_at_once(database_url: str) -> None:
-    with psycopg.connect(database_url) as conn:
-        signup(conn, 0)
+def test_a_deleted_avatar_fails_at_once(database_url: str) -> None:
+    with _connect(database_url) as conn:
+        app.sign_up(conn, "gone-eve")
     [attempt] = drain(database_url, registry=registry())
-    assert attempt.status == taskservice.TaskStatus.FAILED
-    assert attempt.error == "width must be > 0, got 0"
+    assert attempt.status == taskservice.TaskStatus.FAILED  # declared permanent: no retry
+    assert attempt.error == "gone-eve has no avatar any more"

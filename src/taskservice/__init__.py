@@ -89,6 +89,8 @@ if TYPE_CHECKING:
     from taskservice.client.sync import Client, TaskHandle
     from taskservice.client.wire import Retry
     from taskservice.plugins import PermanentFailure
+    from taskservice.plugins.context import TaskContext
+    from taskservice.plugins.declare import task
 
 
 def __getattr__(name: str) -> Any:

@@ -99,16 +99,19 @@ def upgrade() -> None:
 def server(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the API server (control plane) and the dashboard.
 
-    With WORKER_COUNT > 0 it also runs tasks itself.
+    With WORKER_COUNT > 0 it also runs tasks itself. The modules of TASK_MODULES are imported, so the
+    server knows their task types' declarations and its own workers run them.
     """
     from taskservice.api.server import run_server
     from taskservice.auth.exposure import InsecureRefused
+    from taskservice.worker.serve import TaskModuleError, import_task_modules
 
     settings = load_settings_or_exit()
     host, port = host or settings.server_host, port or settings.server_port
     try:
+        import_task_modules(settings.task_module_names)
         run_server(settings, host, port, global_value(ctx, "log_level"))
-    except InsecureRefused as error:
+    except (InsecureRefused, TaskModuleError) as error:
         raise click.ClickException(str(error)) from None
 
 
