@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help run test install install-dev browser deploy-tools oidc-provider proto lint pytest fuzz
+.PHONY: help run test install install-dev browser deploy-tools oidc-provider proto lint pytest unit integration e2e fuzz
 
 help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -79,6 +79,16 @@ pytest: ## Run the tests (embedded PostgreSQL; again on TEST_DATABASE_URL when s
 		echo "== again on the PostgreSQL server at TEST_DATABASE_URL"; \
 		$(BIN)/pytest $(PYTEST_ARGS); \
 	fi
+
+# One tier at a time (tests/conftest.py assigns them): seconds, a minute or two, the rest.
+unit: install-dev ## Only the unit tests: no database, no process (seconds).
+	env -u TEST_DATABASE_URL $(BIN)/pytest -m unit $(PYTEST_ARGS)
+
+integration: install-dev ## Only the integration tests: a real (embedded) PostgreSQL, in-process.
+	env -u TEST_DATABASE_URL $(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+e2e: install-dev ## Only the end-to-end tests: server, worker and CLI processes, the browser, helm.
+	env -u TEST_DATABASE_URL $(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
 fuzz: install-dev ## The long fuzz run for releases (CI runs the same suite with a few examples per RPC).
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-5000} $(BIN)/pytest tests/test_fuzz.py -p no:cacheprovider

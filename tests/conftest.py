@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
@@ -20,6 +20,32 @@ from taskservice.config import Settings, load_settings
 from taskservice.db import embedded, migrate
 from taskservice.db.connect import create_pool, with_database
 from taskservice.store import Pool, Store, TaskDefaults
+
+if TYPE_CHECKING:  # imported where used: api_helpers imports this module
+    from api_helpers import Api
+    from taskservice.gen.cloud.v1.task_connect import TaskManagementServiceClient
+
+
+# -- tiers -----------------------------------------------------------------------------------
+# `pytest -m unit` (no database, no process), `-m integration` (a real PostgreSQL, in this process),
+# `-m e2e` (server, worker or CLI processes, the browser, helm). A module that starts processes says so
+# with `pytestmark = pytest.mark.e2e`; a test that uses a server fixture of this file is e2e as well;
+# any other test is integration if it uses the database, else unit.
+TIERS = ("unit", "integration", "e2e")
+SERVER_FIXTURES = {"api_server", "shared_server", "idle_server"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.get_closest_marker(tier) for tier in TIERS):
+            continue
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SERVER_FIXTURES:
+            item.add_marker(pytest.mark.e2e)
+        elif "pg_server_url" in fixtures:
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture(scope="session")
@@ -235,3 +261,59 @@ def serving(pg_server_url: str, template: str, folder: Path, **env: str) -> Iter
     log = process.log()
     assert "unexpected error" not in log, log
     assert "Traceback" not in log, log
+
+
+# -- the API tests' servers and clients (tests/test_api_*.py) -------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared_server(
+    pg_server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """The API tests' server, one per test module: 4 in-process worker slots, CORS for any origin."""
+    folder = tmp_path_factory.mktemp("api")
+    with serving(pg_server_url, template_database, folder, WORKER_COUNT="4", CORS_ORIGINS="*") as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def idle_server(
+    pg_server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """A server without workers (its tasks stay QUEUED) that allows one CORS origin only."""
+    folder = tmp_path_factory.mktemp("api-idle")
+    with serving(
+        pg_server_url, template_database, folder, WORKER_COUNT="0", CORS_ORIGINS="http://allowed.example"
+    ) as s:
+        yield s
+
+
+@pytest.fixture
+async def api(shared_server: Served) -> AsyncIterator[Api]:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=shared_server.url, timeout=30) as http:
+        yield _api(http)
+
+
+@pytest.fixture
+async def idle_api(idle_server: Served) -> AsyncIterator[Api]:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=idle_server.url, timeout=30) as http:
+        yield _api(http)
+
+
+@pytest.fixture
+async def connect_client(shared_server: Served) -> AsyncIterator[TaskManagementServiceClient]:
+    """The generated Connect client, sending binary proto as the original Go CLI does."""
+    from taskservice.gen.cloud.v1.task_connect import TaskManagementServiceClient
+
+    async with TaskManagementServiceClient(shared_server.url) as c:
+        yield c
+
+
+def _api(http: Any) -> Api:
+    from api_helpers import Api
+
+    return Api(http)

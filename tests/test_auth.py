@@ -30,6 +30,8 @@ from taskservice.gen.grpc.reflection.v1 import reflection_pb2 as reflection_v1
 from taskservice.gen.grpc.reflection.v1alpha import reflection_pb2 as reflection_v1alpha
 from taskservice.store import Credentials
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 ROLES = ("viewer", "operator", "admin", "agent")
 EVERYONE = frozenset(ROLES)
 READERS = frozenset({"viewer", "operator", "admin"})

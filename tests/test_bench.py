@@ -12,6 +12,8 @@ import pytest
 
 from taskservice.config import Settings
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 SCENARIOS = {"ceiling", "enqueue", "processing", "peer", "latency", "scale", "memory", "cli_start", "client"}
 WITHOUT_TASKS = {"memory", "cli_start"}  # they measure processes, not tasks
 

@@ -21,6 +21,8 @@ from taskservice.store import Store
 from taskservice.store.sql import query
 from test_deploy import check_command, check_variables
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts/task"
 TOOLS = ROOT / ".tools"

@@ -29,6 +29,8 @@ from taskservice.config import Settings
 from taskservice.model import NewTask, Status
 from taskservice.store import Store
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 FORMATS = ("table", "wide", "json", "yaml")
 
 

@@ -21,6 +21,8 @@ from taskservice.cli.escape import UNSAFE, literal
 from taskservice.model import Status
 from taskservice.store import Store
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 HOSTILE = [
     "[/]",
     "Deploy [prod] now",

@@ -18,6 +18,8 @@ from taskservice.client.sync import Client
 from taskservice.client.wire import Retry
 from taskservice.model import NewTask, Status
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 FAST = {"seconds": "0"}
 LONG = {"seconds": "600"}
 LATER = 3600.0

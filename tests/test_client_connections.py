@@ -26,6 +26,8 @@ from taskservice.model import Status
 from taskservice.store import Credentials
 from test_tls import self_signed
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 
 async def _tokens(database_url: str) -> dict[str, str]:
     pool = await create_pool(database_url, max_size=2)

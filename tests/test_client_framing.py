@@ -16,7 +16,9 @@ from taskservice.client.wire import Retry
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import Status
 
-BODY = pb.GetStatusResponse(status_counts={0: 4, 3: 2}).SerializeToString()
+BODY = pb.GetStatusResponse(
+    status_counts={0: 5, 2: 1, 3: 2}, exact_status_counts={0: 4, 3: 2, 6: 1, 7: 1}
+).SerializeToString()
 CHUNKED = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/proto\r\nTransfer-Encoding: chunked\r\n\r\n"
     + b"%x\r\n%s\r\n" % (3, BODY[:3])
@@ -76,7 +78,12 @@ def framed(request: pytest.FixtureRequest) -> Iterator[OneAnswer]:
     server.close()
 
 
-EXPECTED = {Status.QUEUED: 4, Status.SUCCEEDED: 2}
+EXPECTED = {
+    Status.QUEUED: 4,
+    Status.SUCCEEDED: 2,
+    Status.RETRYING: 1,
+    Status.CANCELLED: 1,
+}  # the exact counts
 
 
 def test_sync_reads_every_framing(framed: OneAnswer) -> None:

@@ -179,6 +179,7 @@ def test_wrong_value_in_dotenv_is_named(tmp_path: Path) -> None:
         load_settings()
 
 
+@pytest.mark.e2e
 def test_cli_reports_a_wrong_setting_in_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k.upper() not in VARIABLES and k != "TEST_DATABASE_URL"}
     env["WORKER_COUNT"] = "abc"

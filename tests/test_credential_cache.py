@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from conftest import ServerProcess, eventually
 from taskservice.auth.cache import CredentialCache
@@ -14,6 +15,8 @@ from taskservice.auth.tokens import issue
 from taskservice.config import Settings
 from taskservice.db.connect import create_pool
 from taskservice.store import CREDENTIALS_CHANNEL, Credentials, Holder, Pool
+
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
 
 NOW = datetime(2026, 12, 1, 7, 0, 13, tzinfo=UTC)
 ALICE = Holder("alice", "viewer", 1)

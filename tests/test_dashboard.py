@@ -18,6 +18,8 @@ import conftest
 from conftest import ServerProcess
 from taskservice.config import Settings
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 CHROMIUM = Path("/usr/bin/chromium")
 # Debian's chromium, never a downloaded browser; these flags keep it from reaching the network.
 CHROMIUM_ARGS = [

@@ -19,6 +19,8 @@ from taskservice.plugins.declare import ParameterSpec, TaskTypeSpec
 from taskservice.store import Store
 from test_dashboard import Dashboard, browser, rpc, screenshot_dir
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 __all__ = ["browser", "screenshot_dir"]  # fixtures, used by name
 
 EXPORT = TaskTypeSpec(

@@ -24,6 +24,8 @@ from taskservice.plugins.query import RunQuery
 from taskservice.plugins.sleep import Sleep
 from taskservice.store import Store
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 SERVICE = "/cloud.v1.TaskManagementService"
 LATER = 3600  # delaySeconds that keeps a task QUEUED for the whole module
 

@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from taskservice.cli import cli
 from taskservice.config import Settings
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

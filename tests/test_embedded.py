@@ -29,6 +29,8 @@ import pytest
 
 from taskservice.db import embedded
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 T = TypeVar("T")
 
 # Joins the server of the data dir given as argv[1], proves it can query it, prints one JSON line,

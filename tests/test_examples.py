@@ -16,6 +16,8 @@ from taskservice.config import Settings
 from taskservice.model import Status
 from taskservice.store import Store
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 

@@ -24,6 +24,8 @@ from conftest import Served, serving
 from taskservice.gen.cloud.v1 import auth_pb2, task_pb2
 from taskservice.gen.grpc.health.v1 import health_pb2
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 MiB = 1024 * 1024
 METHODS = [

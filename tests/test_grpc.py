@@ -32,6 +32,8 @@ from taskservice.gen.grpc.reflection.v1 import reflection_pb2 as reflection
 from taskservice.store import Credentials
 from test_tls import self_signed
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 ROOT = Path(__file__).resolve().parent.parent
 MAX_REQUEST_BYTES = 65536
 REFLECTION_CLIENT = Path(__file__).with_name("grpc_reflection_client.py")

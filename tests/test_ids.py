@@ -20,6 +20,8 @@ from taskservice.config import Settings
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.gen.cloud.v1.task_connect import TaskManagementServiceClient
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 FAST = pb.Payload(parameters={"seconds": "0"})
 LATER = 3600.0
 TASK_CLI = str(Path(sys.executable).parent / "task-cli")

@@ -15,6 +15,8 @@ import pytest
 
 from conftest import Served, serving
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 SERVICE = "/cloud.v1.TaskManagementService"
 MiB = 1024 * 1024
 RSS_LIMIT = 300 * MiB

@@ -17,6 +17,8 @@ from conftest import ServerProcess
 from taskservice.api.probe import free_port
 from taskservice.config import Settings
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 OIDC = Path(__file__).resolve().parent / "oidc"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

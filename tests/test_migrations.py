@@ -21,6 +21,8 @@ from conftest import create_database, drop_database
 from taskservice.config import Settings
 from taskservice.db import migrate
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 TABLES = {
     "tasks",
     "task_history",

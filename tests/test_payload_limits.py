@@ -20,6 +20,8 @@ from taskservice.plugins.email import SendEmail
 from taskservice.plugins.query import QueryTimedOut, RunQuery
 from taskservice.worker.runtime import stored_result
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 SERVICE = "/cloud.v1.TaskManagementService"
 MiB = 1024 * 1024
 

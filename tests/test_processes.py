@@ -17,6 +17,8 @@ from taskservice.config import Settings
 from taskservice.model import NewTask, Outcome, Status
 from taskservice.store import Pool, Store
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 
 class Workers:
     """Starts `task-cli serve` processes and makes sure none outlives the test."""

@@ -20,6 +20,8 @@ from taskservice.db.connect import create_pool
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.store import Credentials
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 SERVICE = "/cloud.v1.TaskManagementService"
 TRAILER = 0x80
 

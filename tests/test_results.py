@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 from click.testing import CliRunner
 
 from conftest import ServerProcess, eventually
 from taskservice.cli import cli
+
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
 
 SERVICE = "/cloud.v1.TaskManagementService"
 BIG = 5000  # characters: over what a list shows of a result (LIST_RESULT_MAX, 4 KB)

@@ -18,6 +18,8 @@ from taskservice.store.retention import LOCK_KEY
 from taskservice.worker.retention import RetentionJob
 from test_counts import assert_counts_right
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 DAY = 86_400.0
 
 

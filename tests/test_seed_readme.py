@@ -22,6 +22,8 @@ from taskservice.config import Settings
 from taskservice.model import NewTask, Status
 from taskservice.store import Store
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 # A copy of the original Task Service's README (the project's spec), kept with the tests.
 SEED_README = Path(__file__).with_name("data") / "seed-README.txt"
 PLACEHOLDERS = {

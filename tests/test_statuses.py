@@ -16,6 +16,8 @@ from google.protobuf.message import Message
 from conftest import Served, eventually, serving
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 SERVICE = "/cloud.v1.TaskManagementService"
 ORIGINAL_NAMES = {"QUEUED", "RUNNING", "FAILED", "SUCCEEDED", "UNKNOWN", "ALL"}
 LATER = 3600

@@ -26,6 +26,8 @@ from taskservice.plugins.email import SendEmail
 from taskservice.store import Store
 from test_worker import registry_with, running_worker, status_is
 
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
 
 class Size(enum.Enum):
     SMALL = "small"

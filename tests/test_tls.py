@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,6 +19,8 @@ from cryptography.x509.oid import NameOID
 from conftest import subprocess_env
 from taskservice.api.probe import free_port
 from taskservice.config import Settings
+
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
