@@ -52,6 +52,7 @@ def test_the_shop_end_to_end(settings: Settings, tmp_path: Path) -> None:
     finally:
         server.stop()
     assert result == {"user": "ada", "width": 640, "height": 480, "attempt": 1}
+    assert all(type(result[key]) is int for key in ("width", "height", "attempt"))  # not 640.0
     assert "payload.parameters['width']" in refusal
 
 

@@ -74,7 +74,19 @@ class HistoryEntry:
 
 
 def _result(value: struct_pb2.Value) -> Any:
-    return json_format.MessageToDict(value) if value.WhichOneof("kind") else None
+    return _integers(json_format.MessageToDict(value)) if value.WhichOneof("kind") else None
+
+
+def _integers(value: Any) -> Any:
+    """JSON numbers as the task returned them: protobuf's Value holds every number as a double, so a
+    whole number within 2**53 (exact in a double) comes back an int (640, not 640.0)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    if isinstance(value, list):
+        return [_integers(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integers(item) for key, item in value.items()}
+    return value
 
 
 @dataclass(frozen=True)
