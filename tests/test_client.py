@@ -139,7 +139,12 @@ def test_every_other_rpc(client: Client) -> None:
     assert set(counts) >= {Status.QUEUED, Status.SUCCEEDED}
     assert counts[Status.QUEUED] >= 1
     assert counts[Status.CANCELLED] >= 1  # the exact counts, not the original's four keys
-    assert "sleep" in client.list_task_types()
+    types = {t.name: t for t in client.list_task_types()}
+    assert types["sleep"].declared
+    seconds = next(p for p in types["sleep"].parameters if p.name == "seconds")
+    assert (seconds.type, seconds.required) == ("number", False)
+    recipient = next(p for p in types["send_email"].parameters if p.name == "recipient")
+    assert recipient.required
     assert any(w.alive for w in client.list_workers())
     again = client.create_task(name=name, type="sleep", parameters=FAST, idempotency_key=name)
     same = client.create_task(name=name, type="sleep", parameters=FAST, idempotency_key=name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 
@@ -14,11 +13,10 @@ PUBLIC = [
     "AsyncClient", "AsyncTaskHandle", "Client", "Execution", "FailedPrecondition", "HistoryEntry",
     "InvalidArgument", "NewTask", "NotFound", "OutOfRange", "PermanentFailure", "PermissionDenied",
     "ResourceExhausted", "Retry", "Task", "TaskCancelled", "TaskContext", "TaskEvent", "TaskFailed",
-    "TaskHandle", "TaskList", "TaskServiceError", "TaskStatus", "Timeout", "Unauthenticated", "Unavailable",
+    "TaskHandle", "TaskList", "TaskServiceError", "TaskStatus", "TaskType", "Timeout", "Unauthenticated",
+    "Unavailable",
     "Worker", "enqueue", "enqueue_async", "task",
 ]  # fmt: skip
-# Written by the typed task types' work (issue 11, part A): until it is merged these cannot resolve.
-NOT_YET = {"task": "taskservice.plugins.declare", "TaskContext": "taskservice.plugins.context"}
 
 
 def test_all_is_pinned() -> None:
@@ -26,25 +24,7 @@ def test_all_is_pinned() -> None:
     assert sorted(taskservice.__all__) == taskservice.__all__
 
 
-def _missing(module: str) -> bool:
-    return importlib.util.find_spec(module) is None
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                name in NOT_YET and _missing(NOT_YET[name]),
-                reason=f"{NOT_YET.get(name)} comes with issue 11 part A (@task, TaskContext)",
-                raises=ModuleNotFoundError,
-                strict=True,
-            ),
-        )
-        for name in PUBLIC
-    ],
-)
+@pytest.mark.parametrize("name", PUBLIC)
 def test_every_public_name_resolves(name: str) -> None:
     value = getattr(taskservice, name)
     assert value is not None

@@ -29,6 +29,7 @@ __all__ = [
     "TaskList",
     "TaskServiceError",
     "TaskStatus",
+    "TaskType",
     "Timeout",
     "Unauthenticated",
     "Unavailable",
@@ -48,7 +49,7 @@ _HOMES = {
         "taskservice.client.wire": "Retry",
         "taskservice.client.enqueue": "enqueue enqueue_async",
         "taskservice.client.messages": "Execution HistoryEntry NewTask Task TaskEvent TaskList TaskStatus "
-        "Worker",
+        "TaskType Worker",
         "taskservice.client.errors": "FailedPrecondition InvalidArgument NotFound OutOfRange "
         "PermissionDenied ResourceExhausted TaskCancelled TaskFailed TaskServiceError Timeout "
         "Unauthenticated Unavailable",
@@ -84,6 +85,7 @@ if TYPE_CHECKING:
         TaskEvent,
         TaskList,
         TaskStatus,
+        TaskType,
         Worker,
     )
     from taskservice.client.sync import Client, TaskHandle

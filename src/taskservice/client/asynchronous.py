@@ -144,7 +144,7 @@ class AsyncClient:
     async def list_workers(self) -> list[m.Worker]:
         return await self.run(calls.list_workers())
 
-    async def list_task_types(self) -> list[str]:
+    async def list_task_types(self) -> list[m.TaskType]:
         return await self.run(calls.list_task_types())
 
     async def watch(self, task_ids: Iterable[int] = ()) -> AsyncIterator[m.TaskEvent]:

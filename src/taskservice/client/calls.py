@@ -100,9 +100,9 @@ def list_workers() -> Call[list[m.Worker]]:
                 lambda r: [m.Worker.from_proto(w) for w in r.workers], True)  # fmt: skip
 
 
-def list_task_types() -> Call[list[str]]:
+def list_task_types() -> Call[list[m.TaskType]]:
     return Call("ListTaskTypes", pb.ListTaskTypesRequest(), pb.ListTaskTypesResponse,
-                lambda r: list(r.types), True)  # fmt: skip
+                lambda r: [m.TaskType.from_proto(d) for d in r.declarations], True)  # fmt: skip
 
 
 def watch_request(task_ids: Iterable[int]) -> pb.WatchEventsRequest:

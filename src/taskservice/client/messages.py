@@ -139,6 +139,50 @@ class Worker:
 
 
 @dataclass(frozen=True)
+class Parameter:
+    """A parameter a task type declares (values travel as strings: "42", "0.5", "true")."""
+
+    name: str
+    type: str  # string, integer, number, boolean or enum
+    required: bool
+    default: str | None
+    description: str
+    choices: list[str]  # enum only
+    minimum: float | None
+    maximum: float | None
+
+
+@dataclass(frozen=True)
+class TaskType:
+    """A task type the server or its workers know, with what it declares (`declared` False: nothing,
+    any parameters are taken)."""
+
+    name: str
+    declared: bool
+    description: str
+    parameters: list[Parameter]
+    extra_parameters: bool
+    max_retries: int | None
+    timeout_seconds: float | None
+
+    @classmethod
+    def from_proto(cls, m: pb.TaskTypeDeclaration) -> TaskType:
+        parameters = [
+            Parameter(
+                p.name, p.type, p.required, p.default_value if p.HasField("default_value") else None,
+                p.description, list(p.choices), p.minimum if p.HasField("minimum") else None,
+                p.maximum if p.HasField("maximum") else None,
+            )
+            for p in m.parameters
+        ]  # fmt: skip
+        return cls(
+            m.name, m.declared, m.description, parameters, m.extra_parameters,
+            m.max_retries if m.HasField("max_retries") else None,
+            m.timeout_seconds if m.HasField("timeout_seconds") else None,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class TaskEvent:
     """A status change (a history row), with its task's name and type."""
 

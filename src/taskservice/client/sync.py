@@ -148,7 +148,7 @@ class Client:
     def list_workers(self) -> list[m.Worker]:
         return self.run(calls.list_workers())
 
-    def list_task_types(self) -> list[str]:
+    def list_task_types(self) -> list[m.TaskType]:
         return self.run(calls.list_task_types())
 
     def watch(self, task_ids: Iterable[int] = ()) -> Iterator[m.TaskEvent]:
