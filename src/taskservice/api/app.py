@@ -54,7 +54,7 @@ def create_app(
     codecs.install()
     registry = registry or Registry()
     payload_limits = PayloadLimits(settings.max_payload_bytes, settings.max_parameters)
-    service = TaskService(registry, settings.lease_seconds, payload_limits)
+    service = TaskService(registry, settings.lease_seconds, payload_limits, settings.max_result_bytes)
     auth_service = AuthService()
     readiness = Readiness()
     metrics = Metrics()

@@ -12,7 +12,7 @@ from taskservice import model
 from taskservice.api.ids import narrow
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import Execution, HistoryEntry, Task
-from taskservice.store import HistoryEvent, WorkerInfo
+from taskservice.store import Claim, HistoryEvent, WorkerInfo
 
 
 def timestamp(value: datetime | None) -> str:
@@ -136,6 +136,7 @@ def worker(w: WorkerInfo, alive_within_seconds: float) -> pb.Worker:
         stopped_at=timestamp(w.stopped_at),
         running=w.running,
         alive=alive,
+        kind=w.kind,
     )
 
 
@@ -149,4 +150,11 @@ def event(e: HistoryEvent) -> pb.TaskEvent:
         created_at=timestamp(e.entry.created_at),
         task_name=e.task_name,
         task_type=e.task_type,
+    )
+
+
+def assignment(claim: Claim) -> pb.WorkAssignment:
+    """A claimed attempt as an agent receives it: the attempt's id is its fencing token."""
+    return pb.WorkAssignment(
+        assignment_id=claim.execution_id, task=task(claim.task), lost_leases=claim.task.lost_leases
     )
