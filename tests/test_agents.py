@@ -256,3 +256,41 @@ async def test_a_paused_agent_s_running_plugin_is_cancelled_when_it_wakes(
     assert "attempt no longer current; stopping it" in paused.log()
     assert (await store.get_task(task_id)).status == Status.SUCCEEDED
     assert [e.outcome for e in await store.executions(task_id)] == [Outcome.LOST, Outcome.SUCCEEDED]
+
+
+# -- auth ---------------------------------------------------------------------------------------------
+
+
+async def test_with_auth_on_only_an_agent_token_runs_an_agent(
+    settings: Settings, store: Store, tmp_path: Path
+) -> None:
+    from taskservice.auth.tokens import issue
+    from taskservice.store import Credentials
+
+    credentials = Credentials(store.pool)
+    tokens = {
+        role: (await issue(credentials, f"t-{role}", role, 0, "tests"))[1] for role in ("agent", "viewer")
+    }
+    server = ServerProcess(settings, tmp_path / "server.log", WORKER_COUNT="0", AUTH_REQUIRED="true")
+    try:
+        server.wait_ready()
+        task_id, _ = await store.create_task(NewTask("guarded", "sleep", {"seconds": "0"}))
+        for name, token in (("none", ""), ("viewer", tokens["viewer"])):
+            refused = AgentProcess.cli(
+                server, agent_env(settings, TASK_SERVICE_TOKEN=token), tmp_path / f"{name}.log"
+            )
+            # It stops at once, saying why, and took nothing.
+            assert await asyncio.to_thread(refused.process.wait, 60) == 1, refused.log()
+            expected = "unauthenticated" if name == "none" else "permission_denied"
+            assert f"the worker stopped: agent-stream failed: {expected}" in refused.log()
+            assert (await store.get_task(task_id)).status == Status.QUEUED
+            refused.stop()
+        agent = AgentProcess.cli(
+            server, agent_env(settings, TASK_SERVICE_TOKEN=tokens["agent"]), tmp_path / "agent.log"
+        )
+        try:
+            await eventually(lambda: all_succeeded(store, [task_id]), timeout=60)
+        finally:
+            assert agent.stop() == 0, agent.log()
+    finally:
+        server.stop()
