@@ -8,12 +8,9 @@ import signal
 from collections.abc import Sequence
 
 from taskservice.config import Settings
-from taskservice.db import migrate
-from taskservice.db.connect import create_pool
 from taskservice.model import RetryPolicy
 from taskservice.plugins import Registry
 from taskservice.store import RetentionPolicy, Store, TaskDefaults
-from taskservice.store.databases import database_url
 from taskservice.worker.agent import AgentLink
 from taskservice.worker.retention import RetentionJob
 from taskservice.worker.runtime import Worker, WorkerOptions, new_worker_id
@@ -53,6 +50,11 @@ async def serve(
     registry: Registry | None = None,
 ) -> None:
     """Run one worker in this process until SIGTERM or SIGINT."""
+    # Here, not above: an agent (serve_agent) never loads the database layer or the migrations.
+    from taskservice.db import migrate
+    from taskservice.db.connect import create_pool
+    from taskservice.store.databases import database_url
+
     url = database_url(settings)
     await asyncio.to_thread(migrate.upgrade, url)
     pool = await create_pool(url, max_size=min(settings.db_pool_max_conns, 10))
