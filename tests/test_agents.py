@@ -294,3 +294,21 @@ async def test_with_auth_on_only_an_agent_token_runs_an_agent(
             assert agent.stop() == 0, agent.log()
     finally:
         server.stop()
+
+
+async def test_agents_share_the_work(
+    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    created = await store.create_tasks([NewTask(f"s{i}", "sleep", {"seconds": "0"}) for i in range(400)])
+    ids = [i for i, _ in created]
+    agents = [
+        AgentProcess.cli(server, agent_env(settings), tmp_path / f"agent{n}.log", "-c", "100")
+        for n in range(2)
+    ]
+    try:
+        await eventually(lambda: all_succeeded(store, ids), timeout=90)
+    finally:
+        for agent in agents:
+            assert agent.stop() == 0, agent.log()
+    runs = [len(await store.executions(i)) for i in ids]
+    assert set(runs) == {1}  # each ran once

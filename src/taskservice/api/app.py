@@ -16,6 +16,7 @@ from taskservice.api import codecs
 from taskservice.api.access import AccessControl
 from taskservice.api.auth_service import AuthService
 from taskservice.api.compression import BoundedGzip
+from taskservice.api.disconnect import DisconnectWatch
 from taskservice.api.guard import Limits, RequestGuard
 from taskservice.api.headers import SecurityHeaders
 from taskservice.api.health import HealthService, Readiness, healthz, readyz_endpoint
@@ -123,8 +124,10 @@ def _routes(
         Route("/metrics", metrics.endpoint(lambda: readiness.store)),
         Mount(
             "/cloud.v1.TaskManagementService",
-            app=TaskManagementServiceASGIApplication(
-                service, interceptors=[metrics, NarrowIdGuard()], **rpc_limits
+            app=DisconnectWatch(
+                TaskManagementServiceASGIApplication(
+                    service, interceptors=[metrics, NarrowIdGuard()], **rpc_limits
+                )
             ),
         ),
         Mount(

@@ -83,6 +83,7 @@ class Dispatcher:
         self._legacy = LegacyLeases(self, lease_seconds / 3)
         self._task: asyncio.Task[None] | None = None
         self._side_tasks: set[asyncio.Task[None]] = set()
+        self._turn = 0  # which session is first in the next round
 
     def start(self) -> None:
         self._listener.start()
@@ -191,15 +192,22 @@ class Dispatcher:
                 log.warning("dispatching failed; will try again", error=str(error))
 
     async def _claim_round(self) -> bool:
-        """Claim once for every group of sessions taking the same types; whether all were filled."""
+        """Claim once for every group of sessions taking the same types; whether all were filled.
+
+        Sessions take turns being first (a round of CLAIM_BATCH slots may not reach them all)."""
+        order = list(self.sessions.values())
+        if order:
+            turn = self._turn % len(order)
+            order = order[turn:] + order[:turn]
         groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
-        for session in self.sessions.values():
+        for session in order:
             groups[session.task_types].extend([session.agent_id] * session.free(self._silent_after))
         filled = False
         for task_types, owners in groups.items():
             if not owners:
                 continue
             slots = owners[:CLAIM_BATCH]
+            self._turn += len(set(slots))
             claims = await self.store.claim_for(slots, task_types, self.lease_seconds)
             await self._deliver(claims)
             filled = filled or len(claims) == len(slots)

@@ -16,6 +16,7 @@ from connectrpc.request import RequestContext
 from google.protobuf import empty_pb2
 
 from taskservice.api import convert, ids, validation
+from taskservice.api.disconnect import client_gone
 from taskservice.api.dispatch import Dispatcher, legacy_agent_id
 from taskservice.api.events import EventHub, SubscriberTooSlow
 from taskservice.api.validation import InvalidArgument
@@ -325,19 +326,31 @@ class TaskService:
             raise ConnectError(Code.UNAVAILABLE, "the database is unavailable; try again") from None
         session = dispatcher.open(agent, slots, task_types, held, legacy)
         log.info("agent connected", agent_id=agent, slots=slots, types=task_types, original_style=legacy)
+        gone = asyncio.ensure_future(client_gone().wait())
         try:
             yield pb.PullEventsResponse(keepalive=True, lease_seconds=self.lease_seconds, agent_id=agent)
-            # A keep-alive well within the lease: a stream whose agent is gone fails on it and ends.
+            # A keep-alive well within the lease, for the proxies between us and the agent.
             keepalive = min(KEEPALIVE_SECONDS, self.lease_seconds / 3)
             while not self._stopping.is_set():
-                try:
-                    claim = await asyncio.wait_for(session.inbox.get(), keepalive)
-                except TimeoutError:
-                    yield pb.PullEventsResponse(keepalive=True)
-                    continue
+                # Nothing is taken from the inbox once the agent is gone: what is there goes back.
+                next_claim = asyncio.ensure_future(session.inbox.get())
+                done, _ = await asyncio.wait(
+                    {next_claim, gone}, timeout=keepalive, return_when=asyncio.FIRST_COMPLETED
+                )
+                if next_claim not in done:
+                    next_claim.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await next_claim
+                    if next_claim.cancelled():
+                        if gone in done:
+                            return
+                        yield pb.PullEventsResponse(keepalive=True)
+                        continue
+                claim = next_claim.result()
                 if claim is None:  # closed: the server stops, or the agent reconnected elsewhere
                     return
                 yield pb.PullEventsResponse(work=convert.assignment(claim))
         finally:
+            gone.cancel()
             await dispatcher.end(session)
             log.info("agent disconnected", agent_id=agent)
