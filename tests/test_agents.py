@@ -7,6 +7,8 @@ import asyncio
 import json
 import signal
 import struct
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,13 @@ async def test_an_agent_runs_tasks_through_the_server_alone(
         assert (info.concurrency, info.stopped_at) == (4, None)
         owners = {e.worker_id for i in ids for e in await store.executions(i)}
         assert owners == {info.id}
+        listed = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "taskservice.cli", "--address", server.url, "workers"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        [row] = [line for line in listed.stdout.splitlines() if info.id in line]
+        assert row.split()[4:6] == ["alive", "agent"]
     finally:
         code = agent.stop()
     assert code == 0, agent.log()
