@@ -167,12 +167,12 @@ async def session(load: Load, number: int) -> None:
                 message = pb.PullEventsResponse.FromString(data)
                 if message.agent_id:
                     load.connected.add(number)
-                if message.HasField("work"):
+                for work in (message.work, *message.more_work) if message.HasField("work") else ():
                     load.assigned[number] = load.assigned.get(number, 0) + 1
                     # Flow control: never more unreported assignments than slots.
                     held.count += 1
                     assert held.count <= SLOTS, f"{agent} holds {held.count} assignments"
-                    task = asyncio.create_task(report(load, agent, message.work, held))
+                    task = asyncio.create_task(report(load, agent, work, held))
                     reports.add(task)
                     task.add_done_callback(reports.discard)
     finally:

@@ -321,3 +321,45 @@ async def test_agents_share_the_work(
             assert agent.stop() == 0, agent.log()
     runs = [len(await store.executions(i)) for i in ids]
     assert set(runs) == {1}  # each ran once
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+
+
+async def test_bad_agent_requests_name_the_field_and_the_rule(server: ServerProcess) -> None:
+    headers = {"Connect-Protocol-Version": "1"}
+    cases = [
+        ("Heartbeat", {"uuid": "no spaces allowed"}, "uuid: must be 1 to 255 characters"),
+        ("Heartbeat", {"uuid": "a", "held": list(range(1, 1002))}, "held: must hold at most 1000"),
+        ("Heartbeat", {"uuid": "a", "held": [0]}, "held[0]: must be >= 1"),
+        ("ReportOutcomes", {"agentId": "a"}, "outcomes: must hold 1 to 1000 outcomes"),
+        (
+            "ReportOutcomes",
+            {"agentId": "a", "outcomes": [{"assignmentId": 1, "taskId": 1, "status": "RUNNING"}]},
+            "outcomes[0].status: must be one of",
+        ),
+        (
+            "ReportOutcomes",
+            {"agentId": "a", "outcomes": [{
+                "assignmentId": 1, "taskId": 1, "status": "SUCCEEDED", "outcome": "succeeded",
+                "details": "done", "resultJson": "{not json",
+            }]},
+            "outcomes[0].result_json: must be JSON",
+        ),
+    ]  # fmt: skip
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        for method, body, expected in cases:
+            reply = await client.post(f"{SERVICE}/{method}", json=body, headers=headers)
+            assert reply.status_code == 400, (method, reply.text)
+            error = reply.json()
+            assert error["code"] == "invalid_argument"
+            assert error["message"].startswith(expected), (expected, error)
+        async with client.stream(
+            "POST",
+            f"{SERVICE}/PullEvents",
+            content=envelope({"agentId": "bad id", "slots": 5}),
+            headers={**headers, "Content-Type": "application/connect+json"},
+        ) as stream:
+            trailer = await stream.aread()
+    assert b"invalid_argument" in trailer
+    assert b"agent_id: must be 1 to 255 characters" in trailer

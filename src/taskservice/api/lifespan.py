@@ -31,6 +31,7 @@ from taskservice.worker.listener import Listener
 from taskservice.worker.reaper import LeaseReaper
 from taskservice.worker.runtime import Worker
 from taskservice.worker.serve import retention_job, task_defaults, worker_options
+from taskservice.worker.supervisor import HelperDied
 
 log = structlog.get_logger(__name__)
 
@@ -98,7 +99,8 @@ class Lifespan:
             await retention.stop()
             stop_worker.set()
             if worker_run is not None:
-                await worker_run
+                with contextlib.suppress(HelperDied):  # it said why when it stopped
+                    await worker_run
             await dispatcher.stop()
             await reaper.stop()
             await events.stop()

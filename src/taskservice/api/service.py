@@ -23,7 +23,7 @@ from taskservice.api.validation import InvalidArgument
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import FINISHED, IllegalTransition, Status
 from taskservice.plugins import Registry
-from taskservice.store import OPERATOR_TARGETS, IdAboveLimit, Store, TaskNotFound
+from taskservice.store import OPERATOR_TARGETS, Claim, IdAboveLimit, Store, TaskNotFound
 from taskservice.worker.errors import is_transient
 
 log = structlog.get_logger(__name__)
@@ -32,6 +32,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 KEEPALIVE_SECONDS = 15.0
+QUIET = "quiet"  # no assignment came within a keep-alive's time
+BATCH_MAX = 1000  # assignments in one stream message at most
 
 
 def connect_errors(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -332,25 +334,52 @@ class TaskService:
             # A keep-alive well within the lease, for the proxies between us and the agent.
             keepalive = min(KEEPALIVE_SECONDS, self.lease_seconds / 3)
             while not self._stopping.is_set():
-                # Nothing is taken from the inbox once the agent is gone: what is there goes back.
-                next_claim = asyncio.ensure_future(session.inbox.get())
-                done, _ = await asyncio.wait(
-                    {next_claim, gone}, timeout=keepalive, return_when=asyncio.FIRST_COMPLETED
-                )
-                if next_claim not in done:
-                    next_claim.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await next_claim
-                    if next_claim.cancelled():
-                        if gone in done:
-                            return
-                        yield pb.PullEventsResponse(keepalive=True)
-                        continue
-                claim = next_claim.result()
-                if claim is None:  # closed: the server stops, or the agent reconnected elsewhere
+                claim = await _next_claim(session.inbox, gone, keepalive)
+                if claim is None:  # the agent left, the server stops, or the agent reconnected
                     return
-                yield pb.PullEventsResponse(work=convert.assignment(claim))
+                if not isinstance(claim, Claim):  # quiet for a while
+                    yield pb.PullEventsResponse(keepalive=True)
+                    continue
+                message = pb.PullEventsResponse(work=convert.assignment(claim))
+                closing = False
+                # Whatever else waits goes along in the same message (an original-style agent has
+                # one slot, and would not read more_work).
+                while not legacy and not session.inbox.empty() and len(message.more_work) < BATCH_MAX:
+                    more = session.inbox.get_nowait()
+                    if more is None:
+                        closing = True
+                        break
+                    message.more_work.append(convert.assignment(more))
+                yield message
+                if closing:
+                    return
         finally:
             gone.cancel()
             await dispatcher.end(session)
             log.info("agent disconnected", agent_id=agent)
+
+
+async def _next_claim(
+    inbox: asyncio.Queue[Claim | None], gone: asyncio.Future[Any], timeout: float
+) -> Claim | str | None:
+    """The next assignment of a stream; QUIET when `timeout` passed without one (send a keep-alive);
+    None when the stream is to end (its session closed, or its agent gone: nothing is taken from the
+    inbox then, so the session's end puts everything there back in the queue)."""
+    if gone.done():
+        return None
+    if not inbox.empty():
+        return inbox.get_nowait()
+    getter = asyncio.ensure_future(inbox.get())
+    await asyncio.wait({getter, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    claim: Claim | str | None = QUIET
+    if not getter.done():
+        getter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await getter
+    if getter.done() and not getter.cancelled():
+        claim = getter.result()
+    if gone.done():
+        if isinstance(claim, Claim):
+            inbox.put_nowait(claim)  # not sent: it goes back with the rest
+        return None
+    return claim

@@ -230,7 +230,8 @@ class AgentStream:
 
     def _received(self, message: pb.PullEventsResponse) -> None:
         if message.HasField("work"):
-            self.link.inbox.append(claim_of(message.work, self.link.agent_id))
+            for work in (message.work, *message.more_work):
+                self.link.inbox.append(claim_of(work, self.link.agent_id))
             self.link.on_work()
         elif message.agent_id and not self.connected.is_set():
             self.connected.set()

@@ -387,16 +387,18 @@ class PullEventsRequest(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., slots: _Optional[int] = ..., task_types: _Optional[_Iterable[str]] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., held: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class PullEventsResponse(_message.Message):
-    __slots__ = ("work", "keepalive", "lease_seconds", "agent_id")
+    __slots__ = ("work", "keepalive", "lease_seconds", "agent_id", "more_work")
     WORK_FIELD_NUMBER: _ClassVar[int]
     KEEPALIVE_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MORE_WORK_FIELD_NUMBER: _ClassVar[int]
     work: WorkAssignment
     keepalive: bool
     lease_seconds: float
     agent_id: str
-    def __init__(self, work: _Optional[_Union[WorkAssignment, _Mapping]] = ..., keepalive: _Optional[bool] = ..., lease_seconds: _Optional[float] = ..., agent_id: _Optional[str] = ...) -> None: ...
+    more_work: _containers.RepeatedCompositeFieldContainer[WorkAssignment]
+    def __init__(self, work: _Optional[_Union[WorkAssignment, _Mapping]] = ..., keepalive: _Optional[bool] = ..., lease_seconds: _Optional[float] = ..., agent_id: _Optional[str] = ..., more_work: _Optional[_Iterable[_Union[WorkAssignment, _Mapping]]] = ...) -> None: ...
 
 class WorkAssignment(_message.Message):
     __slots__ = ("assignment_id", "task", "lost_leases")
