@@ -37,6 +37,7 @@ EVERYONE = frozenset(ROLES)
 READERS = frozenset({"viewer", "operator", "admin"})
 WRITERS = frozenset({"operator", "admin"})
 ADMINS = frozenset({"admin"})
+AGENTS = frozenset({"agent", "admin"})
 PUBLIC = None
 
 # Who may call what, written out by hand (not read from auth/roles.py): the table.
@@ -54,6 +55,9 @@ EXPECTED: dict[str, frozenset[str] | None] = {
     "cloud.v1.TaskManagementService/ListWorkers": READERS,
     "cloud.v1.TaskManagementService/ListTaskTypes": EVERYONE,
     "cloud.v1.TaskManagementService/WatchEvents": READERS,
+    "cloud.v1.TaskManagementService/Heartbeat": AGENTS,
+    "cloud.v1.TaskManagementService/PullEvents": AGENTS,
+    "cloud.v1.TaskManagementService/ReportOutcomes": AGENTS,
     "cloud.v1.AuthService/WhoAmI": EVERYONE,
     "cloud.v1.AuthService/CreateToken": ADMINS,
     "cloud.v1.AuthService/ListTokens": ADMINS,

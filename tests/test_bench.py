@@ -14,7 +14,18 @@ from taskservice.config import Settings
 
 pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
 
-SCENARIOS = {"ceiling", "enqueue", "processing", "peer", "latency", "scale", "memory", "cli_start", "client"}
+SCENARIOS = {
+    "ceiling",
+    "enqueue",
+    "processing",
+    "peer",
+    "latency",
+    "scale",
+    "memory",
+    "cli_start",
+    "client",
+    "agents",
+}
 WITHOUT_TASKS = {"memory", "cli_start"}  # they measure processes, not tasks
 
 
@@ -59,6 +70,11 @@ def test_the_quick_benchmark_completes_and_loses_no_task(pg_server_url: str, tmp
         "peer.pgqueuer",
         "peer.ours",
     }  # pgqueuer is a dev dependency
+    agents = next(s for s in report["scenarios"] if s["name"] == "agents")
+    assert {f["key"] for f in agents["figures"]} == {"agents.agents_1", "agents.agents_2", "agents.agents_4"}
+    for figure in agents["figures"]:  # shown beside the direct workers' figure of the same run
+        assert figure["raw"] > 0, figure
+        assert figure["compared_with"] == "direct workers"
 
     # The Python client's loops, each as a share of the protocol client's in the same run.
     client = next(s for s in report["scenarios"] if s["name"] == "client")

@@ -112,4 +112,6 @@ async def _runs_as_a_worker_until_stopped(
             worker.kill()
             worker.wait()
     assert worker.returncode == 0, f"{line}\n{output}"
-    assert "worker started" in output, line  # an info line: --log-level debug after `serve` took effect
+    # The seed's worker is an agent of the server at TASK_SERVICE_ADDRESS. An info line: --log-level
+    # debug after `serve` took effect.
+    assert "agent started" in output, line

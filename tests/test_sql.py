@@ -61,5 +61,5 @@ def test_the_notify_channel_is_named_once() -> None:
 def test_no_statement_takes_parallel_arrays() -> None:
     """Many rows go in as one array of a row type (new_task, attempt_outcome), not as N arrays."""
     for name, text in queries().items():
-        arrays = re.findall(r"\$\d+::\w+\[\]", text)
-        assert len(arrays) <= 2, f"{name} takes {len(arrays)} arrays: {arrays}"
+        arrays = set(re.findall(r"\$\d+::\w+\[\]", text))  # each parameter once, however often used
+        assert len(arrays) <= 2, f"{name} takes {len(arrays)} arrays: {sorted(arrays)}"

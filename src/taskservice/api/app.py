@@ -21,6 +21,7 @@ from taskservice.api import codecs
 from taskservice.api.access import AccessControl
 from taskservice.api.auth_service import AuthService
 from taskservice.api.compression import BoundedGzip
+from taskservice.api.disconnect import DisconnectWatch
 from taskservice.api.grpc_web_text import GrpcWebText
 from taskservice.api.guard import Limits, RequestGuard
 from taskservice.api.headers import SecurityHeaders
@@ -70,7 +71,7 @@ def create_app(
     codecs.install()
     registry = registry or Registry()
     payload_limits = PayloadLimits(settings.max_payload_bytes, settings.max_parameters)
-    service = TaskService(registry, settings.lease_seconds, payload_limits)
+    service = TaskService(registry, settings.lease_seconds, payload_limits, settings.max_result_bytes)
     auth_service = AuthService()
     readiness = Readiness()
     metrics = Metrics()
@@ -151,8 +152,10 @@ def _routes(
         Route("/metrics", metrics.endpoint(lambda: readiness.store)),
         Mount(
             "/cloud.v1.TaskManagementService",
-            app=TaskManagementServiceASGIApplication(
-                service, interceptors=[metrics, NarrowIdGuard()], **rpc_limits
+            app=DisconnectWatch(
+                TaskManagementServiceASGIApplication(
+                    service, interceptors=[metrics, NarrowIdGuard()], **rpc_limits
+                )
             ),
         ),
         Mount(

@@ -13,7 +13,7 @@ from taskservice.api.ids import narrow
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import Execution, HistoryEntry, Status, Task, original_status
 from taskservice.plugins.declare import TaskTypeSpec
-from taskservice.store import HistoryEvent, WorkerInfo
+from taskservice.store import Claim, HistoryEvent, WorkerInfo
 
 
 def statuses(status: Status) -> dict[str, Any]:
@@ -142,6 +142,7 @@ def worker(w: WorkerInfo, alive_within_seconds: float) -> pb.Worker:
         stopped_at=timestamp(w.stopped_at),
         running=w.running,
         alive=alive,
+        kind=w.kind,
     )
 
 
@@ -191,3 +192,10 @@ def task_type(name: str, spec: TaskTypeSpec | None) -> pb.TaskTypeDeclaration:
     if spec.backoff_seconds is not None:
         declaration.backoff_seconds = spec.backoff_seconds
     return declaration
+
+
+def assignment(claim: Claim) -> pb.WorkAssignment:
+    """A claimed attempt as an agent receives it: the attempt's id is its fencing token."""
+    return pb.WorkAssignment(
+        assignment_id=claim.execution_id, task=task(claim.task), lost_leases=claim.task.lost_leases
+    )

@@ -1,8 +1,9 @@
 """What the server starts when its ASGI lifespan begins, and stops when it ends.
 
-The database (migrated, then pooled), the store and event hub the services work with, the credentials
-the access check reads, the in-process worker (WORKER_COUNT > 0), the retention job, and the line that
-empties the credential cache when a token is revoked anywhere.
+The database (migrated, then pooled), the store, event hub and agents' dispatcher the services work
+with, the lease reaper, the credentials the access check reads, the in-process worker
+(WORKER_COUNT > 0), the retention job, and the line that empties the credential cache when a token is
+revoked anywhere.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import structlog
 
 from taskservice.api.auth_service import AuthService
+from taskservice.api.dispatch import Dispatcher
 from taskservice.api.events import EventHub
 from taskservice.api.health import Readiness
 from taskservice.api.service import TaskService
@@ -26,8 +28,10 @@ from taskservice.plugins import Registry
 from taskservice.store import CREDENTIALS_CHANNEL, Credentials, Store
 from taskservice.store.databases import database_url
 from taskservice.worker.listener import Listener
+from taskservice.worker.reaper import LeaseReaper
 from taskservice.worker.runtime import Worker
 from taskservice.worker.serve import retention_job, task_defaults, worker_options
+from taskservice.worker.supervisor import HelperDied
 
 log = structlog.get_logger(__name__)
 
@@ -64,7 +68,13 @@ class Lifespan:
         )
         store = Store(pool, task_defaults(settings))
         events = EventHub(store, settings.events_poll_interval)
-        self.service.attach(store, events)
+        dispatcher = Dispatcher(store, url, settings.lease_seconds, settings.poll_interval)
+        dispatcher.start()
+        # Agents do not reap (they never see the database): the server puts back their lost leases.
+        options = worker_options(settings, settings.worker_count, ())
+        reaper = LeaseReaper(store, options.retry_policy, settings.lease_seconds / 2)
+        reaper.start()
+        self.service.attach(store, events, dispatcher)
         self.credentials = Credentials(pool)
         self.auth_service.attach(self.credentials)
         forgetter = Listener(url, self.cache.heard, channel=CREDENTIALS_CHANNEL, on_lost=self.cache.lost)
@@ -74,7 +84,6 @@ class Lifespan:
         stop_worker = asyncio.Event()
         worker_run = None
         if settings.worker_count > 0:
-            options = worker_options(settings, settings.worker_count, ())
             worker = Worker(store, url, self.registry, options, settings=self.settings)
             worker_run = asyncio.create_task(worker.run(stop_worker), name="in-process-worker")
         retention = retention_job(settings, store)
@@ -89,7 +98,10 @@ class Lifespan:
             await retention.stop()
             stop_worker.set()
             if worker_run is not None:
-                await worker_run
+                with contextlib.suppress(HelperDied):  # it said why when it stopped
+                    await worker_run
+            await dispatcher.stop()
+            await reaper.stop()
             await events.stop()
             await forgetter.stop()
             await pool.close()

@@ -16,13 +16,16 @@ from connectrpc.request import RequestContext
 from google.protobuf import empty_pb2
 
 from taskservice.api import convert, ids, validation
+from taskservice.api.disconnect import client_gone
+from taskservice.api.dispatch import Dispatcher, legacy_agent_id
 from taskservice.api.events import EventHub, SubscriberTooSlow
 from taskservice.api.validation import InvalidArgument
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import FINISHED, IllegalTransition, Status, original_status
 from taskservice.plugins import Registry
 from taskservice.plugins.declare import TaskTypeSpec
-from taskservice.store import OPERATOR_TARGETS, IdAboveLimit, Store, TaskNotFound
+from taskservice.store import OPERATOR_TARGETS, Claim, IdAboveLimit, Store, TaskNotFound
+from taskservice.worker.errors import is_transient
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +33,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 KEEPALIVE_SECONDS = 15.0
+QUIET = "quiet"  # no assignment came within a keep-alive's time
+BATCH_MAX = 1000  # assignments in one stream message at most
 
 
 def connect_errors(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -75,16 +80,21 @@ class TaskService:
         registry: Registry,
         worker_alive_seconds: float,
         payload_limits: validation.PayloadLimits = validation.PayloadLimits(),  # noqa: B008
+        max_result_bytes: int = 1024 * 1024,
     ) -> None:
         self.registry = registry
-        self.worker_alive_seconds = worker_alive_seconds
+        # A worker is alive while its lease would be: LEASE_SECONDS is also the agents' lease.
+        self.worker_alive_seconds = self.lease_seconds = worker_alive_seconds
         self.payload_limits = payload_limits
+        self.max_result_bytes = max_result_bytes
         self._store: Store | None = None
         self._events: EventHub | None = None
+        self._dispatcher: Dispatcher | None = None
         self._stopping = asyncio.Event()
+        self._installation = ""  # read at the first Heartbeat: agents build idempotency keys with it
 
-    def attach(self, store: Store, events: EventHub) -> None:
-        self._store, self._events = store, events
+    def attach(self, store: Store, events: EventHub, dispatcher: Dispatcher | None = None) -> None:
+        self._store, self._events, self._dispatcher = store, events, dispatcher
 
     def end_streams(self) -> None:
         """End every WatchEvents stream, now and from now on: the server is stopping.
@@ -92,6 +102,8 @@ class TaskService:
         uvicorn waits for open responses before it stops, and an event stream never ends by itself.
         """
         self._stopping.set()
+        if self._dispatcher is not None:
+            self._dispatcher.close_all()
 
     @staticmethod
     def _id_limit(ctx: RequestContext[Any, Any]) -> int | None:
@@ -174,6 +186,8 @@ class TaskService:
             )
         # The original's contract: the history row's details are the request's message.
         await self.store.set_status(task_id, target, message, verbatim=True)
+        if self._dispatcher is not None:
+            self._dispatcher.attempt_settled()  # an original-style agent's report frees its slot
         return empty_pb2.Empty()
 
     @connect_errors
@@ -293,3 +307,120 @@ class TaskService:
                 with contextlib.suppress(BaseException):
                     await next_event
             await events.aclose()
+
+    # -- agents -------------------------------------------------------------------------------
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        if self._dispatcher is None:
+            raise ConnectError(Code.UNAVAILABLE, "the server is starting; try again")
+        return self._dispatcher
+
+    @connect_errors
+    async def heartbeat(
+        self, request: pb.HeartbeatRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.HeartbeatResponse:
+        agent = validation.agent_id(request.uuid, "uuid")
+        held = validation.assignment_ids(request.held)
+        kept = await self.store.extend_leases(agent, held, self.lease_seconds)
+        self.dispatcher.heard(agent)
+        if not self._installation:  # made once by migration 0020, never changed
+            self._installation = await self.store.installation_id()
+        return pb.HeartbeatResponse(
+            lost=sorted(set(held) - kept),
+            lease_seconds=self.lease_seconds,
+            installation_id=self._installation,
+        )
+
+    @connect_errors
+    async def report_outcomes(
+        self, request: pb.ReportOutcomesRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.ReportOutcomesResponse:
+        agent = validation.agent_id(request.agent_id)
+        transitions = validation.outcomes(request, self.max_result_bytes)
+        try:
+            counted = await self.store.finish(transitions)
+        except asyncpg.PostgresError as error:
+            if is_transient(error):
+                raise
+            # The database will not take one of them (a result it cannot store): the agent writes
+            # them one by one and fails the attempt whose outcome is refused (as a worker does).
+            raise InvalidArgument("outcomes", f"the database refused them: {error}") from None
+        reported = {t.execution_id for t in transitions}
+        self.dispatcher.reported(agent, reported)
+        return pb.ReportOutcomesResponse(refused=sorted(reported - counted))
+
+    async def pull_events(
+        self, request: pb.PullEventsRequest, ctx: RequestContext[Any, Any]
+    ) -> AsyncIterator[pb.PullEventsResponse]:
+        dispatcher = self.dispatcher
+        try:
+            agent, slots, task_types, host, held = validation.pull_request(request)
+            declared = validation.declarations(request.declarations_json)
+        except InvalidArgument as error:
+            raise ConnectError(Code.INVALID_ARGUMENT, str(error)) from None
+        legacy = not agent
+        agent = agent or legacy_agent_id()
+        try:
+            await self.store.register_task_types(declared)
+            await self.store.register_worker(agent, host or "remote", request.pid, slots, task_types, "agent")
+        except Exception as error:
+            log.error("registering an agent failed", error=str(error))
+            raise ConnectError(Code.UNAVAILABLE, "the database is unavailable; try again") from None
+        session = dispatcher.open(agent, slots, task_types, held, legacy)
+        log.info("agent connected", agent_id=agent, slots=slots, types=task_types, original_style=legacy)
+        gone = asyncio.ensure_future(client_gone().wait())
+        try:
+            yield pb.PullEventsResponse(keepalive=True, lease_seconds=self.lease_seconds, agent_id=agent)
+            # A keep-alive well within the lease, for the proxies between us and the agent.
+            keepalive = min(KEEPALIVE_SECONDS, self.lease_seconds / 3)
+            while not self._stopping.is_set():
+                claim = await _next_claim(session.inbox, gone, keepalive)
+                if claim is None:  # the agent left, the server stops, or the agent reconnected
+                    return
+                if not isinstance(claim, Claim):  # quiet for a while
+                    yield pb.PullEventsResponse(keepalive=True)
+                    continue
+                message = pb.PullEventsResponse(work=convert.assignment(claim))
+                closing = False
+                # Whatever else waits goes along in the same message (an original-style agent has
+                # one slot, and would not read more_work).
+                while not legacy and not session.inbox.empty() and len(message.more_work) < BATCH_MAX:
+                    more = session.inbox.get_nowait()
+                    if more is None:
+                        closing = True
+                        break
+                    message.more_work.append(convert.assignment(more))
+                yield message
+                if closing:
+                    return
+        finally:
+            gone.cancel()
+            await dispatcher.end(session)
+            log.info("agent disconnected", agent_id=agent)
+
+
+async def _next_claim(
+    inbox: asyncio.Queue[Claim | None], gone: asyncio.Future[Any], timeout: float
+) -> Claim | str | None:
+    """The next assignment of a stream; QUIET when `timeout` passed without one (send a keep-alive);
+    None when the stream is to end (its session closed, or its agent gone: nothing is taken from the
+    inbox then, so the session's end puts everything there back in the queue)."""
+    if gone.done():
+        return None
+    if not inbox.empty():
+        return inbox.get_nowait()
+    getter = asyncio.ensure_future(inbox.get())
+    await asyncio.wait({getter, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    claim: Claim | str | None = QUIET
+    if not getter.done():
+        getter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await getter
+    if getter.done() and not getter.cancelled():
+        claim = getter.result()
+    if gone.done():
+        if isinstance(claim, Claim):
+            inbox.put_nowait(claim)  # not sent: it goes back with the rest
+        return None
+    return claim

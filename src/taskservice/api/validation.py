@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import NewTask, Status
+from taskservice.model import NewTask, Status, Transition
 from taskservice.plugins.declare import ParameterError, TaskTypeSpec
 
 # Task type name -> its declaration (None: it declares nothing, and any parameters are accepted).
@@ -181,3 +183,111 @@ def list_request(request: pb.TaskListRequest) -> tuple[Status | None, str | None
     kind = _text("type", request.type, NAME_MAX, single_line=True) if request.HasField("type") else None
     name = _text("name_contains", request.name_contains, NAME_MAX, single_line=True)
     return wanted, kind or None, name or None, request.limit or LIST_LIMIT_DEFAULT, request.offset
+
+
+# -- agents --------------------------------------------------------------------------------------------
+
+AGENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,255}$")
+SLOTS_MAX = 1000
+TASK_TYPES_MAX = 100
+HELD_MAX = 1000
+# What an agent may say about an attempt it ran (the statuses a worker moves a task to).
+REPORTED_STATUSES = frozenset(
+    {Status.SUCCEEDED, Status.RETRYING, Status.FAILED, Status.QUEUED, Status.CANCELLED}
+)
+REPORTED_OUTCOMES = frozenset({"succeeded", "failed", "timed_out", "interrupted", "cancelled"})
+RETRY_DELAY_MAX = 86_400.0
+LOST_LEASES_MAX = 1000
+
+
+def agent_id(value: str, field: str = "agent_id") -> str:
+    if not AGENT_ID.fullmatch(value):
+        raise InvalidArgument(field, "must be 1 to 255 characters of A-Z a-z 0-9 . _ : -")
+    return value
+
+
+def assignment_ids(values: Collection[int], field: str = "held") -> list[int]:
+    if len(values) > HELD_MAX:
+        raise InvalidArgument(field, f"must hold at most {HELD_MAX} assignments (got {len(values)})")
+    for i, value in enumerate(values):
+        if value < 1:
+            raise InvalidArgument(f"{field}[{i}]", f"must be >= 1 (got {value})")
+    return list(values)
+
+
+def pull_request(request: pb.PullEventsRequest) -> tuple[str, int, tuple[str, ...], str, list[int]]:
+    """(agent_id or "" for an original-style agent, slots, task_types, host, held)."""
+    agent = agent_id(request.agent_id) if request.agent_id else ""
+    slots = int(_number("slots", request.slots, 0, SLOTS_MAX)) or 1
+    if len(request.task_types) > TASK_TYPES_MAX:
+        raise InvalidArgument("task_types", f"must hold at most {TASK_TYPES_MAX} types")
+    wanted = enumerate(request.task_types)
+    named = (_text(f"task_types[{i}]", t, NAME_MAX, single_line=True) for i, t in wanted)
+    types = tuple(sorted(set(named)))
+    host = _text("host", request.host, NAME_MAX, single_line=True)
+    return agent, slots, types, host, assignment_ids(request.held)
+
+
+DECLARATIONS_MAX_BYTES = 256 * 1024
+
+
+def declarations(text: str, field: str = "declarations_json") -> dict[str, dict[str, Any]]:
+    """What an agent declares of the task types it runs (type name -> declaration, as workers publish
+    them), each checked as the declaration a worker would have made."""
+    if not text:
+        return {}
+    if len(text.encode()) > DECLARATIONS_MAX_BYTES:
+        raise InvalidArgument(field, f"must be at most {DECLARATIONS_MAX_BYTES} bytes")
+    try:
+        parsed = json.loads(text)
+    except ValueError as error:
+        raise InvalidArgument(field, f"must be a JSON object: {error}") from None
+    if not isinstance(parsed, dict) or len(parsed) > TASK_TYPES_MAX:
+        raise InvalidArgument(field, f"must be a JSON object of at most {TASK_TYPES_MAX} task types")
+    checked = {}
+    for name, declaration in parsed.items():
+        _text(f"{field}[{name!r}]", name, NAME_MAX, required=True, single_line=True)
+        spec = TaskTypeSpec.from_json(declaration)
+        if spec is None:
+            raise InvalidArgument(f"{field}[{name!r}]", "is not a task type declaration")
+        checked[name] = spec.to_json()
+    return checked
+
+
+def outcomes(request: pb.ReportOutcomesRequest, max_result_bytes: int) -> list[Transition]:
+    """The reported ends of attempts as transitions (the store fences each by its assignment id)."""
+    count = len(request.outcomes)
+    if not 1 <= count <= BATCH_MAX:
+        raise InvalidArgument("outcomes", f"must hold 1 to {BATCH_MAX} outcomes (got {count})")
+    return [_outcome(o, f"outcomes[{i}].", max_result_bytes) for i, o in enumerate(request.outcomes)]
+
+
+def _outcome(o: pb.AttemptOutcome, prefix: str, max_result_bytes: int) -> Transition:
+    reported = status(o.status, f"{prefix}status")
+    if reported not in REPORTED_STATUSES:
+        allowed = ", ".join(s.name for s in sorted(REPORTED_STATUSES))
+        raise InvalidArgument(f"{prefix}status", f"must be one of {allowed} (got {reported.name})")
+    if o.outcome not in REPORTED_OUTCOMES:
+        raise InvalidArgument(f"{prefix}outcome", f"must be one of {', '.join(sorted(REPORTED_OUTCOMES))}")
+    result = None
+    if o.result_json:
+        size = len(o.result_json.encode())
+        if size > max_result_bytes:
+            rule = f"must be at most {max_result_bytes} bytes (got {size}; MAX_RESULT_BYTES)"
+            raise InvalidArgument(f"{prefix}result_json", rule)
+        try:
+            result = json.loads(o.result_json)
+        except ValueError as error:
+            raise InvalidArgument(f"{prefix}result_json", f"must be JSON ({error})") from None
+    return Transition(
+        task_id=task_id(o.task_id, f"{prefix}task_id"),
+        execution_id=task_id(o.assignment_id, f"{prefix}assignment_id"),
+        status=reported,
+        retries=int(_number(f"{prefix}retries", o.retries, 0, MAX_RETRIES_MAX)),
+        delay_seconds=_number(f"{prefix}delay_seconds", o.delay_seconds, 0, RETRY_DELAY_MAX),
+        details=_text(f"{prefix}details", o.details, MESSAGE_MAX, required=True),
+        outcome=o.outcome,
+        error=_text(f"{prefix}error", o.error, MESSAGE_MAX) or None,
+        result=result,
+        lost_leases=int(_number(f"{prefix}lost_leases", o.lost_leases, 0, LOST_LEASES_MAX)),
+    )

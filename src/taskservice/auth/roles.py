@@ -19,6 +19,7 @@ class Right(StrEnum):
     SET_STATUS = "set_status"  # force any task into any operator status (UpdateTaskStatus)
     MANAGE_TOKENS = "manage_tokens"  # create, list and revoke API tokens
     IDENTIFY = "identify"  # ask who you are
+    RUN = "run"  # take work from the dispatch stream, heartbeat it and report its outcomes (agents)
 
 
 class Role(StrEnum):
@@ -35,7 +36,7 @@ ROLE_RIGHTS: dict[Role, frozenset[Right]] = {
     Role.OPERATOR: frozenset({Right.READ, Right.TASK_TYPES, Right.IDENTIFY, Right.WRITE}),
     Role.ADMIN: frozenset(Right),
     # A worker or remote agent: nothing that reads or changes other people's tasks.
-    Role.AGENT: frozenset({Right.TASK_TYPES, Right.IDENTIFY}),
+    Role.AGENT: frozenset({Right.TASK_TYPES, Right.IDENTIFY, Right.RUN}),
 }
 
 TASKS = "/cloud.v1.TaskManagementService/"
@@ -59,6 +60,9 @@ RPC_RIGHTS: dict[str, Right | None] = {
     f"{TASKS}ListWorkers": Right.READ,
     f"{TASKS}ListTaskTypes": Right.TASK_TYPES,
     f"{TASKS}WatchEvents": Right.READ,
+    f"{TASKS}Heartbeat": Right.RUN,
+    f"{TASKS}PullEvents": Right.RUN,
+    f"{TASKS}ReportOutcomes": Right.RUN,
     f"{AUTH}WhoAmI": Right.IDENTIFY,
     f"{AUTH}CreateToken": Right.MANAGE_TOKENS,
     f"{AUTH}ListTokens": Right.MANAGE_TOKENS,

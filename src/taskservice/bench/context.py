@@ -18,6 +18,11 @@ from taskservice.bench.sizes import Sizes
 from taskservice.store import NOTIFY_CHANNEL, Pool, Store
 from taskservice.store.sql import named_statements
 
+Processes = contextlib.AbstractAsyncContextManager[list[Child]]
+
+# Where an agent would find a database if it looked for one: nowhere.
+NO_DATABASE = "postgresql://agents-never-connect@127.0.0.1:9/none"
+
 
 @cache
 def _statements() -> dict[str, str]:
@@ -67,22 +72,32 @@ class Context:
     def server_peak_rss(self) -> int:
         return self.server.read_peak_rss()
 
-    @contextlib.asynccontextmanager
-    async def workers(
-        self, count: int, database_url: str | None = None, **extra_env: str
-    ) -> AsyncIterator[list[Child]]:
+    def workers(self, count: int, database_url: str | None = None, **extra_env: str) -> Processes:
         """`count` worker processes (`task-cli serve`), all registered and listening when this yields.
 
         They work on the run's database, or on `database_url` (the peer scenario's fresh ones).
         """
+        return self._processes(count, database_url or self.database_url, False, extra_env)
+
+    def agents(self, count: int) -> Processes:
+        """`count` agent processes of the run's API server (`serve --address`), given no database."""
+        return self._processes(count, self.database_url, True, {})
+
+    @contextlib.asynccontextmanager
+    async def _processes(
+        self, count: int, url: str, agents: bool, extra_env: dict[str, str]
+    ) -> AsyncIterator[list[Child]]:
         children: list[Child] = []
-        url = database_url or self.database_url
         env = child_env(url, **extra_env)
+        args = ["serve", "--concurrency", str(self.sizes.worker_concurrency)]
+        if agents:
+            env = child_env(NO_DATABASE, **extra_env)
+            args = ["--address", self.server.address, *args]
         try:
             for _ in range(count):
                 self._started += 1
-                args = ["serve", "--concurrency", str(self.sizes.worker_concurrency)]
-                children.append(Child(f"worker-{self._started}", args, env, self.log_dir))
+                name = f"{'agent' if agents else 'worker'}-{self._started}"
+                children.append(Child(name, args, env, self.log_dir))
 
             async def registered() -> bool:
                 for child in children:

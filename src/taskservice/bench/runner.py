@@ -25,6 +25,7 @@ from taskservice.bench.database import BenchDatabase, DatabaseUnavailable
 from taskservice.bench.processes import ServerProcess, stop_all
 from taskservice.bench.results import Report, ScenarioResult
 from taskservice.bench.scenarios import (
+    agents,
     ceiling,
     cli_start,
     client,
@@ -55,7 +56,7 @@ class Scenario:
 # The ceiling runs first, so our figures can be shown as a share of it; memory reads the others.
 SCENARIOS = tuple(
     Scenario(module.NAME, module.TITLE, module.run)
-    for module in (ceiling, enqueue, processing, peer, latency, scale, memory, cli_start, client)
+    for module in (ceiling, enqueue, processing, peer, latency, scale, memory, cli_start, client, agents)
 )
 
 

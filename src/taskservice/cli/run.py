@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from taskservice.cli.group import Command, Group, global_value
+from taskservice.cli.group import Command, Group, global_given, global_value
 
 if TYPE_CHECKING:
     from taskservice.config import Settings
@@ -54,19 +54,39 @@ def run_async(coroutine: Any) -> Any:
     metavar="MODULE",
     help="Import this Python module, which declares task types with @task (repeatable; also TASK_MODULES).",
 )
-def serve(concurrency: int | None, task_types: tuple[str, ...], modules: tuple[str, ...]) -> None:
+@click.pass_context
+def serve(
+    ctx: click.Context, concurrency: int | None, task_types: tuple[str, ...], modules: tuple[str, ...]
+) -> None:
     """Run a worker: claim tasks and run them until SIGTERM or Ctrl-C.
 
-    The worker claims tasks straight from PostgreSQL (DATABASE_URL, or the embedded one).
+    With --address (or TASK_SERVICE_ADDRESS) it is an agent: it takes work from that API server
+    over its dispatch stream and reports back to it, never touching PostgreSQL (it needs only the
+    address, and --token when the server requires auth: an `agent` token). Without, it claims tasks
+    straight from PostgreSQL (DATABASE_URL, or the embedded one).
     """
     from taskservice.worker.serve import TaskModuleError
-    from taskservice.worker.serve import serve as serve_worker
+    from taskservice.worker.supervisor import HelperDied
 
     settings = load_settings_or_exit()
     try:
-        run_async(serve_worker(settings, concurrency=concurrency, task_types=task_types, modules=modules))
+        if global_given(ctx, "address"):
+            from taskservice.worker.serve import serve_agent
+
+            address, token = global_value(ctx, "address"), global_value(ctx, "token")
+            run_async(
+                serve_agent(
+                    settings, address, token, concurrency=concurrency, task_types=task_types, modules=modules
+                )
+            )
+        else:
+            from taskservice.worker.serve import serve as serve_worker
+
+            run_async(serve_worker(settings, concurrency=concurrency, task_types=task_types, modules=modules))
     except TaskModuleError as error:
         raise click.ClickException(str(error)) from None
+    except HelperDied as error:
+        raise click.ClickException(f"the worker stopped: {error}") from None
 
 
 @click.group(cls=Group)

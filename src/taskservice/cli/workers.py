@@ -1,4 +1,4 @@
-"""`task-cli workers`: the workers, live ones first, and the tasks each one runs."""
+"""`task-cli workers`: the workers and agents, live ones first, and the tasks each one runs."""
 
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ def workers(ctx: click.Context, output: str) -> None:
         state = "alive" if w.alive else "gone"
         seen = w.last_heartbeat_at if wide else age(w.last_heartbeat_at)
         tasks = _tasks_cell(held.get(w.id, []))
-        rows.append((w.id, w.host, w.pid, f"{w.running}/{w.concurrency}", state, seen, tasks))
-    columns = ("ID", "HOST", "PID", "RUNNING", "STATE", "LAST HEARTBEAT" if wide else "SEEN", "TASKS")
+        kind = w.kind or "worker"  # a server from before agents says nothing: a worker
+        rows.append((w.id, w.host, w.pid, f"{w.running}/{w.concurrency}", state, kind, seen, tasks))
+    columns = ("ID", "HOST", "PID", "RUNNING", "STATE", "KIND", "LAST HEARTBEAT" if wide else "SEEN", "TASKS")
     table(columns, rows, wrap=("TASKS",))

@@ -220,19 +220,25 @@ SELECT id, CASE WHEN status = 0 /*QUEUED*/ THEN pg_notify($6, '') END IS NULL AS
 
 -- name: claim_tasks
 -- Claim up to $2 due tasks by priority then due time then age, skipping rows other workers hold;
--- start an attempt for each (execution row, leased to worker $1 for $4 seconds, and history row).
+-- start an attempt for each (execution row, leased for $4 seconds, and history row). $1 names the
+-- lease owner of each slot, in order ($2 entries): a worker passes its own id $2 times, the server's
+-- dispatcher one entry per free slot of its agents, so one statement claims for many of them.
 -- $3: task types to take (empty: all). The attempt's id is the task's new fencing token.
 WITH picked AS (
-    SELECT id, attempts + 1 AS attempt
+    SELECT id, attempts + 1 AS attempt, priority, run_at
       FROM tasks
      WHERE status IN (0 /*QUEUED*/, 6 /*RETRYING*/) AND run_at <= now()
        AND (cardinality($3::text[]) = 0 OR type = ANY($3::text[]))
      ORDER BY priority DESC, run_at, id
      LIMIT $2
        FOR UPDATE SKIP LOCKED
+), slotted AS (
+    SELECT id, attempt, row_number() OVER (ORDER BY priority DESC, run_at, id) AS slot FROM picked
 ), executions AS (
     INSERT INTO task_executions (task_id, attempt, worker_id, lease_expires_at)
-    SELECT id, attempt, $1, now() + make_interval(secs => $4) FROM picked
+    SELECT p.id, p.attempt, o.owner, now() + make_interval(secs => $4)
+      FROM slotted p
+      JOIN unnest($1::text[]) WITH ORDINALITY AS o(owner, slot) ON o.slot = p.slot
     RETURNING id, task_id, attempt, worker_id, lease_expires_at
 ), claimed AS (
     UPDATE tasks t
@@ -301,12 +307,13 @@ SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
    FOR UPDATE OF t SKIP LOCKED;
 
 -- name: register_worker
-INSERT INTO workers (id, host, pid, concurrency, task_types)
-VALUES ($1, $2, $3, $4, $5)
+-- $6: 'worker' (claims from PostgreSQL) or 'agent' (fed by a server's dispatch stream).
+INSERT INTO workers (id, host, pid, concurrency, task_types, kind)
+VALUES ($1, $2, $3, $4, $5, $6)
     ON CONFLICT (id) DO UPDATE
    SET host = excluded.host, pid = excluded.pid, concurrency = excluded.concurrency,
-       task_types = excluded.task_types, started_at = now(), last_heartbeat_at = now(),
-       stopped_at = NULL;
+       task_types = excluded.task_types, kind = excluded.kind, started_at = now(),
+       last_heartbeat_at = now(), stopped_at = NULL;
 
 -- name: stop_worker
 UPDATE workers SET stopped_at = now(), last_heartbeat_at = now() WHERE id = $1;

@@ -89,6 +89,7 @@ class WorkerInfo:
     last_heartbeat_at: Any
     stopped_at: Any
     running: int
+    kind: str = "worker"
 
 
 _TASK_FIELDS = tuple(Task.__dataclass_fields__)
@@ -332,7 +333,18 @@ class Store:
         self, worker_id: str, limit: int, task_types: Iterable[str] = (), lease_seconds: float = 30.0
     ) -> list[Claim]:
         """Claim up to `limit` due tasks for `worker_id`, each starting an attempt under a lease."""
-        rows = await self.pool.fetch(query("claim_tasks"), worker_id, limit, list(task_types), lease_seconds)
+        return await self.claim_for([worker_id] * limit, task_types, lease_seconds)
+
+    async def claim_for(
+        self, owners: Sequence[str], task_types: Iterable[str] = (), lease_seconds: float = 30.0
+    ) -> list[Claim]:
+        """Claim up to one due task per slot, the first (by priority, due time, age) leased to
+        `owners[0]`, the next to `owners[1]`...: the server's dispatcher claims for many agents at once."""
+        if not owners:
+            return []
+        rows = await self.pool.fetch(
+            query("claim_tasks"), list(owners), len(owners), list(task_types), lease_seconds
+        )
         return [Claim(_task(row), row["execution_id"]) for row in rows]
 
     async def finish(self, transitions: Sequence[Transition]) -> set[int]:
@@ -379,9 +391,18 @@ class Store:
     # -- workers -----------------------------------------------------------------------------
 
     async def register_worker(
-        self, worker_id: str, host: str, pid: int, concurrency: int, task_types: Sequence[str]
+        self,
+        worker_id: str,
+        host: str,
+        pid: int,
+        concurrency: int,
+        task_types: Sequence[str],
+        kind: str = "worker",
     ) -> None:
-        await self.pool.execute(query("register_worker"), worker_id, host, pid, concurrency, list(task_types))
+        """Record a worker (`kind` "worker") or an agent ("agent") as started."""
+        await self.pool.execute(
+            query("register_worker"), worker_id, host, pid, concurrency, list(task_types), kind
+        )
 
     async def stop_worker(self, worker_id: str) -> None:
         await self.pool.execute(query("stop_worker"), worker_id)

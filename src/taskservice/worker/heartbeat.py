@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 
-from taskservice.store import Store
 from taskservice.worker.periodic import Periodic
+from taskservice.worker.queue import WorkQueue
 
 
 class Heartbeat(Periodic):
@@ -16,7 +16,7 @@ class Heartbeat(Periodic):
 
     def __init__(
         self,
-        store: Store,
+        store: WorkQueue,
         worker_id: str,
         lease_seconds: float,
         held: Callable[[], Collection[int]],

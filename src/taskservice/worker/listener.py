@@ -33,6 +33,12 @@ class Listener:
         self.channel, self.on_lost = channel, on_lost
         self._task: asyncio.Task[None] | None = None
 
+    name = "listener"
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="listener")
 

@@ -7,11 +7,15 @@ import contextlib
 
 import structlog
 
+from taskservice.worker.errors import is_transient
+
 log = structlog.get_logger(__name__)
 
 
 class Periodic:
-    """Calls `tick()` every `interval` seconds; a failing tick is logged and tried again next time."""
+    """Calls `tick()` every `interval` seconds. A tick that fails for a transient reason (the database
+    or server unreachable) is logged and tried again next time; any other failure ends the job, and
+    the worker it belongs to stops and says why (supervisor.py)."""
 
     name = "periodic"
 
@@ -23,13 +27,17 @@ class Periodic:
     async def tick(self) -> None:
         raise NotImplementedError
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=self.name)
 
     async def stop(self) -> None:
         self._stopped.set()
         if self._task is not None:
-            await self._task
+            await asyncio.gather(self._task, return_exceptions=True)  # a failure was reported already
 
     async def _loop(self) -> None:
         while not self._stopped.is_set():
@@ -39,5 +47,7 @@ class Periodic:
                 return
             try:
                 await self.tick()
-            except Exception as error:  # a database blip must not kill the worker
-                log.warning(f"{self.name} failed", error=str(error))
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                log.warning(f"{self.name} failed; trying again", error=str(error))  # a database blip

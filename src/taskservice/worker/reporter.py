@@ -6,28 +6,14 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 
-import asyncpg
 import structlog
 
 from taskservice import model
 from taskservice.model import Transition
-from taskservice.store import Store
+from taskservice.worker.errors import is_transient
+from taskservice.worker.queue import WorkQueue
 
 log = structlog.get_logger(__name__)
-
-# SQLSTATE classes that say the database, not the outcome, was the problem: try the same again later.
-# 08 connection exception, 40 transaction rollback (deadlock, serialization), 53 insufficient
-# resources, 57 operator intervention, 58 system error.
-TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether a failed write may succeed unchanged later (else the outcome itself was refused)."""
-    if isinstance(error, asyncpg.PostgresError):
-        return str(error.sqlstate or "")[:2] in TRANSIENT_SQLSTATE_CLASSES
-    if isinstance(error, asyncpg.DataError | TypeError | ValueError):  # refused before it was sent
-        return False
-    return isinstance(error, OSError | asyncpg.InterfaceError)
 
 
 class Reporter:
@@ -43,7 +29,7 @@ class Reporter:
     """
 
     def __init__(
-        self, store: Store, on_refused: Callable[[set[int]], None], retry_delay: float = 0.5
+        self, store: WorkQueue, on_refused: Callable[[set[int]], None], retry_delay: float = 0.5
     ) -> None:
         self.store, self.on_refused, self.retry_delay = store, on_refused, retry_delay
         self._pending: list[Transition] = []
@@ -61,6 +47,12 @@ class Reporter:
     def unwritten(self) -> list[int]:
         """The execution ids of outcomes not written yet (queued or being written): still leased."""
         return [t.execution_id for t in (*self._writing, *self._pending)]
+
+    name = "reporter"
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="reporter")
@@ -88,6 +80,8 @@ class Reporter:
             try:
                 await self._write(self._writing)
             except Exception as error:
+                if not is_transient(error):
+                    raise  # a bug, not the database: the worker stops and says why (supervisor.py)
                 # The database is unavailable: keep them and try again (their leases are kept meanwhile).
                 log.warning("writing outcomes failed; retrying", error=str(error), count=len(self._writing))
                 self._pending[:0] = self._writing

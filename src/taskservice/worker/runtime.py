@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +24,10 @@ from taskservice.plugins.context import TaskContext
 from taskservice.store import Claim, Store
 from taskservice.worker.heartbeat import Heartbeat
 from taskservice.worker.listener import Listener
+from taskservice.worker.queue import WorkQueue
 from taskservice.worker.reaper import LeaseReaper
 from taskservice.worker.reporter import Reporter
+from taskservice.worker.supervisor import Helper, HelperDied, Supervisor
 
 log = structlog.get_logger(__name__)
 
@@ -148,18 +150,27 @@ def _describe(error: BaseException) -> str:
 
 
 class Worker:
-    """One worker: claims tasks for itself and keeps at most `concurrency` of them running."""
+    """One worker: claims tasks for itself and keeps at most `concurrency` of them running.
+
+    A direct worker (`listen_url` given) claims from the Store, wakes on its NOTIFY and reaps lost
+    leases; an agent (no `listen_url`) is fed by its link to a server (worker/agent.py), whose stream
+    comes in `helpers`. Either way its helpers run as one supervised unit: if one dies, the worker
+    stops gracefully and `run` raises HelperDied saying which and why.
+    """
 
     def __init__(
         self,
-        store: Store,
-        listen_url: str,
+        store: WorkQueue,
+        listen_url: str | None,
         registry: Registry,
         options: WorkerOptions,
         worker_id: str | None = None,
+        *,
         settings: Settings | None = None,
+        helpers: Sequence[Helper] = (),
+        kind: str = "worker",
     ) -> None:
-        self.store, self.registry, self.options = store, registry, options
+        self.store, self.registry, self.options, self.kind = store, registry, options, kind
         self.id = worker_id or new_worker_id()
         # What plugins get in their context: the settings this worker was started with.
         self.settings = settings or get_settings()
@@ -177,9 +188,17 @@ class Worker:
         self._stopping = False
         self._hurry = asyncio.Event()
         self._reporter = Reporter(store, on_refused=self._lost)
-        self._listener = Listener(listen_url, self._work_arrived)
-        self._heartbeat = Heartbeat(store, self.id, options.lease_seconds, self._held, self._lost)
-        self._reaper = LeaseReaper(store, options.retry_policy, options.lease_seconds / 2)
+        self._heartbeat = Heartbeat(store, self.id, options.lease_seconds, self.held, self._lost)
+        # Stopped first when the worker stops: what brings work in, and the jobs beside it.
+        self._intake: list[Helper] = []
+        if listen_url is not None:
+            assert isinstance(store, Store), "a direct worker claims from the Store"
+            self._intake += [
+                Listener(listen_url, self.work_arrived),
+                LeaseReaper(store, options.retry_policy, options.lease_seconds / 2),
+            ]
+        self._intake += helpers
+        self._supervisor = Supervisor()
         self.drained: list[Transition] = []  # in drain mode, every attempt's outcome, in order
 
     # -- wake-ups ----------------------------------------------------------------------------
@@ -188,11 +207,11 @@ class Worker:
         """End the grace period at once: unfinished tasks go back to the queue (a second Ctrl-C)."""
         self._hurry.set()
 
-    def _work_arrived(self) -> None:
+    def work_arrived(self) -> None:
         self._work_may_be_due = True
         self._wake.set()
 
-    def _held(self) -> list[int]:
+    def held(self) -> list[int]:
         """The attempts whose leases this worker keeps: running, or with an outcome not yet written."""
         return [*self._running, *self._reporter.unwritten()]
 
@@ -220,18 +239,26 @@ class Worker:
         takes = opts.task_types or tuple(self.registry.names())
         self._installation = await self.store.installation_id()
         await self.store.register_task_types(self._declarations(takes))
-        await self.store.register_worker(self.id, socket.gethostname(), os.getpid(), opts.concurrency, takes)
-        log.info("worker started", worker_id=self.id, concurrency=opts.concurrency, types=opts.task_types)
-        self._reporter.start()
-        self._listener.start()
-        self._heartbeat.start()
-        self._reaper.start()
-        stop_waiter = asyncio.create_task(self._wake_on(stop))
+        await self.store.register_worker(
+            self.id, socket.gethostname(), os.getpid(), opts.concurrency, takes, self.kind
+        )
+        log.info(
+            f"{self.kind} started", worker_id=self.id, concurrency=opts.concurrency, types=opts.task_types
+        )
+        quit_ = asyncio.Event()
+        waiters = [
+            asyncio.create_task(self._wake_on(stop, quit_)),
+            asyncio.create_task(self._wake_on(self._supervisor.failed, quit_)),
+        ]
+        self._supervisor.start(self._reporter, self._heartbeat, *self._intake)
         try:
-            await self._claim_loop(stop)
+            await self._claim_loop(quit_)
         finally:
-            stop_waiter.cancel()
+            for waiter in waiters:
+                waiter.cancel()
             await self._shut_down()
+        if self._supervisor.failed.is_set():
+            raise HelperDied(self._supervisor.reason)
 
     def _declarations(self, task_types: tuple[str, ...]) -> dict[str, dict[str, Any]]:
         """The declarations to publish: those of the types this worker runs that declare something."""
@@ -246,8 +273,9 @@ class Worker:
                 published[name] = spec.to_json()
         return published
 
-    async def _wake_on(self, stop: asyncio.Event) -> None:
-        await stop.wait()
+    async def _wake_on(self, event: asyncio.Event, quit_: asyncio.Event) -> None:
+        await event.wait()
+        quit_.set()
         self._wake.set()
 
     async def _claim_loop(self, stop: asyncio.Event) -> None:
@@ -288,7 +316,7 @@ class Worker:
             self._work_may_be_due = True  # look again at once: the end of a drain is a claim of nothing
         if transition.status == model.Status.RETRYING:
             # Due again after its backoff: look then rather than at the next poll.
-            asyncio.get_running_loop().call_later(transition.delay_seconds, self._work_arrived)
+            asyncio.get_running_loop().call_later(transition.delay_seconds, self.work_arrived)
         if self._work_may_be_due:
             self._wake.set()
 
@@ -391,6 +419,10 @@ class Worker:
 
     async def _shut_down(self) -> None:
         """Stop claiming; give running tasks the grace period; put back the rest; write everything."""
+        if self._supervisor.failed.is_set():
+            log.error(f"{self.kind} stopping: {self._supervisor.reason}", worker_id=self.id)
+        for helper in self._intake:
+            await helper.stop()
         running = list(self._running.values())
         if running:
             log.info("waiting for running tasks", count=len(running), grace=self.options.shutdown_grace)
@@ -411,8 +443,6 @@ class Worker:
         # leases expire and the reaper queues the tasks again.
         await self._reporter.stop(timeout=REPORT_DRAIN_SECONDS)
         await self._heartbeat.stop()
-        await self._reaper.stop()
-        await self._listener.stop()
         with contextlib.suppress(Exception):
             await self.store.stop_worker(self.id)
-        log.info("worker stopped", worker_id=self.id)
+        log.info(f"{self.kind} stopped", worker_id=self.id)

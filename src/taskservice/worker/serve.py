@@ -1,4 +1,5 @@
-"""Running a worker process: connect, migrate, work until SIGTERM/SIGINT, shut down gracefully."""
+"""Running a worker process (connect, migrate, work) or an agent process (follow a server) until
+SIGTERM/SIGINT, then shut down gracefully."""
 
 from __future__ import annotations
 
@@ -8,14 +9,12 @@ import signal
 from collections.abc import Sequence
 
 from taskservice.config import Settings
-from taskservice.db import migrate
-from taskservice.db.connect import create_pool
 from taskservice.model import RetryPolicy
 from taskservice.plugins import Registry
 from taskservice.store import RetentionPolicy, Store, TaskDefaults
-from taskservice.store.databases import database_url
+from taskservice.worker.agent import AgentLink
 from taskservice.worker.retention import RetentionJob
-from taskservice.worker.runtime import Worker, WorkerOptions
+from taskservice.worker.runtime import Worker, WorkerOptions, new_worker_id
 
 
 def worker_options(settings: Settings, concurrency: int | None, task_types: Sequence[str]) -> WorkerOptions:
@@ -69,29 +68,62 @@ async def serve(
     """Run one worker in this process until SIGTERM or SIGINT, with the task types declared in
     TASK_MODULES and `modules` besides the installed ones."""
     import_task_modules([*settings.task_module_names, *modules])
+    # Here, not above: an agent (serve_agent) never loads the database layer or the migrations.
+    from taskservice.db import migrate
+    from taskservice.db.connect import create_pool
+    from taskservice.store.databases import database_url
+
     url = database_url(settings)
     await asyncio.to_thread(migrate.upgrade, url)
     pool = await create_pool(url, max_size=min(settings.db_pool_max_conns, 10))
     try:
         store = Store(pool, task_defaults(settings))
         options = worker_options(settings, concurrency, task_types)
-        worker = Worker(store, url, registry or Registry(), options, settings=settings)
-        stop = asyncio.Event()
-
-        def on_signal() -> None:
-            # The first signal starts a graceful stop; a second one cuts the grace period short.
-            if stop.is_set():
-                worker.stop_now()
-            stop.set()
-
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, on_signal)
-        retention = retention_job(settings, store)
-        retention.start()
-        try:
-            await worker.run(stop)
-        finally:
-            await retention.stop()
+        helpers = [retention_job(settings, store)]
+        worker = Worker(store, url, registry or Registry(), options, settings=settings, helpers=helpers)
+        await run_until_signalled(worker)
     finally:
         await pool.close()
+
+
+async def serve_agent(
+    settings: Settings,
+    address: str,
+    token: str = "",
+    *,
+    concurrency: int | None = None,
+    task_types: Sequence[str] = (),
+    registry: Registry | None = None,
+    modules: Sequence[str] = (),
+) -> None:
+    """Run one agent in this process until SIGTERM or SIGINT: work comes from the API server at
+    `address`, never from PostgreSQL (no DATABASE_URL needed), with the task types declared in
+    TASK_MODULES and `modules` besides the installed ones."""
+    import_task_modules([*settings.task_module_names, *modules])
+    link = AgentLink(address, token, new_worker_id())
+    options = worker_options(settings, concurrency, task_types)
+    worker = Worker(
+        link, None, registry or Registry(), options, link.agent_id,
+        settings=settings, helpers=[link.stream], kind="agent",
+    )  # fmt: skip
+    link.on_work, link.held = worker.work_arrived, worker.held
+    try:
+        await run_until_signalled(worker)
+    finally:
+        await link.close()
+
+
+async def run_until_signalled(worker: Worker) -> None:
+    """Run `worker` until SIGTERM or SIGINT (a second one cuts the grace period short); HelperDied
+    when one of its helpers died and it stopped because of that."""
+    stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            worker.stop_now()
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
+    await worker.run(stop)

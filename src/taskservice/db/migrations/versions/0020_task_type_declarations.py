@@ -9,14 +9,14 @@ that is stable across attempts and unique across installations (the plugins' ide
 send_email's Message-ID).
 
 Revision ID: 0020
-Revises: 0008
+Revises: 0010
 Create Date: 2026-12-01
 """
 
 from alembic import op
 
 revision = "0020"
-down_revision = "0008"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

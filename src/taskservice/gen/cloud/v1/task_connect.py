@@ -57,6 +57,15 @@ class TaskManagementService(Protocol):
     def watch_events(self, request: cloud_dot_v1_dot_task__pb2.WatchEventsRequest, ctx: RequestContext) -> AsyncIterator[cloud_dot_v1_dot_task__pb2.TaskEvent]:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
+    async def heartbeat(self, request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.HeartbeatResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    def pull_events(self, request: cloud_dot_v1_dot_task__pb2.PullEventsRequest, ctx: RequestContext) -> AsyncIterator[cloud_dot_v1_dot_task__pb2.PullEventsResponse]:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def report_outcomes(self, request: cloud_dot_v1_dot_task__pb2.ReportOutcomesRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ReportOutcomesResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
 
 class TaskManagementServiceASGIApplication(ConnectASGIApplication[TaskManagementService]):
     def __init__(self, service: TaskManagementService | AsyncGenerator[TaskManagementService], *, interceptors: Iterable[Interceptor]=(), read_max_bytes: int | None = None, compressions: Iterable[Compression] | None = None) -> None:
@@ -192,6 +201,36 @@ class TaskManagementServiceASGIApplication(ConnectASGIApplication[TaskManagement
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.watch_events,
+                ),
+                "/cloud.v1.TaskManagementService/Heartbeat": Endpoint.unary(
+                    method=MethodInfo(
+                        name="Heartbeat",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.HeartbeatRequest,
+                        output=cloud_dot_v1_dot_task__pb2.HeartbeatResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.heartbeat,
+                ),
+                "/cloud.v1.TaskManagementService/PullEvents": Endpoint.server_stream(
+                    method=MethodInfo(
+                        name="PullEvents",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.PullEventsRequest,
+                        output=cloud_dot_v1_dot_task__pb2.PullEventsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.pull_events,
+                ),
+                "/cloud.v1.TaskManagementService/ReportOutcomes": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ReportOutcomes",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.ReportOutcomesRequest,
+                        output=cloud_dot_v1_dot_task__pb2.ReportOutcomesResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.report_outcomes,
                 ),
             },
             interceptors=interceptors,
@@ -480,6 +519,66 @@ class TaskManagementServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
         )
 
+    async def heartbeat(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.HeartbeatResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="Heartbeat",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.HeartbeatRequest,
+                output=cloud_dot_v1_dot_task__pb2.HeartbeatResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def pull_events(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.PullEventsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> AsyncIterator[cloud_dot_v1_dot_task__pb2.PullEventsResponse]:
+        return self.execute_server_stream(
+            request=request,
+            method=MethodInfo(
+                name="PullEvents",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.PullEventsRequest,
+                output=cloud_dot_v1_dot_task__pb2.PullEventsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def report_outcomes(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.ReportOutcomesRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.ReportOutcomesResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ReportOutcomes",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.ReportOutcomesRequest,
+                output=cloud_dot_v1_dot_task__pb2.ReportOutcomesResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
 
 class TaskManagementServiceSync(Protocol):
     def create_task(self, request: cloud_dot_v1_dot_task__pb2.CreateTaskRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.CreateTaskResponse:
@@ -507,6 +606,12 @@ class TaskManagementServiceSync(Protocol):
     def list_task_types(self, request: cloud_dot_v1_dot_task__pb2.ListTaskTypesRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ListTaskTypesResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def watch_events(self, request: cloud_dot_v1_dot_task__pb2.WatchEventsRequest, ctx: RequestContext) -> Iterator[cloud_dot_v1_dot_task__pb2.TaskEvent]:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def heartbeat(self, request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.HeartbeatResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def pull_events(self, request: cloud_dot_v1_dot_task__pb2.PullEventsRequest, ctx: RequestContext) -> Iterator[cloud_dot_v1_dot_task__pb2.PullEventsResponse]:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def report_outcomes(self, request: cloud_dot_v1_dot_task__pb2.ReportOutcomesRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ReportOutcomesResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
 
@@ -643,6 +748,36 @@ class TaskManagementServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.watch_events,
+                ),
+                "/cloud.v1.TaskManagementService/Heartbeat": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="Heartbeat",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.HeartbeatRequest,
+                        output=cloud_dot_v1_dot_task__pb2.HeartbeatResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.heartbeat,
+                ),
+                "/cloud.v1.TaskManagementService/PullEvents": EndpointSync.server_stream(
+                    method=MethodInfo(
+                        name="PullEvents",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.PullEventsRequest,
+                        output=cloud_dot_v1_dot_task__pb2.PullEventsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.pull_events,
+                ),
+                "/cloud.v1.TaskManagementService/ReportOutcomes": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ReportOutcomes",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.ReportOutcomesRequest,
+                        output=cloud_dot_v1_dot_task__pb2.ReportOutcomesResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.report_outcomes,
                 ),
             },
             interceptors=interceptors,
@@ -925,6 +1060,66 @@ class TaskManagementServiceClientSync(ConnectClientSync):
                 service_name="cloud.v1.TaskManagementService",
                 input=cloud_dot_v1_dot_task__pb2.WatchEventsRequest,
                 output=cloud_dot_v1_dot_task__pb2.TaskEvent,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def heartbeat(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.HeartbeatResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="Heartbeat",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.HeartbeatRequest,
+                output=cloud_dot_v1_dot_task__pb2.HeartbeatResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def pull_events(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.PullEventsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> Iterator[cloud_dot_v1_dot_task__pb2.PullEventsResponse]:
+        return self.execute_server_stream(
+            request=request,
+            method=MethodInfo(
+                name="PullEvents",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.PullEventsRequest,
+                output=cloud_dot_v1_dot_task__pb2.PullEventsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def report_outcomes(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.ReportOutcomesRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.ReportOutcomesResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ReportOutcomes",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.ReportOutcomesRequest,
+                output=cloud_dot_v1_dot_task__pb2.ReportOutcomesResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,

@@ -298,7 +298,7 @@ class ListWorkersRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Worker(_message.Message):
-    __slots__ = ("id", "host", "pid", "concurrency", "task_types", "started_at", "last_heartbeat_at", "stopped_at", "running", "alive")
+    __slots__ = ("id", "host", "pid", "concurrency", "task_types", "started_at", "last_heartbeat_at", "stopped_at", "running", "alive", "kind")
     ID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
@@ -309,6 +309,7 @@ class Worker(_message.Message):
     STOPPED_AT_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     ALIVE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     id: str
     host: str
     pid: int
@@ -319,7 +320,8 @@ class Worker(_message.Message):
     stopped_at: str
     running: int
     alive: bool
-    def __init__(self, id: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., concurrency: _Optional[int] = ..., task_types: _Optional[_Iterable[str]] = ..., started_at: _Optional[str] = ..., last_heartbeat_at: _Optional[str] = ..., stopped_at: _Optional[str] = ..., running: _Optional[int] = ..., alive: _Optional[bool] = ...) -> None: ...
+    kind: str
+    def __init__(self, id: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., concurrency: _Optional[int] = ..., task_types: _Optional[_Iterable[str]] = ..., started_at: _Optional[str] = ..., last_heartbeat_at: _Optional[str] = ..., stopped_at: _Optional[str] = ..., running: _Optional[int] = ..., alive: _Optional[bool] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class ListWorkersResponse(_message.Message):
     __slots__ = ("workers",)
@@ -412,3 +414,103 @@ class TaskTypeDeclaration(_message.Message):
     backoff_seconds: float
     permanent_errors: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, name: _Optional[str] = ..., declared: _Optional[bool] = ..., description: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[TaskTypeParameter, _Mapping]]] = ..., extra_parameters: _Optional[bool] = ..., max_retries: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., backoff_seconds: _Optional[float] = ..., permanent_errors: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class HeartbeatRequest(_message.Message):
+    __slots__ = ("timestamp", "uuid", "held")
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    timestamp: str
+    uuid: str
+    held: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, timestamp: _Optional[str] = ..., uuid: _Optional[str] = ..., held: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class HeartbeatResponse(_message.Message):
+    __slots__ = ("lost", "lease_seconds", "installation_id")
+    LOST_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    INSTALLATION_ID_FIELD_NUMBER: _ClassVar[int]
+    lost: _containers.RepeatedScalarFieldContainer[int]
+    lease_seconds: float
+    installation_id: str
+    def __init__(self, lost: _Optional[_Iterable[int]] = ..., lease_seconds: _Optional[float] = ..., installation_id: _Optional[str] = ...) -> None: ...
+
+class PullEventsRequest(_message.Message):
+    __slots__ = ("agent_id", "slots", "task_types", "host", "pid", "held", "declarations_json")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    TASK_TYPES_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    DECLARATIONS_JSON_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    slots: int
+    task_types: _containers.RepeatedScalarFieldContainer[str]
+    host: str
+    pid: int
+    held: _containers.RepeatedScalarFieldContainer[int]
+    declarations_json: str
+    def __init__(self, agent_id: _Optional[str] = ..., slots: _Optional[int] = ..., task_types: _Optional[_Iterable[str]] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., held: _Optional[_Iterable[int]] = ..., declarations_json: _Optional[str] = ...) -> None: ...
+
+class PullEventsResponse(_message.Message):
+    __slots__ = ("work", "keepalive", "lease_seconds", "agent_id", "more_work")
+    WORK_FIELD_NUMBER: _ClassVar[int]
+    KEEPALIVE_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MORE_WORK_FIELD_NUMBER: _ClassVar[int]
+    work: WorkAssignment
+    keepalive: bool
+    lease_seconds: float
+    agent_id: str
+    more_work: _containers.RepeatedCompositeFieldContainer[WorkAssignment]
+    def __init__(self, work: _Optional[_Union[WorkAssignment, _Mapping]] = ..., keepalive: _Optional[bool] = ..., lease_seconds: _Optional[float] = ..., agent_id: _Optional[str] = ..., more_work: _Optional[_Iterable[_Union[WorkAssignment, _Mapping]]] = ...) -> None: ...
+
+class WorkAssignment(_message.Message):
+    __slots__ = ("assignment_id", "task", "lost_leases")
+    ASSIGNMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    LOST_LEASES_FIELD_NUMBER: _ClassVar[int]
+    assignment_id: int
+    task: Task
+    lost_leases: int
+    def __init__(self, assignment_id: _Optional[int] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., lost_leases: _Optional[int] = ...) -> None: ...
+
+class AttemptOutcome(_message.Message):
+    __slots__ = ("assignment_id", "task_id", "status", "retries", "lost_leases", "delay_seconds", "details", "outcome", "error", "result_json")
+    ASSIGNMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RETRIES_FIELD_NUMBER: _ClassVar[int]
+    LOST_LEASES_FIELD_NUMBER: _ClassVar[int]
+    DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    assignment_id: int
+    task_id: int
+    status: TaskStatusEnum
+    retries: int
+    lost_leases: int
+    delay_seconds: float
+    details: str
+    outcome: str
+    error: str
+    result_json: str
+    def __init__(self, assignment_id: _Optional[int] = ..., task_id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., lost_leases: _Optional[int] = ..., delay_seconds: _Optional[float] = ..., details: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., result_json: _Optional[str] = ...) -> None: ...
+
+class ReportOutcomesRequest(_message.Message):
+    __slots__ = ("agent_id", "outcomes")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    outcomes: _containers.RepeatedCompositeFieldContainer[AttemptOutcome]
+    def __init__(self, agent_id: _Optional[str] = ..., outcomes: _Optional[_Iterable[_Union[AttemptOutcome, _Mapping]]] = ...) -> None: ...
+
+class ReportOutcomesResponse(_message.Message):
+    __slots__ = ("refused",)
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    refused: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, refused: _Optional[_Iterable[int]] = ...) -> None: ...

@@ -1,0 +1,276 @@
+"""An agent's link to its API server: work from the PullEvents stream, leases by Heartbeat, outcomes by
+ReportOutcomes. It never sees PostgreSQL; a worker runtime fed by it is an agent (`task-cli serve
+--address`).
+
+Connect over HTTP/1.1 with binary protobuf: a unary call is one POST of the message; the stream is
+one POST whose answer is a series of envelopes (a flags byte, a 4-byte length, the message), the last
+one (flag 2) a JSON trailer that carries the error if the stream failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import struct
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+import structlog
+from google.protobuf.message import DecodeError, Message
+
+from taskservice import model
+from taskservice.gen.cloud.v1 import task_pb2 as pb
+from taskservice.model import Status, Transition
+from taskservice.store import Claim
+
+log = structlog.get_logger(__name__)
+
+M = TypeVar("M", bound=Message)
+
+SERVICE = "cloud.v1.TaskManagementService"
+# Connect codes that say the server (or the way to it) was the problem, not what was sent.
+TRANSIENT_CODES = frozenset({"unavailable", "deadline_exceeded", "resource_exhausted", "aborted", "internal"})
+_ENVELOPE = struct.Struct(">BI")
+_END_STREAM = 0x02
+RECONNECT_DELAY = 1.0
+# The server sends a keep-alive at least every 15 s: a stream silent for this long is dead.
+STREAM_SILENCE_SECONDS = 60.0
+
+
+class Unavailable(ConnectionError):
+    """The server could not be reached or could not answer now: try again (an OSError: transient)."""
+
+
+class Refused(ValueError):
+    """The server refused what was sent (`code`: permission_denied, invalid_argument...): not transient."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+def _error(code: str, message: str) -> Exception:
+    return Unavailable(f"{code}: {message}") if code in TRANSIENT_CODES else Refused(code, message)
+
+
+def _http_error(status: int, body: bytes) -> Exception:
+    try:
+        error = json.loads(body)
+        return _error(str(error["code"]), str(error.get("message", "")))
+    except (ValueError, TypeError, KeyError):
+        return _error("unavailable" if status >= 500 else "unknown", f"HTTP {status}")
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text) if text else datetime.now(UTC)
+
+
+def claim_of(work: pb.WorkAssignment, agent_id: str) -> Claim:
+    """An assignment as the worker runtime runs it."""
+    t = work.task
+    task = model.Task(
+        id=t.id64 or t.id, name=t.name, type=t.type, status=Status.RUNNING,
+        payload={"parameters": dict(t.payload.parameters)}, retries=t.retries,
+        max_retries=t.max_retries, priority=t.priority, description=t.description,
+        timeout_seconds=t.timeout_seconds, attempts=t.attempts, created_at=_time(t.created_at),
+        updated_at=_time(t.updated_at), run_at=_time(t.run_at), lease_owner=agent_id,
+        idempotency_key=t.idempotency_key or None, execution_id=work.assignment_id,
+        lost_leases=work.lost_leases,
+    )  # fmt: skip
+    return Claim(task, work.assignment_id)
+
+
+def outcome_of(t: Transition) -> pb.AttemptOutcome:
+    return pb.AttemptOutcome(
+        assignment_id=t.execution_id, task_id=t.task_id, status=int(t.status),  # type: ignore[arg-type]
+        retries=t.retries, lost_leases=t.lost_leases, delay_seconds=t.delay_seconds, details=t.details,
+        outcome=t.outcome, error=t.error or "",
+        result_json="" if t.result is None else json.dumps(t.result, ensure_ascii=False),
+    )  # fmt: skip
+
+
+class AgentLink:
+    """The worker runtime's queue (worker/queue.py) when it is an agent.
+
+    `claim` hands out what the stream delivered (the server never sends more than the free slots);
+    `on_work` is called when something arrives, `held()` names the attempts still running (a
+    reconnecting stream tells the server, so they count against the slots).
+    """
+
+    def __init__(self, address: str, token: str, agent_id: str, timeout: float = 30.0) -> None:
+        headers = {"Connect-Protocol-Version": "1", "Task-Id-Width": "64", "User-Agent": "task-cli-agent"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.agent_id = agent_id
+        self.client = httpx.AsyncClient(base_url=address.rstrip("/"), headers=headers, timeout=timeout)
+        self.on_work: Callable[[], None] = lambda: None
+        self.held: Callable[[], Iterable[int]] = list
+        self.inbox: collections.deque[Claim] = collections.deque()
+        self.hello = pb.PullEventsRequest(agent_id=agent_id, slots=1)
+        self._declarations = ""  # the JSON of what the task types it runs declare (PullEvents sends it)
+        self.stream = AgentStream(self)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def call(self, method: str, request: Message, response_type: type[M]) -> M:
+        try:
+            reply = await self.client.post(
+                f"/{SERVICE}/{method}",
+                content=request.SerializeToString(),
+                headers={"Content-Type": "application/proto"},
+            )
+        except httpx.TransportError as error:
+            raise Unavailable(f"{method}: {error!r}") from None
+        if reply.status_code != 200:
+            raise _http_error(reply.status_code, reply.content)
+        response = response_type()
+        try:
+            response.ParseFromString(reply.content)
+        except DecodeError as error:
+            raise Unavailable(f"{method}: the answer does not decode: {error}") from None
+        return response
+
+    # -- the WorkQueue of the runtime ----------------------------------------------------------
+
+    async def installation_id(self) -> str:
+        """The server's installation id (a first Heartbeat, holding nothing, asks for it)."""
+        request = pb.HeartbeatRequest(uuid=self.agent_id)
+        return (await self.call("Heartbeat", request, pb.HeartbeatResponse)).installation_id
+
+    async def register_task_types(self, declarations: Mapping[str, Mapping[str, Any]]) -> None:
+        # Sent when the stream opens (register_worker comes next and keeps them in its hello).
+        self._declarations = json.dumps(declarations, separators=(",", ":")) if declarations else ""
+
+    async def register_worker(
+        self, worker_id: str, host: str, pid: int, concurrency: int, task_types: Sequence[str], kind: str
+    ) -> None:
+        # The stream says who we are when it opens (and again each time it reconnects).
+        self.hello = pb.PullEventsRequest(
+            agent_id=worker_id, slots=concurrency, task_types=list(task_types), host=host, pid=pid,
+            declarations_json=self._declarations,
+        )  # fmt: skip
+
+    async def claim(
+        self, worker_id: str, limit: int, task_types: Iterable[str], lease_seconds: float
+    ) -> list[Claim]:
+        count = min(limit, len(self.inbox))
+        return [self.inbox.popleft() for _ in range(count)]
+
+    async def extend_leases(
+        self, worker_id: str, execution_ids: Sequence[int], lease_seconds: float
+    ) -> set[int]:
+        request = pb.HeartbeatRequest(
+            timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), uuid=worker_id, held=execution_ids
+        )
+        answer = await self.call("Heartbeat", request, pb.HeartbeatResponse)
+        return set(execution_ids) - set(answer.lost)
+
+    async def finish(self, transitions: Sequence[Transition]) -> set[int]:
+        request = pb.ReportOutcomesRequest(
+            agent_id=self.agent_id, outcomes=[outcome_of(t) for t in transitions]
+        )
+        answer = await self.call("ReportOutcomes", request, pb.ReportOutcomesResponse)
+        return {t.execution_id for t in transitions} - set(answer.refused)
+
+    async def stop_worker(self, worker_id: str) -> None:
+        """Nothing to do: the server marks the agent stopped when its stream ends."""
+
+
+class AgentStream:
+    """The helper that keeps the PullEvents stream open (reconnecting when it drops) and puts what
+    it delivers in the link's inbox. A refusal (no or a wrong token, say) ends it: the agent stops
+    and says why. Stopped, it gives back what arrived but never started."""
+
+    name = "agent-stream"
+
+    def __init__(self, link: AgentLink) -> None:
+        self.link = link
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        unstarted = [self.link.inbox.popleft() for _ in range(len(self.link.inbox))]
+        if unstarted:
+            with contextlib.suppress(Exception):  # else their leases expire and they run again
+                await self.link.finish([model.put_back(c.task, c.execution_id) for c in unstarted])
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self._follow()
+                log.warning("the server ended the work stream; reconnecting")
+            except Unavailable as error:
+                log.warning("work stream lost; reconnecting", error=str(error))
+            finally:
+                self.connected.clear()
+            await asyncio.sleep(RECONNECT_DELAY)
+
+    async def _follow(self) -> None:
+        link = self.link
+        hello = pb.PullEventsRequest()
+        hello.CopyFrom(link.hello)
+        hello.held[:] = sorted(link.held())
+        body = request_envelope(hello)
+        timeout = httpx.Timeout(30.0, read=STREAM_SILENCE_SECONDS)
+        headers = {"Content-Type": "application/connect+proto"}
+        try:
+            async with link.client.stream(
+                "POST", f"/{SERVICE}/PullEvents", content=body, headers=headers, timeout=timeout
+            ) as reply:
+                if reply.status_code != 200:
+                    raise _http_error(reply.status_code, await reply.aread())
+                async for message in messages(reply.aiter_bytes()):
+                    self._received(message)
+        except httpx.TransportError as error:
+            raise Unavailable(repr(error)) from None
+
+    def _received(self, message: pb.PullEventsResponse) -> None:
+        if message.HasField("work"):
+            for work in (message.work, *message.more_work):
+                self.link.inbox.append(claim_of(work, self.link.agent_id))
+            self.link.on_work()
+        elif message.agent_id and not self.connected.is_set():
+            self.connected.set()
+            log.info("agent connected", agent_id=message.agent_id, lease_seconds=message.lease_seconds)
+
+
+def request_envelope(message: Message) -> bytes:
+    data = message.SerializeToString()
+    return _ENVELOPE.pack(0, len(data)) + data
+
+
+async def messages(chunks: AsyncIterator[bytes]) -> AsyncIterator[pb.PullEventsResponse]:
+    """The messages of a Connect stream; its end-of-stream error raised as Unavailable or Refused."""
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        while len(buffer) >= _ENVELOPE.size:
+            flags, length = _ENVELOPE.unpack_from(buffer)
+            if len(buffer) < _ENVELOPE.size + length:
+                break
+            data = buffer[_ENVELOPE.size : _ENVELOPE.size + length]
+            buffer = buffer[_ENVELOPE.size + length :]
+            if flags & _END_STREAM:
+                trailer = json.loads(data or b"{}")
+                error = trailer.get("error")
+                if error:
+                    raise _error(str(error.get("code", "unknown")), str(error.get("message", "")))
+                return
+            message = pb.PullEventsResponse()
+            message.ParseFromString(data)
+            yield message

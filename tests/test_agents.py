@@ -1,0 +1,365 @@
+"""Remote agents: `task-cli serve --address` runs tasks through the API server alone, under leases and
+fencing; an agent written against the original's contract gets work too; auth keeps others out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import struct
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from agents import AgentProcess, agent_env
+from conftest import ServerProcess, eventually
+from taskservice.config import Settings
+from taskservice.model import NewTask, Outcome, Status
+from taskservice.store import Store
+
+SERVICE = "/cloud.v1.TaskManagementService"
+
+
+@pytest.fixture
+def server(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server that runs no task itself: every task here is run by an agent."""
+    process = ServerProcess(settings, tmp_path / "server.log", WORKER_COUNT="0")
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+    assert "Traceback" not in process.log(), process.log()
+
+
+async def statuses(store: Store, ids: list[int]) -> list[Status]:
+    return [(await store.get_task(i)).status for i in ids]
+
+
+async def all_succeeded(store: Store, ids: list[int]) -> bool:
+    return set(await statuses(store, ids)) == {Status.SUCCEEDED}
+
+
+async def test_an_agent_runs_tasks_through_the_server_alone(
+    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    created = await store.create_tasks([NewTask(f"t{i}", "sleep", {"seconds": "0"}) for i in range(30)])
+    ids = [i for i, _ in created]
+    agent = AgentProcess.cli(server, agent_env(settings), tmp_path / "agent.log", "-c", "4")
+    try:
+        await eventually(lambda: all_succeeded(store, ids), timeout=60)
+        [info] = [w for w in await store.list_workers() if w.kind == "agent"]
+        assert (info.concurrency, info.stopped_at) == (4, None)
+        owners = {e.worker_id for i in ids for e in await store.executions(i)}
+        assert owners == {info.id}
+        listed = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "taskservice.cli", "--address", server.url, "workers"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        [row] = [line for line in listed.stdout.splitlines() if info.id in line]
+        assert row.split()[4:6] == ["alive", "agent"]
+    finally:
+        code = agent.stop()
+    assert code == 0, agent.log()
+    assert "agent stopped" in agent.log()
+
+    async def marked_stopped() -> bool:  # its stream ended: the server marks it stopped
+        return all(w.stopped_at is not None for w in await store.list_workers() if w.kind == "agent")
+
+    await eventually(marked_stopped)
+
+
+async def test_an_agent_never_holds_more_assignments_than_its_slots(
+    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    created = await store.create_tasks([NewTask(f"g{i}", "gate", {"name": f"g{i}"}) for i in range(10)])
+    ids = [i for i, _ in created]
+    agent = AgentProcess.gated(server.url, agent_env(settings, gates), tmp_path / "agent.log")
+    try:
+        # The gated agent has 4 slots: 4 tasks start, the other 6 stay queued while those wait.
+        await eventually(lambda: asyncio.sleep(0, len(list(gates.glob("started-*"))) == 4), timeout=60)
+        await eventually(
+            lambda: _count(store, ids, Status.RUNNING, 4), timeout=30
+        )  # the server sent no more than 4
+        assert (await statuses(store, ids)).count(Status.QUEUED) == 6
+        (gates / f"release-{agent.pid}").touch()
+        await eventually(lambda: all_succeeded(store, ids), timeout=60)
+    finally:
+        assert agent.stop() == 0, agent.log()
+
+
+async def _count(store: Store, ids: list[int], status: Status, expected: int) -> bool:
+    return (await statuses(store, ids)).count(status) == expected
+
+
+# -- the original's contract ------------------------------------------------------------------------
+
+
+def envelope(message: dict[str, Any]) -> bytes:
+    data = json.dumps(message).encode()
+    return struct.pack(">BI", 0, len(data)) + data
+
+
+async def json_messages(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """The messages of a `application/connect+json` stream."""
+    buffer = b""
+    async for chunk in response.aiter_bytes():
+        buffer += chunk
+        while len(buffer) >= 5:
+            flags, length = struct.unpack(">BI", buffer[:5])
+            if len(buffer) < 5 + length:
+                break
+            data, buffer = buffer[5 : 5 + length], buffer[5 + length :]
+            if flags & 2:
+                return
+            yield json.loads(data)
+
+
+async def test_an_original_style_agent_gets_work_and_reports_it(server: ServerProcess, store: Store) -> None:
+    """What the original's agent did, in plain HTTP JSON: Heartbeat, PullEvents (an empty request),
+    and UpdateTaskStatus for each assignment. It gets one assignment at a time."""
+    created = await store.create_tasks([NewTask(f"old{i}", "sleep", {"seconds": "0"}) for i in range(3)])
+    ids = [i for i, _ in created]
+    done: list[int] = []
+    headers = {"Connect-Protocol-Version": "1"}
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        beat = await client.post(
+            f"{SERVICE}/Heartbeat",
+            json={"timestamp": "2026-12-01T00:00:00Z", "uuid": "0b0e3f4e-old-agent"},
+            headers=headers,
+        )
+        assert beat.status_code == 200, beat.text
+        async with client.stream(
+            "POST",
+            f"{SERVICE}/PullEvents",
+            content=envelope({}),
+            headers={**headers, "Content-Type": "application/connect+json"},
+        ) as stream:
+            assert stream.status_code == 200
+            async for message in json_messages(stream):
+                work = message.get("work")
+                if work is None:
+                    continue
+                assert set(work) >= {"assignmentId", "task"}
+                task_id = int(work["task"]["id"])
+                # One at a time: the others are still queued while this one is unreported.
+                assert (await statuses(store, [i for i in ids if i not in done])).count(Status.RUNNING) == 1
+                reply = await client.post(
+                    f"{SERVICE}/UpdateTaskStatus",
+                    json={"id": task_id, "status": "SUCCEEDED", "message": "done by the old agent"},
+                    headers=headers,
+                )
+                assert reply.status_code == 200, reply.text
+                done.append(task_id)
+                if len(done) == len(ids):
+                    break
+    assert sorted(done) == sorted(ids)
+    for task_id in ids:
+        history = await store.history(task_id)
+        assert [h.status for h in history] == [Status.QUEUED, Status.RUNNING, Status.SUCCEEDED]
+        assert history[-1].details == "done by the old agent"
+
+
+# -- leases and fencing -------------------------------------------------------------------------------
+
+
+async def lease_lost(store: Store, task_id: int) -> bool:
+    return any(h.details.startswith("Lease expired") for h in await store.history(task_id))
+
+
+async def test_an_agent_killed_mid_task_loses_no_task(
+    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    task_id, _ = await store.create_task(NewTask("survivor", "gate", {"name": "survivor"}, max_retries=0))
+    first = AgentProcess.gated(server.url, agent_env(settings, gates), tmp_path / "first.log")
+    try:
+        await eventually(lambda: asyncio.sleep(0, any(gates.glob(f"started-{first.pid}-*"))), timeout=60)
+    finally:
+        first.stop(signal.SIGKILL)
+    # Nobody heartbeats its lease: the server's reaper puts the task back, without spending a retry.
+    await eventually(lambda: lease_lost(store, task_id), timeout=60)
+    second = AgentProcess.gated(server.url, agent_env(settings, gates), tmp_path / "second.log")
+    try:
+        (gates / f"release-{second.pid}").touch()
+        await eventually(lambda: all_succeeded(store, [task_id]), timeout=60)
+    finally:
+        assert second.stop() == 0, second.log()
+    outcomes = [e.outcome for e in await store.executions(task_id)]
+    assert outcomes == [Outcome.LOST, Outcome.SUCCEEDED]
+
+
+async def test_a_paused_agent_cannot_report_and_its_plugin_is_cancelled_on_waking(
+    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    task_id, _ = await store.create_task(NewTask("paused", "gate", {"name": "paused"}))
+    paused = AgentProcess.gated(server.url, agent_env(settings, gates), tmp_path / "paused.log")
+    other: AgentProcess | None = None
+    try:
+        await eventually(lambda: asyncio.sleep(0, any(gates.glob(f"started-{paused.pid}-*"))), timeout=60)
+        (gates / f"release-{paused.pid}").touch()  # it may finish... but it is frozen first
+        paused.process.send_signal(signal.SIGSTOP)
+        await eventually(lambda: lease_lost(store, task_id), timeout=60)
+        other = AgentProcess.gated(server.url, agent_env(settings, gates), tmp_path / "other.log")
+        (gates / f"release-{other.pid}").touch()
+        await eventually(lambda: all_succeeded(store, [task_id]), timeout=60)
+        paused.process.send_signal(signal.SIGCONT)
+        # Awake, it learns its lease is gone (a refused heartbeat or a refused report), and changes
+        # nothing: the task stays as the other agent left it.
+
+        async def told() -> bool:
+            log = paused.log()
+            return "attempt no longer current" in log or "outcomes refused" in log
+
+        await eventually(told, timeout=60)
+    finally:
+        paused.process.send_signal(signal.SIGCONT)
+        assert paused.stop() == 0, paused.log()
+        if other is not None:
+            assert other.stop() == 0, other.log()
+    task = await store.get_task(task_id)
+    assert task.status == Status.SUCCEEDED
+    [lost, won] = await store.executions(task_id)
+    assert (lost.outcome, won.outcome) == (Outcome.LOST, Outcome.SUCCEEDED)
+    assert won.result == {"released_in": str(other.pid)}
+    history = [h.details for h in await store.history(task_id)]
+    assert history.count("Task completed successfully (Attempt 1)") == 0
+
+
+async def test_a_paused_agent_s_running_plugin_is_cancelled_when_it_wakes(
+    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    """The gate of the paused agent is never opened: on waking its heartbeat is refused and the
+    plugin is cancelled at once, while the attempt that replaced it finishes elsewhere."""
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    task_id, _ = await store.create_task(NewTask("frozen", "gate", {"name": "frozen"}))
+    paused = AgentProcess.gated(server.url, agent_env(settings, gates), tmp_path / "paused.log")
+    other: AgentProcess | None = None
+    try:
+        await eventually(lambda: asyncio.sleep(0, any(gates.glob(f"started-{paused.pid}-*"))), timeout=60)
+        paused.process.send_signal(signal.SIGSTOP)
+        await eventually(lambda: lease_lost(store, task_id), timeout=60)
+        other = AgentProcess.gated(server.url, agent_env(settings, gates), tmp_path / "other.log")
+        (gates / f"release-{other.pid}").touch()
+        await eventually(lambda: all_succeeded(store, [task_id]), timeout=60)
+        paused.process.send_signal(signal.SIGCONT)
+        cancelled = gates / f"cancelled-{paused.pid}-frozen"
+        await eventually(lambda: asyncio.sleep(0, cancelled.exists()), timeout=60)
+    finally:
+        paused.process.send_signal(signal.SIGCONT)
+        assert paused.stop() == 0, paused.log()
+        if other is not None:
+            assert other.stop() == 0, other.log()
+    assert "attempt no longer current; stopping it" in paused.log()
+    assert (await store.get_task(task_id)).status == Status.SUCCEEDED
+    assert [e.outcome for e in await store.executions(task_id)] == [Outcome.LOST, Outcome.SUCCEEDED]
+
+
+# -- auth ---------------------------------------------------------------------------------------------
+
+
+async def test_with_auth_on_only_an_agent_token_runs_an_agent(
+    settings: Settings, store: Store, tmp_path: Path
+) -> None:
+    from taskservice.auth.tokens import issue
+    from taskservice.store import Credentials
+
+    credentials = Credentials(store.pool)
+    tokens = {
+        role: (await issue(credentials, f"t-{role}", role, 0, "tests"))[1] for role in ("agent", "viewer")
+    }
+    server = ServerProcess(settings, tmp_path / "server.log", WORKER_COUNT="0", AUTH_REQUIRED="true")
+    try:
+        server.wait_ready()
+        task_id, _ = await store.create_task(NewTask("guarded", "sleep", {"seconds": "0"}))
+        for name, token in (("none", ""), ("viewer", tokens["viewer"])):
+            refused = AgentProcess.cli(
+                server, agent_env(settings, TASK_SERVICE_TOKEN=token), tmp_path / f"{name}.log"
+            )
+            # It stops at once, saying why, and took nothing.
+            assert await asyncio.to_thread(refused.process.wait, 60) == 1, refused.log()
+            expected = "unauthenticated" if name == "none" else "permission_denied"
+            assert f"the worker stopped: agent-stream failed: {expected}" in refused.log()
+            assert (await store.get_task(task_id)).status == Status.QUEUED
+            refused.stop()
+        agent = AgentProcess.cli(
+            server, agent_env(settings, TASK_SERVICE_TOKEN=tokens["agent"]), tmp_path / "agent.log"
+        )
+        try:
+            await eventually(lambda: all_succeeded(store, [task_id]), timeout=60)
+        finally:
+            assert agent.stop() == 0, agent.log()
+    finally:
+        server.stop()
+
+
+async def test_agents_share_the_work(
+    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    created = await store.create_tasks([NewTask(f"s{i}", "sleep", {"seconds": "0"}) for i in range(400)])
+    ids = [i for i, _ in created]
+    agents = [
+        AgentProcess.cli(server, agent_env(settings), tmp_path / f"agent{n}.log", "-c", "100")
+        for n in range(2)
+    ]
+    try:
+        await eventually(lambda: all_succeeded(store, ids), timeout=90)
+    finally:
+        for agent in agents:
+            assert agent.stop() == 0, agent.log()
+    runs = [len(await store.executions(i)) for i in ids]
+    assert set(runs) == {1}  # each ran once
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+
+
+async def test_bad_agent_requests_name_the_field_and_the_rule(server: ServerProcess) -> None:
+    headers = {"Connect-Protocol-Version": "1"}
+    cases = [
+        ("Heartbeat", {"uuid": "no spaces allowed"}, "uuid: must be 1 to 255 characters"),
+        ("Heartbeat", {"uuid": "a", "held": list(range(1, 1002))}, "held: must hold at most 1000"),
+        ("Heartbeat", {"uuid": "a", "held": [0]}, "held[0]: must be >= 1"),
+        ("ReportOutcomes", {"agentId": "a"}, "outcomes: must hold 1 to 1000 outcomes"),
+        (
+            "ReportOutcomes",
+            {"agentId": "a", "outcomes": [{"assignmentId": 1, "taskId": 1, "status": "RUNNING"}]},
+            "outcomes[0].status: must be one of",
+        ),
+        (
+            "ReportOutcomes",
+            {"agentId": "a", "outcomes": [{
+                "assignmentId": 1, "taskId": 1, "status": "SUCCEEDED", "outcome": "succeeded",
+                "details": "done", "resultJson": "{not json",
+            }]},
+            "outcomes[0].result_json: must be JSON",
+        ),
+    ]  # fmt: skip
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        for method, body, expected in cases:
+            reply = await client.post(f"{SERVICE}/{method}", json=body, headers=headers)
+            assert reply.status_code == 400, (method, reply.text)
+            error = reply.json()
+            assert error["code"] == "invalid_argument"
+            assert error["message"].startswith(expected), (expected, error)
+        async with client.stream(
+            "POST",
+            f"{SERVICE}/PullEvents",
+            content=envelope({"agentId": "bad id", "slots": 5}),
+            headers={**headers, "Content-Type": "application/connect+json"},
+        ) as stream:
+            trailer = await stream.aread()
+    assert b"invalid_argument" in trailer
+    assert b"agent_id: must be 1 to 255 characters" in trailer
