@@ -363,3 +363,40 @@ async def test_bad_agent_requests_name_the_field_and_the_rule(server: ServerProc
             trailer = await stream.aread()
     assert b"invalid_argument" in trailer
     assert b"agent_id: must be 1 to 255 characters" in trailer
+
+
+AGENT_TASKS = """
+import taskservice
+
+
+@taskservice.task("keyed", max_retries=0)
+def keyed(ctx: taskservice.TaskContext, size: int) -> dict[str, object]:
+    return {"key": ctx.idempotency_key, "size": size}
+"""
+
+
+async def test_an_agent_publishes_its_declarations_and_gives_plugins_the_idempotency_key(
+    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    (tmp_path / "agent_tasks.py").write_text(AGENT_TASKS)
+    env = agent_env(settings, PYTHONPATH=str(tmp_path))
+    agent = AgentProcess.cli(server, env, tmp_path / "agent.log", "--import", "agent_tasks")
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+
+            async def refused_by_the_declaration() -> bool:  # once the agent's stream is open
+                body = {"name": "k", "type": "keyed", "payload": {"parameters": {"size": "big"}}}
+                answer = await http.post(f"{SERVICE}/CreateTask", json=body)
+                return answer.status_code == 400 and "payload.parameters['size']" in answer.json()["message"]
+
+            await eventually(refused_by_the_declaration)
+            body = {"name": "k", "type": "keyed", "payload": {"parameters": {"size": "3"}}}
+            created = (await http.post(f"{SERVICE}/CreateTask", json=body)).json()
+        task_id = int(created["id64"])
+        await eventually(lambda: all_succeeded(store, [task_id]), timeout=60)
+        [attempt] = await store.executions(task_id)
+        # The same key a direct worker would give: this installation's id and the task's.
+        assert attempt.result == {"key": f"{await store.installation_id()}-{task_id}", "size": 3}
+    finally:
+        code = agent.stop()
+    assert code == 0, agent.log()

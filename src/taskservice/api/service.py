@@ -91,7 +91,7 @@ class TaskService:
         self._events: EventHub | None = None
         self._dispatcher: Dispatcher | None = None
         self._stopping = asyncio.Event()
-        self._installation = ""  # read at the first Heartbeat: agents build idempotency keys with it
+        self._installation = ""  # read when the first agent connects: its idempotency keys start with it
 
     def attach(self, store: Store, events: EventHub, dispatcher: Dispatcher | None = None) -> None:
         self._store, self._events, self._dispatcher = store, events, dispatcher
@@ -324,13 +324,7 @@ class TaskService:
         held = validation.assignment_ids(request.held)
         kept = await self.store.extend_leases(agent, held, self.lease_seconds)
         self.dispatcher.heard(agent)
-        if not self._installation:  # made once by migration 0020, never changed
-            self._installation = await self.store.installation_id()
-        return pb.HeartbeatResponse(
-            lost=sorted(set(held) - kept),
-            lease_seconds=self.lease_seconds,
-            installation_id=self._installation,
-        )
+        return pb.HeartbeatResponse(lost=sorted(set(held) - kept), lease_seconds=self.lease_seconds)
 
     @connect_errors
     async def report_outcomes(
@@ -364,6 +358,8 @@ class TaskService:
         try:
             await self.store.register_task_types(declared)
             await self.store.register_worker(agent, host or "remote", request.pid, slots, task_types, "agent")
+            if not self._installation:  # made once by migration 0020, never changed
+                self._installation = await self.store.installation_id()
         except Exception as error:
             log.error("registering an agent failed", error=str(error))
             raise ConnectError(Code.UNAVAILABLE, "the database is unavailable; try again") from None
@@ -371,7 +367,12 @@ class TaskService:
         log.info("agent connected", agent_id=agent, slots=slots, types=task_types, original_style=legacy)
         gone = asyncio.ensure_future(client_gone().wait())
         try:
-            yield pb.PullEventsResponse(keepalive=True, lease_seconds=self.lease_seconds, agent_id=agent)
+            yield pb.PullEventsResponse(
+                keepalive=True,
+                lease_seconds=self.lease_seconds,
+                agent_id=agent,
+                installation_id=self._installation,
+            )
             # A keep-alive well within the lease, for the proxies between us and the agent.
             keepalive = min(KEEPALIVE_SECONDS, self.lease_seconds / 3)
             while not self._stopping.is_set():

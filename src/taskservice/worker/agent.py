@@ -111,6 +111,7 @@ class AgentLink:
         self.held: Callable[[], Iterable[int]] = list
         self.inbox: collections.deque[Claim] = collections.deque()
         self.hello = pb.PullEventsRequest(agent_id=agent_id, slots=1)
+        self.installation = ""  # the server's installation id: the plugins' idempotency keys start with it
         self._declarations = ""  # the JSON of what the task types it runs declare (PullEvents sends it)
         self.stream = AgentStream(self)
 
@@ -138,9 +139,8 @@ class AgentLink:
     # -- the WorkQueue of the runtime ----------------------------------------------------------
 
     async def installation_id(self) -> str:
-        """The server's installation id (a first Heartbeat, holding nothing, asks for it)."""
-        request = pb.HeartbeatRequest(uuid=self.agent_id)
-        return (await self.call("Heartbeat", request, pb.HeartbeatResponse)).installation_id
+        """The server's installation id, as the stream's first message said ("" before it opened)."""
+        return self.installation
 
     async def register_task_types(self, declarations: Mapping[str, Mapping[str, Any]]) -> None:
         # Sent when the stream opens (register_worker comes next and keeps them in its hello).
@@ -240,6 +240,8 @@ class AgentStream:
             raise Unavailable(repr(error)) from None
 
     def _received(self, message: pb.PullEventsResponse) -> None:
+        if message.installation_id:
+            self.link.installation = message.installation_id
         if message.HasField("work"):
             for work in (message.work, *message.more_work):
                 self.link.inbox.append(claim_of(work, self.link.agent_id))

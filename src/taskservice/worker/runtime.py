@@ -290,6 +290,8 @@ class Worker:
                 except Exception as error:
                     log.warning("claiming failed; will poll again", error=str(error))
                     claims = []
+                if claims and not self._installation:  # an agent learns it as its stream opens
+                    self._installation = await self.store.installation_id()
                 for claim in claims:
                     self._start(claim)
                 if len(claims) == free:

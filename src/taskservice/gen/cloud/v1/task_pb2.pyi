@@ -426,14 +426,12 @@ class HeartbeatRequest(_message.Message):
     def __init__(self, timestamp: _Optional[str] = ..., uuid: _Optional[str] = ..., held: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
-    __slots__ = ("lost", "lease_seconds", "installation_id")
+    __slots__ = ("lost", "lease_seconds")
     LOST_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    INSTALLATION_ID_FIELD_NUMBER: _ClassVar[int]
     lost: _containers.RepeatedScalarFieldContainer[int]
     lease_seconds: float
-    installation_id: str
-    def __init__(self, lost: _Optional[_Iterable[int]] = ..., lease_seconds: _Optional[float] = ..., installation_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, lost: _Optional[_Iterable[int]] = ..., lease_seconds: _Optional[float] = ...) -> None: ...
 
 class PullEventsRequest(_message.Message):
     __slots__ = ("agent_id", "slots", "task_types", "host", "pid", "held", "declarations_json")
@@ -454,18 +452,20 @@ class PullEventsRequest(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., slots: _Optional[int] = ..., task_types: _Optional[_Iterable[str]] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., held: _Optional[_Iterable[int]] = ..., declarations_json: _Optional[str] = ...) -> None: ...
 
 class PullEventsResponse(_message.Message):
-    __slots__ = ("work", "keepalive", "lease_seconds", "agent_id", "more_work")
+    __slots__ = ("work", "keepalive", "lease_seconds", "agent_id", "more_work", "installation_id")
     WORK_FIELD_NUMBER: _ClassVar[int]
     KEEPALIVE_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     MORE_WORK_FIELD_NUMBER: _ClassVar[int]
+    INSTALLATION_ID_FIELD_NUMBER: _ClassVar[int]
     work: WorkAssignment
     keepalive: bool
     lease_seconds: float
     agent_id: str
     more_work: _containers.RepeatedCompositeFieldContainer[WorkAssignment]
-    def __init__(self, work: _Optional[_Union[WorkAssignment, _Mapping]] = ..., keepalive: _Optional[bool] = ..., lease_seconds: _Optional[float] = ..., agent_id: _Optional[str] = ..., more_work: _Optional[_Iterable[_Union[WorkAssignment, _Mapping]]] = ...) -> None: ...
+    installation_id: str
+    def __init__(self, work: _Optional[_Union[WorkAssignment, _Mapping]] = ..., keepalive: _Optional[bool] = ..., lease_seconds: _Optional[float] = ..., agent_id: _Optional[str] = ..., more_work: _Optional[_Iterable[_Union[WorkAssignment, _Mapping]]] = ..., installation_id: _Optional[str] = ...) -> None: ...
 
 class WorkAssignment(_message.Message):
     __slots__ = ("assignment_id", "task", "lost_leases")
