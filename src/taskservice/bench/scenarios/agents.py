@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from taskservice.bench.context import Context
 from taskservice.bench.results import Figure, ScenarioResult
-from taskservice.bench.scenarios.processing import drain_once
+from taskservice.bench.scenarios.processing import drain_rates
 from taskservice.bench.stats import best
 
 NAME = "agents"
@@ -17,14 +17,7 @@ RATIO_TARGET = 0.7  # of the direct workers' drain rate (processing.workers_N)
 async def run(ctx: Context, result: ScenarioResult) -> None:
     sizes = ctx.sizes
     for processes in sizes.worker_processes:
-        await ctx.reset()
-        rates = []
-        async with ctx.agents(processes):
-            for _ in range(sizes.rounds):
-                rate, incomplete = await drain_once(ctx)
-                rates.append(rate)
-                result.tasks += sizes.drain_tasks
-                result.lost += incomplete
+        rates = await drain_rates(ctx, result, ctx.agents(processes))
         result.figures.append(
             Figure(
                 f"agents.agents_{processes}",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from taskservice.bench.context import Context
 from taskservice.bench.processes import wait_until
@@ -32,17 +34,25 @@ async def drain_once(ctx: Context) -> tuple[float, int]:
     return count / (finished_at - queued_at), incomplete
 
 
+async def drain_rates(
+    ctx: Context, result: ScenarioResult, fleet: AbstractAsyncContextManager[Any]
+) -> list[float]:
+    """The drain rate of each round, on a fresh database, while `fleet` (the processes that drain) runs."""
+    await ctx.reset()
+    rates = []
+    async with fleet:
+        for _ in range(ctx.sizes.rounds):
+            rate, incomplete = await drain_once(ctx)
+            rates.append(rate)
+            result.tasks += ctx.sizes.drain_tasks
+            result.lost += incomplete
+    return rates
+
+
 async def run(ctx: Context, result: ScenarioResult) -> None:
     sizes = ctx.sizes
     for processes in sizes.worker_processes:
-        await ctx.reset()
-        rates = []
-        async with ctx.workers(processes):
-            for _ in range(sizes.rounds):
-                rate, incomplete = await drain_once(ctx)
-                rates.append(rate)
-                result.tasks += sizes.drain_tasks
-                result.lost += incomplete
+        rates = await drain_rates(ctx, result, ctx.workers(processes))
         result.figures.append(
             Figure(
                 f"processing.workers_{processes}",
