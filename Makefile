@@ -73,11 +73,12 @@ lint: ## Run ruff, mypy --strict, import-linter and the generated-code check.
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-pytest: ## Run the tests (embedded PostgreSQL; again on TEST_DATABASE_URL when set).
+# The second pass runs only the tests that use the test server: the rest would run the same way twice.
+pytest: ## Run the tests (embedded PostgreSQL; those that use a database again on TEST_DATABASE_URL when set).
 	env -u TEST_DATABASE_URL $(BIN)/pytest $(PYTEST_ARGS)
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
-		echo "== again on the PostgreSQL server at TEST_DATABASE_URL"; \
-		$(BIN)/pytest $(PYTEST_ARGS); \
+		echo "== again on the PostgreSQL server at TEST_DATABASE_URL (the tests that use a database)"; \
+		$(BIN)/pytest -m database $(PYTEST_ARGS); \
 	fi
 
 # One tier at a time (tests/conftest.py assigns them): seconds, a minute or two, the rest.

@@ -30,16 +30,20 @@ if TYPE_CHECKING:  # imported where used: api_helpers imports this module
 # `pytest -m unit` (no database, no process), `-m integration` (a real PostgreSQL, in this process),
 # `-m e2e` (server, worker or CLI processes, the browser, helm). A module that starts processes says so
 # with `pytestmark = pytest.mark.e2e`; a test that uses a server fixture of this file is e2e as well;
-# any other test is integration if it uses the database, else unit.
+# any other test is integration if it uses the database, else unit. Apart from the tiers, `-m database`
+# selects every test that uses the test server (pg_server_url), whatever its tier.
 TIERS = ("unit", "integration", "e2e")
 SERVER_FIXTURES = {"api_server", "shared_server", "idle_server"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "pg_server_url" in fixtures:
+            # The tests that touch the test server: the only ones worth a second pass on another one.
+            item.add_marker(pytest.mark.database)
         if any(item.get_closest_marker(tier) for tier in TIERS):
             continue
-        fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & SERVER_FIXTURES:
             item.add_marker(pytest.mark.e2e)
         elif "pg_server_url" in fixtures:
