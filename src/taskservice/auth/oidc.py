@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 import json
 import time
+import warnings
 from typing import Any
 
 import httpx
 import structlog
 from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import AsyncOAuth2Client
+from authlib.deprecate import AuthlibDeprecationWarning
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -29,6 +30,13 @@ from starlette.routing import BaseRoute, Route
 from taskservice.auth.roles import Role
 from taskservice.auth.sessions import end_session, local_path, open_session, secure
 from taskservice.config import Settings
+
+# authlib 1.9 warns on importing its httpx client unless the httpx2 package is installed; we call it
+# with httpx on purpose (our errors are httpx's), so that one warning class is silenced, at its import.
+# authlib.deprecate is imported first: it adds an "always" filter for the class at import time.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 log = structlog.get_logger(__name__)
 

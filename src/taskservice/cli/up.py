@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit
 
 import click
 
@@ -86,8 +87,21 @@ def _banner(address: str, workers: int, per_worker: int, embedded: bool, data_di
         f"  {cli}{flag} task list\n"
         f"More workers on this machine:\n"
         f"  {cli} serve\n"
-        f"{elsewhere}\n\n"
+        f"{elsewhere}\n"
+        f"{_agents_elsewhere(cli, address)}\n\n"
         f"Press Ctrl-C to stop."
+    )
+
+
+def _agents_elsewhere(cli: str, address: str) -> str:
+    """How to add agents on other machines: they need this server's address and a token, no database."""
+    port = urlsplit(address).port
+    return (
+        "Agents on other machines need only this server's address, no database: start with\n"
+        "`up --host 0.0.0.0` (the server then requires tokens), make an agent token here:\n"
+        f"  {cli} token create --name agent --role agent\n"
+        "and on each machine run:\n"
+        f"  task-cli --address http://<this machine>:{port} --token <agent token> serve"
     )
 
 
