@@ -410,6 +410,19 @@ def test_retry_a_failed_task(dashboard: Dashboard) -> None:
     expect(task.locator("td.status")).to_have_text("Failed")
 
 
+def test_outcomes_are_shown_in_words(dashboard: Dashboard) -> None:
+    task_id = create(dashboard.server, "Too slow", {"seconds": "60"}, timeoutSeconds=0.5, maxRetries=0)
+    page = dashboard.open()
+    task = row(page, task_id)
+    expect(task.locator("td.status")).to_have_text("Failed")
+    task.get_by_role("button", name="Too slow").click()
+    details = page.get_by_role("dialog", name=f"#{task_id} Too slow")
+    outcome = details.locator("#details-attempts tr td").nth(4)
+    expect(outcome).to_have_text("timed out")
+    expect(outcome.locator(".outcome")).to_have_attribute("title", re.compile("ran past the task's timeout"))
+    dashboard.screenshot(page)
+
+
 def test_validation_errors_appear_beside_their_field(dashboard: Dashboard) -> None:
     page = dashboard.open()
     page.get_by_role("button", name="New task").click()
