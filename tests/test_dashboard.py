@@ -410,6 +410,49 @@ def test_retry_a_failed_task(dashboard: Dashboard) -> None:
     expect(task.locator("td.status")).to_have_text("Failed")
 
 
+def test_a_click_anywhere_on_a_row_opens_its_task(dashboard: Dashboard) -> None:
+    task_id = create(
+        dashboard.server, "Row target", {"seconds": "1"}, description="Select me", delaySeconds=LATER
+    )
+    page = dashboard.open()
+    task = row(page, task_id)
+    details = page.get_by_role("dialog", name=f"#{task_id} Row target")
+    is_open = "document.getElementById('details').open"
+
+    task.locator("td.status").click()  # not the name: any cell
+    expect(details).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(details).to_be_hidden()
+    expect(task).to_be_focused()  # back where the keyboard was: at the row, whose Enter opens it again
+
+    task.blur()
+    task.focus()
+    page.keyboard.press("Enter")
+    expect(details).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(details).to_be_hidden()
+
+    # A control in the row does its own thing; the name still opens the task.
+    task.get_by_role("button", name=f"View payload of task {task_id}").click()
+    expect(page.get_by_role("dialog", name=f"Payload of task #{task_id}")).to_be_visible()
+    assert page.evaluate(is_open) is False
+    page.keyboard.press("Escape")
+    task.get_by_role("button", name="Row target").click()
+    expect(details).to_be_visible()
+    page.keyboard.press("Escape")
+
+    # Selecting the description's text with the mouse (to copy it) is not a click on the row.
+    box = task.locator("td.description").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
+    assert page.evaluate("getSelection().toString()") == "Select me"
+    assert page.evaluate(is_open) is False
+    expect(details).to_be_hidden()
+
+
 def test_outcomes_are_shown_in_words(dashboard: Dashboard) -> None:
     task_id = create(dashboard.server, "Too slow", {"seconds": "60"}, timeoutSeconds=0.5, maxRetries=0)
     page = dashboard.open()
