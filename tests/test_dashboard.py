@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 import conftest
+from agents import AgentProcess, agent_env
 from conftest import ServerProcess
 from taskservice.config import Settings
 
@@ -451,6 +452,42 @@ def test_a_click_anywhere_on_a_row_opens_its_task(dashboard: Dashboard) -> None:
     assert page.evaluate("getSelection().toString()") == "Select me"
     assert page.evaluate(is_open) is False
     expect(details).to_be_hidden()
+
+
+KINDS = ("worker", "agent")
+
+
+def test_workers_panel_shows_each_ones_kind_types_and_tasks(
+    dashboard: Dashboard, settings: Settings, tmp_path: Path
+) -> None:
+    server = dashboard.server  # runs tasks itself, as a worker, and an agent beside it runs one type
+    agent = AgentProcess.cli(server, agent_env(settings), tmp_path / "agent.log", "--type", "send_email")
+    try:
+        page = dashboard.open()
+        rows = page.locator("#workers-body tr")
+        expect(rows).to_have_count(2, timeout=30_000)
+        by_kind = {
+            kind: rows.filter(has=page.locator(".kind", has_text=re.compile(f"^{kind}$"))) for kind in KINDS
+        }
+        expect(by_kind["agent"].locator(".types")).to_have_text("runs send_email")
+        own = [w for w in rpc(server, "ListWorkers", {})["workers"] if w.get("kind") == "worker"]
+        expect(by_kind["worker"].locator(".types")).to_have_text(f"runs {', '.join(own[0]['taskTypes'])}")
+
+        # What each one runs now: the id opens the task.
+        task_id = create(server, "Long nap", {"seconds": "120"})
+        running = by_kind["worker"].get_by_role("button", name=f"#{task_id}")
+        expect(running).to_be_visible()
+        expect(by_kind["worker"].locator("td.load .count")).to_have_text("1 / 4")
+        expect(by_kind["agent"].locator(".running-tasks button")).to_have_count(0)
+        dashboard.screenshot(page, "-running")
+        running.click()
+        expect(page.get_by_role("dialog", name=f"#{task_id} Long nap")).to_be_visible()
+        rpc(server, "CancelTask", {"id": task_id})
+        page.keyboard.press("Escape")
+        expect(running).to_have_count(0)
+        expect(by_kind["worker"].locator("td.load .count")).to_have_text("0 / 4")
+    finally:
+        agent.stop()
 
 
 def test_outcomes_are_shown_in_words(dashboard: Dashboard) -> None:
