@@ -490,6 +490,46 @@ def test_workers_panel_shows_each_ones_kind_types_and_tasks(
         agent.stop()
 
 
+THEMES_BACKGROUND = {"light": "rgb(245, 246, 248)", "dark": "rgb(14, 16, 20)"}
+
+
+def test_theme_switch_light_dark_or_the_systems(dashboard: Dashboard) -> None:
+    page = dashboard.open(scheme="light")
+    body = page.locator("body")
+    switch = page.get_by_role("group", name="Theme")
+    system, light, dark = (
+        switch.get_by_role("button", name=f"{n} theme") for n in ("System", "Light", "Dark")
+    )
+    expect(system).to_have_attribute("aria-pressed", "true")
+    expect(body).to_have_css("background-color", THEMES_BACKGROUND["light"])
+
+    dark.click()
+    expect(dark).to_have_attribute("aria-pressed", "true")
+    expect(system).to_have_attribute("aria-pressed", "false")
+    expect(body).to_have_css("background-color", THEMES_BACKGROUND["dark"])
+    dashboard.screenshot(page, "-dark")
+    # Remembered: a reload keeps it, whatever the system says.
+    page.reload()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(dark).to_have_attribute("aria-pressed", "true")
+    expect(body).to_have_css("background-color", THEMES_BACKGROUND["dark"])
+    light.click()
+    page.emulate_media(color_scheme="dark")
+    expect(body).to_have_css("background-color", THEMES_BACKGROUND["light"])
+
+    # The system's, live: the page follows when the system changes, without a reload.
+    system.click()
+    expect(system).to_have_attribute("aria-pressed", "true")
+    expect(body).to_have_css("background-color", THEMES_BACKGROUND["dark"])
+    page.emulate_media(color_scheme="light")
+    expect(body).to_have_css("background-color", THEMES_BACKGROUND["light"])
+    page.reload()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(system).to_have_attribute("aria-pressed", "true")
+    page.emulate_media(color_scheme="dark")
+    expect(body).to_have_css("background-color", THEMES_BACKGROUND["dark"])
+
+
 def test_outcomes_are_shown_in_words(dashboard: Dashboard) -> None:
     task_id = create(dashboard.server, "Too slow", {"seconds": "60"}, timeoutSeconds=0.5, maxRetries=0)
     page = dashboard.open()
