@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 import conftest
+from agents import AgentProcess, agent_env
 from conftest import ServerProcess
 from taskservice.config import Settings
 
@@ -408,6 +409,138 @@ def test_retry_a_failed_task(dashboard: Dashboard) -> None:
     page.keyboard.press("Escape")
     expect(task.locator("td.attempts")).to_have_text("2")
     expect(task.locator("td.status")).to_have_text("Failed")
+
+
+def test_a_click_anywhere_on_a_row_opens_its_task(dashboard: Dashboard) -> None:
+    task_id = create(
+        dashboard.server, "Row target", {"seconds": "1"}, description="Select me", delaySeconds=LATER
+    )
+    page = dashboard.open()
+    task = row(page, task_id)
+    details = page.get_by_role("dialog", name=f"#{task_id} Row target")
+    is_open = "document.getElementById('details').open"
+
+    task.locator("td.status").click()  # not the name: any cell
+    expect(details).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(details).to_be_hidden()
+    expect(task).to_be_focused()  # back where the keyboard was: at the row, whose Enter opens it again
+
+    task.blur()
+    task.focus()
+    page.keyboard.press("Enter")
+    expect(details).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(details).to_be_hidden()
+
+    # A control in the row does its own thing; the name still opens the task.
+    task.get_by_role("button", name=f"View payload of task {task_id}").click()
+    expect(page.get_by_role("dialog", name=f"Payload of task #{task_id}")).to_be_visible()
+    assert page.evaluate(is_open) is False
+    page.keyboard.press("Escape")
+    task.get_by_role("button", name="Row target").click()
+    expect(details).to_be_visible()
+    page.keyboard.press("Escape")
+
+    # Selecting the description's text with the mouse (to copy it) is not a click on the row.
+    box = task.locator("td.description").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
+    assert page.evaluate("getSelection().toString()") == "Select me"
+    assert page.evaluate(is_open) is False
+    expect(details).to_be_hidden()
+
+
+KINDS = ("worker", "agent")
+
+
+def test_workers_panel_shows_each_ones_kind_types_and_tasks(
+    dashboard: Dashboard, settings: Settings, tmp_path: Path
+) -> None:
+    server = dashboard.server  # runs tasks itself, as a worker, and an agent beside it runs one type
+    agent = AgentProcess.cli(server, agent_env(settings), tmp_path / "agent.log", "--type", "send_email")
+    try:
+        page = dashboard.open()
+        rows = page.locator("#workers-body tr")
+        expect(rows).to_have_count(2, timeout=30_000)
+        by_kind = {
+            kind: rows.filter(has=page.locator(".kind", has_text=re.compile(f"^{kind}$"))) for kind in KINDS
+        }
+        expect(by_kind["agent"].locator(".types")).to_have_text("runs send_email")
+        own = [w for w in rpc(server, "ListWorkers", {})["workers"] if w.get("kind") == "worker"]
+        expect(by_kind["worker"].locator(".types")).to_have_text(f"runs {', '.join(own[0]['taskTypes'])}")
+
+        # What each one runs now: the id opens the task.
+        task_id = create(server, "Long nap", {"seconds": "120"})
+        running = by_kind["worker"].get_by_role("button", name=f"#{task_id}")
+        expect(running).to_be_visible()
+        expect(by_kind["worker"].locator("td.load .count")).to_have_text("1 / 4")
+        expect(by_kind["agent"].locator(".running-tasks button")).to_have_count(0)
+        dashboard.screenshot(page, "-running")
+        running.click()
+        expect(page.get_by_role("dialog", name=f"#{task_id} Long nap")).to_be_visible()
+        rpc(server, "CancelTask", {"id": task_id})
+        page.keyboard.press("Escape")
+        expect(running).to_have_count(0)
+        expect(by_kind["worker"].locator("td.load .count")).to_have_text("0 / 4")
+    finally:
+        agent.stop()
+
+
+THEMES_BACKGROUND = {"light": "rgb(245, 246, 248)", "dark": "rgb(14, 16, 20)"}
+
+
+def test_theme_switch_light_dark_or_the_systems(dashboard: Dashboard) -> None:
+    page = dashboard.open(scheme="light")
+    body = page.locator("body")
+    switch = page.get_by_role("group", name="Theme")
+    system, light, dark = (
+        switch.get_by_role("button", name=f"{n} theme") for n in ("System", "Light", "Dark")
+    )
+    expect(system).to_have_attribute("aria-pressed", "true")
+    expect(body).to_have_css("background-color", THEMES_BACKGROUND["light"])
+
+    dark.click()
+    expect(dark).to_have_attribute("aria-pressed", "true")
+    expect(system).to_have_attribute("aria-pressed", "false")
+    expect(body).to_have_css("background-color", THEMES_BACKGROUND["dark"])
+    dashboard.screenshot(page, "-dark")
+    # Remembered: a reload keeps it, whatever the system says.
+    page.reload()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(dark).to_have_attribute("aria-pressed", "true")
+    expect(body).to_have_css("background-color", THEMES_BACKGROUND["dark"])
+    light.click()
+    page.emulate_media(color_scheme="dark")
+    expect(body).to_have_css("background-color", THEMES_BACKGROUND["light"])
+
+    # The system's, live: the page follows when the system changes, without a reload.
+    system.click()
+    expect(system).to_have_attribute("aria-pressed", "true")
+    expect(body).to_have_css("background-color", THEMES_BACKGROUND["dark"])
+    page.emulate_media(color_scheme="light")
+    expect(body).to_have_css("background-color", THEMES_BACKGROUND["light"])
+    page.reload()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(system).to_have_attribute("aria-pressed", "true")
+    page.emulate_media(color_scheme="dark")
+    expect(body).to_have_css("background-color", THEMES_BACKGROUND["dark"])
+
+
+def test_outcomes_are_shown_in_words(dashboard: Dashboard) -> None:
+    task_id = create(dashboard.server, "Too slow", {"seconds": "60"}, timeoutSeconds=0.5, maxRetries=0)
+    page = dashboard.open()
+    task = row(page, task_id)
+    expect(task.locator("td.status")).to_have_text("Failed")
+    task.get_by_role("button", name="Too slow").click()
+    details = page.get_by_role("dialog", name=f"#{task_id} Too slow")
+    outcome = details.locator("#details-attempts tr td").nth(4)
+    expect(outcome).to_have_text("timed out")
+    expect(outcome.locator(".outcome")).to_have_attribute("title", re.compile("ran past the task's timeout"))
+    dashboard.screenshot(page)
 
 
 def test_validation_errors_appear_beside_their_field(dashboard: Dashboard) -> None:

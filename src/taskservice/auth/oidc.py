@@ -46,7 +46,8 @@ METADATA_SECONDS = 3600.0
 LOGIN_ROLES = {Role.VIEWER, Role.OPERATOR, Role.ADMIN}  # a person is never an agent
 LOGGED_OUT = (
     '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Logged out · taskservice</title>'
-    '<link rel="stylesheet" href="/static/app.css"></head><body><main class="logged-out">'
+    '<script src="/static/theme.js"></script><link rel="stylesheet" href="/static/app.css"></head>'
+    '<body><main class="logged-out">'
     '<h1>You are logged out</h1><p><a class="btn primary" href="/">Log in again</a></p></main></body></html>'
 )
 

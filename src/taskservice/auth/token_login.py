@@ -27,7 +27,8 @@ PERSON_ROLES = {Role.VIEWER.value, Role.OPERATOR.value, Role.ADMIN.value}  # a p
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Log in · taskservice</title><link rel="stylesheet" href="/static/app.css"></head>
+<title>Log in · taskservice</title><script src="/static/theme.js"></script>
+<link rel="stylesheet" href="/static/app.css"></head>
 <body><main class="logged-out">
 <h1>Log in to taskservice</h1>
 <p class="muted">Paste an API token (an administrator makes one with

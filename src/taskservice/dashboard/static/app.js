@@ -88,7 +88,7 @@ const tasks = new TaskTable(state, {
   onError: report,
 });
 const details = new Details({ onAction: act, onClose: () => writeHash(state, 0), onError: report });
-const workers = new Workers({ onSummary: (s) => overview.setWorkers(s) });
+const workers = new Workers({ onSummary: (s) => overview.setWorkers(s), onOpen: (id) => openDetails(id) });
 const create = new CreateForm({
   onCreated: async (id) => {
     notify(`Task #${id} created.`);

@@ -1,7 +1,7 @@
 // The details drawer of one task: every field, the payload, the timeline and the attempts, kept live.
 
 import { call } from "./api.js";
-import { ACTIVE, FINISHED, absolute, badge, duration, h, parseTime, reconcile, setText, statusLabel, throttle, timeAgo } from "./ui.js";
+import { ACTIVE, FINISHED, absolute, badge, duration, h, outcomeBadge, parseTime, reconcile, setText, statusLabel, throttle, timeAgo } from "./ui.js";
 
 const FIELDS = [
   ["ID", (t) => `#${t.id}`],
@@ -109,7 +109,7 @@ export class Details {
     }
     if (outcome.dataset.outcome !== e.outcome) {
       outcome.dataset.outcome = e.outcome;
-      outcome.replaceChildren(h("span", { class: `outcome o-${e.outcome}` }, e.outcome));
+      outcome.replaceChildren(outcomeBadge(e.outcome));
     }
     setText(error, e.error || "—");
     setText(result, e.result === null || e.result === undefined ? "—" : JSON.stringify(e.result));

@@ -16,6 +16,28 @@ export class TaskTable {
     // Events arrive in bursts; the current page is re-read at most about once a second.
     this.refresh = throttle(() => this.load().catch(this.onError), 700);
     this.bindFilters();
+    this.bindRows();
+  }
+
+  /**
+   * A click anywhere on a task's row opens it, as Enter does on a focused row; except a click that
+   * belongs to a control in the row (its own action) or that ends a text selection (a copy).
+   */
+  bindRows() {
+    this.body.addEventListener("click", (event) => {
+      const row = event.target.closest("tr");
+      if (!row?.task || event.defaultPrevented) return;
+      if (event.target.closest("a, button, input, select, textarea, label, summary")) return;
+      const selection = getSelection();
+      if (selection && !selection.isCollapsed && row.contains(selection.anchorNode)) return;
+      this.onOpen(row.task.id);
+    });
+    this.body.addEventListener("keydown", (event) => {
+      const row = event.target;
+      if (event.key !== "Enter" || row.tagName !== "TR" || !row.task) return;
+      event.preventDefault();
+      this.onOpen(row.task.id);
+    });
   }
 
   bindFilters() {
@@ -94,7 +116,7 @@ export class TaskTable {
 
   createRow(task) {
     const cell = (cls, label, ...children) => h("td", { class: cls, "data-label": label }, ...children);
-    const row = h("tr", {},
+    const row = h("tr", { tabindex: 0, class: "openable" },
       cell("num id", "ID"),
       cell("name", "Name", h("button", { class: "link", type: "button", onclick: () => this.onOpen(row.task.id) })),
       cell("type", "Type", h("span", { class: "tag" })),

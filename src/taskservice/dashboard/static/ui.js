@@ -42,6 +42,27 @@ export function statusLabel(status) {
   return status.charAt(0) + status.slice(1).toLowerCase();
 }
 
+// An attempt's outcome in words, as the API's value says it (`timed_out` is "timed out"), with what it
+// means as a tooltip; the one place the dashboard turns an outcome into text.
+const OUTCOMES = {
+  running: ["running", "The attempt is running now."],
+  succeeded: ["succeeded", "The attempt finished and returned a result."],
+  failed: ["failed", "The task's code raised an error."],
+  timed_out: ["timed out", "The attempt ran past the task's timeout and was stopped."],
+  interrupted: ["interrupted", "Its worker stopped; the task went back to the queue."],
+  lost: ["lost", "Its worker's lease expired (it crashed or hung)."],
+  cancelled: ["cancelled", "The task was cancelled while this attempt ran."],
+};
+
+export function outcomeLabel(outcome) {
+  return OUTCOMES[outcome]?.[0] ?? String(outcome || "").replaceAll("_", " ");
+}
+
+/** The outcome of an attempt: its words, coloured by kind, with its meaning as a tooltip. */
+export function outcomeBadge(outcome) {
+  return h("span", { class: `outcome o-${outcome}`, title: OUTCOMES[outcome]?.[1] }, outcomeLabel(outcome));
+}
+
 export function icon(path, cls = "icon") {
   return h("svg", { class: cls, viewBox: "0 0 24 24", "aria-hidden": "true" }, h("path", { d: path }));
 }
