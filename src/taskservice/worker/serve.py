@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import signal
+import sys
+import traceback
 from collections.abc import Sequence
 
 from taskservice.config import Settings
@@ -44,13 +47,41 @@ class TaskModuleError(Exception):
 
 
 def import_task_modules(names: Sequence[str]) -> None:
-    """Import the modules that declare task types (@task registers them as they are imported)."""
+    """Import the modules that declare task types (@task registers them as they are imported).
+
+    From the current directory first, as `python -m`, Celery and procrastinate do: `task-cli serve
+    --import myapp.tasks` run in the application's directory finds `myapp` without an install.
+    """
+    if not names:
+        return
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
     for name in names:
         try:
             importlib.import_module(name)
         except Exception as error:  # an ImportError, or whatever the module raised as it ran
-            problem = f"{type(error).__name__}: {error}"
-            raise TaskModuleError(f"cannot import task module {name!r}: {problem}") from error
+            raise TaskModuleError(_import_problem(name, error, here)) from error
+
+
+def _import_problem(name: str, error: Exception, here: str) -> str:
+    """What went wrong importing task module `name`, and what to check."""
+    missing = getattr(error, "name", None) if isinstance(error, ModuleNotFoundError) else None
+    if missing and (name == missing or name.startswith(f"{missing}.")):
+        return (
+            f"cannot import task module {name!r}: there is no module {missing!r} in the current directory "
+            f"({here}) or among the installed packages; run task-cli from the directory that holds "
+            f"{missing.split('.')[0]}/ (or {missing.split('.')[0]}.py), install your package, or add its "
+            "directory to PYTHONPATH"
+        )
+    where = ""
+    frames = traceback.extract_tb(error.__traceback__)
+    if frames:
+        where = f" at {frames[-1].filename}:{frames[-1].lineno}"
+    return (
+        f"cannot import task module {name!r}: it raised {type(error).__name__}: {error}{where} "
+        "(the module runs as the worker starts: check that code, and the packages it imports)"
+    )
 
 
 def task_defaults(settings: Settings) -> TaskDefaults:
