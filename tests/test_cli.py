@@ -526,7 +526,13 @@ def test_up_runs_everything_and_end2end_passes(embedded_dir: Path, tmp_path: Pat
         address = f"http://127.0.0.1:{port}"
         banner = (tmp_path / "up.log").read_text()
         assert f"Dashboard  {address}/" in banner
-        assert "postgresql://" not in banner  # the embedded server's socket URL helps no other machine
+        # The database URL for the user's own code and tools, as `task-cli db url` prints it.
+        db_url = subprocess.run(
+            [sys.executable, "-m", "taskservice.cli", "db", "url"],
+            env=env, capture_output=True, text=True, timeout=60, check=True,
+        ).stdout.strip()  # fmt: skip
+        assert db_url.startswith("postgresql://postgres@/taskservice?host=")
+        assert f"             {db_url}\n" in banner
         # The commands it suggests work as printed: the script's full path, this server's address.
         [suggested] = [line.strip() for line in banner.splitlines() if line.strip().endswith(" end2end")]
         command = [*suggested.split()[:-1], "end2end", "-n", "100", "-o", "json"]
