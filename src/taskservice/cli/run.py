@@ -32,7 +32,7 @@ def run_async(coroutine: Any) -> Any:
     return uvloop.run(coroutine)
 
 
-@click.command(cls=Command, structured_logs=True)
+@click.command(cls=Command, structured_logs=True, default_log_level="info")
 @click.option(
     "--concurrency",
     "-c",
