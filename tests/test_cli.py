@@ -297,6 +297,27 @@ def test_global_flags_go_anywhere_on_the_line(api_server: ServerProcess, setting
     assert env_address.returncode == 0, env_address.stderr
 
 
+async def test_a_token_the_server_does_not_check_is_warned_about_once(
+    api_server: ServerProcess, store: Store, settings: Settings
+) -> None:
+    """The test server runs on loopback with auth off: it says it did not check the token sent."""
+    task_id = await _succeeded_task(store)
+    # `task get` makes two calls (the task, its attempts): one warning.
+    told = task_cli(
+        settings, "--address", api_server.url, "--token", "tsk_x", "task", "get", "-i", str(task_id)
+    )
+    assert told.returncode == 0, told.stderr
+    assert told.stderr == (
+        f"Warning: the server at {api_server.url} runs with auth off: the token (--token or "
+        "TASK_SERVICE_TOKEN) was not checked\n"
+    )
+    assert "Send Newsletter" in told.stdout
+    from_env = task_cli(settings, "--address", api_server.url, "task", "status", TASK_SERVICE_TOKEN="tsk_x")
+    assert from_env.stderr.count("was not checked") == 1
+    untold = task_cli(settings, "--address", api_server.url, "task", "get", "-i", str(task_id))
+    assert untold.stderr == ""
+
+
 # -- start-up: client commands import only what they use ----------------------------------------------
 
 HEAVY = ("alembic", "sqlalchemy", "asyncpg", "psycopg", "structlog", "pydantic", "pydantic_settings",
