@@ -187,8 +187,8 @@ def table(
 ) -> None:
     """Print a table that fits the terminal. Columns in `flexible` are cut with an ellipsis where they do
     not fit on a terminal: each but the last at a quarter of the width at most, the last taking what is
-    left. Those
-    in `wrap` wrap onto more lines. The others (ids, statuses, ages) are never cut."""
+    left. Those in `wrap` wrap onto more lines. The others (ids, statuses, ages) are never cut: when
+    they alone overflow the terminal, nothing is cut and the terminal wraps the lines."""
     from rich import box
     from rich.cells import cell_len
     from rich.table import Table
