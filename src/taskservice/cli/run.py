@@ -119,10 +119,10 @@ def upgrade() -> None:
 
 @click.command(cls=Command, structured_logs=True)
 def migrate() -> None:
-    """Create or upgrade the schema of DATABASE_URL, else the embedded PostgreSQL (= `db upgrade`).
+    """Create or upgrade the schema of DATABASE_URL, else the embedded PostgreSQL.
 
-    Run it before your own code enqueues tasks (taskservice.enqueue) on a database no server or worker
-    has started on yet.
+    The same as `db upgrade`. Run it before your own code enqueues tasks (taskservice.enqueue) on a
+    database no server or worker has started on yet.
     """
     _upgrade()
 
