@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
+_HANDLER = "taskservice.logs"
 
 # Libraries whose own logs are about their internals (connection states, selectors, frames, migration
 # contexts): a user asking for debug wants ours, so theirs stay at warning and above.
@@ -32,8 +33,10 @@ def configure(level: str = "error") -> None:
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _renderer()],
         )
     )
+    handler.set_name(_HANDLER)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Ours replaces ours (configured again); handlers of others (pytest's, an embedding program's) stay.
+    root.handlers[:] = [*(h for h in root.handlers if h.get_name() != _HANDLER), handler]
     root.setLevel(number)
     for name in QUIET:
         logging.getLogger(name).setLevel(max(number, logging.WARNING))
