@@ -119,3 +119,23 @@ async def test_an_agent_says_what_it_is_runs_and_connects_to(
         assert any("[debug" in line and "task started" in line for line in lines), lines
     else:
         assert not any("[debug" in line for line in lines), lines
+
+
+async def test_an_agent_whose_token_is_not_checked_says_so_once(
+    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    agent = AgentProcess(
+        [sys.executable, "-m", "taskservice.cli", "--address", server.url, "--token", "tsk_x", "serve"],
+        agent_env(settings),
+        tmp_path / "agent.log",
+    )
+    try:
+        await _runs_one_task(store)
+        await _runs_one_task(store)
+    finally:
+        code = agent.stop()
+    assert code == 0, agent.log()
+    told = [line for line in _lines(agent) if "the token was not checked" in line]
+    assert len(told) == 1, agent.log()
+    assert f"the server at {server.url} runs with auth off" in told[0]
+    assert "[warning" in told[0]
