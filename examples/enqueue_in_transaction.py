@@ -1,6 +1,7 @@
 """Enqueue a task in the application's own transaction: it exists only if the order does.
 
     python examples/enqueue_in_transaction.py postgresql://user@host/db
+    python examples/enqueue_in_transaction.py "$(task-cli db url)"    # with `task-cli up` running
 
 The task and its history row are written on the application's connection, inside its transaction:
 if the transaction rolls back, no task exists; when it commits, the workers are woken at once.

@@ -239,6 +239,16 @@ async def test_bad_credentials_are_unauthenticated(http: httpx.AsyncClient, auth
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
+async def test_a_server_that_checks_tokens_does_not_say_it_ignored_one(
+    http: httpx.AsyncClient, auth_server: AuthServer
+) -> None:
+    response = await http.post(
+        "/cloud.v1.TaskManagementService/GetStatus", json={}, headers=bearer(auth_server.tokens["viewer"])
+    )
+    assert response.status_code == 200
+    assert "task-token-ignored" not in response.headers
+
+
 async def test_whoami_names_the_caller(http: httpx.AsyncClient, auth_server: AuthServer) -> None:
     response = await http.post(
         "/cloud.v1.AuthService/WhoAmI", json={}, headers=bearer(auth_server.tokens["operator"])

@@ -127,7 +127,7 @@ async def test_list_pages_filters_and_spellings(api_server: ServerProcess, store
     for fmt in ("json", "yaml"):
         data = parsed(ok(api_server, "task", "list", "-o", fmt, "--pageNumber", "2", "--pageCount", "2"), fmt)
         assert [t["id"] for t in data["tasks"]] == newest_first[2:4]
-        assert int(data["total"]) == 5
+        assert data["total"] == 5  # a number, as in `task status -o json`
     data = parsed(ok(api_server, "task", "ls", "-o", "json", "--offset", "1", "--limit", "3"), "json")
     assert [t["id"] for t in data["tasks"]] == newest_first[1:4]
     for status in ("queued", "QUEUED", "Queued", "all", "ALL"):
@@ -142,6 +142,47 @@ async def test_list_pages_filters_and_spellings(api_server: ServerProcess, store
     wide = ok(api_server, "task", "list", "-o", "wide")
     assert "CREATED" in wide
     assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", wide)  # absolute times, whole
+
+
+async def test_empty_pages_say_so(api_server: ServerProcess, store: Store) -> None:
+    assert ok(api_server, "task", "list") == "No tasks\n"
+    await store.create_task(NewTask("only", "sleep", delay_seconds=3600))
+    assert ok(api_server, "task", "list", "--pageNumber", "2", "--pageCount", "20") == (
+        "No tasks from 21 on (1 in all)\n"
+    )
+    assert ok(api_server, "task", "list", "--offset", "1") == "No tasks from 2 on (1 in all)\n"
+    assert "Tasks 1-1 of 1" in ok(api_server, "task", "list")
+
+
+async def test_64_bit_integers_are_numbers_in_json(api_server: ServerProcess, store: Store) -> None:
+    """proto3 JSON writes int64 as strings; the CLI's JSON has numbers, so `total` is one type."""
+    task_id = await _succeeded_task(store)
+    listed = parsed(ok(api_server, "task", "list", "-o", "json"), "json")
+    assert listed["total"] == 1
+    assert listed["tasks"][0]["id64"] == task_id
+    counted = parsed(ok(api_server, "task", "status", "-o", "json"), "json")
+    assert counted["total"] == 1
+    got = parsed(ok(api_server, "task", "get", "-i", str(task_id), "-o", "yaml"), "yaml")
+    assert got["id64"] == task_id
+    attempts = parsed(ok(api_server, "task", "attempts", "-i", str(task_id), "-o", "json"), "json")
+    assert attempts["executions"][0]["taskId64"] == task_id
+    assert isinstance(attempts["executions"][0]["id"], int)
+
+
+async def test_a_running_attempt_says_running(api_server: ServerProcess, store: Store) -> None:
+    long, _ = await store.create_task(NewTask("long", "sleep", {"seconds": "300"}))
+    await eventually(lambda: _status_is(store, long, Status.RUNNING))
+    try:
+        for fmt in ("table", "wide"):
+            [row] = [
+                line
+                for line in ok(api_server, "task", "attempts", "-i", str(long), "-o", fmt).splitlines()
+                if line.startswith("1 ")
+            ]
+            assert re.search(r"\srunning\s+running(\s|$)", row), row  # DURATION, then OUTCOME
+            assert "0.000s" not in row
+    finally:
+        await store.set_status(long, Status.CANCELLED)
 
 
 async def test_json_keys_are_in_field_order_whatever_is_set(api_server: ServerProcess, store: Store) -> None:
@@ -254,6 +295,27 @@ def test_global_flags_go_anywhere_on_the_line(api_server: ServerProcess, setting
     assert quiet.stderr == ""
     env_address = task_cli(settings, "task", "status", TASK_SERVICE_ADDRESS=address)
     assert env_address.returncode == 0, env_address.stderr
+
+
+async def test_a_token_the_server_does_not_check_is_warned_about_once(
+    api_server: ServerProcess, store: Store, settings: Settings
+) -> None:
+    """The test server runs on loopback with auth off: it says it did not check the token sent."""
+    task_id = await _succeeded_task(store)
+    # `task get` makes two calls (the task, its attempts): one warning.
+    told = task_cli(
+        settings, "--address", api_server.url, "--token", "tsk_x", "task", "get", "-i", str(task_id)
+    )
+    assert told.returncode == 0, told.stderr
+    assert told.stderr == (
+        f"Warning: the server at {api_server.url} runs with auth off: the token (--token or "
+        "TASK_SERVICE_TOKEN) was not checked\n"
+    )
+    assert "Send Newsletter" in told.stdout
+    from_env = task_cli(settings, "--address", api_server.url, "task", "status", TASK_SERVICE_TOKEN="tsk_x")
+    assert from_env.stderr.count("was not checked") == 1
+    untold = task_cli(settings, "--address", api_server.url, "task", "get", "-i", str(task_id))
+    assert untold.stderr == ""
 
 
 # -- start-up: client commands import only what they use ----------------------------------------------
@@ -388,6 +450,36 @@ async def test_statuses_are_coloured_on_a_terminal_only(
     assert long_name.strip() in piped  # piped output is not cut at a guessed width
 
 
+async def test_wide_never_cuts_ids_or_statuses_at_80_columns(
+    api_server: ServerProcess, store: Store, settings: Settings
+) -> None:
+    name = "A task with a long name " * 4
+    task_id, _ = await store.create_task(
+        NewTask(name, "sleep", {"seconds": "300"}, description="described " * 10)
+    )
+    await eventually(lambda: _status_is(store, task_id, Status.RUNNING))
+    try:
+        wide = SGR.sub(
+            "", _in_a_terminal(settings, "--address", api_server.url, "task", "list", "-o", "wide")
+        )
+        attempts = SGR.sub(
+            "", _in_a_terminal(settings, "--address", api_server.url, "task", "attempts", "-i",
+                               str(task_id), "-o", "wide")
+        )  # fmt: skip
+    finally:
+        await store.set_status(task_id, Status.CANCELLED)
+    lines = wide.splitlines()
+    header = next(line for line in lines if line.startswith("ID "))
+    assert header.split() == ["ID", "NAME", "TYPE", "STATUS", "RETRIES", "ATTEMPTS", "PRIORITY",
+                              "CREATED", "UPDATED", "WORKER", "DESCRIPTION"]  # fmt: skip
+    # The terminal wraps what does not fit; joined, the row is whole: the id, the status, the name.
+    text = re.sub(r"\s+", " ", wide)
+    assert re.search(rf"(^| ){task_id} {re.escape(name.strip())} sleep RUNNING ", text), wide
+    assert "…" not in wide
+    assert "RUNNING" in attempts or "running" in attempts
+    assert "…" not in attempts
+
+
 # -- end2end ----------------------------------------------------------------------------------------
 
 
@@ -455,7 +547,13 @@ def test_up_runs_everything_and_end2end_passes(embedded_dir: Path, tmp_path: Pat
         address = f"http://127.0.0.1:{port}"
         banner = (tmp_path / "up.log").read_text()
         assert f"Dashboard  {address}/" in banner
-        assert "postgresql://" not in banner  # the embedded server's socket URL helps no other machine
+        # The database URL for the user's own code and tools, as `task-cli db url` prints it.
+        db_url = subprocess.run(
+            [sys.executable, "-m", "taskservice.cli", "db", "url"],
+            env=env, capture_output=True, text=True, timeout=60, check=True,
+        ).stdout.strip()  # fmt: skip
+        assert db_url.startswith("postgresql://postgres@/taskservice?host=")
+        assert f"             {db_url}\n" in banner
         # The commands it suggests work as printed: the script's full path, this server's address.
         [suggested] = [line.strip() for line in banner.splitlines() if line.strip().endswith(" end2end")]
         command = [*suggested.split()[:-1], "end2end", "-n", "100", "-o", "json"]

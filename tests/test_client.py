@@ -303,3 +303,38 @@ async def test_the_async_watch_yields_the_named_tasks_events(server: Served) -> 
             await changer
         await mine.cancel()  # each ends retried (queued or running 600 s): free the worker slots
         await other.cancel()
+
+
+# -- a token sent to a server that does not check it ----------------------------------------------------
+
+
+def test_a_token_the_server_does_not_check_is_warned_about_once_per_client(server: Served) -> None:
+    """The test server runs on loopback with auth off: a token sent there guards nothing."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Client(server.url, token="tsk_not_checked") as client:
+            client.get_status()
+            client.get_status()
+        with Client(server.url) as anonymous:  # no token: nothing to warn about
+            anonymous.get_status()
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert messages == [
+        f"the server at {server.url} runs with auth off (AUTH_REQUIRED=false): the token this client "
+        "sends is not checked there"
+    ]
+
+
+async def test_an_async_client_is_warned_once_too(server: Served) -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        async with AsyncClient(server.url, token="tsk_not_checked") as client:
+            await client.get_status()
+            await client.get_status()
+    assert [str(w.message) for w in caught if "auth off" in str(w.message)] == [
+        f"the server at {server.url} runs with auth off (AUTH_REQUIRED=false): the token this client "
+        "sends is not checked there"
+    ]

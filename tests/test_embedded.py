@@ -340,3 +340,92 @@ def test_an_ordinary_user_starts_and_stops_the_server(short_tmp: Path, tmp_path:
         raise
     finally:
         cluster.close()
+
+
+# -- its URL, for the user's code and tools ------------------------------------------------------------
+
+
+def _embedded_env(data_dir: Path) -> dict[str, str]:
+    """A `task-cli` environment on the embedded PostgreSQL of `data_dir` (no configured database)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEST_DATABASE_URL", "DB_HOST")}
+    return env | {"EMBEDDED_DATA_DIR": str(data_dir), "WORKER_COUNT": "0"}
+
+
+def _task_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "taskservice.cli", *args],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _count_tasks_through_every_driver(url: str) -> list[int]:
+    """The tasks at `url` counted through asyncpg, SQLAlchemy on asyncpg, SQLAlchemy on psycopg."""
+    import asyncio
+
+    import asyncpg
+    import sqlalchemy
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    count = sqlalchemy.text("SELECT count(*) FROM tasks")
+
+    async def through_asyncpg() -> int:
+        conn = await asyncpg.connect(url)
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM tasks"))
+        finally:
+            await conn.close()
+
+    async def through_sqlalchemy_asyncpg() -> int:
+        engine = create_async_engine(url.replace("postgresql://", "postgresql+asyncpg://", 1))
+        try:
+            async with engine.connect() as conn:
+                return int((await conn.execute(count)).scalar_one())
+        finally:
+            await engine.dispose()
+
+    engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            through_psycopg = int(conn.execute(count).scalar_one())
+    finally:
+        engine.dispose()
+    return [asyncio.run(through_asyncpg()), asyncio.run(through_sqlalchemy_asyncpg()), through_psycopg]
+
+
+def test_db_url_reaches_the_database_the_server_uses(cluster: Cluster, tmp_path: Path) -> None:
+    import taskservice
+    from taskservice.api.probe import free_port, wait_until_ready
+
+    env = _embedded_env(cluster.data_dir)
+    stopped = _task_cli(env, "db", "url")
+    assert stopped.returncode == 1
+    assert "the embedded PostgreSQL" in stopped.stderr
+    assert "is not running" in stopped.stderr
+    port = free_port()
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "taskservice.cli", "server", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        address = f"http://127.0.0.1:{port}"
+        wait_until_ready(address, server, START_TIMEOUT)
+        printed = _task_cli(env, "db", "url")
+        assert printed.returncode == 0, printed.stderr
+        url = printed.stdout.strip()
+        assert url.startswith("postgresql://postgres@/taskservice?host=/"), url
+        created = _task_cli(env, "--address", address, "task", "create", "From the API", "-t", "sleep")
+        assert created.returncode == 0, created.stderr
+
+        with psycopg.connect(url) as conn:  # what the server wrote, read by the user's own connection
+            assert conn.execute("SELECT name FROM tasks").fetchall() == [("From the API",)]
+            with conn.transaction():
+                enqueued = taskservice.enqueue(conn, type="sleep", name="From my transaction")
+
+        assert _count_tasks_through_every_driver(url) == [2, 2, 2]
+        got = _task_cli(env, "--address", address, "task", "get", "-i", str(enqueued), "-o", "json")
+        assert json.loads(got.stdout)["name"] == "From my transaction"  # the server sees it too
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(STOP_TIMEOUT)
+        log.close()

@@ -116,9 +116,9 @@ def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def cli_upgrade(env: dict[str, str], cwd: Path) -> str:
+def cli_upgrade(env: dict[str, str], cwd: Path, *command: str) -> str:
     result = subprocess.run(
-        [TASK_CLI, "db", "upgrade"],
+        [TASK_CLI, *(command or ("db", "upgrade"))],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -169,6 +169,26 @@ def test_cli_upgrade_reports_what_it_did(empty_database: str, tmp_path: Path) ->
     assert_schema(empty_database)
     assert cli_upgrade(env, tmp_path).startswith("database is up to date")
     assert_schema(empty_database)
+
+
+def test_migrate_prepares_a_database_for_enqueue(empty_database: str, tmp_path: Path) -> None:
+    """`task-cli migrate` (docs/enqueue-in-a-transaction.md): an application's own database, never
+    started on by a server or worker, takes `taskservice.enqueue` once migrated."""
+    import taskservice
+
+    env = cli_env(empty_database, tmp_path)
+    assert (
+        cli_upgrade(env, tmp_path, "migrate") == f"database upgraded from empty to {migrate.head_revision()}"
+    )
+    with psycopg.connect(empty_database) as conn, conn.transaction():
+        task_id = taskservice.enqueue(
+            conn, type="send_email", name="Confirm order 1", parameters={"recipient": "a@example.com"}
+        )
+    with psycopg.connect(empty_database) as conn:
+        assert conn.execute("SELECT name FROM tasks WHERE id = %s", (task_id,)).fetchone() == (
+            "Confirm order 1",
+        )
+    assert cli_upgrade(env, tmp_path, "migrate").startswith("database is up to date")
 
 
 def test_two_processes_upgrade_the_same_empty_database_at_once(empty_database: str, tmp_path: Path) -> None:

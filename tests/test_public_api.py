@@ -32,6 +32,14 @@ def test_every_public_name_resolves(name: str) -> None:
     assert callable(value)  # every public name is a class or a function
 
 
+def test_dir_lists_the_public_names_and_dunders_only() -> None:
+    listed = dir(taskservice)
+    assert [name for name in listed if not name.startswith("__")] == PUBLIC
+    assert "__doc__" in listed
+    for private in ("Any", "TYPE_CHECKING", "annotations", "import_module", "_HOMES"):
+        assert private not in listed
+
+
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no_such_thing"):
         taskservice.no_such_thing  # noqa: B018

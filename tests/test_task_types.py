@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from conftest import eventually, subprocess_env
 from taskservice import model
+from taskservice.api.probe import free_port, wait_until_ready
 from taskservice.config import ConfigError, Settings, load_settings
 from taskservice.model import NewTask, RetryPolicy, Status
 from taskservice.plugins import Registry
@@ -217,10 +218,17 @@ def test_task_modules_is_a_list_of_module_names() -> None:
         load_settings(task_modules="myapp.tasks; rm -rf /")
 
 
+TASK_CLI = str(Path(sys.executable).parent / "task-cli")  # the installed script, as a user runs it
+
+
 def _serve(settings: Settings, folder: Path, *arguments: str, **env: str) -> subprocess.Popen[bytes]:
+    """`task-cli serve` run from `folder`, the application's directory (nothing on PYTHONPATH)."""
+    environment = subprocess_env(settings, **env)
+    environment.pop("PYTHONPATH", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "taskservice.cli", "serve", "-c", "2", *arguments],
-        env=subprocess_env(settings, PYTHONPATH=str(folder), **env),
+        [TASK_CLI, "serve", "-c", "2", *arguments],
+        env=environment,
+        cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -229,9 +237,12 @@ def _serve(settings: Settings, folder: Path, *arguments: str, **env: str) -> sub
 async def test_serve_imports_task_modules_and_runs_their_types(
     store: Store, settings: Settings, tmp_path: Path
 ) -> None:
-    (tmp_path / "greetings.py").write_text(textwrap.dedent(GREETINGS))
+    """From the application's directory, as `python -m` would: a package there and a plain module."""
+    (tmp_path / "myapp").mkdir()
+    (tmp_path / "myapp" / "__init__.py").write_text("")
+    (tmp_path / "myapp" / "tasks.py").write_text(textwrap.dedent(GREETINGS))
     (tmp_path / "farewells.py").write_text(textwrap.dedent(FAREWELLS))
-    worker = _serve(settings, tmp_path, "--import", "farewells", TASK_MODULES="greetings")
+    worker = _serve(settings, tmp_path, "--import", "farewells", TASK_MODULES="myapp.tasks")
     try:
         hello = await _run(store, "greet", {"name": "Ada", "excited": "true"})
         bye = await _run(store, "farewell", {"name": "Ada"})
@@ -247,12 +258,40 @@ async def test_serve_imports_task_modules_and_runs_their_types(
     assert worker.returncode == 0, output
 
 
+async def test_the_server_imports_task_modules_from_its_directory_too(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    """TASK_MODULES of `task-cli server` go through the same import: its own workers run the type."""
+    (tmp_path / "myapp").mkdir()
+    (tmp_path / "myapp" / "__init__.py").write_text("")
+    (tmp_path / "myapp" / "tasks.py").write_text(textwrap.dedent(GREETINGS))
+    port = free_port()
+    environment = subprocess_env(settings, TASK_MODULES="myapp.tasks", WORKER_COUNT="1")
+    environment.pop("PYTHONPATH", None)
+    server = subprocess.Popen(  # noqa: ASYNC220 (it runs beside the test until stopped)
+        [TASK_CLI, "server", "--port", str(port)], env=environment, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}", server, 60)
+        assert await _result(store, await _run(store, "greet", {"name": "Ada"})) == "Hello, Ada."
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=60)[0].decode()
+    assert "Traceback" not in output, output
+
+
 def test_serve_says_which_module_it_cannot_import(settings: Settings, tmp_path: Path) -> None:
     (tmp_path / "broken_tasks.py").write_text("raise RuntimeError('half-written module')\n")
     for arguments, env, problem in [
-        (["--import", "no_such_tasks"], {}, "cannot import task module 'no_such_tasks': ModuleNotFoundError"),
+        (["--import", "no_such_tasks"], {},
+         f"cannot import task module 'no_such_tasks': there is no module 'no_such_tasks' in the current "
+         f"directory ({tmp_path}) or among the installed packages; run task-cli from the directory that "
+         "holds no_such_tasks/"),
+        (["--import", "myapp.tasks"], {}, "there is no module 'myapp' in the current directory"),
         ([], {"TASK_MODULES": "broken_tasks"},
-         "cannot import task module 'broken_tasks': RuntimeError: half-written module"),
+         "cannot import task module 'broken_tasks': it raised RuntimeError: half-written module at "
+         f"{tmp_path / 'broken_tasks.py'}:1"),
     ]:  # fmt: skip
         worker = _serve(settings, tmp_path, *arguments, **env)
         output = worker.communicate(timeout=60)[0].decode()

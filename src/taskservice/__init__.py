@@ -105,4 +105,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    # The public names and the module's dunders; not what this file imports for itself.
+    return sorted({*(name for name in globals() if name.startswith("__")), *__all__})

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 import asyncpg
 import structlog
 from connectrpc.code import Code
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from taskservice.api.rejection import header, protocol, reject
 from taskservice.auth import roles
@@ -32,6 +32,20 @@ HOW_TO_AUTHENTICATE = (
     "send Authorization: Bearer <token> (task-cli: --token or TASK_SERVICE_TOKEN; "
     "an admin makes tokens with `task-cli token create`)"
 )
+
+
+# Sent when a request carried a token that this server, with auth off, did not check: a client that
+# believes its token guards it is told so (task-cli and the Python client read it).
+TOKEN_IGNORED = (b"task-token-ignored", b"auth is off on this server")
+
+
+def _saying_token_ignored(send: Send) -> Send:
+    async def send_with_header(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), TOKEN_IGNORED]}
+        await send(message)
+
+    return send_with_header
 
 
 class Refusal(Exception):
@@ -59,6 +73,8 @@ class AccessControl:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.required:
             set_current(ANONYMOUS)
+            if scope["type"] == "http" and header(scope, b"authorization"):
+                send = _saying_token_ignored(send)
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]

@@ -67,6 +67,7 @@ class Api:
         }
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
+        self._token_sent = bool(token)
         self._connection: http.client.HTTPConnection | None = None
 
     def call(self, method: str, request: Message, response_type: type[M], service: str = SERVICE) -> M:
@@ -94,6 +95,8 @@ class Api:
                 "%s %s: HTTP %d, %d bytes in %.1f ms",
                 method, self.address, reply.status, len(data), (time.perf_counter() - started) * 1000,
             )  # fmt: skip
+            if self._token_sent and reply.getheader("Task-Token-Ignored"):
+                _warn_token_ignored(self.address)
             if reply.status == 200:
                 response = response_type()
                 try:
@@ -114,6 +117,21 @@ class Api:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+_warned: set[str] = set()  # the servers this command was told about, to say so once
+
+
+def _warn_token_ignored(address: str) -> None:
+    """The server did not check the token sent: its auth is off. Once per command, on stderr."""
+    if address in _warned:
+        return
+    _warned.add(address)
+    click.echo(
+        f"Warning: the server at {address} runs with auth off: the token (--token or TASK_SERVICE_TOKEN) "
+        "was not checked",
+        err=True,
+    )
 
 
 def _error(status: int, body: bytes) -> ApiError:

@@ -99,15 +99,20 @@ def global_given(ctx: click.Context, name: str) -> bool:
 class Command(click.Command):
     """A leaf command: takes the global flags too, and sets up logging before it runs."""
 
-    def __init__(self, *args: Any, structured_logs: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, structured_logs: bool = False, default_log_level: str = "error", **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.params.extend(_global_options())
         # Commands that run the server or workers log through structlog (logs.configure); the others
         # through the standard library only, which starts much faster.
         self.structured_logs = structured_logs
+        # A long-running process may say more than a client command by default (`serve`: info).
+        self.default_log_level = default_log_level
 
     def invoke(self, ctx: click.Context) -> Any:
-        level = global_value(ctx, "log_level")
+        given = global_given(ctx, "log_level")
+        level = global_value(ctx, "log_level") if given else self.default_log_level
         if self.structured_logs:
             from taskservice import logs
 

@@ -20,12 +20,13 @@ import click
 from taskservice.cli.escape import UNSAFE, json_escapes, literal
 
 if TYPE_CHECKING:
-    from google.protobuf.descriptor import Descriptor
+    from google.protobuf.descriptor import Descriptor, FieldDescriptor
     from google.protobuf.message import Message
     from rich.console import Console
     from rich.text import Text
 
 FORMATS = ("table", "wide", "json", "yaml")
+FLEXIBLE_MIN = 12  # a cut column (name, worker) keeps this many characters at least, if it can
 
 output_option = click.option(
     "--output",
@@ -54,11 +55,24 @@ EXACT = {"status": "exactStatus", "statusCounts": "exactStatusCounts"}
 def as_data(message: Message) -> dict[str, Any]:
     """A message as the API's JSON shows it (lowerCamelCase, enum names, every field), its keys in the
     order of the message's fields and map keys sorted, so the same message always prints the same;
-    statuses exact."""
+    statuses exact; 64-bit integers as numbers (proto3 JSON writes them as strings, so `total` was a
+    string in `task list` and a number in `task status`)."""
     from google.protobuf import json_format
 
     data: dict[str, Any] = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
     return _in_field_order(data, message.DESCRIPTOR)
+
+
+_INT64_TYPES = frozenset({3, 4, 6, 16, 18})  # FieldDescriptor.TYPE_INT64, UINT64, FIXED64, SFIXED64, SINT64
+
+
+def _number(field: FieldDescriptor | Any, value: Any) -> Any:
+    """`value` of `field`, a 64-bit integer (or a list of them) as a number rather than a string."""
+    if field.type not in _INT64_TYPES:
+        return value
+    if isinstance(value, list):
+        return [int(item) for item in value]
+    return int(value) if isinstance(value, str) else value
 
 
 def _in_field_order(data: dict[str, Any], descriptor: Descriptor | Any) -> dict[str, Any]:
@@ -72,15 +86,20 @@ def _in_field_order(data: dict[str, Any], descriptor: Descriptor | Any) -> dict[
         value = data[EXACT[field.json_name] if EXACT.get(field.json_name) in twins else field.json_name]
         kind = field.message_type
         if kind is not None and kind.GetOptions().map_entry:
-            value_kind = kind.fields_by_name["value"].message_type
+            value_field = kind.fields_by_name["value"]
+            value_kind = value_field.message_type
             value = {
-                key: _in_field_order(item, value_kind) if value_kind and isinstance(item, dict) else item
+                key: _in_field_order(item, value_kind)
+                if value_kind and isinstance(item, dict)
+                else _number(value_field, item)
                 for key, item in sorted(value.items())
             }
         elif kind is not None and isinstance(value, list):
             value = [_in_field_order(item, kind) if isinstance(item, dict) else item for item in value]
         elif kind is not None and isinstance(value, dict):
             value = _in_field_order(value, kind)
+        else:
+            value = _number(field, value)
         ordered[field.json_name] = value
     return ordered
 
@@ -168,8 +187,8 @@ def table(
 ) -> None:
     """Print a table that fits the terminal. Columns in `flexible` are cut with an ellipsis where they do
     not fit on a terminal: each but the last at a quarter of the width at most, the last taking what is
-    left. Those
-    in `wrap` wrap onto more lines. The others (ids, statuses, ages) are never cut."""
+    left. Those in `wrap` wrap onto more lines. The others (ids, statuses, ages) are never cut: when
+    they alone overflow the terminal, nothing is cut and the terminal wraps the lines."""
     from rich import box
     from rich.cells import cell_len
     from rich.table import Table
@@ -179,14 +198,36 @@ def table(
         [cell(value, cut=name in flexible) for name, value in zip(columns, row, strict=True)] for row in rows
     ]
     view = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", show_edge=False, pad_edge=False)
-    for index, name in enumerate(columns):
-        natural = max([cell_len(name), *(row[index].cell_len for row in cells)])
-        if name in wrap or (flexible and name == flexible[-1]):
+    naturals = {
+        name: max([cell_len(name), *(row[i].cell_len for row in cells)]) for i, name in enumerate(columns)
+    }
+    last = [name for name in columns if name in wrap or (flexible and name == flexible[-1])]
+    cut_to = {name: naturals[name] for name in columns if name not in flexible or name in last}
+
+    def fits(share: int) -> bool:
+        """Whether the table fits the terminal with each cut column but the last `share` wide at most."""
+        for name in flexible:
+            if name not in last:
+                cut_to[name] = min(naturals[name], share)
+        fixed = sum(width for name, width in cut_to.items() if name not in last)
+        return (
+            3 * (len(columns) - 1) + fixed + sum(min(naturals[n], cell_len(n)) for n in last) <= console.width
+        )
+
+    # Piped, nothing is cut at a guessed width. Nor when the columns never cut (ids, statuses, times) do
+    # not fit the terminal (`-o wide` at 80 columns): rich would shrink every column, ids too; whole
+    # lines, which the terminal wraps, keep the promise.
+    shares = (max(FLEXIBLE_MIN, console.width // 4), FLEXIBLE_MIN, FLEXIBLE_MIN // 2)
+    cut = console.is_terminal and any(fits(share) for share in shares)
+    if not cut:
+        console.width = max(console.width, 3 * (len(columns) - 1) + sum(naturals.values()))
+    for name in columns:
+        if name in last:
             view.add_column(name, overflow="fold")  # takes what the others leave
-        elif name in flexible and console.is_terminal:  # piped, nothing is cut at a guessed width
-            view.add_column(name, width=min(natural, max(12, console.width // 4)), no_wrap=True)
+        elif name in flexible and cut:
+            view.add_column(name, width=cut_to[name], no_wrap=True)
         else:
-            view.add_column(name, width=natural, no_wrap=True)
+            view.add_column(name, width=naturals[name], no_wrap=True)
     for row in cells:
         view.add_row(*row)
     _print(view, console)

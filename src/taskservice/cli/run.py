@@ -32,7 +32,7 @@ def run_async(coroutine: Any) -> Any:
     return uvloop.run(coroutine)
 
 
-@click.command(cls=Command, structured_logs=True)
+@click.command(cls=Command, structured_logs=True, default_log_level="info")
 @click.option(
     "--concurrency",
     "-c",
@@ -91,12 +91,10 @@ def serve(
 
 @click.group(cls=Group)
 def db() -> None:
-    """The database schema."""
+    """The database: its URL (`db url`) and its schema (`db upgrade`)."""
 
 
-@db.command(structured_logs=True)
-def upgrade() -> None:
-    """Apply every pending migration (safe to run at any time, from several processes)."""
+def _upgrade() -> None:
     from taskservice.db import migrate
     from taskservice.store.databases import database_url
 
@@ -108,6 +106,50 @@ def upgrade() -> None:
         click.echo(f"database is up to date (revision {after})")
     else:
         click.echo(f"database upgraded from {before or 'empty'} to {after}")
+
+
+@db.command(structured_logs=True)
+def upgrade() -> None:
+    """Apply every pending migration to DATABASE_URL, else the embedded PostgreSQL.
+
+    Safe to run at any time, from several processes; the server and workers also do it at start.
+    """
+    _upgrade()
+
+
+@click.command(cls=Command, structured_logs=True)
+def migrate() -> None:
+    """Create or upgrade the schema of DATABASE_URL, else the embedded PostgreSQL.
+
+    The same as `db upgrade`. Run it before your own code enqueues tasks (taskservice.enqueue) on a
+    database no server or worker has started on yet.
+    """
+    _upgrade()
+
+
+@db.command(structured_logs=True)
+def url() -> None:
+    """Print the database URL the server and workers use (DATABASE_URL, else the embedded one's).
+
+    For your own code and tools: psycopg, asyncpg and psql take it as printed; SQLAlchemy wants its
+    driver in the scheme (postgresql+psycopg://..., postgresql+asyncpg://...). The embedded
+    PostgreSQL listens on a local socket of this machine, while `task-cli up` (or a server or worker
+    using it) runs.
+    """
+    from taskservice.db import embedded
+    from taskservice.store.databases import database_url
+
+    settings = load_settings_or_exit()
+    configured = settings.configured_database_url
+    if configured:
+        click.echo(configured)
+        return
+    if embedded.running_pid(settings.embedded_data_dir) is None:
+        raise click.ClickException(
+            f"the embedded PostgreSQL ({settings.embedded_data_dir}) is not running: it runs while "
+            "`task-cli up`, or a server or worker using it, does; start one and ask again"
+        )
+    click.echo(embedded.client_url(database_url(settings)))
 
 
 @click.command(cls=Command, structured_logs=True)

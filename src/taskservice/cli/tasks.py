@@ -236,6 +236,15 @@ add_alias(task, "get", "g", "show")
 # -- list ------------------------------------------------------------------------------------------
 
 
+def page_title(offset: int, shown: int, total: int) -> str:
+    """The line above a page of tasks: which rows it shows of how many, or why it shows none."""
+    if total == 0:
+        return "No tasks"
+    if shown == 0:
+        return f"No tasks from {offset + 1} on ({total} in all)"
+    return f"Tasks {offset + 1}-{offset + shown} of {total}"
+
+
 @task.command(name="list")
 @output_option
 @click.option("--pageNumber", "-n", "page_number", type=click.IntRange(min=1), default=1, show_default=True)
@@ -275,8 +284,10 @@ def list_tasks(
     if is_machine(output):
         emit_data(as_data(found), output)
         return
-    first = request.offset + 1 if found.tasks else 0
-    title = f"Tasks {first}-{request.offset + len(found.tasks)} of {found.total}"
+    title = page_title(request.offset, len(found.tasks), found.total)
+    if not found.tasks:
+        click.echo(title)
+        return
     if output == "wide":
         wide = ("ID", "NAME", "TYPE", "STATUS", "RETRIES", "ATTEMPTS", "PRIORITY", "CREATED", "UPDATED",
                 "WORKER", "DESCRIPTION")  # fmt: skip
@@ -382,6 +393,14 @@ def retry(ctx: click.Context, task_id: int, reason: str, output: str) -> None:
     _change(ctx, task_id, reason, output, cancel=False)
 
 
+def duration(execution: pb.TaskExecution) -> str:
+    """How long an attempt took; `running` for one still running (its recorded duration is 0 until it
+    ends, and this machine's clock is not the server's)."""
+    if not execution.finished_at:
+        return "running"
+    return f"{execution.duration_seconds:.3f}s"
+
+
 @task.command()
 @_id_option
 @click.option(
@@ -402,15 +421,13 @@ def attempts(ctx: click.Context, task_id: int, attempt: int | None, output: str)
         return
     if output == "wide":
         rows = [
-            (e.attempt, e.worker_id, e.started_at, e.finished_at, f"{e.duration_seconds:.3f}s", e.outcome,
-             e.error)
+            (e.attempt, e.worker_id, e.started_at, e.finished_at, duration(e), e.outcome, e.error)
             for e in found.executions
         ]  # fmt: skip
         columns = ("ATTEMPT", "WORKER", "STARTED", "FINISHED", "DURATION", "OUTCOME", "ERROR")
         table(columns, rows, wrap=("ERROR",))
         return
     short_rows = [
-        (e.attempt, e.worker_id, age(e.started_at), f"{e.duration_seconds:.3f}s", e.outcome, e.error)
-        for e in found.executions
+        (e.attempt, e.worker_id, age(e.started_at), duration(e), e.outcome, e.error) for e in found.executions
     ]
     table(("ATTEMPT", "WORKER", "AGE", "DURATION", "OUTCOME", "ERROR"), short_rows, wrap=("ERROR",))

@@ -62,7 +62,7 @@ def _running_tasks(address: str) -> int | None:
         client.close()
 
 
-def _banner(address: str, workers: int, per_worker: int, embedded: bool, data_dir: Path) -> str:
+def _banner(address: str, workers: int, per_worker: int, embedded: bool, data_dir: Path, url: str) -> str:
     cli = task_cli_command()
     flag = "" if address == DEFAULT_ADDRESS else f" --address {address}"
     if embedded:
@@ -81,7 +81,9 @@ def _banner(address: str, workers: int, per_worker: int, embedded: bool, data_di
         f"  API        {address}/cloud.v1.TaskManagementService/<Method>\n"
         f"  Metrics    {address}/metrics\n"
         f"  Workers    {workers} process(es), {per_worker} tasks each\n"
-        f"  Database   {database}\n\n"
+        f"  Database   {database}\n"
+        f"             {url}\n"
+        f"             (for your code and tools, on this machine: `task-cli db url` prints it)\n\n"
         f"Try, in another terminal:\n"
         f"  {cli}{flag} end2end\n"
         f"  {cli}{flag} task list\n"
@@ -103,6 +105,14 @@ def _agents_elsewhere(cli: str, address: str) -> str:
         "and on each machine run:\n"
         f"  task-cli --address http://<this machine>:{port} --token <agent token> serve"
     )
+
+
+def _shown_url(url: str, embedded: bool) -> str:
+    """The database URL the banner shows: the embedded one's as `db url` prints it, else no password."""
+    from taskservice.db.connect import without_password
+    from taskservice.db.embedded import client_url
+
+    return client_url(url) if embedded else without_password(url)
 
 
 @click.command(cls=Command, structured_logs=True)
@@ -155,7 +165,8 @@ def up(ctx: click.Context, workers: int, concurrency: int | None, host: str | No
         per_worker = concurrency or settings.worker_count or 10
         worker_args = ["--log-level", level, "serve", "--concurrency", str(per_worker)]
         children += [_spawn(worker_args, env) for _ in range(workers)]
-        click.echo(_banner(address, workers, per_worker, embedded, settings.embedded_data_dir))
+        shown = _shown_url(url, embedded)
+        click.echo(_banner(address, workers, per_worker, embedded, settings.embedded_data_dir, shown))
         while not stopping:
             gone = [child for child in children if child.poll() is not None]
             if gone:

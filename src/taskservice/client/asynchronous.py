@@ -35,6 +35,7 @@ class AsyncClient:
     ) -> None:
         self.address, self.timeout, self.retry = address.rstrip("/"), timeout, retry
         self._token = token
+        self._token_warned = False
         self._headers = wire.headers(wire.UNARY_HEADERS, token, timeout)
         self._unary = transport.AsyncTransport(
             transport.Address(address), timeout, self._headers, tls, max_connections=max_connections
@@ -75,6 +76,9 @@ class AsyncClient:
 
     async def _send(self, call: calls.Call[Any], body: bytes) -> Any:
         status, data = await self._unary.post(wire.SERVICE_PATH + call.method, body)
+        if self._unary.token_ignored and not self._token_warned:
+            self._token_warned = True
+            wire.warn_token_ignored(self.address)
         if status != 200:
             raise wire.error(status, data)
         return call.answer.FromString(data)

@@ -41,6 +41,7 @@ class Client:
     ) -> None:
         self.address, self.timeout, self.retry = address.rstrip("/"), timeout, retry
         self._token = token
+        self._token_warned = False
         self._headers = wire.headers(wire.UNARY_HEADERS, token, timeout)
         self._unary = transport.SyncTransport(transport.Address(address), timeout, self._headers, tls)
         # The event streams only (long-lived, few): unary calls take the leaner transport.
@@ -79,6 +80,9 @@ class Client:
 
     def _send(self, call: calls.Call[Any], body: bytes) -> Any:
         status, data = self._unary.post(wire.SERVICE_PATH + call.method, body)
+        if self._unary.token_ignored and not self._token_warned:
+            self._token_warned = True
+            wire.warn_token_ignored(self.address)
         if status != 200:
             raise wire.error(status, data)
         return call.answer.FromString(data)

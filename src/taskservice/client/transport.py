@@ -51,13 +51,18 @@ def _request(prefix: bytes, path: str, head: bytes, body: bytes) -> bytes:
     )
 
 
-def _answer_head(head: bytes) -> tuple[int, int | None, bool, bool]:
-    """(status, Content-Length or None, chunked, keep-alive) of an answer's status line and headers."""
+# A server with auth off says so when it was sent a token it did not check (api/access.py).
+TOKEN_IGNORED = b"task-token-ignored"
+
+
+def _answer_head(head: bytes) -> tuple[int, int | None, bool, bool, bool]:
+    """(status, Content-Length or None, chunked, keep-alive, token ignored) of an answer's status line
+    and headers."""
     status_line, *lines = head[:-4].split(b"\r\n")
     parts = status_line.split(b" ", 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
         raise ValueError(f"not an HTTP/1.1 answer: {status_line[:80]!r}")
-    length, chunked, keep = None, False, parts[0] == b"HTTP/1.1"
+    length, chunked, keep, ignored = None, False, parts[0] == b"HTTP/1.1", False
     for line in lines:
         name, _, value = line.partition(b":")
         name, value = name.strip().lower(), value.strip().lower()
@@ -67,7 +72,9 @@ def _answer_head(head: bytes) -> tuple[int, int | None, bool, bool]:
             chunked = b"chunked" in value
         elif name == b"connection":
             keep = value != b"close"
-    return int(parts[1]), length, chunked, keep
+        elif name == TOKEN_IGNORED:
+            ignored = True
+    return int(parts[1]), length, chunked, keep, ignored
 
 
 def _too_large(size: int, max_bytes: int) -> None:
@@ -142,6 +149,7 @@ class SyncTransport:
         self._head, self._prefix = _head(address, headers), address.prefix.encode()
         self._idle: list[_Socket] = []
         self._lock = threading.Lock()
+        self.token_ignored = False  # the server said it did not check the token sent
 
     def _take(self) -> tuple[_Socket, bool]:
         with self._lock:
@@ -190,7 +198,9 @@ class SyncTransport:
         raise AssertionError("unreachable")
 
     def _read(self, connection: _Socket) -> tuple[int, bytes, bool]:
-        status, length, chunked, keep = _answer_head(connection.until(b"\r\n\r\n", 65536))
+        status, length, chunked, keep, ignored = _answer_head(connection.until(b"\r\n\r\n", 65536))
+        if ignored:
+            self.token_ignored = True
         if chunked:
             chunks, size = [], 0
             while chunk := int(connection.until(b"\r\n", 4096).split(b";", 1)[0], 16):
@@ -241,6 +251,7 @@ class AsyncTransport:
         self._tls = tls if tls is not None else (ssl.create_default_context() if address.tls else None)
         self._idle: list[_Connection] = []
         self._slots = asyncio.Semaphore(max_connections)
+        self.token_ignored = False  # the server said it did not check the token sent
 
     async def _take(self) -> tuple[_Connection, bool]:
         while self._idle:
@@ -289,7 +300,9 @@ class AsyncTransport:
         raise AssertionError("unreachable")
 
     async def _read(self, reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
-        status, length, chunked, keep = _answer_head(await reader.readuntil(b"\r\n\r\n"))
+        status, length, chunked, keep, ignored = _answer_head(await reader.readuntil(b"\r\n\r\n"))
+        if ignored:
+            self.token_ignored = True
         if chunked:
             chunks, size = [], 0
             while chunk := int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16):

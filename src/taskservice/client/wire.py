@@ -39,6 +39,18 @@ def headers(base: dict[str, str], token: str, timeout: float | None) -> dict[str
     return result
 
 
+def warn_token_ignored(address: str) -> None:
+    """Tell the user, once per client, that the server at `address` did not check their token."""
+    import warnings
+
+    warnings.warn(
+        f"the server at {address} runs with auth off (AUTH_REQUIRED=false): the token this client "
+        "sends is not checked there",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
 def error(status: int, body: bytes) -> TaskServiceError:
     """The exception of a non-200 answer: its Connect error, or the HTTP status's code."""
     try:

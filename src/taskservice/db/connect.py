@@ -30,6 +30,19 @@ def with_user(url: str, user: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}@{host_port}", query=query))
 
 
+def without_password(url: str) -> str:
+    """`url` fit for a log line or a banner: its password, in the authority or the query, as `***`."""
+    parts = urlsplit(url)
+    userinfo, at, host_port = parts.netloc.rpartition("@")
+    if at and ":" in userinfo and userinfo.partition(":")[2]:
+        parts = parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{host_port}")
+    options = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key == "password" for key, _ in options):
+        query = urlencode([(key, "***" if key == "password" else value) for key, value in options], safe="/*")
+        parts = parts._replace(query=query)
+    return urlunsplit(parts)
+
+
 _JSONB_VERSION = b"\x01"  # jsonb's binary format: a version byte, then the JSON text
 
 

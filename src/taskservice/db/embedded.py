@@ -75,6 +75,15 @@ def server_url(data_dir: Path) -> str:
     return _urls[data_dir]
 
 
+def client_url(url: str) -> str:
+    """The embedded server's URL as a user's code and tools take it: `postgresql://postgres@/DB?host=DIR`.
+
+    The package writes an empty password (`postgres:@`), which some URL parsers take for a password to
+    send; the server trusts its local socket, so none is needed.
+    """
+    return url.replace("://postgres:@/", "://postgres@/", 1)
+
+
 def _leave(data_dir: Path) -> None:
     PostgresServer, _ = _library()
     with PostgresServer._lock:

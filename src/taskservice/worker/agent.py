@@ -106,6 +106,8 @@ class AgentLink:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.agent_id = agent_id
+        # With a token, look once for the server saying it did not check it (auth off: api/access.py).
+        self._token_unconfirmed = bool(token)
         self.client = httpx.AsyncClient(base_url=address.rstrip("/"), headers=headers, timeout=timeout)
         self.on_work: Callable[[], None] = lambda: None
         self.held: Callable[[], Iterable[int]] = list
@@ -127,6 +129,12 @@ class AgentLink:
             )
         except httpx.TransportError as error:
             raise Unavailable(f"{method}: {error!r}") from None
+        if self._token_unconfirmed:
+            self._token_unconfirmed = False
+            if "task-token-ignored" in reply.headers:
+                log.warning(
+                    f"the server at {self.client.base_url} runs with auth off: the token was not checked"
+                )
         if reply.status_code != 200:
             raise _http_error(reply.status_code, reply.content)
         response = response_type()

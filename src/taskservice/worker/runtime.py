@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,8 +169,11 @@ class Worker:
         settings: Settings | None = None,
         helpers: Sequence[Helper] = (),
         kind: str = "worker",
+        source: Mapping[str, str] | None = None,
     ) -> None:
         self.store, self.registry, self.options, self.kind = store, registry, options, kind
+        # Where the work comes from, for the start line: the database (no password) or the server.
+        self.source = dict(source or {})
         self.id = worker_id or new_worker_id()
         # What plugins get in their context: the settings this worker was started with.
         self.settings = settings or get_settings()
@@ -243,7 +246,11 @@ class Worker:
             self.id, socket.gethostname(), os.getpid(), opts.concurrency, takes, self.kind
         )
         log.info(
-            f"{self.kind} started", worker_id=self.id, concurrency=opts.concurrency, types=opts.task_types
+            f"{self.kind} started",
+            worker_id=self.id,
+            **self.source,
+            runs=", ".join(takes) or "no task type",
+            concurrency=opts.concurrency,
         )
         quit_ = asyncio.Event()
         waiters = [

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import signal
+import sys
+import traceback
 from collections.abc import Sequence
+
+import structlog
 
 from taskservice.config import Settings
 from taskservice.model import RetryPolicy
@@ -15,6 +20,8 @@ from taskservice.store import RetentionPolicy, Store, TaskDefaults
 from taskservice.worker.agent import AgentLink
 from taskservice.worker.retention import RetentionJob
 from taskservice.worker.runtime import Worker, WorkerOptions, new_worker_id
+
+log = structlog.get_logger(__name__)
 
 
 def worker_options(settings: Settings, concurrency: int | None, task_types: Sequence[str]) -> WorkerOptions:
@@ -44,13 +51,41 @@ class TaskModuleError(Exception):
 
 
 def import_task_modules(names: Sequence[str]) -> None:
-    """Import the modules that declare task types (@task registers them as they are imported)."""
+    """Import the modules that declare task types (@task registers them as they are imported).
+
+    From the current directory first, as `python -m`, Celery and procrastinate do: `task-cli serve
+    --import myapp.tasks` run in the application's directory finds `myapp` without an install.
+    """
+    if not names:
+        return
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
     for name in names:
         try:
             importlib.import_module(name)
         except Exception as error:  # an ImportError, or whatever the module raised as it ran
-            problem = f"{type(error).__name__}: {error}"
-            raise TaskModuleError(f"cannot import task module {name!r}: {problem}") from error
+            raise TaskModuleError(_import_problem(name, error, here)) from error
+
+
+def _import_problem(name: str, error: Exception, here: str) -> str:
+    """What went wrong importing task module `name`, and what to check."""
+    missing = getattr(error, "name", None) if isinstance(error, ModuleNotFoundError) else None
+    if missing and (name == missing or name.startswith(f"{missing}.")):
+        return (
+            f"cannot import task module {name!r}: there is no module {missing!r} in the current directory "
+            f"({here}) or among the installed packages; run task-cli from the directory that holds "
+            f"{missing.split('.')[0]}/ (or {missing.split('.')[0]}.py), install your package, or add its "
+            "directory to PYTHONPATH"
+        )
+    where = ""
+    frames = traceback.extract_tb(error.__traceback__)
+    if frames:
+        where = f" at {frames[-1].filename}:{frames[-1].lineno}"
+    return (
+        f"cannot import task module {name!r}: it raised {type(error).__name__}: {error}{where} "
+        "(the module runs as the worker starts: check that code, and the packages it imports)"
+    )
 
 
 def task_defaults(settings: Settings) -> TaskDefaults:
@@ -69,18 +104,22 @@ async def serve(
     TASK_MODULES and `modules` besides the installed ones."""
     import_task_modules([*settings.task_module_names, *modules])
     # Here, not above: an agent (serve_agent) never loads the database layer or the migrations.
-    from taskservice.db import migrate
-    from taskservice.db.connect import create_pool
+    from taskservice.db import embedded, migrate
+    from taskservice.db.connect import create_pool, without_password
     from taskservice.store.databases import database_url
 
     url = database_url(settings)
+    shown = without_password(url) if settings.configured_database_url else embedded.client_url(url)
     await asyncio.to_thread(migrate.upgrade, url)
     pool = await create_pool(url, max_size=min(settings.db_pool_max_conns, 10))
     try:
         store = Store(pool, task_defaults(settings))
         options = worker_options(settings, concurrency, task_types)
         helpers = [retention_job(settings, store)]
-        worker = Worker(store, url, registry or Registry(), options, settings=settings, helpers=helpers)
+        worker = Worker(
+            store, url, registry or Registry(), options,
+            settings=settings, helpers=helpers, source={"database": shown},
+        )  # fmt: skip
         await run_until_signalled(worker)
     finally:
         await pool.close()
@@ -104,7 +143,7 @@ async def serve_agent(
     options = worker_options(settings, concurrency, task_types)
     worker = Worker(
         link, None, registry or Registry(), options, link.agent_id,
-        settings=settings, helpers=[link.stream], kind="agent",
+        settings=settings, helpers=[link.stream], kind="agent", source={"server": address},
     )  # fmt: skip
     link.on_work, link.held = worker.work_arrived, worker.held
     try:
@@ -118,12 +157,16 @@ async def run_until_signalled(worker: Worker) -> None:
     when one of its helpers died and it stopped because of that."""
     stop = asyncio.Event()
 
-    def on_signal() -> None:
+    def on_signal(signum: signal.Signals) -> None:
         if stop.is_set():
+            log.info(f"{worker.kind} stopping now: {signum.name} again; running tasks go back to the queue")
             worker.stop_now()
+        else:
+            grace = worker.options.shutdown_grace
+            log.info(f"{worker.kind} stopping: {signum.name}; running tasks get {grace:g} s to finish")
         stop.set()
 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal)
+        loop.add_signal_handler(signum, on_signal, signum)
     await worker.run(stop)

@@ -1,0 +1,141 @@
+"""What `task-cli serve` says: what it is, what it runs, where it connects, when it stops; one format."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from agents import AgentProcess, agent_env
+from conftest import ServerProcess, eventually, subprocess_env
+from taskservice.config import Settings
+from taskservice.model import NewTask, Status
+from taskservice.store import Store
+
+pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+
+# structlog's console lines: an ISO time in UTC, the level in brackets, the event.
+LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z \[(debug|info|warning|error) *\] \S")
+# What HTTP and event-loop libraries say about their internals at debug.
+INTERNALS = ("httpx", "httpcore", "h11", "asyncio", "Using selector", "connect_tcp", "send_request_headers")
+
+
+@pytest.fixture
+def server(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server that runs no task itself: the agent runs them."""
+    process = ServerProcess(settings, tmp_path / "server.log", WORKER_COUNT="0")
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
+def _with_password(url: str, password: str) -> str:
+    """`url` with a password (the test servers trust their clients: it is sent and not needed)."""
+    parts = urlsplit(url)
+    user = parts.netloc.rpartition("@")[0].partition(":")[0] or "postgres"
+    return urlunsplit(parts._replace(netloc=f"{user}:{password}@{parts.netloc.rpartition('@')[2]}"))
+
+
+async def _runs_one_task(store: Store) -> None:
+    task_id, _ = await store.create_task(NewTask("logged", "sleep", {"seconds": "0"}))
+
+    async def done() -> bool:
+        return (await store.get_task(task_id)).status == Status.SUCCEEDED
+
+    await eventually(done, timeout=60)
+
+
+def _lines(process: AgentProcess) -> list[str]:
+    text = process.log()
+    lines = text.splitlines()
+    assert lines, text
+    assert all(LINE.match(line) for line in lines), text  # one format: structlog's and stdlib's alike
+    for internal in INTERNALS:
+        assert internal not in text, text
+    return lines
+
+
+@pytest.mark.parametrize("level", ["default", "debug"])
+async def test_a_worker_says_what_it_is_runs_and_connects_to(
+    store: Store, settings: Settings, tmp_path: Path, level: str
+) -> None:
+    url = _with_password(settings.database_url, "s3cret-pw")
+    flags = [] if level == "default" else ["--log-level", "debug"]
+    worker = AgentProcess(
+        [sys.executable, "-m", "taskservice.cli", "serve", "-c", "3", *flags],
+        subprocess_env(settings, DATABASE_URL=url),
+        tmp_path / "worker.log",
+    )
+    try:
+        await _runs_one_task(store)
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.log()
+    lines = _lines(worker)
+    [started] = [line for line in lines if "worker started" in line]
+    assert re.search("database='?" + re.escape(url.replace(":s3cret-pw@", ":***@")), started), started
+    assert "s3cret-pw" not in worker.log()
+    assert "runs='run_query, send_email, sleep'" in started
+    assert "concurrency=3" in started
+    assert any("worker stopping: SIGTERM" in line for line in lines)
+    assert "worker stopped" in lines[-1]
+    debug = [line for line in lines if "[debug" in line]
+    if level == "default":
+        assert debug == []
+        assert len(lines) == 3, lines  # started, stopping, stopped: no line per task
+    else:
+        assert any("task started" in line for line in debug), lines
+
+
+@pytest.mark.parametrize("level", ["default", "debug"])
+async def test_an_agent_says_what_it_is_runs_and_connects_to(
+    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path, level: str
+) -> None:
+    flags = [] if level == "default" else ["--log-level", "debug"]
+    agent = AgentProcess(
+        [sys.executable, "-m", "taskservice.cli", "--address", server.url, "serve", "-t", "sleep", *flags],
+        agent_env(settings),
+        tmp_path / "agent.log",
+    )
+    try:
+        await _runs_one_task(store)
+    finally:
+        code = agent.stop()
+    assert code == 0, agent.log()
+    lines = _lines(agent)
+    [started] = [line for line in lines if "agent started" in line]
+    assert f"server={server.url}" in started
+    assert "runs=sleep" in started
+    assert "database" not in started
+    assert any("agent stopping: SIGTERM" in line for line in lines)
+    assert "agent stopped" in lines[-1]
+    if level == "debug":
+        assert any("[debug" in line and "task started" in line for line in lines), lines
+    else:
+        assert not any("[debug" in line for line in lines), lines
+
+
+async def test_an_agent_whose_token_is_not_checked_says_so_once(
+    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    agent = AgentProcess(
+        [sys.executable, "-m", "taskservice.cli", "--address", server.url, "--token", "tsk_x", "serve"],
+        agent_env(settings),
+        tmp_path / "agent.log",
+    )
+    try:
+        await _runs_one_task(store)
+        await _runs_one_task(store)
+    finally:
+        code = agent.stop()
+    assert code == 0, agent.log()
+    told = [line for line in _lines(agent) if "the token was not checked" in line]
+    assert len(told) == 1, agent.log()
+    assert f"the server at {server.url} runs with auth off" in told[0]
+    assert "[warning" in told[0]
