@@ -16,7 +16,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable
-from dataclasses import replace
 
 import structlog
 
@@ -225,6 +224,6 @@ class Dispatcher:
                 orphans.append(claim)  # its stream ended while we claimed
                 continue
             session.outstanding.add(claim.execution_id)
-            session.inbox.put_nowait(replace(claim, lease_until=lease_until))
+            session.inbox.put_nowait(Claim(claim.task, claim.execution_id, lease_until))
         if orphans:
             await self.store.finish([model.put_back(c.task, c.execution_id) for c in orphans])
