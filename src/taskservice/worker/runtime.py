@@ -244,8 +244,8 @@ class Worker:
             running, signal = self._running.get(execution_id), self._signals.get(execution_id)
             # One not started yet sees it as it starts (cancelling it first would skip _finished).
             if running is not None and signal is not None:
-                log.warning("the attempt's lease ran out (was this worker paused?); stopping it",
-                            execution_id=execution_id)  # fmt: skip
+                message = "the attempt's lease ran out (was this worker paused?); stopping it"
+                log.warning(message, execution_id=execution_id)
                 signal.set("the attempt's lease ran out on this worker's clock")
                 running.cancel()
 
