@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from conftest import eventually
+from conftest import ServerProcess, eventually
 from taskservice.api import convert
 from taskservice.config import Settings
 from taskservice.gen.cloud.v1 import task_pb2 as pb
@@ -18,12 +18,15 @@ from taskservice.model import NewTask, Outcome, Status, Task
 from taskservice.plugins.context import Cancelled, CancelSignal, Lease, NotCurrent, TaskContext
 from taskservice.plugins.email import SendEmail
 from taskservice.store import Claim, Store
-from taskservice.worker.agent import LEASE_MARGIN_SECONDS, claim_of
+from taskservice.worker.agent import LEASE_MARGIN_SECONDS, AgentLink, claim_of
 from taskservice.worker.leases import LeaseBook
+from taskservice.worker.runtime import Worker, new_worker_id
+from taskservice.worker.serve import worker_options
+from test_agents import server
 from test_plugins import SMTPServer, _smtp_settings, smtp_server
 from test_worker import registry_with, running_worker, status_is
 
-__all__ = ["smtp_server"]  # a fixture, used by name
+__all__ = ["server", "smtp_server"]  # fixtures, used by name
 
 
 class Clock:
@@ -206,3 +209,33 @@ async def test_a_heartbeat_stops_an_attempt_whose_lease_ran_out_before_extending
         assert worker._held_now() == []
         assert worker._leases.ran_out == {execution_id}
         await _acts_once_in_attempt_2(store, task_id, acting)
+
+
+async def test_an_agent_whose_lease_ran_out_puts_the_task_back_through_the_server(
+    server: ServerProcess, store: Store, settings: Settings
+) -> None:
+    """The same with an agent: its lease counts from the assignment, and its report of a lost lease
+    is taken by the server (ReportOutcomes accepts the outcome `lost`)."""
+    clock, acting = Clock(), Acting()
+    task_id, _ = await store.create_task(NewTask("once", "act", max_retries=0))
+    link = AgentLink(server.url, "", new_worker_id(), clock=clock)
+    agent = Worker(
+        link, None, registry_with(act=acting.run), worker_options(settings, 2, ()), link.agent_id,
+        settings=settings, helpers=[link.stream], kind="agent", clock=clock,
+    )  # fmt: skip
+    link.on_work, link.held = agent.work_arrived, agent.held
+    stop = asyncio.Event()
+    run = asyncio.create_task(agent.run(stop))
+    try:
+        await acting.has_started(1)
+        [execution_id] = agent.held()
+        lease = agent._leases.get(execution_id)
+        assert lease is not None
+        # Counted from when it arrived, less the margin: at most a lease from now.
+        assert clock.now < lease.expires_at <= clock.now + settings.lease_seconds - LEASE_MARGIN_SECONDS
+        clock.now += settings.lease_seconds
+        await _acts_once_in_attempt_2(store, task_id, acting)
+    finally:
+        stop.set()
+        await asyncio.wait_for(run, 30)
+        await link.close()
