@@ -211,6 +211,44 @@ async def test_a_heartbeat_stops_an_attempt_whose_lease_ran_out_before_extending
         await _acts_once_in_attempt_2(store, task_id, acting)
 
 
+async def test_an_attempt_that_ended_before_its_lease_ran_out_keeps_its_outcome(
+    store: Store, settings: Settings
+) -> None:
+    """The plugin's thread ends within the lease; the worker is paused before it takes the result
+    and finds the lease run out on waking: what the plugin did stands (it is not run again)."""
+    clock, loop = Clock(), asyncio.get_running_loop()
+    acted: list[int] = []
+    workers: list[Worker] = []
+
+    def act(parameters: dict[str, str], ctx: TaskContext) -> str:
+        ctx.ensure_current()
+        acted.append(ctx.attempt)
+        clock.now += settings.lease_seconds  # the pause, right after the plugin ended
+        thread = threading.current_thread()
+
+        def check_after_the_result_is_in() -> None:
+            # Once this thread is over, its result is queued on the loop: the worker's check comes
+            # after it, and before the attempt's turn to take it.
+            thread.join()
+            loop.call_soon(workers[0]._expire)
+
+        loop.call_soon_threadsafe(check_after_the_result_is_in)
+        return "done"
+
+    task_id, _ = await store.create_task(NewTask("once", "act", max_retries=0))
+    async with running_worker(store, settings, registry_with(act=act), clock) as worker:
+        workers.append(worker)
+        await worker._watch.stop()  # only the check above
+        await worker._heartbeat.stop()
+        await eventually(lambda: status_is(store, task_id, Status.SUCCEEDED, Status.RETRYING))
+        await eventually(lambda: asyncio.sleep(0, not worker._reporter.unwritten()))
+    assert acted == [1]
+    task = await store.get_task(task_id)
+    assert (task.status, task.attempts, task.lost_leases) == (Status.SUCCEEDED, 1, 0)
+    [attempt] = await store.executions(task_id)
+    assert (attempt.outcome, attempt.result) == (Outcome.SUCCEEDED, "done")
+
+
 async def test_an_agent_whose_lease_ran_out_puts_the_task_back_through_the_server(
     server: ServerProcess, store: Store, settings: Settings
 ) -> None:

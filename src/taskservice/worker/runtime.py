@@ -469,7 +469,19 @@ class Worker:
         arguments = (task.parameters, ctx) if self.registry.takes_context(task.type) else (task.parameters,)
         if is_async(plugin):
             return await plugin.run(*arguments)
-        return await run_in_thread(plugin.run, *arguments)
+        ended = run_in_thread(plugin.run, *arguments)
+        try:
+            return await ended
+        except asyncio.CancelledError:
+            if not ended.done() or ended.cancelled():
+                raise
+            # The plugin's thread had ended when the cancel came (the process was paused between
+            # its end and this turn, say): what it did stands, so its outcome is reported (fenced as
+            # ever) rather than lost, which would run the task, and its side effects, again.
+            current = asyncio.current_task()
+            assert current is not None
+            current.uncancel()
+            return ended.result()
 
     # -- shutdown ----------------------------------------------------------------------------
 
