@@ -175,7 +175,7 @@ async def _acts_once_in_attempt_2(store: Store, task_id: int, acting: Acting) ->
     await eventually(lambda: asyncio.sleep(0, len(acting.not_current) == 1))
     assert acting.acted == [2]
     assert acting.not_current == [
-        (1, "the attempt is no longer current: the attempt's lease ran out on this worker's clock")
+        (1, "the attempt is no longer current: its lease ran out on this worker's clock")
     ]
     task = await store.get_task(task_id)
     assert (task.retries, task.lost_leases, task.attempts) == (0, 1, 2)

@@ -246,7 +246,7 @@ class Worker:
             if running is not None and signal is not None:
                 message = "the attempt's lease ran out (was this worker paused?); stopping it"
                 log.warning(message, execution_id=execution_id)
-                signal.set("the attempt's lease ran out on this worker's clock")
+                signal.set("its lease ran out on this worker's clock")
                 running.cancel()
 
     def _lost(self, execution_ids: set[int]) -> None:
