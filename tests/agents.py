@@ -23,7 +23,8 @@ def agent_env(settings: Settings, gate_dir: Path | None = None, **extra: str) ->
 
 
 class AgentProcess:
-    """An agent process (`task-cli serve --address`, or the gated one) with its log in a file."""
+    """An agent process (`task-cli serve --address`, or the gated one; or the gated direct worker)
+    with its log in a file."""
 
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
@@ -38,6 +39,11 @@ class AgentProcess:
     @classmethod
     def gated(cls, address: str, env: dict[str, str], log_path: Path, token: str = "") -> AgentProcess:
         return cls([sys.executable, GATED_AGENT, address, *([token] if token else [])], env, log_path)
+
+    @classmethod
+    def gated_worker(cls, env: dict[str, str], log_path: Path) -> AgentProcess:
+        """A direct worker (PostgreSQL at DATABASE_URL) with the gated agent's task types."""
+        return cls([sys.executable, GATED_AGENT, "--worker"], env, log_path)
 
     @property
     def pid(self) -> int:

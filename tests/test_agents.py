@@ -240,8 +240,9 @@ async def test_a_paused_agent_cannot_report_and_its_plugin_is_cancelled_on_wakin
 async def test_a_paused_agent_s_running_plugin_is_cancelled_when_it_wakes(
     server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
 ) -> None:
-    """The gate of the paused agent is never opened: on waking its heartbeat is refused and the
-    plugin is cancelled at once, while the attempt that replaced it finishes elsewhere."""
+    """The gate of the paused agent is never opened: on waking it finds the lease ran out on its own
+    clock and cancels the plugin at once, before any heartbeat, while the attempt that replaced it
+    finishes elsewhere."""
     gates = tmp_path / "gates"
     gates.mkdir()
     task_id, _ = await store.create_task(NewTask("frozen", "gate", {"name": "frozen"}))
@@ -262,7 +263,9 @@ async def test_a_paused_agent_s_running_plugin_is_cancelled_when_it_wakes(
         assert paused.stop() == 0, paused.log()
         if other is not None:
             assert other.stop() == 0, other.log()
-    assert "attempt no longer current; stopping it" in paused.log()
+    log = paused.log()
+    assert "the attempt's lease ran out (was this worker paused?); stopping it" in log, log
+    assert "outcomes refused" in log, log  # its report of a lost lease came too late: changes nothing
     assert (await store.get_task(task_id)).status == Status.SUCCEEDED
     assert [e.outcome for e in await store.executions(task_id)] == [Outcome.LOST, Outcome.SUCCEEDED]
 

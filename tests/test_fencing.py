@@ -40,12 +40,19 @@ async def attempts(store: Store, task_id: int) -> list[str]:
     return [e.outcome for e in await store.executions(task_id)]
 
 
+def stopped_clock() -> float:
+    """A worker clock that never moves: its leases never run out on their own (as far as it can
+    tell), so what stops a stale attempt here is the database's fencing alone (tests/test_leases.py
+    has the worker's own bookkeeping)."""
+    return 0.0
+
+
 async def test_a_worker_paused_past_its_lease_cannot_overwrite_the_newer_attempt(
     store: Store, settings: Settings
 ) -> None:
     held = Held()
     task_id, _ = await store.create_task(NewTask("fenced", "held", max_retries=0))
-    async with running_worker(store, settings, registry_with(held=held.run)) as paused:
+    async with running_worker(store, settings, registry_with(held=held.run), stopped_clock) as paused:
         await held.started(1)
         first = (await store.get_task(task_id)).execution_id
         await paused._heartbeat.stop()  # the worker freezes: no more heartbeats
@@ -76,7 +83,7 @@ async def test_a_worker_paused_past_its_lease_cannot_overwrite_the_newer_attempt
 async def test_a_refused_heartbeat_stops_the_plugin_at_once(store: Store, settings: Settings) -> None:
     held = Held()
     task_id, _ = await store.create_task(NewTask("reaped", "held"))
-    async with running_worker(store, settings, registry_with(held=held.run)) as worker:
+    async with running_worker(store, settings, registry_with(held=held.run), stopped_clock) as worker:
         await held.started(1)
         await worker._heartbeat.stop()
         # Wait for the reaper to take the attempt away, then let one heartbeat run: it is refused,

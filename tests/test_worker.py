@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -21,10 +22,14 @@ from taskservice.worker.serve import worker_options
 
 @asynccontextmanager
 async def running_worker(
-    store: Store, settings: Settings, registry: Registry, **changes: Any
+    store: Store,
+    settings: Settings,
+    registry: Registry,
+    clock: Callable[[], float] = time.monotonic,
+    **changes: Any,
 ) -> AsyncIterator[Worker]:
     options: WorkerOptions = replace(worker_options(settings, 8, ()), **changes)
-    worker = Worker(store, settings.database_url, registry, options, settings=settings)
+    worker = Worker(store, settings.database_url, registry, options, settings=settings, clock=clock)
     stop = asyncio.Event()
     run = asyncio.create_task(worker.run(stop))
     try:

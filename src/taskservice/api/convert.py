@@ -194,8 +194,12 @@ def task_type(name: str, spec: TaskTypeSpec | None) -> pb.TaskTypeDeclaration:
     return declaration
 
 
-def assignment(claim: Claim) -> pb.WorkAssignment:
-    """A claimed attempt as an agent receives it: the attempt's id is its fencing token."""
-    return pb.WorkAssignment(
+def assignment(claim: Claim, now: float) -> pb.WorkAssignment:
+    """A claimed attempt as an agent receives it, at `now` (monotonic): the attempt's id is its
+    fencing token; with how much of its lease is left."""
+    work = pb.WorkAssignment(
         assignment_id=claim.execution_id, task=task(claim.task), lost_leases=claim.task.lost_leases
     )
+    if claim.lease_until is not None:
+        work.lease_seconds_left = max(claim.lease_until - now, 0.0)
+    return work

@@ -208,12 +208,15 @@ class Dispatcher:
                 continue
             slots = owners[:CLAIM_BATCH]
             self._turn += len(set(slots))
+            sent_at = time.monotonic()
             claims = await self.store.claim_for(slots, task_types, self.lease_seconds)
-            await self._deliver(claims)
+            await self._deliver(claims, sent_at + self.lease_seconds)
             filled = filled or len(claims) == len(slots)
         return filled
 
-    async def _deliver(self, claims: list[Claim]) -> None:
+    async def _deliver(self, claims: list[Claim], lease_until: float) -> None:
+        """Put each claim in its session's inbox, with when its lease ends (counted from when the
+        claim was sent: the agent is told how much of it is left as it is sent)."""
         orphans = []
         for claim in claims:
             session = self.sessions.get(claim.task.lease_owner or "")
@@ -221,6 +224,6 @@ class Dispatcher:
                 orphans.append(claim)  # its stream ended while we claimed
                 continue
             session.outstanding.add(claim.execution_id)
-            session.inbox.put_nowait(claim)
+            session.inbox.put_nowait(Claim(claim.task, claim.execution_id, lease_until))
         if orphans:
             await self.store.finish([model.put_back(c.task, c.execution_id) for c in orphans])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -382,7 +383,8 @@ class TaskService:
                 if not isinstance(claim, Claim):  # quiet for a while
                     yield pb.PullEventsResponse(keepalive=True)
                     continue
-                message = pb.PullEventsResponse(work=convert.assignment(claim))
+                now = time.monotonic()
+                message = pb.PullEventsResponse(work=convert.assignment(claim, now))
                 closing = False
                 # Whatever else waits goes along in the same message (an original-style agent has
                 # one slot, and would not read more_work).
@@ -391,7 +393,7 @@ class TaskService:
                     if more is None:
                         closing = True
                         break
-                    message.more_work.append(convert.assignment(more))
+                    message.more_work.append(convert.assignment(more, now))
                 yield message
                 if closing:
                     return

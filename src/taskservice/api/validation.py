@@ -195,7 +195,8 @@ HELD_MAX = 1000
 REPORTED_STATUSES = frozenset(
     {Status.SUCCEEDED, Status.RETRYING, Status.FAILED, Status.QUEUED, Status.CANCELLED}
 )
-REPORTED_OUTCOMES = frozenset({"succeeded", "failed", "timed_out", "interrupted", "cancelled"})
+# "lost": the agent found its lease ran out (it was paused) and gave the attempt up, as a reaper would.
+REPORTED_OUTCOMES = frozenset({"succeeded", "failed", "timed_out", "interrupted", "cancelled", "lost"})
 RETRY_DELAY_MAX = 86_400.0
 LOST_LEASES_MAX = 1000
 

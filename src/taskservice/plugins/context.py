@@ -1,4 +1,5 @@
-"""What one attempt of a task knows about itself: `TaskContext`, its cancellation signal, `current()`."""
+"""What one attempt of a task knows about itself: `TaskContext`, its cancellation signal, its lease,
+`current()`."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import contextvars
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,24 @@ _CURRENT: contextvars.ContextVar[TaskContext] = contextvars.ContextVar("taskserv
 
 class Cancelled(Exception):
     """Raised by `TaskContext.raise_if_cancelled()`: the worker gave up on this attempt."""
+
+
+class NotCurrent(Cancelled):
+    """Raised by `TaskContext.ensure_current()`: this attempt must not act any more (its lease ran
+    out, say, while the worker was paused: another attempt may be doing the same work now)."""
+
+
+class Lease:
+    """An attempt's lease as its worker knows it: it lasts until `expires_at`, a reading of `clock`
+    (the worker's monotonic clock) that each heartbeat moves on. Read from any thread: a float."""
+
+    __slots__ = ("clock", "expires_at")
+
+    def __init__(self, expires_at: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.expires_at, self.clock = expires_at, clock
+
+    def passed(self) -> bool:
+        return self.clock() >= self.expires_at
 
 
 class CancelSignal:
@@ -76,6 +96,8 @@ class TaskContext:
     # task's own idempotency key when it has one, else derived from this installation and the task id.
     idempotency_key: str
     cancellation: CancelSignal = field(default_factory=CancelSignal)
+    # The attempt's lease on the worker's clock (None outside a worker: a plugin called directly).
+    lease: Lease | None = None
     _started: float = field(default_factory=time.monotonic, repr=False)
     _logger: Any = field(default=None, repr=False)
 
@@ -97,6 +119,21 @@ class TaskContext:
         """For long loops in sync plugins: stop at a safe point once the worker has given up."""
         if self.cancellation.is_set():
             raise Cancelled(self.cancellation.reason)
+
+    def ensure_current(self) -> None:
+        """Call right before a side effect (sending, charging, writing elsewhere): raises NotCurrent
+        when the worker gave up on this attempt or its lease has run out on the worker's clock.
+
+        Cheap (a flag and a clock reading) and good in any thread. It is what keeps a worker that was
+        paused past its lease (SIGSTOP, a frozen VM, a long swap) from acting on waking, in the instant
+        before the worker itself notices: the task may be running elsewhere by then. `send_email`
+        calls it right before sending. It cannot make the effect exactly-once (the effect itself can
+        still outlast the lease): pass `idempotency_key` on too.
+        """
+        if self.cancellation.is_set():
+            raise NotCurrent(f"the attempt is no longer current: {self.cancellation.reason}")
+        if self.lease is not None and self.lease.passed():
+            raise NotCurrent("the attempt is no longer current: its lease ran out on this worker's clock")
 
     @property
     def log(self) -> Any:

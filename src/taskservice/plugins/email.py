@@ -9,6 +9,7 @@ import ssl
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.message import EmailMessage
@@ -78,6 +79,10 @@ def message_id(idempotency_key: str, domain: str) -> str:
     return f"<{digest}.taskservice@{domain}>"
 
 
+def _always_current() -> None:
+    """Outside a worker (the plugin called directly) there is no attempt to be stale."""
+
+
 class SendEmail:
     """Sends `subject` and `body` to `recipient`: by SMTP when SMTP_HOST is set, else into the outbox.
 
@@ -106,9 +111,13 @@ class SendEmail:
         key = ctx.idempotency_key if ctx is not None else None
         message = self._message(settings, recipient, subject, _text(parameters, "body"), key)
         result = {"recipient": recipient, "message_id": str(message["Message-ID"])}
+        # Right before the message leaves: an attempt whose lease ran out (its worker was paused, and
+        # the task may be sending elsewhere now) or that was given up on sends nothing.
+        ensure_current = ctx.ensure_current if ctx is not None else _always_current
         if settings.smtp_host:
-            self._send(settings, message, recipient)
+            self._send(settings, message, recipient, ensure_current)
             return {"backend": "smtp", **result}
+        ensure_current()
         path = self._write_outbox(settings, message)
         return {"backend": "outbox", **result, "path": str(path)}
 
@@ -130,21 +139,26 @@ class SendEmail:
         message.set_content(body)
         return message
 
-    def _send(self, settings: Settings, message: EmailMessage, recipient: str) -> None:
+    def _send(
+        self, settings: Settings, message: EmailMessage, recipient: str, ensure_current: Callable[[], None]
+    ) -> None:
         try:
-            self._converse(settings, message, recipient)
+            self._converse(settings, message, recipient, ensure_current)
         except TimeoutError as error:
             raise SMTPTimedOut(
                 f"the SMTP server {settings.smtp_host}:{settings.smtp_port} "
                 f"did not answer within {SMTP_TIMEOUT:g}s"
             ) from error
 
-    def _converse(self, settings: Settings, message: EmailMessage, recipient: str) -> None:
+    def _converse(
+        self, settings: Settings, message: EmailMessage, recipient: str, ensure_current: Callable[[], None]
+    ) -> None:
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT) as smtp:
             if settings.smtp_starttls:
                 smtp.starttls(context=ssl.create_default_context())
             if settings.smtp_username:
                 smtp.login(settings.smtp_username, settings.smtp_password)
+            ensure_current()  # after connecting and logging in, which may take a while
             try:
                 smtp.send_message(message)
             except smtplib.SMTPRecipientsRefused as error:

@@ -67,6 +67,10 @@ class Claim:
 
     task: Task
     execution_id: int
+    # When its lease ends on the monotonic clock of the process holding this claim, where whoever
+    # handed it over said so (the dispatcher, and an agent from its assignment); else the claimer
+    # counts from when it sent the claim.
+    lease_until: float | None = None
 
 
 @dataclass(frozen=True)

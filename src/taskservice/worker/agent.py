@@ -14,6 +14,7 @@ import collections
 import contextlib
 import json
 import struct
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -39,6 +40,8 @@ _END_STREAM = 0x02
 RECONNECT_DELAY = 1.0
 # The server sends a keep-alive at least every 15 s: a stream silent for this long is dead.
 STREAM_SILENCE_SECONDS = 60.0
+# Taken off the lease an assignment says is left: the time it may have spent on its way here.
+LEASE_MARGIN_SECONDS = 0.2
 
 
 class Unavailable(ConnectionError):
@@ -69,8 +72,9 @@ def _time(text: str) -> datetime:
     return datetime.fromisoformat(text) if text else datetime.now(UTC)
 
 
-def claim_of(work: pb.WorkAssignment, agent_id: str) -> Claim:
-    """An assignment as the worker runtime runs it."""
+def claim_of(work: pb.WorkAssignment, agent_id: str, received_at: float) -> Claim:
+    """An assignment as the worker runtime runs it; its lease counted from `received_at` (monotonic)
+    when the server said how much was left, less the time it may have been on its way."""
     t = work.task
     task = model.Task(
         id=t.id64 or t.id, name=t.name, type=t.type, status=Status.RUNNING,
@@ -81,7 +85,9 @@ def claim_of(work: pb.WorkAssignment, agent_id: str) -> Claim:
         idempotency_key=t.idempotency_key or None, execution_id=work.assignment_id,
         lost_leases=work.lost_leases,
     )  # fmt: skip
-    return Claim(task, work.assignment_id)
+    if not work.HasField("lease_seconds_left"):  # an older server: counted from the claim's start
+        return Claim(task, work.assignment_id)
+    return Claim(task, work.assignment_id, received_at + work.lease_seconds_left - LEASE_MARGIN_SECONDS)
 
 
 def outcome_of(t: Transition) -> pb.AttemptOutcome:
@@ -101,11 +107,18 @@ class AgentLink:
     reconnecting stream tells the server, so they count against the slots).
     """
 
-    def __init__(self, address: str, token: str, agent_id: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        token: str,
+        agent_id: str,
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         headers = {"Connect-Protocol-Version": "1", "Task-Id-Width": "64", "User-Agent": "task-cli-agent"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self.agent_id = agent_id
+        self.agent_id, self.clock = agent_id, clock  # the clock: the worker's, for the leases
         # With a token, look once for the server saying it did not check it (auth off: api/access.py).
         self._token_unconfirmed = bool(token)
         self.client = httpx.AsyncClient(base_url=address.rstrip("/"), headers=headers, timeout=timeout)
@@ -251,8 +264,9 @@ class AgentStream:
         if message.installation_id:
             self.link.installation = message.installation_id
         if message.HasField("work"):
+            received_at = self.link.clock()
             for work in (message.work, *message.more_work):
-                self.link.inbox.append(claim_of(work, self.link.agent_id))
+                self.link.inbox.append(claim_of(work, self.link.agent_id, received_at))
             self.link.on_work()
         elif message.agent_id and not self.connected.is_set():
             self.connected.set()

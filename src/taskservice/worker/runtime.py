@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,9 +21,10 @@ from taskservice import model
 from taskservice.config import Settings, get_settings
 from taskservice.model import Outcome, RetryPolicy, Transition
 from taskservice.plugins import PermanentFailure, Registry, UnknownPluginType, context, is_async
-from taskservice.plugins.context import TaskContext
+from taskservice.plugins.context import Lease, TaskContext
 from taskservice.store import Claim, Store
 from taskservice.worker.heartbeat import Heartbeat
+from taskservice.worker.leases import LeaseBook, LeaseWatch
 from taskservice.worker.listener import Listener
 from taskservice.worker.queue import WorkQueue
 from taskservice.worker.reaper import LeaseReaper
@@ -33,6 +35,8 @@ log = structlog.get_logger(__name__)
 
 # How long a stopping worker keeps trying to write the outcomes it has not written yet.
 REPORT_DRAIN_SECONDS = 10.0
+# The lease watch looks this many times a lease (and at once on waking from a pause).
+LEASE_WATCHES = 6
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,7 @@ class Worker:
         helpers: Sequence[Helper] = (),
         kind: str = "worker",
         source: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store, self.registry, self.options, self.kind = store, registry, options, kind
         # Where the work comes from, for the start line: the database (no password) or the server.
@@ -191,7 +196,12 @@ class Worker:
         self._stopping = False
         self._hurry = asyncio.Event()
         self._reporter = Reporter(store, on_refused=self._lost)
-        self._heartbeat = Heartbeat(store, self.id, options.lease_seconds, self.held, self._lost)
+        # By execution id, the attempt's lease on `clock` (monotonic; injectable for tests).
+        self._leases = LeaseBook(options.lease_seconds, clock)
+        self._heartbeat = Heartbeat(
+            store, self.id, options.lease_seconds, self._held_now, self._lost, self._leases.extended, clock
+        )
+        self._watch = LeaseWatch(options.lease_seconds / LEASE_WATCHES, self._expire)
         # Stopped first when the worker stops: what brings work in, and the jobs beside it.
         self._intake: list[Helper] = []
         if listen_url is not None:
@@ -215,8 +225,32 @@ class Worker:
         self._wake.set()
 
     def held(self) -> list[int]:
-        """The attempts whose leases this worker keeps: running, or with an outcome not yet written."""
-        return [*self._running, *self._reporter.unwritten()]
+        """The attempts whose leases this worker keeps: running, or with an outcome not yet written;
+        not those whose lease ran out on its clock."""
+        held = [*self._running, *self._reporter.unwritten()]
+        ran_out = self._leases.ran_out
+        if ran_out:
+            ran_out.intersection_update(held)  # the rest are written: nothing to keep out any more
+            held = [execution_id for execution_id in held if execution_id not in ran_out]
+        return held
+
+    def _held_now(self) -> list[int]:
+        """What a heartbeat extends: first stop the attempts whose lease ran out meanwhile (the
+        worker was paused, say), so that no heartbeat is sent for them."""
+        self._expire()
+        return self.held()
+
+    def _expire(self) -> None:
+        """Stop the attempts whose lease ran out on this worker's clock: the task may be running
+        elsewhere by now. Each reports a lost lease (fenced: it counts only if no one reaped it)."""
+        for execution_id in self._leases.overdue():
+            running, signal = self._running.get(execution_id), self._signals.get(execution_id)
+            # One not started yet sees it as it starts (cancelling it first would skip _finished).
+            if running is not None and signal is not None:
+                message = "the attempt's lease ran out (was this worker paused?); stopping it"
+                log.warning(message, execution_id=execution_id)
+                signal.set("its lease ran out on this worker's clock")
+                running.cancel()
 
     def _lost(self, execution_ids: set[int]) -> None:
         """Attempts that are no longer the current ones (cancelled, reaped, settled by hand): a
@@ -257,7 +291,7 @@ class Worker:
             asyncio.create_task(self._wake_on(stop, quit_)),
             asyncio.create_task(self._wake_on(self._supervisor.failed, quit_)),
         ]
-        self._supervisor.start(self._reporter, self._heartbeat, *self._intake)
+        self._supervisor.start(self._reporter, self._heartbeat, self._watch, *self._intake)
         try:
             await self._claim_loop(quit_)
         finally:
@@ -292,6 +326,7 @@ class Worker:
             free = opts.concurrency - len(self._running)
             if free > 0 and self._work_may_be_due:
                 self._work_may_be_due = False
+                sent_at = self._leases.clock()
                 try:
                     claims = await self.store.claim(self.id, free, opts.task_types, opts.lease_seconds)
                 except Exception as error:
@@ -300,7 +335,7 @@ class Worker:
                 if claims and not self._installation:  # an agent learns it as its stream opens
                     self._installation = await self.store.installation_id()
                 for claim in claims:
-                    self._start(claim)
+                    self._start(claim, sent_at)
                 if len(claims) == free:
                     self._work_may_be_due = True  # a full batch: there may be more behind it
                     continue
@@ -311,7 +346,8 @@ class Worker:
             except TimeoutError:
                 self._work_may_be_due = True  # the polling fallback
 
-    def _start(self, claim: Claim) -> None:
+    def _start(self, claim: Claim, sent_at: float) -> None:
+        self._leases.grant(claim.execution_id, sent_at, claim.lease_until)
         self._running[claim.execution_id] = asyncio.create_task(
             self._execute(claim), name=f"task-{claim.task.id}"
         )
@@ -320,6 +356,7 @@ class Worker:
         self._reporter.report(transition)
         self._running.pop(transition.execution_id, None)
         self._signals.pop(transition.execution_id, None)
+        self._leases.drop(transition.execution_id)
         if self.options.drain:
             self.drained.append(transition)
             self._work_may_be_due = True  # look again at once: the end of a drain is a claim of nothing
@@ -357,7 +394,7 @@ class Worker:
             self._policies[task_type] = known = (policy, permanent)
         return known
 
-    def _context(self, claim: Claim) -> TaskContext:
+    def _context(self, claim: Claim, lease: Lease) -> TaskContext:
         task = claim.task
         return TaskContext(
             task_id=task.id,
@@ -366,13 +403,19 @@ class Worker:
             timeout_seconds=task.timeout_seconds,
             settings=self.settings,
             idempotency_key=task.idempotency_key or f"{self._installation}-{task.id}",
+            lease=lease,
         )
 
     async def _attempt(self, claim: Claim) -> Transition:
         """Run the plugin once under the task's timeout and decide what happens next."""
         task, execution_id = claim.task, claim.execution_id
         policy, permanent = self._policy(task.type)
-        ctx = self._context(claim)
+        lease = self._leases.get(execution_id)
+        assert lease is not None, "granted as it was started"
+        if lease.passed():  # handed over too late (an agent's assignment), or paused since
+            self._leases.ran_out.add(execution_id)
+            return model.lease_expired(task, execution_id, policy)
+        ctx = self._context(claim, lease)
         context.enter(ctx)  # this asyncio task is the attempt's own: the variable ends with it
         self._signals[execution_id] = signal = ctx.cancellation
         deadline = _Deadline(task.timeout_seconds, signal)
@@ -388,24 +431,35 @@ class Worker:
             )
         except asyncio.CancelledError:
             signal.set("the attempt was stopped")  # a thread running the plugin can see it now
-            if deadline.took_back():
-                return self._timed_out(task, execution_id)
-            if self._stopping:
-                return model.put_back(task, execution_id)
-            # Cancelled by an operator or reaped: whoever took it away closed the attempt, so this
-            # report is refused (the attempt is no longer current) and changes nothing.
-            return Transition(
-                task.id, execution_id, model.Status.CANCELLED, task.retries, 0.0,
-                "Task stopped", Outcome.CANCELLED, "the task was cancelled or its lease lost",
-            )  # fmt: skip
+            return self._stopped(task, execution_id, lease, timed_out=deadline.took_back())
         except Exception as error:
             if isinstance(error, TimeoutError) and deadline.took_back():
                 return self._timed_out(task, execution_id)  # the plugin turned our cancel into this
+            if isinstance(error, context.NotCurrent):  # ctx.ensure_current() said so first
+                return self._stopped(task, execution_id, lease, timed_out=False)
             # Includes a TimeoutError of the plugin's own (a connect timeout, say): an ordinary failure.
             retryable = not isinstance(error, permanent)
             return model.attempt_failed(
                 task, execution_id, "Task failed", _describe(error), policy, retryable=retryable
             )
+
+    def _stopped(self, task: model.Task, execution_id: int, lease: Lease, *, timed_out: bool) -> Transition:
+        """The outcome of an attempt the worker gave up on."""
+        if lease.passed():
+            # Its lease ran out here (a pause): a lost lease, like the reaper's, spending no retry.
+            # Refused if the reaper got there first; else the task goes back to the queue now.
+            self._leases.ran_out.add(execution_id)
+            return model.lease_expired(task, execution_id, self._policy(task.type)[0])
+        if timed_out:
+            return self._timed_out(task, execution_id)
+        if self._stopping:
+            return model.put_back(task, execution_id)
+        # Cancelled by an operator or reaped: whoever took it away closed the attempt, so this
+        # report is refused (the attempt is no longer current) and changes nothing.
+        return Transition(
+            task.id, execution_id, model.Status.CANCELLED, task.retries, 0.0,
+            "Task stopped", Outcome.CANCELLED, "the task was cancelled or its lease lost",
+        )  # fmt: skip
 
     def _timed_out(self, task: model.Task, execution_id: int) -> Transition:
         return model.attempt_failed(
@@ -422,7 +476,19 @@ class Worker:
         arguments = (task.parameters, ctx) if self.registry.takes_context(task.type) else (task.parameters,)
         if is_async(plugin):
             return await plugin.run(*arguments)
-        return await run_in_thread(plugin.run, *arguments)
+        ended = run_in_thread(plugin.run, *arguments)
+        try:
+            return await ended
+        except asyncio.CancelledError:
+            if not ended.done() or ended.cancelled():
+                raise
+            # The plugin's thread had ended when the cancel came (the process was paused between
+            # its end and this turn, say): what it did stands, so its outcome is reported (fenced as
+            # ever) rather than lost, which would run the task, and its side effects, again.
+            current = asyncio.current_task()
+            assert current is not None
+            current.uncancel()
+            return ended.result()
 
     # -- shutdown ----------------------------------------------------------------------------
 
@@ -452,6 +518,7 @@ class Worker:
         # leases expire and the reaper queues the tasks again.
         await self._reporter.stop(timeout=REPORT_DRAIN_SECONDS)
         await self._heartbeat.stop()
+        await self._watch.stop()
         with contextlib.suppress(Exception):
             await self.store.stop_worker(self.id)
         log.info(f"{self.kind} stopped", worker_id=self.id)

@@ -468,14 +468,16 @@ class PullEventsResponse(_message.Message):
     def __init__(self, work: _Optional[_Union[WorkAssignment, _Mapping]] = ..., keepalive: _Optional[bool] = ..., lease_seconds: _Optional[float] = ..., agent_id: _Optional[str] = ..., more_work: _Optional[_Iterable[_Union[WorkAssignment, _Mapping]]] = ..., installation_id: _Optional[str] = ...) -> None: ...
 
 class WorkAssignment(_message.Message):
-    __slots__ = ("assignment_id", "task", "lost_leases")
+    __slots__ = ("assignment_id", "task", "lost_leases", "lease_seconds_left")
     ASSIGNMENT_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     LOST_LEASES_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_LEFT_FIELD_NUMBER: _ClassVar[int]
     assignment_id: int
     task: Task
     lost_leases: int
-    def __init__(self, assignment_id: _Optional[int] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., lost_leases: _Optional[int] = ...) -> None: ...
+    lease_seconds_left: float
+    def __init__(self, assignment_id: _Optional[int] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., lost_leases: _Optional[int] = ..., lease_seconds_left: _Optional[float] = ...) -> None: ...
 
 class AttemptOutcome(_message.Message):
     __slots__ = ("assignment_id", "task_id", "status", "retries", "lost_leases", "delay_seconds", "details", "outcome", "error", "result_json")
