@@ -226,6 +226,7 @@ async def forge(
         ("agent-a", [outcome(mine, a_task)]),
         ("agent-b", [outcome(direct_attempt, direct_task)]),
         ("direct-1", [outcome(direct_attempt, direct_task)]),
+        ("agent-a", [outcome(999_999, a_task)]),  # no such attempt, but still A's agent id
     ]
     for agent, outcomes in forged_reports:
         message = await refused(http, "ReportOutcomes", {"agentId": agent, "outcomes": outcomes}, b)

@@ -385,15 +385,14 @@ class TaskService:
         transitions = validation.outcomes(request, self.max_result_bytes)
         named = [t.execution_id for t in transitions]
         # Only attempts started for this agent, registered by this caller: else nothing changes.
-        foreign = await self.store.attempts_not_held(agent, named, principal.current().registrant)
-        if foreign:
+        mine, foreign = await self.store.attempts_not_held(agent, named, principal.current().registrant)
+        if not mine or foreign:
             _refused("ReportOutcomes", "attempts not held by the caller's agent", agent_id=agent,
-                     attempts=foreign)  # fmt: skip
-            raise ConnectError(
-                Code.PERMISSION_DENIED,
-                f"outcomes: attempts {', '.join(map(str, foreign))} are not held by agent {agent} "
-                "of this caller; nothing was changed",
-            )
+                     agent_of_caller=mine, attempts=foreign or named)  # fmt: skip
+            what = f"attempts {', '.join(map(str, foreign))} are not held by agent {agent}"
+            if not mine:
+                what = f"agent {agent} is not registered by this caller"
+            raise ConnectError(Code.PERMISSION_DENIED, f"outcomes: {what}; nothing was changed")
         try:
             counted = await self.store.finish(transitions)
         except asyncpg.PostgresError as error:

@@ -314,15 +314,19 @@ WITH owner AS (
 SELECT (SELECT mine FROM owner) AS mine, array(SELECT id FROM extended) AS kept;
 
 -- name: attempts_not_held
--- Of the attempts $1 an agent reports, those not its own: started for another worker or agent than
--- $2, or for one that the caller $3 (NULL: auth is off) did not register. An attempt's worker never
--- changes once it is made, so checking before the (fenced) finish leaves no gap.
+-- Of the attempts $1 that agent $2 reports, those not its own: started for another worker or agent,
+-- or for one that the caller $3 (NULL: auth is off) did not register; and one NULL row when the
+-- caller did not register agent $2 itself. An attempt's worker never changes once it is made, so
+-- checking before the (fenced) finish leaves no gap.
 SELECT e.id
   FROM task_executions e
   LEFT JOIN workers w ON w.id = e.worker_id
  WHERE e.id = ANY($1::bigint[])
    AND (e.worker_id <> $2 OR w.principal IS DISTINCT FROM $3::text)
- ORDER BY e.id;
+ UNION ALL
+SELECT NULL
+ WHERE NOT EXISTS (SELECT 1 FROM workers WHERE id = $2 AND principal IS NOT DISTINCT FROM $3::text)
+ ORDER BY 1;
 
 -- name: attempt_holder
 -- Who holds an open attempt $1: the worker or agent it was started for, its kind and registrant.

@@ -414,12 +414,13 @@ class Store:
 
     async def attempts_not_held(
         self, agent_id: str, execution_ids: Sequence[int], principal: str | None
-    ) -> list[int]:
-        """Of the attempts an agent reports, those not started for it or for an agent `principal`
-        registered (None: auth is off, any agent of that id). An unknown id is nobody's: the
-        fenced finish refuses it."""
+    ) -> tuple[bool, list[int]]:
+        """(whether `principal` registered agent `agent_id`, the attempts of `execution_ids` not
+        started for that agent): None is auth off, where any agent of that id is the caller's. An
+        unknown attempt id is nobody's: the fenced finish refuses it."""
         rows = await self.pool.fetch(query("attempts_not_held"), sorted(execution_ids), agent_id, principal)
-        return [row["id"] for row in rows]
+        foreign = [row["id"] for row in rows]
+        return None not in foreign, [i for i in foreign if i is not None]
 
     async def reap_expired_leases(self, policy: RetryPolicy, limit: int = 1000) -> list[Transition]:
         """Put back running tasks whose worker stopped heartbeating (no retry spent; see model)."""
