@@ -19,7 +19,7 @@ from conftest import ServerProcess, eventually
 from taskservice.auth.tokens import issue
 from taskservice.config import Settings
 from taskservice.model import NewTask, Status
-from taskservice.store import Credentials, Pool, Store
+from taskservice.store import Credentials, Pool, Store, WorkerIdTaken
 
 pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
 
@@ -277,3 +277,45 @@ async def test_with_auth_off_an_agent_still_reports_only_its_own_attempts(
             await stream.close()
     assert (await store.get_task(task_id)).status == Status.SUCCEEDED
     assert "ReportOutcomes refused" in open_server.log()
+
+
+# -- the store's rules, without a server ------------------------------------------------------------
+
+
+async def test_an_agent_id_is_not_taken_over_and_its_leases_are_its_registrant_s(store: Store) -> None:
+    await store.register_worker("agent-x", "h", 1, 1, ["gate"], "agent", "token:x")
+    await store.register_worker("agent-x", "h", 2, 1, ["gate"], "agent", "token:x")  # reconnecting
+    for other in ("token:y", None):  # another caller; a direct worker or auth off
+        with pytest.raises(WorkerIdTaken, match="agent id 'agent-x' is registered by someone else"):
+            await store.register_worker("agent-x", "h", 3, 1, ["gate"], "agent", other)
+    [info] = await store.list_workers()
+    assert (info.pid, info.principal) == (2, "token:x")
+    task_id, _ = await store.create_task(NewTask("t", "gate"))
+    [claim] = await store.claim_for(["agent-x"], ["gate"], 30.0)
+    before = (await store.get_task(task_id)).lease_expires_at
+    with pytest.raises(WorkerIdTaken):
+        await store.extend_agent_leases("agent-x", [claim.execution_id], 60.0, "token:y")
+    assert (await store.get_task(task_id)).lease_expires_at == before
+    assert await store.extend_agent_leases("agent-x", [claim.execution_id], 60.0, "token:x") == {
+        claim.execution_id
+    }
+    # The original's agent heartbeats under a uuid nobody registered: nothing to extend, no refusal.
+    assert await store.extend_agent_leases("its-own-uuid", [claim.execution_id], 60.0, "token:y") == set()
+    assert await store.attempts_not_held("agent-x", [claim.execution_id], "token:x") == (True, [])
+    assert await store.attempts_not_held("agent-x", [claim.execution_id], "token:y") == (
+        False, [claim.execution_id],
+    )  # fmt: skip
+    assert await store.attempts_not_held("agent-z", [claim.execution_id], "token:x") == (
+        False, [claim.execution_id],
+    )  # fmt: skip
+
+
+async def test_types_without_a_live_worker(store: Store) -> None:
+    await store.register_worker("w1", "h", 1, 1, ["alpha", "beta"])
+    await store.register_worker("w2", "h", 2, 1, ["gamma"])
+    await store.stop_worker("w2")
+    assert await store.types_without_live_worker(["alpha", "gamma", "delta"], 60.0) == {"gamma", "delta"}
+    assert await store.types_without_live_worker([], 60.0) == set()
+    await store.create_tasks([NewTask(f"g{i}", "gamma") for i in range(3)] + [NewTask("a", "alpha")])
+    await store.create_task(NewTask("d", "delta", delay_seconds=3600))  # waiting, if not due yet
+    assert await store.waiting_without_live_worker(60.0) == {"gamma": 3, "delta": 1}
