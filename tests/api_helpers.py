@@ -22,6 +22,7 @@ TASK_FIELDS = {
     "id", "name", "type", "status", "retries", "priority", "createdAt", "payload", "description",
     "maxRetries", "attempts", "updatedAt", "timeoutSeconds", "runAt", "workerId", "idempotencyKey",
     "truncated",
+    "waitingReason",  # QUEUED or RETRYING with no live worker for its type; else empty
     "id64",  # the 64-bit twin of id: proto3 JSON writes an int64 as a string
     "exactStatus",  # the twin of status, RETRYING and CANCELLED included
 }  # fmt: skip

@@ -137,7 +137,7 @@ async def session(load: Load, number: int) -> None:
     """One agent: a raw HTTP/1.1 PullEvents stream (chunked envelopes), reporting each assignment."""
     agent = f"load-{number:04d}"
     reader, writer = await asyncio.open_connection("127.0.0.1", load.port)
-    body = envelope(pb.PullEventsRequest(agent_id=agent, slots=SLOTS, host="load"))
+    body = envelope(pb.PullEventsRequest(agent_id=agent, slots=SLOTS, host="load", task_types=["sleep"]))
     writer.write(
         f"POST {SERVICE}/PullEvents HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         "Content-Type: application/connect+proto\r\nConnect-Protocol-Version: 1\r\n"

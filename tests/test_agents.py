@@ -126,7 +126,8 @@ async def json_messages(response: httpx.Response) -> AsyncIterator[dict[str, Any
 async def test_an_original_style_agent_gets_work_and_reports_it(server: ServerProcess, store: Store) -> None:
     """What the original's agent did, in plain HTTP JSON: Heartbeat, PullEvents (an empty request),
     and UpdateTaskStatus for each assignment. It gets one assignment at a time."""
-    created = await store.create_tasks([NewTask(f"old{i}", "sleep", {"seconds": "0"}) for i in range(3)])
+    # The original's agent runs its two types (send_email, run_query): it is sent only those.
+    created = await store.create_tasks([NewTask(f"old{i}", "send_email", {"to": "a@b.c"}) for i in range(3)])
     ids = [i for i, _ in created]
     done: list[int] = []
     headers = {"Connect-Protocol-Version": "1"}

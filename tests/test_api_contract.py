@@ -106,6 +106,7 @@ async def test_create_and_get_task_with_every_field(api: Api) -> None:
         "workerId": "",
         "idempotencyKey": f"{name}-key",
         "truncated": False,
+        "waitingReason": "",  # the server's workers run `sleep`
     }
     assert recent(task["createdAt"])
     assert recent(task["updatedAt"])

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 import conftest
 from agents import AgentProcess, agent_env
 from conftest import ServerProcess
+from taskservice import enqueue
 from taskservice.config import Settings
 
 pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
@@ -367,6 +369,33 @@ def test_task_details(dashboard: Dashboard) -> None:
     # The open task is in the address too: a link to it opens its details.
     linked = dashboard.open(hash=f"#task={task_id}")
     expect(linked.get_by_role("dialog", name=f"#{task_id} Welcome mail")).to_be_visible()
+
+
+def test_a_task_no_live_worker_runs_is_marked(dashboard: Dashboard, settings: Settings) -> None:
+    """The server's workers run the built-in types only: a task of another type waits, and says why."""
+    with psycopg.connect(settings.database_url) as conn:  # commits on leaving the block
+        orphan = enqueue(conn, type="transcode_video", name="Trailer", parameters={"file": "a.mp4"})
+    served = create(dashboard.server, "Later sleep", {"seconds": "1"}, delaySeconds=LATER)
+    reason = "no live worker runs type transcode_video"
+    page = dashboard.open()
+    task = row(page, orphan)
+    expect(task.locator("td.status .badge")).to_have_text("Queued")
+    marker = task.locator("td.status .waiting-marker")
+    expect(marker).to_have_attribute("title", reason)
+    expect(page.get_by_role("img", name=reason)).to_have_count(1)
+    expect(row(page, served).locator("td.status .badge")).to_have_text("Queued")
+    expect(row(page, served).locator(".waiting-marker")).to_have_count(0)
+    dashboard.screenshot(page, "-list")
+    task.get_by_role("button", name="Trailer").click()
+    details = page.get_by_role("dialog", name=f"#{orphan} Trailer")
+    expect(details.locator("#details-waiting")).to_have_text(reason)
+    expect(details.locator("#details-waiting")).to_be_visible()
+    dashboard.screenshot(page)
+    page.keyboard.press("Escape")
+    row(page, served).get_by_role("button", name="Later sleep").click()
+    other = page.get_by_role("dialog", name=f"#{served} Later sleep")
+    expect(other.locator("#details-fields")).to_contain_text("Later sleep")
+    expect(other.locator("#details-waiting")).to_be_hidden()
 
 
 def test_cancel_a_queued_task(dashboard: Dashboard) -> None:

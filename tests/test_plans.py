@@ -35,7 +35,8 @@ async def plans(pool: Pool, name: str, *args: object) -> tuple[str, str]:
             await conn.execute(f"PREPARE generic ({types}) AS {query(name)}")
             try:
                 literals = ", ".join(
-                    "NULL" if a is None else f"'{a}'" if not isinstance(a, list) else "'{}'" for a in args
+                    "NULL" if a is None else f"'{a}'" if not isinstance(a, list) else f"'{{{','.join(a)}}}'"
+                    for a in args
                 )
                 generic = "\n".join(
                     r[0] for r in await conn.fetch(f"EXPLAIN (COSTS OFF) EXECUTE generic ({literals})")
@@ -45,15 +46,17 @@ async def plans(pool: Pool, name: str, *args: object) -> tuple[str, str]:
     return custom, generic
 
 
+@pytest.mark.parametrize("types", [[], ["sleep", "send_email"]], ids=["every type", "a worker's types"])
 @pytest.mark.parametrize("analyzed", [False, True], ids=["never analyzed", "analyzed"])
-async def test_a_claim_reads_the_queue_index_in_order(pool: Pool, analyzed: bool) -> None:
+async def test_a_claim_reads_the_queue_index_in_order(pool: Pool, analyzed: bool, types: list[str]) -> None:
     await fill(pool)
     if analyzed:
         await pool.execute("ANALYZE tasks")
     else:
         never = await pool.fetchval("SELECT reltuples FROM pg_class WHERE relname = 'tasks'")
         assert never == -1  # no statistics: the planner has to guess
-    for plan in await plans(pool, "claim_tasks", ["w"] * 100, 100, [], 30.0):
+    # A worker or agent always names its types (worker/runtime.py); the dispatcher's claim too.
+    for plan in await plans(pool, "claim_tasks", ["w"] * 100, 100, types, 30.0):
         assert "Index Scan using idx_tasks_claimable on tasks" in plan, plan
         # No sort of the whole queue below the LIMIT (the sort at the top orders the 100 claimed).
         picked = plan.split("CTE picked")[1].split("CTE executions")[0]
@@ -69,3 +72,14 @@ async def test_the_reaper_and_status_pages_use_the_status_index(pool: Pool) -> N
     for plan in await plans(pool, "list_tasks_of_status", 1, None, 30, 0):
         assert "idx_tasks_status_id" in plan, plan
         assert "Seq Scan on tasks" not in plan, plan
+
+
+async def test_the_tasks_without_a_worker_metric_never_reads_the_tasks(pool: Pool) -> None:
+    """Scraped every few seconds however many tasks wait: it reads the kept counts and the workers."""
+    await fill(pool)
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(f"EXPLAIN (COSTS OFF) {query('waiting_without_live_worker')}", 30.0)
+    plan = "\n".join(r[0] for r in rows)
+    assert "on task_counts" in plan, plan
+    assert "on tasks " not in plan, plan
+    assert not plan.rstrip().endswith(" tasks"), plan

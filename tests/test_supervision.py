@@ -49,8 +49,12 @@ class Broken(Periodic):
 
 
 async def test_an_injected_failing_helper_stops_the_worker(store: Store, settings: Settings) -> None:
+    async def idle(parameters: dict[str, str]) -> None:
+        """A worker runs at least one type (one with none has nothing to claim and refuses to start)."""
+
+    registry = registry_with(idle=idle)
     worker = Worker(
-        store, settings.database_url, registry_with(), worker_options(settings, 1, ()), helpers=[Broken(0.05)]
+        store, settings.database_url, registry, worker_options(settings, 1, ()), helpers=[Broken(0.05)]
     )
     with pytest.raises(HelperDied, match="broken failed: a bug in a helper"):
         await asyncio.wait_for(worker.run(asyncio.Event()), 60)

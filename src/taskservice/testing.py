@@ -86,7 +86,8 @@ async def drain_async(
     """Run a worker until no task it takes is due and none runs; every attempt it ran, in order.
 
     `registry` (a taskservice.plugins.Registry; by default the installed task types) says what runs;
-    `types` limits the drain to those types (by default the registry's). Retries are due at once
+    `types` limits the drain to those types (by default the registry's; one the registry does not
+    have is an error, taskservice.worker.errors.UnknownTaskTypes). Retries are due at once
     (`retry_policy`), so a failing task is run to its end; a task delayed into the future is left.
     """
     from taskservice.db.connect import create_pool

@@ -74,7 +74,7 @@ def create_app(
     service = TaskService(registry, settings.lease_seconds, payload_limits, settings.max_result_bytes)
     auth_service = AuthService()
     readiness = Readiness()
-    metrics = Metrics()
+    metrics = Metrics(settings.lease_seconds)
     credential_cache = CredentialCache(settings.auth_cache_seconds)
     lifespan = Lifespan(settings, registry, service, auth_service, readiness, credential_cache, auth_required)
 

@@ -39,6 +39,11 @@ def _cut(text: str) -> str:
     return text if len(text) <= LIST_TEXT_MAX else text[: LIST_TEXT_MAX - 1] + "…"
 
 
+def no_live_worker(task_type: str) -> str:
+    """Why a task waits when no worker or agent heard from within a lease runs its type."""
+    return f"no live worker runs type {task_type}"
+
+
 def listed_task(t: Task) -> pb.Task:
     """A task as a list shows it: long texts and many parameters cut, and `truncated` set if so."""
     keys = sorted(t.parameters)[:LIST_PARAMETERS_MAX]

@@ -1,4 +1,5 @@
-"""Prometheus metrics: RPC counts, errors and durations; tasks by status; queue depth; run times."""
+"""Prometheus metrics: RPC counts, errors and durations; tasks by status; queue depth; tasks no live
+worker runs; run times."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 
 class Metrics:
     """The server's metrics, in a registry of their own."""
 
-    def __init__(self) -> None:
+    def __init__(self, worker_alive_seconds: float = 30.0) -> None:
         self.registry = CollectorRegistry()
+        self.worker_alive_seconds = worker_alive_seconds  # LEASE_SECONDS: a worker heard from within is live
         self.requests = Counter(
             "taskservice_rpc_requests", "RPCs handled, by method and Connect code",
             ["method", "code"], registry=self.registry,
@@ -43,6 +45,11 @@ class Metrics:
         self.queue_depth = Gauge(
             "taskservice_queue_depth", "Tasks due now and waiting for a worker", registry=self.registry
         )
+        self.without_worker = Gauge(
+            "taskservice_tasks_without_worker",
+            "Tasks waiting (QUEUED or RETRYING) whose type no live worker or agent runs, by type",
+            ["type"], registry=self.registry,
+        )  # fmt: skip
         self.run_seconds = Histogram(
             "taskservice_task_run_seconds", "How long attempts ran, by task type and outcome",
             ["type", "outcome"], buckets=RUN_BUCKETS, registry=self.registry,
@@ -78,6 +85,11 @@ class Metrics:
         for status, count in (await store.status_counts()).items():
             self.tasks.labels(status.name).set(count)
         self.queue_depth.set(await store.queue_depth())
+        orphaned = await store.waiting_without_live_worker(self.worker_alive_seconds)
+        # Only the types that have such tasks now: one whose workers came back drops out.
+        self.without_worker.clear()
+        for kind, count in orphaned.items():
+            self.without_worker.labels(kind).set(count)
         for kind, outcome, seconds, finished_at in await store.executions_finished_since(
             self._runs_seen_until
         ):

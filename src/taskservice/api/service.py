@@ -21,11 +21,21 @@ from taskservice.api.disconnect import client_gone
 from taskservice.api.dispatch import Dispatcher, legacy_agent_id
 from taskservice.api.events import EventHub, SubscriberTooSlow
 from taskservice.api.validation import InvalidArgument
+from taskservice.auth import principal
+from taskservice.auth.roles import Right
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import FINISHED, IllegalTransition, Status, original_status
+from taskservice.model import FINISHED, IllegalTransition, Status, Task, original_status
 from taskservice.plugins import Registry
 from taskservice.plugins.declare import TaskTypeSpec
-from taskservice.store import OPERATOR_TARGETS, Claim, IdAboveLimit, Store, TaskNotFound
+from taskservice.store import (
+    OPERATOR_TARGETS,
+    Claim,
+    IdAboveLimit,
+    NotHeld,
+    Store,
+    TaskNotFound,
+    WorkerIdTaken,
+)
 from taskservice.worker.errors import is_transient
 
 log = structlog.get_logger(__name__)
@@ -55,6 +65,8 @@ def connect_errors(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, 
             raise ids.out_of_range(ids.IdOutOfRange("id", error.task_id)) from None
         except IllegalTransition as error:
             raise ConnectError(Code.FAILED_PRECONDITION, str(error)) from None
+        except NotHeld as error:
+            raise ConnectError(Code.PERMISSION_DENIED, str(error)) from None
         except ids.IdOutOfRange as error:
             raise ids.out_of_range(error) from None
         except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError) as error:
@@ -66,6 +78,14 @@ def connect_errors(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, 
             raise ConnectError(Code.INTERNAL, "internal error; the server log has the details") from None
 
     return wrapper
+
+
+def _refused(rpc: str, reason: str, **what: Any) -> None:
+    """Log an agent's call that named what it does not hold (refused: nothing changed)."""
+    caller = principal.current()
+    log.warning(
+        f"{rpc} refused: {reason}", caller=caller.registrant or caller.name, role=caller.role.value, **what
+    )
 
 
 def _task_id(request: Any) -> int:
@@ -154,7 +174,21 @@ class TaskService:
 
     @connect_errors
     async def get_task(self, request: pb.GetTaskRequest, ctx: RequestContext[Any, Any]) -> pb.Task:
-        return convert.task(await self.store.get_task(_task_id(request)))
+        task = await self.store.get_task(_task_id(request))
+        message = convert.task(task)
+        await self._say_why_waiting([(task, message)])
+        return message
+
+    async def _say_why_waiting(self, tasks: list[tuple[Task, pb.Task]]) -> None:
+        """Fill `waiting_reason` of the waiting tasks whose type no live worker runs: one query,
+        and none when no task waits."""
+        waiting = {t.type for t, _ in tasks if t.status in (Status.QUEUED, Status.RETRYING)}
+        if not waiting:
+            return
+        orphaned = await self.store.types_without_live_worker(waiting, self.worker_alive_seconds)
+        for t, message in tasks:
+            if t.type in orphaned and t.status in (Status.QUEUED, Status.RETRYING):
+                message.waiting_reason = convert.no_live_worker(t.type)
 
     @connect_errors
     async def list_tasks(self, request: pb.TaskListRequest, ctx: RequestContext[Any, Any]) -> pb.TaskList:
@@ -163,7 +197,9 @@ class TaskService:
         tasks, total = await asyncio.gather(
             self.store.list_tasks(**filters, limit=limit, offset=offset), self.store.count_tasks(**filters)
         )
-        return pb.TaskList(tasks=[convert.listed_task(t) for t in tasks], total=total)
+        listed = [(t, convert.listed_task(t)) for t in tasks]
+        await self._say_why_waiting(listed)
+        return pb.TaskList(tasks=[message for _, message in listed], total=total)
 
     @connect_errors
     async def get_task_history(
@@ -185,8 +221,17 @@ class TaskService:
                 Code.FAILED_PRECONDITION,
                 f"status: {target.name} is set by workers; a client may set {allowed}",
             )
-        # The original's contract: the history row's details are the request's message.
-        await self.store.set_status(task_id, target, message, verbatim=True)
+        caller = principal.current()
+        # Without the right to set any task's status (an agent): only a task running an attempt of
+        # an agent this caller registered, checked under the task's lock.
+        holder = None if caller.may(Right.SET_STATUS) else caller.registrant
+        try:
+            # The original's contract: the history row's details are the request's message.
+            await self.store.set_status(task_id, target, message, verbatim=True, holder=holder)
+        except NotHeld:
+            _refused("UpdateTaskStatus", "the task is not running an attempt of the caller's agent",
+                     task_id=task_id, status=target.name)  # fmt: skip
+            raise
         if self._dispatcher is not None:
             self._dispatcher.attempt_settled()  # an original-style agent's report frees its slot
         return empty_pb2.Empty()
@@ -323,7 +368,13 @@ class TaskService:
     ) -> pb.HeartbeatResponse:
         agent = validation.agent_id(request.uuid, "uuid")
         held = validation.assignment_ids(request.held)
-        kept = await self.store.extend_leases(agent, held, self.lease_seconds)
+        try:
+            kept = await self.store.extend_agent_leases(
+                agent, held, self.lease_seconds, principal.current().registrant
+            )
+        except WorkerIdTaken:
+            _refused("Heartbeat", "the agent id is registered by another caller", agent_id=agent, held=held)
+            raise
         self.dispatcher.heard(agent)
         return pb.HeartbeatResponse(lost=sorted(set(held) - kept), lease_seconds=self.lease_seconds)
 
@@ -333,6 +384,16 @@ class TaskService:
     ) -> pb.ReportOutcomesResponse:
         agent = validation.agent_id(request.agent_id)
         transitions = validation.outcomes(request, self.max_result_bytes)
+        named = [t.execution_id for t in transitions]
+        # Only attempts started for this agent, registered by this caller: else nothing changes.
+        mine, foreign = await self.store.attempts_not_held(agent, named, principal.current().registrant)
+        if not mine or foreign:
+            _refused("ReportOutcomes", "attempts not held by the caller's agent", agent_id=agent,
+                     agent_of_caller=mine, attempts=foreign or named)  # fmt: skip
+            what = f"attempts {', '.join(map(str, foreign))} are not held by agent {agent}"
+            if not mine:
+                what = f"agent {agent} is not registered by this caller"
+            raise ConnectError(Code.PERMISSION_DENIED, f"outcomes: {what}; nothing was changed")
         try:
             counted = await self.store.finish(transitions)
         except asyncpg.PostgresError as error:
@@ -356,11 +417,17 @@ class TaskService:
             raise ConnectError(Code.INVALID_ARGUMENT, str(error)) from None
         legacy = not agent
         agent = agent or legacy_agent_id()
+        caller = principal.current().registrant
         try:
+            await self.store.register_worker(
+                agent, host or "remote", request.pid, slots, task_types, "agent", caller
+            )
             await self.store.register_task_types(declared)
-            await self.store.register_worker(agent, host or "remote", request.pid, slots, task_types, "agent")
             if not self._installation:  # made once by migration 0020, never changed
                 self._installation = await self.store.installation_id()
+        except WorkerIdTaken as error:  # no taking over another caller's agent and its session
+            _refused("PullEvents", "the agent id is registered by another caller", agent_id=agent)
+            raise ConnectError(Code.PERMISSION_DENIED, str(error)) from None
         except Exception as error:
             log.error("registering an agent failed", error=str(error))
             raise ConnectError(Code.UNAVAILABLE, "the database is unavailable; try again") from None

@@ -216,6 +216,9 @@ def assignment_ids(values: Collection[int], field: str = "held") -> list[int]:
     return list(values)
 
 
+ORIGINAL_AGENT_TYPES = ("run_query", "send_email")
+
+
 def pull_request(request: pb.PullEventsRequest) -> tuple[str, int, tuple[str, ...], str, list[int]]:
     """(agent_id or "" for an original-style agent, slots, task_types, host, held)."""
     agent = agent_id(request.agent_id) if request.agent_id else ""
@@ -225,6 +228,11 @@ def pull_request(request: pb.PullEventsRequest) -> tuple[str, int, tuple[str, ..
     wanted = enumerate(request.task_types)
     named = (_text(f"task_types[{i}]", t, NAME_MAX, single_line=True) for i, t in wanted)
     types = tuple(sorted(set(named)))
+    if not agent:
+        # The original's agent names neither itself nor its types, and runs exactly these.
+        types = types or ORIGINAL_AGENT_TYPES
+    elif not types:
+        raise InvalidArgument("task_types", "must name the task types this agent runs (at least one)")
     host = _text("host", request.host, NAME_MAX, single_line=True)
     return agent, slots, types, host, assignment_ids(request.held)
 

@@ -17,6 +17,12 @@ class Principal:
     def may(self, right: Right) -> bool:
         return right in ROLE_RIGHTS[self.role]
 
+    @property
+    def registrant(self) -> str | None:
+        """Who this caller is as the registrant of the agents it runs (workers.principal): its kind
+        and name, or None with auth off (then every caller is the same one)."""
+        return None if self.kind == "anonymous" else f"{self.kind}:{self.name}"
+
 
 # With auth off everyone may do everything, as before.
 ANONYMOUS = Principal("anonymous", Role.ADMIN, "anonymous")

@@ -19,7 +19,10 @@ class Right(StrEnum):
     SET_STATUS = "set_status"  # force any task into any operator status (UpdateTaskStatus)
     MANAGE_TOKENS = "manage_tokens"  # create, list and revoke API tokens
     IDENTIFY = "identify"  # ask who you are
-    RUN = "run"  # take work from the dispatch stream, heartbeat it and report its outcomes (agents)
+    # Take work from the dispatch stream, heartbeat it and report its outcomes (agents); also
+    # UpdateTaskStatus, but without SET_STATUS only for a task running an attempt of one's own agent
+    # (the original's agent reports through it; checked by the handler, which knows the attempt).
+    RUN = "run"
 
 
 class Role(StrEnum):
@@ -51,7 +54,7 @@ RPC_RIGHTS: dict[str, Right | None] = {
     f"{TASKS}GetTask": Right.READ,
     f"{TASKS}ListTasks": Right.READ,
     f"{TASKS}GetTaskHistory": Right.READ,
-    f"{TASKS}UpdateTaskStatus": Right.SET_STATUS,
+    f"{TASKS}UpdateTaskStatus": Right.RUN,
     f"{TASKS}GetStatus": Right.READ,
     f"{TASKS}CreateTasks": Right.WRITE,
     f"{TASKS}CancelTask": Right.WRITE,

@@ -45,7 +45,8 @@ def run_async(coroutine: Any) -> Any:
     "-t",
     "task_types",
     multiple=True,
-    help="Only run tasks of this type (repeatable) [default: every type].",
+    help="Only run tasks of this type (repeatable; one this worker's task types include) "
+    "[default: every type it has].",
 )
 @click.option(
     "--import",
@@ -65,6 +66,7 @@ def serve(
     address, and --token when the server requires auth: an `agent` token). Without, it claims tasks
     straight from PostgreSQL (DATABASE_URL, or the embedded one).
     """
+    from taskservice.worker.errors import UnknownTaskTypes
     from taskservice.worker.serve import TaskModuleError
     from taskservice.worker.supervisor import HelperDied
 
@@ -83,7 +85,7 @@ def serve(
             from taskservice.worker.serve import serve as serve_worker
 
             run_async(serve_worker(settings, concurrency=concurrency, task_types=task_types, modules=modules))
-    except TaskModuleError as error:
+    except (TaskModuleError, UnknownTaskTypes) as error:
         raise click.ClickException(str(error)) from None
     except HelperDied as error:
         raise click.ClickException(f"the worker stopped: {error}") from None

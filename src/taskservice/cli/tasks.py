@@ -192,6 +192,8 @@ def task_rows(found: pb.Task, last: pb.TaskExecution | None) -> list[tuple[str, 
         ("Next run", when(found.run_at) if found.exact_status in (pb.QUEUED, pb.RETRYING) else ""),
         ("Worker", found.worker_id),
     ]
+    if found.waiting_reason:  # e.g. "no live worker runs type X"
+        rows.insert(rows.index(("Worker", found.worker_id)), ("Waiting", found.waiting_reason))
     if last is not None:
         rows.append(("Last error", last.error))
         if last.outcome == "succeeded":

@@ -14,10 +14,12 @@ from taskservice.store.store import (
     Claim,
     HistoryEvent,
     IdAboveLimit,
+    NotHeld,
     Pool,
     Store,
     TaskDefaults,
     TaskNotFound,
+    WorkerIdTaken,
     WorkerInfo,
 )
 from taskservice.store.waker import NOTIFY_CHANNEL
@@ -31,6 +33,7 @@ __all__ = [
     "HistoryEvent",
     "Holder",
     "IdAboveLimit",
+    "NotHeld",
     "Pool",
     "RetentionPolicy",
     "Store",
@@ -39,5 +42,6 @@ __all__ = [
     "TokenNameTaken",
     "TokenNotFound",
     "TokenRecord",
+    "WorkerIdTaken",
     "WorkerInfo",
 ]

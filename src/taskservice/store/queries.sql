@@ -295,6 +295,46 @@ UPDATE task_executions
  WHERE id = ANY($2::bigint[]) AND finished_at IS NULL AND worker_id = $1
 RETURNING id;
 
+-- name: extend_agent_leases
+-- An agent's heartbeat through the API: extend_leases, only if agent $1 was registered by the caller
+-- $4 (NULL: auth is off). `mine` is NULL for an agent nobody registered (the original's agent names a
+-- uuid of its own: nothing to extend), false for one another principal registered (nothing changes).
+WITH owner AS (
+    SELECT principal IS NOT DISTINCT FROM $4::text AS mine FROM workers WHERE id = $1
+), alive AS (
+    UPDATE workers SET last_heartbeat_at = now()
+     WHERE id = $1 AND principal IS NOT DISTINCT FROM $4::text
+), extended AS (
+    UPDATE task_executions
+       SET lease_expires_at = now() + make_interval(secs => $3)
+     WHERE id = ANY($2::bigint[]) AND finished_at IS NULL AND worker_id = $1
+       AND (SELECT mine FROM owner)
+    RETURNING id
+)
+SELECT (SELECT mine FROM owner) AS mine, array(SELECT id FROM extended) AS kept;
+
+-- name: attempts_not_held
+-- Of the attempts $1 that agent $2 reports, those not its own: started for another worker or agent,
+-- or for one that the caller $3 (NULL: auth is off) did not register; and one NULL row when the
+-- caller did not register agent $2 itself. An attempt's worker never changes once it is made, so
+-- checking before the (fenced) finish leaves no gap.
+SELECT e.id
+  FROM task_executions e
+  LEFT JOIN workers w ON w.id = e.worker_id
+ WHERE e.id = ANY($1::bigint[])
+   AND (e.worker_id <> $2 OR w.principal IS DISTINCT FROM $3::text)
+ UNION ALL
+SELECT NULL
+ WHERE NOT EXISTS (SELECT 1 FROM workers WHERE id = $2 AND principal IS NOT DISTINCT FROM $3::text)
+ ORDER BY 1;
+
+-- name: attempt_holder
+-- Who holds an open attempt $1: the worker or agent it was started for, its kind and registrant.
+SELECT w.id, w.kind, w.principal
+  FROM task_executions e
+  JOIN workers w ON w.id = e.worker_id
+ WHERE e.id = $1 AND e.finished_at IS NULL;
+
 -- name: expired_leases
 -- Running tasks whose worker stopped heartbeating, with their open attempt. The few RUNNING tasks
 -- come from idx_tasks_status_id; their attempts by primary key.
@@ -307,13 +347,17 @@ SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
    FOR UPDATE OF t SKIP LOCKED;
 
 -- name: register_worker
--- $6: 'worker' (claims from PostgreSQL) or 'agent' (fed by a server's dispatch stream).
-INSERT INTO workers (id, host, pid, concurrency, task_types, kind)
-VALUES ($1, $2, $3, $4, $5, $6)
+-- $6: 'worker' (claims from PostgreSQL) or 'agent' (fed by a server's dispatch stream). $7: who
+-- registers it (migration 0030; NULL for direct workers and with auth off). An id another principal
+-- registered is not taken over: no row comes back then.
+INSERT INTO workers (id, host, pid, concurrency, task_types, kind, principal)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
     ON CONFLICT (id) DO UPDATE
    SET host = excluded.host, pid = excluded.pid, concurrency = excluded.concurrency,
        task_types = excluded.task_types, kind = excluded.kind, started_at = now(),
-       last_heartbeat_at = now(), stopped_at = NULL;
+       last_heartbeat_at = now(), stopped_at = NULL
+ WHERE workers.principal IS NOT DISTINCT FROM excluded.principal
+RETURNING id;
 
 -- name: stop_worker
 UPDATE workers SET stopped_at = now(), last_heartbeat_at = now() WHERE id = $1;
@@ -380,6 +424,33 @@ SELECT l.type, d.declaration
           FROM workers
          WHERE stopped_at IS NULL AND last_heartbeat_at > now() - make_interval(secs => $1)) AS l
   LEFT JOIN task_types d ON d.name = l.type;
+
+-- name: types_without_live_worker
+-- Of the task types $1, those no worker or agent heard from within $2 seconds runs. The workers
+-- table holds one row per worker process: small.
+SELECT t.type
+  FROM unnest($1::text[]) AS t(type)
+ WHERE NOT EXISTS (SELECT 1
+                     FROM workers w
+                    WHERE w.stopped_at IS NULL
+                      AND w.last_heartbeat_at > now() - make_interval(secs => $2)
+                      AND t.type = ANY(w.task_types));
+
+-- name: waiting_without_live_worker
+-- Tasks waiting (QUEUED or RETRYING) by type, for the types no worker or agent heard from within $1
+-- seconds runs. From the counts the triggers keep (migration 0002): no scan of the tasks, however
+-- many wait.
+SELECT c.type, sum(c.count)::bigint AS count
+  FROM task_counts c
+ WHERE c.status IN (0 /*QUEUED*/, 6 /*RETRYING*/)
+   AND NOT EXISTS (SELECT 1
+                     FROM workers w
+                    WHERE w.stopped_at IS NULL
+                      AND w.last_heartbeat_at > now() - make_interval(secs => $1)
+                      AND c.type = ANY(w.task_types))
+ GROUP BY c.type
+HAVING sum(c.count) > 0
+ ORDER BY c.type;
 
 -- name: installation_id
 SELECT id::text FROM installation;

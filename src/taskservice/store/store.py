@@ -53,6 +53,18 @@ class TaskNotFound(LookupError):
         self.task_id = task_id
 
 
+class NotHeld(PermissionError):
+    """A caller named an attempt, a task or an agent id that is not its own: nothing changed."""
+
+
+class WorkerIdTaken(NotHeld):
+    """A worker or agent id another principal registered (migration 0030): not taken over."""
+
+    def __init__(self, worker_id: str) -> None:
+        super().__init__(f"agent id {worker_id!r} is registered by someone else; choose another id")
+        self.worker_id = worker_id
+
+
 @dataclass(frozen=True)
 class TaskDefaults:
     """Values a new task gets when it does not say."""
@@ -94,6 +106,7 @@ class WorkerInfo:
     stopped_at: Any
     running: int
     kind: str = "worker"
+    principal: str | None = None  # who registered it (migration 0030)
 
 
 _TASK_FIELDS = tuple(Task.__dataclass_fields__)
@@ -300,18 +313,22 @@ class Store:
         *,
         verbatim: bool = False,
         only_from: frozenset[Status] | None = None,
+        holder: str | None = None,
     ) -> Task:
         """An operator's status change: only legal transitions, history in the same transaction.
 
         The history line wraps `message` ("Task cancelled: <message>"), or is `message` itself when
         `verbatim` and it is not empty. `only_from` narrows the statuses the task may be in (checked
-        under the row lock, so it cannot change in between).
+        under the row lock, so it cannot change in between). With `holder` (a principal), the task
+        must be running an attempt of an agent that principal registered: NotHeld otherwise.
         """
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(query("lock_task"), task_id)
             if row is None:
                 raise TaskNotFound(task_id)
             current = Status(row["status"])
+            if holder is not None:
+                await self._check_holder(conn, task_id, current, row["execution_id"], holder)
             legal = target in OPERATOR_TARGETS and model.can_move(current, target)
             if not legal or (only_from is not None and current not in only_from):
                 raise IllegalTransition(task_id, current, target)
@@ -330,6 +347,17 @@ class Store:
             updated = await conn.fetchrow(query("get_task"), task_id)
         assert updated is not None
         return _task(updated)
+
+    @staticmethod
+    async def _check_holder(
+        conn: Connection, task_id: int, current: Status, execution_id: int | None, holder: str
+    ) -> None:
+        """Under the task's row lock: its open attempt belongs to an agent `holder` registered."""
+        who = None
+        if current == Status.RUNNING and execution_id is not None:
+            who = await conn.fetchrow(query("attempt_holder"), execution_id)
+        if who is None or who["kind"] != "agent" or who["principal"] != holder:
+            raise NotHeld(f"task {task_id} is not running an attempt of an agent of yours")
 
     # -- the queue ---------------------------------------------------------------------------
 
@@ -375,6 +403,29 @@ class Store:
         rows = await self.pool.fetch(query("extend_leases"), worker_id, sorted(execution_ids), lease_seconds)
         return {row["id"] for row in rows}
 
+    async def extend_agent_leases(
+        self, agent_id: str, execution_ids: Sequence[int], lease_seconds: float, principal: str | None
+    ) -> set[int]:
+        """An agent's heartbeat through the API: extend_leases, for an agent `principal` registered
+        (None: auth is off). WorkerIdTaken, and nothing changes, when another principal did."""
+        row = await self.pool.fetchrow(
+            query("extend_agent_leases"), agent_id, sorted(execution_ids), lease_seconds, principal
+        )
+        assert row is not None
+        if row["mine"] is False:
+            raise WorkerIdTaken(agent_id)
+        return set(row["kept"])
+
+    async def attempts_not_held(
+        self, agent_id: str, execution_ids: Sequence[int], principal: str | None
+    ) -> tuple[bool, list[int]]:
+        """(whether `principal` registered agent `agent_id`, the attempts of `execution_ids` not
+        started for that agent): None is auth off, where any agent of that id is the caller's. An
+        unknown attempt id is nobody's: the fenced finish refuses it."""
+        rows = await self.pool.fetch(query("attempts_not_held"), sorted(execution_ids), agent_id, principal)
+        foreign = [row["id"] for row in rows]
+        return None not in foreign, [i for i in foreign if i is not None]
+
     async def reap_expired_leases(self, policy: RetryPolicy, limit: int = 1000) -> list[Transition]:
         """Put back running tasks whose worker stopped heartbeating (no retry spent; see model)."""
         async with self.pool.acquire() as conn, conn.transaction():
@@ -402,11 +453,16 @@ class Store:
         concurrency: int,
         task_types: Sequence[str],
         kind: str = "worker",
+        principal: str | None = None,
     ) -> None:
-        """Record a worker (`kind` "worker") or an agent ("agent") as started."""
-        await self.pool.execute(
-            query("register_worker"), worker_id, host, pid, concurrency, list(task_types), kind
+        """Record a worker (`kind` "worker") or an agent ("agent") as started, registered by
+        `principal` (None: a direct worker, or auth is off). WorkerIdTaken when another principal
+        registered that id: it is not taken over."""
+        registered = await self.pool.fetchval(
+            query("register_worker"), worker_id, host, pid, concurrency, list(task_types), kind, principal
         )
+        if registered is None:
+            raise WorkerIdTaken(worker_id)
 
     async def stop_worker(self, worker_id: str) -> None:
         await self.pool.execute(query("stop_worker"), worker_id)
@@ -414,6 +470,20 @@ class Store:
     async def live_task_types(self, within_seconds: float) -> dict[str, dict[str, Any] | None]:
         """Task types the workers heard from within `within_seconds` can run, with their declarations."""
         return await task_types.live_task_types(self.pool, within_seconds)
+
+    async def types_without_live_worker(self, types: Iterable[str], within_seconds: float) -> set[str]:
+        """Of `types`, those no worker or agent heard from within `within_seconds` runs."""
+        wanted = sorted(set(types))
+        if not wanted:
+            return set()
+        rows = await self.pool.fetch(query("types_without_live_worker"), wanted, within_seconds)
+        return {row["type"] for row in rows}
+
+    async def waiting_without_live_worker(self, within_seconds: float) -> dict[str, int]:
+        """Tasks waiting (QUEUED or RETRYING) by type, for each type no live worker runs; from the
+        kept counts (no scan)."""
+        rows = await self.pool.fetch(query("waiting_without_live_worker"), within_seconds)
+        return {row["type"]: int(row["count"]) for row in rows}
 
     # -- task type declarations --------------------------------------------------------------
 

@@ -21,3 +21,19 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, asyncpg.DataError | TypeError | ValueError):  # refused before it was sent
         return False
     return isinstance(error, OSError | asyncpg.InterfaceError)
+
+
+class UnknownTaskTypes(ValueError):
+    """`--type` named task types this worker's registry does not have (or it has none at all)."""
+
+    def __init__(self, missing: list[str], known: list[str]) -> None:
+        has = ", ".join(known) if known else "none"
+        if missing:
+            what = f"--type names task types this worker cannot run: {', '.join(missing)}"
+        else:
+            what = "this worker has no task types to run"
+        super().__init__(
+            f"{what} (its task types: {has}; declare more with @task in a module given to --import "
+            "or TASK_MODULES, or install a plugin)"
+        )
+        self.missing, self.known = missing, known

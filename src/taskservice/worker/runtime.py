@@ -23,6 +23,7 @@ from taskservice.model import Outcome, RetryPolicy, Transition
 from taskservice.plugins import PermanentFailure, Registry, UnknownPluginType, context, is_async
 from taskservice.plugins.context import Lease, TaskContext
 from taskservice.store import Claim, Store
+from taskservice.worker.errors import UnknownTaskTypes
 from taskservice.worker.heartbeat import Heartbeat
 from taskservice.worker.leases import LeaseBook, LeaseWatch
 from taskservice.worker.listener import Listener
@@ -54,6 +55,21 @@ class WorkerOptions:
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def types_to_run(registry: Registry, wanted: Sequence[str]) -> tuple[str, ...]:
+    """The task types a worker claims: its registry's, narrowed by `--type` (`wanted`).
+
+    Never empty, since the claim takes an empty list as every type (a worker that took a type it
+    cannot run would fail its tasks for good). UnknownTaskTypes when `wanted` names a type the
+    registry does not have, or the registry has none.
+    """
+    known = registry.names()
+    missing = sorted(set(wanted) - set(known))
+    takes = tuple(sorted(set(wanted))) if wanted else tuple(known)
+    if missing or not takes:
+        raise UnknownTaskTypes(missing, known)
+    return takes
 
 
 def run_in_thread(function: Callable[..., Any], *arguments: Any) -> asyncio.Future[Any]:
@@ -180,6 +196,9 @@ class Worker:
         # Where the work comes from, for the start line: the database (no password) or the server.
         self.source = dict(source or {})
         self.id = worker_id or new_worker_id()
+        # What it claims (and an agent asks its server for): checked here, so a bad --type stops it
+        # before it starts.
+        self.takes = types_to_run(registry, options.task_types)
         # What plugins get in their context: the settings this worker was started with.
         self.settings = settings or get_settings()
         self._installation = ""  # read at start: with a task id, the plugins' idempotency key
@@ -271,9 +290,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set, then shut down gracefully."""
-        opts = self.options
-        # Without a filter a worker takes every type its registry knows; the server accepts those too.
-        takes = opts.task_types or tuple(self.registry.names())
+        opts, takes = self.options, self.takes
         self._installation = await self.store.installation_id()
         await self.store.register_task_types(self._declarations(takes))
         await self.store.register_worker(
@@ -283,7 +300,7 @@ class Worker:
             f"{self.kind} started",
             worker_id=self.id,
             **self.source,
-            runs=", ".join(takes) or "no task type",
+            runs=", ".join(takes),
             concurrency=opts.concurrency,
         )
         quit_ = asyncio.Event()
@@ -328,7 +345,7 @@ class Worker:
                 self._work_may_be_due = False
                 sent_at = self._leases.clock()
                 try:
-                    claims = await self.store.claim(self.id, free, opts.task_types, opts.lease_seconds)
+                    claims = await self.store.claim(self.id, free, self.takes, opts.lease_seconds)
                 except Exception as error:
                     log.warning("claiming failed; will poll again", error=str(error))
                     claims = []

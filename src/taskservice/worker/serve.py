@@ -19,7 +19,7 @@ from taskservice.plugins import Registry
 from taskservice.store import RetentionPolicy, Store, TaskDefaults
 from taskservice.worker.agent import AgentLink
 from taskservice.worker.retention import RetentionJob
-from taskservice.worker.runtime import Worker, WorkerOptions, new_worker_id
+from taskservice.worker.runtime import Worker, WorkerOptions, new_worker_id, types_to_run
 
 log = structlog.get_logger(__name__)
 
@@ -103,6 +103,8 @@ async def serve(
     """Run one worker in this process until SIGTERM or SIGINT, with the task types declared in
     TASK_MODULES and `modules` besides the installed ones."""
     import_task_modules([*settings.task_module_names, *modules])
+    registry = registry or Registry()
+    types_to_run(registry, task_types)  # a --type it cannot run: say so before touching the database
     # Here, not above: an agent (serve_agent) never loads the database layer or the migrations.
     from taskservice.db import embedded, migrate
     from taskservice.db.connect import create_pool, without_password
@@ -117,9 +119,8 @@ async def serve(
         options = worker_options(settings, concurrency, task_types)
         helpers = [retention_job(settings, store)]
         worker = Worker(
-            store, url, registry or Registry(), options,
-            settings=settings, helpers=helpers, source={"database": shown},
-        )  # fmt: skip
+            store, url, registry, options, settings=settings, helpers=helpers, source={"database": shown}
+        )
         await run_until_signalled(worker)
     finally:
         await pool.close()

@@ -78,6 +78,10 @@ export class Details {
     this.task = task;
     setText(document.getElementById("details-title"), `#${task.id} ${task.name}`);
     if (changed) document.getElementById("details-status").replaceChildren(badge(task.status));
+    // Why a waiting task is not picked up: no live worker runs its type.
+    const waiting = document.getElementById("details-waiting");
+    setText(waiting, task.waitingReason || "");
+    waiting.hidden = !task.waitingReason;
     FIELDS.forEach(([, value], i) => setText(this.values[i], value(task)));
     setText(document.getElementById("details-payload"), JSON.stringify(task.payload?.parameters ?? {}, null, 2));
     document.getElementById("details-retry").hidden = !FINISHED.has(task.status);

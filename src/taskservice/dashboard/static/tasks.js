@@ -136,11 +136,16 @@ export class TaskTable {
     setText(type.firstChild, task.type);
     setText(description, task.description || "—");
     description.title = task.description || "";
-    if (row.dataset.status !== task.status) {
+    const waiting = task.waitingReason || "";
+    if (row.dataset.status !== task.status || row.dataset.waiting !== waiting) {
       const first = !row.dataset.status;
+      const moved = row.dataset.status !== task.status;
       row.dataset.status = task.status;
-      status.replaceChildren(badge(task.status));
-      if (!first) flash(status);
+      row.dataset.waiting = waiting;
+      // A waiting task whose type no live worker runs is marked, the reason in its title.
+      const marker = waiting && h("span", { class: "waiting-marker", title: waiting, "aria-label": waiting, role: "img" }, "!");
+      status.replaceChildren(badge(task.status), ...(marker ? [marker] : []));
+      if (!first && moved) flash(status);
       this.renderActions(actions, task);
     }
     const time = created.firstChild;
@@ -167,7 +172,7 @@ export class TaskTable {
   /** An event: show the new status at once, then re-read the page (attempts, order, filter membership). */
   onEvent(event) {
     const row = this.body.querySelector(`tr[data-key="${event.taskId}"]`);
-    if (row && row.task && event.status !== row.task.status) this.updateRow(row, { ...row.task, status: event.status });
+    if (row && row.task && event.status !== row.task.status) this.updateRow(row, { ...row.task, status: event.status, waitingReason: "" });
     this.refresh();
   }
 }
