@@ -125,6 +125,7 @@ def execution(e: Execution, *, whole: bool = False) -> pb.TaskExecution:
         result_truncated=cut,
         duration_seconds=duration,
         started_after_seconds=e.started_after_seconds,
+        traceback=e.traceback or "",
     )
 
 

@@ -22,6 +22,7 @@ from taskservice.model import Outcome, RetryPolicy, Transition
 from taskservice.plugins import PermanentFailure, Registry, UnknownPluginType, context, is_async
 from taskservice.plugins.context import TaskContext
 from taskservice.store import Claim, Store
+from taskservice.worker import failure
 from taskservice.worker.heartbeat import Heartbeat
 from taskservice.worker.listener import Listener
 from taskservice.worker.queue import WorkQueue
@@ -146,7 +147,8 @@ class _Deadline:
 
 
 def _describe(error: BaseException) -> str:
-    return str(error) or type(error).__name__
+    """A message that says all there is (PermanentFailure, UnknownPluginType), bounded."""
+    return model.cut_error(str(error) or type(error).__name__)
 
 
 class Worker:
@@ -267,7 +269,7 @@ class Worker:
             try:
                 spec = self.registry.declaration(name)
             except Exception as error:  # a plugin that fails to load must not keep the worker down
-                log.warning("cannot load task type", type=name, error=_describe(error))
+                log.warning("cannot load task type", type=name, error=failure.one_line(error))
                 continue
             if spec is not None:
                 published[name] = spec.to_json()
@@ -376,9 +378,8 @@ class Worker:
                 deadline.disarm()
             return model.succeeded(task, execution_id, stored_result(result, self.options.max_result_bytes))
         except (PermanentFailure, UnknownPluginType) as error:
-            return model.attempt_failed(
-                task, execution_id, "Task failed", _describe(error), policy, retryable=False
-            )
+            # Their messages say all there is (a bad parameter, a type nobody runs): no traceback.
+            return self._failed(task, execution_id, "Task failed", _describe(error), policy, retryable=False)
         except asyncio.CancelledError:
             signal.set("the attempt was stopped")  # a thread running the plugin can see it now
             if deadline.took_back():
@@ -395,13 +396,13 @@ class Worker:
             if isinstance(error, TimeoutError) and deadline.took_back():
                 return self._timed_out(task, execution_id)  # the plugin turned our cancel into this
             # Includes a TimeoutError of the plugin's own (a connect timeout, say): an ordinary failure.
-            retryable = not isinstance(error, permanent)
-            return model.attempt_failed(
-                task, execution_id, "Task failed", _describe(error), policy, retryable=retryable
-            )
+            return self._failed(
+                task, execution_id, "Task failed", failure.one_line(error), policy,
+                retryable=not isinstance(error, permanent), traceback=failure.traceback_of(error),
+            )  # fmt: skip
 
     def _timed_out(self, task: model.Task, execution_id: int) -> Transition:
-        return model.attempt_failed(
+        return self._failed(
             task,
             execution_id,
             "Task timed out",
@@ -409,6 +410,18 @@ class Worker:
             self._policy(task.type)[0],
             outcome=Outcome.TIMED_OUT,
         )
+
+    def _failed(
+        self, task: model.Task, execution_id: int, reason: str, error: str, policy: RetryPolicy, **how: Any
+    ) -> Transition:
+        """The transition of a failed attempt (model.attempt_failed), and the one log line that says so."""
+        transition = model.attempt_failed(task, execution_id, reason, error, policy, **how)
+        retrying = transition.status == model.Status.RETRYING
+        (self._log.info if retrying else self._log.warning)(
+            "task attempt failed; retrying" if retrying else "task failed",
+            task_id=task.id, type=task.type, attempt=task.attempts, error=error,
+        )  # fmt: skip
+        return transition
 
     async def _call_plugin(self, task: model.Task, ctx: TaskContext) -> Any:
         plugin = self.registry.get(task.type)
