@@ -179,6 +179,7 @@ def task_type(name: str, spec: TaskTypeSpec | None) -> pb.TaskTypeDeclaration:
             description=p.description,
             choices=p.choices,
             aliases=p.aliases,
+            format=p.format,
         )
         if p.default is not None:
             parameter.default_value = p.default

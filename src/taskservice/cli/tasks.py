@@ -81,6 +81,8 @@ def parameter_note(p: pb.TaskTypeParameter) -> str:
     rules = [p.type or "string", *(["required"] if p.required else [])]
     if p.choices:
         rules.append("one of " + "|".join(p.choices))
+    if p.format:
+        rules.append(f"format {p.format}")
     if p.HasField("default_value"):
         rules.append(f"default {p.default_value or '(empty)'}")
     if p.HasField("minimum"):

@@ -152,6 +152,7 @@ class Parameter:
     choices: list[str]  # enum only
     minimum: float | None
     maximum: float | None
+    format: str = ""  # what a string must look like: "email" (an e-mail address); "": any string
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ class TaskType:
             Parameter(
                 p.name, p.type, p.required, p.default_value if p.HasField("default_value") else None,
                 p.description, list(p.choices), p.minimum if p.HasField("minimum") else None,
-                p.maximum if p.HasField("maximum") else None,
+                p.maximum if p.HasField("maximum") else None, p.format,
             )
             for p in m.parameters
         ]  # fmt: skip
