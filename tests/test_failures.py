@@ -122,6 +122,21 @@ async def test_a_huge_traceback_and_message_are_bounded(store: Store, settings: 
     assert "in deep" not in attempt.traceback  # the first frame was cut
 
 
+async def test_a_message_with_a_nul_is_stored_escaped(store: Store, settings: Settings) -> None:
+    """PostgreSQL's text cannot hold NUL: the attempt would fail as unstorable instead of saying why."""
+
+    def nul(parameters: dict[str, str]) -> None:
+        raise ValueError("before\x00after")
+
+    task_id, _ = await store.create_task(NewTask("nul", "nul", max_retries=0))
+    async with running_worker(store, settings, registry_with(nul=nul)):
+        await eventually(lambda: status_is(store, task_id, Status.FAILED))
+    [attempt] = await store.executions(task_id)
+    assert attempt.error == "ValueError: before\\x00after"
+    assert attempt.traceback is not None
+    assert attempt.traceback.endswith("ValueError: before\\x00after\n")
+
+
 def test_cut_traceback_keeps_whole_last_lines_within_the_limit() -> None:
     short = "Traceback (most recent call last):\n  File ...\nValueError: no\n"
     assert model.cut_traceback(short) == short
@@ -200,6 +215,7 @@ def customers_server(settings: Settings, tmp_path: Path, customers: Path) -> Ite
 
 def _assert_names_the_raise(traceback: str) -> None:
     assert traceback.startswith("Traceback (most recent call last):\n"), traceback
+    assert ", in charge_customer\n" in traceback.splitlines(keepends=True)[1]  # @task's call is skipped
     assert ", in find_customer\n" in traceback
     assert traceback.endswith("\ncustomers.NoSuchCustomer: nobody\n")
 

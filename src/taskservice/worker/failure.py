@@ -10,11 +10,14 @@ import traceback
 from pathlib import Path
 from types import TracebackType
 
-from taskservice import model
+from taskservice import model, plugins
 
-# Frames of the runtime that ran the plugin (the attempt, the await of a plugin's thread): they come
-# first in every traceback and say nothing about the failure, so a traceback starts past them.
-_RUNNER_FILES = frozenset({str(Path(__file__).with_name("runtime.py"))})
+# Frames of what ran the plugin (the attempt, the await of a plugin's thread, @task's call of the
+# function): they come first in every traceback and say nothing about the failure, so a traceback
+# starts past them.
+_RUNNER_FILES = frozenset(
+    {str(Path(__file__).with_name("runtime.py")), str(Path(plugins.__file__).with_name("declare.py"))}
+)
 _ASYNCIO = str(Path(asyncio.__file__).parent)
 
 
@@ -22,7 +25,12 @@ def one_line(error: BaseException) -> str:
     """`NoSuchCustomer: nobody` (the type alone when there is no message), bounded (model.ERROR_MAX)."""
     message = str(error)
     kind = type(error).__name__
-    return model.cut_error(f"{kind}: {message}" if message else kind)
+    return model.cut_error(_storable(f"{kind}: {message}" if message else kind))
+
+
+def _storable(text: str) -> str:
+    # PostgreSQL's text cannot hold NUL: a message with one would make the outcome unstorable.
+    return text.replace("\x00", "\\x00")
 
 
 def _from_the_plugin(tb: TracebackType | None) -> TracebackType | None:
@@ -38,4 +46,4 @@ def traceback_of(error: BaseException) -> str:
     """The exception's traceback (with its causes), from the plugin's frames on, at most
     model.TRACEBACK_MAX characters (the last ones kept)."""
     lines = traceback.format_exception(type(error), error, _from_the_plugin(error.__traceback__))
-    return model.cut_traceback("".join(lines))
+    return model.cut_traceback(_storable("".join(lines)))
