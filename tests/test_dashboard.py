@@ -280,6 +280,7 @@ def test_a_failed_attempt_offers_its_traceback(dashboard: Dashboard) -> None:
     )
     assert "monospace" in style[0]
     assert style[1:] == ["auto", "auto", "pre"]
+    traceback.scroll_into_view_if_needed()
     dashboard.screenshot(page, "-open")
     # The live refresh of the drawer (a second attempt arrives) leaves it open.
     details.get_by_role("button", name="Retry").click()
