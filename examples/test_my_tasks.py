@@ -78,4 +78,6 @@ def test_a_deleted_avatar_fails_at_once(database_url: str) -> None:
         app.sign_up(conn, "gone-eve")
     [attempt] = drain(database_url, registry=registry())
     assert attempt.status == taskservice.TaskStatus.FAILED  # declared permanent: no retry
-    assert attempt.error == "gone-eve has no avatar any more"
+    assert attempt.error == "AvatarGone: gone-eve has no avatar any more"
+    assert attempt.traceback is not None
+    assert "raise AvatarGone(" in attempt.traceback

@@ -112,7 +112,7 @@ async def test_get_shows_the_last_error_of_a_failed_task(api_server: ServerProce
     task_id, _ = await store.create_task(NewTask("Flaky", "sleep", {"fail_rate": "1"}, max_retries=0))
     await eventually(lambda: _status_is(store, task_id, Status.FAILED))
     table = ok(api_server, "task", "get", "-i", str(task_id))
-    assert re.search(r"Last error\s+simulated failure \(fail_rate=1\)", table)
+    assert re.search(r"Last error\s+RuntimeError: simulated failure \(fail_rate=1\)", table)
 
 
 async def _status_is(store: Store, task_id: int, status: Status) -> bool:

@@ -244,7 +244,9 @@ def test_failing_task_shows_its_retries_and_error(dashboard: Dashboard) -> None:
     expect(attempts).to_have_count(3)
     for index in range(3):
         expect(attempts.nth(index).locator("td").nth(4)).to_have_text("failed")
-        expect(attempts.nth(index).locator("td.error")).to_have_text("simulated failure (fail_rate=1)")
+        expect(attempts.nth(index).locator("td.error .error-text")).to_have_text(
+            "RuntimeError: simulated failure (fail_rate=1)"
+        )
     timeline = details.locator("#details-timeline li")
     expect(details.locator('#details-timeline li[data-status="RETRYING"]')).to_have_count(2)
     expect(timeline.last).to_contain_text("Failed")
@@ -253,6 +255,49 @@ def test_failing_task_shows_its_retries_and_error(dashboard: Dashboard) -> None:
     expect(details.get_by_role("button", name="Cancel task")).to_be_hidden()
     attempts.last.scroll_into_view_if_needed()
     dashboard.screenshot(page)
+
+
+def test_a_failed_attempt_offers_its_traceback(dashboard: Dashboard) -> None:
+    failing = create(dashboard.server, "Import orders", {"fail_rate": "1"}, maxRetries=0)
+    fine = create(dashboard.server, "Export orders", {})
+    page = dashboard.open()
+    expect(row(page, failing).locator("td.status")).to_have_text("Failed")
+    expect(row(page, fine).locator("td.status")).to_have_text("Succeeded")
+
+    row(page, failing).get_by_role("button", name=f"Open details of task {failing}").click()
+    details = page.get_by_role("dialog", name=f"#{failing} Import orders")
+    error = details.locator("#details-attempts tr").first.locator("td.error")
+    expect(error.locator(".error-text")).to_have_text("RuntimeError: simulated failure (fail_rate=1)")
+    traceback = error.get_by_label("Traceback of attempt 1")
+    expect(traceback).to_be_hidden()  # a disclosure: closed until asked for
+    error.get_by_text("Traceback", exact=True).click()
+    expect(traceback).to_be_visible()
+    expect(traceback).to_contain_text("Traceback (most recent call last):")
+    expect(traceback).to_contain_text(", in run")  # the plugin's function that raised
+    text = traceback.inner_text()
+    assert text.rstrip().endswith("RuntimeError: simulated failure (fail_rate=1)"), text
+    # Monospace and scrollable, its lines kept whole.
+    style = traceback.evaluate(
+        "e => { const s = getComputedStyle(e);"
+        " return [s.fontFamily, s.overflowX, s.overflowY, s.whiteSpace]; }"
+    )
+    assert "monospace" in style[0]
+    assert style[1:] == ["auto", "auto", "pre"]
+    traceback.scroll_into_view_if_needed()
+    dashboard.screenshot(page, "-open")
+    # The live refresh of the drawer (a second attempt arrives) leaves it open.
+    details.get_by_role("button", name="Retry").click()
+    confirm = page.get_by_role("dialog", name=f"Retry task #{failing}?")
+    confirm.get_by_role("button", name="Retry task").click()
+    expect(details.locator("#details-attempts tr")).to_have_count(2)
+    expect(traceback).to_be_visible()
+    page.keyboard.press("Escape")
+
+    # A successful attempt has nothing to disclose.
+    row(page, fine).get_by_role("button", name=f"Open details of task {fine}").click()
+    done = page.get_by_role("dialog", name=f"#{fine} Export orders")
+    expect(done.locator("#details-attempts tr").first.locator("td.error")).to_have_text("—")
+    expect(done.locator(".traceback")).to_have_count(0)
 
 
 def test_filter_and_paginate(dashboard: Dashboard) -> None:

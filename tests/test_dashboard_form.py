@@ -1,6 +1,7 @@
 """The dashboard's "New task" form is built from the task types' declarations (real Chromium, real
 server): a row per declared parameter with its rules and description, lists for booleans and enums,
-and the server's refusal of a missing required parameter shown beside it."""
+an e-mail input for an address, and the server's refusal of a missing required parameter or an
+address that is none shown beside it."""
 
 from __future__ import annotations
 
@@ -76,12 +77,23 @@ def test_the_create_form_follows_the_declarations(dashboard: Dashboard) -> None:
     assert [keys.nth(i).input_value() for i in range(3)] == ["recipient", "subject", "body"]
     recipient = form.get_by_label("Parameter 1 value")
     expect(recipient).to_have_attribute("aria-required", "true")
-    expect(recipient).to_have_accessible_description("string, required, also as to: The address to send to.")
+    expect(recipient).to_have_accessible_description(
+        "string, required, format email, also as to: The address to send to."
+    )
+    expect(recipient).to_have_attribute("type", "email")  # its declared format: an e-mail address
     # Sent without the recipient: refused, and the message stands beside the parameter.
     form.get_by_role("button", name="Create task").click()
     expect(form.locator("#create-payload-error")).to_have_text("['recipient']: is required (or to)")
     expect(form.get_by_label("Parameter 1 name")).to_have_attribute("aria-invalid", "true")
     dashboard.screenshot(page, "-refused")
+    # Not an address: refused by the server (not only by the browser), saying which rule.
+    recipient.fill("not-an-address")
+    form.get_by_role("button", name="Create task").click()
+    expect(form.locator("#create-payload-error")).to_have_text(
+        "['recipient']: must be an e-mail address (got 'not-an-address'):"
+        " An email address must have an @-sign."
+    )
+    assert rpc(dashboard.server, "ListTasks", {}).get("tasks", []) == []
     recipient.fill("ada@example.com")
     form.get_by_label("Parameter 2 value").fill("Welcome")
     form.get_by_role("button", name="Create task").click()

@@ -144,6 +144,11 @@ async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(
             enqueue(conn, type="sleep", name="x", parameters={"seconds": "abc"})
         with pytest.raises(InvalidArgument, match=r"payload\.parameters\['recipient'\]"):
             enqueue(conn, type="send_email", name="x", parameters={"subject": "hi"})
+        with pytest.raises(
+            InvalidArgument,
+            match=r"payload\.parameters\['recipient'\]: must be an e-mail address \(got 'not-an-address'\)",
+        ):
+            enqueue(conn, type="send_email", name="x", parameters={"recipient": "not-an-address"})
         conn.commit()
     assert await store.count_tasks() == 0
     with pytest.raises(NotAConnection, match="conn"):

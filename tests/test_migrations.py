@@ -137,7 +137,7 @@ def test_upgrade_of_an_empty_database(empty_database: str) -> None:
     migrate.upgrade(empty_database)
 
     assert_schema(empty_database)
-    assert migrate.head_revision() == "0030"
+    assert migrate.head_revision() == "0031"
 
 
 def test_second_upgrade_is_a_no_op(empty_database: str) -> None:
@@ -323,5 +323,62 @@ async def test_upgrade_of_an_installation_with_work_in_every_status(empty_databa
         assert await store.create_task(model.NewTask("new", "sleep")) == (9, True)
         assert await store.create_task(model.NewTask("again", "sleep", idempotency_key="key-1")) == (1, False)
         await assert_counts_right(store)
+    finally:
+        await pool.close()
+
+
+# The previous release's finish_attempts, as its workers still send it during a rolling deploy.
+FINISH_BEFORE_0031 = """
+WITH d AS (
+    SELECT * FROM unnest($1::attempt_outcome[])
+), moved AS (
+    UPDATE tasks t
+       SET status = d.status, retries = d.retries, lost_leases = d.lost_leases,
+           run_at = now() + make_interval(secs => d.delay_seconds), updated_at = now()
+      FROM d
+     WHERE t.id = d.task_id AND t.status = 1 AND t.execution_id = d.execution_id
+    RETURNING t.id, t.status, d.execution_id, d.delay_seconds
+), closed AS (
+    UPDATE task_executions e
+       SET finished_at = now(), outcome = d.outcome, error = d.error, result = d.result,
+           lease_expires_at = NULL
+      FROM d JOIN moved ON moved.execution_id = d.execution_id
+     WHERE e.id = d.execution_id
+), history AS (
+    INSERT INTO task_history (task_id, status, details)
+    SELECT d.task_id, d.status, d.details FROM d JOIN moved ON moved.execution_id = d.execution_id
+)
+SELECT moved.execution_id FROM moved
+"""
+
+
+async def test_workers_of_the_previous_release_still_write_outcomes_after_0031(empty_database: str) -> None:
+    """0031 adds a traceback to the outcome's row type as a new type: the old one, which the workers
+    not yet replaced still send, keeps its fields (a row of 10 into a type of 11 would be refused)."""
+    from taskservice import model
+    from taskservice.db.connect import create_pool
+    from taskservice.store import Store
+
+    migrate.upgrade(empty_database, "0020")
+    pool = await create_pool(empty_database, max_size=2)
+    try:
+        store = Store(pool)
+        await store.create_tasks([model.NewTask("old", "sleep"), model.NewTask("new", "sleep")])
+        old, new = await store.claim("w-old", 2)
+        migrate.upgrade(empty_database)  # while they run
+        async with pool.acquire() as conn:
+            await conn.reload_schema_state()  # as a connection opened after the upgrade
+            row = (old.task.id, old.execution_id, int(model.Status.SUCCEEDED), 0, 0, 0.0,
+                   "Task completed successfully (Attempt 1)", "succeeded", None, {"v": 1})  # fmt: skip
+            assert await conn.fetch(FINISH_BEFORE_0031, [row]) == [(old.execution_id,)]
+        failed = model.attempt_failed(
+            new.task, new.execution_id, "Task failed", "E: e", model.RetryPolicy(), retryable=False,
+            traceback="Traceback (most recent call last):\nE: e\n",
+        )  # fmt: skip
+        assert await store.finish([failed]) == {new.execution_id}
+        [kept] = await store.executions(old.task.id)
+        [traced] = await store.executions(new.task.id)
+        assert (kept.outcome, kept.result, kept.traceback) == ("succeeded", {"v": 1}, None)
+        assert (traced.error, traced.traceback) == ("E: e", "Traceback (most recent call last):\nE: e\n")
     finally:
         await pool.close()

@@ -142,7 +142,7 @@ async def test_declared_permanent_errors_and_backoff(store: Store, settings: Set
         await eventually(lambda: status_is(store, permanent, Status.FAILED))
         assert (await store.get_task(permanent)).attempts == 1
         [attempt] = await store.executions(permanent)
-        assert attempt.error == "no tea left"
+        assert attempt.error == "OutOfStock: no tea left"
         await eventually(lambda: status_is(store, retried, Status.RETRYING))
         task = await store.get_task(retried)
         # backoff=100: the first retry waits at least half of it (half fixed, half jitter).

@@ -85,10 +85,12 @@ async def test_failures_retry_with_backoff_then_fail(store: Store, settings: Set
     history = await store.history(task_id)
     assert [h.status for h in history] == [Status.QUEUED] + [
         Status.RUNNING, Status.RETRYING] * 3 + [Status.RUNNING, Status.FAILED]  # fmt: skip
-    assert history[2].details.startswith("Task failed (Attempt 1): disk full; retry 1 of 3 in ")
-    assert history[-1].details == "Task failed (Attempt 4): disk full; no retries left (3 used)"
+    assert history[2].details.startswith("Task failed (Attempt 1): ValueError: disk full; retry 1 of 3 in ")
+    assert history[-1].details == "Task failed (Attempt 4): ValueError: disk full; no retries left (3 used)"
     executions = await store.executions(task_id)
     assert [e.outcome for e in executions] == [Outcome.FAILED] * 4
+    assert [e.error for e in executions] == ["ValueError: disk full"] * 4
+    assert all(e.traceback and e.traceback.endswith("ValueError: disk full\n") for e in executions)
     # Each retry started no earlier than its backoff allowed.
     policy = worker_options(settings, 1, ()).retry_policy
     for retry, (failed, started) in enumerate(itertools.pairwise(executions), start=1):
@@ -164,6 +166,8 @@ async def test_permanent_failures_do_not_retry_and_unknown_types_are_left_queued
     # A type the worker cannot run is never claimed: it waits for a worker that can.
     untouched = await store.get_task(unknown)
     assert (untouched.status, untouched.attempts) == (Status.QUEUED, 0)
+    # A permanent failure's message says all there is: no traceback.
+    assert [e.traceback for e in await store.executions(bad)] == [None]
 
 
 async def test_cancelling_a_running_task_stops_it(store: Store, settings: Settings) -> None:
@@ -267,7 +271,8 @@ async def test_a_plugins_own_timeout_error_is_an_ordinary_failure(store: Store, 
     async with running_worker(store, settings, registry_with(flaky=connect_times_out)):
         await eventually(lambda: status_is(store, task_id, Status.FAILED))
     assert (await store.history(task_id))[-1].details == (
-        "Task failed (Attempt 1): connecting to the mail server timed out; no retries left (0 used)"
+        "Task failed (Attempt 1): TimeoutError: connecting to the mail server timed out;"
+        " no retries left (0 used)"
     )
     assert [e.outcome for e in await store.executions(task_id)] == [Outcome.FAILED]
 
@@ -295,5 +300,7 @@ async def test_the_deadline_is_a_timeout_however_the_plugin_ends(store: Store, s
             await eventually(lambda task_id=task_id: status_is(store, task_id, Status.FAILED))
         assert not worker._running  # nothing left cancelled-but-running
     for task_id in ids:
-        assert [e.outcome for e in await store.executions(task_id)] == [Outcome.TIMED_OUT]
+        assert [(e.outcome, e.traceback) for e in await store.executions(task_id)] == [
+            (Outcome.TIMED_OUT, None)
+        ]
         assert (await store.history(task_id))[-1].details.startswith("Task timed out (Attempt 1)")

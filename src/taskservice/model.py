@@ -146,6 +146,7 @@ class Execution:
     error: str | None
     result: Any
     started_after_seconds: float = 0.0  # since the task was created
+    traceback: str | None = None  # a failed attempt's, bounded (cut_traceback)
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,7 @@ class Transition:
     error: str | None = None
     result: Any = None
     lost_leases: int = 0
+    traceback: str | None = None  # a failed attempt's, bounded (cut_traceback)
 
 
 # History wording, in the seed's words.
@@ -223,6 +225,7 @@ def attempt_failed(
     outcome: str = Outcome.FAILED,
     retryable: bool = True,
     backoff: bool = True,
+    traceback: str | None = None,
 ) -> Transition:
     """An attempt ended badly: retry (after a backoff) while retries are left, else FAILED."""
     line = f"{reason} (Attempt {task.attempts}): {error}"
@@ -232,12 +235,12 @@ def attempt_failed(
         details = f"{line}; retry {retry} of {task.max_retries} in {delay:.1f}s"
         return Transition(
             task.id, execution_id, Status.RETRYING, retry, delay, details, outcome, error,
-            lost_leases=task.lost_leases,
+            lost_leases=task.lost_leases, traceback=traceback,
         )  # fmt: skip
     why = "not retryable" if not retryable else f"no retries left ({task.max_retries} used)"
     return Transition(
         task.id, execution_id, Status.FAILED, task.retries, 0.0, f"{line}; {why}", outcome, error,
-        lost_leases=task.lost_leases,
+        lost_leases=task.lost_leases, traceback=traceback,
     )  # fmt: skip
 
 
@@ -312,3 +315,30 @@ def cut_result(text: str, limit_bytes: int, preview_chars: int) -> dict[str, Any
 
 def is_cut_result(value: Any) -> bool:
     return isinstance(value, dict) and value.keys() == CUT_RESULT_KEYS and value["truncated"] is True
+
+
+# -- what a failed attempt keeps of its error ------------------------------------------------------
+
+# The one-line error (`NoSuchCustomer: nobody`) is at most this long: with the history line's words
+# around it, it stays within what an agent may report (api/validation.py's MESSAGE_MAX).
+ERROR_MAX = 1000
+# A traceback is at most this long: its last frames, the ones that matter, are kept (cut_traceback).
+TRACEBACK_MAX = 8192
+
+
+def cut_error(text: str) -> str:
+    """`text`, its start kept when it is over ERROR_MAX characters."""
+    return text if len(text) <= ERROR_MAX else text[: ERROR_MAX - 1] + "…"
+
+
+def cut_traceback(text: str, limit: int = TRACEBACK_MAX) -> str:
+    """`text` when it is at most `limit` characters; else its last lines (the frames nearest the
+    error, and the error itself) under a line saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    marker = f"[... the first lines were cut: this traceback had {len(text)} characters ...]\n"
+    tail = text[len(text) - (limit - len(marker)) :]
+    start = tail.find("\n") + 1
+    if 0 < start < len(tail):  # begin at a whole line
+        tail = tail[start:]
+    return marker + tail

@@ -71,7 +71,8 @@ class Ran:
     status: Status  # what the attempt made of the task: SUCCEEDED, RETRYING, FAILED, ...
     outcome: str  # succeeded, failed, timed_out, ...
     result: Any
-    error: str | None
+    error: str | None  # a failure in one line: `NoSuchCustomer: nobody`
+    traceback: str | None = None  # and where it was raised (failures by an exception only)
 
 
 async def drain_async(
@@ -121,7 +122,16 @@ async def drain_async(
     finally:
         await pool.close()
     return [
-        Ran(t.task_id, tasks[t.task_id].type, tasks[t.task_id].name, t.status, t.outcome, t.result, t.error)
+        Ran(
+            t.task_id,
+            tasks[t.task_id].type,
+            tasks[t.task_id].name,
+            t.status,
+            t.outcome,
+            t.result,
+            t.error,
+            t.traceback,
+        )
         for t in transitions
     ]
 

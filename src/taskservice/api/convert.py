@@ -130,6 +130,7 @@ def execution(e: Execution, *, whole: bool = False) -> pb.TaskExecution:
         result_truncated=cut,
         duration_seconds=duration,
         started_after_seconds=e.started_after_seconds,
+        traceback=e.traceback or "",
     )
 
 
@@ -183,6 +184,7 @@ def task_type(name: str, spec: TaskTypeSpec | None) -> pb.TaskTypeDeclaration:
             description=p.description,
             choices=p.choices,
             aliases=p.aliases,
+            format=p.format,
         )
         if p.default is not None:
             parameter.default_value = p.default

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import NewTask, Status, Transition
+from taskservice.model import TRACEBACK_MAX, NewTask, Status, Transition
 from taskservice.plugins.declare import ParameterError, TaskTypeSpec
 
 # Task type name -> its declaration (None: it declares nothing, and any parameters are accepted).
@@ -299,4 +299,5 @@ def _outcome(o: pb.AttemptOutcome, prefix: str, max_result_bytes: int) -> Transi
         error=_text(f"{prefix}error", o.error, MESSAGE_MAX) or None,
         result=result,
         lost_leases=int(_number(f"{prefix}lost_leases", o.lost_leases, 0, LOST_LEASES_MAX)),
+        traceback=_text(f"{prefix}traceback", o.traceback, TRACEBACK_MAX) or None,
     )

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from taskservice.cli.client import Api, ApiError, call
+from taskservice.cli.escape import literal
 from taskservice.cli.group import Command, Group, add_alias, global_value
 from taskservice.cli.output import (
     age,
@@ -80,6 +81,8 @@ def parameter_note(p: pb.TaskTypeParameter) -> str:
     rules = [p.type or "string", *(["required"] if p.required else [])]
     if p.choices:
         rules.append("one of " + "|".join(p.choices))
+    if p.format:
+        rules.append(f"format {p.format}")
     if p.HasField("default_value"):
         rules.append(f"default {p.default_value or '(empty)'}")
     if p.HasField("minimum"):
@@ -410,12 +413,16 @@ def duration(execution: pb.TaskExecution) -> str:
     "-a",
     type=click.IntRange(min=1),
     default=None,
-    help="Only this attempt (1 for the first), with its whole result in -o json/yaml.",
+    help="Only this attempt (1 for the first), with its traceback if it failed, and its whole result "
+    "in -o json/yaml.",
 )
 @output_option
 @click.pass_context
 def attempts(ctx: click.Context, task_id: int, attempt: int | None, output: str) -> None:
-    """Show the attempts of a task: worker, times, outcome, error."""
+    """Show the attempts of a task: worker, times, outcome, error (one line each).
+
+    With --attempt, a failed attempt's traceback follows.
+    """
     request = pb.ListTaskExecutionsRequest(id64=task_id, attempt=attempt or 0)
     found = call(ctx, lambda c: c.call("ListTaskExecutions", request, pb.ListTaskExecutionsResponse))
     if is_machine(output):
@@ -428,8 +435,19 @@ def attempts(ctx: click.Context, task_id: int, attempt: int | None, output: str)
         ]  # fmt: skip
         columns = ("ATTEMPT", "WORKER", "STARTED", "FINISHED", "DURATION", "OUTCOME", "ERROR")
         table(columns, rows, wrap=("ERROR",))
+        _tracebacks(found, attempt)
         return
     short_rows = [
         (e.attempt, e.worker_id, age(e.started_at), duration(e), e.outcome, e.error) for e in found.executions
     ]
     table(("ATTEMPT", "WORKER", "AGE", "DURATION", "OUTCOME", "ERROR"), short_rows, wrap=("ERROR",))
+    _tracebacks(found, attempt)
+
+
+def _tracebacks(found: pb.ListTaskExecutionsResponse, attempt: int | None) -> None:
+    """Below the one attempt asked for, its traceback (a list of attempts stays one line each)."""
+    if attempt is None:
+        return
+    for e in found.executions:
+        if e.traceback:
+            click.echo("\n" + literal(e.traceback, multiline=True).rstrip())

@@ -125,5 +125,6 @@ def outcome(task: m.Task, last: m.Execution | None) -> Any:
     if task.status == Status.CANCELLED:
         raise TaskCancelled(task)
     if task.status == Status.FAILED:
-        raise TaskFailed(task, (last.error if last is not None else "") or "no error recorded")
+        error = (last.error if last is not None else "") or "no error recorded"
+        raise TaskFailed(task, error, last.traceback if last is not None else "")
     raise FailedPrecondition(f"task {task.id} is {task.status.name}, not finished; wait() for it")

@@ -75,13 +75,17 @@ class Timeout(TaskServiceError):
 
 
 class TaskFailed(TaskServiceError):
-    """`wait()`/`result()` on a task that ended FAILED; `error` is its last attempt's error."""
+    """`wait()`/`result()` on a task that ended FAILED.
+
+    `error` is its last attempt's error in one line (`NoSuchCustomer: nobody`); `traceback` that
+    attempt's traceback, from the worker that ran it ("" when there is none: a timeout, say).
+    """
 
     code = "task_failed"
 
-    def __init__(self, task: Task, error: str) -> None:
+    def __init__(self, task: Task, error: str, traceback: str = "") -> None:
         super().__init__(f"task {task.id} failed: {error}")
-        self.task, self.error = task, error
+        self.task, self.error, self.traceback = task, error, traceback
 
 
 class TaskCancelled(TaskServiceError):

@@ -105,6 +105,7 @@ class Execution:
     result_truncated: bool
     duration_seconds: float
     started_after_seconds: float
+    traceback: str = ""  # a failed attempt's (its last frames); `error` is its one-line form
 
     @classmethod
     def from_proto(cls, m: pb.TaskExecution) -> Execution:
@@ -113,6 +114,7 @@ class Execution:
             started_at=_time(m.started_at), finished_at=_time(m.finished_at), outcome=m.outcome,
             error=m.error, result=_result(m.result), result_truncated=m.result_truncated,
             duration_seconds=m.duration_seconds, started_after_seconds=m.started_after_seconds,
+            traceback=m.traceback,
         )  # fmt: skip
 
 
@@ -150,6 +152,7 @@ class Parameter:
     choices: list[str]  # enum only
     minimum: float | None
     maximum: float | None
+    format: str = ""  # what a string must look like: "email" (an e-mail address); "": any string
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,7 @@ class TaskType:
             Parameter(
                 p.name, p.type, p.required, p.default_value if p.HasField("default_value") else None,
                 p.description, list(p.choices), p.minimum if p.HasField("minimum") else None,
-                p.maximum if p.HasField("maximum") else None,
+                p.maximum if p.HasField("maximum") else None, p.format,
             )
             for p in m.parameters
         ]  # fmt: skip

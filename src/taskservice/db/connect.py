@@ -55,7 +55,7 @@ def _decode_jsonb(data: bytes) -> Any:
 
 
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
-    # Binary, not text: a row type holding jsonb (store/queries.sql's new_task, attempt_outcome) can
+    # Binary, not text: a row type holding jsonb (store/queries.sql's new_task, attempt_outcome_v2) can
     # only be sent in binary, and asyncpg uses a type's one codec everywhere.
     await conn.set_type_codec(
         "jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog", format="binary"

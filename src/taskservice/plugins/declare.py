@@ -19,12 +19,13 @@ import re
 import types
 import typing
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import annotated_types
 import docstring_parser
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -46,6 +47,32 @@ class ParameterError(ValueError):
         self.name, self.rule = name, rule
 
 
+def _email(value: str) -> None:
+    # Here, not at the top: only a task type with an e-mail parameter pays for the import.
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise ValueError(str(error)) from None
+
+
+@dataclass(frozen=True)
+class ParameterFormat:
+    """What a string parameter's value must look like besides being a string."""
+
+    rule: str  # "must be ...", as an error says it
+    check: Callable[[str], None]  # raises ValueError saying what is wrong
+    annotation: Any = None  # the Python type that declares it on a @task function's parameter
+
+
+# Every format a parameter may declare, by the name its declaration gives (`ParameterSpec.format`).
+# A format is added here, and only here (the dashboard's form may also pick an input for it).
+FORMATS: dict[str, ParameterFormat] = {
+    "email": ParameterFormat("must be an e-mail address", _email, EmailStr),
+}
+
+
 class ParameterSpec(BaseModel):
     """One parameter of a task type."""
 
@@ -60,12 +87,29 @@ class ParameterSpec(BaseModel):
     minimum: float | None = None  # integer and number: inclusive bounds
     maximum: float | None = None
     aliases: tuple[str, ...] = ()  # other names the parameter may be given by (one at a time)
+    format: str = ""  # a string's format, a key of FORMATS ("email"); empty: any string
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str, info: ValidationInfo) -> str:
+        # A declaration read back from the database or an agent may come from a newer version with
+        # formats this one does not know: it is kept, and left to the worker that runs it to check.
+        published = bool(info.context and info.context.get("published"))
+        if value and value not in FORMATS and not published:
+            raise ValueError(f"unknown format {value!r}; known: {', '.join(sorted(FORMATS))}")
+        return value
 
     def parse(self, raw: str, given_as: str | None = None) -> Any:
         """The value of `raw`, or ParameterError naming the parameter (as given) and the rule."""
         name = given_as or self.name
         text = raw.strip()
         if self.type == "string":
+            form = FORMATS.get(self.format) if self.format else None
+            if form is not None:
+                try:
+                    form.check(raw)
+                except ValueError as error:
+                    raise ParameterError(name, f"{form.rule} (got {raw!r}): {error}") from None
             return raw
         if self.type == "boolean":
             if text.lower() in _TRUE:
@@ -151,7 +195,7 @@ class TaskTypeSpec(BaseModel):
     def from_json(cls, data: object) -> TaskTypeSpec | None:
         """A declaration as published, or None when it cannot be read (e.g. from a newer version)."""
         try:
-            return cls.model_validate(data)
+            return cls.model_validate(data, context={"published": True})
         except pydantic.ValidationError:
             return None
 
@@ -189,7 +233,7 @@ def _unwrap(hint: Any) -> tuple[Any, list[Any], bool]:
 
 
 def _kind(hint: Any) -> tuple[ParameterType, tuple[str, ...]]:
-    if hint is inspect.Parameter.empty or hint is str:
+    if hint is inspect.Parameter.empty or hint is str or _format_of(hint):
         return "string", ()
     if hint is bool:  # before int: bool is an int
         return "boolean", ()
@@ -200,6 +244,14 @@ def _kind(hint: Any) -> tuple[ParameterType, tuple[str, ...]]:
     if inspect.isclass(hint) and issubclass(hint, enum.Enum):
         return "enum", tuple(str(member.value) for member in hint)
     raise TypeError(f"{hint!r} is not supported: str, int, float, bool, an Enum, or Optional of one")
+
+
+def _format_of(hint: Any) -> str:
+    """The format a parameter's annotation declares (EmailStr: "email"), else ""."""
+    return next(
+        (name for name, form in FORMATS.items() if form.annotation is not None and hint is form.annotation),
+        "",
+    )
 
 
 def _bounds(metadata: list[Any]) -> tuple[float | None, float | None]:
@@ -236,6 +288,7 @@ def _parameter(name: str, hint: Any, default: Any, described: str, metadata: lis
         choices=choices,
         minimum=low,
         maximum=high,
+        format=_format_of(base),
     )
 
 
@@ -371,7 +424,8 @@ def task(
 ) -> Callable[[Callable[..., Any]], TypedTask]:
     """Declare the decorated function (sync or async) as task type `name`.
 
-    Its parameters come from its signature (str, int, float, bool, an Enum, or Optional of one; a
+    Its parameters come from its signature (str, int, float, bool, an Enum, pydantic's EmailStr (an
+    e-mail address: declared with format "email"), or Optional of one; a
     default makes one optional; described in the docstring's Args section or by
     `Annotated[int, "what it is"]`, bounds by `Annotated[float, Field(ge=0)]`) or from one pydantic
     model parameter. A parameter annotated `TaskContext`, or named `ctx`, receives the attempt's

@@ -93,7 +93,11 @@ class SendEmail:
         description="Send one email: over SMTP when SMTP_HOST is set, else into the outbox directory.",
         parameters=(
             ParameterSpec(
-                name="recipient", required=True, aliases=("to",), description="The address to send to."
+                name="recipient",
+                required=True,
+                aliases=("to",),
+                format="email",
+                description="The address to send to.",
             ),
             ParameterSpec(name="subject", description="The subject line (one line)."),
             ParameterSpec(name="body", description="The message's text."),

@@ -151,7 +151,7 @@ SELECT * FROM task_history WHERE task_id = $1 ORDER BY created_at, id;
 
 -- name: task_executions
 SELECT e.id, e.task_id, e.attempt, e.worker_id, e.started_at, e.finished_at, e.outcome, e.error,
-       e.result, extract(epoch FROM e.started_at - t.created_at)::float8 AS started_after_seconds
+       e.result, e.traceback, extract(epoch FROM e.started_at - t.created_at)::float8 AS started_after_seconds
   FROM task_executions e
   JOIN tasks t ON t.id = e.task_id
  WHERE e.task_id = $1
@@ -253,12 +253,13 @@ WITH picked AS (
 SELECT * FROM claimed ORDER BY priority DESC, run_at, id;
 
 -- name: finish_attempts
--- Apply decided ends of attempts ($1, one `attempt_outcome` row each). Fenced: an outcome counts
--- only if its attempt is still the task's current one (the task RUNNING under that execution_id);
--- otherwise (cancelled, reaped, settled by hand) nothing changes. Returns the execution ids that
--- counted. Tasks are locked before their attempts, as everywhere. $2: the queue's channel.
+-- Apply decided ends of attempts ($1, one `attempt_outcome_v2` row each: migration 0031). Fenced: an
+-- outcome counts only if its attempt is still the task's current one (the task RUNNING under that
+-- execution_id); otherwise (cancelled, reaped, settled by hand) nothing changes. Returns the
+-- execution ids that counted. Tasks are locked before their attempts, as everywhere. $2: the
+-- queue's channel.
 WITH d AS (
-    SELECT * FROM unnest($1::attempt_outcome[])
+    SELECT * FROM unnest($1::attempt_outcome_v2[])
 ), moved AS (
     UPDATE tasks t
        SET status = d.status, retries = d.retries, lost_leases = d.lost_leases,
@@ -269,7 +270,7 @@ WITH d AS (
 ), closed AS (
     UPDATE task_executions e
        SET finished_at = now(), outcome = d.outcome, error = d.error, result = d.result,
-           lease_expires_at = NULL
+           traceback = d.traceback, lease_expires_at = NULL
       FROM d JOIN moved ON moved.execution_id = d.execution_id
      WHERE e.id = d.execution_id
 ), history AS (

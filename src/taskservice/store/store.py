@@ -135,10 +135,10 @@ def _new_task_row(task: NewTask, defaults: TaskDefaults) -> tuple[Any, ...]:
 
 
 def _outcome_row(t: Transition) -> tuple[Any, ...]:
-    """An `attempt_outcome` row (migration 0004), in the type's field order."""
+    """An `attempt_outcome_v2` row (migration 0031), in the type's field order."""
     return (
         t.task_id, t.execution_id, int(t.status), t.retries, t.lost_leases, t.delay_seconds,
-        t.details, t.outcome, t.error, t.result,
+        t.details, t.outcome, t.error, t.result, t.traceback,
     )  # fmt: skip
 
 

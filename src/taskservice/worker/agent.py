@@ -96,6 +96,7 @@ def outcome_of(t: Transition) -> pb.AttemptOutcome:
         retries=t.retries, lost_leases=t.lost_leases, delay_seconds=t.delay_seconds, details=t.details,
         outcome=t.outcome, error=t.error or "",
         result_json="" if t.result is None else json.dumps(t.result, ensure_ascii=False),
+        traceback=t.traceback or "",
     )  # fmt: skip
 
 

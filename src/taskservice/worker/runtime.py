@@ -23,6 +23,7 @@ from taskservice.model import Outcome, RetryPolicy, Transition
 from taskservice.plugins import PermanentFailure, Registry, UnknownPluginType, context, is_async
 from taskservice.plugins.context import Lease, TaskContext
 from taskservice.store import Claim, Store
+from taskservice.worker import failure
 from taskservice.worker.errors import UnknownTaskTypes
 from taskservice.worker.heartbeat import Heartbeat
 from taskservice.worker.leases import LeaseBook, LeaseWatch
@@ -166,7 +167,8 @@ class _Deadline:
 
 
 def _describe(error: BaseException) -> str:
-    return str(error) or type(error).__name__
+    """A message that says all there is (PermanentFailure, UnknownPluginType), bounded."""
+    return model.cut_error(str(error) or type(error).__name__)
 
 
 class Worker:
@@ -325,7 +327,7 @@ class Worker:
             try:
                 spec = self.registry.declaration(name)
             except Exception as error:  # a plugin that fails to load must not keep the worker down
-                log.warning("cannot load task type", type=name, error=_describe(error))
+                log.warning("cannot load task type", type=name, error=failure.one_line(error))
                 continue
             if spec is not None:
                 published[name] = spec.to_json()
@@ -443,9 +445,8 @@ class Worker:
                 deadline.disarm()
             return model.succeeded(task, execution_id, stored_result(result, self.options.max_result_bytes))
         except (PermanentFailure, UnknownPluginType) as error:
-            return model.attempt_failed(
-                task, execution_id, "Task failed", _describe(error), policy, retryable=False
-            )
+            # Their messages say all there is (a bad parameter, a type nobody runs): no traceback.
+            return self._failed(task, execution_id, "Task failed", _describe(error), policy, retryable=False)
         except asyncio.CancelledError:
             signal.set("the attempt was stopped")  # a thread running the plugin can see it now
             return self._stopped(task, execution_id, lease, timed_out=deadline.took_back())
@@ -455,10 +456,10 @@ class Worker:
             if isinstance(error, context.NotCurrent):  # ctx.ensure_current() said so first
                 return self._stopped(task, execution_id, lease, timed_out=False)
             # Includes a TimeoutError of the plugin's own (a connect timeout, say): an ordinary failure.
-            retryable = not isinstance(error, permanent)
-            return model.attempt_failed(
-                task, execution_id, "Task failed", _describe(error), policy, retryable=retryable
-            )
+            return self._failed(
+                task, execution_id, "Task failed", failure.one_line(error), policy,
+                retryable=not isinstance(error, permanent), traceback=failure.traceback_of(error),
+            )  # fmt: skip
 
     def _stopped(self, task: model.Task, execution_id: int, lease: Lease, *, timed_out: bool) -> Transition:
         """The outcome of an attempt the worker gave up on."""
@@ -479,7 +480,7 @@ class Worker:
         )  # fmt: skip
 
     def _timed_out(self, task: model.Task, execution_id: int) -> Transition:
-        return model.attempt_failed(
+        return self._failed(
             task,
             execution_id,
             "Task timed out",
@@ -487,6 +488,18 @@ class Worker:
             self._policy(task.type)[0],
             outcome=Outcome.TIMED_OUT,
         )
+
+    def _failed(
+        self, task: model.Task, execution_id: int, reason: str, error: str, policy: RetryPolicy, **how: Any
+    ) -> Transition:
+        """The transition of a failed attempt (model.attempt_failed), and the one log line that says so."""
+        transition = model.attempt_failed(task, execution_id, reason, error, policy, **how)
+        retrying = transition.status == model.Status.RETRYING
+        (self._log.info if retrying else self._log.warning)(
+            "task attempt failed; retrying" if retrying else "task failed",
+            task_id=task.id, type=task.type, attempt=task.attempts, error=error,
+        )  # fmt: skip
+        return transition
 
     async def _call_plugin(self, task: model.Task, ctx: TaskContext) -> Any:
         plugin = self.registry.get(task.type)

@@ -231,6 +231,10 @@ function fields(row) {
   return [row.querySelector(".param-key"), row.querySelector(".param-value")];
 }
 
+// The input a declared format gets (plugins/declare.py's FORMATS); others take a text box. The form
+// does not check them itself (novalidate): the server's answer names the parameter and the rule.
+const FORMAT_INPUTS = { email: "email" };
+
 /** A parameter's value input: a list for booleans and enums (empty: the default), else a text box. */
 function valueInput(spec, value) {
   const attributes = { class: "param-value", autocomplete: "off" };
@@ -245,6 +249,7 @@ function valueInput(spec, value) {
   let placeholder = "value";
   if (spec?.defaultValue !== undefined) placeholder = `default: ${spec.defaultValue}`;
   else if (spec) placeholder = spec.required ? "required" : "optional";
+  if (spec?.format && Object.hasOwn(FORMAT_INPUTS, spec.format)) attributes.type = FORMAT_INPUTS[spec.format];
   if (spec?.type === "integer") attributes.inputmode = "numeric";
   if (spec?.type === "number") attributes.inputmode = "decimal";
   if (spec?.required) attributes["aria-required"] = "true";
@@ -255,6 +260,7 @@ function valueInput(spec, value) {
 function describe(spec) {
   const rules = [spec.type || "string"];
   if (spec.required) rules.push("required");
+  if (spec.format) rules.push(`format ${spec.format}`);
   if (spec.defaultValue !== undefined) rules.push(`default ${spec.defaultValue || "(empty)"}`);
   if (spec.minimum !== undefined) rules.push(`>= ${spec.minimum}`);
   if (spec.maximum !== undefined) rules.push(`<= ${spec.maximum}`);

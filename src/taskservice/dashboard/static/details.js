@@ -115,9 +115,22 @@ export class Details {
       outcome.dataset.outcome = e.outcome;
       outcome.replaceChildren(outcomeBadge(e.outcome));
     }
-    setText(error, e.error || "—");
+    this.updateError(error, e);
     setText(result, e.result === null || e.result === undefined ? "—" : JSON.stringify(e.result));
     this.tickDuration(row);
+  }
+
+  /** The one-line error and, for a failed attempt, a disclosure with its traceback (built once, so a
+   * live refresh leaves it open). */
+  updateError(cell, e) {
+    const shown = `${e.error || ""}\u0000${e.traceback || ""}`;
+    if (cell.shown === shown) return;
+    cell.shown = shown;
+    const text = h("span", { class: "error-text" }, e.error || "—");
+    const traceback = e.traceback && h("details", { class: "traceback" },
+      h("summary", {}, "Traceback"),
+      h("pre", { class: "code", tabindex: 0, "aria-label": `Traceback of attempt ${e.attempt}` }, e.traceback));
+    cell.replaceChildren(text, traceback);
   }
 
   tickDuration(row) {

@@ -260,7 +260,7 @@ class ListTaskExecutionsRequest(_message.Message):
     def __init__(self, id: _Optional[int] = ..., id64: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class TaskExecution(_message.Message):
-    __slots__ = ("id", "task_id", "attempt", "worker_id", "started_at", "finished_at", "outcome", "error", "result", "duration_seconds", "started_after_seconds", "task_id64", "result_truncated")
+    __slots__ = ("id", "task_id", "attempt", "worker_id", "started_at", "finished_at", "outcome", "error", "result", "duration_seconds", "started_after_seconds", "task_id64", "result_truncated", "traceback")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -274,6 +274,7 @@ class TaskExecution(_message.Message):
     STARTED_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
     TASK_ID64_FIELD_NUMBER: _ClassVar[int]
     RESULT_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    TRACEBACK_FIELD_NUMBER: _ClassVar[int]
     id: int
     task_id: int
     attempt: int
@@ -287,7 +288,8 @@ class TaskExecution(_message.Message):
     started_after_seconds: float
     task_id64: int
     result_truncated: bool
-    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., attempt: _Optional[int] = ..., worker_id: _Optional[str] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., started_after_seconds: _Optional[float] = ..., task_id64: _Optional[int] = ..., result_truncated: _Optional[bool] = ...) -> None: ...
+    traceback: str
+    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., attempt: _Optional[int] = ..., worker_id: _Optional[str] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., started_after_seconds: _Optional[float] = ..., task_id64: _Optional[int] = ..., result_truncated: _Optional[bool] = ..., traceback: _Optional[str] = ...) -> None: ...
 
 class ListTaskExecutionsResponse(_message.Message):
     __slots__ = ("executions",)
@@ -374,7 +376,7 @@ class TaskEvent(_message.Message):
     def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., details: _Optional[str] = ..., created_at: _Optional[str] = ..., task_name: _Optional[str] = ..., task_type: _Optional[str] = ..., keepalive: _Optional[bool] = ..., task_id64: _Optional[int] = ..., exact_status: _Optional[_Union[TaskStatusEnum, str]] = ...) -> None: ...
 
 class TaskTypeParameter(_message.Message):
-    __slots__ = ("name", "type", "required", "default_value", "description", "choices", "minimum", "maximum", "aliases")
+    __slots__ = ("name", "type", "required", "default_value", "description", "choices", "minimum", "maximum", "aliases", "format")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     REQUIRED_FIELD_NUMBER: _ClassVar[int]
@@ -384,6 +386,7 @@ class TaskTypeParameter(_message.Message):
     MINIMUM_FIELD_NUMBER: _ClassVar[int]
     MAXIMUM_FIELD_NUMBER: _ClassVar[int]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     required: bool
@@ -393,7 +396,8 @@ class TaskTypeParameter(_message.Message):
     minimum: float
     maximum: float
     aliases: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., required: _Optional[bool] = ..., default_value: _Optional[str] = ..., description: _Optional[str] = ..., choices: _Optional[_Iterable[str]] = ..., minimum: _Optional[float] = ..., maximum: _Optional[float] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
+    format: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., required: _Optional[bool] = ..., default_value: _Optional[str] = ..., description: _Optional[str] = ..., choices: _Optional[_Iterable[str]] = ..., minimum: _Optional[float] = ..., maximum: _Optional[float] = ..., aliases: _Optional[_Iterable[str]] = ..., format: _Optional[str] = ...) -> None: ...
 
 class TaskTypeDeclaration(_message.Message):
     __slots__ = ("name", "declared", "description", "parameters", "extra_parameters", "max_retries", "timeout_seconds", "backoff_seconds", "permanent_errors")
@@ -482,7 +486,7 @@ class WorkAssignment(_message.Message):
     def __init__(self, assignment_id: _Optional[int] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., lost_leases: _Optional[int] = ..., lease_seconds_left: _Optional[float] = ...) -> None: ...
 
 class AttemptOutcome(_message.Message):
-    __slots__ = ("assignment_id", "task_id", "status", "retries", "lost_leases", "delay_seconds", "details", "outcome", "error", "result_json")
+    __slots__ = ("assignment_id", "task_id", "status", "retries", "lost_leases", "delay_seconds", "details", "outcome", "error", "result_json", "traceback")
     ASSIGNMENT_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -493,6 +497,7 @@ class AttemptOutcome(_message.Message):
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    TRACEBACK_FIELD_NUMBER: _ClassVar[int]
     assignment_id: int
     task_id: int
     status: TaskStatusEnum
@@ -503,7 +508,8 @@ class AttemptOutcome(_message.Message):
     outcome: str
     error: str
     result_json: str
-    def __init__(self, assignment_id: _Optional[int] = ..., task_id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., lost_leases: _Optional[int] = ..., delay_seconds: _Optional[float] = ..., details: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., result_json: _Optional[str] = ...) -> None: ...
+    traceback: str
+    def __init__(self, assignment_id: _Optional[int] = ..., task_id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., lost_leases: _Optional[int] = ..., delay_seconds: _Optional[float] = ..., details: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., result_json: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
 
 class ReportOutcomesRequest(_message.Message):
     __slots__ = ("agent_id", "outcomes")
