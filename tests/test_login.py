@@ -230,3 +230,25 @@ def test_the_token_form_refuses_another_sites_post(
     )
     assert forged.status_code == 403
     assert "taskservice_session" not in forged.cookies
+
+
+def test_logout_refuses_another_sites_post(token_server: tuple[ServerProcess, dict[str, str]]) -> None:
+    server, secrets = token_server
+    login = httpx.post(
+        f"{server.url}/auth/login",
+        content=f"token={secrets['viewer']}&next=/",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert login.status_code == 303, login.text
+    session = login.cookies["taskservice_session"]
+    cookie = {"Cookie": f"taskservice_session={session}"}
+    who = {**cookie, "Connect-Protocol-Version": "1"}
+
+    forged = httpx.post(f"{server.url}/auth/logout", headers={**cookie, "Origin": "http://evil.example"})
+    assert forged.status_code == 403
+    assert "taskservice_session" not in forged.headers.get("set-cookie", "")
+    assert httpx.post(f"{server.url}/cloud.v1.AuthService/WhoAmI", json={}, headers=who).status_code == 200
+
+    own = httpx.post(f"{server.url}/auth/logout", headers={**cookie, "Origin": server.url})
+    assert own.status_code == 303
+    assert httpx.post(f"{server.url}/cloud.v1.AuthService/WhoAmI", json={}, headers=who).status_code == 401

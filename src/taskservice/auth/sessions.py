@@ -51,8 +51,21 @@ async def open_session(
     return response
 
 
+def from_another_site(request: Request) -> bool:
+    """Whether a browser says this form was posted from another site's page (a CSRF attempt).
+
+    Browsers send Origin with every POST; a client without one (a script) is not a browser being
+    tricked, so only an Origin naming another host is refused.
+    """
+    origin = request.headers.get("origin")
+    return bool(origin) and urlsplit(origin).netloc != request.headers.get("host")
+
+
 async def end_session(request: Request, credentials: Credentials | None, response: Response) -> Response:
-    """End the browser's session (on every replica) and clear its cookie on `response`."""
+    """End the browser's session (on every replica) and clear its cookie on `response`; refused (403)
+    when posted from another site, which would log people out behind their back."""
+    if from_another_site(request):
+        return PlainTextResponse("Logging out only works from this server's own page.", 403)
     secret = request.cookies.get(SESSION_COOKIE, "")
     if secret and well_formed(secret, SESSION_PREFIX) and credentials is not None:
         await credentials.delete_session(secret_hash(secret))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from taskservice.auth.roles import Role
 from taskservice.auth.secrets import TOKEN_PREFIX, secret_hash, well_formed
-from taskservice.auth.sessions import end_session, local_path, open_session
+from taskservice.auth.sessions import end_session, from_another_site, local_path, open_session
 from taskservice.config import Settings
 from taskservice.store import Credentials
 
@@ -65,8 +65,7 @@ class TokenLogin:
 
     async def login(self, request: Request) -> Response:
         # A form posted from another site would log this browser in as someone else (login CSRF).
-        origin = request.headers.get("origin")
-        if origin and urlsplit(origin).netloc != request.headers.get("host"):
+        if from_another_site(request):
             return _page("/", "This form only works from this server's own page.", 403)
         body = await request.body()
         if len(body) > FORM_MAX_BYTES:
