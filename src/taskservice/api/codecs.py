@@ -5,6 +5,8 @@ we replace its two entries with stricter versions of the same codecs:
 - a body that does not decode is `invalid_argument`, naming the message type, not `unknown`;
 - unknown JSON fields are ignored (as connect-go does), but where a message goes the JSON must be an
   object (json_format, told to ignore unknown fields, read `"payload": "x"` as an empty Payload);
+- an enum name the schema does not have is `invalid_argument` naming the field (json_format, told to
+  ignore unknown fields, drops it, and `"status": "NOPE"` in a ListTasks filter listed every task);
 - JSON output includes fields at their default value (`"status": "QUEUED"`, `"retries": 0`), which
   proto3 JSON allows and which makes curl output and dashboards simpler.
 """
@@ -18,7 +20,7 @@ from connectrpc import _codec
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor
+from google.protobuf.descriptor import Descriptor, EnumDescriptor
 from google.protobuf.message import DecodeError, Message
 
 
@@ -29,13 +31,28 @@ def _bad_body(message: Message, error: Exception) -> ConnectError:
     )
 
 
+class _UnknownEnumName(ValueError):
+    """A JSON enum value by a name its enum does not have; the message is `field: rule`."""
+
+
+def _check_enum_names(enum: EnumDescriptor, item: Any, where: str) -> None:
+    names = enum.values_by_name
+    for value in item if isinstance(item, list) else [item]:
+        if isinstance(value, str) and value not in names:
+            known = ", ".join(names)
+            raise _UnknownEnumName(f"{where}: unknown {enum.name} name {value!r}; known: {known}")
+
+
 def _require_objects(value: Any, descriptor: Descriptor, path: str = "") -> None:
-    """Raise ValueError unless `value`, and every message field in it, is a JSON object."""
+    """Raise ValueError unless `value`, and every message field in it, is a JSON object, and every
+    enum name in it is one its enum has."""
     if not isinstance(value, dict):
         raise ValueError(f"{path or 'the body'} must be a JSON object, not {type(value).__name__}")
     fields = {name: f for f in descriptor.fields for name in (f.name, f.json_name)}
     for key, item in value.items():
         field = fields.get(key)
+        if field is not None and field.enum_type is not None:
+            _check_enum_names(field.enum_type, item, f"{path}.{field.name}" if path else field.name)
         kind = field.message_type if field is not None else None
         if kind is None or item is None or kind.GetOptions().map_entry:
             continue  # scalars and nulls; json_format checks maps
@@ -68,6 +85,8 @@ class StrictProtoJSONCodec(_codec.ProtoJSONCodec[Any]):
             parsed = json_format.Parse(bytes(data), message, ignore_unknown_fields=True)
             _require_objects(json.loads(bytes(data)), message.DESCRIPTOR)
             return parsed
+        except _UnknownEnumName as error:
+            raise ConnectError(Code.INVALID_ARGUMENT, str(error)) from None
         except (json_format.ParseError, ValueError, TypeError, RecursionError) as error:
             raise _bad_body(message, error) from None
 
