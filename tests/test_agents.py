@@ -350,6 +350,22 @@ async def test_bad_agent_requests_name_the_field_and_the_rule(server: ServerProc
             }]},
             "outcomes[0].result_json: must be JSON",
         ),
+        (
+            "ReportOutcomes",
+            {"agentId": "a", "outcomes": [{
+                "assignmentId": 1, "taskId": 1, "status": "SUCCEEDED", "outcome": "succeeded",
+                "details": "done", "resultJson": '{"out": ["x\\u0000"]}',
+            }]},
+            "outcomes[0].result_json: must not contain NUL",
+        ),
+        (
+            "ReportOutcomes",
+            {"agentId": "a", "outcomes": [{
+                "assignmentId": 1, "taskId": 1, "status": "FAILED", "outcome": "failed",
+                "details": "done", "error": "bad\x00",
+            }]},
+            "outcomes[0].error: must not contain NUL",
+        ),
     ]  # fmt: skip
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         for method, body, expected in cases:

@@ -93,6 +93,16 @@ REJECTED = [
     pytest.param(UPDATE, {"id": 1, "status": 42}, "status", id="update-status-42"),
     pytest.param(UPDATE, {"id": 1, "status": 7, "message": "m" * 2001}, "message", id="message-2001"),
     pytest.param(UPDATE, {"id": 1, "status": 7, "message": "\x00"}, "message", id="message-nul"),
+    pytest.param("CreateTask", new(name="a\x00"), "name", id="name-nul"),
+    pytest.param("CreateTask", new(description="a\x00"), "description", id="description-nul"),
+    pytest.param("CreateTask", new(idempotencyKey="a\x00"), "idempotency_key", id="idempotency-key-nul"),
+    pytest.param("CreateTask", new(payload=params(v="a\x00")), "payload.parameters['v']", id="value-nul"),
+    pytest.param("CreateTask", new(payload=key_params("a\x00")), "payload.parameters['a\\x00']",
+                 id="key-nul"),
+    pytest.param("ListTasks", {"type": "a\x00"}, "type", id="list-type-nul"),
+    pytest.param("ListTasks", {"nameContains": "a\x00"}, "name_contains", id="name-contains-nul"),
+    pytest.param("CancelTask", {"id": 1, "reason": "\x00"}, "reason", id="cancel-reason-nul"),
+    pytest.param("CreateTasks", {"tasks": [new(), new(name="\x00")]}, "tasks[1].name", id="batch-nul"),
     pytest.param("CreateTasks", {"tasks": []}, "tasks", id="batch-empty"),
     pytest.param("CreateTasks", {}, "tasks", id="batch-unset"),
     pytest.param("CreateTasks", {"tasks": [new()] * 1001}, "tasks", id="batch-1001"),
@@ -231,6 +241,8 @@ async def test_invalid_input_in_binary_proto(connect_client: TaskManagementServi
         (connect_client.create_task(pb.CreateTaskRequest(name="x", type="sleep")), "payload: "),
         (connect_client.create_tasks(pb.CreateTasksRequest()), "tasks: "),
         (connect_client.get_task(pb.GetTaskRequest(id=-1)), "id: "),
+        (connect_client.list_tasks(pb.TaskListRequest(name_contains="a\x00")), "name_contains: must not"),
+        (connect_client.cancel_task(pb.CancelTaskRequest(id=1, reason="\x00")), "reason: must not"),
     ]
     for call, prefix in calls:
         with pytest.raises(ConnectError) as error:

@@ -315,6 +315,8 @@ async def test_token_lifecycle_through_the_api(http: httpx.AsyncClient, auth_ser
     [
         ({"name": "", "role": "viewer"}, "name"),
         ({"name": "a b", "role": "viewer"}, "name"),
+        ({"name": "a\n", "role": "viewer"}, "name"),
+        ({"name": "a\x00", "role": "viewer"}, "name"),
         ({"name": "x", "role": "root"}, "role"),
         ({"name": "x", "role": "viewer", "expiresInSeconds": -1}, "expires_in_seconds"),
     ],
@@ -327,6 +329,24 @@ async def test_create_token_validates(
     )
     assert response.json()["code"] == "invalid_argument"
     assert response.json()["message"].startswith(f"{field}:")
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/proto"])
+async def test_revoke_token_refuses_nul_in_the_name(
+    http: httpx.AsyncClient, auth_server: AuthServer, content_type: str
+) -> None:
+    from taskservice.gen.cloud.v1 import auth_pb2
+
+    body = (
+        json.dumps({"name": "ci\x00bot"}).encode()
+        if content_type == "application/json"
+        else auth_pb2.RevokeTokenRequest(name="ci\x00bot").SerializeToString()
+    )
+    headers = {**bearer(auth_server.tokens["admin"]), "Content-Type": content_type}
+    response = await http.post("/cloud.v1.AuthService/RevokeToken", content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "invalid_argument"
+    assert response.json()["message"].startswith("name: must not contain NUL"), response.json()
 
 
 async def test_an_expired_token_is_refused(http: httpx.AsyncClient, auth_server: AuthServer) -> None:

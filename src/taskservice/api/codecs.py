@@ -7,6 +7,8 @@ we replace its two entries with stricter versions of the same codecs:
   object (json_format, told to ignore unknown fields, read `"payload": "x"` as an empty Payload);
 - an enum name the schema does not have is `invalid_argument` naming the field (json_format, told to
   ignore unknown fields, drops it, and `"status": "NOPE"` in a ListTasks filter listed every task);
+- a string holding NUL is `invalid_argument` naming the field, for every field of every request:
+  PostgreSQL text cannot hold NUL, and such a string reached the database as a 500 `internal`;
 - JSON output includes fields at their default value (`"status": "QUEUED"`, `"retries": 0`), which
   proto3 JSON allows and which makes curl output and dashboards simpler.
 """
@@ -66,12 +68,53 @@ def _require_objects(value: Any, descriptor: Descriptor, path: str = "") -> None
             _require_objects(item, kind, where)
 
 
+def _nul_string(message: Message, path: str = "") -> str | None:
+    """The path of the first string field (in any depth) of `message` that holds NUL, or None."""
+    for field, value in message.ListFields():
+        where = f"{path}.{field.name}" if path else field.name
+        kind = field.message_type
+        if kind is not None and kind.GetOptions().map_entry:
+            nested = kind.fields_by_name["value"].message_type is not None
+            for key, item in value.items():
+                entry = f"{where}[{key!r}]"
+                if isinstance(key, str) and "\x00" in key:
+                    return entry
+                found = _nul_string(item, entry) if nested else _nul_in(item, entry)
+                if found:
+                    return found
+            continue
+        items = enumerate(value) if field.is_repeated else [(None, value)]
+        for index, item in items:
+            at = where if index is None else f"{where}[{index}]"
+            found = _nul_string(item, at) if kind is not None else _nul_in(item, at)
+            if found:
+                return found
+    return None
+
+
+def _nul_in(value: object, where: str) -> str | None:
+    return where if isinstance(value, str) and "\x00" in value else None
+
+
+def _refuse_nul(message: Message, data: bytes | bytearray, marker: bytes) -> None:
+    """Refuse a message with NUL in a string; only looked for when the bytes could hold one."""
+    if marker in data:
+        where = _nul_string(message)
+        if where is not None:
+            raise ConnectError(
+                Code.INVALID_ARGUMENT,
+                f"{where}: must not contain NUL characters (PostgreSQL text cannot hold them)",
+            )
+
+
 class StrictProtoBinaryCodec(_codec.ProtoBinaryCodec[Any]):
     def decode(self, data: bytes | bytearray, message: Any) -> Any:
         try:
-            return super().decode(data, message)
+            decoded = super().decode(data, message)
         except (DecodeError, ValueError, TypeError) as error:
             raise _bad_body(message, error) from None
+        _refuse_nul(decoded, data, b"\x00")  # NUL in a string is a 0 byte on the wire
+        return decoded
 
 
 class StrictProtoJSONCodec(_codec.ProtoJSONCodec[Any]):
@@ -84,6 +127,7 @@ class StrictProtoJSONCodec(_codec.ProtoJSONCodec[Any]):
             # Unknown fields are skipped, as connect-go does, so newer clients keep working.
             parsed = json_format.Parse(bytes(data), message, ignore_unknown_fields=True)
             _require_objects(json.loads(bytes(data)), message.DESCRIPTOR)
+            _refuse_nul(parsed, data, b"\\u0000")  # JSON strings hold NUL only as this escape
             return parsed
         except _UnknownEnumName as error:
             raise ConnectError(Code.INVALID_ARGUMENT, str(error)) from None

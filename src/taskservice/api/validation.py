@@ -62,6 +62,27 @@ def _text(field: str, value: str, maximum: int, *, required: bool = False, singl
     return value
 
 
+def _json(field: str, text: str, what: str) -> Any:
+    """The JSON `text` parsed; InvalidArgument when it is not JSON or a string in it holds NUL, which
+    jsonb cannot hold (the text holds one only as the escape \\u0000: the walk is only done then)."""
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise InvalidArgument(field, f"must be {what} ({error})") from None
+    pending = [value] if "\\u0000" in text else []
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str) and "\x00" in item:
+            rule = "must not contain NUL characters (\\u0000): PostgreSQL cannot hold them"
+            raise InvalidArgument(field, rule)
+    return value
+
+
 def _number(field: str, value: float, low: float, high: float, *, low_open: bool = False) -> float:
     if math.isnan(value) or value > high or value < low or (low_open and value == low):
         bound = f"> {low:g}" if low_open else f">= {low:g}"
@@ -247,10 +268,7 @@ def declarations(text: str, field: str = "declarations_json") -> dict[str, dict[
         return {}
     if len(text.encode()) > DECLARATIONS_MAX_BYTES:
         raise InvalidArgument(field, f"must be at most {DECLARATIONS_MAX_BYTES} bytes")
-    try:
-        parsed = json.loads(text)
-    except ValueError as error:
-        raise InvalidArgument(field, f"must be a JSON object: {error}") from None
+    parsed = _json(field, text, "a JSON object")
     if not isinstance(parsed, dict) or len(parsed) > TASK_TYPES_MAX:
         raise InvalidArgument(field, f"must be a JSON object of at most {TASK_TYPES_MAX} task types")
     checked = {}
@@ -284,10 +302,7 @@ def _outcome(o: pb.AttemptOutcome, prefix: str, max_result_bytes: int) -> Transi
         if size > max_result_bytes:
             rule = f"must be at most {max_result_bytes} bytes (got {size}; MAX_RESULT_BYTES)"
             raise InvalidArgument(f"{prefix}result_json", rule)
-        try:
-            result = json.loads(o.result_json)
-        except ValueError as error:
-            raise InvalidArgument(f"{prefix}result_json", f"must be JSON ({error})") from None
+        result = _json(f"{prefix}result_json", o.result_json, "JSON")
     return Transition(
         task_id=task_id(o.task_id, f"{prefix}task_id"),
         execution_id=task_id(o.assignment_id, f"{prefix}assignment_id"),

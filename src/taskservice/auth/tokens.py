@@ -21,7 +21,7 @@ class BadTokenRequest(ValueError):
 
 
 def check_request(name: str, role: str, expires_in_seconds: float) -> Role:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):  # match would let "name\n" through ($ matches before it)
         raise BadTokenRequest("name", "must be 1 to 100 letters, digits or . _ - @")
     try:
         parsed = Role(role)
