@@ -196,6 +196,64 @@ async def test_grpc_web_is_served(http: httpx.AsyncClient) -> None:
     assert b"grpc-status: 0" in response.content
 
 
+BAD_TIMEOUTS = [
+    pytest.param("application/grpc-web+proto", "Grpc-Timeout", "99999999999H", id="grpc-web-11-digits"),
+    pytest.param("application/grpc-web+proto", "Grpc-Timeout", "5X", id="grpc-web-bad-unit"),
+    pytest.param("application/grpc-web+proto", "Grpc-Timeout", "-5S", id="grpc-web-negative"),
+    pytest.param("application/grpc-web+proto", "Grpc-Timeout", "S", id="grpc-web-no-digits"),
+    pytest.param("application/json", "Connect-Timeout-Ms", "-5", id="connect-negative"),
+    pytest.param("application/json", "Connect-Timeout-Ms", "1_000", id="connect-underscore"),
+    pytest.param("application/json", "Connect-Timeout-Ms", "12345678901", id="connect-11-digits"),
+    pytest.param("application/connect+json", "Connect-Timeout-Ms", "+5", id="connect-stream-plus"),
+]
+
+
+@pytest.mark.parametrize(("content_type", "name", "value"), BAD_TIMEOUTS)
+async def test_a_malformed_or_overflowing_timeout_header_is_invalid_argument(
+    http: httpx.AsyncClient, server: Served, content_type: str, name: str, value: str
+) -> None:
+    body = envelope(b"{}" if content_type.endswith("json") else b"")
+    method = "WatchEvents" if content_type == "application/connect+json" else "GetStatus"
+    if content_type == "application/json":
+        body = b"{}"
+    response = await http.post(
+        f"{SERVICE}/{method}", content=body, headers={"Content-Type": content_type, name: value}
+    )
+    if content_type.startswith("application/grpc-web"):
+        assert response.status_code == 200, response.text
+        assert response.headers["grpc-status"] == "3", response.headers  # invalid_argument
+        message = httpx.URL("?m=" + response.headers["grpc-message"]).params["m"]
+    elif content_type == "application/connect+json":
+        error = end_of_stream(response.content)
+        assert error["code"] == "invalid_argument", error
+        message = str(error["message"])
+    else:
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "invalid_argument"
+        message = response.json()["message"]
+    assert message.startswith(f"header {name.lower()}: "), message
+    assert "Traceback" not in server.process.log()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "name", "value"),
+    [
+        ("application/grpc-web+proto", "Grpc-Timeout", "99999999H"),
+        ("application/grpc-web+proto", "Grpc-Timeout", "30S"),
+        ("application/json", "Connect-Timeout-Ms", "9999999999"),
+    ],
+)
+async def test_the_largest_timeouts_each_protocol_allows_are_served(
+    http: httpx.AsyncClient, content_type: str, name: str, value: str
+) -> None:
+    body = b"{}" if content_type == "application/json" else envelope(b"")
+    response = await http.post(
+        f"{SERVICE}/GetStatus", content=body, headers={"Content-Type": content_type, name: value}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers.get("grpc-status", "0") == "0", response.headers
+
+
 async def test_a_header_that_is_not_utf8_is_invalid_argument(server: Served) -> None:
     with socket.create_connection(("127.0.0.1", server.process.port), timeout=30) as sock:
         sock.sendall(

@@ -7,6 +7,7 @@ ASGI middleware, so it holds under any ASGI server and for every protocol on the
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass
 
@@ -18,6 +19,11 @@ from taskservice.api.rejection import header, protocol, reject
 
 ENVELOPE_PREFIX = 5
 COMPRESSED = 0b01
+# The protocols' own grammars: gRPC's "at most 8 digits and a unit", Connect's "at most 10 digits".
+# connect-python let some bad values through to a 500 `unknown` (Grpc-Timeout: 99999999999H) or a
+# negative deadline (Connect-Timeout-Ms: -5).
+GRPC_TIMEOUT = re.compile(r"[0-9]{1,8}[HMSmun]")
+CONNECT_TIMEOUT = re.compile(r"[0-9]{1,10}")
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,10 @@ class RequestGuard:
                 await reject(scope, send, Code.INVALID_ARGUMENT, f"header {shown}: is not valid UTF-8")
                 return
         kind = protocol(scope)
+        bad_timeout = _bad_timeout(scope, kind)
+        if bad_timeout:
+            await reject(scope, send, Code.INVALID_ARGUMENT, bad_timeout)
+            return
         if kind == "grpc" and "http.response.trailers" not in scope.get("extensions", {}):
             await reject(
                 scope, send, Code.UNIMPLEMENTED,
@@ -102,6 +112,18 @@ class RequestGuard:
             return await receive()  # e.g. http.disconnect, for apps that watch for it
 
         await self.app(scope, replay, send)
+
+
+def _bad_timeout(scope: Scope, kind: str) -> str | None:
+    """What is wrong with the request's timeout header in its protocol, if anything."""
+    if kind in ("grpc", "grpc-web"):
+        name, grammar, rule = b"grpc-timeout", GRPC_TIMEOUT, "1 to 8 digits and a unit (H M S m u n)"
+    else:
+        name, grammar, rule = b"connect-timeout-ms", CONNECT_TIMEOUT, "1 to 10 digits (milliseconds)"
+    value = header(scope, name)
+    if value and not grammar.fullmatch(value):
+        return f"header {name.decode()}: {value[:40]!r} is not a timeout: it must be {rule}"
+    return None
 
 
 def _too_big(limit: int) -> str:
