@@ -6,7 +6,7 @@ import contextlib
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -171,7 +171,15 @@ async def eventually(check: Any, timeout: float = 30.0, interval: float = 0.05) 
 class ServerProcess:
     """A real `task-cli server` process on a free port, with its log kept for failure messages."""
 
-    def __init__(self, settings: Settings, log_path: Path, port: int | None = None, **env: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log_path: Path,
+        port: int | None = None,
+        wrapper: Sequence[str] = (),
+        **env: str,
+    ) -> None:
+        """`wrapper` runs the server (e.g. `prlimit --nofile=256`, to lower its limits)."""
         import subprocess
         import sys
 
@@ -181,6 +189,7 @@ class ServerProcess:
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
             [
+                *wrapper,
                 sys.executable,
                 "-m",
                 "taskservice.cli",

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest request body")
     max_decompressed_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest inflated message")
     body_read_timeout: float = Field(30.0, gt=0, description="seconds a request body may take to arrive")
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, le=3600, description="seconds a connection may take to send its request headers"
+    )
     max_payload_bytes: int = Field(65536, ge=1024, description="largest payload: keys and values, UTF-8")
     max_parameters: int = Field(100, ge=1, description="most parameters in one payload")
     max_result_bytes: int = Field(1024 * 1024, ge=1024, description="largest stored result (JSON); cut past")
