@@ -17,6 +17,7 @@ import structlog
 from connectrpc.code import Code
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from taskservice.api.deadline import within_deadline
 from taskservice.api.rejection import header, protocol, reject
 from taskservice.auth import roles
 from taskservice.auth.cache import CredentialCache
@@ -132,9 +133,9 @@ class AccessControl:
         generation = self.cache.generation()
         try:
             if kind == "token":
-                holder = await credentials.token_holder(digest)
+                holder = await within_deadline(credentials.token_holder(digest))
             else:
-                holder = await credentials.session_holder(digest)
+                holder = await within_deadline(credentials.session_holder(digest))
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             log.error("cannot check credentials: database unavailable", error=str(error))
             raise Refusal(Code.UNAVAILABLE, "the database is unavailable; try again") from None

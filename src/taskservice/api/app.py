@@ -21,6 +21,7 @@ from taskservice.api import codecs
 from taskservice.api.access import AccessControl
 from taskservice.api.auth_service import AuthService
 from taskservice.api.compression import BoundedGzip
+from taskservice.api.deadline import CallDeadline, DeadlineGuard
 from taskservice.api.disconnect import DisconnectWatch
 from taskservice.api.grpc_web_text import GrpcWebText
 from taskservice.api.guard import Limits, RequestGuard
@@ -123,6 +124,7 @@ def _middleware(settings: Settings, access: Middleware) -> list[Middleware]:
             expose_headers=CONNECT_EXPOSED_HEADERS,
             max_age=7200,
         ),
+        Middleware(CallDeadline, seconds=settings.db_command_timeout),  # the credentials' check counts
         access,
     ]
 
@@ -154,13 +156,15 @@ def _routes(
             "/cloud.v1.TaskManagementService",
             app=DisconnectWatch(
                 TaskManagementServiceASGIApplication(
-                    service, interceptors=[metrics, NarrowIdGuard()], **rpc_limits
+                    service, interceptors=[metrics, DeadlineGuard(), NarrowIdGuard()], **rpc_limits
                 )
             ),
         ),
         Mount(
             "/cloud.v1.AuthService",
-            app=AuthServiceASGIApplication(auth_service, interceptors=[metrics], **rpc_limits),
+            app=AuthServiceASGIApplication(
+                auth_service, interceptors=[metrics, DeadlineGuard()], **rpc_limits
+            ),
         ),
         Mount("/grpc.health.v1.Health", app=HealthASGIApplication(HealthService(readiness), **rpc_limits)),
     ]
