@@ -105,21 +105,53 @@ def test_a_target_that_is_not_ascii_is_400_without_a_traceback(quick_server: Ser
 
 def h2_status(port: int, path: bytes) -> int:
     """The status of GET `path` over HTTP/2 (h2c by prior knowledge), sent as raw bytes."""
+    headers = [(b":method", b"GET"), (b":path", path), (b":scheme", b"http")]
+    answer, _ = h2_exchange(port, [*headers, (b":authority", b"127.0.0.1")])
+    return int(answer[b":status"])
+
+
+def h2_exchange(
+    port: int, headers: list[tuple[bytes, bytes]], body: bytes | None = None
+) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+    """The response headers and trailers of one request over HTTP/2 (h2c by prior knowledge)."""
     config = h2.config.H2Configuration(client_side=True, validate_outbound_headers=False)
     conn = h2.connection.H2Connection(config=config)
     conn.initiate_connection()
+    answer: dict[bytes, bytes] = {}
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(conn.data_to_send())
-        headers = [(b":method", b"GET"), (b":path", path), (b":scheme", b"http")]
-        conn.send_headers(1, [*headers, (b":authority", b"127.0.0.1")], end_stream=True)
+        conn.send_headers(1, headers, end_stream=body is None)
+        if body is not None:
+            conn.send_data(1, body, end_stream=True)
         sock.sendall(conn.data_to_send())
         while True:
             data = sock.recv(65536)
             assert data, "the server closed the connection without an answer"
             for event in conn.receive_data(data):
                 if isinstance(event, h2.events.ResponseReceived):
-                    return int(dict(event.headers)[b":status"])
+                    answer = dict(event.headers)
+                    if event.stream_ended is not None:
+                        return answer, {}
+                elif isinstance(event, h2.events.TrailersReceived):
+                    return answer, dict(event.headers)
+                elif isinstance(event, h2.events.StreamEnded):
+                    return answer, {}
             sock.sendall(conn.data_to_send())
+
+
+def test_grpc_over_http2_refuses_an_overflowing_timeout(quick_server: ServerProcess) -> None:
+    request = [
+        (b":method", b"POST"), (b":path", GET_STATUS.encode()), (b":scheme", b"http"),
+        (b":authority", b"127.0.0.1"), (b"content-type", b"application/grpc"), (b"te", b"trailers"),
+    ]  # fmt: skip
+    envelope = b"\x00\x00\x00\x00\x00"
+    answer, trailers = h2_exchange(
+        quick_server.port, [*request, (b"grpc-timeout", b"99999999999H")], envelope
+    )
+    status = trailers.get(b"grpc-status", answer.get(b"grpc-status"))
+    assert status == b"3", (answer, trailers)  # invalid_argument
+    answer, trailers = h2_exchange(quick_server.port, [*request, (b"grpc-timeout", b"30S")], envelope)
+    assert trailers.get(b"grpc-status", answer.get(b"grpc-status")) == b"0", (answer, trailers)
 
 
 # -- too many connections ----------------------------------------------------------------------------
