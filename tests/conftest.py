@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # imported where used: api_helpers imports this module
 # any other test is integration if it uses the database, else unit. Apart from the tiers, `-m database`
 # selects every test that uses the test server (pg_server_url), whatever its tier.
 TIERS = ("unit", "integration", "e2e")
-SERVER_FIXTURES = {"api_server", "shared_server", "idle_server"}
+SERVER_FIXTURES = {"api_server", "shared_server", "idle_server", "workerless_server"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -252,6 +252,19 @@ def api_server(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def workerless_server(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server process on this test's database that runs no task itself (WORKER_COUNT=0): the
+    test's agents and worker processes run them. Its log must show no traceback."""
+    server = ServerProcess(settings, tmp_path / "server.log", WORKER_COUNT="0")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log(), server.log()[-5000:]
 
 
 @dataclass

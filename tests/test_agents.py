@@ -9,12 +9,11 @@ import signal
 import struct
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from agents import AgentProcess, agent_env
 from conftest import ServerProcess, eventually
@@ -23,18 +22,6 @@ from taskservice.model import NewTask, Outcome, Status
 from taskservice.store import Store
 
 SERVICE = "/cloud.v1.TaskManagementService"
-
-
-@pytest.fixture
-def server(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
-    """A server that runs no task itself: every task here is run by an agent."""
-    process = ServerProcess(settings, tmp_path / "server.log", WORKER_COUNT="0")
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
-    assert "Traceback" not in process.log(), process.log()
 
 
 async def statuses(store: Store, ids: list[int]) -> list[Status]:
@@ -46,11 +33,11 @@ async def all_succeeded(store: Store, ids: list[int]) -> bool:
 
 
 async def test_an_agent_runs_tasks_through_the_server_alone(
-    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+    workerless_server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
 ) -> None:
     created = await store.create_tasks([NewTask(f"t{i}", "sleep", {"seconds": "0"}) for i in range(30)])
     ids = [i for i, _ in created]
-    agent = AgentProcess.cli(server, agent_env(settings), tmp_path / "agent.log", "-c", "4")
+    agent = AgentProcess.cli(workerless_server, agent_env(settings), tmp_path / "agent.log", "-c", "4")
     try:
         await eventually(lambda: all_succeeded(store, ids), timeout=60)
         [info] = [w for w in await store.list_workers() if w.kind == "agent"]
@@ -59,7 +46,7 @@ async def test_an_agent_runs_tasks_through_the_server_alone(
         assert owners == {info.id}
         listed = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "taskservice.cli", "--address", server.url, "workers"],
+            [sys.executable, "-m", "taskservice.cli", "--address", workerless_server.url, "workers"],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         [row] = [line for line in listed.stdout.splitlines() if info.id in line]
@@ -76,13 +63,13 @@ async def test_an_agent_runs_tasks_through_the_server_alone(
 
 
 async def test_an_agent_never_holds_more_assignments_than_its_slots(
-    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+    workerless_server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
 ) -> None:
     gates = tmp_path / "gates"
     gates.mkdir()
     created = await store.create_tasks([NewTask(f"g{i}", "gate", {"name": f"g{i}"}) for i in range(10)])
     ids = [i for i, _ in created]
-    agent = AgentProcess.gated(server.url, agent_env(settings, gates), tmp_path / "agent.log")
+    agent = AgentProcess.gated(workerless_server.url, agent_env(settings, gates), tmp_path / "agent.log")
     try:
         # The gated agent has 4 slots: 4 tasks start, the other 6 stay queued while those wait.
         await eventually(lambda: asyncio.sleep(0, len(list(gates.glob("started-*"))) == 4), timeout=60)
@@ -123,7 +110,9 @@ async def json_messages(response: httpx.Response) -> AsyncIterator[dict[str, Any
             yield json.loads(data)
 
 
-async def test_an_original_style_agent_gets_work_and_reports_it(server: ServerProcess, store: Store) -> None:
+async def test_an_original_style_agent_gets_work_and_reports_it(
+    workerless_server: ServerProcess, store: Store
+) -> None:
     """What the original's agent did, in plain HTTP JSON: Heartbeat, PullEvents (an empty request),
     and UpdateTaskStatus for each assignment. It gets one assignment at a time."""
     # The original's agent runs its two types (send_email, run_query): it is sent only those.
@@ -131,7 +120,7 @@ async def test_an_original_style_agent_gets_work_and_reports_it(server: ServerPr
     ids = [i for i, _ in created]
     done: list[int] = []
     headers = {"Connect-Protocol-Version": "1"}
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=workerless_server.url, timeout=30) as client:
         beat = await client.post(
             f"{SERVICE}/Heartbeat",
             json={"timestamp": "2026-12-01T00:00:00Z", "uuid": "0b0e3f4e-old-agent"},
@@ -177,19 +166,19 @@ async def lease_lost(store: Store, task_id: int) -> bool:
 
 
 async def test_an_agent_killed_mid_task_loses_no_task(
-    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+    workerless_server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
 ) -> None:
     gates = tmp_path / "gates"
     gates.mkdir()
     task_id, _ = await store.create_task(NewTask("survivor", "gate", {"name": "survivor"}, max_retries=0))
-    first = AgentProcess.gated(server.url, agent_env(settings, gates), tmp_path / "first.log")
+    first = AgentProcess.gated(workerless_server.url, agent_env(settings, gates), tmp_path / "first.log")
     try:
         await eventually(lambda: asyncio.sleep(0, any(gates.glob(f"started-{first.pid}-*"))), timeout=60)
     finally:
         first.stop(signal.SIGKILL)
     # Nobody heartbeats its lease: the server's reaper puts the task back, without spending a retry.
     await eventually(lambda: lease_lost(store, task_id), timeout=60)
-    second = AgentProcess.gated(server.url, agent_env(settings, gates), tmp_path / "second.log")
+    second = AgentProcess.gated(workerless_server.url, agent_env(settings, gates), tmp_path / "second.log")
     try:
         (gates / f"release-{second.pid}").touch()
         await eventually(lambda: all_succeeded(store, [task_id]), timeout=60)
@@ -200,19 +189,19 @@ async def test_an_agent_killed_mid_task_loses_no_task(
 
 
 async def test_a_paused_agent_cannot_report_and_its_plugin_is_cancelled_on_waking(
-    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+    workerless_server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
 ) -> None:
     gates = tmp_path / "gates"
     gates.mkdir()
     task_id, _ = await store.create_task(NewTask("paused", "gate", {"name": "paused"}))
-    paused = AgentProcess.gated(server.url, agent_env(settings, gates), tmp_path / "paused.log")
+    paused = AgentProcess.gated(workerless_server.url, agent_env(settings, gates), tmp_path / "paused.log")
     other: AgentProcess | None = None
     try:
         await eventually(lambda: asyncio.sleep(0, any(gates.glob(f"started-{paused.pid}-*"))), timeout=60)
         (gates / f"release-{paused.pid}").touch()  # it may finish... but it is frozen first
         paused.process.send_signal(signal.SIGSTOP)
         await eventually(lambda: lease_lost(store, task_id), timeout=60)
-        other = AgentProcess.gated(server.url, agent_env(settings, gates), tmp_path / "other.log")
+        other = AgentProcess.gated(workerless_server.url, agent_env(settings, gates), tmp_path / "other.log")
         (gates / f"release-{other.pid}").touch()
         await eventually(lambda: all_succeeded(store, [task_id]), timeout=60)
         paused.process.send_signal(signal.SIGCONT)
@@ -239,7 +228,7 @@ async def test_a_paused_agent_cannot_report_and_its_plugin_is_cancelled_on_wakin
 
 
 async def test_a_paused_agent_s_running_plugin_is_cancelled_when_it_wakes(
-    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+    workerless_server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
 ) -> None:
     """The gate of the paused agent is never opened: on waking it finds the lease ran out on its own
     clock and cancels the plugin at once, before any heartbeat, while the attempt that replaced it
@@ -247,13 +236,13 @@ async def test_a_paused_agent_s_running_plugin_is_cancelled_when_it_wakes(
     gates = tmp_path / "gates"
     gates.mkdir()
     task_id, _ = await store.create_task(NewTask("frozen", "gate", {"name": "frozen"}))
-    paused = AgentProcess.gated(server.url, agent_env(settings, gates), tmp_path / "paused.log")
+    paused = AgentProcess.gated(workerless_server.url, agent_env(settings, gates), tmp_path / "paused.log")
     other: AgentProcess | None = None
     try:
         await eventually(lambda: asyncio.sleep(0, any(gates.glob(f"started-{paused.pid}-*"))), timeout=60)
         paused.process.send_signal(signal.SIGSTOP)
         await eventually(lambda: lease_lost(store, task_id), timeout=60)
-        other = AgentProcess.gated(server.url, agent_env(settings, gates), tmp_path / "other.log")
+        other = AgentProcess.gated(workerless_server.url, agent_env(settings, gates), tmp_path / "other.log")
         (gates / f"release-{other.pid}").touch()
         await eventually(lambda: all_succeeded(store, [task_id]), timeout=60)
         paused.process.send_signal(signal.SIGCONT)
@@ -310,12 +299,12 @@ async def test_with_auth_on_only_an_agent_token_runs_an_agent(
 
 
 async def test_agents_share_the_work(
-    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+    workerless_server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
 ) -> None:
     created = await store.create_tasks([NewTask(f"s{i}", "sleep", {"seconds": "0"}) for i in range(400)])
     ids = [i for i, _ in created]
     agents = [
-        AgentProcess.cli(server, agent_env(settings), tmp_path / f"agent{n}.log", "-c", "100")
+        AgentProcess.cli(workerless_server, agent_env(settings), tmp_path / f"agent{n}.log", "-c", "100")
         for n in range(2)
     ]
     try:
@@ -330,7 +319,7 @@ async def test_agents_share_the_work(
 # -- bad input ----------------------------------------------------------------------------------------
 
 
-async def test_bad_agent_requests_name_the_field_and_the_rule(server: ServerProcess) -> None:
+async def test_bad_agent_requests_name_the_field_and_the_rule(workerless_server: ServerProcess) -> None:
     headers = {"Connect-Protocol-Version": "1"}
     cases = [
         ("Heartbeat", {"uuid": "no spaces allowed"}, "uuid: must be 1 to 255 characters"),
@@ -367,7 +356,7 @@ async def test_bad_agent_requests_name_the_field_and_the_rule(server: ServerProc
             "outcomes[0].error: must not contain NUL",
         ),
     ]  # fmt: skip
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=workerless_server.url, timeout=30) as client:
         for method, body, expected in cases:
             reply = await client.post(f"{SERVICE}/{method}", json=body, headers=headers)
             assert reply.status_code == 400, (method, reply.text)
@@ -396,13 +385,13 @@ def keyed(ctx: taskservice.TaskContext, size: int) -> dict[str, object]:
 
 
 async def test_an_agent_publishes_its_declarations_and_gives_plugins_the_idempotency_key(
-    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+    workerless_server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
 ) -> None:
     (tmp_path / "agent_tasks.py").write_text(AGENT_TASKS)
     env = agent_env(settings, PYTHONPATH=str(tmp_path))
-    agent = AgentProcess.cli(server, env, tmp_path / "agent.log", "--import", "agent_tasks")
+    agent = AgentProcess.cli(workerless_server, env, tmp_path / "agent.log", "--import", "agent_tasks")
     try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=workerless_server.url, timeout=30) as http:
 
             async def refused_by_the_declaration() -> bool:  # once the agent's stream is open
                 body = {"name": "k", "type": "keyed", "payload": {"parameters": {"size": "big"}}}

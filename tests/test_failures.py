@@ -259,21 +259,11 @@ def test_every_view_of_a_failed_attempt_gives_the_error_and_traceback(
     assert traceback.rstrip("\n") == attempt["traceback"].rstrip("\n")
 
 
-@pytest.fixture
-def idle_server(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
-    server = ServerProcess(settings, tmp_path / "server.log", WORKER_COUNT="0")
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
-
-
 async def test_an_agent_reports_the_traceback_too(
-    idle_server: ServerProcess, settings: Settings, store: Store, customers: Path, tmp_path: Path
+    workerless_server: ServerProcess, settings: Settings, store: Store, customers: Path, tmp_path: Path
 ) -> None:
     env = agent_env(settings, TASK_MODULES="customers", PYTHONPATH=str(customers))
-    agent = AgentProcess.cli(idle_server, env, tmp_path / "agent.log", "-c", "2")
+    agent = AgentProcess.cli(workerless_server, env, tmp_path / "agent.log", "-c", "2")
     try:
         new = NewTask("Charge", "charge_customer", {"customer": "nobody"}, max_retries=0)
         task_id, _ = await store.create_task(new)

@@ -22,11 +22,10 @@ from taskservice.worker.agent import LEASE_MARGIN_SECONDS, AgentLink, claim_of
 from taskservice.worker.leases import LeaseBook
 from taskservice.worker.runtime import Worker, new_worker_id
 from taskservice.worker.serve import worker_options
-from test_agents import server
 from test_plugins import SMTPServer, _smtp_settings, smtp_server
 from test_worker import registry_with, running_worker, status_is
 
-__all__ = ["server", "smtp_server"]  # fixtures, used by name
+__all__ = ["smtp_server"]  # a fixture, used by name
 
 
 class Clock:
@@ -250,13 +249,13 @@ async def test_an_attempt_that_ended_before_its_lease_ran_out_keeps_its_outcome(
 
 
 async def test_an_agent_whose_lease_ran_out_puts_the_task_back_through_the_server(
-    server: ServerProcess, store: Store, settings: Settings
+    workerless_server: ServerProcess, store: Store, settings: Settings
 ) -> None:
     """The same with an agent: its lease counts from the assignment, and its report of a lost lease
     is taken by the server (ReportOutcomes accepts the outcome `lost`)."""
     clock, acting = Clock(), Acting()
     task_id, _ = await store.create_task(NewTask("once", "act", max_retries=0))
-    link = AgentLink(server.url, "", new_worker_id(), clock=clock)
+    link = AgentLink(workerless_server.url, "", new_worker_id(), clock=clock)
     agent = Worker(
         link, None, registry_with(act=acting.run), worker_options(settings, 2, ()), link.agent_id,
         settings=settings, helpers=[link.stream], kind="agent", clock=clock,

@@ -14,10 +14,9 @@ from taskservice.config import Settings
 from taskservice.model import NewTask, Outcome, Status
 from taskservice.plugins.email import message_id
 from taskservice.store import Store
-from test_agents import server
 from test_plugins import SMTPServer, smtp_server
 
-__all__ = ["server", "smtp_server"]  # fixtures, used by name
+__all__ = ["smtp_server"]  # a fixture, used by name
 
 
 def _smtp(smtp: SMTPServer) -> dict[str, str]:
@@ -94,13 +93,17 @@ async def test_a_worker_paused_past_its_lease_sends_no_email_on_waking(
 
 
 async def test_an_agent_paused_past_its_lease_sends_no_email_on_waking(
-    server: ServerProcess, store: Store, settings: Settings, smtp_server: SMTPServer, tmp_path: Path
+    workerless_server: ServerProcess,
+    store: Store,
+    settings: Settings,
+    smtp_server: SMTPServer,
+    tmp_path: Path,
 ) -> None:
     gates = tmp_path / "gates"
     gates.mkdir()
     env = agent_env(settings, gates, **_smtp(smtp_server))
 
     def spawn(name: str) -> AgentProcess:
-        return AgentProcess.gated(server.url, env, tmp_path / f"{name}.log")
+        return AgentProcess.gated(workerless_server.url, env, tmp_path / f"{name}.log")
 
     await _paused_past_its_lease_sends_nothing(store, smtp_server, gates, spawn)

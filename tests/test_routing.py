@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -180,21 +179,10 @@ def test_a_type_the_worker_cannot_run_stops_it_before_it_starts(settings: Settin
     assert "Traceback" not in done.stderr
 
 
-@pytest.fixture
-def server(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
-    process = ServerProcess(settings, tmp_path / "server.log", WORKER_COUNT="0")
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
-    assert "Traceback" not in process.log(), process.log()[-5000:]
-
-
-async def test_an_agent_must_name_its_types(server: ServerProcess) -> None:
+async def test_an_agent_must_name_its_types(workerless_server: ServerProcess) -> None:
     body = b'{"agentId": "typeless", "slots": 1}'
     headers = {"Content-Type": "application/connect+json", "Connect-Protocol-Version": "1"}
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=workerless_server.url, timeout=30) as http:
         envelope = len(body).to_bytes(5, "big")
         reply = await http.post(f"{SERVICE}/PullEvents", content=envelope + body, headers=headers)
     assert b"invalid_argument" in reply.content
@@ -211,7 +199,7 @@ def without_worker(metrics: str) -> dict[str, float]:
 
 
 async def test_a_type_whose_workers_are_gone_waits_and_says_so(
-    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+    workerless_server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
 ) -> None:
     task_module(tmp_path, "delta_tasks", "delta")
     reason = "no live worker runs type delta"
@@ -220,7 +208,7 @@ async def test_a_type_whose_workers_are_gone_waits_and_says_so(
         await eventually(lambda: live_workers_with(store, 1, "delta"), timeout=60)
         # Not due for an hour, but a live worker runs its type: it waits for nothing else.
         later, _ = await store.create_task(NewTask("later", "delta", {"n": "0"}, delay_seconds=3600))
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=workerless_server.url, timeout=30) as http:
             got = (await http.post(f"{SERVICE}/GetTask", json={"id": later})).json()
             assert (got["exactStatus"], got["waitingReason"]) == ("QUEUED", "")
             assert without_worker((await http.get("/metrics")).text) == {}
@@ -228,7 +216,7 @@ async def test_a_type_whose_workers_are_gone_waits_and_says_so(
         assert delta.stop() == 0, delta.log()
     # Declared once, its only worker gone: its tasks wait, and say why.
     orphan, _ = await store.create_task(NewTask("orphan", "delta", {"n": "1"}))
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=workerless_server.url, timeout=30) as http:
         got = (await http.post(f"{SERVICE}/GetTask", json={"id": orphan})).json()
         assert (got["exactStatus"], got["waitingReason"]) == ("QUEUED", reason)
         listed = (await http.post(f"{SERVICE}/ListTasks", json={})).json()["tasks"]
@@ -239,7 +227,7 @@ async def test_a_type_whose_workers_are_gone_waits_and_says_so(
         "-m",
         "taskservice.cli",
         "--address",
-        server.url,
+        workerless_server.url,
         "task",
         "get",
         "--id",
@@ -258,7 +246,7 @@ async def test_a_type_whose_workers_are_gone_waits_and_says_so(
     back = WorkerProcess(settings, tmp_path, "back", "--import", "delta_tasks")
     try:
         await eventually(lambda: settled(store, [orphan]), timeout=60)
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=workerless_server.url, timeout=30) as http:
             assert without_worker((await http.get("/metrics")).text) == {}
             got = (await http.post(f"{SERVICE}/GetTask", json={"id": later})).json()
             assert got["waitingReason"] == ""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,17 +21,6 @@ pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z \[(debug|info|warning|error) *\] \S")
 # What HTTP and event-loop libraries say about their internals at debug.
 INTERNALS = ("httpx", "httpcore", "h11", "asyncio", "Using selector", "connect_tcp", "send_request_headers")
-
-
-@pytest.fixture
-def server(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
-    """A server that runs no task itself: the agent runs them."""
-    process = ServerProcess(settings, tmp_path / "server.log", WORKER_COUNT="0")
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
 
 
 def _with_password(url: str, password: str) -> str:
@@ -95,11 +83,21 @@ async def test_a_worker_says_what_it_is_runs_and_connects_to(
 
 @pytest.mark.parametrize("level", ["default", "debug"])
 async def test_an_agent_says_what_it_is_runs_and_connects_to(
-    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path, level: str
+    workerless_server: ServerProcess, store: Store, settings: Settings, tmp_path: Path, level: str
 ) -> None:
     flags = [] if level == "default" else ["--log-level", "debug"]
     agent = AgentProcess(
-        [sys.executable, "-m", "taskservice.cli", "--address", server.url, "serve", "-t", "sleep", *flags],
+        [
+            sys.executable,
+            "-m",
+            "taskservice.cli",
+            "--address",
+            workerless_server.url,
+            "serve",
+            "-t",
+            "sleep",
+            *flags,
+        ],
         agent_env(settings),
         tmp_path / "agent.log",
     )
@@ -110,7 +108,7 @@ async def test_an_agent_says_what_it_is_runs_and_connects_to(
     assert code == 0, agent.log()
     lines = _lines(agent)
     [started] = [line for line in lines if "agent started" in line]
-    assert f"server={server.url}" in started
+    assert f"server={workerless_server.url}" in started
     assert "runs=sleep" in started
     assert "database" not in started
     assert any("agent stopping: SIGTERM" in line for line in lines)
@@ -122,10 +120,19 @@ async def test_an_agent_says_what_it_is_runs_and_connects_to(
 
 
 async def test_an_agent_whose_token_is_not_checked_says_so_once(
-    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+    workerless_server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
 ) -> None:
     agent = AgentProcess(
-        [sys.executable, "-m", "taskservice.cli", "--address", server.url, "--token", "tsk_x", "serve"],
+        [
+            sys.executable,
+            "-m",
+            "taskservice.cli",
+            "--address",
+            workerless_server.url,
+            "--token",
+            "tsk_x",
+            "serve",
+        ],
         agent_env(settings),
         tmp_path / "agent.log",
     )
@@ -137,5 +144,5 @@ async def test_an_agent_whose_token_is_not_checked_says_so_once(
     assert code == 0, agent.log()
     told = [line for line in _lines(agent) if "the token was not checked" in line]
     assert len(told) == 1, agent.log()
-    assert f"the server at {server.url} runs with auth off" in told[0]
+    assert f"the workerless_server at {workerless_server.url} runs with auth off" in told[0]
     assert "[warning" in told[0]
