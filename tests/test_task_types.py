@@ -168,7 +168,7 @@ async def test_a_worker_publishes_the_declarations_of_its_types(store: Store, se
     assert published["send_email"] == SendEmail.spec.to_json()
     assert published["tt_order"]["parameters"][1] == {
         "name": "count", "type": "integer", "required": False, "default": "1", "description": "",
-        "choices": [], "minimum": 1.0, "maximum": None, "aliases": [],
+        "choices": [], "minimum": 1.0, "maximum": None, "aliases": [], "format": "",
     }  # fmt: skip
 
 
