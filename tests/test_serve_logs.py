@@ -144,5 +144,5 @@ async def test_an_agent_whose_token_is_not_checked_says_so_once(
     assert code == 0, agent.log()
     told = [line for line in _lines(agent) if "the token was not checked" in line]
     assert len(told) == 1, agent.log()
-    assert f"the workerless_server at {workerless_server.url} runs with auth off" in told[0]
+    assert f"the server at {workerless_server.url} runs with auth off" in told[0]
     assert "[warning" in told[0]
