@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from conftest import ServerProcess, eventually
+from conftest import ServerProcess, eventually, subprocess_env
 from taskservice.config import Settings, load_settings
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.gen.cloud.v1.task_connect import TaskManagementServiceClient
@@ -118,9 +121,19 @@ def original_requests(count: int) -> list[pb.CreateTaskRequest]:
     ]
 
 
-@pytest.fixture
-def simulated_server(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
-    """A server with the original's plugins, each attempt sleeping 50 ms (TASK_TIME_OUT)."""
+HISTORY_PAST_2_TO_THE_31 = 2**31 + 100
+
+
+@pytest.fixture(params=["fresh", "history ids past 2^31"])
+def simulated_server(
+    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
+) -> Iterator[ServerProcess]:
+    """A server with the original's plugins, each attempt sleeping 50 ms (TASK_TIME_OUT); fresh, or
+    one whose history ids have passed 2^31 while its task ids still fit (three or more rows a task:
+    history ids get there first)."""
+    if request.param != "fresh":
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            conn.execute(f"ALTER TABLE task_history ALTER COLUMN id RESTART WITH {HISTORY_PAST_2_TO_THE_31}")
     server = ServerProcess(
         settings, tmp_path / "server.log", WORKER_COUNT="10", SIMULATED_PLUGINS="true", TASK_TIME_OUT="0.05"
     )
@@ -141,6 +154,12 @@ async def check_finished(client: TaskManagementServiceClient, task_ids: list[int
     for task_id in task_ids:
         history = (await client.get_task_history(pb.GetTaskHistoryRequest(id=task_id))).history
         statuses = [h.status for h in history]
+        # The row ids an old client reads: the rows' own while they fit, else their positions.
+        assert all(0 < h.id <= 2**31 - 1 for h in history)
+        if history[0].id64 < HISTORY_PAST_2_TO_THE_31:
+            assert [h.id for h in history] == sorted({h.id for h in history})
+        else:
+            assert [h.id for h in history] == list(range(1, len(history) + 1))
         assert statuses[0] == pb.QUEUED, statuses
         assert statuses[-1] in FINISHED, statuses
         for row in history:
@@ -184,3 +203,43 @@ async def test_without_the_setting_the_refusal_names_it(api_server: ServerProces
             assert "SIMULATED_PLUGINS=true" in refused.value.message
         listed = await client.list_tasks(pb.TaskListRequest())
         assert not listed.tasks  # nothing half-created
+
+
+@pytest.fixture
+def mismatched(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server with SIMULATED_PLUGINS=true that runs nothing itself, and a worker without it."""
+    server = ServerProcess(settings, tmp_path / "server.log", WORKER_COUNT="0", SIMULATED_PLUGINS="true")
+    log = (tmp_path / "worker.log").open("wb")
+    env = subprocess_env(settings, SIMULATED_PLUGINS="false")
+    command = [sys.executable, "-m", "taskservice.cli", "serve"]
+    worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        worker.terminate()
+        worker.wait(60)
+        log.close()
+        server.stop()
+
+
+@pytest.mark.e2e
+async def test_a_server_with_the_setting_and_a_worker_without_it_fail_the_task_naming_it(
+    mismatched: ServerProcess, settings: Settings
+) -> None:
+    """The setting is each process's own: here the server accepts the original's tasks, the worker
+    that claims them runs the real plugins, and each task fails at once saying what to set."""
+    async with TaskManagementServiceClient(mismatched.url, proto_json=False) as client:
+        task_ids = [(await client.create_task(r)).id for r in original_requests(2)]
+
+        async def failed() -> bool:
+            found = [await client.get_task(pb.GetTaskRequest(id=i)) for i in task_ids]
+            return all(t.status == pb.FAILED for t in found)
+
+        await eventually(failed, timeout=60)
+        for task_id in task_ids:
+            history = (await client.get_task_history(pb.GetTaskHistoryRequest(id=task_id))).history
+            assert [h.status for h in history] == [pb.QUEUED, pb.RUNNING, pb.FAILED]  # no retry
+            assert "'test' is not a parameter of" in history[-1].details
+            assert "SIMULATED_PLUGINS" in history[-1].details
+    assert not settings.email_outbox_dir.exists()  # nothing was sent
