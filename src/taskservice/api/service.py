@@ -205,7 +205,7 @@ class TaskService:
         omitted: list[int] = []
         if old_client:  # a task it cannot name is left out and said so, not the whole page failed
             omitted = [t.id for t, message in listed if not ids.fits(message)]
-            listed = [(t, message) for t, message in listed if t.id not in set(omitted)]
+            listed = [(t, message) for t, message in listed if ids.fits(message)]
             if omitted:
                 ctx.response_headers()[ids.OMITTED_HEADER] = ",".join(map(str, omitted))
         await self._say_why_waiting(listed)
