@@ -204,8 +204,9 @@ class TaskService:
         listed = [(t, convert.listed_task(t)) for t in tasks]
         omitted: list[int] = []
         if old_client:  # a task it cannot name is left out and said so, not the whole page failed
-            omitted = [t.id for t, message in listed if not ids.fits(message)]
-            listed = [(t, message) for t, message in listed if ids.fits(message)]
+            readable = [ids.fits(message) for _, message in listed]
+            omitted = [t.id for (t, _), fits in zip(listed, readable, strict=True) if not fits]
+            listed = [item for item, fits in zip(listed, readable, strict=True) if fits]
             if omitted:
                 ctx.response_headers()[ids.OMITTED_HEADER] = ",".join(map(str, omitted))
         await self._say_why_waiting(listed)
