@@ -51,13 +51,15 @@ def exact(value: Any) -> Any:
 
 
 class Api:
-    """JSON calls over plain HTTP, as the dashboard (and curl) make them; statuses exact."""
+    """JSON calls over plain HTTP, as the dashboard makes them (`Task-Id-Width: 64`: exact status
+    filters); `old=True` as the original's clients and curl do (api/ids.py)."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, *, old: bool = False) -> None:
         self.http = http
+        self.headers = {} if old else {"Task-Id-Width": "64"}
 
     async def post(self, method: str, body: Any) -> httpx.Response:
-        return await self.http.post(f"{SERVICE}/{method}", json=body)
+        return await self.http.post(f"{SERVICE}/{method}", json=body, headers=self.headers)
 
     async def ok(self, method: str, body: Any = None) -> dict[str, Any]:
         response = await self.post(method, {} if body is None else body)

@@ -319,7 +319,8 @@ def _create(kind: str, parameters: dict[str, str], **fields: Any) -> dict[str, A
         ("sleep", {"seconds": "-1"}, "payload.parameters['seconds']: must be >= 0 (got '-1')"),
         ("send_email", {"recipient": "a@example.com", "bcc": "b@example.com"},
          "payload.parameters['bcc']: is not a parameter of this task type (its parameters: recipient, "
-         "subject, body)"),
+         "subject, body); the original's send_email and run_query ignored their parameters: set "
+         "SIMULATED_PLUGINS=true on the server and its workers to run them that way"),
         ("remote_resize", {"path": "a.png"}, "payload.parameters['width']: is required"),
         ("remote_resize", {"path": "a.png", "width": "wide"},
          "payload.parameters['width']: must be an integer (got 'wide')"),

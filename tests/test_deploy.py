@@ -101,6 +101,9 @@ def test_demo_is_the_seed_quick_start() -> None:
         assert service["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
         grace = float(service["environment"]["SHUTDOWN_GRACE"])
         assert _seconds(service["stop_grace_period"]) > grace
+    # SIMULATED_PLUGINS and the sleep it takes reach the server and the workers alike (real by default).
+    for name, default in (("SIMULATED_PLUGINS", "false"), ("TASK_TIME_OUT", "60")):
+        assert server["environment"][name] == worker["environment"][name] == default
 
 
 def test_development_database_is_the_demo_postgres_published_on_loopback() -> None:

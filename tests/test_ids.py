@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import re
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
 from conftest import ServerProcess, eventually, subprocess_env
-from taskservice.api.ids import INT32_MAX, SendsWideIds, check_narrow
+from taskservice.api.ids import INT32_MAX, SendsWideIds, check_narrow, history_for_old_client
+from taskservice.api.ids import fits as all_ids_fit
 from taskservice.config import Settings
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.gen.cloud.v1.task_connect import TaskManagementServiceClient
@@ -25,6 +27,7 @@ pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
 FAST = pb.Payload(parameters={"seconds": "0"})
 LATER = 3600.0
 TASK_CLI = str(Path(sys.executable).parent / "task-cli")
+SERVICE = "/cloud.v1.TaskManagementService"
 
 
 def near_the_boundary(database_url: str) -> None:
@@ -74,29 +77,45 @@ async def runs_to_the_end(ours: TaskManagementServiceClient, task_ids: list[int]
     assert max(h.id64 for h in history) > INT32_MAX  # history ids crossed it too
 
 
-async def old_client_reads(old: TaskManagementServiceClient, fits: list[int]) -> None:
-    """The original's client still works for every task whose ids fit, and gets an error, never a
-    wrong id, where one does not: a page holding big tasks, or a history whose later rows got ids
-    above 2^31 (only its first row's id fits)."""
+async def old_client_reads(
+    url: str, old: TaskManagementServiceClient, fits: list[int], big: list[int]
+) -> None:
+    """The original's client reads every task whose id fits, never gets a wrong id, and no big id fails
+    an answer it could otherwise read: a page leaves the big tasks out and says so; a history whose
+    later rows got ids above 2^31 numbers its rows (its first row's own id fits, the others do not)."""
     small = await old.get_task(pb.GetTaskRequest(id=fits[0]))
     assert (small.id, small.status) == (fits[0], pb.SUCCEEDED)
     named = await old.list_tasks(pb.TaskListRequest(name_contains="fits"))
     assert sorted(t.id for t in named.tasks) == fits
-    with pytest.raises(ConnectError) as listing:
-        await old.list_tasks(pb.TaskListRequest())
-    assert listing.value.code == Code.OUT_OF_RANGE
-    assert "tasks[0].id" in listing.value.message
-    with pytest.raises(ConnectError) as history_error:
-        await old.get_task_history(pb.GetTaskHistoryRequest(id=fits[0]))
-    assert history_error.value.code == Code.OUT_OF_RANGE
-    assert re.match(r"history\[[12]\]\.id: id 21474836\d\d does not fit", history_error.value.message)
+    assert named.omitted == 0
+    page = await old.list_tasks(pb.TaskListRequest())
+    assert sorted(t.id for t in page.tasks) == fits
+    assert page.omitted == len(big)
+    assert page.total == len(fits) + len(big)  # every match counted: offsets page as before
+    async with httpx.AsyncClient(base_url=url) as http:  # the header an old client can read
+        response = await http.post(f"{SERVICE}/ListTasks", json={})
+        assert response.status_code == 200, response.text
+        assert sorted(int(i) for i in response.headers["task-ids-omitted"].split(",")) == sorted(big)
+        assert sorted(int(t["id"]) for t in response.json()["tasks"]) == fits
+    history = (await old.get_task_history(pb.GetTaskHistoryRequest(id=fits[0]))).history
+    assert [h.status for h in history] == [pb.QUEUED, pb.RUNNING, pb.SUCCEEDED]
+    assert [(h.id, h.id64) for h in history] == [(1, 1), (2, 2), (3, 3)]  # positions, oldest first
 
 
-async def cli_reads(url: str, settings: Settings, task_id: int) -> None:
-    """`task-cli task get` shows a task whose id is above 2^31."""
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [TASK_CLI, "--address", url, "task", "get", "--id", str(task_id)],
+async def ours_read_history(ours: TaskManagementServiceClient, task_id: int) -> None:
+    """Our clients get the rows' own ids, the first below 2^31 and the later ones above it."""
+    history = (await ours.get_task_history(pb.GetTaskHistoryRequest(id64=task_id))).history
+    ids = [h.id64 for h in history]
+    assert ids == sorted(ids)
+    assert ids[0] == INT32_MAX - 1  # the first history row made past the boundary's setup
+    assert ids[-1] > INT32_MAX
+    assert history[0].id == ids[0]
+    assert history[-1].id == 0  # the int32 field cannot hold it: our clients read id64
+
+
+def task_cli(url: str, settings: Settings, *args: str) -> str:
+    result = subprocess.run(
+        [TASK_CLI, "--address", url, *args],
         env=subprocess_env(settings),
         capture_output=True,
         text=True,
@@ -104,8 +123,27 @@ async def cli_reads(url: str, settings: Settings, task_id: int) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert str(task_id) in result.stdout
-    assert "SUCCEEDED" in result.stdout
+    return result.stdout
+
+
+async def cli_reads(url: str, settings: Settings, task_id: int) -> None:
+    """`task-cli` shows a task whose id is above 2^31, and prints 64-bit ids in its JSON."""
+    shown = await asyncio.to_thread(task_cli, url, settings, "task", "get", "--id", str(task_id))
+    assert str(task_id) in shown
+    assert "SUCCEEDED" in shown
+    created = json.loads(
+        await asyncio.to_thread(task_cli, url, settings, "task", "create", "cli", "-t", "sleep", "-o", "json")
+    )
+    assert created["id"] == created["id64"]
+    assert created["id"] > INT32_MAX
+    got = json.loads(
+        await asyncio.to_thread(task_cli, url, settings, "task", "get", "-i", str(task_id), "-o", "json")
+    )
+    assert (got["id"], got["id64"]) == (task_id, task_id)
+    history = json.loads(
+        await asyncio.to_thread(task_cli, url, settings, "task", "history", "-i", str(task_id), "-o", "json")
+    )
+    assert all(row["id"] == row["id64"] > INT32_MAX for row in history["history"])
 
 
 async def test_ids_above_2_to_the_31_for_new_clients_and_a_clear_error_for_old_ones(
@@ -171,7 +209,8 @@ async def test_ids_above_2_to_the_31_for_new_clients_and_a_clear_error_for_old_o
         assert stream_error.value.code == Code.OUT_OF_RANGE
         assert {e.task_id for e in old_events if not e.keepalive} <= set(fits)
 
-        await old_client_reads(old, fits)
+        await old_client_reads(url, old, fits, [*big, one.id64, waiting])
+        await ours_read_history(ours, fits[0])
         # Both fields naming different tasks is a mistake, not a guess.
         with pytest.raises(ConnectError) as both:
             await ours.get_task(pb.GetTaskRequest(id=1, id64=big[0]))
@@ -191,3 +230,15 @@ def test_the_guard_finds_every_id_that_does_not_fit() -> None:
         check_narrow(pb.GetTaskHistoryResponse(history=[pb.TaskHistory(id64=2**31)]))
     with pytest.raises(Exception, match=r"^task_id: id"):
         check_narrow(pb.TaskEvent(task_id64=2**31))
+
+
+def test_an_old_clients_history_keeps_its_rows_own_ids_while_they_all_fit() -> None:
+    fitting = [pb.TaskHistory(id=7, id64=7), pb.TaskHistory(id=INT32_MAX, id64=INT32_MAX)]
+    history_for_old_client(fitting)
+    assert [(h.id, h.id64) for h in fitting] == [(7, 7), (INT32_MAX, INT32_MAX)]
+    crossing = [pb.TaskHistory(id=INT32_MAX, id64=INT32_MAX), pb.TaskHistory(id64=INT32_MAX + 5)]
+    history_for_old_client(crossing)
+    assert [(h.id, h.id64) for h in crossing] == [(1, 1), (2, 2)]
+    check_narrow(pb.GetTaskHistoryResponse(history=crossing))  # readable by an old client now
+    assert all_ids_fit(pb.Task(id=5, id64=5))
+    assert not all_ids_fit(pb.Task(id64=INT32_MAX + 1))

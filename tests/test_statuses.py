@@ -225,11 +225,38 @@ async def test_get_status_keeps_the_original_keys_and_adds_the_exact_counts(
     assert exact[pb.RETRYING] >= 1 and exact[pb.CANCELLED] >= 1  # noqa: PT018
 
 
-async def test_the_list_filter_takes_exact_statuses(http: httpx.AsyncClient, tasks: dict[str, int]) -> None:
+async def test_our_clients_list_filter_takes_exact_statuses(
+    http: httpx.AsyncClient, tasks: dict[str, int]
+) -> None:
+    """Our CLI, dashboard and Python client send `Task-Id-Width: 64`: their filters are exact."""
     for name in ("RETRYING", "CANCELLED", "QUEUED", "FAILED"):
-        listed = await call(http, "ListTasks", {"status": name, "limit": 100})
+        response = await http.post(
+            f"{SERVICE}/ListTasks", json={"status": name, "limit": 100}, headers={"Task-Id-Width": "64"}
+        )
+        listed = response.json()
         assert {t["exactStatus"] for t in listed["tasks"]} == {name}
         assert tasks[name] in {int(t["id"]) for t in listed["tasks"]}
+        assert int(listed["total"]) == len(listed["tasks"])
+
+
+async def test_an_old_clients_list_filter_agrees_with_the_statuses_it_is_shown(
+    http: httpx.AsyncClient, tasks: dict[str, int]
+) -> None:
+    """Shown RETRYING as QUEUED and CANCELLED as FAILED, an old client finds them filtering by those."""
+    for name, also in (("QUEUED", "RETRYING"), ("FAILED", "CANCELLED")):
+        listed = await call(http, "ListTasks", {"status": name, "limit": 100})
+        assert {t["status"] for t in listed["tasks"]} == {name}
+        assert {t["exactStatus"] for t in listed["tasks"]} == {name, also}
+        assert {tasks[name], tasks[also]} <= {int(t["id"]) for t in listed["tasks"]}
+        assert int(listed["total"]) == len(listed["tasks"])
+        named = await call(http, "ListTasks", {"status": name, "nameContains": "status ", "limit": 100})
+        assert {int(t["id"]) for t in named["tasks"]} == {tasks[name], tasks[also]}
+        assert int(named["total"]) == 2
+        binary_list = await binary(http, "ListTasks", pb.TaskListRequest(status=name, limit=100), "TaskList")
+        assert tasks[also] in {t.id for t in binary_list.tasks}  # type: ignore[attr-defined]
+    for name in ("RUNNING", "SUCCEEDED"):  # the others stay as they were
+        listed = await call(http, "ListTasks", {"status": name, "limit": 100})
+        assert {t["exactStatus"] for t in listed["tasks"]} == {name}
 
 
 async def test_events_show_the_original_status_and_the_exact_one(

@@ -88,6 +88,27 @@ async def test_list_is_newest_first_with_filters_and_stable_pages(store: Store) 
     assert [t.name for t in await store.list_tasks(name_contains="N3")] == ["n3"]
 
 
+async def test_a_filter_of_several_statuses_lists_and_counts_any_of_them(store: Store) -> None:
+    """What an old client's FAILED filter asks for (FAILED and CANCELLED): every filter combined."""
+    ids = [
+        i for i, _ in await store.create_tasks([NewTask(f"n{i}", "a" if i % 2 else "b") for i in range(6)])
+    ]
+    for task_id in ids[:4]:
+        await store.set_status(task_id, Status.CANCELLED)
+    either = frozenset({Status.FAILED, Status.CANCELLED})
+    assert [t.id for t in await store.list_tasks(status=either)] == sorted(ids[:4], reverse=True)
+    assert await store.count_tasks(status=either) == 4
+    assert [t.id for t in await store.list_tasks(status=either, task_type="a")] == [ids[3], ids[1]]
+    assert await store.count_tasks(status=either, task_type="a") == 2
+    assert [t.id for t in await store.list_tasks(status=either, name_contains="n2")] == [ids[2]]
+    assert await store.count_tasks(status=either, name_contains="n2") == 1
+    assert [t.id for t in await store.list_tasks(status=either, limit=2, offset=1)] == [ids[2], ids[1]]
+    queued = frozenset({Status.QUEUED, Status.RETRYING})
+    assert await store.count_tasks(status=queued) == 2
+    assert await store.count_tasks(status=frozenset({Status.QUEUED})) == 2  # one status: as ever
+    assert len(await store.list_tasks(status=frozenset({Status.ALL}))) == 6
+
+
 async def test_status_counts_include_every_status(store: Store) -> None:
     await store.create_tasks([NewTask("x", "sleep"), NewTask("y", "sleep")])
     counts = await store.status_counts()

@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     query_database_url: str = ""
     query_timeout: float = Field(10.0, gt=0, description="statement timeout of run_query, seconds")
     query_max_rows: int = Field(100, ge=1, le=10_000)
+    # send_email and run_query as the original's plugins: they ignore their parameters, sleep
+    # TASK_TIME_OUT, and run_query fails 20% of the time (plugins/simulated.py). For the original's
+    # `end2end` and demos; set it alike on the server and every worker (docs/task-types.md).
+    simulated_plugins: bool = False
 
     log_level: LogLevel = "info"
 

@@ -38,6 +38,12 @@ def original_status(status: Status) -> Status:
     return AS_ORIGINAL.get(status, status)
 
 
+def shown_as(status: Status) -> frozenset[Status]:
+    """The statuses the original's enum shows as `status`: an old client's filter by QUEUED also
+    wants the RETRYING tasks it is shown as QUEUED (and FAILED the CANCELLED ones)."""
+    return frozenset({status, *(s for s, shown in AS_ORIGINAL.items() if shown == status)})
+
+
 CLAIMABLE = frozenset({Status.QUEUED, Status.RETRYING})
 TASK_STATUSES: tuple[Status, ...] = tuple(s for s in Status if s not in (Status.UNKNOWN, Status.ALL))
 

@@ -50,6 +50,7 @@ from taskservice.gen.grpc.reflection.v1alpha.reflection_connect import (
     ServerReflectionASGIApplication as ReflectionV1Alpha,
 )
 from taskservice.plugins import Registry
+from taskservice.plugins.simulated import simulate_original_plugins
 from taskservice.store import RetentionPolicy
 
 log = structlog.get_logger(__name__)
@@ -71,6 +72,7 @@ def create_app(
     """The whole server; it connects, migrates and starts its helpers when the ASGI lifespan starts."""
     codecs.install()
     registry = registry or Registry()
+    simulate_original_plugins(registry, settings)
     payload_limits = PayloadLimits(settings.max_payload_bytes, settings.max_parameters)
     service = TaskService(registry, settings.lease_seconds, payload_limits, settings.max_result_bytes)
     auth_service = AuthService()

@@ -2,7 +2,9 @@
 
 The rules are written in proto/cloud/v1/task.proto (its header comment): every int32 id field has a
 twin `<field>64`; responses fill both while an id fits; a client that reads the twins sends
-`Task-Id-Width: 64`; to any other client, an id that does not fit is an `out_of_range` error.
+`Task-Id-Width: 64`; to any other client, an id that does not fit is an `out_of_range` error, except
+where the answer can do without it (ListTasks leaves such tasks out and says so; GetTaskHistory
+numbers the rows of a task whose id fits).
 """
 
 from __future__ import annotations
@@ -77,6 +79,28 @@ def check_narrow(message: Message, path: str = "") -> None:
         for index, wide in enumerate(value if repeated else [value]):
             if wide > INT32_MAX:
                 raise IdOutOfRange(f"{path}{base}[{index}]" if repeated else f"{path}{base}", wide)
+
+
+def fits(message: Message) -> bool:
+    """Whether every id in `message` fits its int32 field."""
+    try:
+        check_narrow(message)
+    except IdOutOfRange:
+        return False
+    return True
+
+
+def history_for_old_client(rows: list[Any]) -> None:
+    """Number a task's history rows 1, 2, 3... (oldest first) when one row's own id does not fit:
+    the rows of a task whose id fits stay readable to an old client, with ids that are stable (the
+    history only grows) and never another row's. No call of the original takes a history id back."""
+    if all(row.id64 <= INT32_MAX for row in rows):
+        return
+    for position, row in enumerate(rows, start=1):
+        row.id = row.id64 = position
+
+
+OMITTED_HEADER = "task-ids-omitted"
 
 
 def out_of_range(error: IdOutOfRange) -> ConnectError:

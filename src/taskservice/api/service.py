@@ -24,7 +24,7 @@ from taskservice.api.validation import InvalidArgument
 from taskservice.auth import principal
 from taskservice.auth.roles import Right
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import FINISHED, IllegalTransition, Status, Task, original_status
+from taskservice.model import FINISHED, IllegalTransition, Status, Task, original_status, shown_as
 from taskservice.plugins import Registry
 from taskservice.plugins.declare import TaskTypeSpec
 from taskservice.store import (
@@ -193,20 +193,34 @@ class TaskService:
     @connect_errors
     async def list_tasks(self, request: pb.TaskListRequest, ctx: RequestContext[Any, Any]) -> pb.TaskList:
         status, kind, name, limit, offset = validation.list_request(request)
-        filters: dict[str, Any] = {"status": status, "task_type": kind, "name_contains": name}
+        old_client = not ids.reads_wide_ids(ctx)
+        # An old client's filter matches what it is shown: QUEUED is also RETRYING, FAILED also
+        # CANCELLED (model.original_status); ours filter by the exact status.
+        wanted = shown_as(status) if old_client and status is not None else status
+        filters: dict[str, Any] = {"status": wanted, "task_type": kind, "name_contains": name}
         tasks, total = await asyncio.gather(
             self.store.list_tasks(**filters, limit=limit, offset=offset), self.store.count_tasks(**filters)
         )
         listed = [(t, convert.listed_task(t)) for t in tasks]
+        omitted: list[int] = []
+        if old_client:  # a task it cannot name is left out and said so, not the whole page failed
+            readable = [ids.fits(message) for _, message in listed]
+            omitted = [t.id for (t, _), fits in zip(listed, readable, strict=True) if not fits]
+            listed = [item for item, fits in zip(listed, readable, strict=True) if fits]
+            if omitted:
+                ctx.response_headers()[ids.OMITTED_HEADER] = ",".join(map(str, omitted))
         await self._say_why_waiting(listed)
-        return pb.TaskList(tasks=[message for _, message in listed], total=total)
+        return pb.TaskList(tasks=[message for _, message in listed], total=total, omitted=len(omitted))
 
     @connect_errors
     async def get_task_history(
         self, request: pb.GetTaskHistoryRequest, ctx: RequestContext[Any, Any]
     ) -> pb.GetTaskHistoryResponse:
         entries = await self.store.history(_task_id(request))
-        return pb.GetTaskHistoryResponse(history=[convert.history(e) for e in entries])
+        rows = [convert.history(e) for e in entries]
+        if not ids.reads_wide_ids(ctx):
+            ids.history_for_old_client(rows)
+        return pb.GetTaskHistoryResponse(history=rows)
 
     @connect_errors
     async def update_task_status(

@@ -11,6 +11,7 @@ from typing import Any
 
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import TRACEBACK_MAX, NewTask, Status, Transition
+from taskservice.plugins import simulated
 from taskservice.plugins.declare import ParameterError, TaskTypeSpec
 
 # Task type name -> its declaration (None: it declares nothing, and any parameters are accepted).
@@ -135,7 +136,10 @@ def new_task(
         try:
             declared.check(parameters)
         except ParameterError as error:
-            raise InvalidArgument(f"{prefix}payload.parameters[{error.name!r}]", error.rule) from None
+            rule = error.rule
+            if kind in simulated.ORIGINAL_TYPES and not declared.declares(error.name):
+                rule = f"{rule}; {simulated.HINT}"  # e.g. the original's end2end: {"test": "test_1"}
+            raise InvalidArgument(f"{prefix}payload.parameters[{error.name!r}]", rule) from None
     description = _text(f"{prefix}description", request.description, DESCRIPTION_MAX)
     priority = int(_number(f"{prefix}priority", request.priority, 0, PRIORITY_MAX))
     # Unset: the type's declared defaults, else (None) the server's MAX_RETRIES and TASK_TIME_OUT.

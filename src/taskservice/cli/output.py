@@ -48,7 +48,8 @@ STATUS_STYLES = {
 
 
 # The original's status fields show RETRYING as QUEUED and CANCELLED as FAILED, for its clients; ours
-# shows the exact twin under the original's name (proto/cloud/v1/task.proto, "Statuses").
+# shows the exact twin under the original's name (proto/cloud/v1/task.proto, "Statuses"). Likewise an
+# int32 id field (`id`, `taskId`, `ids`) shows its 64-bit twin's value (beside the twin itself).
 EXACT = {"status": "exactStatus", "statusCounts": "exactStatusCounts"}
 
 
@@ -84,6 +85,9 @@ def _in_field_order(data: dict[str, Any], descriptor: Descriptor | Any) -> dict[
         if field.json_name not in data or field.json_name in twins:
             continue
         value = data[EXACT[field.json_name] if EXACT.get(field.json_name) in twins else field.json_name]
+        wide = descriptor.fields_by_name.get(f"{field.name}64")
+        if wide is not None and wide.json_name in data:  # an int32 id holds 0 past 2^31: its twin the id
+            value = _number(wide, data[wide.json_name])
         kind = field.message_type
         if kind is not None and kind.GetOptions().map_entry:
             value_field = kind.fields_by_name["value"]

@@ -161,6 +161,10 @@ class TaskTypeSpec(BaseModel):
     permanent: tuple[type[BaseException], ...] = Field((), exclude=True)
     permanent_errors: tuple[str, ...] = ()
 
+    def declares(self, name: str) -> bool:
+        """Whether `name` is a parameter this type takes (by its name or an alias, or as an extra)."""
+        return self.extra_parameters or any(name in (p.name, *p.aliases) for p in self.parameters)
+
     def check(self, parameters: Mapping[str, str]) -> dict[str, Any]:
         """The declared parameters' values by name (plus extra ones as given, when allowed).
 

@@ -20,7 +20,7 @@ from typing import ClassVar
 from email_validator import EmailNotValidError, validate_email
 
 from taskservice.config import Settings
-from taskservice.plugins import PermanentFailure, context
+from taskservice.plugins import PermanentFailure, context, simulated
 from taskservice.plugins.context import TaskContext
 from taskservice.plugins.declare import ParameterSpec, TaskTypeSpec
 
@@ -110,6 +110,7 @@ class SendEmail:
     def run(self, parameters: dict[str, str], ctx: TaskContext | None = None) -> dict[str, str]:
         ctx = ctx or context.current_or_none()
         settings = context.settings_for("send_email", self.settings, ctx)
+        simulated.check_real_parameters(self.spec, "send_email", parameters)
         recipient = _recipient(parameters)
         subject = _one_line("subject", _text(parameters, "subject"))
         key = ctx.idempotency_key if ctx is not None else None

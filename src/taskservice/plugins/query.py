@@ -13,7 +13,7 @@ import psycopg
 
 from taskservice.config import Settings
 from taskservice.db import connect
-from taskservice.plugins import PermanentFailure, context
+from taskservice.plugins import PermanentFailure, context, simulated
 from taskservice.plugins.context import TaskContext
 from taskservice.plugins.declare import ParameterSpec, TaskTypeSpec
 from taskservice.store import databases, sandbox
@@ -100,6 +100,7 @@ class RunQuery:
 
     async def run(self, parameters: dict[str, str], ctx: TaskContext | None = None) -> dict[str, Any]:
         settings = context.settings_for("run_query", self.settings, ctx)
+        simulated.check_real_parameters(self.spec, "run_query", parameters)
         query: object = parameters.get("query")
         if not isinstance(query, str) or not query.strip():
             raise PermanentFailure("query is required: one SQL statement to run read-only")

@@ -131,6 +131,34 @@ SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
                  LIMIT $4 OFFSET $5)
  ORDER BY t.id DESC;
 
+-- name: list_tasks_of_statuses
+-- An old client's status filter, which also matches the statuses it is shown as that one (QUEUED:
+-- RETRYING too; FAILED: CANCELLED too). Not on any hot path: our clients filter by one exact status.
+SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
+  FROM tasks t
+  LEFT JOIN task_executions e ON e.id = t.execution_id AND t.status = 1 /*RUNNING*/
+ WHERE t.id IN (SELECT id
+                  FROM tasks
+                 WHERE status = ANY($1::smallint[])
+                   AND ($2::text IS NULL OR type = $2)
+                   AND ($3::text IS NULL OR name ILIKE '%' || $3 || '%')
+                 ORDER BY id DESC
+                 LIMIT $4 OFFSET $5)
+ ORDER BY t.id DESC;
+
+-- name: count_tasks_of_statuses
+SELECT coalesce(sum(count), 0)::bigint
+  FROM task_counts
+ WHERE status = ANY($1::smallint[])
+   AND ($2::text IS NULL OR type = $2);
+
+-- name: count_tasks_of_statuses_named
+SELECT count(*)
+  FROM tasks
+ WHERE status = ANY($1::smallint[])
+   AND ($2::text IS NULL OR type = $2)
+   AND name ILIKE '%' || $3 || '%';
+
 -- name: count_tasks
 -- Tasks of a status and/or a type, from the counts the triggers keep (migration 0002): no scan.
 SELECT coalesce(sum(count), 0)::bigint

@@ -205,14 +205,19 @@ class Store:
     async def list_tasks(
         self,
         *,
-        status: Status | None = None,
+        status: Status | frozenset[Status] | None = None,
         task_type: str | None = None,
         name_contains: str | None = None,
         limit: int = 30,
         offset: int = 0,
     ) -> list[Task]:
-        """Tasks newest first; `status` None (or ALL) means every status."""
-        status_number, kind, name = self._filters(status, task_type, name_contains)
+        """Tasks newest first; `status` None (or ALL) means every status, a set any of its statuses."""
+        several = self._several(status)
+        if several is not None:
+            _, kind, name = self._filters(None, task_type, name_contains)
+            rows = await self.pool.fetch(query("list_tasks_of_statuses"), several, kind, name, limit, offset)
+            return [_task(row) for row in rows]
+        status_number, kind, name = self._filters(self._one(status), task_type, name_contains)
         # Each combination of filters has a statement of its own: see queries.sql.
         if status_number is None and kind is None:
             rows = await self.pool.fetch(query("list_tasks"), name, limit, offset)
@@ -229,16 +234,35 @@ class Store:
     async def count_tasks(
         self,
         *,
-        status: Status | None = None,
+        status: Status | frozenset[Status] | None = None,
         task_type: str | None = None,
         name_contains: str | None = None,
     ) -> int:
-        status_number, kind, name = self._filters(status, task_type, name_contains)
+        several = self._several(status)
+        if several is not None:
+            _, kind, name = self._filters(None, task_type, name_contains)
+            if name is None:
+                return int(await self.pool.fetchval(query("count_tasks_of_statuses"), several, kind))
+            return int(await self.pool.fetchval(query("count_tasks_of_statuses_named"), several, kind, name))
+        status_number, kind, name = self._filters(self._one(status), task_type, name_contains)
         if name is None:  # the kept counts answer without a scan
             count = await self.pool.fetchval(query("count_tasks"), status_number, kind)
         else:
             count = await self.pool.fetchval(query("count_tasks_named"), status_number, kind, name)
         return int(count)
+
+    @staticmethod
+    def _several(status: Status | frozenset[Status] | None) -> list[int] | None:
+        """The status numbers of a filter of more than one status (else None: the one-status statements)."""
+        if isinstance(status, frozenset) and len(status) > 1 and Status.ALL not in status:
+            return sorted(int(s) for s in status)
+        return None
+
+    @staticmethod
+    def _one(status: Status | frozenset[Status] | None) -> Status | None:
+        if isinstance(status, frozenset):
+            return None if not status or Status.ALL in status else next(iter(status))
+        return status
 
     @staticmethod
     def _filters(

@@ -16,6 +16,7 @@ import structlog
 from taskservice.config import Settings
 from taskservice.model import RetryPolicy
 from taskservice.plugins import Registry
+from taskservice.plugins.simulated import simulate_original_plugins
 from taskservice.store import RetentionPolicy, Store, TaskDefaults
 from taskservice.worker.agent import AgentLink
 from taskservice.worker.retention import RetentionJob
@@ -104,6 +105,7 @@ async def serve(
     TASK_MODULES and `modules` besides the installed ones."""
     import_task_modules([*settings.task_module_names, *modules])
     registry = registry or Registry()
+    simulate_original_plugins(registry, settings)
     types_to_run(registry, task_types)  # a --type it cannot run: say so before touching the database
     # Here, not above: an agent (serve_agent) never loads the database layer or the migrations.
     from taskservice.db import embedded, migrate
@@ -142,8 +144,10 @@ async def serve_agent(
     import_task_modules([*settings.task_module_names, *modules])
     link = AgentLink(address, token, new_worker_id())
     options = worker_options(settings, concurrency, task_types)
+    registry = registry or Registry()
+    simulate_original_plugins(registry, settings)
     worker = Worker(
-        link, None, registry or Registry(), options, link.agent_id,
+        link, None, registry, options, link.agent_id,
         settings=settings, helpers=[link.stream], kind="agent", source={"server": address},
     )  # fmt: skip
     link.on_work, link.held = worker.work_arrived, worker.held

@@ -208,12 +208,14 @@ class TaskListRequest(_message.Message):
     def __init__(self, limit: _Optional[int] = ..., offset: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., type: _Optional[str] = ..., name_contains: _Optional[str] = ...) -> None: ...
 
 class TaskList(_message.Message):
-    __slots__ = ("tasks", "total")
+    __slots__ = ("tasks", "total", "omitted")
     TASKS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_FIELD_NUMBER: _ClassVar[int]
     tasks: _containers.RepeatedCompositeFieldContainer[Task]
     total: int
-    def __init__(self, tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+    omitted: int
+    def __init__(self, tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., total: _Optional[int] = ..., omitted: _Optional[int] = ...) -> None: ...
 
 class CreateTasksRequest(_message.Message):
     __slots__ = ("tasks",)
