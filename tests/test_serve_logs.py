@@ -81,6 +81,41 @@ async def test_a_worker_says_what_it_is_runs_and_connects_to(
         assert any("task started" in line for line in debug), lines
 
 
+async def test_a_worker_logs_one_line_per_failed_attempt_at_its_default_level(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    """What a developer reads first when a task fails: the attempt, its task and the exception's one
+    line (issue 18), at `serve`'s default level, one line per failed attempt and none per success."""
+    worker = AgentProcess(
+        [sys.executable, "-m", "taskservice.cli", "serve", "-t", "sleep"],
+        subprocess_env(settings),
+        tmp_path / "worker.log",
+    )
+    try:
+        task_id, _ = await store.create_task(
+            NewTask("doomed", "sleep", {"seconds": "0", "fail_rate": "1"}, max_retries=1)
+        )
+
+        async def failed() -> bool:
+            return (await store.get_task(task_id)).status == Status.FAILED
+
+        await eventually(failed, timeout=60)
+        await _runs_one_task(store)
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.log()
+    lines = _lines(worker)
+    failures = [line for line in lines if "task attempt failed" in line or "task failed" in line]
+    assert len(failures) == 2, lines  # the first attempt (retrying), the last (failed for good)
+    assert "[info" in failures[0], failures
+    assert "retrying" in failures[0], failures
+    assert "[warning" in failures[1], failures
+    for line in failures:
+        assert f"task_id={task_id}" in line, line
+        assert "RuntimeError: simulated failure (fail_rate=1)" in line, line
+    assert len(lines) == 5, lines  # started, two failed attempts, stopping, stopped
+
+
 @pytest.mark.parametrize("level", ["default", "debug"])
 async def test_an_agent_says_what_it_is_runs_and_connects_to(
     workerless_server: ServerProcess, store: Store, settings: Settings, tmp_path: Path, level: str
