@@ -20,8 +20,8 @@ from conftest import ServerProcess, eventually
 from taskservice.auth.tokens import issue
 from taskservice.config import Settings
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import NewTask, Outcome, Status
-from taskservice.store import Credentials, Pool, Store
+from taskservice.model import IllegalTransition, NewTask, Outcome, Status
+from taskservice.store import Credentials, NotHeld, Pool, Store
 
 pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
 
@@ -312,3 +312,75 @@ async def test_an_original_agent_killed_mid_task_loses_no_task(
     assert [(e.worker_id == first_agent, e.outcome) for e in executions] == [
         (True, Outcome.FAILED), (True, Outcome.LOST), (False, Outcome.SUCCEEDED)
     ]  # fmt: skip
+
+
+# -- the store's rules, without a server ------------------------------------------------------------
+
+
+async def report(store: Store, task_id: int, status: Status, message: str, holder: str | None) -> Status:
+    """UpdateTaskStatus as the service makes it (a 60 s hold); the task's status after."""
+    task = await store.set_status(task_id, status, message, verbatim=True, holder=holder, hold_seconds=60.0)
+    return task.status
+
+
+async def test_between_its_controller_s_attempts_a_task_is_held_for_its_agent(store: Store) -> None:
+    await store.register_worker("agent-old", "remote", 0, 1, ["send_email"], "agent", "token:a")
+    task_id, _ = await store.create_task(NewTask("t", "send_email"))
+    [claim] = await store.claim_for(["agent-old"], ["send_email"], 30.0)
+    assert await report(store, task_id, Status.RUNNING, "Running attempt 1 of 3", "token:a") == Status.RUNNING
+    assert await report(store, task_id, Status.FAILED, "Attempt 1 failed: boom", "token:a") == Status.RETRYING
+    assert await store.claim_for(["someone-else"], [], 30.0) == []  # held for its agent
+    with pytest.raises(NotHeld):  # another's agent token cannot reopen it; its own can
+        await report(store, task_id, Status.RUNNING, "Running attempt 2 of 3", "token:b")
+    assert await report(store, task_id, Status.RUNNING, "Running attempt 2 of 3", "token:a") == Status.RUNNING
+    task = await store.get_task(task_id)
+    assert (task.attempts, task.retries, task.lease_owner) == (2, 1, "agent-old")
+    assert task.execution_id != claim.execution_id
+    assert await report(store, task_id, Status.FAILED, "Attempt 2 failed: boom", "token:a") == Status.RETRYING
+    # Its open stream keeps the hold; another agent's does not; when its stream ends, it is due.
+    assert await store.extend_original_holds("agent-old", [task_id], 60.0) == {task_id}
+    assert await store.extend_original_holds("someone-else", [task_id], 60.0) == set()
+    assert await store.release_original_holds("agent-old", [task_id]) == 1
+    [again] = await store.claim_for(["someone-else"], [], 30.0)
+    assert (again.task.id, again.task.attempts, again.task.status) == (task_id, 3, Status.RUNNING)
+    assert await store.extend_original_holds("agent-old", [task_id], 60.0) == set()
+    # The first agent's controller, late, changes nothing now: the attempt is another agent's.
+    with pytest.raises(NotHeld):
+        await report(store, task_id, Status.RUNNING, "Running attempt 3 of 3", "token:a")
+    outcomes = [(e.worker_id, e.outcome) for e in await store.executions(task_id)]
+    assert outcomes == [
+        ("agent-old", Outcome.FAILED), ("agent-old", Outcome.FAILED), ("someone-else", Outcome.RUNNING)
+    ]  # fmt: skip
+
+
+async def test_the_controller_s_last_failure_settles_the_task_in_its_words(store: Store) -> None:
+    await store.register_worker("agent-old", "remote", 0, 1, ["run_query"], "agent", None)
+    task_id, _ = await store.create_task(NewTask("t", "run_query"))
+    await store.claim_for(["agent-old"], ["run_query"], 30.0)
+    said = []
+    for attempt in (1, 2, 3):
+        said.append((Status.RUNNING, f"Running attempt {attempt} of 3"))
+        said.append((Status.FAILED, f"Attempt {attempt} failed: x"))
+    said.append((Status.FAILED, "All 3 attempts failed. Last error: x"))
+    for status, message in said:
+        await report(store, task_id, status, message, None)  # auth off: no holder to check
+    task = await store.get_task(task_id)
+    assert (task.status, task.attempts, task.retries) == (Status.FAILED, 3, 2)
+    history = [(h.status, h.details) for h in await store.history(task_id)][2:]
+    shown = [Status.RETRYING if m.startswith("Attempt") else s for s, m in said]
+    assert history == list(zip(shown, [m for _, m in said], strict=True))
+    assert [e.error for e in await store.executions(task_id)] == ["x", "x", "x"]
+
+
+async def test_running_and_attempt_failures_are_only_for_an_agent_s_attempts(store: Store) -> None:
+    """A direct worker's task: RUNNING is refused as before; a FAILED in the controller's words is an
+    operator's, which settles the task."""
+    await store.register_worker("w", "h", 1, 1, ["send_email"])
+    task_id, _ = await store.create_task(NewTask("t", "send_email"))
+    await store.claim_for(["w"], ["send_email"], 30.0)
+    with pytest.raises(IllegalTransition):
+        await report(store, task_id, Status.RUNNING, "Running attempt 1 of 3", None)
+    assert await report(store, task_id, Status.FAILED, "Attempt 1 failed: x", None) == Status.FAILED
+    queued_id, _ = await store.create_task(NewTask("q", "send_email"))
+    with pytest.raises(IllegalTransition):
+        await report(store, queued_id, Status.RUNNING, "Running attempt 1 of 3", None)

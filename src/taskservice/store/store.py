@@ -344,8 +344,11 @@ class Store:
             if row is None:
                 raise TaskNotFound(task_id)
             current = Status(row["status"])
-            if hold_seconds is not None and _original_report_applies(current, target, message):
-                await self._original_report(conn, row, target, message, holder, hold_seconds)
+            if (
+                hold_seconds is not None
+                and _original_report_applies(current, target, message)
+                and await self._original_report(conn, row, target, message, holder, hold_seconds)
+            ):
                 updated = await conn.fetchrow(query("get_task"), task_id)
                 assert updated is not None
                 return _task(updated)
@@ -372,20 +375,19 @@ class Store:
 
     async def _original_report(
         self, conn: Connection, row: Record, target: Status, message: str, holder: str | None, hold: float
-    ) -> None:
+    ) -> bool:
         """The original's controller reports on a task its agent holds (issue 19), mapped onto our
         attempts: RUNNING during our attempt is a history line; "Attempt N failed: ..." closes the
         attempt as failed and holds the task RETRYING for the agent (`hold` seconds, which its open
         stream extends); RUNNING then opens the agent's next attempt; FAILED then settles it (its
         SUCCEEDED or FAILED during an attempt is set_status's own change). Only for an agent's
-        attempt (of an agent `holder` registered, when given): NotHeld otherwise."""
+        attempt (of an agent `holder` registered, when given): False otherwise, and set_status goes
+        on as for anyone else (refusing RUNNING; NotHeld for another's agent)."""
         task = _task(row)
         current, execution_id = task.status, task.execution_id
         who = None if execution_id is None else await conn.fetchrow(query("attempt_worker"), execution_id)
         if who is None or who["kind"] != "agent" or (holder is not None and who["principal"] != holder):
-            if holder is not None:
-                raise NotHeld(f"task {task.id} is not held by an agent of yours")
-            raise IllegalTransition(task.id, current, target)
+            return False
         held_between = current == Status.RETRYING and who["outcome"] == Outcome.FAILED
         assert execution_id is not None
         if current == Status.RUNNING and target == Status.RUNNING:
@@ -397,8 +399,9 @@ class Store:
         elif held_between and target == Status.FAILED:  # its final FAILED after its last attempt's
             settle = (int(target), int(current), message, Outcome.FAILED, NOTIFY_CHANNEL)
             await conn.fetch(query("set_status"), task.id, *settle)
-        else:
-            raise IllegalTransition(task.id, current, target)
+        else:  # not held between its attempts (its lease ran out, say): as for anyone else
+            return False
+        return True
 
     @staticmethod
     async def _check_holder(
