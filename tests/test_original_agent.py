@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -189,6 +192,26 @@ async def test_an_original_stream_gets_only_work_and_heartbeats_without_a_uuid_a
         finally:
             follower.cancel()
             await asyncio.gather(follower, return_exceptions=True)
+
+
+async def test_the_server_keeps_idle_connections_alive_with_tcp_keepalive(server: ServerProcess) -> None:
+    """What keeps an original-style stream's idle connection alive instead of keep-alive messages."""
+    if shutil.which("ss") is None:
+        pytest.skip("needs ss (iproute2) to read the server's socket timers")
+    port = urlsplit(server.url).port
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def probed() -> bool:
+        shown = await asyncio.to_thread(
+            subprocess.run, ["ss", "-tnoH", "state", "established", f"( sport = :{port} )"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return "timer:(keepalive" in shown.stdout
+
+    try:
+        await eventually(probed, timeout=30)
+    finally:
+        writer.close()
 
 
 # -- auth on: several agents, each with its own token ----------------------------------------------
