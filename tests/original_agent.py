@@ -21,6 +21,7 @@ sleeps TASK_TIME_OUT (here 1 s, scaled) and succeeds; run_query fails "query fai
 the agent in), `--plugin fail-then-hang` fails every task's first attempt and blocks in the second.
 
 Run: python tests/original_agent.py ADDRESS [--scale 0.01] [--token SECRET] [--seed N] [--plugin ...]
+[--uuid U] (heartbeats naming a uuid of its own, which nobody registered)
 """
 
 from __future__ import annotations
@@ -194,8 +195,8 @@ class Controller:
 class Agent:
     """`task serve`: heartbeats, and the PullEvents stream that makes Task resources."""
 
-    def __init__(self, client: Client, controller: Controller, scale: float) -> None:
-        self.client, self.controller, self.scale = client, controller, scale
+    def __init__(self, client: Client, controller: Controller, scale: float, uuid: str = "") -> None:
+        self.client, self.controller, self.scale, self.uuid = client, controller, scale, uuid
 
     async def heartbeats(self) -> None:
         while True:
@@ -203,7 +204,7 @@ class Agent:
             stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             try:
                 await self.client.unary(
-                    "Heartbeat", pb.HeartbeatRequest(timestamp=stamp), pb.HeartbeatResponse
+                    "Heartbeat", pb.HeartbeatRequest(timestamp=stamp, uuid=self.uuid), pb.HeartbeatResponse
                 )
             except (ConnectFailure, httpx.HTTPError) as error:
                 say("heartbeat", ok=False, error=str(error))
@@ -236,6 +237,7 @@ async def main(argv: list[str]) -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--token", default="")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--uuid", default="", help="a uuid of its own in its heartbeats (older versions)")
     modes = ("original", "fail", "hang", "fail-then-hang")
     parser.add_argument("--plugin", choices=modes, default="original")
     args = parser.parse_args(argv)
@@ -243,7 +245,7 @@ async def main(argv: list[str]) -> None:
         client = Client(http, args.token)
         plugins = Plugins(args.plugin, args.scale, random.Random(args.seed))
         controller = Controller(client, plugins, args.scale)
-        agent = Agent(client, controller, args.scale)
+        agent = Agent(client, controller, args.scale, args.uuid)
         say("started")
         await asyncio.gather(agent.heartbeats(), agent.pull(), controller.run())
 

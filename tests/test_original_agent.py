@@ -181,9 +181,11 @@ async def test_an_original_stream_gets_only_work_and_heartbeats_without_a_uuid_a
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(messages.get(), 2.0)
             task_id, _ = await store.create_task(NewTask("old", "send_email", {"test": "test_0"}))
-            # Silent for longer than two thirds of a lease, it is fed again once it heartbeats: its
-            # heartbeat, naming no uuid, speaks for its stream.
-            beat = await http.post(f"{SERVICE}/Heartbeat", content=stamp, headers=headers)
+            # Silent for longer than two thirds of a lease, it is fed again once it heartbeats: a
+            # heartbeat naming a uuid of its own (nobody registered it) speaks for its stream, as one
+            # naming none does (the 50 tasks above take longer than that: the agent names none).
+            own = pb.HeartbeatRequest(timestamp="2026-12-06T00:00:05Z", uuid="3f9c2f7e-0000-4000-8000-c0ffee")
+            beat = await http.post(f"{SERVICE}/Heartbeat", content=own.SerializeToString(), headers=headers)
             assert beat.status_code == 200, beat.text
             message = await asyncio.wait_for(messages.get(), 30)
             assert message.HasField("work")
@@ -312,7 +314,9 @@ async def test_an_original_agent_killed_mid_task_loses_no_task(
     finally:
         first.stop(signal.SIGKILL)
     [first_agent] = {e.worker_id for e in await store.executions(task_id)}
-    second = original_agent(server, settings, tmp_path / "second.log")
+    # The second heartbeats under a uuid of its own, as an older original agent did.
+    uuid = ("--uuid", "3f9c2f7e-0000-4000-8000-c0ffee")
+    second = original_agent(server, settings, tmp_path / "second.log", *uuid)
     try:
         await eventually(lambda: all_finished(store, [task_id]), timeout=60)
     finally:
