@@ -203,8 +203,9 @@ class Dispatcher:
 
     async def extend_legacy_leases(self) -> None:
         """Keep what the original-style streams hold, unless their caller stopped heartbeating for a
-        lease (frozen, say: its TCP connection may stay open): then their leases run out."""
-        for session in [s for s in self.sessions.values() if s.legacy and s.outstanding]:
+        lease (frozen, say: its TCP connection may stay open): then their leases run out, and
+        `task-cli workers` shows them silent."""
+        for session in [s for s in self.sessions.values() if s.legacy]:
             if session.silent_for() > self.lease_seconds:
                 continue
             held = sorted(session.outstanding)

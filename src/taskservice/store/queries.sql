@@ -371,8 +371,11 @@ SELECT id, 1 /*RUNNING*/, $3::text FROM moved;
 -- name: extend_original_holds
 -- An original-style agent $1's open stream keeps what it holds of tasks $2 for $3 more seconds: the
 -- lease of its open attempt, or, between its controller's attempts (RETRYING after its failed
--- attempt), the task's run_at, which keeps anyone else from claiming it. Returns the tasks it holds.
-WITH held AS (
+-- attempt), the task's run_at, which keeps anyone else from claiming it; and records that the agent
+-- is alive (`task-cli workers`, waiting reasons). Returns the tasks it holds.
+WITH alive AS (
+    UPDATE workers SET last_heartbeat_at = now() WHERE id = $1
+), held AS (
     SELECT t.id, t.status, t.execution_id
       FROM tasks t
       JOIN task_executions e ON e.id = t.execution_id
