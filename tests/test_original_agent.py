@@ -68,7 +68,7 @@ def expected_history(updates: list[dict[str, Any]]) -> list[tuple[Status, str]]:
 
 async def check_task(store: Store, task_id: int, updates: list[dict[str, Any]], agent_ids: set[str]) -> None:
     """The task's history is its claim and then exactly the controller's updates; its attempts are
-    the controller's, every one held by the agents named."""
+    the controller's, all held by one of the agents named (no one else got it in between)."""
     task = await store.get_task(task_id)
     history = [(h.status, h.details) for h in await store.history(task_id)]
     assert history[0][0] == Status.QUEUED
@@ -80,7 +80,9 @@ async def check_task(store: Store, task_id: int, updates: list[dict[str, Any]], 
     executions = await store.executions(task_id)
     assert len(executions) == len(runs) == task.attempts
     assert task.retries == len(runs) - 1
-    assert {e.worker_id for e in executions} <= agent_ids
+    holders = {e.worker_id for e in executions}
+    assert len(holders) == 1
+    assert holders <= agent_ids
     outcomes = [e.outcome for e in executions]
     last = Outcome.SUCCEEDED if final["status"] == "SUCCEEDED" else Outcome.FAILED
     assert outcomes == [Outcome.FAILED] * (len(runs) - 1) + [last]
@@ -116,27 +118,31 @@ def server(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
     assert "Traceback" not in process.log(), process.log()[-5000:]
 
 
+@pytest.mark.parametrize("count", [1, 3], ids=["one agent", "three agents"])
 async def test_fifty_tasks_run_to_the_end_through_the_original_agent_and_controller(
-    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+    server: ServerProcess, store: Store, settings: Settings, tmp_path: Path, count: int
 ) -> None:
     kinds = ("run_query", "send_email")
     created = await store.create_tasks(
         [NewTask(f"Task {i}", kinds[i % 2], {"test": f"test_{i}"}) for i in range(50)]
     )
     ids = [i for i, _ in created]
-    agent = original_agent(server, settings, tmp_path / "agent.log", "--seed", "7")
+    logs = [tmp_path / f"agent{n}.log" for n in range(count)]
+    agents = [original_agent(server, settings, log, "--seed", str(7 + n)) for n, log in enumerate(logs)]
     try:
         await eventually(lambda: all_finished(store, ids), timeout=120)
     finally:
-        agent.stop()
-    lines = said(agent)
+        for agent in agents:
+            agent.stop()
+    lines = [line for agent in agents for line in said(agent)]
     assert not [line for line in lines if line["event"] in ("panic", "stream") and "error" in line], lines
     assert not [line for line in lines if line["event"] == "heartbeat"]  # none refused
     by_task = updates_by_task(lines)
     assert sorted(by_task) == sorted(ids)
-    agents = await agent_ids(store)
+    registered = await agent_ids(store)
+    assert len(registered) == count
     for task_id in ids:
-        await check_task(store, task_id, by_task[task_id], agents)
+        await check_task(store, task_id, by_task[task_id], registered)
     # run_query failed some attempts (20%): those tasks went RETRYING between them.
     retried = [t for t, u in by_task.items() if any(x["message"].startswith("Attempt") for x in u)]
     assert retried, "the seed should make run_query fail at least once"
