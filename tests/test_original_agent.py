@@ -98,9 +98,23 @@ def updates_by_task(lines: list[dict[str, Any]]) -> dict[int, list[dict[str, Any
     return by_task
 
 
-async def all_finished(store: Store, ids: list[int]) -> bool:
+async def all_finished(store: Store, ids: list[int], agents: list[AgentProcess]) -> bool:
+    """Every task finished, and its controller has the answer to its last report (it says so after)."""
     statuses = {(await store.get_task(i)).status for i in ids}
-    return statuses <= {Status.SUCCEEDED, Status.FAILED}
+    if not statuses <= {Status.SUCCEEDED, Status.FAILED}:
+        return False
+    last: dict[int, dict[str, Any]] = {}
+    for agent in agents:
+        for line in said(agent):
+            if line["event"] == "update":
+                last[line["task"]] = line
+    return all(i in last and is_final(last[i]) for i in ids)
+
+
+def is_final(update: dict[str, Any]) -> bool:
+    return update["status"] == "SUCCEEDED" or (
+        update["status"] == "FAILED" and not update["message"].startswith("Attempt ")
+    )
 
 
 async def agent_ids(store: Store) -> set[str]:
@@ -130,7 +144,7 @@ async def test_fifty_tasks_run_to_the_end_through_the_original_agent_and_control
     logs = [tmp_path / f"agent{n}.log" for n in range(count)]
     agents = [original_agent(server, settings, log, "--seed", str(7 + n)) for n, log in enumerate(logs)]
     try:
-        await eventually(lambda: all_finished(store, ids), timeout=120)
+        await eventually(lambda: all_finished(store, ids, agents), timeout=120)
     finally:
         for agent in agents:
             agent.stop()
@@ -284,7 +298,7 @@ async def test_several_original_agents_with_auth_on_report_their_own_tasks_only(
                 assert reply.json()["code"] == "permission_denied"
                 reply = await http.post(f"{SERVICE}/UpdateTaskStatus", json=body)
                 assert reply.status_code == 401, reply.text
-        await eventually(lambda: all_finished(store, ids), timeout=120)
+        await eventually(lambda: all_finished(store, ids, agents), timeout=120)
         assert (await store.get_task(hung_id)).status == Status.RUNNING  # still its holder's
     finally:
         for agent in [*agents, hung]:
@@ -329,7 +343,7 @@ async def test_an_original_agent_killed_mid_task_loses_no_task(
     uuid = ("--uuid", "3f9c2f7e-0000-4000-8000-c0ffee")
     second = original_agent(server, settings, tmp_path / "second.log", *uuid)
     try:
-        await eventually(lambda: all_finished(store, [task_id]), timeout=60)
+        await eventually(lambda: all_finished(store, [task_id], [second]), timeout=60)
     finally:
         second.stop()
     task = await store.get_task(task_id)
