@@ -6,6 +6,7 @@ import json
 import struct
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,7 +159,11 @@ async def call(
     """(HTTP status, Connect code or "ok", message) of calling `method` with an empty request."""
     url = f"/{path_of(service, method)}"
     if method.server_streaming:
-        body = struct.pack(">BI", 0, 2) + b"{}"
+        request = b"{}"
+        if method.name == "PullEvents":  # as our agent: an original-style stream is sent only work
+            probe = {"agentId": f"probe-{uuid.uuid4().hex[:12]}", "taskTypes": ["probe"]}
+            request = json.dumps(probe).encode()
+        body = struct.pack(">BI", 0, len(request)) + request
         stream_headers = {"Content-Type": "application/connect+json", **headers}
         async with http.stream("POST", url, content=body, headers=stream_headers) as response:
             data = b""

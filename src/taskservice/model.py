@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
@@ -298,6 +299,29 @@ def put_back(task: Task, execution_id: int) -> Transition:
         "worker shut down",
         lost_leases=task.lost_leases,
     )
+
+
+# The original's controller (seed; issue 19) reports its own attempts through UpdateTaskStatus:
+# RUNNING "Running attempt N of 3", FAILED "Attempt N failed: <err>" after each failed attempt (then
+# RUNNING again, or its final FAILED "All 3 attempts failed. Last error: <err>"), SUCCEEDED at the end.
+_ORIGINAL_ATTEMPT_FAILED = re.compile(r"Attempt \d+ failed: ")
+
+
+def original_attempt_failed(message: str) -> bool:
+    """Whether a FAILED from the original's controller ends one of its attempts, not the task: it
+    says "Attempt N failed: <err>" and always sends its final FAILED after (even after its last)."""
+    return _ORIGINAL_ATTEMPT_FAILED.match(message) is not None
+
+
+def original_attempt_ended(task: Task, execution_id: int, message: str, hold_seconds: float) -> Transition:
+    """The original's controller failed one attempt and will try again (or say it gave up): the
+    attempt closes as failed and the task waits RETRYING, due only after `hold_seconds` (its hold,
+    which its agent's open stream extends: no one else claims it meanwhile). Its words are the line."""
+    error = message.split(": ", 1)[1] if ": " in message else message
+    return Transition(
+        task.id, execution_id, Status.RETRYING, task.retries, hold_seconds, message, Outcome.FAILED, error,
+        lost_leases=task.lost_leases,
+    )  # fmt: skip
 
 
 def cancelled_details(reason: str) -> str:

@@ -6,6 +6,10 @@ whose slots free up, and by a poll as a fallback. So 1,000 agents cost the datab
 worker costs, never a connection each. Flow control: a session is sent at most `slots` assignments
 that it has not reported yet, and nothing while its agent is silent (no heartbeat or report for
 two thirds of a lease: frozen, say), since what it is sent then would only wait out another lease.
+
+An original-style agent (its PullEvents names nobody: issue 19) cannot name its stream in its
+heartbeats nor report through ReportOutcomes: its open stream, while its caller heartbeats, holds its
+tasks (LegacyLeases), and its controller reports through UpdateTaskStatus (store.set_status).
 """
 
 from __future__ import annotations
@@ -34,20 +38,31 @@ class Session:
     """One open PullEvents stream: who it is, how many assignments it may hold, what it holds."""
 
     def __init__(
-        self, agent_id: str, slots: int, task_types: tuple[str, ...], held: Iterable[int], legacy: bool
+        self,
+        agent_id: str,
+        slots: int,
+        task_types: tuple[str, ...],
+        held: Iterable[int],
+        legacy: bool,
+        principal: str | None = None,
     ) -> None:
         self.agent_id, self.slots, self.task_types, self.legacy = agent_id, slots, task_types, legacy
-        self.outstanding: set[int] = set(held)  # sent (or held on reconnecting), not reported yet
+        self.principal = principal  # who opened it (None: auth is off)
+        # Sent (or held on reconnecting), not reported yet: assignment ids; for an original-style
+        # agent, task ids (its controller reports by task, and one task may be several attempts).
+        self.outstanding: set[int] = set(held)
         self.inbox: asyncio.Queue[Claim | None] = asyncio.Queue()  # None: the stream is to end
         self.closed = False
         self.heard_at = time.monotonic()  # its last heartbeat or report
 
     def free(self, silent_after: float) -> int:
-        """Slots to fill now: none while closed, or silent (an original-style agent's heartbeats
-        cannot be tied to its stream: its open stream is all there is to go by)."""
-        if self.closed or (not self.legacy and time.monotonic() - self.heard_at > silent_after):
+        """Slots to fill now: none while closed, or silent."""
+        if self.closed or self.silent_for() > silent_after:
             return 0
         return max(self.slots - len(self.outstanding), 0)
+
+    def silent_for(self) -> float:
+        return time.monotonic() - self.heard_at
 
 
 def legacy_agent_id() -> str:
@@ -56,9 +71,10 @@ def legacy_agent_id() -> str:
 
 
 class LegacyLeases(Periodic):
-    """Original-style agents cannot tie their heartbeats to their stream: their open stream holds
-    their leases. Every tick extends those; an attempt no longer current (reported through
-    UpdateTaskStatus, cancelled, reaped) frees its session's slot."""
+    """Original-style agents name no stream in their heartbeats: their open stream holds their tasks
+    while their caller heartbeats (Dispatcher.heard_original). Every tick extends what they hold (the
+    lease of the open attempt, or the hold between their controller's attempts); a task no longer
+    theirs (settled through UpdateTaskStatus, cancelled, reaped) frees its session's slot."""
 
     name = "legacy-leases"
 
@@ -104,13 +120,20 @@ class Dispatcher:
     # -- sessions ------------------------------------------------------------------------------
 
     def open(
-        self, agent_id: str, slots: int, task_types: tuple[str, ...], held: Iterable[int], legacy: bool
+        self,
+        agent_id: str,
+        slots: int,
+        task_types: tuple[str, ...],
+        held: Iterable[int],
+        legacy: bool,
+        principal: str | None = None,
     ) -> Session:
         """A new stream; one already open under the same id (the agent reconnected) is closed."""
         previous = self.sessions.get(agent_id)
         if previous is not None:
             self.close(previous)
-        session = self.sessions[agent_id] = Session(agent_id, slots, task_types, held, legacy)
+        session = Session(agent_id, slots, task_types, held, legacy, principal)
+        self.sessions[agent_id] = session
         self.wake()
         return session
 
@@ -138,6 +161,8 @@ class Dispatcher:
         try:
             if unsent:
                 await self.store.finish([model.put_back(c.task, c.execution_id) for c in unsent])
+            if session.legacy:  # what it held between its controller's attempts: due at once
+                await self.store.release_original_holds(session.agent_id, sorted(session.outstanding))
             if session.agent_id not in self.sessions:  # not reconnected meanwhile
                 await self.store.stop_worker(session.agent_id)
         except Exception as error:  # their leases expire and the reaper queues them again
@@ -160,6 +185,14 @@ class Dispatcher:
             if was_silent:
                 self.wake()
 
+    def heard_original(self, principal: str | None) -> None:
+        """A heartbeat that names no stream of ours (the original's agent's: no uuid, or its own):
+        it speaks for the original-style streams its caller opened (with auth off, every caller is
+        the same one). Nothing to look up in the database: the hot path stays as it is."""
+        for session in self.sessions.values():
+            if session.legacy and session.principal == principal:
+                self.heard(session.agent_id)
+
     def reported(self, agent_id: str, assignment_ids: Collection[int]) -> None:
         """Outcomes of these assignments arrived (counted or refused): their slots are free again."""
         session = self.sessions.get(agent_id)
@@ -169,14 +202,22 @@ class Dispatcher:
             self.wake()
 
     async def extend_legacy_leases(self) -> None:
+        """Keep what the original-style streams hold, unless their caller stopped heartbeating for a
+        lease (frozen, say: its TCP connection may stay open): then their leases run out, and
+        `task-cli workers` shows them silent."""
         for session in [s for s in self.sessions.values() if s.legacy]:
+            if session.silent_for() > self.lease_seconds:
+                continue
             held = sorted(session.outstanding)
             try:
-                kept = await self.store.extend_leases(session.agent_id, held, self.lease_seconds)
+                kept = await self.store.extend_original_holds(session.agent_id, held, self.lease_seconds)
             except Exception as error:  # tried again at the next tick
                 log.warning("extending an agent's leases failed", agent_id=session.agent_id, error=str(error))
                 return
-            self.reported(session.agent_id, set(held) - kept)
+            gone = set(held) - kept
+            if gone:  # not reported(): that would count as hearing from the agent
+                session.outstanding.difference_update(gone)
+                self.wake()
 
     # -- claiming ------------------------------------------------------------------------------
 
@@ -223,7 +264,7 @@ class Dispatcher:
             if session is None or session.closed:
                 orphans.append(claim)  # its stream ended while we claimed
                 continue
-            session.outstanding.add(claim.execution_id)
+            session.outstanding.add(claim.task.id if session.legacy else claim.execution_id)
             session.inbox.put_nowait(Claim(claim.task, claim.execution_id, lease_until))
         if orphans:
             await self.store.finish([model.put_back(c.task, c.execution_id) for c in orphans])

@@ -9,6 +9,7 @@ twice as much; granian has no trailers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import socket
 from typing import ClassVar
@@ -142,6 +143,23 @@ class _H2(ZttpH2Protocol):
             cycle.message_event.set()
 
 
+# TCP keepalive on every connection: an original-style agent's PullEvents stream is sent nothing but
+# work (its agent reads `work.task.id` of every message unchecked), so its idle connection is kept
+# alive, and a vanished peer found, by the kernel's probes instead: after a minute idle, every 15 s.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 60, 15, 4
+
+
+def keep_alive(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError, AttributeError):  # an option this platform lacks
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
+
+
 class _Protocols(AutoZttpProtocol):
     """HTTP/1.1 or HTTP/2 per connection, by ALPN or the HTTP/2 preface, as uvicorn's, with _H1 and
     _H2; each new connection is admitted under the cap of `watch` (see api/connections.py)."""
@@ -161,6 +179,10 @@ class _Protocols(AutoZttpProtocol):
 
     def drop(self) -> None:
         self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        keep_alive(transport)
+        super().connection_made(transport)
 
     def _switch(self, http2: bool, initial_data: bytes = b"") -> None:
         self.deadline.stop(self)

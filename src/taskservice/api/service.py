@@ -229,19 +229,29 @@ class TaskService:
         task_id = _task_id(request)
         target = validation.status(request.status)
         message = validation.message(request.message)
-        if target not in OPERATOR_TARGETS:
-            allowed = ", ".join(s.name for s in sorted(OPERATOR_TARGETS))
-            raise ConnectError(
-                Code.FAILED_PRECONDITION,
-                f"status: {target.name} is set by workers; a client may set {allowed}",
-            )
+        allowed = ", ".join(s.name for s in sorted(OPERATOR_TARGETS))
+        workers_only = f"status: {target.name} is set by workers; a client may set {allowed}"
+        if target not in OPERATOR_TARGETS and target != Status.RUNNING:
+            raise ConnectError(Code.FAILED_PRECONDITION, workers_only)
         caller = principal.current()
         # Without the right to set any task's status (an agent): only a task running an attempt of
         # an agent this caller registered, checked under the task's lock.
         holder = None if caller.may(Right.SET_STATUS) else caller.registrant
         try:
-            # The original's contract: the history row's details are the request's message.
-            await self.store.set_status(task_id, target, message, verbatim=True, holder=holder)
+            # The original's contract: the history row's details are the request's message. Its
+            # controller reports its own attempts this way (RUNNING, "Attempt N failed", RUNNING
+            # again...): mapped onto ours for the agent that holds the task (store.set_status).
+            await self.store.set_status(
+                task_id, target, message, verbatim=True, holder=holder, hold_seconds=self.lease_seconds
+            )
+        except IllegalTransition as error:
+            if target != Status.RUNNING:
+                raise
+            raise ConnectError(
+                Code.FAILED_PRECONDITION,
+                f"{workers_only}, or RUNNING for a task its agent holds (task {task_id} is "
+                f"{error.current.name})",
+            ) from None
         except NotHeld:
             _refused("UpdateTaskStatus", "the task is not running an attempt of the caller's agent",
                      task_id=task_id, status=target.name)  # fmt: skip
@@ -380,6 +390,11 @@ class TaskService:
     async def heartbeat(
         self, request: pb.HeartbeatRequest, ctx: RequestContext[Any, Any]
     ) -> pb.HeartbeatResponse:
+        if not request.uuid and not request.held:
+            # The original's agent: Heartbeat{timestamp}, naming no stream. It speaks for its caller's
+            # original-style streams, which hold their tasks while it is heard (dispatch.py).
+            self.dispatcher.heard_original(principal.current().registrant)
+            return pb.HeartbeatResponse(lease_seconds=self.lease_seconds)
         agent = validation.agent_id(request.uuid, "uuid")
         held = validation.assignment_ids(request.held)
         try:
@@ -389,7 +404,10 @@ class TaskService:
         except WorkerIdTaken:
             _refused("Heartbeat", "the agent id is registered by another caller", agent_id=agent, held=held)
             raise
-        self.dispatcher.heard(agent)
+        if agent in self.dispatcher.sessions:
+            self.dispatcher.heard(agent)
+        else:  # a uuid of its own (an original agent that names one) or a session on another server
+            self.dispatcher.heard_original(principal.current().registrant)
         return pb.HeartbeatResponse(lost=sorted(set(held) - kept), lease_seconds=self.lease_seconds)
 
     @connect_errors
@@ -420,6 +438,28 @@ class TaskService:
         self.dispatcher.reported(agent, reported)
         return pb.ReportOutcomesResponse(refused=sorted(reported - counted))
 
+    async def _register_agent(
+        self,
+        agent: str,
+        host: str,
+        pid: int,
+        slots: int,
+        task_types: tuple[str, ...],
+        caller: str | None,
+        declared: dict[str, dict[str, Any]],
+    ) -> None:
+        try:
+            await self.store.register_worker(agent, host, pid, slots, task_types, "agent", caller)
+            await self.store.register_task_types(declared)
+            if not self._installation:  # made once by migration 0020, never changed
+                self._installation = await self.store.installation_id()
+        except WorkerIdTaken as error:  # no taking over another caller's agent and its session
+            _refused("PullEvents", "the agent id is registered by another caller", agent_id=agent)
+            raise ConnectError(Code.PERMISSION_DENIED, str(error)) from None
+        except Exception as error:
+            log.error("registering an agent failed", error=str(error))
+            raise ConnectError(Code.UNAVAILABLE, "the database is unavailable; try again") from None
+
     async def pull_events(
         self, request: pb.PullEventsRequest, ctx: RequestContext[Any, Any]
     ) -> AsyncIterator[pb.PullEventsResponse]:
@@ -432,37 +472,29 @@ class TaskService:
         legacy = not agent
         agent = agent or legacy_agent_id()
         caller = principal.current().registrant
-        try:
-            await self.store.register_worker(
-                agent, host or "remote", request.pid, slots, task_types, "agent", caller
-            )
-            await self.store.register_task_types(declared)
-            if not self._installation:  # made once by migration 0020, never changed
-                self._installation = await self.store.installation_id()
-        except WorkerIdTaken as error:  # no taking over another caller's agent and its session
-            _refused("PullEvents", "the agent id is registered by another caller", agent_id=agent)
-            raise ConnectError(Code.PERMISSION_DENIED, str(error)) from None
-        except Exception as error:
-            log.error("registering an agent failed", error=str(error))
-            raise ConnectError(Code.UNAVAILABLE, "the database is unavailable; try again") from None
-        session = dispatcher.open(agent, slots, task_types, held, legacy)
+        await self._register_agent(agent, host or "remote", request.pid, slots, task_types, caller, declared)
+        session = dispatcher.open(agent, slots, task_types, held, legacy, caller)
         log.info("agent connected", agent_id=agent, slots=slots, types=task_types, original_style=legacy)
         gone = asyncio.ensure_future(client_gone().wait())
         try:
-            yield pb.PullEventsResponse(
-                keepalive=True,
-                lease_seconds=self.lease_seconds,
-                agent_id=agent,
-                installation_id=self._installation,
-            )
-            # A keep-alive well within the lease, for the proxies between us and the agent.
+            if not legacy:
+                yield pb.PullEventsResponse(
+                    keepalive=True,
+                    lease_seconds=self.lease_seconds,
+                    agent_id=agent,
+                    installation_id=self._installation,
+                )
+            # A keep-alive well within the lease, for the proxies between us and the agent. The
+            # original's agent reads `work.task.id` of every message unchecked: it is sent only work,
+            # and its connection is kept alive by TCP keepalive (api/server.py) instead.
             keepalive = min(KEEPALIVE_SECONDS, self.lease_seconds / 3)
             while not self._stopping.is_set():
                 claim = await _next_claim(session.inbox, gone, keepalive)
                 if claim is None:  # the agent left, the server stops, or the agent reconnected
                     return
                 if not isinstance(claim, Claim):  # quiet for a while
-                    yield pb.PullEventsResponse(keepalive=True)
+                    if not legacy:
+                        yield pb.PullEventsResponse(keepalive=True)
                     continue
                 now = time.monotonic()
                 message = pb.PullEventsResponse(work=convert.assignment(claim, now))

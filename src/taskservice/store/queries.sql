@@ -364,6 +364,78 @@ SELECT w.id, w.kind, w.principal
   JOIN workers w ON w.id = e.worker_id
  WHERE e.id = $1 AND e.finished_at IS NULL;
 
+-- name: attempt_worker
+-- Who an attempt $1 was started for, open or closed: its worker or agent, kind and registrant.
+SELECT w.id, w.kind, w.principal, e.finished_at IS NOT NULL AS finished, e.outcome
+  FROM task_executions e
+  JOIN workers w ON w.id = e.worker_id
+ WHERE e.id = $1;
+
+-- name: note_running
+-- The original's controller says RUNNING ($2: its words) during an attempt of ours: a history line.
+INSERT INTO task_history (task_id, status, details)
+SELECT id, 1 /*RUNNING*/, $2::text FROM tasks WHERE id = $1 AND status = 1 /*RUNNING*/;
+
+-- name: reopen_attempt
+-- The original's controller starts its next attempt ($3: its words) of a task its agent $2 holds
+-- between attempts (RETRYING after that agent's failed attempt, kept from others by its run_at):
+-- a new attempt for the same agent, leased for $4 seconds; the retry is spent now that it runs.
+WITH opened AS (
+    INSERT INTO task_executions (task_id, attempt, worker_id, lease_expires_at)
+    SELECT id, attempts + 1, $2::text, now() + make_interval(secs => $4)
+      FROM tasks WHERE id = $1 AND status = 6 /*RETRYING*/
+    RETURNING id, task_id, attempt
+), moved AS (
+    UPDATE tasks t
+       SET status = 1 /*RUNNING*/, attempts = o.attempt, execution_id = o.id, retries = t.retries + 1,
+           updated_at = now()
+      FROM opened o
+     WHERE t.id = o.task_id AND t.status = 6 /*RETRYING*/
+    RETURNING t.id
+)
+INSERT INTO task_history (task_id, status, details)
+SELECT id, 1 /*RUNNING*/, $3::text FROM moved;
+
+-- name: extend_original_holds
+-- An original-style agent $1's open stream keeps what it holds of tasks $2 for $3 more seconds: the
+-- lease of its open attempt, or, between its controller's attempts (RETRYING after its failed
+-- attempt), the task's run_at, which keeps anyone else from claiming it; and records that the agent
+-- is alive (`task-cli workers`, waiting reasons). Returns the tasks it holds.
+WITH alive AS (
+    UPDATE workers SET last_heartbeat_at = now() WHERE id = $1
+), held AS (
+    SELECT t.id, t.status, t.execution_id
+      FROM tasks t
+      JOIN task_executions e ON e.id = t.execution_id
+     WHERE t.id = ANY($2::bigint[]) AND e.worker_id = $1
+       AND ((t.status = 1 /*RUNNING*/ AND e.finished_at IS NULL)
+            OR (t.status = 6 /*RETRYING*/ AND e.outcome = 'failed'))
+), leases AS (
+    UPDATE task_executions e
+       SET lease_expires_at = now() + make_interval(secs => $3)
+      FROM held
+     WHERE e.id = held.execution_id AND held.status = 1 /*RUNNING*/ AND e.finished_at IS NULL
+), waits AS (
+    UPDATE tasks t
+       SET run_at = now() + make_interval(secs => $3)
+      FROM held
+     WHERE t.id = held.id AND held.status = 6 /*RETRYING*/ AND t.status = 6 /*RETRYING*/
+)
+SELECT id FROM held;
+
+-- name: release_original_holds
+-- An original-style agent $1's stream ended: the tasks $2 it held between its controller's attempts
+-- are due at once (anyone may claim them). Its open attempts keep their leases until they run out.
+WITH released AS (
+    UPDATE tasks t
+       SET run_at = now(), updated_at = now()
+      FROM task_executions e
+     WHERE t.id = ANY($2::bigint[]) AND t.status = 6 /*RETRYING*/ AND e.id = t.execution_id
+       AND e.worker_id = $1 AND e.outcome = 'failed' AND t.run_at > now()
+    RETURNING t.id
+)
+SELECT count(*) AS released, CASE WHEN count(*) > 0 THEN pg_notify($3, '') END IS NULL AS _ FROM released;
+
 -- name: expired_leases
 -- Running tasks whose worker stopped heartbeating, with their open attempt. The few RUNNING tasks
 -- come from idx_tasks_status_id; their attempts by primary key.

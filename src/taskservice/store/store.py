@@ -65,6 +65,19 @@ class WorkerIdTaken(NotHeld):
         self.worker_id = worker_id
 
 
+def _original_report_applies(current: Status, target: Status, message: str) -> bool:
+    """Whether an UpdateTaskStatus is the original's controller reporting its own attempts: RUNNING,
+    its "Attempt N failed" between attempts, or a task's end while it is held between attempts. (Its
+    SUCCEEDED or FAILED during an attempt is an operator's change, with the holder's check.)"""
+    if target == Status.RUNNING:
+        return current in (Status.RUNNING, Status.RETRYING)
+    if target == Status.FAILED:
+        return current == Status.RETRYING or (
+            current == Status.RUNNING and model.original_attempt_failed(message)
+        )
+    return False
+
+
 @dataclass(frozen=True)
 class TaskDefaults:
     """Values a new task gets when it does not say."""
@@ -338,6 +351,7 @@ class Store:
         verbatim: bool = False,
         only_from: frozenset[Status] | None = None,
         holder: str | None = None,
+        hold_seconds: float | None = None,
     ) -> Task:
         """An operator's status change: only legal transitions, history in the same transaction.
 
@@ -345,12 +359,23 @@ class Store:
         `verbatim` and it is not empty. `only_from` narrows the statuses the task may be in (checked
         under the row lock, so it cannot change in between). With `holder` (a principal), the task
         must be running an attempt of an agent that principal registered: NotHeld otherwise.
+
+        With `hold_seconds` (UpdateTaskStatus), the original's controller may be reporting its own
+        attempts for the agent holding the task: see _original_report.
         """
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(query("lock_task"), task_id)
             if row is None:
                 raise TaskNotFound(task_id)
             current = Status(row["status"])
+            if (
+                hold_seconds is not None
+                and _original_report_applies(current, target, message)
+                and await self._original_report(conn, row, target, message, holder, hold_seconds)
+            ):
+                updated = await conn.fetchrow(query("get_task"), task_id)
+                assert updated is not None
+                return _task(updated)
             if holder is not None:
                 await self._check_holder(conn, task_id, current, row["execution_id"], holder)
             legal = target in OPERATOR_TARGETS and model.can_move(current, target)
@@ -371,6 +396,36 @@ class Store:
             updated = await conn.fetchrow(query("get_task"), task_id)
         assert updated is not None
         return _task(updated)
+
+    async def _original_report(
+        self, conn: Connection, row: Record, target: Status, message: str, holder: str | None, hold: float
+    ) -> bool:
+        """The original's controller reports on a task its agent holds (issue 19), mapped onto our
+        attempts: RUNNING during our attempt is a history line; "Attempt N failed: ..." closes the
+        attempt as failed and holds the task RETRYING for the agent (`hold` seconds, which its open
+        stream extends); RUNNING then opens the agent's next attempt; FAILED then settles it (its
+        SUCCEEDED or FAILED during an attempt is set_status's own change). Only for an agent's
+        attempt (of an agent `holder` registered, when given): False otherwise, and set_status goes
+        on as for anyone else (refusing RUNNING; NotHeld for another's agent)."""
+        task = _task(row)
+        current, execution_id = task.status, task.execution_id
+        who = None if execution_id is None else await conn.fetchrow(query("attempt_worker"), execution_id)
+        if who is None or who["kind"] != "agent" or (holder is not None and who["principal"] != holder):
+            return False
+        held_between = current == Status.RETRYING and who["outcome"] == Outcome.FAILED
+        assert execution_id is not None
+        if current == Status.RUNNING and target == Status.RUNNING:
+            await conn.execute(query("note_running"), task.id, message)
+        elif current == Status.RUNNING and target == Status.FAILED and model.original_attempt_failed(message):
+            await self._finish(conn, [model.original_attempt_ended(task, execution_id, message, hold)])
+        elif held_between and target == Status.RUNNING:
+            await conn.execute(query("reopen_attempt"), task.id, who["id"], message, hold)
+        elif held_between and target == Status.FAILED:  # its final FAILED after its last attempt's
+            settle = (int(target), int(current), message, Outcome.FAILED, NOTIFY_CHANNEL)
+            await conn.fetch(query("set_status"), task.id, *settle)
+        else:  # not held between its attempts (its lease ran out, say): as for anyone else
+            return False
+        return True
 
     @staticmethod
     async def _check_holder(
@@ -439,6 +494,24 @@ class Store:
         if row["mine"] is False:
             raise WorkerIdTaken(agent_id)
         return set(row["kept"])
+
+    async def extend_original_holds(
+        self, agent_id: str, task_ids: Sequence[int], lease_seconds: float
+    ) -> set[int]:
+        """An original-style agent's open stream: keep the tasks it holds (their open attempt's
+        lease, or their hold between its controller's attempts); returns those it still holds."""
+        held = sorted(task_ids)
+        rows = await self.pool.fetch(query("extend_original_holds"), agent_id, held, lease_seconds)
+        return {row["id"] for row in rows}
+
+    async def release_original_holds(self, agent_id: str, task_ids: Sequence[int]) -> int:
+        """An original-style agent's stream ended: what it held between attempts is due at once."""
+        if not task_ids:
+            return 0
+        row = await self.pool.fetchrow(
+            query("release_original_holds"), agent_id, sorted(task_ids), NOTIFY_CHANNEL
+        )
+        return int(row["released"]) if row is not None else 0
 
     async def attempts_not_held(
         self, agent_id: str, execution_ids: Sequence[int], principal: str | None
