@@ -167,6 +167,7 @@ class _Protocols(AutoZttpProtocol):
     watch: ClassVar[ConnectionWatch]
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        keep_alive(transport)  # an original-style agent's idle stream gets no message to keep it alive
         self.deadline = HeaderDeadline(self.watch, self.loop)
         super().connection_made(transport)  # over TLS, it switches at once
         if transport.get_protocol() is self:
@@ -179,10 +180,6 @@ class _Protocols(AutoZttpProtocol):
 
     def drop(self) -> None:
         self.transport.close()
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        keep_alive(transport)
-        super().connection_made(transport)
 
     def _switch(self, http2: bool, initial_data: bytes = b"") -> None:
         self.deadline.stop(self)
