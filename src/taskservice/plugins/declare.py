@@ -407,27 +407,27 @@ class TypedTask(Generic[P, R]):
         """The function itself: a declared task type stays callable as the function it was."""
         return self.function(*args, **kwargs)
 
-    def parameters(self, *args: P.args, **kwargs: P.kwargs) -> dict[str, str]:
-        """A call's arguments as the task's parameters are sent (strings): the inverse of `arguments`.
+    def parameters(self, *args: Any, **kwargs: Any) -> dict[str, str]:
+        """The function's arguments (less its context) as the task's parameters are sent (strings):
+        the inverse of `arguments`.
 
         Checked by the declaration as a worker would check them: ParameterError names the first
         parameter that breaks its rule. None (an Optional left out) is not sent.
         """
+        signature = inspect.signature(self.function)
+        taken = [p for p in signature.parameters.values() if p.name != self._context_name]
         try:
-            bound = inspect.signature(self.function).bind(*args, **kwargs)
+            bound = signature.replace(parameters=taken).bind(*args, **kwargs)
         except TypeError as error:
             raise ParameterError("parameters", str(error)) from None
         values: dict[str, Any] = {}
         for key, value in bound.arguments.items():
-            kind = inspect.signature(self.function).parameters[key].kind
-            if key == self._context_name:
-                raise ParameterError(key, "is the attempt's context, given by the worker, not sent")
-            if kind is inspect.Parameter.VAR_KEYWORD:
+            if signature.parameters[key].kind is inspect.Parameter.VAR_KEYWORD:
                 values.update(value)
             elif self._model is not None and key == self._model[0]:
                 if not isinstance(value, self._model[1]):
                     raise ParameterError(key, f"must be a {self._model[1].__name__} (got {value!r})")
-                values.update(value.model_dump(exclude_unset=False))
+                values.update(value.model_dump())
             else:
                 values[key] = value
         by_name = {p.name: p for p in self.spec.parameters}
