@@ -14,6 +14,7 @@ import psycopg
 
 import taskservice
 from shop import app
+from shop.tasks import resize_avatar
 
 
 def main(address: str, database_url: str, token: str = "") -> tuple[Any, str]:
@@ -24,8 +25,8 @@ def main(address: str, database_url: str, token: str = "") -> tuple[Any, str]:
     with taskservice.Client(address, token=token) as client:
         result = client.task(task_id).wait(timeout=60)
         print(f"task {task_id}: {result}")
-        try:  # the server checks parameters against the declaration the workers published
-            client.create_task(name="Too small", type="resize_avatar", parameters={"user": "x", "width": "3"})
+        try:  # checked by the declaration before it is sent (the server would refuse it the same way)
+            resize_avatar.create(client, user="x", width=3)
         except taskservice.InvalidArgument as refused:
             print(f"refused: {refused}")
             return result, str(refused)

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from conftest import eventually
+from taskservice import task
 from taskservice.config import Settings
 from taskservice.model import NewTask, Status
 from taskservice.plugins import Registry
 from taskservice.plugins.context import Cancelled, CancelSignal, TaskContext, current
-from taskservice.plugins.declare import task
 from taskservice.plugins.email import SendEmail, message_id
 from taskservice.store import Store
 from test_plugins import SMTPServer, _smtp_settings, smtp_server

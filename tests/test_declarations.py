@@ -15,11 +15,12 @@ from click.testing import CliRunner
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from conftest import Served, serving
+from taskservice import task
 from taskservice.cli import cli
 from taskservice.db.connect import create_pool
 from taskservice.plugins import PermanentFailure, Registry
 from taskservice.plugins.context import TaskContext
-from taskservice.plugins.declare import ParameterError, ParameterSpec, TaskTypeSpec, TypedTask, task
+from taskservice.plugins.declare import ParameterError, ParameterSpec, TaskTypeSpec, TypedTask
 from taskservice.plugins.email import SendEmail
 from taskservice.plugins.query import RunQuery
 from taskservice.plugins.sleep import Sleep
@@ -60,7 +61,7 @@ class Report(BaseModel):
     rows: int = Field(100, ge=1, le=1000, description="at most this many rows")
 
 
-def typed(function: Any, **policy: Any) -> TypedTask:
+def typed(function: Any, **policy: Any) -> TypedTask[..., Any]:
     """`function` declared as a task type, without registering it anywhere."""
     options: dict[str, Any] = dict.fromkeys(("description", "max_retries", "timeout", "backoff"))
     return TypedTask(function.__name__, function, **{**options, "permanent": (), **policy})

@@ -10,11 +10,11 @@ import pytest
 import taskservice
 
 PUBLIC = [
-    "AsyncClient", "AsyncTaskHandle", "Client", "Execution", "FailedPrecondition", "HistoryEntry",
-    "InvalidArgument", "NewTask", "NotFound", "OutOfRange", "PermanentFailure", "PermissionDenied",
-    "ResourceExhausted", "Retry", "Task", "TaskCancelled", "TaskContext", "TaskEvent", "TaskFailed",
-    "TaskHandle", "TaskList", "TaskServiceError", "TaskStatus", "TaskType", "Timeout", "Unauthenticated",
-    "Unavailable",
+    "AsyncClient", "AsyncTaskHandle", "Client", "DeclaredTask", "Execution", "FailedPrecondition",
+    "HistoryEntry", "InvalidArgument", "NewTask", "NotFound", "OutOfRange", "PermanentFailure",
+    "PermissionDenied", "ResourceExhausted", "Retry", "Task", "TaskCancelled", "TaskContext", "TaskEvent",
+    "TaskFailed", "TaskHandle", "TaskList", "TaskOptions", "TaskServiceError", "TaskStatus", "TaskType",
+    "Timeout", "Unauthenticated", "Unavailable",
     "Worker", "enqueue", "enqueue_async", "task",
 ]  # fmt: skip
 

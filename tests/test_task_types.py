@@ -16,13 +16,12 @@ import pytest
 from pydantic import BaseModel, Field
 
 from conftest import eventually, subprocess_env
-from taskservice import model
+from taskservice import model, task
 from taskservice.api.probe import free_port, wait_until_ready
 from taskservice.config import ConfigError, Settings, load_settings
 from taskservice.model import NewTask, RetryPolicy, Status
 from taskservice.plugins import Registry
 from taskservice.plugins.context import TaskContext
-from taskservice.plugins.declare import task
 from taskservice.plugins.email import SendEmail
 from taskservice.store import Store
 from test_worker import registry_with, running_worker, status_is
@@ -191,7 +190,7 @@ async def test_a_declaration_that_fails_keeps_no_worker_down(store: Store, setti
 # -- task-cli serve imports the modules that declare task types ---------------------------------------
 
 GREETINGS = '''
-from taskservice.plugins.declare import task
+from taskservice import task
 
 
 @task("greet", max_retries=0)
@@ -200,7 +199,7 @@ def greet(name: str, excited: bool = False) -> str:
     return f"Hello, {name}{'!' if excited else '.'}"
 '''
 FAREWELLS = """
-from taskservice.plugins.declare import task
+from taskservice import task
 
 
 @task("farewell")

@@ -9,6 +9,7 @@ __all__ = [
     "AsyncClient",
     "AsyncTaskHandle",
     "Client",
+    "DeclaredTask",
     "Execution",
     "FailedPrecondition",
     "HistoryEntry",
@@ -27,6 +28,7 @@ __all__ = [
     "TaskFailed",
     "TaskHandle",
     "TaskList",
+    "TaskOptions",
     "TaskServiceError",
     "TaskStatus",
     "TaskType",
@@ -48,13 +50,14 @@ _HOMES = {
         "taskservice.client.asynchronous": "AsyncClient AsyncTaskHandle",
         "taskservice.client.wire": "Retry",
         "taskservice.client.enqueue": "enqueue enqueue_async",
+        "taskservice.model": "TaskOptions",
         "taskservice.client.messages": "Execution HistoryEntry NewTask Task TaskEvent TaskList TaskStatus "
         "TaskType Worker",
         "taskservice.client.errors": "FailedPrecondition InvalidArgument NotFound OutOfRange "
         "PermissionDenied ResourceExhausted TaskCancelled TaskFailed TaskServiceError Timeout "
         "Unauthenticated Unavailable",
         "taskservice.plugins": "PermanentFailure",
-        "taskservice.plugins.declare": "task",
+        "taskservice.client.typed": "DeclaredTask task",
         "taskservice.plugins.context": "TaskContext",
     }.items()
     for name in names.split()
@@ -89,10 +92,11 @@ if TYPE_CHECKING:
         Worker,
     )
     from taskservice.client.sync import Client, TaskHandle
+    from taskservice.client.typed import DeclaredTask, task
     from taskservice.client.wire import Retry
+    from taskservice.model import TaskOptions
     from taskservice.plugins import PermanentFailure
     from taskservice.plugins.context import TaskContext
-    from taskservice.plugins.declare import task
 
 
 def __getattr__(name: str) -> Any:

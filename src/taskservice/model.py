@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import IntEnum
-from typing import Any
+from typing import Any, TypedDict
 
 
 class Status(IntEnum):
@@ -169,6 +170,69 @@ class NewTask:
     timeout_seconds: float | None = None
     idempotency_key: str | None = None
     delay_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """How to create a task besides its type and parameters: the one value every way of creating a
+    task takes (`Client.create_task`, `enqueue`, a declared type's typed calls)."""
+
+    name: str | None = None  # None: the type's name
+    description: str = ""
+    priority: int = 0
+    delay_seconds: float = 0.0
+    run_at: datetime | None = None  # instead of delay_seconds: when it may start (timezone-aware)
+    idempotency_key: str | None = None
+    max_retries: int | None = None  # None: the type's declared default, else the server's
+    timeout_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        # The programmer's mistakes, refused where they are made rather than at the server.
+        if self.run_at is not None:
+            if self.delay_seconds:
+                raise ValueError("run_at: give run_at or delay_seconds, not both")
+            if self.run_at.tzinfo is None:
+                raise ValueError(f"run_at: must be timezone-aware (got {self.run_at.isoformat()})")
+
+    def new_task(
+        self,
+        type: str,
+        parameters: Mapping[str, str] | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> NewTask:
+        """The task to create (not yet checked: the interface that takes it checks it)."""
+        # The wire carries a delay, not a time: run_at is sent as the delay from now (never negative).
+        delay = self.delay_seconds
+        if self.run_at is not None:
+            delay = max(0.0, (self.run_at - now()).total_seconds())
+        return NewTask(
+            name=type if self.name is None else self.name, type=type, parameters=dict(parameters or {}),
+            description=self.description, priority=self.priority, max_retries=self.max_retries,
+            timeout_seconds=self.timeout_seconds, idempotency_key=self.idempotency_key,
+            delay_seconds=delay,
+        )  # fmt: skip
+
+
+class TaskOptionFields(TypedDict, total=False):
+    """TaskOptions' fields as keyword arguments: the create-task calls' older form (`priority=5`)."""
+
+    name: str | None
+    description: str
+    priority: int
+    delay_seconds: float
+    run_at: datetime | None
+    idempotency_key: str | None
+    max_retries: int | None
+    timeout_seconds: float | None
+
+
+def task_options(options: TaskOptions | None, fields: TaskOptionFields) -> TaskOptions:
+    """`options`, or the same given as keyword arguments (not both)."""
+    if options is None:
+        return TaskOptions(**fields)
+    if fields:
+        raise TypeError(f"give options=TaskOptions(...) or {', '.join(fields)}, not both")
+    return options
 
 
 class Outcome:

@@ -6,7 +6,7 @@ import asyncio
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -15,7 +15,10 @@ from taskservice.client import messages as m
 from taskservice.client.errors import ResourceExhausted, Timeout, Unavailable
 from taskservice.client.sync import STREAM_SILENCE_SECONDS
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import FINISHED, NewTask, Status
+from taskservice.model import FINISHED, NewTask, Status, TaskOptionFields, TaskOptions, task_options
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 T = TypeVar("T")
 
@@ -88,22 +91,18 @@ class AsyncClient:
     async def create_task(
         self,
         *,
-        name: str,
         type: str,
         parameters: dict[str, str] | None = None,
-        description: str = "",
-        priority: int = 0,
-        max_retries: int | None = None,
-        timeout_seconds: float | None = None,
-        idempotency_key: str | None = None,
-        delay_seconds: float = 0.0,
+        options: TaskOptions | None = None,
+        **fields: Unpack[TaskOptionFields],
     ) -> AsyncTaskHandle:
-        """Create a task; its handle waits for it. With an idempotency key a repeat returns the first."""
-        created = await self.run(calls.create_task(
-            name=name, type=type, parameters=parameters, description=description, priority=priority,
-            max_retries=max_retries, timeout_seconds=timeout_seconds, idempotency_key=idempotency_key,
-            delay_seconds=delay_seconds,
-        ))  # fmt: skip
+        """Create a task; its handle waits for it. With an idempotency key a repeat returns the first.
+
+        The options come as one `TaskOptions`, or as its fields by name (`priority=5`), not both. A
+        declared type's `create` (`resize_avatar.create(client, width=128)`) checks its parameters here.
+        """
+        new = task_options(options, fields).new_task(type, parameters)
+        created = await self.run(calls.create_task(new))
         return AsyncTaskHandle(self, created.id, existing=created.existing)
 
     async def create_tasks(self, tasks: Iterable[NewTask]) -> list[AsyncTaskHandle]:

@@ -37,14 +37,14 @@ class Created:
     existing: bool  # the idempotency key matched a task created before
 
 
-def create_task(**fields: Any) -> Call[Created]:
-    request = m.create_request(**fields)
+def create_task(new: NewTask) -> Call[Created]:
+    request = m.create_request(new)
     return Call("CreateTask", request, pb.CreateTaskResponse,
                 lambda r: Created(r.id64 or r.id, r.existing), bool(request.idempotency_key))  # fmt: skip
 
 
 def create_tasks(tasks: Iterable[NewTask]) -> Call[list[int]]:
-    requests = [m.spec_request(t) for t in tasks]
+    requests = [m.create_request(t) for t in tasks]
     return Call("CreateTasks", pb.CreateTasksRequest(tasks=requests), pb.CreateTasksResponse,
                 lambda r: list(r.ids64 or r.ids), all(t.idempotency_key for t in requests))  # fmt: skip
 

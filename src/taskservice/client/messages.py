@@ -205,33 +205,15 @@ class TaskEvent:
         )  # fmt: skip
 
 
-def create_request(
-    *,
-    name: str,
-    type: str,
-    parameters: dict[str, str] | None = None,
-    description: str = "",
-    priority: int = 0,
-    max_retries: int | None = None,
-    timeout_seconds: float | None = None,
-    idempotency_key: str | None = None,
-    delay_seconds: float = 0.0,
-) -> pb.CreateTaskRequest:
-    """The CreateTaskRequest of keyword arguments (the server checks the rules)."""
+def create_request(new: NewTask) -> pb.CreateTaskRequest:
+    """The CreateTaskRequest of a task to create (the server checks the rules)."""
     request = pb.CreateTaskRequest(
-        name=name, type=type, payload=pb.Payload(parameters=parameters or {}), description=description,
-        priority=priority, idempotency_key=idempotency_key or "", delay_seconds=delay_seconds,
+        name=new.name, type=new.type, payload=pb.Payload(parameters=dict(new.parameters)),
+        description=new.description, priority=new.priority, idempotency_key=new.idempotency_key or "",
+        delay_seconds=new.delay_seconds,
     )  # fmt: skip
-    if max_retries is not None:
-        request.max_retries = max_retries
-    if timeout_seconds is not None:
-        request.timeout_seconds = timeout_seconds
+    if new.max_retries is not None:
+        request.max_retries = new.max_retries
+    if new.timeout_seconds is not None:
+        request.timeout_seconds = new.timeout_seconds
     return request
-
-
-def spec_request(spec: NewTask) -> pb.CreateTaskRequest:
-    return create_request(
-        name=spec.name, type=spec.type, parameters=dict(spec.parameters), description=spec.description,
-        priority=spec.priority, max_retries=spec.max_retries, timeout_seconds=spec.timeout_seconds,
-        idempotency_key=spec.idempotency_key, delay_seconds=spec.delay_seconds,
-    )  # fmt: skip

@@ -7,7 +7,7 @@ import ssl
 import time
 from collections.abc import Generator, Iterable, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -15,7 +15,10 @@ from taskservice.client import calls, transport, wire
 from taskservice.client import messages as m
 from taskservice.client.errors import ResourceExhausted, TaskServiceError, Timeout, Unavailable
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import FINISHED, NewTask, Status
+from taskservice.model import FINISHED, NewTask, Status, TaskOptionFields, TaskOptions, task_options
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 T = TypeVar("T")
 # A live stream hears from the server at least every 15 s (keep-alives): longer silence means it is gone.
@@ -92,22 +95,18 @@ class Client:
     def create_task(
         self,
         *,
-        name: str,
         type: str,
         parameters: dict[str, str] | None = None,
-        description: str = "",
-        priority: int = 0,
-        max_retries: int | None = None,
-        timeout_seconds: float | None = None,
-        idempotency_key: str | None = None,
-        delay_seconds: float = 0.0,
+        options: TaskOptions | None = None,
+        **fields: Unpack[TaskOptionFields],
     ) -> TaskHandle:
-        """Create a task; its handle waits for it. With an idempotency key a repeat returns the first."""
-        created = self.run(calls.create_task(
-            name=name, type=type, parameters=parameters, description=description, priority=priority,
-            max_retries=max_retries, timeout_seconds=timeout_seconds, idempotency_key=idempotency_key,
-            delay_seconds=delay_seconds,
-        ))  # fmt: skip
+        """Create a task; its handle waits for it. With an idempotency key a repeat returns the first.
+
+        The options come as one `TaskOptions`, or as its fields by name (`priority=5`), not both. A
+        declared type's `create` (`resize_avatar.create(client, width=128)`) checks its parameters here.
+        """
+        new = task_options(options, fields).new_task(type, parameters)
+        created = self.run(calls.create_task(new))
         return TaskHandle(self, created.id, existing=created.existing)
 
     def create_tasks(self, tasks: Iterable[NewTask]) -> list[TaskHandle]:

@@ -1,4 +1,4 @@
-"""Task type declarations: `TaskTypeSpec`/`ParameterSpec`, checking parameters against one, and `@task`.
+"""Task type declarations: `TaskTypeSpec`/`ParameterSpec`, checking parameters against one, `TypedTask`.
 
 A declaration says which parameters a task type reads (name, type, required, default, description),
 its retry policy (max retries, backoff, which errors are permanent) and its timeout. Workers publish
@@ -6,7 +6,8 @@ the declarations of the types they run (store `register_task_types`), so the ser
 task's parameters without importing the code that runs it; it stores them as JSON (`to_json`).
 
 Parameters travel as strings (the API's `map<string, string>`): `ParameterSpec.parse` turns one into
-its value, and the same rules answer at CreateTask (invalid_argument) and in the worker.
+its value, and the same rules answer at CreateTask (invalid_argument) and in the worker. The inverse,
+`TypedTask.parameters`, turns a call's Python values into those strings, checked the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, ParamSpec, TypeVar
 
 import annotated_types
 import docstring_parser
@@ -29,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, fie
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from taskservice.plugins import PermanentFailure, register_declared
+from taskservice.plugins import PermanentFailure
 from taskservice.plugins.context import TaskContext, current
 
 ParameterType = Literal["string", "integer", "number", "boolean", "enum"]
@@ -37,6 +38,8 @@ TYPE_NAME_MAX = 255  # as CreateTask's `type`
 _INTEGER = re.compile(r"[+-]?\d{1,30}")
 _TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class ParameterError(ValueError):
@@ -307,14 +310,36 @@ def _is_context(name: str, hint: Any) -> bool:
     return base is TaskContext
 
 
-class TypedTask:
-    """A function declared as a task type by `@task`: a plugin whose `run` checks and converts the
-    parameters, then calls the function (in a thread when it is sync; the worker does that)."""
+def _sent(spec: ParameterSpec, value: object) -> str:
+    """A Python value as the parameter is sent, refused (ParameterError) when it is not of its type."""
+    kind = spec.type
+    if isinstance(value, enum.Enum):
+        value = value.value
+    ok = {
+        "string": isinstance(value, str),
+        "boolean": isinstance(value, bool),
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "number": isinstance(value, int | float) and not isinstance(value, bool),
+        "enum": str(value) in spec.choices,
+    }[kind]
+    if not ok:
+        wanted = {"string": "a string", "boolean": "true or false", "integer": "an integer",
+                  "number": "a number", "enum": f"one of {', '.join(spec.choices)}"}[kind]  # fmt: skip
+        raise ParameterError(spec.name, f"must be {wanted} (got {value!r})")
+    wire = _wire(value)
+    assert wire is not None  # None was left out before
+    return wire
+
+
+class TypedTask(Generic[P, R]):
+    """A function declared as a task type (`taskservice.task` makes one): a plugin whose `run` checks
+    and converts the parameters, then calls the function (in a thread when it is sync; the worker
+    does that)."""
 
     def __init__(
         self,
         name: str,
-        function: Callable[..., Any],
+        function: Callable[P, R],
         *,
         description: str | None,
         max_retries: int | None,
@@ -378,9 +403,44 @@ class TypedTask:
             if inspect.isclass(base) and issubclass(base, enum.Enum):
                 self._enums[field] = {str(member.value): member for member in base}
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """The function itself: a declared task type stays callable as the function it was."""
         return self.function(*args, **kwargs)
+
+    def parameters(self, *args: Any, **kwargs: Any) -> dict[str, str]:
+        """The function's arguments (less its context) as the task's parameters are sent (strings):
+        the inverse of `arguments`.
+
+        Checked by the declaration as a worker would check them: ParameterError names the first
+        parameter that breaks its rule. None (an Optional left out) is not sent.
+        """
+        signature = inspect.signature(self.function)
+        taken = [p for p in signature.parameters.values() if p.name != self._context_name]
+        try:
+            bound = signature.replace(parameters=taken).bind(*args, **kwargs)
+        except TypeError as error:
+            raise ParameterError("parameters", str(error)) from None
+        values: dict[str, Any] = {}
+        for key, value in bound.arguments.items():
+            if signature.parameters[key].kind is inspect.Parameter.VAR_KEYWORD:
+                values.update(value)
+            elif self._model is not None and key == self._model[0]:
+                if not isinstance(value, self._model[1]):
+                    raise ParameterError(key, f"must be a {self._model[1].__name__} (got {value!r})")
+                values.update(value.model_dump())
+            else:
+                values[key] = value
+        by_name = {p.name: p for p in self.spec.parameters}
+        sent = {
+            key: _sent(by_name[key], value) if key in by_name else str(value)
+            for key, value in values.items()
+            if value is not None
+        }
+        for key, value in values.items():
+            if value is None and key in by_name and by_name[key].required:
+                raise ParameterError(key, "is required (got None)")
+        self.spec.check(sent)
+        return sent
 
     def __repr__(self) -> str:
         return f"<task type {self.name!r}: {self.function.__qualname__}>"
@@ -406,49 +466,14 @@ class TypedTask:
         return values
 
     def _run_sync(self, parameters: Mapping[str, str], ctx: TaskContext | None = None) -> Any:
-        return _plain(self.function(**self.arguments(parameters, ctx)))
+        function: Callable[..., Any] = self.function  # called by the names `arguments` gives
+        return _plain(function(**self.arguments(parameters, ctx)))
 
     async def _run_async(self, parameters: Mapping[str, str], ctx: TaskContext | None = None) -> Any:
-        return _plain(await self.function(**self.arguments(parameters, ctx)))
+        function: Callable[..., Any] = self.function
+        return _plain(await function(**self.arguments(parameters, ctx)))
 
 
 def _plain(result: Any) -> Any:
     """A pydantic model's result as JSON-able data (the attempt stores JSON)."""
     return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
-
-
-def task(
-    name: str,
-    *,
-    description: str | None = None,
-    max_retries: int | None = None,
-    timeout: float | None = None,
-    backoff: float | None = None,
-    permanent: tuple[type[BaseException], ...] = (),
-) -> Callable[[Callable[..., Any]], TypedTask]:
-    """Declare the decorated function (sync or async) as task type `name`.
-
-    Its parameters come from its signature (str, int, float, bool, an Enum, pydantic's EmailStr (an
-    e-mail address: declared with format "email"), or Optional of one; a
-    default makes one optional; described in the docstring's Args section or by
-    `Annotated[int, "what it is"]`, bounds by `Annotated[float, Field(ge=0)]`) or from one pydantic
-    model parameter. A parameter annotated `TaskContext`, or named `ctx`, receives the attempt's
-    context. `max_retries` and `timeout` (seconds) are the defaults of the type's tasks; `backoff` the
-    first retry's delay; `permanent`, errors that fail the task without a retry.
-    Every Registry (and so every worker in this process) knows the type once its module is imported.
-    """
-
-    def declare(function: Callable[..., Any]) -> TypedTask:
-        declared = TypedTask(
-            name,
-            function,
-            description=description,
-            max_retries=max_retries,
-            timeout=timeout,
-            backoff=backoff,
-            permanent=tuple(permanent),
-        )
-        register_declared(name, declared)
-        return declared
-
-    return declare
