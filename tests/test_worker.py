@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+import structlog.testing
+
 from conftest import eventually
 from taskservice.config import Settings
 from taskservice.model import NewTask, Outcome, Status
@@ -304,3 +306,63 @@ async def test_the_deadline_is_a_timeout_however_the_plugin_ends(store: Store, s
             (Outcome.TIMED_OUT, None)
         ]
         assert (await store.history(task_id))[-1].details.startswith("Task timed out (Attempt 1)")
+
+
+# -- sync plugins' threads -------------------------------------------------------------------------
+
+
+async def test_n_concurrent_sync_plugins_use_at_most_n_threads(store: Store, settings: Settings) -> None:
+    threads: set[threading.Thread] = set()  # kept alive here: a thread per call would add eight
+    both_running = threading.Barrier(2, timeout=30)
+
+    def pair(parameters: dict[str, str]) -> None:
+        threads.add(threading.current_thread())
+        both_running.wait()  # two at once: the worker's two slots run in two threads
+
+    ids = [i for i, _ in await store.create_tasks([NewTask(f"p{n}", "pair") for n in range(8)])]
+    async with running_worker(store, settings, registry_with(pair=pair), concurrency=2):
+        for task_id in ids:
+            await eventually(lambda task_id=task_id: status_is(store, task_id, Status.SUCCEEDED))
+    assert len(threads) == 2
+    assert all(thread.daemon for thread in threads)  # a hung one cannot keep the process alive
+
+
+async def test_a_stuck_sync_plugin_is_reported_counted_logged_once_and_keeps_its_slot(
+    store: Store, settings: Settings
+) -> None:
+    release = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def hang(parameters: dict[str, str]) -> None:
+        threads.append(threading.current_thread())
+        release.wait(60)  # past its timeout: Python cannot stop it
+
+    def quick(parameters: dict[str, str]) -> bool:
+        threads.append(threading.current_thread())
+        return release.is_set()
+
+    stuck, _ = await store.create_task(NewTask("h", "hang", max_retries=0, timeout_seconds=0.2))
+    registry = registry_with(hang=hang, quick=quick)
+    with structlog.testing.capture_logs() as logs:
+        async with running_worker(store, settings, registry, concurrency=1) as worker:
+            await eventually(lambda: status_is(store, stuck, Status.FAILED))
+            assert [e.outcome for e in await store.executions(stuck)] == [Outcome.TIMED_OUT]
+            assert (worker.stuck_plugins, worker.stuck_plugins_total) == (1, 1)
+            assert worker.free_slots() == 0  # the one slot is the stuck plugin's thread: nothing is claimed
+            later, _ = await store.create_task(NewTask("q", "quick"))
+            worker.work_arrived()
+            release.set()
+            await eventually(lambda: status_is(store, later, Status.SUCCEEDED))
+            assert (worker.stuck_plugins, worker.stuck_plugins_total, worker.free_slots()) == (0, 1, 1)
+    assert [e.result for e in await store.executions(later)] == [
+        True
+    ]  # it ran once the stuck plugin had returned
+    assert threads[0] is threads[1]  # in the thread that was stuck
+    outlived = [line for line in logs if line["event"].startswith("a sync plugin outlived its attempt")]
+    assert len(outlived) == 1, logs
+    assert (outlived[0]["log_level"], outlived[0]["task_id"], outlived[0]["why"]) == (
+        "warning",
+        stuck,
+        "timeout",
+    )
+    assert any(line["event"].startswith("a stuck sync plugin returned") for line in logs)
