@@ -11,12 +11,16 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+import pytest
 import structlog.testing
 
 from conftest import eventually
+from taskservice import plugins
 from taskservice.config import Settings
 from taskservice.model import NewTask, Outcome, Status
-from taskservice.plugins import PermanentFailure, Registry
+from taskservice.plugins import PermanentFailure, Registry, TaskEntry
+from taskservice.plugins.context import TaskContext, current
+from taskservice.plugins.declare import TypedTask
 from taskservice.store import Store
 from taskservice.worker.runtime import Worker, WorkerOptions
 from taskservice.worker.serve import worker_options
@@ -41,7 +45,7 @@ async def running_worker(
         await asyncio.wait_for(run, 30)
 
 
-def registry_with(**plugins: Callable[..., Any]) -> Registry:
+def registry_with(**plugins: object) -> Registry:
     registry = Registry(load_entry_points=False)
     for name, plugin in plugins.items():
         registry.register(name, plugin)
@@ -366,3 +370,66 @@ async def test_a_stuck_sync_plugin_is_reported_counted_logged_once_and_keeps_its
         "timeout",
     )
     assert any(line["event"].startswith("a stuck sync plugin returned") for line in logs)
+
+
+# -- every plugin form, one entry kind ---------------------------------------------------------------
+
+
+def _declared(ctx: TaskContext, width: int) -> dict[str, int]:
+    return {"width": width, "task": ctx.task_id}
+
+
+async def test_every_plugin_form_runs_as_one_kind_of_entry(
+    store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class SeedSync:  # the seed's form: a class, instantiated by the registry
+        def run(self, parameters: dict[str, str]) -> str:
+            return f"seed {parameters['x']}"
+
+    class SeedWithContext:
+        async def run(self, parameters: dict[str, str], ctx: TaskContext) -> int:
+            return ctx.task_id
+
+    class Ready:  # a ready object, sync, asking for its context
+        def run(self, parameters: dict[str, str]) -> int:
+            return current().task_id
+
+    def function(parameters: dict[str, str]) -> str:
+        return f"{threading.current_thread().name.split('-')[0]} {parameters['x']}"
+
+    async def coroutine(parameters: dict[str, str]) -> str:
+        return f"async {parameters['x']}"
+
+    # What @task builds, without declaring it to every registry of the test process.
+    declared = TypedTask(
+        "forms_task", _declared, description=None, max_retries=None, timeout=None, backoff=None, permanent=()
+    )
+    registry = registry_with(
+        seed=SeedSync, seed_ctx=SeedWithContext, ready=Ready(), function=function, coroutine=coroutine,
+        declared=declared,
+    )  # fmt: skip
+    entries = {name: registry.entry(name) for name in registry.names()}
+    assert {type(entry) for entry in entries.values()} == {TaskEntry}
+    assert all(registry.entry(name) is entry for name, entry in entries.items())  # adapted once
+    assert {name for name, entry in entries.items() if entry.is_async} == {"seed_ctx", "coroutine"}
+    assert registry.declaration("declared") == declared.spec
+    # No plugin's shape is looked at again once registered: the worker only calls entries.
+    monkeypatch.setattr(plugins, "_takes_second", lambda function: pytest.fail("inspected per call"))
+
+    forms = ["seed", "seed_ctx", "ready", "function", "coroutine", "declared"]
+    created = await store.create_tasks(
+        [NewTask(f, f, {"width": "7"} if f == "declared" else {"x": "1"}) for f in forms]
+    )
+    ids = dict(zip(forms, [task_id for task_id, _ in created], strict=True))
+    async with running_worker(store, settings, registry):
+        for task_id in ids.values():
+            await eventually(lambda task_id=task_id: status_is(store, task_id, Status.SUCCEEDED))
+    results = {form: [e.result for e in await store.executions(ids[form])] for form in forms}
+    assert results == {
+        "seed": ["seed 1"],
+        "seed_ctx": [ids["seed_ctx"]],
+        "ready": [ids["ready"]],
+        "function": ["plugin 1"],
+        "coroutine": ["async 1"],
+        "declared": [{"width": 7, "task": ids["declared"]}],
+    }
