@@ -73,6 +73,10 @@ class PluginThreads:
         self.stuck_total += 1
         return True
 
+    def idle(self) -> int:
+        """How many threads wait for a call (each has handed its last result to its loop)."""
+        return self._idle
+
     def close(self) -> None:
         """Let every thread end once it is idle; none is waited for (a stuck one ends when it returns)."""
         for _ in self.threads:
