@@ -24,6 +24,7 @@ from taskservice.plugins.declare import TypedTask
 from taskservice.store import Store
 from taskservice.worker.runtime import Worker, WorkerOptions
 from taskservice.worker.serve import worker_options
+from taskservice.worker.threads import PluginCall, PluginThreads
 
 
 @asynccontextmanager
@@ -370,6 +371,27 @@ async def test_a_stuck_sync_plugin_is_reported_counted_logged_once_and_keeps_its
         "timeout",
     )
     assert any(line["event"].startswith("a stuck sync plugin returned") for line in logs)
+
+
+async def test_plugin_threads_are_reused_and_end_when_closed() -> None:
+    freed: list[PluginCall] = []
+    threads = PluginThreads(2, freed.append)
+    names = [await threads.run(lambda: threading.current_thread().name).future for _ in range(5)]
+    assert set(names) <= {"plugin-0", "plugin-1"}
+    assert len(threads.threads) <= 2
+    release = threading.Event()
+    stuck = threads.run(release.wait, 60)
+    stuck.future.cancel()  # the attempt gave up on it
+    assert threads.abandon(stuck)
+    assert not threads.abandon(stuck)
+    assert (threads.stuck, threads.stuck_total) == (1, 1)
+    release.set()
+    await eventually(lambda: asyncio.sleep(0, freed == [stuck]))
+    assert (threads.stuck, threads.stuck_total) == (0, 1)
+    threads.close()
+    for thread in threads.threads:
+        await asyncio.to_thread(thread.join, 30)
+        assert not thread.is_alive()  # an idle thread ends: a stopped worker leaves none behind
 
 
 # -- every plugin form, one entry kind ---------------------------------------------------------------
