@@ -543,10 +543,10 @@ class Worker:
             for task in unfinished:
                 task.cancel()
             await asyncio.gather(*unfinished, return_exceptions=True)
-        # Bounded: outcomes the database will not take are not worth hanging a shutdown for; their
-        # leases expire and the reaper queues the tasks again.
         # Its threads are daemons and never joined: a stuck plugin cannot keep the process alive.
         self._threads.close()
+        # Bounded: outcomes the database will not take are not worth hanging a shutdown for; their
+        # leases expire and the reaper queues the tasks again.
         await self._reporter.stop(timeout=REPORT_DRAIN_SECONDS)
         await self._heartbeat.stop()
         await self._watch.stop()
