@@ -223,12 +223,13 @@ async def test_an_attempt_that_ended_before_its_lease_ran_out_keeps_its_outcome(
         ctx.ensure_current()
         acted.append(ctx.attempt)
         clock.now += settings.lease_seconds  # the pause, right after the plugin ended
-        thread = threading.current_thread()
 
         def check_after_the_result_is_in() -> None:
-            # Once this thread is over, its result is queued on the loop: the worker's check comes
-            # after it, and before the attempt's turn to take it.
-            thread.join()
+            # Once the plugin's thread is idle again, its result is queued on the loop: the worker's
+            # check comes after it, and before the attempt's turn to take it.
+            if not workers[0]._threads.idle():
+                loop.call_soon(check_after_the_result_is_in)
+                return
             loop.call_soon(workers[0]._expire)
 
         loop.call_soon_threadsafe(check_after_the_result_is_in)

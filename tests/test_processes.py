@@ -127,6 +127,39 @@ async def test_a_second_signal_cuts_the_grace_period_short(store: Store, workers
     assert (await store.history(task_id))[-1].details.startswith("Worker stopped before the task finished")
 
 
+HUNG_PLUGIN = """
+import threading
+
+from taskservice import task
+
+
+@task("hang")
+def hang() -> None:
+    threading.Event().wait()  # a sync plugin that never returns: its thread cannot be stopped
+"""
+
+
+async def test_a_worker_with_stuck_sync_plugins_still_stops_on_sigterm(
+    store: Store, workers: Workers, tmp_path: Path
+) -> None:
+    (tmp_path / "hung_plugin.py").write_text(HUNG_PLUGIN)
+    timed_out, running = [
+        i for i, _ in await store.create_tasks(
+            [NewTask("t", "hang", max_retries=0, timeout_seconds=0.5), NewTask("r", "hang", max_retries=0)]
+        )
+    ]  # fmt: skip
+    worker = workers.start(
+        "--concurrency", "2", TASK_MODULES="hung_plugin", PYTHONPATH=str(tmp_path), SHUTDOWN_GRACE="1"
+    )
+    await eventually(lambda: status_is(store, timed_out, Status.FAILED), timeout=60)
+    await eventually(lambda: status_is(store, running, Status.RUNNING), timeout=60)
+    worker.send_signal(signal.SIGTERM)
+    # One thread stuck since its timeout, one since the grace ran out: neither is waited for.
+    assert await wait_exit(worker, 30) == 0, workers.logs()
+    assert workers.logs().count("a sync plugin outlived its attempt") == 2, workers.logs()
+    assert (await store.get_task(running)).status == Status.QUEUED
+
+
 async def test_sigint_stops_an_idle_worker_cleanly(store: Store, workers: Workers) -> None:
     worker = workers.start()
     await eventually(lambda: _worker_count(store, 1), timeout=60)

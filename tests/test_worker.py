@@ -11,13 +11,20 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+import pytest
+import structlog.testing
+
 from conftest import eventually
+from taskservice import plugins
 from taskservice.config import Settings
 from taskservice.model import NewTask, Outcome, Status
-from taskservice.plugins import PermanentFailure, Registry
+from taskservice.plugins import PermanentFailure, Registry, TaskEntry
+from taskservice.plugins.context import TaskContext, current
+from taskservice.plugins.declare import TypedTask
 from taskservice.store import Store
 from taskservice.worker.runtime import Worker, WorkerOptions
 from taskservice.worker.serve import worker_options
+from taskservice.worker.threads import PluginCall, PluginThreads
 
 
 @asynccontextmanager
@@ -39,7 +46,7 @@ async def running_worker(
         await asyncio.wait_for(run, 30)
 
 
-def registry_with(**plugins: Callable[..., Any]) -> Registry:
+def registry_with(**plugins: object) -> Registry:
     registry = Registry(load_entry_points=False)
     for name, plugin in plugins.items():
         registry.register(name, plugin)
@@ -304,3 +311,147 @@ async def test_the_deadline_is_a_timeout_however_the_plugin_ends(store: Store, s
             (Outcome.TIMED_OUT, None)
         ]
         assert (await store.history(task_id))[-1].details.startswith("Task timed out (Attempt 1)")
+
+
+# -- sync plugins' threads -------------------------------------------------------------------------
+
+
+async def test_n_concurrent_sync_plugins_use_at_most_n_threads(store: Store, settings: Settings) -> None:
+    threads: set[threading.Thread] = set()  # kept alive here: a thread per call would add eight
+    both_running = threading.Barrier(2, timeout=30)
+
+    def pair(parameters: dict[str, str]) -> None:
+        threads.add(threading.current_thread())
+        both_running.wait()  # two at once: the worker's two slots run in two threads
+
+    ids = [i for i, _ in await store.create_tasks([NewTask(f"p{n}", "pair") for n in range(8)])]
+    async with running_worker(store, settings, registry_with(pair=pair), concurrency=2):
+        for task_id in ids:
+            await eventually(lambda task_id=task_id: status_is(store, task_id, Status.SUCCEEDED))
+    assert len(threads) == 2
+    assert all(thread.daemon for thread in threads)  # a hung one cannot keep the process alive
+
+
+async def test_a_stuck_sync_plugin_is_reported_counted_logged_once_and_keeps_its_slot(
+    store: Store, settings: Settings
+) -> None:
+    release = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def hang(parameters: dict[str, str]) -> None:
+        threads.append(threading.current_thread())
+        release.wait(60)  # past its timeout: Python cannot stop it
+
+    def quick(parameters: dict[str, str]) -> bool:
+        threads.append(threading.current_thread())
+        return release.is_set()
+
+    stuck, _ = await store.create_task(NewTask("h", "hang", max_retries=0, timeout_seconds=0.2))
+    registry = registry_with(hang=hang, quick=quick)
+    with structlog.testing.capture_logs() as logs:
+        async with running_worker(store, settings, registry, concurrency=1) as worker:
+            await eventually(lambda: status_is(store, stuck, Status.FAILED))
+            assert [e.outcome for e in await store.executions(stuck)] == [Outcome.TIMED_OUT]
+            assert (worker.stuck_plugins, worker.stuck_plugins_total) == (1, 1)
+            assert worker.free_slots() == 0  # the one slot is the stuck plugin's thread: nothing is claimed
+            later, _ = await store.create_task(NewTask("q", "quick"))
+            worker.work_arrived()
+            release.set()
+            await eventually(lambda: status_is(store, later, Status.SUCCEEDED))
+            assert (worker.stuck_plugins, worker.stuck_plugins_total, worker.free_slots()) == (0, 1, 1)
+    assert [e.result for e in await store.executions(later)] == [
+        True
+    ]  # it ran once the stuck plugin had returned
+    assert threads[0] is threads[1]  # in the thread that was stuck
+    outlived = [line for line in logs if line["event"].startswith("a sync plugin outlived its attempt")]
+    assert len(outlived) == 1, logs
+    assert (outlived[0]["log_level"], outlived[0]["task_id"], outlived[0]["why"]) == (
+        "warning",
+        stuck,
+        "timeout",
+    )
+    assert any(line["event"].startswith("a stuck sync plugin returned") for line in logs)
+
+
+async def test_plugin_threads_are_reused_and_end_when_closed() -> None:
+    freed: list[PluginCall] = []
+    threads = PluginThreads(2, freed.append)
+    names = [await threads.run(lambda: threading.current_thread().name).future for _ in range(5)]
+    assert set(names) <= {"plugin-0", "plugin-1"}
+    assert len(threads.threads) <= 2
+    release = threading.Event()
+    stuck = threads.run(release.wait, 60)
+    stuck.future.cancel()  # the attempt gave up on it
+    assert threads.abandon(stuck)
+    assert not threads.abandon(stuck)
+    assert (threads.stuck, threads.stuck_total) == (1, 1)
+    release.set()
+    await eventually(lambda: asyncio.sleep(0, freed == [stuck]))
+    assert (threads.stuck, threads.stuck_total) == (0, 1)
+    threads.close()
+    for thread in threads.threads:
+        await asyncio.to_thread(thread.join, 30)
+        assert not thread.is_alive()  # an idle thread ends: a stopped worker leaves none behind
+
+
+# -- every plugin form, one entry kind ---------------------------------------------------------------
+
+
+def _declared(ctx: TaskContext, width: int) -> dict[str, int]:
+    return {"width": width, "task": ctx.task_id}
+
+
+async def test_every_plugin_form_runs_as_one_kind_of_entry(
+    store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class SeedSync:  # the seed's form: a class, instantiated by the registry
+        def run(self, parameters: dict[str, str]) -> str:
+            return f"seed {parameters['x']}"
+
+    class SeedWithContext:
+        async def run(self, parameters: dict[str, str], ctx: TaskContext) -> int:
+            return ctx.task_id
+
+    class Ready:  # a ready object, sync, asking for its context
+        def run(self, parameters: dict[str, str]) -> int:
+            return current().task_id
+
+    def function(parameters: dict[str, str]) -> str:
+        return f"{threading.current_thread().name.split('-')[0]} {parameters['x']}"
+
+    async def coroutine(parameters: dict[str, str]) -> str:
+        return f"async {parameters['x']}"
+
+    # What @task builds, without declaring it to every registry of the test process.
+    declared = TypedTask(
+        "forms_task", _declared, description=None, max_retries=None, timeout=None, backoff=None, permanent=()
+    )
+    registry = registry_with(
+        seed=SeedSync, seed_ctx=SeedWithContext, ready=Ready(), function=function, coroutine=coroutine,
+        declared=declared,
+    )  # fmt: skip
+    entries = {name: registry.entry(name) for name in registry.names()}
+    assert {type(entry) for entry in entries.values()} == {TaskEntry}
+    assert all(registry.entry(name) is entry for name, entry in entries.items())  # adapted once
+    assert {name for name, entry in entries.items() if entry.is_async} == {"seed_ctx", "coroutine"}
+    assert registry.declaration("declared") == declared.spec
+    # No plugin's shape is looked at again once registered: the worker only calls entries.
+    monkeypatch.setattr(plugins, "_takes_second", lambda function: pytest.fail("inspected per call"))
+
+    forms = ["seed", "seed_ctx", "ready", "function", "coroutine", "declared"]
+    created = await store.create_tasks(
+        [NewTask(f, f, {"width": "7"} if f == "declared" else {"x": "1"}) for f in forms]
+    )
+    ids = dict(zip(forms, [task_id for task_id, _ in created], strict=True))
+    async with running_worker(store, settings, registry):
+        for task_id in ids.values():
+            await eventually(lambda task_id=task_id: status_is(store, task_id, Status.SUCCEEDED))
+    results = {form: [e.result for e in await store.executions(ids[form])] for form in forms}
+    assert results == {
+        "seed": ["seed 1"],
+        "seed_ctx": [ids["seed_ctx"]],
+        "ready": [ids["ready"]],
+        "function": ["plugin 1"],
+        "coroutine": ["async 1"],
+        "declared": [{"width": 7, "task": ids["declared"]}],
+    }

@@ -1,24 +1,31 @@
-"""The plugin model: the protocol a task type implements and the registry that finds task types.
+"""The plugin model: the one kind of entry a task type is (`TaskEntry`) and the registry that holds them.
 
-A plugin is an object with `run(parameters: dict[str, str])`, plain or `async`; a `run` that takes a
-second argument gets the attempt's `TaskContext` (plugins/context.py) there. It returns a JSON-able
-result (kept with the attempt) or raises: any exception fails the attempt and is retried with backoff;
-`PermanentFailure` fails the task at once (retrying cannot help, e.g. a malformed address). A plugin
-may declare its parameters, retry policy and timeout in a `spec` attribute (plugins/declare.py).
+The form to write is a function declared with `taskservice.task` (`@task("resize_avatar")`): its
+signature declares the parameters, and it runs sync (on one of the worker's threads) or async (on
+its event loop). A plugin returns a JSON-able result (kept with the attempt) or raises: any exception
+fails the attempt and is retried with backoff; `PermanentFailure` fails the task at once (retrying
+cannot help, e.g. a malformed address).
 
-Task types come from functions declared with `@task` (plugins/declare.py) once their module is
-imported, from the entry point group `taskservice.plugins` (name = task type, value = a class
-instantiated without arguments, a ready object or a `@task` function) and from `Registry.register`.
+The seed's form still works, through one adapter (`entry_for`) applied once, at registration: an
+object (or a class, instantiated without arguments) with `run(parameters)` or `run(parameters, ctx)`,
+plain or `async`, and an optional `spec` (plugins/declare.py); a plain function `f(parameters)` too.
+The worker calls every entry the same way, `entry.call(parameters, ctx)`, and never looks at a
+plugin's shape again.
+
+Task types come from `@task` functions once their module is imported, from the entry point group
+`taskservice.plugins` (name = task type, value = any form above) and from `Registry.register`.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from taskservice.plugins.context import TaskContext
     from taskservice.plugins.declare import TaskTypeSpec
 
 ENTRY_POINT_GROUP = "taskservice.plugins"
@@ -26,6 +33,8 @@ ENTRY_POINT_GROUP = "taskservice.plugins"
 
 @runtime_checkable
 class Plugin(Protocol):
+    """The seed's plugin form (adapted by `entry_for`); new task types are `@task` functions."""
+
     def run(self, parameters: dict[str, str]) -> Any:
         """Do the task's work; return a JSON-able result or raise."""
 
@@ -40,26 +49,36 @@ class UnknownPluginType(LookupError):
         self.name = name
 
 
-class _FunctionPlugin:
-    """Lets a plain function (sync or async) serve as a plugin."""
+@dataclass(frozen=True, slots=True)
+class TaskEntry:
+    """A task type as the registry holds it, whatever form it was written in."""
 
-    def __init__(self, function: Callable[[dict[str, str]], Any]) -> None:
+    name: str
+    spec: TaskTypeSpec | None  # what it declares (parameters, retries, timeout), if anything
+    # Called with the task's parameters and the attempt's context: the result, or (async) an awaitable.
+    call: Callable[[dict[str, str], TaskContext], Any]
+    is_async: bool  # awaited on the worker's loop; otherwise run on one of its threads
+    plugin: Plugin  # what was registered: the @task function's DeclaredTask, the seed-style object
+    # Why its `spec` could not be read, if it could not: `Registry.declaration` raises it (the worker
+    # says so and runs the type undeclared) rather than registration failing.
+    spec_error: Exception | None = None
+
+
+class _FunctionPlugin:
+    """A plain function registered as a plugin, as `Registry.get` gives it back."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
         self.run = function
 
 
-# The task types `@task` declared in this process (plugins/declare.py), by name.
-_DECLARED: dict[str, Plugin] = {}
+def takes_context(plugin: object) -> bool:
+    """Whether a seed-style plugin's `run` accepts a second argument (the attempt's context)."""
+    return _takes_second(plugin.run) if isinstance(plugin, Plugin) else False
 
 
-def register_declared(name: str, plugin: Plugin) -> None:
-    """Called by `@task`: every Registry knows the type from now on (a second one replaces it)."""
-    _DECLARED[name] = plugin
-
-
-def takes_context(plugin: Plugin) -> bool:
-    """Whether the plugin's `run` accepts a second argument (the attempt's context)."""
+def _takes_second(function: Callable[..., Any]) -> bool:
     try:
-        signature = inspect.signature(plugin.run)
+        signature = inspect.signature(function)
     except (TypeError, ValueError):  # a builtin without a signature: the old protocol
         return False
     positional = [
@@ -69,86 +88,110 @@ def takes_context(plugin: Plugin) -> bool:
     return variadic or len(positional) >= 2
 
 
-def is_async(plugin: Plugin) -> bool:
-    """Whether the plugin's `run` is a coroutine function (runs on the event loop, not in a thread)."""
-    return inspect.iscoroutinefunction(plugin.run)
+def is_async(plugin: object) -> bool:
+    """Whether a plugin (seed-style or `@task`) runs on the event loop rather than in a thread."""
+    return inspect.iscoroutinefunction(getattr(plugin, "run", None))
 
 
-def _as_plugin(obj: object) -> Plugin:
-    if inspect.isclass(obj):
-        obj = obj()
-    if isinstance(obj, Plugin):
-        return obj
-    if callable(obj):
-        return _FunctionPlugin(obj)
-    raise TypeError(f"{obj!r} is not a plugin: it needs a run(parameters) method")
+def entry_for(name: str, plugin: object) -> TaskEntry:
+    """The one adapter: any plugin form as the registry's entry (its shape is looked at here, once)."""
+    from taskservice.plugins.declare import TaskTypeSpec, TypedTask
+
+    spec_error: Exception | None = None
+    if isinstance(plugin, TypedTask):  # @task: it parses its parameters and takes the context itself
+        run_declared: Callable[[dict[str, str], TaskContext], Any] = plugin.run
+        return TaskEntry(name, plugin.spec, run_declared, is_async(plugin), plugin)
+    if inspect.isclass(plugin):
+        plugin = plugin()
+    if isinstance(plugin, Plugin):
+        run: Callable[..., Any] = plugin.run
+        try:
+            spec = getattr(plugin, "spec", None)
+        except Exception as error:  # a property that fails
+            spec, spec_error = None, error
+        spec = spec if isinstance(spec, TaskTypeSpec) else None
+    elif callable(plugin):
+        plugin = _FunctionPlugin(plugin)  # so that every entry's `plugin` has a run, as before
+        run, spec = plugin.run, None
+    else:
+        raise TypeError(
+            f"{plugin!r} is not a plugin: declare a function with @task, or give it run(parameters)"
+        )
+    # Without a context parameter, the context is dropped here (an async run's coroutine is passed on).
+    call = run if _takes_second(run) else (lambda parameters, ctx: run(parameters))
+    return TaskEntry(name, spec, call, inspect.iscoroutinefunction(run), plugin, spec_error)
+
+
+def register_declared(name: str, plugin: object) -> None:
+    """Called by `@task`: every Registry knows the type from now on (a second one replaces it)."""
+    Registry.declare(name, plugin)
 
 
 class Registry:
-    """Task type name -> plugin. Entry points load lazily, the first time a name is asked for.
+    """Task type name -> TaskEntry. Entry points load lazily, the first time a name is asked for.
 
     `load_entry_points=False` makes a registry of only what is registered on it: no entry points, and
     no `@task` types of this process either (tests build such registries to know what is in them).
     """
 
+    # The `@task` types declared in this process: every registry (but those above) sees them.
+    _declared: ClassVar[dict[str, TaskEntry]] = {}
+
     def __init__(self, *, load_entry_points: bool = True) -> None:
-        self._declared: dict[str, Plugin] = _DECLARED if load_entry_points else {}
-        self._plugins: dict[str, Plugin] = {}
-        self._takes_context: dict[str, bool] = {}
-        self._declarations: dict[str, TaskTypeSpec | None] = {}
+        self._with_declared = load_entry_points
+        self._entries: dict[str, TaskEntry] = {}
         self._entry_points = (
             {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)} if load_entry_points else {}
         )
 
-    def register(self, name: str, plugin: object) -> None:
-        """Add or replace task type `name`; `plugin` is an object, a class or a function."""
-        self._plugins[name] = _as_plugin(plugin)
-        self._takes_context.pop(name, None)
-        self._declarations.pop(name, None)
+    @classmethod
+    def declare(cls, name: str, plugin: object) -> None:
+        """Add task type `name` to every registry of this process (as `@task` does)."""
+        cls._declared[name] = entry_for(name, plugin)
 
-    def get(self, name: str) -> Plugin:
-        plugin = self._plugins.get(name)
-        if plugin is not None:
-            return plugin
-        declared = self._declared.get(name)
-        if declared is not None:
-            return declared  # not kept: a module imported again may declare it anew
+    def register(self, name: str, plugin: object) -> None:
+        """Add or replace task type `name` in this registry; `plugin` is any form `entry_for` takes."""
+        self._entries[name] = entry_for(name, plugin)
+
+    def entry(self, name: str) -> TaskEntry:
+        """Task type `name`, or UnknownPluginType."""
+        entry = self._entries.get(name)
+        if entry is not None:
+            return entry
+        if self._with_declared:
+            entry = self._declared.get(name)
+            if entry is not None:
+                return entry  # not kept: a module imported again may declare it anew
         entry_point = self._entry_points.get(name)
         if entry_point is None:
             raise UnknownPluginType(name)
-        self._plugins[name] = plugin = _as_plugin(entry_point.load())
-        return plugin
+        self._entries[name] = entry = entry_for(name, entry_point.load())
+        return entry
+
+    def get(self, name: str) -> Plugin:
+        """The plugin registered as task type `name` (its entry's `plugin`)."""
+        return self.entry(name).plugin
 
     def takes_context(self, name: str) -> bool:
-        """Whether task type `name`'s plugin wants the attempt's context as a second argument."""
-        known = self._takes_context.get(name)
-        if known is None:
-            self._takes_context[name] = known = takes_context(self.get(name))
-        return known
+        """Whether task type `name`'s plugin takes the attempt's context (every entry's `call` does)."""
+        entry = self.entry(name)
+        return _takes_second(entry.plugin.run) if isinstance(entry.plugin, Plugin) else False
 
     def declaration(self, name: str) -> TaskTypeSpec | None:
-        """What task type `name` declares (its plugin's `spec`), or None: unknown, or declares nothing.
-
-        Kept per name (CreateTask asks for every task), except for `@task` types, which a module
-        imported again may declare anew.
-        """
-        if name in self._declarations:
-            return self._declarations[name]
-        from taskservice.plugins.declare import TaskTypeSpec
-
+        """What task type `name` declares (its plugin's `spec`), or None: unknown, or declares nothing."""
         try:
-            plugin = self.get(name)
+            entry = self.entry(name)
         except UnknownPluginType:
             return None
-        spec = getattr(plugin, "spec", None)
-        found = spec if isinstance(spec, TaskTypeSpec) else None
-        if plugin is not self._declared.get(name):
-            self._declarations[name] = found
-        return found
+        if entry.spec_error is not None:
+            raise entry.spec_error
+        return entry.spec
 
     def names(self) -> list[str]:
         """Every task type this registry can run, sorted."""
-        return sorted(set(self._plugins) | set(self._declared) | set(self._entry_points))
+        declared = self._declared if self._with_declared else {}
+        return sorted(set(self._entries) | set(declared) | set(self._entry_points))
 
     def __contains__(self, name: object) -> bool:
-        return name in self._plugins or name in self._declared or name in self._entry_points
+        declared = self._declared if self._with_declared else {}
+        return name in self._entries or name in declared or name in self._entry_points

@@ -12,11 +12,16 @@ from types import TracebackType
 
 from taskservice import model, plugins
 
-# Frames of what ran the plugin (the attempt, the await of a plugin's thread, @task's call of the
-# function): they come first in every traceback and say nothing about the failure, so a traceback
-# starts past them.
+# Frames of what ran the plugin (the attempt, the plugin's thread, the adapter of a seed-style
+# plugin, @task's call of the function): they come first in every traceback and say nothing about
+# the failure, so a traceback starts past them.
 _RUNNER_FILES = frozenset(
-    {str(Path(__file__).with_name("runtime.py")), str(Path(plugins.__file__).with_name("declare.py"))}
+    {
+        str(Path(__file__).with_name("runtime.py")),
+        str(Path(__file__).with_name("threads.py")),
+        str(Path(plugins.__file__)),
+        str(Path(plugins.__file__).with_name("declare.py")),
+    }
 )
 _ASYNCIO = str(Path(asyncio.__file__).parent)
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import json
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +18,7 @@ import structlog
 from taskservice import model
 from taskservice.config import Settings, get_settings
 from taskservice.model import Outcome, RetryPolicy, Transition
-from taskservice.plugins import PermanentFailure, Registry, UnknownPluginType, context, is_async
+from taskservice.plugins import PermanentFailure, Registry, UnknownPluginType, context
 from taskservice.plugins.context import Lease, TaskContext
 from taskservice.store import Claim, Store
 from taskservice.worker import failure
@@ -32,6 +30,7 @@ from taskservice.worker.queue import WorkQueue
 from taskservice.worker.reaper import LeaseReaper
 from taskservice.worker.reporter import Reporter
 from taskservice.worker.supervisor import Helper, HelperDied, Supervisor
+from taskservice.worker.threads import PluginCall, PluginThreads
 
 log = structlog.get_logger(__name__)
 
@@ -71,35 +70,6 @@ def types_to_run(registry: Registry, wanted: Sequence[str]) -> tuple[str, ...]:
     if missing or not takes:
         raise UnknownTaskTypes(missing, known)
     return takes
-
-
-def run_in_thread(function: Callable[..., Any], *arguments: Any) -> asyncio.Future[Any]:
-    """Run a sync plugin in a daemon thread: a plugin that hangs past its timeout cannot block exit.
-
-    In a copy of the caller's context, so `plugins.context.current()` answers in the thread too.
-    """
-    loop = asyncio.get_running_loop()
-    variables = contextvars.copy_context()
-    future: asyncio.Future[Any] = loop.create_future()
-
-    def settle(result: Any, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)
-
-    def target() -> None:
-        try:
-            result, error = variables.run(function, *arguments), None
-        except BaseException as exc:
-            result, error = None, exc
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits for this anymore
-            loop.call_soon_threadsafe(settle, result, error)
-
-    threading.Thread(target=target, name="plugin", daemon=True).start()
-    return future
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -223,6 +193,8 @@ class Worker:
             store, self.id, options.lease_seconds, self._held_now, self._lost, self._leases.extended, clock
         )
         self._watch = LeaseWatch(options.lease_seconds / LEASE_WATCHES, self._expire)
+        # Sync plugins' threads: one per slot; a slot whose plugin outlived its attempt stays taken.
+        self._threads = PluginThreads(options.concurrency, self._unstuck)
         # Stopped first when the worker stops: what brings work in, and the jobs beside it.
         self._intake: list[Helper] = []
         if listen_url is not None:
@@ -342,7 +314,7 @@ class Worker:
         opts = self.options
         while not stop.is_set():
             self._wake.clear()
-            free = opts.concurrency - len(self._running)
+            free = self.free_slots()
             if free > 0 and self._work_may_be_due:
                 self._work_may_be_due = False
                 sent_at = self._leases.clock()
@@ -364,6 +336,26 @@ class Worker:
                 await asyncio.wait_for(self._wake.wait(), opts.poll_interval)
             except TimeoutError:
                 self._work_may_be_due = True  # the polling fallback
+
+    def free_slots(self) -> int:
+        """How many more tasks this worker may run now: a slot is taken by a running attempt, or by
+        a sync plugin still running in its thread after its attempt ended (stuck)."""
+        return self.options.concurrency - len(self._running) - self._threads.stuck
+
+    @property
+    def stuck_plugins(self) -> int:
+        """Sync plugins still running after their attempt ended (timed out, cancelled): each holds a slot."""
+        return self._threads.stuck
+
+    @property
+    def stuck_plugins_total(self) -> int:
+        """Sync plugins that have outlived their attempt since this worker started, returned since or not."""
+        return self._threads.stuck_total
+
+    def _unstuck(self, call: PluginCall) -> None:
+        log.info("a stuck sync plugin returned; its slot is free again", stuck=self._threads.stuck)
+        self._work_may_be_due = True
+        self._wake.set()
 
     def _start(self, claim: Claim, sent_at: float) -> None:
         self._leases.grant(claim.execution_id, sent_at, claim.lease_until)
@@ -502,15 +494,22 @@ class Worker:
         return transition
 
     async def _call_plugin(self, task: model.Task, ctx: TaskContext) -> Any:
-        plugin = self.registry.get(task.type)
-        arguments = (task.parameters, ctx) if self.registry.takes_context(task.type) else (task.parameters,)
-        if is_async(plugin):
-            return await plugin.run(*arguments)
-        ended = run_in_thread(plugin.run, *arguments)
+        entry = self.registry.entry(task.type)
+        if entry.is_async:
+            return await entry.call(task.parameters, ctx)
+        call = self._threads.run(entry.call, task.parameters, ctx)
+        ended = call.future
         try:
             return await ended
         except asyncio.CancelledError:
             if not ended.done() or ended.cancelled():
+                if self._threads.abandon(call):
+                    # Python cannot stop a thread: it keeps its slot until the plugin returns.
+                    self._log.warning(
+                        "a sync plugin outlived its attempt; its thread and slot stay taken until it returns",
+                        task_id=task.id, type=task.type, attempt=task.attempts,
+                        why=ctx.cancellation.reason or "the attempt was stopped", stuck=self._threads.stuck,
+                    )  # fmt: skip
                 raise
             # The plugin's thread had ended when the cancel came (the process was paused between
             # its end and this turn, say): what it did stands, so its outcome is reported (fenced as
@@ -544,6 +543,8 @@ class Worker:
             for task in unfinished:
                 task.cancel()
             await asyncio.gather(*unfinished, return_exceptions=True)
+        # Its threads are daemons and never joined: a stuck plugin cannot keep the process alive.
+        self._threads.close()
         # Bounded: outcomes the database will not take are not worth hanging a shutdown for; their
         # leases expire and the reaper queues the tasks again.
         await self._reporter.stop(timeout=REPORT_DRAIN_SECONDS)
