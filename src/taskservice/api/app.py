@@ -33,7 +33,6 @@ from taskservice.api.lifespan import Lifespan
 from taskservice.api.metrics import Metrics
 from taskservice.api.reflection import reflections
 from taskservice.api.service import TaskService
-from taskservice.api.validation import PayloadLimits
 from taskservice.auth.cache import CredentialCache
 from taskservice.auth.oidc import OIDCLogin
 from taskservice.auth.token_login import TokenLogin
@@ -51,6 +50,7 @@ from taskservice.gen.grpc.reflection.v1alpha.reflection_connect import (
 )
 from taskservice.plugins import Registry
 from taskservice.plugins.simulated import simulate_original_plugins
+from taskservice.rules.tasks import PayloadLimits
 from taskservice.store import RetentionPolicy
 
 log = structlog.get_logger(__name__)

@@ -20,15 +20,23 @@ from taskservice.api import convert, ids, validation
 from taskservice.api.disconnect import client_gone
 from taskservice.api.dispatch import Dispatcher, legacy_agent_id
 from taskservice.api.events import EventHub, SubscriberTooSlow
-from taskservice.api.validation import InvalidArgument
 from taskservice.auth import principal
 from taskservice.auth.roles import Right
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import FINISHED, IllegalTransition, Status, Task, original_status, shown_as
+from taskservice.model import (
+    FINISHED,
+    OPERATOR_TARGETS,
+    IllegalTransition,
+    Status,
+    Task,
+    original_status,
+    shown_as,
+)
 from taskservice.plugins import Registry
 from taskservice.plugins.declare import TaskTypeSpec
+from taskservice.rules.tasks import InvalidArgument
+from taskservice.rules.transient import is_transient
 from taskservice.store import (
-    OPERATOR_TARGETS,
     Claim,
     IdAboveLimit,
     NotHeld,
@@ -36,7 +44,6 @@ from taskservice.store import (
     TaskNotFound,
     WorkerIdTaken,
 )
-from taskservice.worker.errors import is_transient
 
 log = structlog.get_logger(__name__)
 
