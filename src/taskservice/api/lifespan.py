@@ -1,9 +1,9 @@
 """What the server starts when its ASGI lifespan begins, and stops when it ends.
 
 The database (migrated, then pooled), the store, event hub and agents' dispatcher the services work
-with, the lease reaper, the credentials the access check reads, the in-process worker
-(WORKER_COUNT > 0), the retention job, and the line that empties the credential cache when a token is
-revoked anywhere.
+with, the credentials the access check reads, the worker package's helpers (worker.serve's
+InProcessWorkers: the lease reaper, the retention job, and a worker when WORKER_COUNT > 0), and the
+line that empties the credential cache when a token is revoked anywhere.
 """
 
 from __future__ import annotations
