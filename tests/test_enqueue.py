@@ -137,6 +137,9 @@ async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(
             enqueue(conn, type="sleep", name="x", parameters={"bad key": "v"})
         with pytest.raises(InvalidArgument, match="name"):
             enqueue(conn, type="sleep", name=" ")
+        wrong = {"seconds": 1}  # the wire carries strings only: refused by name, as the API would
+        with pytest.raises(InvalidArgument, match=r"parameters\['seconds'\]: .*must be strings \(got int\)"):
+            enqueue(conn, type="sleep", name="x", parameters=wrong)  # type: ignore[arg-type]
         with pytest.raises(InvalidArgument, match="unknown task type 'nope'"):
             enqueue(conn, type="nope", name="x", types={"sleep"})
         # A type this process knows is checked against its declaration, as CreateTask checks it.

@@ -9,10 +9,10 @@ from dataclasses import replace
 import pytest
 
 from conftest import eventually
+from taskservice.background.periodic import Periodic
 from taskservice.config import Settings
 from taskservice.model import NewTask, Status
 from taskservice.store import Store
-from taskservice.worker.periodic import Periodic
 from taskservice.worker.runtime import Worker
 from taskservice.worker.serve import worker_options
 from taskservice.worker.supervisor import HelperDied

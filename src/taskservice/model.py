@@ -66,6 +66,10 @@ ALLOWED_FROM: dict[Status, frozenset[Status]] = {
 }
 
 
+# What an operator may set by hand (UpdateTaskStatus); RUNNING and RETRYING belong to the workers.
+OPERATOR_TARGETS = frozenset({Status.QUEUED, Status.CANCELLED, Status.SUCCEEDED, Status.FAILED})
+
+
 def can_move(current: Status, target: Status) -> bool:
     """Whether the lifecycle allows `current -> target`."""
     return current in ALLOWED_FROM.get(target, frozenset())

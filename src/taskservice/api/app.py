@@ -10,11 +10,13 @@ import asyncio
 from typing import Any
 
 import structlog
+from connectrpc.interceptor import Interceptor
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp
 
 from taskservice import dashboard
 from taskservice.api import codecs
@@ -23,6 +25,7 @@ from taskservice.api.auth_service import AuthService
 from taskservice.api.compression import BoundedGzip
 from taskservice.api.deadline import CallDeadline, DeadlineGuard
 from taskservice.api.disconnect import DisconnectWatch
+from taskservice.api.errors import ErrorCodes
 from taskservice.api.grpc_web_text import GrpcWebText
 from taskservice.api.guard import Limits, RequestGuard
 from taskservice.api.headers import SecurityHeaders
@@ -33,7 +36,6 @@ from taskservice.api.lifespan import Lifespan
 from taskservice.api.metrics import Metrics
 from taskservice.api.reflection import reflections
 from taskservice.api.service import TaskService
-from taskservice.api.validation import PayloadLimits
 from taskservice.auth.cache import CredentialCache
 from taskservice.auth.oidc import OIDCLogin
 from taskservice.auth.token_login import TokenLogin
@@ -51,6 +53,7 @@ from taskservice.gen.grpc.reflection.v1alpha.reflection_connect import (
 )
 from taskservice.plugins import Registry
 from taskservice.plugins.simulated import simulate_original_plugins
+from taskservice.rules.tasks import PayloadLimits
 from taskservice.store import RetentionPolicy
 
 log = structlog.get_logger(__name__)
@@ -131,6 +134,24 @@ def _middleware(settings: Settings, access: Middleware) -> list[Middleware]:
     ]
 
 
+def connect_services(
+    service: TaskService, auth_service: AuthService, metrics: Metrics, rpc_limits: dict[str, Any]
+) -> dict[str, ASGIApp]:
+    """Our Connect services by the path they are mounted at, each with its interceptors: outermost
+    first, the error codes innermost, so the metrics, the deadline and the id guard see the answer a
+    caller gets (a database timeout is `unavailable`, an id too wide `out_of_range`)."""
+    task_interceptors: list[Interceptor] = [metrics, DeadlineGuard(), NarrowIdGuard(), ErrorCodes()]
+    auth_interceptors: list[Interceptor] = [metrics, DeadlineGuard(), ErrorCodes()]
+    return {
+        "/cloud.v1.TaskManagementService": DisconnectWatch(
+            TaskManagementServiceASGIApplication(service, interceptors=task_interceptors, **rpc_limits)
+        ),
+        "/cloud.v1.AuthService": AuthServiceASGIApplication(
+            auth_service, interceptors=auth_interceptors, **rpc_limits
+        ),
+    }
+
+
 def _routes(
     settings: Settings,
     service: TaskService,
@@ -148,26 +169,14 @@ def _routes(
     kept = RetentionPolicy(
         settings.retention_succeeded, settings.retention_failed, settings.retention_cancelled
     )
+    services = connect_services(service, auth_service, metrics, rpc_limits)
     routes: list[BaseRoute] = [
         *dashboard.routes(kept.describe()),
         *(login.routes() if login else []),
         Route("/healthz", healthz),
         Route("/readyz", readyz_endpoint(readiness)),
         Route("/metrics", metrics.endpoint(lambda: readiness.store)),
-        Mount(
-            "/cloud.v1.TaskManagementService",
-            app=DisconnectWatch(
-                TaskManagementServiceASGIApplication(
-                    service, interceptors=[metrics, DeadlineGuard(), NarrowIdGuard()], **rpc_limits
-                )
-            ),
-        ),
-        Mount(
-            "/cloud.v1.AuthService",
-            app=AuthServiceASGIApplication(
-                auth_service, interceptors=[metrics, DeadlineGuard()], **rpc_limits
-            ),
-        ),
+        *(Mount(path, app=rpc) for path, rpc in services.items()),
         Mount("/grpc.health.v1.Health", app=HealthASGIApplication(HealthService(readiness), **rpc_limits)),
     ]
     served = [

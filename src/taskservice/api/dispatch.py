@@ -24,9 +24,9 @@ from collections.abc import Collection, Iterable
 import structlog
 
 from taskservice import model
+from taskservice.background.listener import Listener
+from taskservice.background.periodic import Periodic
 from taskservice.store import Claim, Store
-from taskservice.worker.listener import Listener
-from taskservice.worker.periodic import Periodic
 
 log = structlog.get_logger(__name__)
 

@@ -18,7 +18,7 @@ from connectrpc.request import RequestContext
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from taskservice.api.validation import InvalidArgument
+from taskservice.rules.tasks import InvalidArgument
 
 ID_WIDTH_HEADER = "task-id-width"
 WIDE = "64"

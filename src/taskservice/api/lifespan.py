@@ -1,9 +1,9 @@
 """What the server starts when its ASGI lifespan begins, and stops when it ends.
 
 The database (migrated, then pooled), the store, event hub and agents' dispatcher the services work
-with, the lease reaper, the credentials the access check reads, the in-process worker
-(WORKER_COUNT > 0), the retention job, and the line that empties the credential cache when a token is
-revoked anywhere.
+with, the credentials the access check reads, the worker package's helpers (worker.serve's
+InProcessWorkers: the lease reaper, the retention job, and a worker when WORKER_COUNT > 0), and the
+line that empties the credential cache when a token is revoked anywhere.
 """
 
 from __future__ import annotations
@@ -21,17 +21,14 @@ from taskservice.api.events import EventHub
 from taskservice.api.health import Readiness
 from taskservice.api.service import TaskService
 from taskservice.auth.cache import CredentialCache
+from taskservice.background.listener import Listener
 from taskservice.config import Settings
 from taskservice.db import migrate
 from taskservice.db.connect import create_pool
 from taskservice.plugins import Registry
 from taskservice.store import CREDENTIALS_CHANNEL, Credentials, Store
 from taskservice.store.databases import database_url
-from taskservice.worker.listener import Listener
-from taskservice.worker.reaper import LeaseReaper
-from taskservice.worker.runtime import Worker
-from taskservice.worker.serve import retention_job, task_defaults, worker_options
-from taskservice.worker.supervisor import HelperDied
+from taskservice.worker.serve import InProcessWorkers, task_defaults
 
 log = structlog.get_logger(__name__)
 
@@ -70,10 +67,6 @@ class Lifespan:
         events = EventHub(store, settings.events_poll_interval)
         dispatcher = Dispatcher(store, url, settings.lease_seconds, settings.poll_interval)
         dispatcher.start()
-        # Agents do not reap (they never see the database): the server puts back their lost leases.
-        options = worker_options(settings, settings.worker_count, ())
-        reaper = LeaseReaper(store, options.retry_policy, settings.lease_seconds / 2)
-        reaper.start()
         self.service.attach(store, events, dispatcher)
         self.credentials = Credentials(pool)
         self.auth_service.attach(self.credentials)
@@ -81,13 +74,8 @@ class Lifespan:
         if self.auth_required and self.cache.ttl > 0:
             forgetter.start()
         self.readiness.store = store
-        stop_worker = asyncio.Event()
-        worker_run = None
-        if settings.worker_count > 0:
-            worker = Worker(store, url, self.registry, options, settings=self.settings)
-            worker_run = asyncio.create_task(worker.run(stop_worker), name="in-process-worker")
-        retention = retention_job(settings, store)
-        retention.start()
+        in_process = InProcessWorkers(settings, store, url, self.registry)
+        in_process.start()
         if self.auth_required:
             await self._warn_without_admin(self.credentials)
         log.info("server ready", workers_in_process=settings.worker_count, auth_required=self.auth_required)
@@ -95,13 +83,8 @@ class Lifespan:
             yield
         finally:
             self.readiness.store = None
-            await retention.stop()
-            stop_worker.set()
-            if worker_run is not None:
-                with contextlib.suppress(HelperDied):  # it said why when it stopped
-                    await worker_run
+            await in_process.stop()
             await dispatcher.stop()
-            await reaper.stop()
             await events.stop()
             await forgetter.stop()
             await pool.close()

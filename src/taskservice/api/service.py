@@ -1,13 +1,13 @@
-"""The Connect service `cloud.v1.TaskManagementService`: validate, call the store, map errors to codes."""
+"""The Connect service `cloud.v1.TaskManagementService`: validate, call the store (api/errors.py maps
+what they raise to Connect codes)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import structlog
@@ -20,64 +20,29 @@ from taskservice.api import convert, ids, validation
 from taskservice.api.disconnect import client_gone
 from taskservice.api.dispatch import Dispatcher, legacy_agent_id
 from taskservice.api.events import EventHub, SubscriberTooSlow
-from taskservice.api.validation import InvalidArgument
 from taskservice.auth import principal
 from taskservice.auth.roles import Right
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import FINISHED, IllegalTransition, Status, Task, original_status, shown_as
+from taskservice.model import (
+    FINISHED,
+    OPERATOR_TARGETS,
+    IllegalTransition,
+    Status,
+    Task,
+    original_status,
+    shown_as,
+)
 from taskservice.plugins import Registry
 from taskservice.plugins.declare import TaskTypeSpec
-from taskservice.store import (
-    OPERATOR_TARGETS,
-    Claim,
-    IdAboveLimit,
-    NotHeld,
-    Store,
-    TaskNotFound,
-    WorkerIdTaken,
-)
-from taskservice.worker.errors import is_transient
+from taskservice.rules.tasks import InvalidArgument
+from taskservice.rules.transient import is_transient
+from taskservice.store import Claim, NotHeld, Store, WorkerIdTaken
 
 log = structlog.get_logger(__name__)
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 KEEPALIVE_SECONDS = 15.0
 QUIET = "quiet"  # no assignment came within a keep-alive's time
 BATCH_MAX = 1000  # assignments in one stream message at most
-
-
-def connect_errors(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """Turn our exceptions into Connect errors; anything unexpected is logged, never shown."""
-
-    @wraps(handler)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await handler(*args, **kwargs)
-        except ConnectError:
-            raise
-        except InvalidArgument as error:
-            raise ConnectError(Code.INVALID_ARGUMENT, str(error)) from None
-        except TaskNotFound as error:
-            raise ConnectError(Code.NOT_FOUND, str(error)) from None
-        except IdAboveLimit as error:
-            raise ids.out_of_range(ids.IdOutOfRange("id", error.task_id)) from None
-        except IllegalTransition as error:
-            raise ConnectError(Code.FAILED_PRECONDITION, str(error)) from None
-        except NotHeld as error:
-            raise ConnectError(Code.PERMISSION_DENIED, str(error)) from None
-        except ids.IdOutOfRange as error:
-            raise ids.out_of_range(error) from None
-        except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError) as error:
-            # TimeoutError: DB_COMMAND_TIMEOUT passed (a stuck or frozen database).
-            log.error("database unavailable", rpc=handler.__name__, error=str(error))
-            raise ConnectError(Code.UNAVAILABLE, "the database is unavailable; try again") from None
-        except Exception:
-            log.exception("unexpected error", rpc=handler.__name__)
-            raise ConnectError(Code.INTERNAL, "internal error; the server log has the details") from None
-
-    return wrapper
 
 
 def _refused(rpc: str, reason: str, **what: Any) -> None:
@@ -164,7 +129,6 @@ class TaskService:
 
     # -- the original's methods --------------------------------------------------------------
 
-    @connect_errors
     async def create_task(
         self, request: pb.CreateTaskRequest, ctx: RequestContext[Any, Any]
     ) -> pb.CreateTaskResponse:
@@ -172,7 +136,6 @@ class TaskService:
         task_id, created = await self.store.create_task(new, id_limit=self._id_limit(ctx))
         return pb.CreateTaskResponse(id=ids.narrow(task_id), id64=task_id, existing=not created)
 
-    @connect_errors
     async def get_task(self, request: pb.GetTaskRequest, ctx: RequestContext[Any, Any]) -> pb.Task:
         task = await self.store.get_task(_task_id(request))
         message = convert.task(task)
@@ -190,7 +153,6 @@ class TaskService:
             if t.type in orphaned and t.status in (Status.QUEUED, Status.RETRYING):
                 message.waiting_reason = convert.no_live_worker(t.type)
 
-    @connect_errors
     async def list_tasks(self, request: pb.TaskListRequest, ctx: RequestContext[Any, Any]) -> pb.TaskList:
         status, kind, name, limit, offset = validation.list_request(request)
         old_client = not ids.reads_wide_ids(ctx)
@@ -212,7 +174,6 @@ class TaskService:
         await self._say_why_waiting(listed)
         return pb.TaskList(tasks=[message for _, message in listed], total=total, omitted=len(omitted))
 
-    @connect_errors
     async def get_task_history(
         self, request: pb.GetTaskHistoryRequest, ctx: RequestContext[Any, Any]
     ) -> pb.GetTaskHistoryResponse:
@@ -222,7 +183,6 @@ class TaskService:
             ids.history_for_old_client(rows)
         return pb.GetTaskHistoryResponse(history=rows)
 
-    @connect_errors
     async def update_task_status(
         self, request: pb.UpdateTaskStatusRequest, ctx: RequestContext[Any, Any]
     ) -> empty_pb2.Empty:
@@ -260,7 +220,6 @@ class TaskService:
             self._dispatcher.attempt_settled()  # an original-style agent's report frees its slot
         return empty_pb2.Empty()
 
-    @connect_errors
     async def get_status(
         self, request: pb.GetStatusRequest, ctx: RequestContext[Any, Any]
     ) -> pb.GetStatusResponse:
@@ -274,7 +233,6 @@ class TaskService:
 
     # -- ours ---------------------------------------------------------------------------------
 
-    @connect_errors
     async def create_tasks(
         self, request: pb.CreateTasksRequest, ctx: RequestContext[Any, Any]
     ) -> pb.CreateTasksResponse:
@@ -285,13 +243,11 @@ class TaskService:
         ]
         return pb.CreateTasksResponse(ids=[ids.narrow(i) for i in created], ids64=created)
 
-    @connect_errors
     async def cancel_task(self, request: pb.CancelTaskRequest, ctx: RequestContext[Any, Any]) -> pb.Task:
         task_id = _task_id(request)
         reason = validation.message(request.reason, "reason")
         return convert.task(await self.store.set_status(task_id, Status.CANCELLED, reason))
 
-    @connect_errors
     async def retry_task(self, request: pb.RetryTaskRequest, ctx: RequestContext[Any, Any]) -> pb.Task:
         task_id = _task_id(request)
         reason = validation.message(request.reason, "reason")
@@ -307,7 +263,6 @@ class TaskService:
             ) from None
         return convert.task(task)
 
-    @connect_errors
     async def list_task_executions(
         self, request: pb.ListTaskExecutionsRequest, ctx: RequestContext[Any, Any]
     ) -> pb.ListTaskExecutionsResponse:
@@ -319,14 +274,12 @@ class TaskService:
             return pb.ListTaskExecutionsResponse(executions=[convert.execution(e, whole=True) for e in one])
         return pb.ListTaskExecutionsResponse(executions=[convert.execution(e) for e in executions])
 
-    @connect_errors
     async def list_workers(
         self, request: pb.ListWorkersRequest, ctx: RequestContext[Any, Any]
     ) -> pb.ListWorkersResponse:
         workers = await self.store.list_workers()
         return pb.ListWorkersResponse(workers=[convert.worker(w, self.worker_alive_seconds) for w in workers])
 
-    @connect_errors
     async def list_task_types(
         self, request: pb.ListTaskTypesRequest, ctx: RequestContext[Any, Any]
     ) -> pb.ListTaskTypesResponse:
@@ -341,10 +294,7 @@ class TaskService:
     ) -> AsyncIterator[pb.TaskEvent]:
         if self._events is None:
             raise ConnectError(Code.UNAVAILABLE, "the server is starting; try again")
-        try:
-            wanted = validation.watched_tasks(request.task_ids)
-        except InvalidArgument as error:
-            raise ConnectError(Code.INVALID_ARGUMENT, str(error)) from None
+        wanted = validation.watched_tasks(request.task_ids)
         events = self._events.subscribe()
         next_event = None
         stopping = asyncio.ensure_future(self._stopping.wait())
@@ -386,7 +336,6 @@ class TaskService:
             raise ConnectError(Code.UNAVAILABLE, "the server is starting; try again")
         return self._dispatcher
 
-    @connect_errors
     async def heartbeat(
         self, request: pb.HeartbeatRequest, ctx: RequestContext[Any, Any]
     ) -> pb.HeartbeatResponse:
@@ -410,7 +359,6 @@ class TaskService:
             self.dispatcher.heard_original(principal.current().registrant)
         return pb.HeartbeatResponse(lost=sorted(set(held) - kept), lease_seconds=self.lease_seconds)
 
-    @connect_errors
     async def report_outcomes(
         self, request: pb.ReportOutcomesRequest, ctx: RequestContext[Any, Any]
     ) -> pb.ReportOutcomesResponse:
@@ -464,11 +412,8 @@ class TaskService:
         self, request: pb.PullEventsRequest, ctx: RequestContext[Any, Any]
     ) -> AsyncIterator[pb.PullEventsResponse]:
         dispatcher = self.dispatcher
-        try:
-            agent, slots, task_types, host, held = validation.pull_request(request)
-            declared = validation.declarations(request.declarations_json)
-        except InvalidArgument as error:
-            raise ConnectError(Code.INVALID_ARGUMENT, str(error)) from None
+        agent, slots, task_types, host, held = validation.pull_request(request)
+        declared = validation.declarations(request.declarations_json)
         legacy = not agent
         agent = agent or legacy_agent_id()
         caller = principal.current().registrant

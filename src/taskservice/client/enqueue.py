@@ -12,11 +12,10 @@ from collections.abc import Collection
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from taskservice.api import validation
 from taskservice.client.errors import InvalidArgument
-from taskservice.client.messages import create_request
 from taskservice.model import NewTask, TaskOptionFields, TaskOptions, task_options
 from taskservice.plugins import Registry
+from taskservice.rules import tasks as rules
 from taskservice.store.foreign import insert_task, insert_task_async
 from taskservice.store.store import TaskDefaults
 
@@ -24,20 +23,19 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 
-def _checked(types: Collection[str] | None, limits: validation.PayloadLimits, new: NewTask) -> NewTask:
-    """The task, by the API's rules (InvalidArgument naming the field otherwise)."""
-    request = create_request(new)
+def _checked(types: Collection[str] | None, limits: rules.PayloadLimits, new: NewTask) -> NewTask:
+    """The task, by the rules CreateTask applies (InvalidArgument naming the field otherwise)."""
     # Without `types`, any type is taken: the task waits for a worker that runs it. A type this process
     # knows (a built-in, an `@task` function it imported) is checked against its declaration, as the
     # server checks CreateTask, and takes its declared max_retries and timeout.
     registry = _local_types()
     known = {
         name: registry.declaration(name) if name in registry else None
-        for name in ({request.type} if types is None else types)
+        for name in ({new.type} if types is None else types)
     }
     try:
-        return validation.new_task(request, known, limits=limits)
-    except validation.InvalidArgument as error:
+        return rules.new_task(new, known, limits=limits)
+    except rules.InvalidArgument as error:
         raise InvalidArgument(str(error)) from None
 
 
@@ -53,7 +51,7 @@ def enqueue(
     parameters: dict[str, str] | None = None,
     options: TaskOptions | None = None,
     types: Collection[str] | None = None,
-    limits: validation.PayloadLimits = validation.PayloadLimits(),  # noqa: B008
+    limits: rules.PayloadLimits = rules.PayloadLimits(),  # noqa: B008
     defaults: TaskDefaults = TaskDefaults(),  # noqa: B008
     **fields: Unpack[TaskOptionFields],
 ) -> int:
@@ -76,7 +74,7 @@ async def enqueue_async(
     parameters: dict[str, str] | None = None,
     options: TaskOptions | None = None,
     types: Collection[str] | None = None,
-    limits: validation.PayloadLimits = validation.PayloadLimits(),  # noqa: B008
+    limits: rules.PayloadLimits = rules.PayloadLimits(),  # noqa: B008
     defaults: TaskDefaults = TaskDefaults(),  # noqa: B008
     **fields: Unpack[TaskOptionFields],
 ) -> int:

@@ -10,7 +10,6 @@ from taskservice.store.credentials import (
 )
 from taskservice.store.retention import RetentionPolicy
 from taskservice.store.store import (
-    OPERATOR_TARGETS,
     Claim,
     HistoryEvent,
     IdAboveLimit,
@@ -27,7 +26,6 @@ from taskservice.store.waker import NOTIFY_CHANNEL
 __all__ = [
     "CREDENTIALS_CHANNEL",
     "NOTIFY_CHANNEL",
-    "OPERATOR_TARGETS",
     "Claim",
     "Credentials",
     "HistoryEvent",

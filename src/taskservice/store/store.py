@@ -35,9 +35,6 @@ if TYPE_CHECKING:
 else:
     Pool, Connection = asyncpg.Pool, asyncpg.Connection
 
-# What an operator may set by hand; RUNNING and RETRYING belong to the workers.
-OPERATOR_TARGETS = frozenset({Status.QUEUED, Status.CANCELLED, Status.SUCCEEDED, Status.FAILED})
-
 
 class IdAboveLimit(Exception):
     """A new task's id would be above what the caller can read: nothing was created."""
@@ -378,7 +375,7 @@ class Store:
                 return _task(updated)
             if holder is not None:
                 await self._check_holder(conn, task_id, current, row["execution_id"], holder)
-            legal = target in OPERATOR_TARGETS and model.can_move(current, target)
+            legal = target in model.OPERATOR_TARGETS and model.can_move(current, target)
             if not legal or (only_from is not None and current not in only_from):
                 raise IllegalTransition(task_id, current, target)
             if target == Status.CANCELLED:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection
 
-from taskservice.worker.periodic import Periodic
+from taskservice.background.periodic import Periodic
 from taskservice.worker.queue import WorkQueue
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Iterable
 
+from taskservice.background.periodic import Periodic
 from taskservice.plugins.context import Lease
-from taskservice.worker.periodic import Periodic
 
 
 class LeaseBook:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import structlog
 
+from taskservice.background.periodic import Periodic
 from taskservice.model import RetryPolicy
 from taskservice.store import Store
-from taskservice.worker.periodic import Periodic
 
 log = structlog.get_logger(__name__)
 

@@ -10,7 +10,7 @@ import structlog
 
 from taskservice import model
 from taskservice.model import Transition
-from taskservice.worker.errors import is_transient
+from taskservice.rules.transient import is_transient
 from taskservice.worker.queue import WorkQueue
 
 log = structlog.get_logger(__name__)

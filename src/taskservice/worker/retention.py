@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import structlog
 
+from taskservice.background.periodic import Periodic
 from taskservice.model import Status
 from taskservice.store import RetentionPolicy, Store
-from taskservice.worker.periodic import Periodic
 
 log = structlog.get_logger(__name__)
 

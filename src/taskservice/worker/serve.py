@@ -4,6 +4,7 @@ SIGTERM/SIGINT, then shut down gracefully."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 import signal
@@ -19,8 +20,10 @@ from taskservice.plugins import Registry
 from taskservice.plugins.simulated import simulate_original_plugins
 from taskservice.store import RetentionPolicy, Store, TaskDefaults
 from taskservice.worker.agent import AgentLink
+from taskservice.worker.reaper import LeaseReaper
 from taskservice.worker.retention import RetentionJob
 from taskservice.worker.runtime import Worker, WorkerOptions, new_worker_id, types_to_run
+from taskservice.worker.supervisor import HelperDied
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +48,37 @@ def retention_job(settings: Settings, store: Store) -> RetentionJob:
         settings.retention_succeeded, settings.retention_failed, settings.retention_cancelled
     )
     return RetentionJob(store, policy, settings.retention_interval, settings.retention_batch)
+
+
+class InProcessWorkers:
+    """What a server runs of the worker package beside its API: the lease reaper (agents never see the
+    database, so the server puts back their lost leases), the retention job, and a worker with
+    WORKER_COUNT slots when that is above 0. `start()` once, `await stop()` once."""
+
+    def __init__(self, settings: Settings, store: Store, url: str, registry: Registry) -> None:
+        options = worker_options(settings, settings.worker_count, ())
+        self.reaper = LeaseReaper(store, options.retry_policy, settings.lease_seconds / 2)
+        self.retention = retention_job(settings, store)
+        self.worker = None
+        if settings.worker_count > 0:
+            self.worker = Worker(store, url, registry, options, settings=settings)
+        self._stop_worker = asyncio.Event()
+        self._worker_run: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.reaper.start()
+        if self.worker is not None:
+            run = self.worker.run(self._stop_worker)
+            self._worker_run = asyncio.create_task(run, name="in-process-worker")
+        self.retention.start()
+
+    async def stop(self) -> None:
+        await self.retention.stop()
+        self._stop_worker.set()
+        if self._worker_run is not None:
+            with contextlib.suppress(HelperDied):  # it said why when it stopped
+                await self._worker_run
+        await self.reaper.stop()
 
 
 class TaskModuleError(Exception):

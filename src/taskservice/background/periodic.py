@@ -1,26 +1,36 @@
-"""A background job that runs every so often until stopped: the base of the heartbeat and the reaper."""
+"""A background job that runs every so often until stopped: the base of the heartbeat, the reaper, the
+retention job and the dispatcher's lease tick (River's background services)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 import structlog
 
-from taskservice.worker.errors import is_transient
+from taskservice.rules.transient import is_transient
 
 log = structlog.get_logger(__name__)
+
+# Waits out one interval: returns when it has passed or when the event (stop) is set, whichever is first.
+Wait = Callable[[asyncio.Event, float], Awaitable[None]]
+
+
+async def wait_interval(stopped: asyncio.Event, interval: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopped.wait(), interval)
 
 
 class Periodic:
     """Calls `tick()` every `interval` seconds. A tick that fails for a transient reason (the database
     or server unreachable) is logged and tried again next time; any other failure ends the job, and
-    the worker it belongs to stops and says why (supervisor.py)."""
+    the worker it belongs to stops and says why (worker/supervisor.py)."""
 
     name = "periodic"
 
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
+    def __init__(self, interval: float, *, wait: Wait = wait_interval) -> None:
+        self.interval, self._wait = interval, wait  # tests pass a `wait` that they move on themselves
         self._stopped = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -41,8 +51,7 @@ class Periodic:
 
     async def _loop(self) -> None:
         while not self._stopped.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), self.interval)
+            await self._wait(self._stopped, self.interval)
             if self._stopped.is_set():
                 return
             try:
