@@ -1,10 +1,6 @@
-"""A worker's own errors; the transient-error rule lives in rules/transient.py (kept importable here)."""
+"""A worker's own errors (the transient-error rule lives in rules/transient.py)."""
 
 from __future__ import annotations
-
-from taskservice.rules.transient import TRANSIENT_SQLSTATE_CLASSES, is_transient
-
-__all__ = ["TRANSIENT_SQLSTATE_CLASSES", "UnknownTaskTypes", "is_transient"]
 
 
 class UnknownTaskTypes(ValueError):

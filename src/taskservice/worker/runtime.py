@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from taskservice import model
+from taskservice.background.listener import Listener
 from taskservice.config import Settings, get_settings
 from taskservice.model import Outcome, RetryPolicy, Transition
 from taskservice.plugins import PermanentFailure, Registry, UnknownPluginType, context
@@ -25,7 +26,6 @@ from taskservice.worker import failure
 from taskservice.worker.errors import UnknownTaskTypes
 from taskservice.worker.heartbeat import Heartbeat
 from taskservice.worker.leases import LeaseBook, LeaseWatch
-from taskservice.worker.listener import Listener
 from taskservice.worker.queue import WorkQueue
 from taskservice.worker.reaper import LeaseReaper
 from taskservice.worker.reporter import Reporter
