@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
 import sys
 from collections import Counter
@@ -40,33 +39,11 @@ def task_module(folder: Path, name: str, *types: str) -> None:
     (folder / f"{name}.py").write_text("\n".join(lines))
 
 
-class WorkerProcess:
-    """`task-cli serve` (a direct worker) with its log in a file."""
-
-    def __init__(self, settings: Settings, folder: Path, label: str, *options: str, **env: str) -> None:
-        self.log_path = folder / f"{label}.log"
-        self._log = self.log_path.open("wb")
-        args = [sys.executable, "-m", "taskservice.cli", "--log-level", "info", "serve", *options]
-        environment = subprocess_env(settings, PYTHONPATH=str(folder), **env)
-        self.process = subprocess.Popen(args, env=environment, stdout=self._log, stderr=subprocess.STDOUT)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self._log.close()
-        return self.process.returncode
+def worker_process(settings: Settings, folder: Path, label: str, *options: str, **env: str) -> AgentProcess:
+    """`task-cli serve` (a direct worker) importing the task modules written in `folder`."""
+    args = [sys.executable, "-m", "taskservice.cli", "--log-level", "info", "serve", *options]
+    environment = subprocess_env(settings, PYTHONPATH=str(folder), **env)
+    return AgentProcess(args, environment, folder / f"{label}.log")
 
 
 async def live_workers_with(store: Store, count: int, *types: str) -> bool:
@@ -105,9 +82,9 @@ async def test_workers_with_disjoint_types_and_one_with_both_fail_no_task(
     type and failed the other's tasks for good with `unknown plugin type`)."""
     task_module(tmp_path, "alpha_tasks", "alpha")
     task_module(tmp_path, "beta_tasks", "beta")
-    alpha = WorkerProcess(settings, tmp_path, "alpha", "-c", "4", "--import", "alpha_tasks")
-    beta = WorkerProcess(settings, tmp_path, "beta", "-c", "4", "--import", "beta_tasks")
-    both = WorkerProcess(
+    alpha = worker_process(settings, tmp_path, "alpha", "-c", "4", "--import", "alpha_tasks")
+    beta = worker_process(settings, tmp_path, "beta", "-c", "4", "--import", "beta_tasks")
+    both = worker_process(
         settings, tmp_path, "both", "-c", "4", "--import", "alpha_tasks", "--import", "beta_tasks"
     )
     workers = [alpha, beta, both]
@@ -138,7 +115,7 @@ async def test_a_type_only_one_kind_of_worker_has_is_run_by_it_alone(
     task_module(tmp_path, "gamma_tasks", "gamma")
     task_module(tmp_path, "kappa_tasks", "kappa")
     server = ServerProcess(settings, tmp_path / "server.log", WORKER_COUNT="4")
-    processes: list[WorkerProcess | AgentProcess] = []
+    processes: list[AgentProcess] = []
     try:
         server.wait_ready()
         bystander = AgentProcess.cli(server, agent_env(settings), tmp_path / "bystander.log", "-c", "4")
@@ -148,7 +125,7 @@ async def test_a_type_only_one_kind_of_worker_has_is_run_by_it_alone(
             "-c", "4", "--import", "kappa_tasks",
         )  # fmt: skip
         processes.append(kappa)
-        gamma = WorkerProcess(settings, tmp_path, "gamma", "-c", "4", "--import", "gamma_tasks")
+        gamma = worker_process(settings, tmp_path, "gamma", "-c", "4", "--import", "gamma_tasks")
         processes.append(gamma)
         # The server's own worker and the bystander agent run `sleep`: both are live.
         await eventually(lambda: live_workers_with(store, 2, "sleep"), timeout=60)
@@ -203,7 +180,7 @@ async def test_a_type_whose_workers_are_gone_waits_and_says_so(
 ) -> None:
     task_module(tmp_path, "delta_tasks", "delta")
     reason = "no live worker runs type delta"
-    delta = WorkerProcess(settings, tmp_path, "delta", "--import", "delta_tasks")
+    delta = worker_process(settings, tmp_path, "delta", "--import", "delta_tasks")
     try:
         await eventually(lambda: live_workers_with(store, 1, "delta"), timeout=60)
         # Not due for an hour, but a live worker runs its type: it waits for nothing else.
@@ -243,7 +220,7 @@ async def test_a_type_whose_workers_are_gone_waits_and_says_so(
     assert json.loads(await asyncio.to_thread(run, "-o", "json"))["waitingReason"] == reason
     assert f"waitingReason: {reason}" in await asyncio.to_thread(run, "-o", "yaml")
     # A worker of the type comes back: the task runs, and the type has a live worker again.
-    back = WorkerProcess(settings, tmp_path, "back", "--import", "delta_tasks")
+    back = worker_process(settings, tmp_path, "back", "--import", "delta_tasks")
     try:
         await eventually(lambda: settled(store, [orphan]), timeout=60)
         async with httpx.AsyncClient(base_url=workerless_server.url, timeout=30) as http:
