@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+import taskservice
 from conftest import Served, serving
-from taskservice.client import errors
 from taskservice.client.asynchronous import AsyncClient
 from taskservice.client.sync import Client
 from taskservice.client.wire import Retry
@@ -79,19 +79,19 @@ def test_wait_raises_task_failed_with_the_error(client: Client) -> None:
     handle = client.create_task(
         name=_name(), type="sleep", parameters={"seconds": "0", "fail_rate": "1"}, max_retries=0
     )
-    with pytest.raises(errors.TaskFailed) as failed:
+    with pytest.raises(taskservice.TaskFailed) as failed:
         handle.wait(timeout=60)
     assert "simulated failure" in failed.value.error
     assert failed.value.task.status == Status.FAILED
-    with pytest.raises(errors.TaskFailed):
+    with pytest.raises(taskservice.TaskFailed):
         handle.result()
 
 
 def test_wait_times_out_and_a_cancel_ends_the_wait(client: Client) -> None:
     handle = client.create_task(name=_name(), type="sleep", parameters=FAST, delay_seconds=LATER)
-    with pytest.raises(errors.Timeout):
+    with pytest.raises(taskservice.Timeout):
         handle.wait(timeout=0.5)
-    with pytest.raises(errors.FailedPrecondition, match="not finished"):
+    with pytest.raises(taskservice.FailedPrecondition, match="not finished"):
         handle.result()
 
     def cancel() -> None:
@@ -99,22 +99,22 @@ def test_wait_times_out_and_a_cancel_ends_the_wait(client: Client) -> None:
             other.cancel_task(handle.id, "no longer needed")
 
     threading.Thread(target=cancel).start()
-    with pytest.raises(errors.TaskCancelled):
+    with pytest.raises(taskservice.TaskCancelled):
         handle.wait(timeout=60)
 
 
 def test_errors_carry_the_connect_code(client: Client) -> None:
-    with pytest.raises(errors.NotFound) as missing:
+    with pytest.raises(taskservice.NotFound) as missing:
         client.get_task(10**12)
     assert missing.value.code == "not_found"
-    with pytest.raises(errors.InvalidArgument, match="type") as invalid:
+    with pytest.raises(taskservice.InvalidArgument, match="type") as invalid:
         client.create_task(name=_name(), type="no_such_type")
     assert invalid.value.code == "invalid_argument"
-    with pytest.raises(errors.InvalidArgument, match="priority"):
+    with pytest.raises(taskservice.InvalidArgument, match="priority"):
         client.create_task(name=_name(), type="sleep", priority=5000)
     done = client.create_task(name=_name(), type="sleep", parameters=FAST)
     done.wait(timeout=60)
-    with pytest.raises(errors.FailedPrecondition):
+    with pytest.raises(taskservice.FailedPrecondition):
         client.cancel_task(done.id)
 
 
@@ -133,7 +133,7 @@ def test_every_other_rpc(client: Client) -> None:
     client.update_task_status(handles[1].id, Status.CANCELLED, "by hand")
     last = client.get_task_history(handles[1].id)[-1]
     assert (last.status, last.details) == (Status.CANCELLED, "by hand")  # the exact twin, not FAILED
-    with pytest.raises(errors.TaskCancelled):
+    with pytest.raises(taskservice.TaskCancelled):
         handles[1].wait(timeout=10)
     counts = client.get_status()
     assert set(counts) >= {Status.QUEUED, Status.SUCCEEDED}
@@ -201,9 +201,9 @@ def test_watch_yields_events_as_dataclasses(client: Client) -> None:
 
 
 def test_the_server_refuses_a_watch_of_too_many_tasks(client: Client) -> None:
-    with pytest.raises(errors.InvalidArgument, match="task_ids"):
+    with pytest.raises(taskservice.InvalidArgument, match="task_ids"):
         next(client.events(range(1, 1002)))
-    with pytest.raises(errors.InvalidArgument, match=r"task_ids\[0\]"):
+    with pytest.raises(taskservice.InvalidArgument, match=r"task_ids\[0\]"):
         next(client.events([0]))
 
 
@@ -238,7 +238,7 @@ def _refusing_port() -> int:
 
 def test_an_unreachable_server_is_unavailable_after_the_retries() -> None:
     with Client(f"http://127.0.0.1:{_refusing_port()}", retry=Retry(attempts=3, base_seconds=0.01)) as c:
-        with pytest.raises(errors.Unavailable) as failed:
+        with pytest.raises(taskservice.Unavailable) as failed:
             c.get_status()
         assert failed.value.code == "unavailable"
         assert not failed.value.sent
@@ -259,14 +259,14 @@ async def test_the_async_client(server: Served) -> None:
         assert results == [{"slept": 0.0}] * 5
         assert await handles[0].status() == Status.SUCCEEDED
         waiting = await client.create_task(name=_name(), type="sleep", parameters=LONG)
-        with pytest.raises(errors.Timeout):
+        with pytest.raises(taskservice.Timeout):
             await waiting.wait(timeout=0.3)
         await waiting.cancel()
-        with pytest.raises(errors.TaskCancelled):
+        with pytest.raises(taskservice.TaskCancelled):
             await waiting.wait(timeout=60)
         batch = await client.create_tasks([NewTask(name=_name(), type="sleep", parameters=FAST)])
         assert await batch[0].wait(timeout=60) == {"slept": 0.0}
-        with pytest.raises(errors.NotFound):
+        with pytest.raises(taskservice.NotFound):
             await client.get_task(10**12)
         assert (await client.list_tasks(limit=1)).total > 0
 
@@ -277,7 +277,7 @@ async def test_more_concurrent_calls_than_connections_wait_their_turn(server: Se
             *(client.create_task(name=_name(), type="sleep", parameters=FAST) for _ in range(20))
         )
         assert len({h.id for h in handles}) == 20
-        assert len(client._unary._idle) <= 2  # never more connections than allowed
+        assert len(client._transport._idle) <= 2  # never more connections than allowed
 
 
 async def test_the_async_watch_yields_the_named_tasks_events(server: Served) -> None:

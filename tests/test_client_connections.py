@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+import taskservice
 from conftest import ServerProcess, serving, subprocess_env
 from taskservice.api.probe import free_port
 from taskservice.auth.tokens import issue
-from taskservice.client import errors
 from taskservice.client.asynchronous import AsyncClient
 from taskservice.client.sync import Client
 from taskservice.client.wire import Retry
@@ -50,12 +50,12 @@ def auth_server(
 
 def test_a_token_is_sent_and_its_role_is_enforced(auth_server: tuple[str, dict[str, str]]) -> None:
     url, tokens = auth_server
-    with Client(url) as anonymous, pytest.raises(errors.Unauthenticated) as refused:
+    with Client(url) as anonymous, pytest.raises(taskservice.Unauthenticated) as refused:
         anonymous.get_status()
     assert refused.value.code == "unauthenticated"
     with Client(url, token=tokens["viewer"]) as viewer:
         assert Status.QUEUED in viewer.get_status()
-        with pytest.raises(errors.PermissionDenied):
+        with pytest.raises(taskservice.PermissionDenied):
             viewer.create_task(name="x", type="sleep")
     with Client(url, token=tokens["operator"]) as operator:
         handle = operator.create_task(name="by operator", type="sleep", parameters={"seconds": "0"})
@@ -68,7 +68,7 @@ async def test_the_async_client_sends_its_token(auth_server: tuple[str, dict[str
         handle = await operator.create_task(name="async operator", type="sleep", parameters={"seconds": "0"})
         assert await handle.wait(timeout=60) == {"slept": 0.0}
     async with AsyncClient(url, token="tsk_not_a_token") as stranger:
-        with pytest.raises(errors.Unauthenticated):
+        with pytest.raises(taskservice.Unauthenticated):
             await stranger.list_tasks()
 
 
@@ -135,7 +135,7 @@ def test_https_with_the_servers_certificate(tls_server: tuple[str, ssl.SSLContex
         assert handle.wait(timeout=60) == {"slept": 0.0}  # the event stream over TLS too
     with (
         Client(url, retry=Retry(attempts=1)) as untrusting,
-        pytest.raises(errors.Unavailable, match="CERTIFICATE_VERIFY_FAILED"),
+        pytest.raises(taskservice.Unavailable, match="CERTIFICATE_VERIFY_FAILED"),
     ):
         untrusting.get_status()
 
@@ -146,5 +146,5 @@ async def test_async_https_with_the_servers_certificate(tls_server: tuple[str, s
         handle = await client.create_task(name="over tls", type="sleep", parameters={"seconds": "0"})
         assert await handle.wait(timeout=60) == {"slept": 0.0}
     async with AsyncClient(url, retry=Retry(attempts=1)) as untrusting:
-        with pytest.raises(errors.Unavailable, match="CERTIFICATE_VERIFY_FAILED"):
+        with pytest.raises(taskservice.Unavailable, match="CERTIFICATE_VERIFY_FAILED"):
             await untrusting.get_status()

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from conftest import eventually
 from taskservice.client.enqueue import enqueue, enqueue_async
-from taskservice.client.errors import InvalidArgument
 from taskservice.config import Settings
 from taskservice.model import SCHEDULED, Status
 from taskservice.plugins import Registry
+from taskservice.protocol.errors import InvalidArgument
 from taskservice.store import NOTIFY_CHANNEL, Store, TaskNotFound
 from taskservice.store.foreign import NotAConnection
 from taskservice.worker.runtime import Worker

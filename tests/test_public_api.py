@@ -10,12 +10,12 @@ import pytest
 import taskservice
 
 PUBLIC = [
-    "AsyncClient", "AsyncTaskHandle", "Client", "DeclaredTask", "Execution", "FailedPrecondition",
-    "HistoryEntry", "InvalidArgument", "NewTask", "NotFound", "OutOfRange", "PermanentFailure",
-    "PermissionDenied", "ResourceExhausted", "Retry", "Task", "TaskCancelled", "TaskContext", "TaskEvent",
-    "TaskFailed", "TaskHandle", "TaskList", "TaskOptions", "TaskServiceError", "TaskStatus", "TaskType",
-    "Timeout", "Unauthenticated", "Unavailable",
-    "Worker", "enqueue", "enqueue_async", "task",
+    "AsyncClient", "AsyncTaskHandle", "AuthError", "Client", "DeclaredTask", "Execution",
+    "FailedPrecondition", "HistoryEntry", "InvalidArgument", "NewTask", "NotFound", "OutOfRange",
+    "PermanentFailure", "PermissionDenied", "RequestError", "ResourceExhausted", "Retry",
+    "RetryableError", "Task", "TaskCancelled", "TaskContext", "TaskEvent", "TaskFailed", "TaskHandle",
+    "TaskList", "TaskOptions", "TaskServiceError", "TaskStatus", "TaskType", "Timeout",
+    "Unauthenticated", "Unavailable", "Worker", "enqueue", "enqueue_async", "task",
 ]  # fmt: skip
 
 
@@ -50,3 +50,36 @@ def test_importing_the_package_loads_nothing_else() -> None:
     code = "import sys, taskservice; print(sorted(m for m in sys.modules if m.startswith('taskservice')))"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.strip() == "['taskservice']"
+
+
+GROUPS = {
+    "invalid_argument": (taskservice.InvalidArgument, taskservice.RequestError),
+    "not_found": (taskservice.NotFound, taskservice.RequestError),
+    "failed_precondition": (taskservice.FailedPrecondition, taskservice.RequestError),
+    "out_of_range": (taskservice.OutOfRange, taskservice.RequestError),
+    "already_exists": (taskservice.RequestError, taskservice.RequestError),
+    "unauthenticated": (taskservice.Unauthenticated, taskservice.AuthError),
+    "permission_denied": (taskservice.PermissionDenied, taskservice.AuthError),
+    "unavailable": (taskservice.Unavailable, taskservice.RetryableError),
+    "deadline_exceeded": (taskservice.Timeout, taskservice.RetryableError),
+    "resource_exhausted": (taskservice.ResourceExhausted, taskservice.RetryableError),
+    "aborted": (taskservice.RetryableError, taskservice.RetryableError),
+    "internal": (taskservice.TaskServiceError, taskservice.TaskServiceError),
+}
+
+
+@pytest.mark.parametrize("code", GROUPS)
+def test_each_connect_code_has_one_class_in_the_group_of_what_a_caller_does(code: str) -> None:
+    from taskservice.protocol.errors import error_for
+    from taskservice.rules.transient import is_transient
+
+    error = error_for(code, "why")
+    kind, group = GROUPS[code]
+    assert type(error) is kind
+    assert isinstance(error, group)
+    assert error.code == code
+    assert str(error) == f"{code}: why"
+    groups = (taskservice.RequestError, taskservice.AuthError, taskservice.RetryableError)
+    assert sum(isinstance(error, g) for g in groups) == (0 if code == "internal" else 1)
+    # An agent's call is tried again exactly when the server, not what was sent, was the problem.
+    assert is_transient(error) == (group is taskservice.RetryableError or code == "internal")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 __all__ = [
     "AsyncClient",
     "AsyncTaskHandle",
+    "AuthError",
     "Client",
     "DeclaredTask",
     "Execution",
@@ -19,8 +20,10 @@ __all__ = [
     "OutOfRange",
     "PermanentFailure",
     "PermissionDenied",
+    "RequestError",
     "ResourceExhausted",
     "Retry",
+    "RetryableError",
     "Task",
     "TaskCancelled",
     "TaskContext",
@@ -53,9 +56,10 @@ _HOMES = {
         "taskservice.model": "TaskOptions",
         "taskservice.client.messages": "Execution HistoryEntry NewTask Task TaskEvent TaskList TaskStatus "
         "TaskType Worker",
-        "taskservice.client.errors": "FailedPrecondition InvalidArgument NotFound OutOfRange "
-        "PermissionDenied ResourceExhausted TaskCancelled TaskFailed TaskServiceError Timeout "
+        "taskservice.protocol.errors": "AuthError FailedPrecondition InvalidArgument NotFound OutOfRange "
+        "PermissionDenied RequestError ResourceExhausted RetryableError TaskServiceError Timeout "
         "Unauthenticated Unavailable",
+        "taskservice.client.errors": "TaskCancelled TaskFailed",
         "taskservice.plugins": "PermanentFailure",
         "taskservice.client.typed": "DeclaredTask task",
         "taskservice.plugins.context": "TaskContext",
@@ -66,20 +70,7 @@ _HOMES = {
 if TYPE_CHECKING:
     from taskservice.client.asynchronous import AsyncClient, AsyncTaskHandle
     from taskservice.client.enqueue import enqueue, enqueue_async
-    from taskservice.client.errors import (
-        FailedPrecondition,
-        InvalidArgument,
-        NotFound,
-        OutOfRange,
-        PermissionDenied,
-        ResourceExhausted,
-        TaskCancelled,
-        TaskFailed,
-        TaskServiceError,
-        Timeout,
-        Unauthenticated,
-        Unavailable,
-    )
+    from taskservice.client.errors import TaskCancelled, TaskFailed
     from taskservice.client.messages import (
         Execution,
         HistoryEntry,
@@ -97,6 +88,21 @@ if TYPE_CHECKING:
     from taskservice.model import TaskOptions
     from taskservice.plugins import PermanentFailure
     from taskservice.plugins.context import TaskContext
+    from taskservice.protocol.errors import (
+        AuthError,
+        FailedPrecondition,
+        InvalidArgument,
+        NotFound,
+        OutOfRange,
+        PermissionDenied,
+        RequestError,
+        ResourceExhausted,
+        RetryableError,
+        TaskServiceError,
+        Timeout,
+        Unauthenticated,
+        Unavailable,
+    )
 
 
 def __getattr__(name: str) -> Any:

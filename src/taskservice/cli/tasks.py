@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from taskservice.cli.client import Api, ApiError, call
+from taskservice.cli.client import Api, call
 from taskservice.cli.escape import literal
 from taskservice.cli.group import Command, Group, add_alias, global_value
 from taskservice.cli.output import (
@@ -22,6 +22,7 @@ from taskservice.cli.output import (
     when,
 )
 from taskservice.gen.cloud.v1 import task_pb2 as pb
+from taskservice.protocol.errors import TaskServiceError
 
 STATUS_NAMES = list(pb.TaskStatusEnum.keys())
 RESULT_SHOWN = 2000  # characters of a result `task get` shows; -o json of `task attempts` has it all
@@ -67,7 +68,7 @@ def _task_types(ctx: click.Context) -> tuple[list[pb.TaskTypeDeclaration], str]:
         # A server older than declarations sends names only.
         declared = list(found.declarations) or [pb.TaskTypeDeclaration(name=n) for n in found.types]
         return declared, f"registered at {address}"
-    except ApiError:
+    except TaskServiceError:
         from importlib.metadata import entry_points
 
         names = sorted(ep.name for ep in entry_points(group="taskservice.plugins"))

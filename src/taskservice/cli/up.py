@@ -14,10 +14,11 @@ from urllib.parse import urlsplit
 
 import click
 
-from taskservice.cli.client import Api, ApiError
+from taskservice.cli.client import Api
 from taskservice.cli.group import DEFAULT_ADDRESS, Command, global_value
 from taskservice.cli.run import load_settings_or_exit
 from taskservice.gen.cloud.v1 import task_pb2 as pb
+from taskservice.protocol.errors import TaskServiceError
 
 READY_TIMEOUT = 60.0
 
@@ -56,7 +57,7 @@ def _running_tasks(address: str) -> int | None:
     try:
         counts = client.call("GetStatus", pb.GetStatusRequest(), pb.GetStatusResponse).status_counts
         return int(counts.get(pb.RUNNING, 0))
-    except ApiError:
+    except TaskServiceError:
         return None
     finally:
         client.close()

@@ -1,21 +1,23 @@
-"""`AsyncClient`: the API over one kept-alive httpx connection pool, for asyncio; `AsyncTaskHandle`."""
+"""`AsyncClient`: the API over kept-alive connections, for asyncio; `AsyncTaskHandle`."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
-
-from taskservice.client import calls, transport, wire
+from taskservice.client import calls
 from taskservice.client import messages as m
-from taskservice.client.errors import ResourceExhausted, Timeout, Unavailable
 from taskservice.client.sync import STREAM_SILENCE_SECONDS
+from taskservice.client.wire import Retry, warn_token_ignored
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import FINISHED, NewTask, Status, TaskOptionFields, TaskOptions, task_options
+from taskservice.protocol import wire
+from taskservice.protocol.async_transport import AsyncTransport
+from taskservice.protocol.errors import ResourceExhausted, Timeout, Unavailable
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -32,23 +34,15 @@ class AsyncClient:
         *,
         token: str = "",
         timeout: float = 30.0,
-        retry: wire.Retry = wire.Retry(),  # noqa: B008
+        retry: Retry = Retry(),  # noqa: B008
         tls: ssl.SSLContext | None = None,
         max_connections: int = 100,
     ) -> None:
         self.address, self.timeout, self.retry = address.rstrip("/"), timeout, retry
         self._token = token
         self._token_warned = False
-        self._headers = wire.headers(wire.UNARY_HEADERS, token, timeout)
-        self._unary = transport.AsyncTransport(
-            transport.Address(address), timeout, self._headers, tls, max_connections=max_connections
-        )
-        # The event streams only (long-lived, few): unary calls take the leaner transport.
-        self._http = httpx.AsyncClient(
-            base_url=self.address + wire.SERVICE_PATH,
-            timeout=timeout,
-            verify=tls if tls is not None else True,
-        )
+        self._transport = AsyncTransport(address, timeout, tls, max_connections=max_connections)
+        self._head = self._transport.address.head(wire.headers(token, timeout))
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -59,8 +53,7 @@ class AsyncClient:
         await self.close()
 
     async def close(self) -> None:
-        self._unary.close()
-        await self._http.aclose()
+        self._transport.close()
 
     # -- the wire ----------------------------------------------------------------------------
 
@@ -78,12 +71,13 @@ class AsyncClient:
                 await asyncio.sleep(delay)
 
     async def _send(self, call: calls.Call[Any], body: bytes) -> Any:
-        status, data = await self._unary.post(wire.SERVICE_PATH + call.method, body)
-        if self._unary.token_ignored and not self._token_warned:
-            self._token_warned = True
-            wire.warn_token_ignored(self.address)
-        if status != 200:
-            raise wire.error(status, data)
+        path = wire.SERVICE_PATH + call.method
+        try:
+            data = await self._transport.post(path, self._head, body)
+        finally:
+            if self._transport.token_ignored and not self._token_warned:
+                self._token_warned = True
+                warn_token_ignored(self.address)
         return call.answer.FromString(data)
 
     # -- the RPCs ----------------------------------------------------------------------------
@@ -158,28 +152,12 @@ class AsyncClient:
 
     async def events(self, task_ids: Iterable[int] = ()) -> AsyncGenerator[pb.TaskEvent]:
         """WatchEvents' raw messages, keep-alives included: the first one says the stream is live."""
-        body = wire.envelope(calls.watch_request(task_ids).SerializeToString())
-        options = httpx.Timeout(self.timeout, read=STREAM_SILENCE_SECONDS)
-        headers = wire.headers(wire.STREAM_HEADERS, self._token, None)
-        try:
-            async with self._http.stream(
-                "POST", "WatchEvents", content=body, headers=headers, timeout=options
-            ) as reply:
-                if reply.status_code != 200:
-                    raise wire.error(reply.status_code, await reply.aread())
-                reader = wire.EnvelopeReader()
-                async for chunk in reply.aiter_raw():
-                    for flags, message in reader.feed(chunk):
-                        if flags & wire.END_STREAM:
-                            failure = wire.end_of_stream(message)
-                            if failure is not None:
-                                raise failure
-                            return
-                        yield pb.TaskEvent.FromString(message)
-        except httpx.TimeoutException:
-            raise Timeout("the event stream went silent") from None
-        except httpx.TransportError as error:
-            raise Unavailable(f"the event stream from {self.address}: {error}") from None
+        head = self._transport.address.head(wire.headers(self._token, None, stream=True))
+        body = calls.watch_request(task_ids).SerializeToString()
+        stream = self._transport.stream(wire.SERVICE_PATH + "WatchEvents", head, body, STREAM_SILENCE_SECONDS)
+        async with contextlib.aclosing(stream) as messages:
+            async for message in messages:
+                yield pb.TaskEvent.FromString(message)
 
 
 class AsyncTaskHandle:

@@ -14,9 +14,10 @@ from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 
 from taskservice.client import messages as m
-from taskservice.client.errors import FailedPrecondition, TaskCancelled, TaskFailed
+from taskservice.client.errors import TaskCancelled, TaskFailed
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import FINISHED, NewTask, Status
+from taskservice.protocol.errors import FailedPrecondition
 
 T = TypeVar("T")
 

@@ -12,9 +12,9 @@ from collections.abc import Collection
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from taskservice.client.errors import InvalidArgument
 from taskservice.model import NewTask, TaskOptionFields, TaskOptions, task_options
 from taskservice.plugins import Registry
+from taskservice.protocol.errors import InvalidArgument
 from taskservice.rules import tasks as rules
 from taskservice.store.foreign import insert_task, insert_task_async
 from taskservice.store.store import TaskDefaults

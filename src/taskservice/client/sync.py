@@ -1,4 +1,4 @@
-"""`Client`: the API over one kept-alive httpx connection pool, blocking; `TaskHandle` for one task."""
+"""`Client`: the API over kept-alive connections, blocking; `TaskHandle` for one task."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from collections.abc import Generator, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
-
-from taskservice.client import calls, transport, wire
+from taskservice.client import calls
 from taskservice.client import messages as m
-from taskservice.client.errors import ResourceExhausted, TaskServiceError, Timeout, Unavailable
+from taskservice.client.wire import Retry, warn_token_ignored
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import FINISHED, NewTask, Status, TaskOptionFields, TaskOptions, task_options
+from taskservice.protocol import wire
+from taskservice.protocol.errors import ResourceExhausted, TaskServiceError, Timeout, Unavailable
+from taskservice.protocol.sync_transport import SyncTransport
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -39,20 +40,14 @@ class Client:
         *,
         token: str = "",
         timeout: float = 30.0,
-        retry: wire.Retry = wire.Retry(),  # noqa: B008
+        retry: Retry = Retry(),  # noqa: B008
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.address, self.timeout, self.retry = address.rstrip("/"), timeout, retry
         self._token = token
         self._token_warned = False
-        self._headers = wire.headers(wire.UNARY_HEADERS, token, timeout)
-        self._unary = transport.SyncTransport(transport.Address(address), timeout, self._headers, tls)
-        # The event streams only (long-lived, few): unary calls take the leaner transport.
-        self._http = httpx.Client(
-            base_url=self.address + wire.SERVICE_PATH,
-            timeout=timeout,
-            verify=tls if tls is not None else True,
-        )
+        self._transport = SyncTransport(address, timeout, tls)
+        self._head = self._transport.address.head(wire.headers(token, timeout))
 
     def __enter__(self) -> Client:
         return self
@@ -63,8 +58,7 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        self._unary.close()
-        self._http.close()
+        self._transport.close()
 
     # -- the wire ----------------------------------------------------------------------------
 
@@ -82,12 +76,12 @@ class Client:
                 time.sleep(delay)
 
     def _send(self, call: calls.Call[Any], body: bytes) -> Any:
-        status, data = self._unary.post(wire.SERVICE_PATH + call.method, body)
-        if self._unary.token_ignored and not self._token_warned:
-            self._token_warned = True
-            wire.warn_token_ignored(self.address)
-        if status != 200:
-            raise wire.error(status, data)
+        try:
+            data = self._transport.post(wire.SERVICE_PATH + call.method, self._head, body)
+        finally:
+            if self._transport.token_ignored and not self._token_warned:
+                self._token_warned = True
+                warn_token_ignored(self.address)
         return call.answer.FromString(data)
 
     # -- the RPCs ----------------------------------------------------------------------------
@@ -165,29 +159,13 @@ class Client:
 
         With `timeout`, the server ends the stream then (Timeout), and the client does not wait longer.
         """
-        body = wire.envelope(calls.watch_request(task_ids).SerializeToString())
-        read_timeout = STREAM_SILENCE_SECONDS if timeout is None else min(timeout + 1, STREAM_SILENCE_SECONDS)
-        options = httpx.Timeout(self.timeout, read=read_timeout)
-        headers = wire.headers(wire.STREAM_HEADERS, self._token, timeout)
-        try:
-            with self._http.stream(
-                "POST", "WatchEvents", content=body, headers=headers, timeout=options
-            ) as reply:
-                if reply.status_code != 200:
-                    raise wire.error(reply.status_code, reply.read())
-                reader = wire.EnvelopeReader()
-                for chunk in reply.iter_raw():
-                    for flags, message in reader.feed(chunk):
-                        if flags & wire.END_STREAM:
-                            failure = wire.end_of_stream(message)
-                            if failure is not None:
-                                raise failure
-                            return
-                        yield pb.TaskEvent.FromString(message)
-        except httpx.TimeoutException:
-            raise Timeout("the event stream went silent") from None
-        except httpx.TransportError as error:
-            raise Unavailable(f"the event stream from {self.address}: {error}") from None
+        silence = STREAM_SILENCE_SECONDS if timeout is None else min(timeout + 1, STREAM_SILENCE_SECONDS)
+        head = self._transport.address.head(wire.headers(self._token, timeout, stream=True))
+        body = calls.watch_request(task_ids).SerializeToString()
+        stream = self._transport.stream(wire.SERVICE_PATH + "WatchEvents", head, body, silence)
+        with contextlib.closing(stream) as messages:
+            for message in messages:
+                yield pb.TaskEvent.FromString(message)
 
 
 class TaskHandle:

@@ -11,11 +11,11 @@ import copy
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, cast, overload
 
-from taskservice.client.errors import InvalidArgument
 from taskservice.model import TaskOptions
 from taskservice.plugins import register_declared
 from taskservice.plugins.context import TaskContext
 from taskservice.plugins.declare import P, ParameterError, R, TypedTask
+from taskservice.protocol.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from taskservice.client.asynchronous import AsyncClient, AsyncTaskHandle

@@ -2,9 +2,8 @@
 ReportOutcomes. It never sees PostgreSQL; a worker runtime fed by it is an agent (`task-cli serve
 --address`).
 
-Connect over HTTP/1.1 with binary protobuf: a unary call is one POST of the message; the stream is
-one POST whose answer is a series of envelopes (a flags byte, a 4-byte length, the message), the last
-one (flag 2) a JSON trailer that carries the error if the stream failed.
+It speaks Connect with binary protobuf through the protocol's async transport
+(taskservice.protocol), as the Python clients and `task-cli` do.
 """
 
 from __future__ import annotations
@@ -13,59 +12,32 @@ import asyncio
 import collections
 import contextlib
 import json
-import struct
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import httpx
 import structlog
 from google.protobuf.message import DecodeError, Message
 
 from taskservice import model
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import Status, Transition
+from taskservice.protocol import wire
+from taskservice.protocol.async_transport import AsyncTransport
+from taskservice.protocol.errors import error_for
+from taskservice.rules.transient import is_transient
 from taskservice.store import Claim
 
 log = structlog.get_logger(__name__)
 
 M = TypeVar("M", bound=Message)
 
-SERVICE = "cloud.v1.TaskManagementService"
-# Connect codes that say the server (or the way to it) was the problem, not what was sent.
-TRANSIENT_CODES = frozenset({"unavailable", "deadline_exceeded", "resource_exhausted", "aborted", "internal"})
-_ENVELOPE = struct.Struct(">BI")
-_END_STREAM = 0x02
 RECONNECT_DELAY = 1.0
 # The server sends a keep-alive at least every 15 s: a stream silent for this long is dead.
 STREAM_SILENCE_SECONDS = 60.0
 # Taken off the lease an assignment says is left: the time it may have spent on its way here.
 LEASE_MARGIN_SECONDS = 0.2
-
-
-class Unavailable(ConnectionError):
-    """The server could not be reached or could not answer now: try again (an OSError: transient)."""
-
-
-class Refused(ValueError):
-    """The server refused what was sent (`code`: permission_denied, invalid_argument...): not transient."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-
-
-def _error(code: str, message: str) -> Exception:
-    return Unavailable(f"{code}: {message}") if code in TRANSIENT_CODES else Refused(code, message)
-
-
-def _http_error(status: int, body: bytes) -> Exception:
-    try:
-        error = json.loads(body)
-        return _error(str(error["code"]), str(error.get("message", "")))
-    except (ValueError, TypeError, KeyError):
-        return _error("unavailable" if status >= 500 else "unknown", f"HTTP {status}")
 
 
 def _time(text: str) -> datetime:
@@ -116,13 +88,14 @@ class AgentLink:
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        headers = {"Connect-Protocol-Version": "1", "Task-Id-Width": "64", "User-Agent": "task-cli-agent"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
         self.agent_id, self.clock = agent_id, clock  # the clock: the worker's, for the leases
+        self.transport = AsyncTransport(address, timeout)
+        self._head = self.transport.address.head(wire.headers(token, timeout, user_agent="task-cli-agent"))
+        self._stream_head = self.transport.address.head(
+            wire.headers(token, None, user_agent="task-cli-agent", stream=True)
+        )
         # With a token, look once for the server saying it did not check it (auth off: api/access.py).
         self._token_unconfirmed = bool(token)
-        self.client = httpx.AsyncClient(base_url=address.rstrip("/"), headers=headers, timeout=timeout)
         self.on_work: Callable[[], None] = lambda: None
         self.held: Callable[[], Iterable[int]] = list
         self.inbox: collections.deque[Claim] = collections.deque()
@@ -132,31 +105,30 @@ class AgentLink:
         self.stream = AgentStream(self)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        self.transport.close()
 
     async def call(self, method: str, request: Message, response_type: type[M]) -> M:
+        """One unary call; a RetryableError (or one whose code says the server failed) is transient
+        (rules/transient.py), anything else a refusal of what was sent."""
         try:
-            reply = await self.client.post(
-                f"/{SERVICE}/{method}",
-                content=request.SerializeToString(),
-                headers={"Content-Type": "application/proto"},
+            data = await self.transport.post(
+                wire.SERVICE_PATH + method, self._head, request.SerializeToString()
             )
-        except httpx.TransportError as error:
-            raise Unavailable(f"{method}: {error!r}") from None
-        if self._token_unconfirmed:
-            self._token_unconfirmed = False
-            if "task-token-ignored" in reply.headers:
-                log.warning(
-                    f"the server at {self.client.base_url} runs with auth off: the token was not checked"
-                )
-        if reply.status_code != 200:
-            raise _http_error(reply.status_code, reply.content)
+        finally:
+            self._check_token()
         response = response_type()
         try:
-            response.ParseFromString(reply.content)
+            response.ParseFromString(data)
         except DecodeError as error:
-            raise Unavailable(f"{method}: the answer does not decode: {error}") from None
+            raise error_for("internal", f"{method}: the answer does not decode: {error}") from None
         return response
+
+    def _check_token(self) -> None:
+        if self._token_unconfirmed and self.transport.token_ignored:
+            self._token_unconfirmed = False
+            log.warning(
+                f"the server at {self.transport.address.url} runs with auth off: the token was not checked"
+            )
 
     # -- the WorkQueue of the runtime ----------------------------------------------------------
 
@@ -236,7 +208,9 @@ class AgentStream:
             try:
                 await self._follow()
                 log.warning("the server ended the work stream; reconnecting")
-            except Unavailable as error:
+            except Exception as error:
+                if not is_transient(error):
+                    raise
                 log.warning("work stream lost; reconnecting", error=str(error))
             finally:
                 self.connected.clear()
@@ -247,19 +221,14 @@ class AgentStream:
         hello = pb.PullEventsRequest()
         hello.CopyFrom(link.hello)
         hello.held[:] = sorted(link.held())
-        body = request_envelope(hello)
-        timeout = httpx.Timeout(30.0, read=STREAM_SILENCE_SECONDS)
-        headers = {"Content-Type": "application/connect+proto"}
-        try:
-            async with link.client.stream(
-                "POST", f"/{SERVICE}/PullEvents", content=body, headers=headers, timeout=timeout
-            ) as reply:
-                if reply.status_code != 200:
-                    raise _http_error(reply.status_code, await reply.aread())
-                async for message in messages(reply.aiter_bytes()):
-                    self._received(message)
-        except httpx.TransportError as error:
-            raise Unavailable(repr(error)) from None
+        path = wire.SERVICE_PATH + "PullEvents"
+        messages = link.transport.stream(
+            path, link._stream_head, hello.SerializeToString(), STREAM_SILENCE_SECONDS
+        )
+        async with contextlib.aclosing(messages):
+            async for message in messages:
+                link._check_token()
+                self._received(pb.PullEventsResponse.FromString(message))
 
     def _received(self, message: pb.PullEventsResponse) -> None:
         if message.installation_id:
@@ -272,30 +241,3 @@ class AgentStream:
         elif message.agent_id and not self.connected.is_set():
             self.connected.set()
             log.info("agent connected", agent_id=message.agent_id, lease_seconds=message.lease_seconds)
-
-
-def request_envelope(message: Message) -> bytes:
-    data = message.SerializeToString()
-    return _ENVELOPE.pack(0, len(data)) + data
-
-
-async def messages(chunks: AsyncIterator[bytes]) -> AsyncIterator[pb.PullEventsResponse]:
-    """The messages of a Connect stream; its end-of-stream error raised as Unavailable or Refused."""
-    buffer = b""
-    async for chunk in chunks:
-        buffer += chunk
-        while len(buffer) >= _ENVELOPE.size:
-            flags, length = _ENVELOPE.unpack_from(buffer)
-            if len(buffer) < _ENVELOPE.size + length:
-                break
-            data = buffer[_ENVELOPE.size : _ENVELOPE.size + length]
-            buffer = buffer[_ENVELOPE.size + length :]
-            if flags & _END_STREAM:
-                trailer = json.loads(data or b"{}")
-                error = trailer.get("error")
-                if error:
-                    raise _error(str(error.get("code", "unknown")), str(error.get("message", "")))
-                return
-            message = pb.PullEventsResponse()
-            message.ParseFromString(data)
-            yield message
