@@ -14,12 +14,12 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 import click
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 from taskservice.cli.escape import literal
 from taskservice.cli.group import global_value
 from taskservice.protocol import wire
-from taskservice.protocol.errors import TaskServiceError, error_for
+from taskservice.protocol.errors import TaskServiceError
 from taskservice.protocol.sync_transport import SyncTransport
 
 log = logging.getLogger(__name__)
@@ -54,12 +54,7 @@ class Api:
                 _warn_token_ignored(self.address)
         log.debug("%s %s: %d bytes in %.1f ms", method, self.address, len(data),
                   (time.perf_counter() - started) * 1000)  # fmt: skip
-        response = response_type()
-        try:
-            response.ParseFromString(data)
-        except DecodeError as error:
-            raise error_for("internal", f"the server's answer does not decode: {error}") from None
-        return response
+        return wire.decode(data, response_type)
 
     def close(self) -> None:
         self._transport.close()

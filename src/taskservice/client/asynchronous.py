@@ -78,7 +78,7 @@ class AsyncClient:
             if self._transport.token_ignored and not self._token_warned:
                 self._token_warned = True
                 warn_token_ignored(self.address)
-        return call.answer.FromString(data)
+        return wire.decode(data, call.answer)
 
     # -- the RPCs ----------------------------------------------------------------------------
 

@@ -9,39 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import cast
 
 from taskservice.protocol import wire
-from taskservice.protocol.errors import TaskServiceError, Timeout, Unavailable
-from taskservice.protocol.http11 import (
-    MAX_HEAD_BYTES,
-    READ_BYTES,
-    Address,
-    AnswerHead,
-    answer_head,
-    check_size,
-    chunk_size,
-)
+from taskservice.protocol.errors import Timeout, Unavailable
+from taskservice.protocol.http11 import READ_BYTES, Endpoint, Exchange, failure
 
-# What a failed read or write raises when the connection, not the server's answer, was the problem.
-_BROKEN = (OSError, ValueError)
 # Reading pauses while this much has arrived unread (a slow consumer of a stream), and resumes below.
 PAUSE_BYTES = 1 << 20
 
 
-class _Closed(ConnectionError):
-    """The server closed the connection before the answer was whole."""
-
-
 class _Connection(asyncio.BufferedProtocol):
-    """One connection: what has arrived and not been read yet, and reads that wait for more."""
+    """One connection: what has arrived and not been read yet, and a read that waits for more."""
 
     def __init__(self) -> None:
-        self.buffer = bytearray()
+        self.arrived = bytearray()
         self._landing = memoryview(bytearray(READ_BYTES))
         self._waiter: asyncio.Future[None] | None = None
-        self._ended: BaseException | None = None  # set once the connection is gone
+        self._ended = False
         self._paused = False
         self.transport: asyncio.Transport | None = None
 
@@ -54,22 +40,19 @@ class _Connection(asyncio.BufferedProtocol):
         return self._landing
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.buffer += self._landing[:nbytes]
-        if len(self.buffer) > PAUSE_BYTES and self.transport is not None:
+        self.arrived += self._landing[:nbytes]
+        if len(self.arrived) > PAUSE_BYTES and self.transport is not None:
             self.transport.pause_reading()
             self._paused = True
         self._wake()
 
     def eof_received(self) -> bool:
-        self._end(_Closed("the server closed the connection"))
+        self._ended = True
+        self._wake()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._end(exc or _Closed("the server closed the connection"))
-
-    def _end(self, reason: BaseException) -> None:
-        if self._ended is None:
-            self._ended = reason
+        self._ended = True
         self._wake()
 
     def _wake(self) -> None:
@@ -79,89 +62,37 @@ class _Connection(asyncio.BufferedProtocol):
     # -- ours
 
     def usable(self) -> bool:
-        return self._ended is None and self.transport is not None and not self.transport.is_closing()
+        return not self._ended and self.transport is not None and not self.transport.is_closing()
 
     def write(self, data: bytes) -> None:
-        if self._ended is not None or self.transport is None:
-            raise _Closed("the connection is closed")
+        if self._ended or self.transport is None:
+            raise ConnectionError("the connection is closed")
         self.transport.write(data)
 
-    async def _more(self) -> None:
-        if self._ended is not None:
-            raise self._ended if isinstance(self._ended, OSError) else _Closed(str(self._ended))
-        if self._paused and self.transport is not None:
-            self._paused = False
-            self.transport.resume_reading()
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
-
-    def _take(self, size: int) -> bytes:
-        taken = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        return taken
-
-    async def until(self, marker: bytes, limit: int) -> bytes:
-        while (end := self.buffer.find(marker)) < 0:
-            check_size(len(self.buffer), limit)
-            await self._more()
-        return self._take(end + len(marker))
-
-    async def exactly(self, size: int) -> bytes:
-        while len(self.buffer) < size:
-            await self._more()
-        return self._take(size)
-
-    async def some(self, size: int, eof_ok: bool = False) -> bytes:
-        """What has arrived, at most `size` bytes, waiting for at least one; b"" at the end only if
-        `eof_ok`."""
-        while not self.buffer:
+    async def receive(self) -> bytes:
+        """What arrived since the last call, waiting for something; b"" once the connection ended."""
+        while not self.arrived and not self._ended:
+            if self._paused and self.transport is not None:
+                self._paused = False
+                self.transport.resume_reading()
+            self._waiter = asyncio.get_running_loop().create_future()
             try:
-                await self._more()
-            except _Closed:
-                if eof_ok:
-                    return b""
-                raise
-        return self._take(size)
-
-    async def body(self, head: AnswerHead, max_bytes: int | None) -> AsyncIterator[bytes]:
-        """The answer's body as it arrives, de-chunked, at most `max_bytes` in all (None: no bound,
-        for a stream, whose messages the envelope reader bounds)."""
-        total = 0
-        if head.chunked:
-            while size := chunk_size(await self.until(b"\r\n", 4096)):
-                total += size
-                check_size(total, max_bytes)
-                while size:
-                    piece = await self.some(min(size, READ_BYTES))
-                    size -= len(piece)
-                    yield piece
-                await self.exactly(2)
-            while await self.until(b"\r\n", MAX_HEAD_BYTES) != b"\r\n":
-                pass  # trailers
-        elif head.length is None:  # the body runs to the end of the connection
-            while piece := await self.some(READ_BYTES, eof_ok=True):
-                total += len(piece)
-                check_size(total, max_bytes)
-                yield piece
-        else:
-            check_size(head.length, max_bytes)
-            yield await self.exactly(head.length)
+                await self._waiter
+            finally:
+                self._waiter = None
+        data = bytes(self.arrived)
+        self.arrived.clear()
+        return data
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
 
 
-class AsyncTransport:
+class AsyncTransport(Endpoint):
     """A pool of at most `max_connections` kept-alive connections, one call at a time each (more
-    concurrent calls wait their turn).
-
-    `post` sends a unary call; `stream` a server-streaming one, on a connection of its own.
-    `token_ignored` turns true once the server says it did not check the token sent (auth off).
-    """
+    concurrent calls wait their turn). `post` sends a unary call; `stream` a server-streaming one,
+    on a connection of its own."""
 
     def __init__(
         self,
@@ -171,12 +102,9 @@ class AsyncTransport:
         max_bytes: int = 64 << 20,
         max_connections: int = 100,
     ) -> None:
-        self.address = Address(address)
-        self.timeout, self.max_bytes = timeout, max_bytes
-        self._tls = tls if tls is not None else (ssl.create_default_context() if self.address.tls else None)
+        super().__init__(address, timeout, tls, max_bytes)
         self._idle: list[_Connection] = []
         self._slots = asyncio.Semaphore(max_connections)
-        self.token_ignored = False
 
     async def _connect(self) -> _Connection:
         a = self.address
@@ -199,12 +127,6 @@ class AsyncTransport:
             connection.close()
         return await self._connect(), False
 
-    async def _answer(self, connection: _Connection) -> AnswerHead:
-        head = answer_head(await connection.until(b"\r\n\r\n", MAX_HEAD_BYTES))
-        if head.token_ignored:
-            self.token_ignored = True
-        return head
-
     async def post(self, path: str, head: bytes, body: bytes) -> bytes:
         """The answer of a unary call; its Connect error raised, Unavailable or Timeout when no answer
         came. A kept-alive connection the server had closed (nothing of the call reached it: it closes
@@ -215,66 +137,41 @@ class AsyncTransport:
     async def _post(self, request: bytes) -> bytes:
         for attempt in (1, 2):
             connection, reused = await self._take()
+            call = Exchange(self.max_bytes)
             try:
                 async with asyncio.timeout(self.timeout):
                     connection.write(request)
-                    answer = await self._answer(connection)
-                    if not answer.chunked and answer.length is not None:
-                        check_size(answer.length, self.max_bytes)
-                        data = await connection.exactly(answer.length)
-                    else:
-                        data = b"".join([piece async for piece in connection.body(answer, self.max_bytes)])
-            except TimeoutError:
-                connection.close()
-                raise Timeout(f"no answer from {self.address.url} within {self.timeout:g}s") from None
-            except _BROKEN as error:
-                connection.close()
-                if reused and attempt == 1 and isinstance(error, OSError):
-                    continue  # the server had closed the kept-alive connection: once more on a new one
-                raise Unavailable(f"{self.address.url}: {error or type(error).__name__}") from None
-            except BaseException:
-                connection.close()  # cancelled mid-call: the answer would arrive for nobody
-                raise
-            if answer.keep_alive and (answer.length is not None or answer.chunked):
+                    while not call.done:
+                        call.feed(await connection.receive())
+            except BaseException as error:
+                connection.close()  # cancelled mid-call too: the answer would arrive for nobody
+                if reused and attempt == 1 and call.stale(error):
+                    continue
+                raise failure(error, self.address.url, self.timeout) or error from None
+            self.token_ignored |= call.token_ignored
+            if call.answer.reusable:
                 self._idle.append(connection)
             else:
                 connection.close()
-            if answer.status != 200:
-                raise wire.error(answer.status, data)
-            return data
+            return call.result()
         raise AssertionError("unreachable")
 
     async def stream(self, path: str, head: bytes, body: bytes, silence: float) -> AsyncGenerator[bytes]:
         """The messages of a server-streaming call as they arrive, until its end; its error raised.
         Timeout when the server sends nothing for `silence` seconds (it sends keep-alives)."""
         connection = await self._connect()
+        call = Exchange(self.max_bytes, stream=True)
         try:
             connection.write(self.address.post(path, head, wire.envelope(body)))
-            async with asyncio.timeout(silence):
-                answer = await self._answer(connection)
-            pieces = connection.body(answer, self.max_bytes if answer.status != 200 else None)
-            if answer.status != 200:
-                async with asyncio.timeout(self.timeout):
-                    data = b"".join([piece async for piece in pieces])
-                raise wire.error(answer.status, data)
-            reader = wire.EnvelopeReader()
-            while True:
+            while not call.done:
                 async with asyncio.timeout(silence):
-                    piece = await anext(pieces, None)
-                if piece is None:
-                    raise Unavailable(f"the stream from {self.address.url} ended before its end message")
-                for message in reader.feed(piece):
+                    data = await connection.receive()
+                for message in call.feed(data):
                     yield message
-                if reader.done:
-                    return
-        except TimeoutError:
-            raise Timeout(f"the stream from {self.address.url} went silent for {silence:g}s") from None
-        except TaskServiceError:
-            raise
-        except _BROKEN as error:
-            raise Unavailable(
-                f"the stream from {self.address.url}: {error or type(error).__name__}"
-            ) from None
+            self.token_ignored |= call.token_ignored
+            call.result()
+        except BaseException as error:
+            raise failure(error, self.address.url, silence) or error from None
         finally:
             connection.close()
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Iterator
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError, Message
 
 from taskservice.protocol.errors import TaskServiceError, error_for
 
@@ -26,6 +29,7 @@ HTTP_CODES = {400: "internal", 401: "unauthenticated", 403: "permission_denied",
 END_STREAM = 0x02
 COMPRESSED = 0x01
 _PREFIX = struct.Struct(">BI")
+M = TypeVar("M", bound=Message)
 MAX_STREAM_MESSAGE_BYTES = 16 << 20
 
 
@@ -50,6 +54,16 @@ def error(status: int, body: bytes) -> TaskServiceError:
     except (ValueError, TypeError, KeyError):
         text = body.decode(errors="replace").strip().splitlines()
         return error_for(HTTP_CODES.get(status, "unknown"), f"HTTP {status}: {text[0] if text else ''}")
+
+
+def decode(data: bytes, message_type: type[M]) -> M:
+    """An answer as `message_type`; `internal` when it does not decode (the server is wrong)."""
+    try:
+        return message_type.FromString(data)
+    except DecodeError as error:
+        raise error_for(
+            "internal", f"the server's answer does not decode as {message_type.__name__}: {error}"
+        ) from None
 
 
 def envelope(message: bytes) -> bytes:

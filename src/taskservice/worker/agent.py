@@ -18,14 +18,13 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 from taskservice import model
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import Status, Transition
 from taskservice.protocol import wire
 from taskservice.protocol.async_transport import AsyncTransport
-from taskservice.protocol.errors import error_for
 from taskservice.rules.transient import is_transient
 from taskservice.store import Claim
 
@@ -116,12 +115,7 @@ class AgentLink:
             )
         finally:
             self._check_token()
-        response = response_type()
-        try:
-            response.ParseFromString(data)
-        except DecodeError as error:
-            raise error_for("internal", f"{method}: the answer does not decode: {error}") from None
-        return response
+        return wire.decode(data, response_type)
 
     def _check_token(self) -> None:
         if self._token_unconfirmed and self.transport.token_ignored:
