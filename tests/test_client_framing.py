@@ -9,12 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from taskservice import TaskStatus
 from taskservice.client import errors
 from taskservice.client.asynchronous import AsyncClient
 from taskservice.client.sync import Client
-from taskservice.client.wire import Retry
+from taskservice.client.wire import CallRetry
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import Status
 
 BODY = pb.GetStatusResponse(
     status_counts={0: 5, 2: 1, 3: 2}, exact_status_counts={0: 4, 3: 2, 6: 1, 7: 1}
@@ -79,10 +79,10 @@ def framed(request: pytest.FixtureRequest) -> Iterator[OneAnswer]:
 
 
 EXPECTED = {
-    Status.QUEUED: 4,
-    Status.SUCCEEDED: 2,
-    Status.RETRYING: 1,
-    Status.CANCELLED: 1,
+    TaskStatus.QUEUED: 4,
+    TaskStatus.SUCCEEDED: 2,
+    TaskStatus.RETRYING: 1,
+    TaskStatus.CANCELLED: 1,
 }  # the exact counts
 
 
@@ -104,11 +104,11 @@ async def test_an_error_page_without_a_connect_body_takes_the_http_statuss_code(
     server = OneAnswer(BAD_GATEWAY)
     try:
         with (
-            Client(server.url, retry=Retry(attempts=2, base_seconds=0)) as client,
+            Client(server.url, retry=CallRetry(attempts=2, base_seconds=0)) as client,
             pytest.raises(errors.Unavailable, match="HTTP 502: Bad Gateway"),
         ):
             client.get_status()
-        async with AsyncClient(server.url, retry=Retry(attempts=2, base_seconds=0)) as aclient:
+        async with AsyncClient(server.url, retry=CallRetry(attempts=2, base_seconds=0)) as aclient:
             with pytest.raises(errors.Unavailable, match="HTTP 502: Bad Gateway"):
                 await aclient.get_status()
         assert server.requests == 4  # a read is retried on unavailable

@@ -39,7 +39,7 @@ class Client:
         *,
         token: str = "",
         timeout: float = 30.0,
-        retry: wire.Retry = wire.Retry(),  # noqa: B008
+        retry: wire.CallRetry = wire.CallRetry(),  # noqa: B008
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.address, self.timeout, self.retry = address.rstrip("/"), timeout, retry
@@ -121,8 +121,8 @@ class Client:
         return self.run(calls.get_task(id))
 
     def list_tasks(
-        self, *, status: Status | None = None, type: str | None = None, name_contains: str = "",
-        limit: int = 0, offset: int = 0,
+        self, *, status: m.TaskStatus | Status | None = None, type: str | None = None,
+        name_contains: str = "", limit: int = 0, offset: int = 0,
     ) -> m.TaskList:  # fmt: skip
         """Tasks newest first; limit 0 means the server's 30."""
         return self.run(calls.list_tasks(
@@ -132,10 +132,10 @@ class Client:
     def get_task_history(self, id: int) -> list[m.HistoryEntry]:
         return self.run(calls.get_task_history(id))
 
-    def update_task_status(self, id: int, status: Status, message: str = "") -> None:
+    def update_task_status(self, id: int, status: m.TaskStatus | Status, message: str = "") -> None:
         self.run(calls.update_task_status(id, status, message))
 
-    def get_status(self) -> dict[Status, int]:
+    def get_status(self) -> dict[m.TaskStatus, int]:
         return self.run(calls.get_status())
 
     def cancel_task(self, id: int, reason: str = "") -> m.Task:
@@ -148,7 +148,7 @@ class Client:
         """Every attempt (results cut to a preview), or with `attempt` that one, its result whole."""
         return self.run(calls.list_task_executions(id, attempt))
 
-    def list_workers(self) -> list[m.Worker]:
+    def list_workers(self) -> list[m.WorkerInfo]:
         return self.run(calls.list_workers())
 
     def list_task_types(self) -> list[m.TaskType]:
@@ -199,7 +199,7 @@ class TaskHandle:
     def __repr__(self) -> str:
         return f"TaskHandle(id={self.id})"
 
-    def status(self) -> Status:
+    def status(self) -> m.TaskStatus:
         return self.client.get_task(self.id).status
 
     def get(self) -> m.Task:

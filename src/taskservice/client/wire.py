@@ -7,6 +7,7 @@ import random
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from taskservice.client.errors import TaskServiceError, error_for
 
@@ -62,7 +63,7 @@ def error(status: int, body: bytes) -> TaskServiceError:
 
 
 @dataclass(frozen=True)
-class Retry:
+class CallRetry:
     """Backoff for calls that failed `unavailable` and are safe to send again."""
 
     attempts: int = 4  # in all, the first one included
@@ -112,3 +113,11 @@ def end_of_stream(message: bytes) -> TaskServiceError | None:
     if not failure:
         return None
     return error_for(str(failure.get("code", "unknown")), str(failure.get("message", "")))
+
+
+if not TYPE_CHECKING:  # type checkers see only the current names
+
+    def __getattr__(name: str) -> Any:
+        from taskservice.client.renamed import old_name
+
+        return old_name(__name__, name)
