@@ -32,7 +32,7 @@ from taskservice.api.service import TaskService
 from taskservice.auth.tokens import BadTokenRequest
 from taskservice.gen.cloud.v1 import auth_pb2, task_pb2
 from taskservice.model import IllegalTransition, Status
-from taskservice.rules.tasks import InvalidArgument
+from taskservice.rules.tasks import BrokenRule
 from taskservice.store import (
     IdAboveLimit,
     NotHeld,
@@ -52,7 +52,7 @@ SERVICES: dict[str, tuple[ServiceDescriptor, type]] = {
 
 # What a handler raises -> the code, and the message, a caller is answered.
 CASES: list[tuple[Exception, str, str]] = [
-    (InvalidArgument("name", "is required"), "invalid_argument", "name: is required"),
+    (BrokenRule("name", "is required"), "invalid_argument", "name: is required"),
     (BadTokenRequest("role", "unknown role"), "invalid_argument", "role: unknown role"),
     (TaskNotFound(7), "not_found", "task 7 not found"),
     (TokenNotFound("named 'ci'"), "not_found", "no live token named 'ci'"),

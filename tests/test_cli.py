@@ -532,6 +532,8 @@ def test_up_runs_everything_and_end2end_passes(embedded_dir: Path, tmp_path: Pat
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEST_DATABASE_URL", "DB_HOST")}
     env |= {"EMBEDDED_DATA_DIR": str(embedded_dir), "EMAIL_OUTBOX_DIR": str(tmp_path / "outbox")}
+    # Each worker's concurrency by its newer name: up's server (told WORKER_COUNT=0) must not see two.
+    env = {k: v for k, v in env.items() if k.upper() != "WORKER_COUNT"} | {"WORKER_CONCURRENCY": "3"}
     log = (tmp_path / "up.log").open("w")
     up = subprocess.Popen(
         [sys.executable, "-m", "taskservice.cli", "up", "--port", str(port), "--workers", "2"],
@@ -547,6 +549,7 @@ def test_up_runs_everything_and_end2end_passes(embedded_dir: Path, tmp_path: Pat
         address = f"http://127.0.0.1:{port}"
         banner = (tmp_path / "up.log").read_text()
         assert f"Dashboard  {address}/" in banner
+        assert "Workers    2 process(es), 3 tasks each" in banner
         # The database URL for the user's own code and tools, as `task-cli db url` prints it.
         db_url = subprocess.run(
             [sys.executable, "-m", "taskservice.cli", "db", "url"],

@@ -7,16 +7,20 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 
 import httpx
+import psycopg
 import pytest
 
 import taskservice
 from conftest import Served, serving
+from taskservice import TaskStatus
 from taskservice.client.asynchronous import AsyncClient
 from taskservice.client.sync import Client
-from taskservice.client.wire import Retry
+from taskservice.client.wire import CallRetry
 from taskservice.model import NewTask, Status
+from taskservice.testing import enqueued
 
 pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
 
@@ -49,7 +53,7 @@ def test_create_and_wait_returns_the_result(client: Client) -> None:
     assert handle.id > 0
     assert not handle.existing
     assert handle.wait(timeout=60) == {"slept": 0.01}
-    assert handle.status() == Status.SUCCEEDED
+    assert handle.status() == TaskStatus.SUCCEEDED
     assert handle.result() == {"slept": 0.01}
     task = client.get_task(handle.id)
     assert task.priority == 5
@@ -58,7 +62,7 @@ def test_create_and_wait_returns_the_result(client: Client) -> None:
     assert task.created_at is not None
     assert task.created_at.tzinfo is not None
     [history_first, *_rest] = client.get_task_history(handle.id)
-    assert history_first.status == Status.QUEUED
+    assert history_first.status == TaskStatus.QUEUED
     [execution] = client.list_task_executions(handle.id)
     assert execution.outcome == "succeeded"
     assert execution.result == {"slept": 0.01}
@@ -68,7 +72,7 @@ def test_wait_on_a_task_that_finished_before_the_wait_does_not_hang(client: Clie
     handle = client.create_task(name=_name(), type="sleep", parameters=FAST)
     # Finished before anyone subscribed: the status read after subscribing must see it.
     deadline_checks = 0
-    while handle.status() != Status.SUCCEEDED:
+    while handle.status() != TaskStatus.SUCCEEDED:
         deadline_checks += 1
         client.get_task_history(handle.id)  # a round trip, no sleeping
         assert deadline_checks < 100_000
@@ -82,7 +86,7 @@ def test_wait_raises_task_failed_with_the_error(client: Client) -> None:
     with pytest.raises(taskservice.TaskFailed) as failed:
         handle.wait(timeout=60)
     assert "simulated failure" in failed.value.error
-    assert failed.value.task.status == Status.FAILED
+    assert failed.value.task.status == TaskStatus.FAILED
     with pytest.raises(taskservice.TaskFailed):
         handle.result()
 
@@ -124,21 +128,21 @@ def test_every_other_rpc(client: Client) -> None:
         [NewTask(name=name, type="sleep", parameters=FAST, delay_seconds=LATER) for _ in range(3)]
     )
     assert [h.id for h in handles] == sorted(h.id for h in handles)
-    page = client.list_tasks(name_contains=name, status=Status.QUEUED, type="sleep", limit=2)
+    page = client.list_tasks(name_contains=name, status=TaskStatus.QUEUED, type="sleep", limit=2)
     assert page.total == 3
     assert [t.id for t in page.tasks] == [h.id for h in handles][::-1][:2]
     cancelled = handles[0].cancel("test")
-    assert cancelled.status == Status.CANCELLED
-    assert client.retry_task(handles[0].id).status == Status.QUEUED
-    client.update_task_status(handles[1].id, Status.CANCELLED, "by hand")
+    assert cancelled.status == TaskStatus.CANCELLED
+    assert client.retry_task(handles[0].id).status == TaskStatus.QUEUED
+    client.update_task_status(handles[1].id, TaskStatus.CANCELLED, "by hand")
     last = client.get_task_history(handles[1].id)[-1]
-    assert (last.status, last.details) == (Status.CANCELLED, "by hand")  # the exact twin, not FAILED
+    assert (last.status, last.details) == (TaskStatus.CANCELLED, "by hand")  # the exact twin, not FAILED
     with pytest.raises(taskservice.TaskCancelled):
         handles[1].wait(timeout=10)
     counts = client.get_status()
-    assert set(counts) >= {Status.QUEUED, Status.SUCCEEDED}
-    assert counts[Status.QUEUED] >= 1
-    assert counts[Status.CANCELLED] >= 1  # the exact counts, not the original's four keys
+    assert set(counts) >= {TaskStatus.QUEUED, TaskStatus.SUCCEEDED}
+    assert counts[TaskStatus.QUEUED] >= 1
+    assert counts[TaskStatus.CANCELLED] >= 1  # the exact counts, not the original's four keys
     types = {t.name: t for t in client.list_task_types()}
     assert types["sleep"].declared
     seconds = next(p for p in types["sleep"].parameters if p.name == "seconds")
@@ -151,6 +155,37 @@ def test_every_other_rpc(client: Client) -> None:
     assert same.id == again.id
     assert same.existing
     assert not again.existing
+
+
+def test_answers_are_the_public_types_and_calls_take_either_status(client: Client, server: Served) -> None:
+    name = _name()
+    handle = client.create_task(name=name, type="sleep", parameters=FAST, delay_seconds=LATER)
+    task = client.get_task(handle.id)
+    assert type(task) is taskservice.Task
+    assert type(task.status) is type(handle.status()) is taskservice.TaskStatus
+    assert {type(s) for s in client.get_status()} == {taskservice.TaskStatus}
+    assert {type(h.status) for h in client.get_task_history(handle.id)} == {taskservice.TaskStatus}
+    assert {type(w) for w in client.list_workers()} == {taskservice.WorkerInfo}
+    # A filter or a target: the public TaskStatus, or the model's Status (its filter value ALL too).
+    for status in (taskservice.TaskStatus.QUEUED, Status.QUEUED, Status.ALL):
+        assert [t.id for t in client.list_tasks(name_contains=name, status=status).tasks] == [handle.id]
+    client.update_task_status(handle.id, taskservice.TaskStatus.CANCELLED, "by hand")
+    answered = client.get_task(handle.id)
+    assert answered.status == taskservice.TaskStatus.CANCELLED
+    # testing.enqueued reads the same task as the same public Task, its times to the microsecond.
+    with psycopg.connect(server.settings.database_url) as conn:
+        [record] = enqueued(conn, name=name)
+    assert type(record) is taskservice.Task
+    assert record.created_at is not None
+    assert record.updated_at is not None
+    assert record.run_at is not None
+    to_seconds = replace(
+        record,
+        created_at=record.created_at.replace(microsecond=0),
+        updated_at=record.updated_at.replace(microsecond=0),
+        run_at=record.run_at.replace(microsecond=0),
+    )
+    assert to_seconds == answered
 
 
 def test_events_of_named_tasks_only(client: Client) -> None:
@@ -190,7 +225,7 @@ def test_watch_yields_events_as_dataclasses(client: Client) -> None:
         for event in client.watch([mine.id]):
             assert event.task_id == mine.id
             assert event.task_name == client.get_task(mine.id).name
-            assert event.status in (Status.CANCELLED, Status.QUEUED)
+            assert event.status in (TaskStatus.CANCELLED, TaskStatus.QUEUED)
             assert event.created_at is not None
             break
     finally:
@@ -237,7 +272,7 @@ def _refusing_port() -> int:
 
 
 def test_an_unreachable_server_is_unavailable_after_the_retries() -> None:
-    with Client(f"http://127.0.0.1:{_refusing_port()}", retry=Retry(attempts=3, base_seconds=0.01)) as c:
+    with Client(f"http://127.0.0.1:{_refusing_port()}", retry=CallRetry(attempts=3, base_seconds=0.01)) as c:
         with pytest.raises(taskservice.Unavailable) as failed:
             c.get_status()
         assert failed.value.code == "unavailable"
@@ -245,7 +280,7 @@ def test_an_unreachable_server_is_unavailable_after_the_retries() -> None:
 
 
 def test_retry_delays_back_off_and_are_capped() -> None:
-    delays = list(Retry(attempts=6, base_seconds=0.1, max_seconds=0.3).delays())
+    delays = list(CallRetry(attempts=6, base_seconds=0.1, max_seconds=0.3).delays())
     assert len(delays) == 5
     assert all(0 <= d <= 0.3 for d in delays)
 
@@ -257,7 +292,7 @@ async def test_the_async_client(server: Served) -> None:
         )
         results = await asyncio.gather(*(h.wait(timeout=60) for h in handles))
         assert results == [{"slept": 0.0}] * 5
-        assert await handles[0].status() == Status.SUCCEEDED
+        assert await handles[0].status() == TaskStatus.SUCCEEDED
         waiting = await client.create_task(name=_name(), type="sleep", parameters=LONG)
         with pytest.raises(taskservice.Timeout):
             await waiting.wait(timeout=0.3)
@@ -296,7 +331,7 @@ async def test_the_async_watch_yields_the_named_tasks_events(server: Served) -> 
         try:
             async for event in client.watch([mine.id]):
                 assert event.task_id == mine.id
-                assert event.status in (Status.CANCELLED, Status.QUEUED)
+                assert event.status in (TaskStatus.CANCELLED, TaskStatus.QUEUED)
                 break
         finally:
             heard.set()

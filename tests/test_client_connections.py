@@ -15,14 +15,14 @@ import pytest
 
 import taskservice
 from conftest import ServerProcess, serving, subprocess_env
+from taskservice import TaskStatus
 from taskservice.api.probe import free_port
 from taskservice.auth.tokens import issue
 from taskservice.client.asynchronous import AsyncClient
 from taskservice.client.sync import Client
-from taskservice.client.wire import Retry
+from taskservice.client.wire import CallRetry
 from taskservice.config import Settings
 from taskservice.db.connect import create_pool
-from taskservice.model import Status
 from taskservice.store import Credentials
 from test_tls import self_signed
 
@@ -54,7 +54,7 @@ def test_a_token_is_sent_and_its_role_is_enforced(auth_server: tuple[str, dict[s
         anonymous.get_status()
     assert refused.value.code == "unauthenticated"
     with Client(url, token=tokens["viewer"]) as viewer:
-        assert Status.QUEUED in viewer.get_status()
+        assert TaskStatus.QUEUED in viewer.get_status()
         with pytest.raises(taskservice.PermissionDenied):
             viewer.create_task(name="x", type="sleep")
     with Client(url, token=tokens["operator"]) as operator:
@@ -134,7 +134,7 @@ def test_https_with_the_servers_certificate(tls_server: tuple[str, ssl.SSLContex
         handle = client.create_task(name="over tls", type="sleep", parameters={"seconds": "0"})
         assert handle.wait(timeout=60) == {"slept": 0.0}  # the event stream over TLS too
     with (
-        Client(url, retry=Retry(attempts=1)) as untrusting,
+        Client(url, retry=CallRetry(attempts=1)) as untrusting,
         pytest.raises(taskservice.Unavailable, match="CERTIFICATE_VERIFY_FAILED"),
     ):
         untrusting.get_status()
@@ -145,6 +145,6 @@ async def test_async_https_with_the_servers_certificate(tls_server: tuple[str, s
     async with AsyncClient(url, tls=trusted) as client:
         handle = await client.create_task(name="over tls", type="sleep", parameters={"seconds": "0"})
         assert await handle.wait(timeout=60) == {"slept": 0.0}
-    async with AsyncClient(url, retry=Retry(attempts=1)) as untrusting:
+    async with AsyncClient(url, retry=CallRetry(attempts=1)) as untrusting:
         with pytest.raises(taskservice.Unavailable, match="CERTIFICATE_VERIFY_FAILED"):
             await untrusting.get_status()

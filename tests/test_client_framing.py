@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 import taskservice
+from taskservice import TaskStatus
 from taskservice.client.asynchronous import AsyncClient
 from taskservice.client.sync import Client
-from taskservice.client.wire import Retry
+from taskservice.client.wire import CallRetry
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import Status
 from taskservice.worker.agent import AgentLink
 
 BODY = pb.GetStatusResponse(
@@ -83,10 +83,10 @@ def framed(request: pytest.FixtureRequest) -> Iterator[OneAnswer]:
 
 
 EXPECTED = {
-    Status.QUEUED: 4,
-    Status.SUCCEEDED: 2,
-    Status.RETRYING: 1,
-    Status.CANCELLED: 1,
+    TaskStatus.QUEUED: 4,
+    TaskStatus.SUCCEEDED: 2,
+    TaskStatus.RETRYING: 1,
+    TaskStatus.CANCELLED: 1,
 }  # the exact counts
 
 
@@ -108,11 +108,11 @@ async def test_an_error_page_without_a_connect_body_takes_the_http_statuss_code(
     server = OneAnswer(BAD_GATEWAY)
     try:
         with (
-            Client(server.url, retry=Retry(attempts=2, base_seconds=0)) as client,
+            Client(server.url, retry=CallRetry(attempts=2, base_seconds=0)) as client,
             pytest.raises(taskservice.Unavailable, match="HTTP 502: Bad Gateway"),
         ):
             client.get_status()
-        async with AsyncClient(server.url, retry=Retry(attempts=2, base_seconds=0)) as aclient:
+        async with AsyncClient(server.url, retry=CallRetry(attempts=2, base_seconds=0)) as aclient:
             with pytest.raises(taskservice.Unavailable, match="HTTP 502: Bad Gateway"):
                 await aclient.get_status()
         assert server.requests == 4  # a read is retried on unavailable
@@ -147,10 +147,10 @@ EVENT = pb.TaskEvent(id=7, task_id=3, keepalive=True)
 async def read_stream(reader: str, url: str) -> list[Any]:
     """What `reader` makes of the stream at `url`: the clients' events, or what the agent heard."""
     if reader == "Client":
-        with Client(url, retry=Retry(attempts=1)) as client:
+        with Client(url, retry=CallRetry(attempts=1)) as client:
             return list(client.events())
     if reader == "AsyncClient":
-        async with AsyncClient(url, retry=Retry(attempts=1)) as aclient:
+        async with AsyncClient(url, retry=CallRetry(attempts=1)) as aclient:
             return [event async for event in aclient.events()]
     link = AgentLink(url, "", "agent-1")
     try:

@@ -31,7 +31,7 @@ def test_defaults() -> None:
     settings = load_settings()
     assert settings.server_host == "127.0.0.1"
     assert settings.server_port == 8080
-    assert settings.worker_count == 10
+    assert settings.worker_concurrency == 10
     assert settings.task_time_out == 60.0
     assert settings.max_retries == 3
     assert (settings.retry_backoff_base, settings.retry_backoff_max) == (1.0, 300.0)
@@ -55,7 +55,7 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
     settings = load_settings()
     assert settings.server_port == 9090
-    assert settings.worker_count == 4
+    assert settings.worker_concurrency == 4  # WORKER_COUNT: the seed's name of the setting
     assert settings.task_time_out == 2.5
     assert settings.log_level == "debug"
     assert settings.smtp_starttls is False
@@ -73,12 +73,39 @@ def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     )
     settings = load_settings()
     assert settings.server_port == 9191
-    assert settings.worker_count == 3
+    assert settings.worker_concurrency == 3
     assert settings.configured_database_url == "postgresql://app@db.example.com/tasks"
 
     # The environment wins over `.env`.
     monkeypatch.setenv("SERVER_PORT", "9292")
     assert load_settings().server_port == 9292
+
+
+def test_worker_concurrency_is_also_read_as_worker_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKER_CONCURRENCY", "6")
+    assert load_settings().worker_concurrency == 6
+    monkeypatch.setenv("WORKER_COUNT", "6")  # both names, one value: taken
+    assert load_settings().worker_concurrency == 6
+    monkeypatch.delenv("WORKER_CONCURRENCY")
+    monkeypatch.setenv("WORKER_COUNT", "0")
+    assert load_settings().worker_concurrency == 0  # the seed's name alone
+
+
+@pytest.mark.parametrize("dotenv", [False, True])
+def test_worker_concurrency_and_worker_count_that_disagree_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dotenv: bool
+) -> None:
+    monkeypatch.setenv("WORKER_COUNT", "4")
+    if dotenv:  # one from the environment, the other from `.env`: still one setting given twice
+        (tmp_path / ".env").write_text("WORKER_CONCURRENCY=8\n")
+    else:
+        monkeypatch.setenv("WORKER_CONCURRENCY", "8")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value) == (
+        "invalid settings: WORKER_CONCURRENCY=8 and WORKER_COUNT=4 disagree: they are one setting "
+        "(WORKER_COUNT is its older name); set one of them"
+    )
 
 
 def test_database_url_wins_over_db_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,6 +177,7 @@ async def test_db_variables_reach_the_test_server(
     ("variables", "named"),
     [
         ({"WORKER_COUNT": "abc"}, "WORKER_COUNT"),
+        ({"WORKER_CONCURRENCY": "-1"}, "WORKER_CONCURRENCY"),
         ({"SERVER_PORT": "70000"}, "SERVER_PORT"),
         ({"DB_SSL_MODE": "bogus"}, "DB_SSL_MODE"),
         ({"RETRY_BACKOFF_BASE": "10", "RETRY_BACKOFF_MAX": "5"}, "RETRY_BACKOFF_MAX"),

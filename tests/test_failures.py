@@ -162,7 +162,7 @@ def test_the_server_bounds_an_agents_traceback_as_it_bounds_its_error() -> None:
     assert kept.traceback == "Traceback ...\nE\n"
     [none] = validation.outcomes(report(""), 1024)
     assert none.traceback is None
-    with pytest.raises(validation.InvalidArgument) as refused:
+    with pytest.raises(validation.BrokenRule) as refused:
         validation.outcomes(report("x" * (model.TRACEBACK_MAX + 1)), 1024)
     assert refused.value.field == "outcomes[0].traceback"
     assert f"at most {model.TRACEBACK_MAX} characters" in refused.value.rule

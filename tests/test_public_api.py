@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib import import_module
 
 import pytest
 
 import taskservice
+from taskservice.client import messages
+from taskservice.model import TASK_STATUSES, Status
 
 PUBLIC = [
-    "AsyncClient", "AsyncTaskHandle", "AuthError", "Client", "DeclaredTask", "Execution",
+    "AsyncClient", "AsyncTaskHandle", "AuthError", "CallRetry", "Client", "DeclaredTask", "Execution",
     "FailedPrecondition", "HistoryEntry", "InvalidArgument", "NewTask", "NotFound", "OutOfRange",
-    "PermanentFailure", "PermissionDenied", "RequestError", "ResourceExhausted", "Retry",
+    "PermanentFailure", "PermissionDenied", "RequestError", "ResourceExhausted",
     "RetryableError", "Task", "TaskCancelled", "TaskContext", "TaskEvent", "TaskFailed", "TaskHandle",
     "TaskList", "TaskOptions", "TaskServiceError", "TaskStatus", "TaskType", "Timeout",
-    "Unauthenticated", "Unavailable", "Worker", "enqueue", "enqueue_async", "task",
+    "Unauthenticated", "Unavailable", "WorkerInfo", "enqueue", "enqueue_async", "task",
 ]  # fmt: skip
+
+# Renamed public names: the old ones work one release more, warning with the new name.
+RENAMED = [
+    ("taskservice", "Worker", "WorkerInfo"),
+    ("taskservice", "Retry", "CallRetry"),
+    ("taskservice.client.messages", "Worker", "WorkerInfo"),
+    ("taskservice.client.wire", "Retry", "CallRetry"),
+]
 
 
 def test_all_is_pinned() -> None:
@@ -83,3 +94,47 @@ def test_each_connect_code_has_one_class_in_the_group_of_what_a_caller_does(code
     assert sum(isinstance(error, g) for g in groups) == (0 if code == "internal" else 1)
     # An agent's call is tried again exactly when the server, not what was sent, was the problem.
     assert is_transient(error) == (group is taskservice.RetryableError or code == "internal")
+
+
+@pytest.mark.parametrize(("module", "old", "new"), RENAMED)
+def test_a_renamed_name_still_works_with_a_deprecation_warning(module: str, old: str, new: str) -> None:
+    home = import_module(module)
+    with pytest.warns(DeprecationWarning, match=rf"^{module}\.{old} is deprecated: use {module}\.{new} "):
+        value = getattr(home, old)
+    assert value is getattr(home, new)
+    assert old not in dir(home)
+    assert old not in getattr(home, "__all__", [])
+    with pytest.warns(DeprecationWarning, match=rf"{module}\.{old} is deprecated"):  # every use warns
+        getattr(home, old)
+
+
+def test_the_old_names_import_with_a_warning_that_points_at_the_importer() -> None:
+    with pytest.warns(DeprecationWarning, match="use taskservice.client.messages.WorkerInfo") as caught:
+        from taskservice.client.messages import Worker  # type: ignore[attr-defined]
+    assert Worker is messages.WorkerInfo
+    assert caught[0].filename == __file__
+    with pytest.warns(DeprecationWarning, match="use taskservice.CallRetry") as caught:
+        assert taskservice.Retry is taskservice.CallRetry
+
+
+def test_an_unknown_name_in_a_module_with_renamed_ones_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match=r"'taskservice\.client\.messages' has no attribute 'Nothing'"):
+        messages.Nothing  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_task_status_holds_the_statuses_of_tasks_only() -> None:
+    """The public TaskStatus has no filter values (UNKNOWN, ALL), and its members are model.Status's
+    numbers: each compares equal to (and hashes as) its model.Status twin."""
+    assert [s.name for s in taskservice.TaskStatus] == [
+        "QUEUED", "RUNNING", "FAILED", "SUCCEEDED", "RETRYING", "CANCELLED"
+    ]  # fmt: skip
+    assert not hasattr(taskservice.TaskStatus, "UNKNOWN")
+    assert not hasattr(taskservice.TaskStatus, "ALL")
+    for status in taskservice.TaskStatus:
+        twin: object = Status[status.name]  # (mypy holds two enums apart; Python compares their ints)
+        assert status == twin
+        assert twin in {status}  # and hashes alike: a dict keyed by one is read by the other
+    assert [int(s) for s in taskservice.TaskStatus] == [int(s) for s in TASK_STATUSES]
+    assert {s for s in taskservice.TaskStatus if s.finished} == {
+        taskservice.TaskStatus.SUCCEEDED, taskservice.TaskStatus.FAILED, taskservice.TaskStatus.CANCELLED
+    }  # fmt: skip

@@ -9,6 +9,8 @@ import asyncpg
 import psycopg
 import pytest
 
+import taskservice
+from taskservice import TaskStatus
 from taskservice.client.enqueue import enqueue, enqueue_async
 from taskservice.model import Outcome, Status
 from taskservice.plugins import PermanentFailure, Registry
@@ -61,13 +63,14 @@ def test_drain_runs_every_due_task_to_its_end(database_url: str) -> None:
 
     ran = drain(database_url, registry=_registry(double=double, flaky=flaky, broken=broken))
 
-    by_task: dict[int, list[tuple[Status, str]]] = {}
+    by_task: dict[int, list[tuple[TaskStatus, str]]] = {}
     for attempt in ran:
         by_task.setdefault(attempt.task_id, []).append((attempt.status, attempt.outcome))
-    assert by_task[first] == [(Status.SUCCEEDED, Outcome.SUCCEEDED)]
-    assert by_task[second] == [(Status.SUCCEEDED, Outcome.SUCCEEDED)]
-    assert by_task[retried] == [(Status.RETRYING, Outcome.FAILED)] * 2 + [(Status.FAILED, Outcome.FAILED)]
-    assert by_task[failed] == [(Status.FAILED, Outcome.FAILED)]
+    assert by_task[first] == [(TaskStatus.SUCCEEDED, Outcome.SUCCEEDED)]
+    assert by_task[second] == [(TaskStatus.SUCCEEDED, Outcome.SUCCEEDED)]
+    failed_again, failed_for_good = (TaskStatus.RETRYING, Outcome.FAILED), (TaskStatus.FAILED, Outcome.FAILED)
+    assert by_task[retried] == [failed_again, failed_again, failed_for_good]
+    assert by_task[failed] == [(TaskStatus.FAILED, Outcome.FAILED)]
     assert later not in by_task  # not due
     assert other not in by_task  # a type the registry does not run
     assert sorted(calls) == ["1", "2"]
@@ -75,7 +78,7 @@ def test_drain_runs_every_due_task_to_its_end(database_url: str) -> None:
     assert results == {"d1": 2, "d2": 4}
     assert next(a.error for a in ran if a.task_id == failed) == "bad input"
     with psycopg.connect(database_url) as conn:
-        assert [t.name for t in enqueued(conn, status=Status.QUEUED)] == ["later", "o"]
+        assert [t.name for t in enqueued(conn, status=Status.QUEUED)] == ["later", "o"]  # model's too
     assert drain(database_url, registry=_registry(double=double)) == []  # nothing left that is due
 
 
@@ -84,7 +87,10 @@ async def test_enqueued_sees_the_transactions_own_tasks(database_url: str) -> No
         enqueue(conn, type="sleep", name="one", parameters={"seconds": "0"})
         enqueue(conn, type="email", name="two")
         [task] = enqueued(conn, type="sleep")
-        assert (task.name, task.status, task.parameters) == ("one", Status.QUEUED, {"seconds": "0"})
+        assert (task.name, task.status, task.parameters) == ("one", TaskStatus.QUEUED, {"seconds": "0"})
+        assert type(task) is taskservice.Task  # the client's, one public Task
+        assert type(task.status) is TaskStatus
+        assert [t.name for t in enqueued(conn, status=TaskStatus.QUEUED)] == ["one", "two"]
         assert [t.name for t in enqueued(conn)] == ["one", "two"]
         assert enqueued(conn, name="two")[0].type == "email"
         conn.rollback()
@@ -97,4 +103,6 @@ async def test_enqueued_sees_the_transactions_own_tasks(database_url: str) -> No
     finally:
         await conn2.close()
     ran = await drain_async(database_url, types=["sleep"])
-    assert [(a.name, a.status, a.result) for a in ran] == [("async one", Status.SUCCEEDED, {"slept": 0.0})]
+    [(name, status, result)] = [(a.name, a.status, a.result) for a in ran]
+    assert (name, status, result) == ("async one", TaskStatus.SUCCEEDED, {"slept": 0.0})
+    assert type(status) is TaskStatus

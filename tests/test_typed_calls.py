@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 
 from conftest import Served, serving
-from taskservice import AsyncClient, Client, InvalidArgument, TaskOptions, enqueue
+from taskservice import AsyncClient, Client, InvalidArgument, TaskOptions, TaskStatus, enqueue
 from taskservice.model import Status
 from taskservice.plugins.declare import ParameterError
 from taskservice.store import Store, TaskNotFound
@@ -260,7 +260,7 @@ def test_typed_create_with_the_client(server: Served) -> None:
         assert typed_resize.with_options(options).create(client, user="bob", width=64).id == later.id
         task = client.get_task(later.id)
         assert (task.name, task.priority, task.status, task.idempotency_key) == (
-            "later", 4, Status.QUEUED, "typed-later",
+            "later", 4, TaskStatus.QUEUED, "typed-later",
         )  # fmt: skip
         with pytest.raises(InvalidArgument, match=r"payload\.parameters\['width'\]: must be >= 16"):
             typed_resize.create(client, user="ada", width=1)

@@ -9,6 +9,7 @@ __all__ = [
     "AsyncClient",
     "AsyncTaskHandle",
     "AuthError",
+    "CallRetry",
     "Client",
     "DeclaredTask",
     "Execution",
@@ -22,7 +23,6 @@ __all__ = [
     "PermissionDenied",
     "RequestError",
     "ResourceExhausted",
-    "Retry",
     "RetryableError",
     "Task",
     "TaskCancelled",
@@ -38,7 +38,7 @@ __all__ = [
     "Timeout",
     "Unauthenticated",
     "Unavailable",
-    "Worker",
+    "WorkerInfo",
     "enqueue",
     "enqueue_async",
     "task",
@@ -51,11 +51,11 @@ _HOMES = {
     for home, names in {
         "taskservice.client.sync": "Client TaskHandle",
         "taskservice.client.asynchronous": "AsyncClient AsyncTaskHandle",
-        "taskservice.client.wire": "Retry",
+        "taskservice.client.wire": "CallRetry",
         "taskservice.client.enqueue": "enqueue enqueue_async",
         "taskservice.model": "TaskOptions",
         "taskservice.client.messages": "Execution HistoryEntry NewTask Task TaskEvent TaskList TaskStatus "
-        "TaskType Worker",
+        "TaskType WorkerInfo",
         "taskservice.protocol.errors": "AuthError FailedPrecondition InvalidArgument NotFound OutOfRange "
         "PermissionDenied RequestError ResourceExhausted RetryableError TaskServiceError Timeout "
         "Unauthenticated Unavailable",
@@ -80,11 +80,11 @@ if TYPE_CHECKING:
         TaskList,
         TaskStatus,
         TaskType,
-        Worker,
+        WorkerInfo,
     )
     from taskservice.client.sync import Client, TaskHandle
     from taskservice.client.typed import DeclaredTask, task
-    from taskservice.client.wire import Retry
+    from taskservice.client.wire import CallRetry
     from taskservice.model import TaskOptions
     from taskservice.plugins import PermanentFailure
     from taskservice.plugins.context import TaskContext
@@ -107,8 +107,10 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'taskservice' has no attribute {name!r}")
+    if home is None:  # a renamed one (deprecated, and not cached: every use warns), else AttributeError
+        from taskservice.client.renamed import old_name
+
+        return old_name(__name__, name)
     value = getattr(import_module(home), name)
     globals()[name] = value  # once found, an ordinary attribute
     return value

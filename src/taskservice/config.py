@@ -68,8 +68,13 @@ class Settings(BaseSettings):
     events_poll_interval: float = Field(0.5, gt=0, description="seconds between looks for new events")
 
     # Data plane.
-    # Concurrency of `task-cli serve`, and of the worker inside `task-cli server` (0: none there).
-    worker_count: int = Field(10, ge=0, le=10_000)
+    # Tasks one worker process runs at once: `task-cli serve`, and the worker inside `task-cli server`
+    # (0: none there). Not a number of processes (`task-cli up --workers` is). WORKER_COUNT is the
+    # seed's name for it and keeps working; read `worker_concurrency`, which holds whichever was set.
+    # Two fields, not an AliasChoices: an alias takes the first name found, and could not see both
+    # names set to refuse them disagreeing.
+    worker_concurrency: int = Field(10, ge=0, le=10_000)
+    worker_count: int | None = Field(None, ge=0, le=10_000, description="the seed's WORKER_CONCURRENCY")
     task_time_out: float = Field(60.0, gt=0, description="seconds one attempt may run")
     max_retries: int = Field(3, ge=0, le=10)
     retry_backoff_base: float = Field(1.0, ge=0, description="seconds before the first retry")
@@ -148,6 +153,18 @@ class Settings(BaseSettings):
     def _tls_needs_both_files(self) -> Settings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither")
+        return self
+
+    @model_validator(mode="after")
+    def _worker_count_is_worker_concurrency(self) -> Settings:
+        if self.worker_count is None:
+            return self
+        if "worker_concurrency" in self.model_fields_set and self.worker_concurrency != self.worker_count:
+            raise ValueError(
+                f"WORKER_CONCURRENCY={self.worker_concurrency} and WORKER_COUNT={self.worker_count} "
+                "disagree: they are one setting (WORKER_COUNT is its older name); set one of them"
+            )
+        self.worker_concurrency = self.worker_count
         return self
 
     @model_validator(mode="after")

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taskservice.model import RetryPolicy, Status, Task
+from taskservice.client.messages import Task, TaskStatus
+from taskservice.model import RetryPolicy, Status
 from taskservice.store.foreign import find_tasks, find_tasks_async
 
 __all__ = ["Ran", "database", "drain", "drain_async", "enqueued", "enqueued_async"]
@@ -68,7 +69,7 @@ class Ran:
     task_id: int
     type: str
     name: str
-    status: Status  # what the attempt made of the task: SUCCEEDED, RETRYING, FAILED, ...
+    status: TaskStatus  # what the attempt made of the task: SUCCEEDED, RETRYING, FAILED, ...
     outcome: str  # succeeded, failed, timed_out, ...
     result: Any
     error: str | None  # a failure in one line: `NoSuchCustomer: nobody`
@@ -126,7 +127,7 @@ async def drain_async(
             t.task_id,
             tasks[t.task_id].type,
             tasks[t.task_id].name,
-            t.status,
+            TaskStatus(t.status),
             t.outcome,
             t.result,
             t.error,
@@ -155,14 +156,19 @@ def drain(
 
 
 def enqueued(
-    conn: Any, *, type: str | None = None, name: str | None = None, status: Status | None = None
+    conn: Any, *, type: str | None = None, name: str | None = None, status: TaskStatus | Status | None = None
 ) -> list[Task]:
-    """The tasks on `conn` (psycopg or SQLAlchemy; its uncommitted ones too), oldest first."""
-    return find_tasks(conn, type=type, name=name, status=status)
+    """The tasks on `conn` (psycopg or SQLAlchemy; its uncommitted ones too), oldest first, as the
+    client's `taskservice.Task`."""
+    found = find_tasks(conn, type=type, name=name, status=None if status is None else Status(status))
+    return [Task.from_record(t) for t in found]
 
 
 async def enqueued_async(
-    conn: Any, *, type: str | None = None, name: str | None = None, status: Status | None = None
+    conn: Any, *, type: str | None = None, name: str | None = None, status: TaskStatus | Status | None = None
 ) -> list[Task]:
     """`enqueued` on an asyncpg connection, a psycopg AsyncConnection or a SQLAlchemy AsyncSession."""
-    return await find_tasks_async(conn, type=type, name=name, status=status)
+    found = await find_tasks_async(
+        conn, type=type, name=name, status=None if status is None else Status(status)
+    )
+    return [Task.from_record(t) for t in found]

@@ -1,6 +1,6 @@
 """Our exceptions as Connect codes, for every RPC of every service, in one interceptor.
 
-A handler raises what went wrong in its own terms (InvalidArgument, TaskNotFound, a dead database...);
+A handler raises what went wrong in its own terms (BrokenRule, TaskNotFound, a dead database...);
 the table below says what a caller is answered. Anything else is a bug: logged once with the RPC's
 name and the traceback, answered `internal` without details. Registered innermost (api/app.py), so the
 deadline (api/deadline.py), the id guard (api/ids.py) and the metrics see the answer a caller gets.
@@ -20,7 +20,7 @@ from connectrpc.request import RequestContext
 from taskservice.api import ids
 from taskservice.auth.tokens import BadTokenRequest
 from taskservice.model import IllegalTransition
-from taskservice.rules.tasks import InvalidArgument
+from taskservice.rules.tasks import BrokenRule
 from taskservice.store import IdAboveLimit, NotHeld, TaskNotFound, TokenNameTaken, TokenNotFound
 
 log = structlog.get_logger(__name__)
@@ -52,7 +52,7 @@ def _id_out_of_range(error: Exception) -> ConnectError:
 CODES: tuple[
     tuple[type[Exception] | tuple[type[Exception], ...], Callable[[Exception], ConnectError]], ...
 ] = (
-    ((InvalidArgument, BadTokenRequest), _said(Code.INVALID_ARGUMENT)),
+    ((BrokenRule, BadTokenRequest), _said(Code.INVALID_ARGUMENT)),
     ((TaskNotFound, TokenNotFound), _said(Code.NOT_FOUND)),
     (TokenNameTaken, _said(Code.ALREADY_EXISTS)),
     (IllegalTransition, _said(Code.FAILED_PRECONDITION)),

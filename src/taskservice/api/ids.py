@@ -18,7 +18,7 @@ from connectrpc.request import RequestContext
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from taskservice.rules.tasks import InvalidArgument
+from taskservice.rules.tasks import BrokenRule
 
 ID_WIDTH_HEADER = "task-id-width"
 WIDE = "64"
@@ -53,7 +53,7 @@ def narrow(value: int) -> int:
 def requested(narrow_value: int, wide_value: int, field: str = "id") -> int:
     """The id a request names, from its int32 field or its 64-bit twin."""
     if wide_value and narrow_value and wide_value != narrow_value:
-        raise InvalidArgument(
+        raise BrokenRule(
             f"{field}64", f"names task {wide_value} but `{field}` names {narrow_value}; send one of them"
         )
     return wide_value or narrow_value

@@ -2,8 +2,8 @@
 
 The database (migrated, then pooled), the store, event hub and agents' dispatcher the services work
 with, the credentials the access check reads, the worker package's helpers (worker.serve's
-InProcessWorkers: the lease reaper, the retention job, and a worker when WORKER_COUNT > 0), and the
-line that empties the credential cache when a token is revoked anywhere.
+InProcessWorkers: the lease reaper, the retention job, and a worker when WORKER_CONCURRENCY > 0), and
+the line that empties the credential cache when a token is revoked anywhere.
 """
 
 from __future__ import annotations
@@ -78,7 +78,9 @@ class Lifespan:
         in_process.start()
         if self.auth_required:
             await self._warn_without_admin(self.credentials)
-        log.info("server ready", workers_in_process=settings.worker_count, auth_required=self.auth_required)
+        log.info(
+            "server ready", workers_in_process=settings.worker_concurrency, auth_required=self.auth_required
+        )
         try:
             yield
         finally:

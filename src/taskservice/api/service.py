@@ -34,7 +34,7 @@ from taskservice.model import (
 )
 from taskservice.plugins import Registry
 from taskservice.plugins.declare import TaskTypeSpec
-from taskservice.rules.tasks import InvalidArgument
+from taskservice.rules.tasks import BrokenRule
 from taskservice.rules.transient import is_transient
 from taskservice.store import Claim, NotHeld, Store, WorkerIdTaken
 
@@ -268,7 +268,7 @@ class TaskService:
     ) -> pb.ListTaskExecutionsResponse:
         executions = await self.store.executions(_task_id(request))
         if request.attempt < 0:
-            raise InvalidArgument("attempt", f"must be >= 1, or 0 for every attempt (got {request.attempt})")
+            raise BrokenRule("attempt", f"must be >= 1, or 0 for every attempt (got {request.attempt})")
         if request.attempt:  # one attempt, its stored result whole
             one = [e for e in executions if e.attempt == request.attempt]
             return pb.ListTaskExecutionsResponse(executions=[convert.execution(e, whole=True) for e in one])
@@ -381,7 +381,7 @@ class TaskService:
                 raise
             # The database will not take one of them (a result it cannot store): the agent writes
             # them one by one and fails the attempt whose outcome is refused (as a worker does).
-            raise InvalidArgument("outcomes", f"the database refused them: {error}") from None
+            raise BrokenRule("outcomes", f"the database refused them: {error}") from None
         reported = {t.execution_id for t in transitions}
         self.dispatcher.reported(agent, reported)
         return pb.ReportOutcomesResponse(refused=sorted(reported - counted))

@@ -14,7 +14,7 @@ from taskservice.rules.tasks import (
     MAX_RETRIES_MAX,
     MESSAGE_MAX,
     NAME_MAX,
-    InvalidArgument,
+    BrokenRule,
     PayloadLimits,
     TaskTypes,
     json_value,
@@ -26,7 +26,7 @@ from taskservice.rules.tasks import (
 )
 from taskservice.rules.tasks import new_task as checked_task
 
-__all__ = ["InvalidArgument", "PayloadLimits", "TaskTypes", "message", "status", "task_id"]
+__all__ = ["BrokenRule", "PayloadLimits", "TaskTypes", "message", "status", "task_id"]
 
 LIST_LIMIT_MAX = 100
 LIST_LIMIT_DEFAULT = 30
@@ -40,7 +40,7 @@ def new_task(
     prefix: str = "",
     limits: PayloadLimits = PayloadLimits(),  # noqa: B008
 ) -> NewTask:
-    """A valid CreateTaskRequest as a NewTask, or InvalidArgument for the first broken rule."""
+    """A valid CreateTaskRequest as a NewTask; BrokenRule names the first rule it breaks."""
     new = NewTask(
         name=request.name,
         type=request.type,
@@ -62,14 +62,14 @@ def new_tasks(
 ) -> list[NewTask]:
     count = len(request.tasks)
     if not 1 <= count <= BATCH_MAX:
-        raise InvalidArgument("tasks", f"must hold 1 to {BATCH_MAX} tasks (got {count})")
+        raise BrokenRule("tasks", f"must hold 1 to {BATCH_MAX} tasks (got {count})")
     return [new_task(t, task_types, f"tasks[{i}].", limits) for i, t in enumerate(request.tasks)]
 
 
 def watched_tasks(task_ids: Collection[int]) -> frozenset[int]:
     """The tasks a WatchEvents request wants the events of (empty: every task)."""
     if len(task_ids) > WATCHED_TASKS_MAX:
-        raise InvalidArgument("task_ids", f"must hold at most {WATCHED_TASKS_MAX} ids (got {len(task_ids)})")
+        raise BrokenRule("task_ids", f"must hold at most {WATCHED_TASKS_MAX} ids (got {len(task_ids)})")
     for index, value in enumerate(task_ids):
         task_id(value, f"task_ids[{index}]")
     return frozenset(task_ids)
@@ -78,11 +78,11 @@ def watched_tasks(task_ids: Collection[int]) -> frozenset[int]:
 def list_request(request: pb.TaskListRequest) -> tuple[Status | None, str | None, str | None, int, int]:
     """(status, type, name_contains, limit, offset) of a valid ListTasks request."""
     if request.limit < 0 or request.limit > LIST_LIMIT_MAX:
-        raise InvalidArgument(
+        raise BrokenRule(
             "limit", f"must be 1 to {LIST_LIMIT_MAX}, or 0 for {LIST_LIMIT_DEFAULT} (got {request.limit})"
         )
     if request.offset < 0:
-        raise InvalidArgument("offset", f"must be >= 0 (got {request.offset})")
+        raise BrokenRule("offset", f"must be >= 0 (got {request.offset})")
     wanted = status(request.status) if request.HasField("status") else None
     kind = text("type", request.type, NAME_MAX, single_line=True) if request.HasField("type") else None
     name = text("name_contains", request.name_contains, NAME_MAX, single_line=True)
@@ -107,16 +107,16 @@ LOST_LEASES_MAX = 1000
 
 def agent_id(value: str, field: str = "agent_id") -> str:
     if not AGENT_ID.fullmatch(value):
-        raise InvalidArgument(field, "must be 1 to 255 characters of A-Z a-z 0-9 . _ : -")
+        raise BrokenRule(field, "must be 1 to 255 characters of A-Z a-z 0-9 . _ : -")
     return value
 
 
 def assignment_ids(values: Collection[int], field: str = "held") -> list[int]:
     if len(values) > HELD_MAX:
-        raise InvalidArgument(field, f"must hold at most {HELD_MAX} assignments (got {len(values)})")
+        raise BrokenRule(field, f"must hold at most {HELD_MAX} assignments (got {len(values)})")
     for i, value in enumerate(values):
         if value < 1:
-            raise InvalidArgument(f"{field}[{i}]", f"must be >= 1 (got {value})")
+            raise BrokenRule(f"{field}[{i}]", f"must be >= 1 (got {value})")
     return list(values)
 
 
@@ -128,7 +128,7 @@ def pull_request(request: pb.PullEventsRequest) -> tuple[str, int, tuple[str, ..
     agent = agent_id(request.agent_id) if request.agent_id else ""
     slots = int(number("slots", request.slots, 0, SLOTS_MAX)) or 1
     if len(request.task_types) > TASK_TYPES_MAX:
-        raise InvalidArgument("task_types", f"must hold at most {TASK_TYPES_MAX} types")
+        raise BrokenRule("task_types", f"must hold at most {TASK_TYPES_MAX} types")
     wanted = enumerate(request.task_types)
     named = (text(f"task_types[{i}]", t, NAME_MAX, single_line=True) for i, t in wanted)
     types = tuple(sorted(set(named)))
@@ -136,7 +136,7 @@ def pull_request(request: pb.PullEventsRequest) -> tuple[str, int, tuple[str, ..
         # The original's agent names neither itself nor its types, and runs exactly these.
         types = types or ORIGINAL_AGENT_TYPES
     elif not types:
-        raise InvalidArgument("task_types", "must name the task types this agent runs (at least one)")
+        raise BrokenRule("task_types", "must name the task types this agent runs (at least one)")
     host = text("host", request.host, NAME_MAX, single_line=True)
     return agent, slots, types, host, assignment_ids(request.held)
 
@@ -150,16 +150,16 @@ def declarations(source: str, field: str = "declarations_json") -> dict[str, dic
     if not source:
         return {}
     if len(source.encode()) > DECLARATIONS_MAX_BYTES:
-        raise InvalidArgument(field, f"must be at most {DECLARATIONS_MAX_BYTES} bytes")
+        raise BrokenRule(field, f"must be at most {DECLARATIONS_MAX_BYTES} bytes")
     parsed = json_value(field, source, "a JSON object")
     if not isinstance(parsed, dict) or len(parsed) > TASK_TYPES_MAX:
-        raise InvalidArgument(field, f"must be a JSON object of at most {TASK_TYPES_MAX} task types")
+        raise BrokenRule(field, f"must be a JSON object of at most {TASK_TYPES_MAX} task types")
     checked = {}
     for name, declaration in parsed.items():
         text(f"{field}[{name!r}]", name, NAME_MAX, required=True, single_line=True)
         spec = TaskTypeSpec.from_json(declaration)
         if spec is None:
-            raise InvalidArgument(f"{field}[{name!r}]", "is not a task type declaration")
+            raise BrokenRule(f"{field}[{name!r}]", "is not a task type declaration")
         checked[name] = spec.to_json()
     return checked
 
@@ -168,7 +168,7 @@ def outcomes(request: pb.ReportOutcomesRequest, max_result_bytes: int) -> list[T
     """The reported ends of attempts as transitions (the store fences each by its assignment id)."""
     count = len(request.outcomes)
     if not 1 <= count <= BATCH_MAX:
-        raise InvalidArgument("outcomes", f"must hold 1 to {BATCH_MAX} outcomes (got {count})")
+        raise BrokenRule("outcomes", f"must hold 1 to {BATCH_MAX} outcomes (got {count})")
     return [_outcome(o, f"outcomes[{i}].", max_result_bytes) for i, o in enumerate(request.outcomes)]
 
 
@@ -176,15 +176,15 @@ def _outcome(o: pb.AttemptOutcome, prefix: str, max_result_bytes: int) -> Transi
     reported = status(o.status, f"{prefix}status")
     if reported not in REPORTED_STATUSES:
         allowed = ", ".join(s.name for s in sorted(REPORTED_STATUSES))
-        raise InvalidArgument(f"{prefix}status", f"must be one of {allowed} (got {reported.name})")
+        raise BrokenRule(f"{prefix}status", f"must be one of {allowed} (got {reported.name})")
     if o.outcome not in REPORTED_OUTCOMES:
-        raise InvalidArgument(f"{prefix}outcome", f"must be one of {', '.join(sorted(REPORTED_OUTCOMES))}")
+        raise BrokenRule(f"{prefix}outcome", f"must be one of {', '.join(sorted(REPORTED_OUTCOMES))}")
     result = None
     if o.result_json:
         size = len(o.result_json.encode())
         if size > max_result_bytes:
             rule = f"must be at most {max_result_bytes} bytes (got {size}; MAX_RESULT_BYTES)"
-            raise InvalidArgument(f"{prefix}result_json", rule)
+            raise BrokenRule(f"{prefix}result_json", rule)
         result = json_value(f"{prefix}result_json", o.result_json, "JSON")
     return Transition(
         task_id=task_id(o.task_id, f"{prefix}task_id"),

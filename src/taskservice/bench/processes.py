@@ -124,12 +124,12 @@ def stop_all(children: list[Child], grace: float = 15.0) -> None:
 
 
 class ServerProcess(Child):
-    """`task-cli server` on a free port, running no tasks itself (WORKER_COUNT=0)."""
+    """`task-cli server` on a free port, running no tasks itself (WORKER_CONCURRENCY=0)."""
 
     def __init__(self, database_url: str, log_dir: Path, **extra: str) -> None:
         self.port = free_port()
         self.address = f"http://127.0.0.1:{self.port}"
-        env = child_env(database_url, WORKER_COUNT="0", **extra)
+        env = child_env(database_url, WORKER_CONCURRENCY="0", WORKER_COUNT="0", **extra)
         super().__init__("server", ["server", "--port", str(self.port)], env, log_dir)
 
     async def wait_ready(self, timeout: float) -> None:

@@ -38,7 +38,7 @@ def run_async(coroutine: Any) -> Any:
     "-c",
     type=click.IntRange(min=1),
     default=None,
-    help="Tasks run at once [default: WORKER_COUNT].",
+    help="Tasks run at once [default: WORKER_CONCURRENCY].",
 )
 @click.option(
     "--type",
@@ -163,7 +163,7 @@ def url() -> None:
 def server(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the API server (control plane) and the dashboard.
 
-    With WORKER_COUNT > 0 it also runs tasks itself. The modules of TASK_MODULES are imported, so the
+    With WORKER_CONCURRENCY > 0 it also runs tasks itself. The modules of TASK_MODULES are imported, so the
     server knows their task types' declarations and its own workers run them.
     """
     from taskservice.api.server import run_server

@@ -120,7 +120,7 @@ def _shown_url(url: str, embedded: bool) -> str:
 @click.option("--workers", "-w", type=click.IntRange(min=0), default=2, show_default=True,
               help="Worker processes to start.")  # fmt: skip
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
-              help="Tasks each worker runs at once [default: WORKER_COUNT].")  # fmt: skip
+              help="Tasks each worker runs at once [default: WORKER_CONCURRENCY].")  # fmt: skip
 @click.option("--host", default=None, help="Server address [default: SERVER_HOST, 127.0.0.1].")
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=None, help="Server port [default: SERVER_PORT]."
@@ -142,7 +142,8 @@ def up(ctx: click.Context, workers: int, concurrency: int | None, host: str | No
     click.echo("Starting PostgreSQL..." if embedded else "Connecting to PostgreSQL...")
     url = database_url(settings)  # this process holds the embedded server until it exits
     migrate.upgrade(url)
-    env = {**os.environ, "DATABASE_URL": url, "WORKER_COUNT": "0"}
+    # Both names of the setting: one the caller set (or a .env) must not disagree with the other.
+    env = {**os.environ, "DATABASE_URL": url, "WORKER_CONCURRENCY": "0", "WORKER_COUNT": "0"}
     level = global_value(ctx, "log_level")
     server = _spawn(["--log-level", level, "server", "--host", host, "--port", str(port)], env)
     children = [server]
@@ -162,8 +163,8 @@ def up(ctx: click.Context, workers: int, concurrency: int | None, host: str | No
             wait_until_ready(address, server, READY_TIMEOUT)
         except (ServerExited, TimeoutError) as error:
             raise click.ClickException(f"{error}; see its log above") from None
-        # The server runs no tasks itself (WORKER_COUNT=0 above); each worker runs this many at once.
-        per_worker = concurrency or settings.worker_count or 10
+        # The server runs no tasks itself (WORKER_CONCURRENCY=0 above); each worker runs this many at once.
+        per_worker = concurrency or settings.worker_concurrency or 10
         worker_args = ["--log-level", level, "serve", "--concurrency", str(per_worker)]
         children += [_spawn(worker_args, env) for _ in range(workers)]
         shown = _shown_url(url, embedded)

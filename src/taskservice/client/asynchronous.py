@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from taskservice.client import calls
 from taskservice.client import messages as m
 from taskservice.client.sync import STREAM_SILENCE_SECONDS
-from taskservice.client.wire import Retry, warn_token_ignored
+from taskservice.client.wire import CallRetry, warn_token_ignored
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import FINISHED, NewTask, Status, TaskOptionFields, TaskOptions, task_options
 from taskservice.protocol import wire
@@ -34,7 +34,7 @@ class AsyncClient:
         *,
         token: str = "",
         timeout: float = 30.0,
-        retry: Retry = Retry(),  # noqa: B008
+        retry: CallRetry = CallRetry(),  # noqa: B008
         tls: ssl.SSLContext | None = None,
         max_connections: int = 100,
     ) -> None:
@@ -111,8 +111,8 @@ class AsyncClient:
         return await self.run(calls.get_task(id))
 
     async def list_tasks(
-        self, *, status: Status | None = None, type: str | None = None, name_contains: str = "",
-        limit: int = 0, offset: int = 0,
+        self, *, status: m.TaskStatus | Status | None = None, type: str | None = None,
+        name_contains: str = "", limit: int = 0, offset: int = 0,
     ) -> m.TaskList:  # fmt: skip
         """Tasks newest first; limit 0 means the server's 30."""
         return await self.run(calls.list_tasks(
@@ -122,10 +122,10 @@ class AsyncClient:
     async def get_task_history(self, id: int) -> list[m.HistoryEntry]:
         return await self.run(calls.get_task_history(id))
 
-    async def update_task_status(self, id: int, status: Status, message: str = "") -> None:
+    async def update_task_status(self, id: int, status: m.TaskStatus | Status, message: str = "") -> None:
         await self.run(calls.update_task_status(id, status, message))
 
-    async def get_status(self) -> dict[Status, int]:
+    async def get_status(self) -> dict[m.TaskStatus, int]:
         return await self.run(calls.get_status())
 
     async def cancel_task(self, id: int, reason: str = "") -> m.Task:
@@ -138,7 +138,7 @@ class AsyncClient:
         """Every attempt (results cut to a preview), or with `attempt` that one, its result whole."""
         return await self.run(calls.list_task_executions(id, attempt))
 
-    async def list_workers(self) -> list[m.Worker]:
+    async def list_workers(self) -> list[m.WorkerInfo]:
         return await self.run(calls.list_workers())
 
     async def list_task_types(self) -> list[m.TaskType]:
@@ -169,7 +169,7 @@ class AsyncTaskHandle:
     def __repr__(self) -> str:
         return f"AsyncTaskHandle(id={self.id})"
 
-    async def status(self) -> Status:
+    async def status(self) -> m.TaskStatus:
         return (await self.client.get_task(self.id)).status
 
     async def get(self) -> m.Task:

@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from taskservice.client import messages as m
 from taskservice.client.errors import TaskCancelled, TaskFailed
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import FINISHED, NewTask, Status
+from taskservice.model import NewTask, Status
 from taskservice.protocol.errors import FailedPrecondition
 
 T = TypeVar("T")
@@ -55,8 +55,8 @@ def get_task(task_id: int) -> Call[m.Task]:
 
 
 def list_tasks(
-    *, status: Status | None = None, type: str | None = None, name_contains: str = "", limit: int = 0,
-    offset: int = 0,
+    *, status: m.TaskStatus | Status | None = None, type: str | None = None, name_contains: str = "",
+    limit: int = 0, offset: int = 0,
 ) -> Call[m.TaskList]:  # fmt: skip
     request = pb.TaskListRequest(limit=limit, offset=offset, name_contains=name_contains)
     if status is not None:
@@ -72,14 +72,16 @@ def get_task_history(task_id: int) -> Call[list[m.HistoryEntry]]:
                 lambda r: [m.HistoryEntry.from_proto(h) for h in r.history], True)  # fmt: skip
 
 
-def update_task_status(task_id: int, status: Status, message: str = "") -> Call[None]:
+def update_task_status(task_id: int, status: m.TaskStatus | Status, message: str = "") -> Call[None]:
     request = pb.UpdateTaskStatusRequest(id64=task_id, status=int(status), message=message)  # type: ignore[arg-type]
     return Call("UpdateTaskStatus", request, empty_pb2.Empty, lambda r: None)
 
 
-def get_status() -> Call[dict[Status, int]]:
-    return Call("GetStatus", pb.GetStatusRequest(), pb.GetStatusResponse,
-                lambda r: {Status(k): v for k, v in sorted(r.exact_status_counts.items())}, True)  # fmt: skip
+def get_status() -> Call[dict[m.TaskStatus, int]]:
+    def read(r: pb.GetStatusResponse) -> dict[m.TaskStatus, int]:
+        return {m.TaskStatus(k): v for k, v in sorted(r.exact_status_counts.items())}
+
+    return Call("GetStatus", pb.GetStatusRequest(), pb.GetStatusResponse, read, True)
 
 
 def cancel_task(task_id: int, reason: str = "") -> Call[m.Task]:
@@ -96,9 +98,9 @@ def list_task_executions(task_id: int, attempt: int = 0) -> Call[list[m.Executio
                 lambda r: [m.Execution.from_proto(e) for e in r.executions], True)  # fmt: skip
 
 
-def list_workers() -> Call[list[m.Worker]]:
+def list_workers() -> Call[list[m.WorkerInfo]]:
     return Call("ListWorkers", pb.ListWorkersRequest(), pb.ListWorkersResponse,
-                lambda r: [m.Worker.from_proto(w) for w in r.workers], True)  # fmt: skip
+                lambda r: [m.WorkerInfo.from_proto(w) for w in r.workers], True)  # fmt: skip
 
 
 def list_task_types() -> Call[list[m.TaskType]]:
@@ -111,7 +113,7 @@ def watch_request(task_ids: Iterable[int]) -> pb.WatchEventsRequest:
 
 
 def finished(task: m.Task) -> bool:
-    return task.status in FINISHED
+    return task.status.finished
 
 
 def last_attempt(task: m.Task) -> Call[list[m.Execution]] | None:
@@ -121,11 +123,11 @@ def last_attempt(task: m.Task) -> Call[list[m.Execution]] | None:
 
 def outcome(task: m.Task, last: m.Execution | None) -> Any:
     """What waiting for a finished task gives: its result, or TaskFailed / TaskCancelled."""
-    if task.status == Status.SUCCEEDED:
+    if task.status == m.TaskStatus.SUCCEEDED:
         return last.result if last is not None else None
-    if task.status == Status.CANCELLED:
+    if task.status == m.TaskStatus.CANCELLED:
         raise TaskCancelled(task)
-    if task.status == Status.FAILED:
+    if task.status == m.TaskStatus.FAILED:
         error = (last.error if last is not None else "") or "no error recorded"
         raise TaskFailed(task, error, last.traceback if last is not None else "")
     raise FailedPrecondition(f"task {task.id} is {task.status.name}, not finished; wait() for it")

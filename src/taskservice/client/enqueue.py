@@ -35,7 +35,7 @@ def _checked(types: Collection[str] | None, limits: rules.PayloadLimits, new: Ne
     }
     try:
         return rules.new_task(new, known, limits=limits)
-    except rules.InvalidArgument as error:
+    except rules.BrokenRule as error:
         raise InvalidArgument(str(error)) from None
 
 

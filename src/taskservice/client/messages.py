@@ -4,15 +4,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format, struct_pb2
 
+from taskservice import model
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import NewTask
-from taskservice.model import Status as TaskStatus
 
-__all__ = ["Execution", "HistoryEntry", "NewTask", "Task", "TaskEvent", "TaskList", "TaskStatus", "Worker"]
+__all__ = [
+    "Execution", "HistoryEntry", "NewTask", "Task", "TaskEvent", "TaskList", "TaskStatus", "WorkerInfo",
+]  # fmt: skip
+
+
+class TaskStatus(IntEnum):
+    """A task's status. The numbers are the wire's (and `model.Status`'s, which a value compares equal
+    to); the wire's filter values UNKNOWN (4) and ALL (5) are no task's status, so they are not here."""
+
+    QUEUED = 0
+    RUNNING = 1
+    FAILED = 2
+    SUCCEEDED = 3
+    RETRYING = 6
+    CANCELLED = 7
+
+    @property
+    def finished(self) -> bool:
+        return model.Status(self).finished
 
 
 def _time(text: str) -> datetime | None:
@@ -50,6 +69,18 @@ class Task:
             timeout_seconds=m.timeout_seconds, created_at=_time(m.created_at),
             updated_at=_time(m.updated_at), run_at=_time(m.run_at), worker_id=m.worker_id,
             idempotency_key=m.idempotency_key, truncated=m.truncated,
+        )  # fmt: skip
+
+    @classmethod
+    def from_record(cls, t: model.Task) -> Task:
+        """The task as stored (what `taskservice.testing.enqueued` reads), as GetTask would answer it
+        but with its times to the microsecond."""
+        return cls(
+            id=t.id, name=t.name, type=t.type, status=TaskStatus(t.status), parameters=t.parameters,
+            description=t.description, priority=t.priority, retries=t.retries, max_retries=t.max_retries,
+            attempts=t.attempts, timeout_seconds=t.timeout_seconds, created_at=t.created_at,
+            updated_at=t.updated_at, run_at=t.run_at, worker_id=t.lease_owner or "",
+            idempotency_key=t.idempotency_key or "",
         )  # fmt: skip
 
 
@@ -119,7 +150,9 @@ class Execution:
 
 
 @dataclass(frozen=True)
-class Worker:
+class WorkerInfo:
+    """A worker or agent the server knows (ListWorkers): what it runs and when it was last heard from."""
+
     id: str
     host: str
     pid: int
@@ -132,7 +165,7 @@ class Worker:
     alive: bool
 
     @classmethod
-    def from_proto(cls, m: pb.Worker) -> Worker:
+    def from_proto(cls, m: pb.Worker) -> WorkerInfo:
         return cls(
             id=m.id, host=m.host, pid=m.pid, concurrency=m.concurrency, task_types=list(m.task_types),
             started_at=_time(m.started_at), last_heartbeat_at=_time(m.last_heartbeat_at),
@@ -217,3 +250,11 @@ def create_request(new: NewTask) -> pb.CreateTaskRequest:
     if new.timeout_seconds is not None:
         request.timeout_seconds = new.timeout_seconds
     return request
+
+
+if not TYPE_CHECKING:  # type checkers see only the current names
+
+    def __getattr__(name: str) -> Any:
+        from taskservice.client.renamed import old_name
+
+        return old_name(__name__, name)

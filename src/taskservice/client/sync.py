@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from taskservice.client import calls
 from taskservice.client import messages as m
-from taskservice.client.wire import Retry, warn_token_ignored
+from taskservice.client.wire import CallRetry, warn_token_ignored
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import FINISHED, NewTask, Status, TaskOptionFields, TaskOptions, task_options
 from taskservice.protocol import wire
@@ -40,7 +40,7 @@ class Client:
         *,
         token: str = "",
         timeout: float = 30.0,
-        retry: Retry = Retry(),  # noqa: B008
+        retry: CallRetry = CallRetry(),  # noqa: B008
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.address, self.timeout, self.retry = address.rstrip("/"), timeout, retry
@@ -115,8 +115,8 @@ class Client:
         return self.run(calls.get_task(id))
 
     def list_tasks(
-        self, *, status: Status | None = None, type: str | None = None, name_contains: str = "",
-        limit: int = 0, offset: int = 0,
+        self, *, status: m.TaskStatus | Status | None = None, type: str | None = None,
+        name_contains: str = "", limit: int = 0, offset: int = 0,
     ) -> m.TaskList:  # fmt: skip
         """Tasks newest first; limit 0 means the server's 30."""
         return self.run(calls.list_tasks(
@@ -126,10 +126,10 @@ class Client:
     def get_task_history(self, id: int) -> list[m.HistoryEntry]:
         return self.run(calls.get_task_history(id))
 
-    def update_task_status(self, id: int, status: Status, message: str = "") -> None:
+    def update_task_status(self, id: int, status: m.TaskStatus | Status, message: str = "") -> None:
         self.run(calls.update_task_status(id, status, message))
 
-    def get_status(self) -> dict[Status, int]:
+    def get_status(self) -> dict[m.TaskStatus, int]:
         return self.run(calls.get_status())
 
     def cancel_task(self, id: int, reason: str = "") -> m.Task:
@@ -142,7 +142,7 @@ class Client:
         """Every attempt (results cut to a preview), or with `attempt` that one, its result whole."""
         return self.run(calls.list_task_executions(id, attempt))
 
-    def list_workers(self) -> list[m.Worker]:
+    def list_workers(self) -> list[m.WorkerInfo]:
         return self.run(calls.list_workers())
 
     def list_task_types(self) -> list[m.TaskType]:
@@ -177,7 +177,7 @@ class TaskHandle:
     def __repr__(self) -> str:
         return f"TaskHandle(id={self.id})"
 
-    def status(self) -> Status:
+    def status(self) -> m.TaskStatus:
         return self.client.get_task(self.id).status
 
     def get(self) -> m.Task:

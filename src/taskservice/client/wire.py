@@ -6,10 +6,11 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 
 @dataclass(frozen=True)
-class Retry:
+class CallRetry:
     """Backoff for calls that failed `unavailable` and are safe to send again."""
 
     attempts: int = 4  # in all, the first one included
@@ -32,3 +33,11 @@ def warn_token_ignored(address: str) -> None:
         UserWarning,
         stacklevel=4,
     )
+
+
+if not TYPE_CHECKING:  # type checkers see only the current names
+
+    def __getattr__(name: str) -> Any:
+        from taskservice.client.renamed import old_name
+
+        return old_name(__name__, name)

@@ -39,8 +39,9 @@ class PayloadLimits:
     max_parameters: int = 100
 
 
-class InvalidArgument(ValueError):
-    """A request broke a rule; `field` is the path of the field (e.g. `tasks[2].name`)."""
+class BrokenRule(ValueError):
+    """A value broke a rule; `field` is the path of the field (e.g. `tasks[2].name`). The API answers it
+    `invalid_argument`; `enqueue(conn, ...)` raises it as the public `taskservice.InvalidArgument`."""
 
     def __init__(self, field: str, rule: str) -> None:
         super().__init__(f"{field}: {rule}")
@@ -49,23 +50,23 @@ class InvalidArgument(ValueError):
 
 def text(field: str, value: str, maximum: int, *, required: bool = False, single_line: bool = False) -> str:
     if required and not value.strip():
-        raise InvalidArgument(field, "is required and must not be blank")
+        raise BrokenRule(field, "is required and must not be blank")
     if len(value) > maximum:
-        raise InvalidArgument(field, f"must be at most {maximum} characters (got {len(value)})")
+        raise BrokenRule(field, f"must be at most {maximum} characters (got {len(value)})")
     if "\x00" in value:
-        raise InvalidArgument(field, "must not contain NUL characters")
+        raise BrokenRule(field, "must not contain NUL characters")
     if single_line and _CONTROL.search(value):
-        raise InvalidArgument(field, "must not contain control characters (such as line breaks)")
+        raise BrokenRule(field, "must not contain control characters (such as line breaks)")
     return value
 
 
 def json_value(field: str, source: str, what: str) -> Any:
-    """The JSON `source` parsed; InvalidArgument when it is not JSON or a string in it holds NUL, which
+    """The JSON `source` parsed; BrokenRule when it is not JSON or a string in it holds NUL, which
     jsonb cannot hold (the text holds one only as the escape \\u0000: the walk is only done then)."""
     try:
         value = json.loads(source)
     except ValueError as error:
-        raise InvalidArgument(field, f"must be {what} ({error})") from None
+        raise BrokenRule(field, f"must be {what} ({error})") from None
     pending = [value] if "\\u0000" in source else []
     while pending:
         item = pending.pop()
@@ -76,20 +77,20 @@ def json_value(field: str, source: str, what: str) -> Any:
             pending.extend(item)
         elif isinstance(item, str) and "\x00" in item:
             rule = "must not contain NUL characters (\\u0000): PostgreSQL cannot hold them"
-            raise InvalidArgument(field, rule)
+            raise BrokenRule(field, rule)
     return value
 
 
 def number(field: str, value: float, low: float, high: float, *, low_open: bool = False) -> float:
     if math.isnan(value) or value > high or value < low or (low_open and value == low):
         bound = f"> {low:g}" if low_open else f">= {low:g}"
-        raise InvalidArgument(field, f"must be {bound} and <= {high:g} (got {value:g})")
+        raise BrokenRule(field, f"must be {bound} and <= {high:g} (got {value:g})")
     return value
 
 
 def task_id(value: int, field: str = "id") -> int:
     if value < 1:
-        raise InvalidArgument(field, f"must be >= 1 (got {value})")
+        raise BrokenRule(field, f"must be >= 1 (got {value})")
     return value
 
 
@@ -98,7 +99,7 @@ def status(value: int, field: str = "status") -> Status:
         return Status(value)
     except ValueError:
         known = ", ".join(f"{s.name} ({s.value})" for s in Status)
-        raise InvalidArgument(field, f"unknown status {value}; known: {known}") from None
+        raise BrokenRule(field, f"unknown status {value}; known: {known}") from None
 
 
 def message(value: str, field: str = "message") -> str:
@@ -113,7 +114,7 @@ def new_task(
     *,
     has_payload: bool = True,
 ) -> NewTask:
-    """The task with its type's declared defaults filled in, or InvalidArgument for the first broken rule.
+    """The task with its type's declared defaults filled in; BrokenRule names the first rule it breaks.
 
     `has_payload` False: the request carried no payload at all (a CreateTaskRequest can say so), which
     is refused after the name and type are checked. An unset max_retries or timeout_seconds (None) takes
@@ -123,9 +124,9 @@ def new_task(
     kind = text(f"{prefix}type", new.type, NAME_MAX, required=True, single_line=True)
     if kind not in task_types:
         known = ", ".join(sorted(task_types)) or "none"
-        raise InvalidArgument(f"{prefix}type", f"unknown task type {kind!r}; registered types: {known}")
+        raise BrokenRule(f"{prefix}type", f"unknown task type {kind!r}; registered types: {known}")
     if not has_payload:
-        raise InvalidArgument(f"{prefix}payload", "is required (send an empty parameters map for none)")
+        raise BrokenRule(f"{prefix}payload", "is required (send an empty parameters map for none)")
     parameters = dict(new.parameters)
     _payload(parameters, prefix, limits)
     declared = task_types[kind]
@@ -136,7 +137,7 @@ def new_task(
             rule = error.rule
             if kind in simulated.ORIGINAL_TYPES and not declared.declares(error.name):
                 rule = f"{rule}; {simulated.HINT}"  # e.g. the original's end2end: {"test": "test_1"}
-            raise InvalidArgument(f"{prefix}payload.parameters[{error.name!r}]", rule) from None
+            raise BrokenRule(f"{prefix}payload.parameters[{error.name!r}]", rule) from None
     description = text(f"{prefix}description", new.description, DESCRIPTION_MAX)
     priority = int(number(f"{prefix}priority", new.priority, 0, PRIORITY_MAX))
     max_retries = None if declared is None else declared.max_retries
@@ -166,20 +167,20 @@ def _payload(parameters: dict[str, str], prefix: str, limits: PayloadLimits) -> 
         # A caller of enqueue(conn, ...) may hand in anything; the wire only ever carries strings.
         if not isinstance(key, str) or not isinstance(value, str):
             got = type(value if isinstance(key, str) else key).__name__
-            raise InvalidArgument(f"{field}[{key!r}]", f"keys and values must be strings (got {got})")
+            raise BrokenRule(f"{field}[{key!r}]", f"keys and values must be strings (got {got})")
     if len(parameters) > limits.max_parameters:
         got = f"got {len(parameters)}; MAX_PARAMETERS"
-        raise InvalidArgument(field, f"must hold at most {limits.max_parameters} parameters ({got})")
+        raise BrokenRule(field, f"must hold at most {limits.max_parameters} parameters ({got})")
     size = sum(len(k.encode()) + len(v.encode()) for k, v in parameters.items())
     if size > limits.max_bytes:
-        raise InvalidArgument(
+        raise BrokenRule(
             f"{prefix}payload",
             f"must be at most {limits.max_bytes} bytes of keys and values (got {size}; MAX_PAYLOAD_BYTES)",
         )
     for key, value in parameters.items():
         # fullmatch: with match, `$` also matches before a final line break ("key\n" passed).
         if not PARAMETER_KEY.fullmatch(key) or len(key) > PARAMETER_KEY_MAX:
-            raise InvalidArgument(
+            raise BrokenRule(
                 f"{field}[{key!r}]",
                 f"key must match ^[a-zA-Z0-9_-]+$ and be at most {PARAMETER_KEY_MAX} characters",
             )

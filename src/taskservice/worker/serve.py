@@ -30,7 +30,7 @@ log = structlog.get_logger(__name__)
 
 def worker_options(settings: Settings, concurrency: int | None, task_types: Sequence[str]) -> WorkerOptions:
     return WorkerOptions(
-        concurrency=concurrency or settings.worker_count or 1,
+        concurrency=concurrency or settings.worker_concurrency or 1,
         task_types=tuple(task_types),
         lease_seconds=settings.lease_seconds,
         poll_interval=settings.poll_interval,
@@ -53,14 +53,14 @@ def retention_job(settings: Settings, store: Store) -> RetentionJob:
 class InProcessWorkers:
     """What a server runs of the worker package beside its API: the lease reaper (agents never see the
     database, so the server puts back their lost leases), the retention job, and a worker with
-    WORKER_COUNT slots when that is above 0. `start()` once, `await stop()` once."""
+    WORKER_CONCURRENCY slots when that is above 0. `start()` once, `await stop()` once."""
 
     def __init__(self, settings: Settings, store: Store, url: str, registry: Registry) -> None:
-        options = worker_options(settings, settings.worker_count, ())
+        options = worker_options(settings, settings.worker_concurrency, ())
         self.reaper = LeaseReaper(store, options.retry_policy, settings.lease_seconds / 2)
         self.retention = retention_job(settings, store)
         self.worker = None
-        if settings.worker_count > 0:
+        if settings.worker_concurrency > 0:
             self.worker = Worker(store, url, registry, options, settings=settings)
         self._stop_worker = asyncio.Event()
         self._worker_run: asyncio.Task[None] | None = None
