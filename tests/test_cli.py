@@ -259,9 +259,14 @@ def test_errors_are_one_line_on_stderr(api_server: ServerProcess, settings: Sett
         assert result.stderr.startswith(expected), result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
         assert "Traceback" not in result.stderr
-    unreachable = run(api_server, "--address", f"http://127.0.0.1:{free_port()}", "task", "status")
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    unreachable = run(api_server, "--address", nowhere, "task", "status")
     assert unreachable.exit_code == 1
-    assert "cannot reach the server" in unreachable.stderr
+    # One line that names the address once, why, and what to do.
+    assert unreachable.stderr.strip() == (
+        f"Error: cannot reach the server at {nowhere} ([Errno 111] Connection refused); "
+        "is `task-cli server` running?"
+    )
 
 
 def test_usage_errors_exit_2(settings: Settings) -> None:

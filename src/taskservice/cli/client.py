@@ -78,9 +78,8 @@ def _warn_token_ignored(address: str) -> None:
 def describe(error: TaskServiceError, address: str) -> str:
     """The one line a failed call prints (user data in it shown literally)."""
     if error.code == "unavailable":
-        return (
-            f"cannot reach the server at {address} ({literal(error.message)}); is `task-cli server` running?"
-        )
+        reason = error.message.partition(f"cannot reach {address.rstrip('/')}: ")[2] or error.message
+        return f"cannot reach the server at {address} ({literal(reason)}); is `task-cli server` running?"
     return f"{error.code}: {literal(error.message)}"
 
 
