@@ -213,7 +213,8 @@ async def test_an_original_stream_gets_only_work_and_heartbeats_without_a_uuid_a
             assert (message.keepalive, message.agent_id) == (False, "")
 
             async def alive() -> bool:  # heard, its agent shows alive (here: within the 2 s lease)
-                return not await store.types_without_live_worker(["send_email", "run_query"], 2.0)
+                kinds = [("send_email", "default"), ("run_query", "default")]
+                return not await store.without_live_worker(kinds, 2.0)
 
             await eventually(alive, timeout=30)
         finally:

@@ -313,9 +313,16 @@ async def test_an_agent_id_is_not_taken_over_and_its_leases_are_its_registrant_s
 async def test_types_without_a_live_worker(store: Store) -> None:
     await store.register_worker("w1", "h", 1, 1, ["alpha", "beta"])
     await store.register_worker("w2", "h", 2, 1, ["gamma"])
+    await store.register_worker("w3", "h", 3, 1, ["epsilon"], queues=["mail"])
     await store.stop_worker("w2")
-    assert await store.types_without_live_worker(["alpha", "gamma", "delta"], 60.0) == {"gamma", "delta"}
-    assert await store.types_without_live_worker([], 60.0) == set()
+    kinds = [("alpha", "default"), ("gamma", "default"), ("delta", "default"), ("alpha", "mail")]
+    # w1 serves every queue; none runs gamma (w2 stopped) or delta.
+    assert await store.without_live_worker(kinds, 60.0) == {("gamma", "default"), ("delta", "default")}
+    # w3 runs epsilon for the mail queue only.
+    epsilons = [("epsilon", "mail"), ("epsilon", "default")]
+    assert await store.without_live_worker(epsilons, 60.0) == {("epsilon", "default")}
+    assert await store.without_live_worker([], 60.0) == set()
     await store.create_tasks([NewTask(f"g{i}", "gamma") for i in range(3)] + [NewTask("a", "alpha")])
     await store.create_task(NewTask("d", "delta", delay_seconds=3600))  # waiting, if not due yet
-    assert await store.waiting_without_live_worker(60.0) == {"gamma": 3, "delta": 1}
+    await store.create_tasks([NewTask("e1", "epsilon", queue="mail"), NewTask("e2", "epsilon")])
+    assert await store.waiting_without_live_worker(60.0) == {"gamma": 3, "delta": 1, "epsilon": 1}

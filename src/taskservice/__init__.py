@@ -21,6 +21,7 @@ __all__ = [
     "OutOfRange",
     "PermanentFailure",
     "PermissionDenied",
+    "QueueInfo",
     "RequestError",
     "ResourceExhausted",
     "RetryableError",
@@ -54,8 +55,8 @@ _HOMES = {
         "taskservice.client.wire": "CallRetry",
         "taskservice.client.enqueue": "enqueue enqueue_async",
         "taskservice.model": "TaskOptions",
-        "taskservice.client.messages": "Execution HistoryEntry NewTask Task TaskEvent TaskList TaskStatus "
-        "TaskType WorkerInfo",
+        "taskservice.client.messages": "Execution HistoryEntry NewTask QueueInfo Task TaskEvent TaskList "
+        "TaskStatus TaskType WorkerInfo",
         "taskservice.protocol.errors": "AuthError FailedPrecondition InvalidArgument NotFound OutOfRange "
         "PermissionDenied RequestError ResourceExhausted RetryableError TaskServiceError Timeout "
         "Unauthenticated Unavailable",
@@ -75,6 +76,7 @@ if TYPE_CHECKING:
         Execution,
         HistoryEntry,
         NewTask,
+        QueueInfo,
         Task,
         TaskEvent,
         TaskList,

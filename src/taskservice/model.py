@@ -47,6 +47,11 @@ def shown_as(status: Status) -> frozenset[Status]:
 
 
 CLAIMABLE = frozenset({Status.QUEUED, Status.RETRYING})
+# The queue of a task whose request and type's declaration name none (migration 0040).
+DEFAULT_QUEUE = "default"
+# What a queue's name may be: it is typed on command lines and shown in metrics' labels.
+QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
+QUEUE_RULE = "1 to 100 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit"
 TASK_STATUSES: tuple[Status, ...] = tuple(s for s in Status if s not in (Status.UNKNOWN, Status.ALL))
 
 # The lifecycle, written down once: target status -> the statuses a task may move to it from.
@@ -128,6 +133,7 @@ class Task:
     idempotency_key: str | None = None
     execution_id: int | None = None  # the current (or last) attempt: the fencing token
     lost_leases: int = 0  # attempts that ended because their worker stopped responding
+    queue: str = DEFAULT_QUEUE
 
     @property
     def parameters(self) -> dict[str, str]:
@@ -174,6 +180,7 @@ class NewTask:
     timeout_seconds: float | None = None
     idempotency_key: str | None = None
     delay_seconds: float = 0.0
+    queue: str | None = None  # None: the type's declared queue, else DEFAULT_QUEUE
 
 
 @dataclass(frozen=True)
@@ -189,6 +196,7 @@ class TaskOptions:
     idempotency_key: str | None = None
     max_retries: int | None = None  # None: the type's declared default, else the server's
     timeout_seconds: float | None = None
+    queue: str | None = None  # None: the type's declared queue, else "default"
 
     def __post_init__(self) -> None:
         # The programmer's mistakes, refused where they are made rather than at the server.
@@ -213,7 +221,7 @@ class TaskOptions:
             name=type if self.name is None else self.name, type=type, parameters=dict(parameters or {}),
             description=self.description, priority=self.priority, max_retries=self.max_retries,
             timeout_seconds=self.timeout_seconds, idempotency_key=self.idempotency_key,
-            delay_seconds=delay,
+            delay_seconds=delay, queue=self.queue,
         )  # fmt: skip
 
 
@@ -228,6 +236,7 @@ class TaskOptionFields(TypedDict, total=False):
     idempotency_key: str | None
     max_retries: int | None
     timeout_seconds: float | None
+    queue: str | None
 
 
 def task_options(options: TaskOptions | None, fields: TaskOptionFields) -> TaskOptions:

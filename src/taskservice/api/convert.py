@@ -13,7 +13,7 @@ from taskservice.api.ids import narrow
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import Execution, HistoryEntry, Status, Task, original_status
 from taskservice.plugins.declare import TaskTypeSpec
-from taskservice.store import Claim, HistoryEvent, WorkerInfo
+from taskservice.store import Claim, HistoryEvent, Pause, WorkerInfo
 
 
 def statuses(status: Status) -> dict[str, Any]:
@@ -39,9 +39,22 @@ def _cut(text: str) -> str:
     return text if len(text) <= LIST_TEXT_MAX else text[: LIST_TEXT_MAX - 1] + "…"
 
 
-def no_live_worker(task_type: str) -> str:
-    """Why a task waits when no worker or agent heard from within a lease runs its type."""
-    return f"no live worker runs type {task_type}"
+def no_live_worker(task_type: str, queue: str) -> str:
+    """Why a task waits when no worker or agent heard from within a lease runs its type (serving its
+    queue, when that is not the default one)."""
+    serving = "" if queue == model.DEFAULT_QUEUE else f" for queue {queue}"
+    return f"no live worker runs type {task_type}{serving}"
+
+
+def paused(kind: str, name: str) -> str:
+    """Why a task waits when its queue or type is paused."""
+    return f"{kind} {name} is paused"
+
+
+def pause(p: Pause) -> pb.QueuePause:
+    return pb.QueuePause(
+        kind=p.kind, name=p.name, reason=p.reason, paused_by=p.paused_by, paused_at=timestamp(p.paused_at)
+    )
 
 
 def listed_task(t: Task) -> pb.Task:
@@ -74,6 +87,7 @@ def task(t: Task, parameters: dict[str, str] | None = None, description: str | N
         updated_at=timestamp(t.updated_at),
         timeout_seconds=t.timeout_seconds,
         run_at=timestamp(t.run_at),
+        queue=t.queue,
         worker_id=t.lease_owner or "",
         idempotency_key=t.idempotency_key or "",
     )
@@ -149,6 +163,7 @@ def worker(w: WorkerInfo, alive_within_seconds: float) -> pb.Worker:
         running=w.running,
         alive=alive,
         kind=w.kind,
+        queues=w.queues,
     )
 
 
@@ -175,6 +190,7 @@ def task_type(name: str, spec: TaskTypeSpec | None) -> pb.TaskTypeDeclaration:
         description=spec.description,
         extra_parameters=spec.extra_parameters,
         permanent_errors=spec.permanent_errors,
+        queue=spec.queue or "",
     )
     for p in spec.parameters:
         parameter = declaration.parameters.add(

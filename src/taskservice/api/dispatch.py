@@ -45,8 +45,10 @@ class Session:
         held: Iterable[int],
         legacy: bool,
         principal: str | None = None,
+        queues: tuple[str, ...] = (),
     ) -> None:
         self.agent_id, self.slots, self.task_types, self.legacy = agent_id, slots, task_types, legacy
+        self.queues = queues  # empty: every queue
         self.principal = principal  # who opened it (None: auth is off)
         # Sent (or held on reconnecting), not reported yet: assignment ids; for an original-style
         # agent, task ids (its controller reports by task, and one task may be several attempts).
@@ -127,12 +129,13 @@ class Dispatcher:
         held: Iterable[int],
         legacy: bool,
         principal: str | None = None,
+        queues: tuple[str, ...] = (),
     ) -> Session:
         """A new stream; one already open under the same id (the agent reconnected) is closed."""
         previous = self.sessions.get(agent_id)
         if previous is not None:
             self.close(previous)
-        session = Session(agent_id, slots, task_types, held, legacy, principal)
+        session = Session(agent_id, slots, task_types, held, legacy, principal, queues)
         self.sessions[agent_id] = session
         self.wake()
         return session
@@ -233,24 +236,26 @@ class Dispatcher:
                 log.warning("dispatching failed; will try again", error=str(error))
 
     async def _claim_round(self) -> bool:
-        """Claim once for every group of sessions taking the same types; whether all were filled.
+        """Claim once for every group of sessions taking the same types from the same queues; whether
+        all were filled.
 
         Sessions take turns being first (a round of CLAIM_BATCH slots may not reach them all)."""
         order = list(self.sessions.values())
         if order:
             turn = self._turn % len(order)
             order = order[turn:] + order[:turn]
-        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = defaultdict(list)
         for session in order:
-            groups[session.task_types].extend([session.agent_id] * session.free(self._silent_after))
+            kinds = (session.task_types, session.queues)
+            groups[kinds].extend([session.agent_id] * session.free(self._silent_after))
         filled = False
-        for task_types, owners in groups.items():
+        for (task_types, queues), owners in groups.items():
             if not owners:
                 continue
             slots = owners[:CLAIM_BATCH]
             self._turn += len(set(slots))
             sent_at = time.monotonic()
-            claims = await self.store.claim_for(slots, task_types, self.lease_seconds)
+            claims = await self.store.claim_for(slots, task_types, self.lease_seconds, queues)
             await self._deliver(claims, sent_at + self.lease_seconds)
             filled = filled or len(claims) == len(slots)
         return filled

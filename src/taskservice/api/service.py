@@ -24,6 +24,7 @@ from taskservice.auth import principal
 from taskservice.auth.roles import Right
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import (
+    DEFAULT_QUEUE,
     FINISHED,
     OPERATOR_TARGETS,
     IllegalTransition,
@@ -143,15 +144,21 @@ class TaskService:
         return message
 
     async def _say_why_waiting(self, tasks: list[tuple[Task, pb.Task]]) -> None:
-        """Fill `waiting_reason` of the waiting tasks whose type no live worker runs: one query,
-        and none when no task waits."""
-        waiting = {t.type for t, _ in tasks if t.status in (Status.QUEUED, Status.RETRYING)}
+        """Fill `waiting_reason` of the waiting tasks whose queue or type is paused, or whose type no
+        live worker runs (serving its queue): two small queries, and none when no task waits."""
+        waiting = [(t, message) for t, message in tasks if t.status in (Status.QUEUED, Status.RETRYING)]
         if not waiting:
             return
-        orphaned = await self.store.types_without_live_worker(waiting, self.worker_alive_seconds)
-        for t, message in tasks:
-            if t.type in orphaned and t.status in (Status.QUEUED, Status.RETRYING):
-                message.waiting_reason = convert.no_live_worker(t.type)
+        paused = {(p.kind, p.name) for p in await self.store.pauses()}
+        kinds = {(t.type, t.queue) for t, _ in waiting}
+        orphaned = await self.store.without_live_worker(kinds, self.worker_alive_seconds)
+        for t, message in waiting:
+            if ("queue", t.queue) in paused:
+                message.waiting_reason = convert.paused("queue", t.queue)
+            elif ("type", t.type) in paused:
+                message.waiting_reason = convert.paused("type", t.type)
+            elif (t.type, t.queue) in orphaned:
+                message.waiting_reason = convert.no_live_worker(t.type, t.queue)
 
     async def list_tasks(self, request: pb.TaskListRequest, ctx: RequestContext[Any, Any]) -> pb.TaskList:
         status, kind, name, limit, offset = validation.list_request(request)
@@ -280,6 +287,49 @@ class TaskService:
         workers = await self.store.list_workers()
         return pb.ListWorkersResponse(workers=[convert.worker(w, self.worker_alive_seconds) for w in workers])
 
+    # -- queues and pauses --------------------------------------------------------------------
+
+    async def pause_queue(
+        self, request: pb.PauseQueueRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.PauseQueueResponse:
+        kind, name = validation.pause_target(request.queue, request.type)
+        reason = validation.message(request.reason, "reason")
+        by = principal.current().registrant or ""
+        pause, created = await self.store.pause(kind, name, reason, by)
+        log.info("paused", kind=kind, name=name, reason=reason, by=by or None, already=not created)
+        return pb.PauseQueueResponse(pause=convert.pause(pause), already=not created)
+
+    async def resume_queue(
+        self, request: pb.ResumeQueueRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.ResumeQueueResponse:
+        kind, name = validation.pause_target(request.queue, request.type)
+        resumed = await self.store.resume(kind, name)
+        if resumed:
+            log.info("resumed", kind=kind, name=name, by=principal.current().registrant)
+        return pb.ResumeQueueResponse(resumed=resumed)
+
+    async def list_queues(
+        self, request: pb.ListQueuesRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.ListQueuesResponse:
+        counts, pauses, workers = await asyncio.gather(
+            self.store.queue_counts(), self.store.pauses(), self.store.list_workers()
+        )
+        live = [w for w in workers if convert.worker(w, self.worker_alive_seconds).alive]
+        paused = {p.name: p for p in pauses if p.kind == "queue"}
+        names = sorted({*counts, *paused, *(q for w in live for q in w.queues), DEFAULT_QUEUE})
+        queues = []
+        for name in names:
+            waiting, running = counts.get(name, (0, 0))
+            serving = sum(1 for w in live if not w.queues or name in w.queues)
+            queue = pb.Queue(
+                name=name, paused=name in paused, waiting=waiting, running=running, workers=serving
+            )
+            if name in paused:
+                queue.pause.CopyFrom(convert.pause(paused[name]))
+            queues.append(queue)
+        types = [convert.pause(p) for p in pauses if p.kind == "type"]
+        return pb.ListQueuesResponse(queues=queues, paused_types=types)
+
     async def list_task_types(
         self, request: pb.ListTaskTypesRequest, ctx: RequestContext[Any, Any]
     ) -> pb.ListTaskTypesResponse:
@@ -395,9 +445,10 @@ class TaskService:
         task_types: tuple[str, ...],
         caller: str | None,
         declared: dict[str, dict[str, Any]],
+        queues: tuple[str, ...],
     ) -> None:
         try:
-            await self.store.register_worker(agent, host, pid, slots, task_types, "agent", caller)
+            await self.store.register_worker(agent, host, pid, slots, task_types, "agent", caller, queues)
             await self.store.register_task_types(declared)
             if not self._installation:  # made once by migration 0020, never changed
                 self._installation = await self.store.installation_id()
@@ -412,14 +463,19 @@ class TaskService:
         self, request: pb.PullEventsRequest, ctx: RequestContext[Any, Any]
     ) -> AsyncIterator[pb.PullEventsResponse]:
         dispatcher = self.dispatcher
-        agent, slots, task_types, host, held = validation.pull_request(request)
+        agent, slots, task_types, host, held, queues = validation.pull_request(request)
         declared = validation.declarations(request.declarations_json)
         legacy = not agent
         agent = agent or legacy_agent_id()
         caller = principal.current().registrant
-        await self._register_agent(agent, host or "remote", request.pid, slots, task_types, caller, declared)
-        session = dispatcher.open(agent, slots, task_types, held, legacy, caller)
-        log.info("agent connected", agent_id=agent, slots=slots, types=task_types, original_style=legacy)
+        await self._register_agent(
+            agent, host or "remote", request.pid, slots, task_types, caller, declared, queues
+        )
+        session = dispatcher.open(agent, slots, task_types, held, legacy, caller, queues)
+        log.info(
+            "agent connected", agent_id=agent, slots=slots, types=task_types, queues=queues or "all",
+            original_style=legacy,
+        )  # fmt: skip
         gone = asyncio.ensure_future(client_gone().wait())
         try:
             if not legacy:

@@ -20,6 +20,7 @@ from taskservice.rules.tasks import (
     json_value,
     message,
     number,
+    queue_name,
     status,
     task_id,
     text,
@@ -51,6 +52,7 @@ def new_task(
         timeout_seconds=request.timeout_seconds if request.HasField("timeout_seconds") else None,
         idempotency_key=request.idempotency_key,
         delay_seconds=request.delay_seconds,
+        queue=request.queue or None,
     )
     return checked_task(new, task_types, prefix, limits, has_payload=request.HasField("payload"))
 
@@ -94,6 +96,7 @@ def list_request(request: pb.TaskListRequest) -> tuple[Status | None, str | None
 AGENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,255}$")
 SLOTS_MAX = 1000
 TASK_TYPES_MAX = 100
+QUEUES_MAX = 100
 HELD_MAX = 1000
 # What an agent may say about an attempt it ran (the statuses a worker moves a task to).
 REPORTED_STATUSES = frozenset(
@@ -123,8 +126,17 @@ def assignment_ids(values: Collection[int], field: str = "held") -> list[int]:
 ORIGINAL_AGENT_TYPES = ("run_query", "send_email")
 
 
-def pull_request(request: pb.PullEventsRequest) -> tuple[str, int, tuple[str, ...], str, list[int]]:
-    """(agent_id or "" for an original-style agent, slots, task_types, host, held)."""
+def queue_names(values: Collection[str], field: str = "queues") -> tuple[str, ...]:
+    """The queues a worker or agent serves (empty: every queue), sorted and distinct."""
+    if len(values) > QUEUES_MAX:
+        raise BrokenRule(field, f"must hold at most {QUEUES_MAX} queues (got {len(values)})")
+    return tuple(sorted({queue_name(q, f"{field}[{i}]") for i, q in enumerate(values)}))
+
+
+def pull_request(
+    request: pb.PullEventsRequest,
+) -> tuple[str, int, tuple[str, ...], str, list[int], tuple[str, ...]]:
+    """(agent_id or "" for an original-style agent, slots, task_types, host, held, queues)."""
     agent = agent_id(request.agent_id) if request.agent_id else ""
     slots = int(number("slots", request.slots, 0, SLOTS_MAX)) or 1
     if len(request.task_types) > TASK_TYPES_MAX:
@@ -138,7 +150,7 @@ def pull_request(request: pb.PullEventsRequest) -> tuple[str, int, tuple[str, ..
     elif not types:
         raise BrokenRule("task_types", "must name the task types this agent runs (at least one)")
     host = text("host", request.host, NAME_MAX, single_line=True)
-    return agent, slots, types, host, assignment_ids(request.held)
+    return agent, slots, types, host, assignment_ids(request.held), queue_names(request.queues)
 
 
 DECLARATIONS_MAX_BYTES = 256 * 1024
@@ -199,3 +211,15 @@ def _outcome(o: pb.AttemptOutcome, prefix: str, max_result_bytes: int) -> Transi
         lost_leases=int(number(f"{prefix}lost_leases", o.lost_leases, 0, LOST_LEASES_MAX)),
         traceback=text(f"{prefix}traceback", o.traceback, TRACEBACK_MAX) or None,
     )
+
+
+# -- queues and pauses ----------------------------------------------------------------------------------
+
+
+def pause_target(queue: str, task_type: str) -> tuple[str, str]:
+    """("queue", name) or ("type", name): what a PauseQueue or ResumeQueue request names."""
+    if bool(queue) == bool(task_type):
+        raise BrokenRule("queue", "name a queue or a task type (`type`), exactly one of them")
+    if queue:
+        return "queue", queue_name(queue)
+    return "type", text("type", task_type, NAME_MAX, required=True, single_line=True)

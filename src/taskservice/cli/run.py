@@ -23,6 +23,12 @@ def load_settings_or_exit() -> Settings:
         raise click.ClickException(str(error)) from None
 
 
+def _queue_names(values: tuple[str, ...]) -> tuple[str, ...]:
+    from taskservice.cli.queues import queue_names
+
+    return queue_names(values)
+
+
 def run_async(coroutine: Any) -> Any:
     """Run a coroutine on uvloop where available."""
     try:
@@ -49,6 +55,14 @@ def run_async(coroutine: Any) -> Any:
     "[default: every type it has].",
 )
 @click.option(
+    "--queue",
+    "-q",
+    "queues",
+    multiple=True,
+    callback=lambda ctx, param, value: _queue_names(value),
+    help="Only run tasks of this queue (repeatable, or comma-separated: a,b) [default: every queue].",
+)
+@click.option(
     "--import",
     "modules",
     multiple=True,
@@ -57,7 +71,11 @@ def run_async(coroutine: Any) -> Any:
 )
 @click.pass_context
 def serve(
-    ctx: click.Context, concurrency: int | None, task_types: tuple[str, ...], modules: tuple[str, ...]
+    ctx: click.Context,
+    concurrency: int | None,
+    task_types: tuple[str, ...],
+    queues: tuple[str, ...],
+    modules: tuple[str, ...],
 ) -> None:
     """Run a worker: claim tasks and run them until SIGTERM or Ctrl-C.
 
@@ -78,13 +96,18 @@ def serve(
             address, token = global_value(ctx, "address"), global_value(ctx, "token")
             run_async(
                 serve_agent(
-                    settings, address, token, concurrency=concurrency, task_types=task_types, modules=modules
+                    settings, address, token, concurrency=concurrency, task_types=task_types,
+                    modules=modules, queues=queues,
                 )
-            )
+            )  # fmt: skip
         else:
             from taskservice.worker.serve import serve as serve_worker
 
-            run_async(serve_worker(settings, concurrency=concurrency, task_types=task_types, modules=modules))
+            run_async(
+                serve_worker(
+                    settings, concurrency=concurrency, task_types=task_types, modules=modules, queues=queues
+                )
+            )
     except (TaskModuleError, UnknownTaskTypes) as error:
         raise click.ClickException(str(error)) from None
     except HelperDied as error:

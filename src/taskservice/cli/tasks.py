@@ -129,6 +129,12 @@ class CreateCommand(Command):
 @click.option(
     "--idempotency-key", default="", help="A second create with the same key returns the first task."
 )
+@click.option(
+    "--queue",
+    "-q",
+    default="",
+    help="The queue it waits in [default: its type's declared queue, else default].",
+)
 @output_option
 @click.pass_context
 def create(
@@ -141,6 +147,7 @@ def create(
     max_retries: int | None,
     timeout: float | None,
     idempotency_key: str,
+    queue: str,
     output: str,
 ) -> None:
     """Create a task NAME of a type, with parameters."""
@@ -151,6 +158,7 @@ def create(
         description=description,
         priority=priority,
         idempotency_key=idempotency_key,
+        queue=queue,
     )
     if max_retries is not None:
         request.max_retries = max_retries
@@ -184,6 +192,7 @@ def task_rows(found: pb.Task, last: pb.TaskExecution | None) -> list[tuple[str, 
         ("ID", found.id64),
         ("Name", found.name),
         ("Type", found.type),
+        ("Queue", found.queue or "default"),
         ("Status", status_cell(status_name(found.exact_status))),
         ("Description", found.description),
         ("Parameters", parameters),
@@ -196,7 +205,7 @@ def task_rows(found: pb.Task, last: pb.TaskExecution | None) -> list[tuple[str, 
         ("Next run", when(found.run_at) if found.exact_status in (pb.QUEUED, pb.RETRYING) else ""),
         ("Worker", found.worker_id),
     ]
-    if found.waiting_reason:  # e.g. "no live worker runs type X"
+    if found.waiting_reason:  # e.g. "no live worker runs type X", "queue emails is paused"
         rows.insert(rows.index(("Worker", found.worker_id)), ("Waiting", found.waiting_reason))
     if last is not None:
         rows.append(("Last error", last.error))

@@ -141,6 +141,19 @@ class AsyncClient:
     async def list_workers(self) -> list[m.WorkerInfo]:
         return await self.run(calls.list_workers())
 
+    async def pause_queue(self, queue: str = "", *, type: str = "", reason: str = "") -> bool:
+        """Pause a queue (or every task of a `type`), cluster-wide, until resumed: no new attempt of its
+        tasks starts; running ones finish. True when it was paused already."""
+        return await self.run(calls.pause_queue(queue, type=type, reason=reason))
+
+    async def resume_queue(self, queue: str = "", *, type: str = "") -> bool:
+        """Resume a paused queue (or task type); False when it was not paused."""
+        return await self.run(calls.resume_queue(queue, type=type))
+
+    async def list_queues(self) -> list[m.QueueInfo]:
+        """Every queue with its waiting and running tasks, its live workers, and whether it is paused."""
+        return await self.run(calls.list_queues())
+
     async def list_task_types(self) -> list[m.TaskType]:
         return await self.run(calls.list_task_types())
 

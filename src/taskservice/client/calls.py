@@ -108,6 +108,23 @@ def list_task_types() -> Call[list[m.TaskType]]:
                 lambda r: [m.TaskType.from_proto(d) for d in r.declarations], True)  # fmt: skip
 
 
+def pause_queue(queue: str = "", *, type: str = "", reason: str = "") -> Call[bool]:
+    """Pause a queue, or a task type (`type`); True if it was paused already."""
+    request = pb.PauseQueueRequest(queue=queue, type=type, reason=reason)
+    return Call("PauseQueue", request, pb.PauseQueueResponse, lambda r: r.already, True)
+
+
+def resume_queue(queue: str = "", *, type: str = "") -> Call[bool]:
+    """Resume a paused queue, or task type (`type`); False if it was not paused."""
+    request = pb.ResumeQueueRequest(queue=queue, type=type)
+    return Call("ResumeQueue", request, pb.ResumeQueueResponse, lambda r: r.resumed, True)
+
+
+def list_queues() -> Call[list[m.QueueInfo]]:
+    return Call("ListQueues", pb.ListQueuesRequest(), pb.ListQueuesResponse,
+                lambda r: [m.QueueInfo.from_proto(q) for q in r.queues], True)  # fmt: skip
+
+
 def watch_request(task_ids: Iterable[int]) -> pb.WatchEventsRequest:
     return pb.WatchEventsRequest(task_ids=list(task_ids))
 

@@ -14,7 +14,8 @@ from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import NewTask
 
 __all__ = [
-    "Execution", "HistoryEntry", "NewTask", "Task", "TaskEvent", "TaskList", "TaskStatus", "WorkerInfo",
+    "Execution", "HistoryEntry", "NewTask", "QueueInfo", "Task", "TaskEvent", "TaskList", "TaskStatus",
+    "WorkerInfo",
 ]  # fmt: skip
 
 
@@ -59,6 +60,9 @@ class Task:
     idempotency_key: str
     # In list answers only: the parameters or description were cut (get_task returns them whole).
     truncated: bool = False
+    queue: str = model.DEFAULT_QUEUE
+    # Waiting only: why it waits beyond being due ("queue emails is paused", "no live worker runs ...").
+    waiting_reason: str = ""
 
     @classmethod
     def from_proto(cls, m: pb.Task) -> Task:
@@ -68,7 +72,8 @@ class Task:
             retries=m.retries, max_retries=m.max_retries, attempts=m.attempts,
             timeout_seconds=m.timeout_seconds, created_at=_time(m.created_at),
             updated_at=_time(m.updated_at), run_at=_time(m.run_at), worker_id=m.worker_id,
-            idempotency_key=m.idempotency_key, truncated=m.truncated,
+            idempotency_key=m.idempotency_key, truncated=m.truncated, queue=m.queue or model.DEFAULT_QUEUE,
+            waiting_reason=m.waiting_reason,
         )  # fmt: skip
 
     @classmethod
@@ -80,7 +85,7 @@ class Task:
             description=t.description, priority=t.priority, retries=t.retries, max_retries=t.max_retries,
             attempts=t.attempts, timeout_seconds=t.timeout_seconds, created_at=t.created_at,
             updated_at=t.updated_at, run_at=t.run_at, worker_id=t.lease_owner or "",
-            idempotency_key=t.idempotency_key or "",
+            idempotency_key=t.idempotency_key or "", queue=t.queue,
         )  # fmt: skip
 
 
@@ -163,13 +168,36 @@ class WorkerInfo:
     stopped_at: datetime | None
     running: int
     alive: bool
+    queues: list[str]  # empty: every queue
 
     @classmethod
     def from_proto(cls, m: pb.Worker) -> WorkerInfo:
         return cls(
             id=m.id, host=m.host, pid=m.pid, concurrency=m.concurrency, task_types=list(m.task_types),
             started_at=_time(m.started_at), last_heartbeat_at=_time(m.last_heartbeat_at),
-            stopped_at=_time(m.stopped_at), running=m.running, alive=m.alive,
+            stopped_at=_time(m.stopped_at), running=m.running, alive=m.alive, queues=list(m.queues),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    """A queue (ListQueues): its waiting and running tasks, the live workers serving it, and whether
+    it is paused (since when, why, by whom)."""
+
+    name: str
+    paused: bool
+    waiting: int
+    running: int
+    workers: int
+    paused_at: datetime | None
+    reason: str
+    paused_by: str
+
+    @classmethod
+    def from_proto(cls, m: pb.Queue) -> QueueInfo:
+        return cls(
+            m.name, m.paused, m.waiting, m.running, m.workers, _time(m.pause.paused_at), m.pause.reason,
+            m.pause.paused_by,
         )  # fmt: skip
 
 
@@ -200,6 +228,7 @@ class TaskType:
     extra_parameters: bool
     max_retries: int | None
     timeout_seconds: float | None
+    queue: str  # its tasks' queue when they name none
 
     @classmethod
     def from_proto(cls, m: pb.TaskTypeDeclaration) -> TaskType:
@@ -214,7 +243,7 @@ class TaskType:
         return cls(
             m.name, m.declared, m.description, parameters, m.extra_parameters,
             m.max_retries if m.HasField("max_retries") else None,
-            m.timeout_seconds if m.HasField("timeout_seconds") else None,
+            m.timeout_seconds if m.HasField("timeout_seconds") else None, m.queue or model.DEFAULT_QUEUE,
         )  # fmt: skip
 
 
@@ -243,7 +272,7 @@ def create_request(new: NewTask) -> pb.CreateTaskRequest:
     request = pb.CreateTaskRequest(
         name=new.name, type=new.type, payload=pb.Payload(parameters=dict(new.parameters)),
         description=new.description, priority=new.priority, idempotency_key=new.idempotency_key or "",
-        delay_seconds=new.delay_seconds,
+        delay_seconds=new.delay_seconds, queue=new.queue or "",
     )  # fmt: skip
     if new.max_retries is not None:
         request.max_retries = new.max_retries

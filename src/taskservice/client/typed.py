@@ -92,6 +92,7 @@ def task(
     timeout: float | None = None,
     backoff: float | None = None,
     permanent: tuple[type[BaseException], ...] = (),
+    queue: str | None = None,
 ) -> Declare:
     """Declare the decorated function (sync or async) as task type `name`.
 
@@ -101,7 +102,8 @@ def task(
     `Annotated[int, "what it is"]`, bounds by `Annotated[float, Field(ge=0)]`) or from one pydantic
     model parameter. A parameter annotated `TaskContext`, or named `ctx`, receives the attempt's
     context. `max_retries` and `timeout` (seconds) are the defaults of the type's tasks; `backoff` the
-    first retry's delay; `permanent`, errors that fail the task without a retry.
+    first retry's delay; `permanent`, errors that fail the task without a retry; `queue`, the queue its
+    tasks wait in (else "default"), served by the workers started with it (`serve --queue`).
     Every Registry (and so every worker in this process) knows the type once its module is imported.
     Its tasks are created by `resize_avatar.enqueue(conn, width=128)`, `enqueue_async`, or
     `resize_avatar.create(client, width=128)`, with `with_options(TaskOptions(...))` for the rest; a
@@ -117,6 +119,7 @@ def task(
             timeout=timeout,
             backoff=backoff,
             permanent=tuple(permanent),
+            queue=queue,
         )
         register_declared(name, declared)
         return declared

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, fie
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from taskservice.model import QUEUE_NAME
 from taskservice.plugins import PermanentFailure
 from taskservice.plugins.context import TaskContext, current
 
@@ -159,6 +160,8 @@ class TaskTypeSpec(BaseModel):
     timeout_seconds: float | None = Field(None, gt=0, le=86_400)
     # The first retry's delay (instead of RETRY_BACKOFF_BASE); doubles per retry up to the cap.
     backoff_seconds: float | None = Field(None, ge=0, le=86_400)
+    # The queue its tasks wait in when CreateTask does not say (instead of "default").
+    queue: str | None = Field(None, pattern=rf"^{QUEUE_NAME.pattern}$")
     # Errors that fail the task at once (besides PermanentFailure): the classes in this process,
     # their names in the published declaration.
     permanent: tuple[type[BaseException], ...] = Field((), exclude=True)
@@ -346,6 +349,7 @@ class TypedTask(Generic[P, R]):
         timeout: float | None,
         backoff: float | None,
         permanent: tuple[type[BaseException], ...],
+        queue: str | None = None,
     ) -> None:
         if not name.strip() or len(name) > TYPE_NAME_MAX or _CONTROL.search(name):
             raise ValueError(
@@ -389,6 +393,7 @@ class TypedTask(Generic[P, R]):
             max_retries=max_retries,
             timeout_seconds=timeout,
             backoff_seconds=backoff,
+            queue=queue,
             permanent=permanent,
             permanent_errors=tuple(e.__qualname__ for e in permanent),
         )

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from taskservice.model import NewTask, Status
+from taskservice.model import DEFAULT_QUEUE, QUEUE_NAME, QUEUE_RULE, NewTask, Status
 from taskservice.plugins import simulated
 from taskservice.plugins.declare import ParameterError, TaskTypeSpec
 
@@ -102,6 +102,14 @@ def status(value: int, field: str = "status") -> Status:
         raise BrokenRule(field, f"unknown status {value}; known: {known}") from None
 
 
+def queue_name(value: str, field: str = "queue") -> str:
+    """A queue's name (a task's, a worker's, a pause's), as model.QUEUE_NAME allows."""
+    if not isinstance(value, str) or not QUEUE_NAME.fullmatch(value):
+        shown = repr(value[:101]) if isinstance(value, str) else type(value).__name__
+        raise BrokenRule(field, f"must be {QUEUE_RULE} (got {shown})")
+    return value
+
+
 def message(value: str, field: str = "message") -> str:
     return text(field, value, MESSAGE_MAX)
 
@@ -148,6 +156,8 @@ def new_task(
         timeout = number(f"{prefix}timeout_seconds", new.timeout_seconds, 0, TIMEOUT_MAX, low_open=True)
     key = text(f"{prefix}idempotency_key", new.idempotency_key or "", IDEMPOTENCY_KEY_MAX, single_line=True)
     delay = number(f"{prefix}delay_seconds", new.delay_seconds, 0, DELAY_MAX)
+    declared_queue = None if declared is None else declared.queue
+    queue = queue_name(new.queue or declared_queue or DEFAULT_QUEUE, f"{prefix}queue")
     return NewTask(
         name=name,
         type=kind,
@@ -158,6 +168,7 @@ def new_task(
         timeout_seconds=timeout,
         idempotency_key=key or None,
         delay_seconds=delay,
+        queue=queue,
     )
 
 

@@ -52,6 +52,7 @@ def _values(new: NewTask, defaults: TaskDefaults) -> list[Any]:
         new.delay_seconds,
         model.SCHEDULED,
         NOTIFY_CHANNEL,
+        new.queue or model.DEFAULT_QUEUE,
     ]
 
 

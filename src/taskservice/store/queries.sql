@@ -10,15 +10,16 @@
 -- every write about an attempt must present. `task_history` holds one row per status change.
 
 -- name: create_tasks
--- Insert tasks ($1, one `new_task` row each) and their "Task is scheduled" history rows ($2).
+-- Insert tasks ($1, one `new_task_v2` row each: migration 0040) and their "Task is scheduled"
+-- history rows ($2).
 -- A task whose idempotency key exists already is skipped (the caller looks the existing one up).
 -- The wake-up NOTIFY follows once this has committed (wake_workers): see store/waker.py.
 WITH inserted AS (
     INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
-                       idempotency_key, run_at)
+                       idempotency_key, run_at, queue)
     SELECT n.name, n.type, n.payload, n.description, n.priority, n.max_retries, n.timeout_seconds,
-           n.idempotency_key, now() + make_interval(secs => n.delay_seconds)
-      FROM unnest($1::new_task[]) WITH ORDINALITY AS n
+           n.idempotency_key, now() + make_interval(secs => n.delay_seconds), n.queue
+      FROM unnest($1::new_task_v2[]) WITH ORDINALITY AS n
      ORDER BY n.ordinality
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, idempotency_key
@@ -41,10 +42,10 @@ SELECT pg_notify($1, '');
 -- its own for jsonb. An existing idempotency key inserts nothing and returns no row.
 WITH inserted AS (
     INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
-                       idempotency_key, run_at)
+                       idempotency_key, run_at, queue)
     VALUES (CAST($1 AS text), CAST($2 AS text), CAST(CAST($3 AS text) AS jsonb), CAST($4 AS text),
             CAST($5 AS integer), CAST($6 AS integer), CAST($7 AS double precision), CAST($8 AS text),
-            now() + make_interval(secs => CAST($9 AS double precision)))
+            now() + make_interval(secs => CAST($9 AS double precision)), CAST($12 AS text))
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id
 ), history AS (
@@ -189,6 +190,30 @@ SELECT e.id, e.task_id, e.attempt, e.worker_id, e.started_at, e.finished_at, e.o
 -- The sum over the slots of the counts the triggers keep (migration 0002): no scan.
 SELECT status, sum(count)::bigint AS count FROM task_counts GROUP BY status;
 
+-- name: pause
+-- Pause a queue or a task type ($1: 'queue' or 'type'; $2 its name), cluster-wide: the claim takes
+-- none of its tasks from this commit on. Pausing what is paused keeps the first pause's time and
+-- says so (`created` false).
+INSERT INTO task_pauses (kind, name, reason, paused_by) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (kind, name) DO UPDATE SET reason = task_pauses.reason
+RETURNING kind, name, reason, paused_by, paused_at, (xmax = 0) AS created;
+
+-- name: resume
+DELETE FROM task_pauses WHERE kind = $1 AND name = $2 RETURNING kind, name;
+
+-- name: pauses
+SELECT kind, name, reason, paused_by, paused_at FROM task_pauses ORDER BY kind, name;
+
+-- name: queue_counts
+-- Waiting (QUEUED or RETRYING) and running tasks by queue, from the counts the triggers keep
+-- (migration 0040): no scan of the tasks.
+SELECT queue,
+       coalesce(sum(count) FILTER (WHERE status IN (0 /*QUEUED*/, 6 /*RETRYING*/)), 0)::bigint AS waiting,
+       coalesce(sum(count) FILTER (WHERE status = 1 /*RUNNING*/), 0)::bigint AS running
+  FROM task_counts
+ GROUP BY queue
+ ORDER BY queue;
+
 -- name: queue_depth
 -- Tasks due now and waiting for a worker.
 SELECT count(*) FROM tasks WHERE status IN (0 /*QUEUED*/, 6 /*RETRYING*/) AND run_at <= now();
@@ -251,15 +276,22 @@ SELECT id, CASE WHEN status = 0 /*QUEUED*/ THEN pg_notify($6, '') END IS NULL AS
 -- start an attempt for each (execution row, leased for $4 seconds, and history row). $1 names the
 -- lease owner of each slot, in order ($2 entries): a worker passes its own id $2 times, the server's
 -- dispatcher one entry per free slot of its agents, so one statement claims for many of them.
--- $3: task types to take (empty: all). The attempt's id is the task's new fencing token.
+-- $3: task types to take (empty: all); $5: queues to take (empty: all). A paused queue's or type's
+-- tasks are not taken (task_pauses, in the same statement: a pause holds for every claimer from its
+-- commit on). Anti-joins with the few pauses keep the plan an ordered walk of the claim index
+-- (`<> ALL (ARRAY(...))` made the planner guess few rows pass and sort the whole queue instead).
+-- The attempt's id is the task's new fencing token.
 WITH picked AS (
     SELECT id, attempts + 1 AS attempt, priority, run_at
-      FROM tasks
+      FROM tasks t
      WHERE status IN (0 /*QUEUED*/, 6 /*RETRYING*/) AND run_at <= now()
        AND (cardinality($3::text[]) = 0 OR type = ANY($3::text[]))
+       AND (cardinality($5::text[]) = 0 OR queue = ANY($5::text[]))
+       AND NOT EXISTS (SELECT 1 FROM task_pauses p WHERE p.kind = 'queue' AND p.name = t.queue)
+       AND NOT EXISTS (SELECT 1 FROM task_pauses p WHERE p.kind = 'type' AND p.name = t.type)
      ORDER BY priority DESC, run_at, id
      LIMIT $2
-       FOR UPDATE SKIP LOCKED
+       FOR UPDATE OF t SKIP LOCKED
 ), slotted AS (
     SELECT id, attempt, row_number() OVER (ORDER BY priority DESC, run_at, id) AS slot FROM picked
 ), executions AS (
@@ -449,13 +481,14 @@ SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
 
 -- name: register_worker
 -- $6: 'worker' (claims from PostgreSQL) or 'agent' (fed by a server's dispatch stream). $7: who
--- registers it (migration 0030; NULL for direct workers and with auth off). An id another principal
+-- registers it (migration 0030; NULL for direct workers and with auth off). $8: the queues it serves
+-- (migration 0040; empty: every queue). An id another principal
 -- registered is not taken over: no row comes back then.
-INSERT INTO workers (id, host, pid, concurrency, task_types, kind, principal)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO workers (id, host, pid, concurrency, task_types, kind, principal, queues)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
     ON CONFLICT (id) DO UPDATE
    SET host = excluded.host, pid = excluded.pid, concurrency = excluded.concurrency,
-       task_types = excluded.task_types, kind = excluded.kind, started_at = now(),
+       task_types = excluded.task_types, kind = excluded.kind, queues = excluded.queues, started_at = now(),
        last_heartbeat_at = now(), stopped_at = NULL
  WHERE workers.principal IS NOT DISTINCT FROM excluded.principal
 RETURNING id;
@@ -526,21 +559,23 @@ SELECT l.type, d.declaration
          WHERE stopped_at IS NULL AND last_heartbeat_at > now() - make_interval(secs => $1)) AS l
   LEFT JOIN task_types d ON d.name = l.type;
 
--- name: types_without_live_worker
--- Of the task types $1, those no worker or agent heard from within $2 seconds runs. The workers
--- table holds one row per worker process: small.
-SELECT t.type
-  FROM unnest($1::text[]) AS t(type)
+-- name: kinds_without_live_worker
+-- Of the (type, queue) pairs $1 (a JSON array of {"type", "queue"} objects), those no worker or
+-- agent heard from within $2 seconds runs: none runs the type while serving the queue. The workers
+-- table holds one row per worker process.
+SELECT k.type, k.queue
+  FROM jsonb_to_recordset($1::jsonb) AS k(type text, queue text)
  WHERE NOT EXISTS (SELECT 1
                      FROM workers w
                     WHERE w.stopped_at IS NULL
                       AND w.last_heartbeat_at > now() - make_interval(secs => $2)
-                      AND t.type = ANY(w.task_types));
+                      AND k.type = ANY(w.task_types)
+                      AND (cardinality(w.queues) = 0 OR k.queue = ANY(w.queues)));
 
 -- name: waiting_without_live_worker
--- Tasks waiting (QUEUED or RETRYING) by type, for the types no worker or agent heard from within $1
--- seconds runs. From the counts the triggers keep (migration 0002): no scan of the tasks, however
--- many wait.
+-- Tasks waiting (QUEUED or RETRYING) by type, of the types (in their queues) no worker or agent heard
+-- from within $1 seconds runs. From the counts the triggers keep (migrations 0002, 0040): no scan of
+-- the tasks, however many wait.
 SELECT c.type, sum(c.count)::bigint AS count
   FROM task_counts c
  WHERE c.status IN (0 /*QUEUED*/, 6 /*RETRYING*/)
@@ -548,7 +583,8 @@ SELECT c.type, sum(c.count)::bigint AS count
                      FROM workers w
                     WHERE w.stopped_at IS NULL
                       AND w.last_heartbeat_at > now() - make_interval(secs => $1)
-                      AND c.type = ANY(w.task_types))
+                      AND c.type = ANY(w.task_types)
+                      AND (cardinality(w.queues) = 0 OR c.queue = ANY(w.queues)))
  GROUP BY c.type
 HAVING sum(c.count) > 0
  ORDER BY c.type;

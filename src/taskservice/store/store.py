@@ -105,6 +105,21 @@ class HistoryEvent:
 
 
 @dataclass(frozen=True)
+class Pause:
+    """A paused queue (`kind` "queue") or task type ("type"): the claim takes none of its tasks."""
+
+    kind: str
+    name: str
+    reason: str
+    paused_by: str
+    paused_at: datetime
+
+
+def _pause(row: Record) -> Pause:
+    return Pause(row["kind"], row["name"], row["reason"], row["paused_by"], row["paused_at"])
+
+
+@dataclass(frozen=True)
 class WorkerInfo:
     id: str
     host: str
@@ -117,6 +132,7 @@ class WorkerInfo:
     running: int
     kind: str = "worker"
     principal: str | None = None  # who registered it (migration 0030)
+    queues: tuple[str, ...] = ()  # the queues it serves, empty: every queue (migration 0040)
 
 
 _TASK_FIELDS = tuple(Task.__dataclass_fields__)
@@ -130,7 +146,7 @@ def _task(row: Record) -> Task:
 
 
 def _new_task_row(task: NewTask, defaults: TaskDefaults) -> tuple[Any, ...]:
-    """A `new_task` row (migration 0004), in the type's field order."""
+    """A `new_task_v2` row (migration 0040), in the type's field order."""
     return (
         task.name,
         task.type,
@@ -141,6 +157,7 @@ def _new_task_row(task: NewTask, defaults: TaskDefaults) -> tuple[Any, ...]:
         defaults.timeout_seconds if task.timeout_seconds is None else task.timeout_seconds,
         task.idempotency_key,
         task.delay_seconds,
+        task.queue or model.DEFAULT_QUEUE,
     )
 
 
@@ -438,20 +455,30 @@ class Store:
     # -- the queue ---------------------------------------------------------------------------
 
     async def claim(
-        self, worker_id: str, limit: int, task_types: Iterable[str] = (), lease_seconds: float = 30.0
+        self,
+        worker_id: str,
+        limit: int,
+        task_types: Iterable[str] = (),
+        lease_seconds: float = 30.0,
+        queues: Iterable[str] = (),
     ) -> list[Claim]:
         """Claim up to `limit` due tasks for `worker_id`, each starting an attempt under a lease."""
-        return await self.claim_for([worker_id] * limit, task_types, lease_seconds)
+        return await self.claim_for([worker_id] * limit, task_types, lease_seconds, queues)
 
     async def claim_for(
-        self, owners: Sequence[str], task_types: Iterable[str] = (), lease_seconds: float = 30.0
+        self,
+        owners: Sequence[str],
+        task_types: Iterable[str] = (),
+        lease_seconds: float = 30.0,
+        queues: Iterable[str] = (),
     ) -> list[Claim]:
         """Claim up to one due task per slot, the first (by priority, due time, age) leased to
-        `owners[0]`, the next to `owners[1]`...: the server's dispatcher claims for many agents at once."""
+        `owners[0]`, the next to `owners[1]`...: the server's dispatcher claims for many agents at once.
+        Only tasks of `task_types` and `queues` (empty: any), and none of a paused queue or type."""
         if not owners:
             return []
         rows = await self.pool.fetch(
-            query("claim_tasks"), list(owners), len(owners), list(task_types), lease_seconds
+            query("claim_tasks"), list(owners), len(owners), list(task_types), lease_seconds, list(queues)
         )
         return [Claim(_task(row), row["execution_id"]) for row in rows]
 
@@ -548,13 +575,15 @@ class Store:
         task_types: Sequence[str],
         kind: str = "worker",
         principal: str | None = None,
+        queues: Sequence[str] = (),
     ) -> None:
-        """Record a worker (`kind` "worker") or an agent ("agent") as started, registered by
-        `principal` (None: a direct worker, or auth is off). WorkerIdTaken when another principal
-        registered that id: it is not taken over."""
+        """Record a worker (`kind` "worker") or an agent ("agent") as started, serving `queues` (empty:
+        every queue), registered by `principal` (None: a direct worker, or auth is off). WorkerIdTaken
+        when another principal registered that id: it is not taken over."""
         registered = await self.pool.fetchval(
-            query("register_worker"), worker_id, host, pid, concurrency, list(task_types), kind, principal
-        )
+            query("register_worker"), worker_id, host, pid, concurrency, list(task_types), kind, principal,
+            list(queues),
+        )  # fmt: skip
         if registered is None:
             raise WorkerIdTaken(worker_id)
 
@@ -565,13 +594,43 @@ class Store:
         """Task types the workers heard from within `within_seconds` can run, with their declarations."""
         return await task_types.live_task_types(self.pool, within_seconds)
 
-    async def types_without_live_worker(self, types: Iterable[str], within_seconds: float) -> set[str]:
-        """Of `types`, those no worker or agent heard from within `within_seconds` runs."""
-        wanted = sorted(set(types))
+    async def without_live_worker(
+        self, kinds: Iterable[tuple[str, str]], within_seconds: float
+    ) -> set[tuple[str, str]]:
+        """Of the (type, queue) pairs `kinds`, those no worker or agent heard from within
+        `within_seconds` runs (the type, while serving the queue)."""
+        wanted = sorted(set(kinds))
         if not wanted:
             return set()
-        rows = await self.pool.fetch(query("types_without_live_worker"), wanted, within_seconds)
-        return {row["type"] for row in rows}
+        pairs = [{"type": t, "queue": q} for t, q in wanted]  # jsonb: the pool's codec encodes it
+        rows = await self.pool.fetch(query("kinds_without_live_worker"), pairs, within_seconds)
+        return {(row["type"], row["queue"]) for row in rows}
+
+    # -- queues and pauses -------------------------------------------------------------------
+
+    async def pause(self, kind: str, name: str, reason: str = "", by: str = "") -> tuple[Pause, bool]:
+        """Pause a queue (`kind` "queue") or a task type ("type") cluster-wide; (the pause, whether it
+        is new: pausing what is paused keeps the first pause)."""
+        row = await self.pool.fetchrow(query("pause"), kind, name, reason, by)
+        assert row is not None
+        return _pause(row), bool(row["created"])
+
+    async def resume(self, kind: str, name: str) -> bool:
+        """Lift a pause; whether there was one. The workers are woken: its tasks may start now."""
+        resumed = await self.pool.fetchrow(query("resume"), kind, name) is not None
+        if resumed:
+            await self._waker.wake()
+        return resumed
+
+    async def pauses(self) -> list[Pause]:
+        return [_pause(row) for row in await self.pool.fetch(query("pauses"))]
+
+    async def queue_counts(self) -> dict[str, tuple[int, int]]:
+        """Queue -> (waiting, running), from the kept counts (no scan); every queue a task ever had."""
+        return {
+            row["queue"]: (int(row["waiting"]), int(row["running"]))
+            for row in await self.pool.fetch(query("queue_counts"))
+        }
 
     async def waiting_without_live_worker(self, within_seconds: float) -> dict[str, int]:
         """Tasks waiting (QUEUED or RETRYING) by type, for each type no live worker runs; from the
@@ -590,4 +649,4 @@ class Store:
 
     async def list_workers(self, limit: int = 100) -> list[WorkerInfo]:
         rows = await self.pool.fetch(query("list_workers"), limit)
-        return [WorkerInfo(**dict(row)) for row in rows]
+        return [WorkerInfo(**{**dict(row), "queues": tuple(row["queues"])}) for row in rows]

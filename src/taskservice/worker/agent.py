@@ -135,17 +135,31 @@ class AgentLink:
         self._declarations = json.dumps(declarations, separators=(",", ":")) if declarations else ""
 
     async def register_worker(
-        self, worker_id: str, host: str, pid: int, concurrency: int, task_types: Sequence[str], kind: str
+        self,
+        worker_id: str,
+        host: str,
+        pid: int,
+        concurrency: int,
+        task_types: Sequence[str],
+        kind: str,
+        principal: str | None = None,
+        queues: Sequence[str] = (),
     ) -> None:
         # The stream says who we are when it opens (and again each time it reconnects).
         self.hello = pb.PullEventsRequest(
             agent_id=worker_id, slots=concurrency, task_types=list(task_types), host=host, pid=pid,
-            declarations_json=self._declarations,
+            declarations_json=self._declarations, queues=list(queues),
         )  # fmt: skip
 
     async def claim(
-        self, worker_id: str, limit: int, task_types: Iterable[str], lease_seconds: float
+        self,
+        worker_id: str,
+        limit: int,
+        task_types: Iterable[str],
+        lease_seconds: float,
+        queues: Iterable[str] = (),
     ) -> list[Claim]:
+        # The server sends only what this agent's types and queues (its hello) allow.
         count = min(limit, len(self.inbox))
         return [self.inbox.popleft() for _ in range(count)]
 

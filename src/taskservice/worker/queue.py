@@ -13,7 +13,15 @@ class WorkQueue(Protocol):
     """The Store has these methods; an agent's link to its server (worker/agent.py) has them too."""
 
     async def register_worker(
-        self, worker_id: str, host: str, pid: int, concurrency: int, task_types: Sequence[str], kind: str
+        self,
+        worker_id: str,
+        host: str,
+        pid: int,
+        concurrency: int,
+        task_types: Sequence[str],
+        kind: str,
+        principal: str | None = None,
+        queues: Sequence[str] = (),
     ) -> None: ...
 
     async def installation_id(self) -> str: ...
@@ -21,7 +29,12 @@ class WorkQueue(Protocol):
     async def register_task_types(self, declarations: Mapping[str, Mapping[str, Any]]) -> None: ...
 
     async def claim(
-        self, worker_id: str, limit: int, task_types: Iterable[str], lease_seconds: float
+        self,
+        worker_id: str,
+        limit: int,
+        task_types: Iterable[str],
+        lease_seconds: float,
+        queues: Iterable[str] = (),
     ) -> list[Claim]: ...
 
     async def extend_leases(

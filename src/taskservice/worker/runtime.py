@@ -44,6 +44,7 @@ LEASE_WATCHES = 6
 class WorkerOptions:
     concurrency: int = 10
     task_types: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()  # the queues it serves; empty: every queue
     lease_seconds: float = 30.0
     poll_interval: float = 1.0
     shutdown_grace: float = 30.0
@@ -268,13 +269,15 @@ class Worker:
         self._installation = await self.store.installation_id()
         await self.store.register_task_types(self._declarations(takes))
         await self.store.register_worker(
-            self.id, socket.gethostname(), os.getpid(), opts.concurrency, takes, self.kind
-        )
+            self.id, socket.gethostname(), os.getpid(), opts.concurrency, takes, self.kind,
+            queues=opts.queues,
+        )  # fmt: skip
         log.info(
             f"{self.kind} started",
             worker_id=self.id,
             **self.source,
             runs=", ".join(takes),
+            queues=", ".join(opts.queues) or "all",
             concurrency=opts.concurrency,
         )
         quit_ = asyncio.Event()
@@ -319,7 +322,9 @@ class Worker:
                 self._work_may_be_due = False
                 sent_at = self._leases.clock()
                 try:
-                    claims = await self.store.claim(self.id, free, self.takes, opts.lease_seconds)
+                    claims = await self.store.claim(
+                        self.id, free, self.takes, opts.lease_seconds, opts.queues
+                    )
                 except Exception as error:
                     log.warning("claiming failed; will poll again", error=str(error))
                     claims = []

@@ -28,10 +28,13 @@ from taskservice.worker.supervisor import HelperDied
 log = structlog.get_logger(__name__)
 
 
-def worker_options(settings: Settings, concurrency: int | None, task_types: Sequence[str]) -> WorkerOptions:
+def worker_options(
+    settings: Settings, concurrency: int | None, task_types: Sequence[str], queues: Sequence[str] = ()
+) -> WorkerOptions:
     return WorkerOptions(
         concurrency=concurrency or settings.worker_concurrency or 1,
         task_types=tuple(task_types),
+        queues=tuple(sorted(set(queues))),
         lease_seconds=settings.lease_seconds,
         poll_interval=settings.poll_interval,
         shutdown_grace=settings.shutdown_grace,
@@ -134,6 +137,7 @@ async def serve(
     task_types: Sequence[str] = (),
     registry: Registry | None = None,
     modules: Sequence[str] = (),
+    queues: Sequence[str] = (),
 ) -> None:
     """Run one worker in this process until SIGTERM or SIGINT, with the task types declared in
     TASK_MODULES and `modules` besides the installed ones."""
@@ -152,7 +156,7 @@ async def serve(
     pool = await create_pool(url, max_size=min(settings.db_pool_max_conns, 10))
     try:
         store = Store(pool, task_defaults(settings))
-        options = worker_options(settings, concurrency, task_types)
+        options = worker_options(settings, concurrency, task_types, queues)
         helpers = [retention_job(settings, store)]
         worker = Worker(
             store, url, registry, options, settings=settings, helpers=helpers, source={"database": shown}
@@ -171,13 +175,14 @@ async def serve_agent(
     task_types: Sequence[str] = (),
     registry: Registry | None = None,
     modules: Sequence[str] = (),
+    queues: Sequence[str] = (),
 ) -> None:
     """Run one agent in this process until SIGTERM or SIGINT: work comes from the API server at
     `address`, never from PostgreSQL (no DATABASE_URL needed), with the task types declared in
     TASK_MODULES and `modules` besides the installed ones."""
     import_task_modules([*settings.task_module_names, *modules])
     link = AgentLink(address, token, new_worker_id())
-    options = worker_options(settings, concurrency, task_types)
+    options = worker_options(settings, concurrency, task_types, queues)
     registry = registry or Registry()
     simulate_original_plugins(registry, settings)
     worker = Worker(

@@ -57,6 +57,15 @@ class TaskManagementService(Protocol):
     def watch_events(self, request: cloud_dot_v1_dot_task__pb2.WatchEventsRequest, ctx: RequestContext) -> AsyncIterator[cloud_dot_v1_dot_task__pb2.TaskEvent]:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
+    async def pause_queue(self, request: cloud_dot_v1_dot_task__pb2.PauseQueueRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.PauseQueueResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def resume_queue(self, request: cloud_dot_v1_dot_task__pb2.ResumeQueueRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ResumeQueueResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def list_queues(self, request: cloud_dot_v1_dot_task__pb2.ListQueuesRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ListQueuesResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
     async def heartbeat(self, request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.HeartbeatResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
@@ -201,6 +210,36 @@ class TaskManagementServiceASGIApplication(ConnectASGIApplication[TaskManagement
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.watch_events,
+                ),
+                "/cloud.v1.TaskManagementService/PauseQueue": Endpoint.unary(
+                    method=MethodInfo(
+                        name="PauseQueue",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.PauseQueueRequest,
+                        output=cloud_dot_v1_dot_task__pb2.PauseQueueResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.pause_queue,
+                ),
+                "/cloud.v1.TaskManagementService/ResumeQueue": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ResumeQueue",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.ResumeQueueRequest,
+                        output=cloud_dot_v1_dot_task__pb2.ResumeQueueResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.resume_queue,
+                ),
+                "/cloud.v1.TaskManagementService/ListQueues": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ListQueues",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.ListQueuesRequest,
+                        output=cloud_dot_v1_dot_task__pb2.ListQueuesResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                    ),
+                    function=svc.list_queues,
                 ),
                 "/cloud.v1.TaskManagementService/Heartbeat": Endpoint.unary(
                     method=MethodInfo(
@@ -519,6 +558,68 @@ class TaskManagementServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
         )
 
+    async def pause_queue(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.PauseQueueRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.PauseQueueResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="PauseQueue",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.PauseQueueRequest,
+                output=cloud_dot_v1_dot_task__pb2.PauseQueueResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def resume_queue(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.ResumeQueueRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.ResumeQueueResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ResumeQueue",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.ResumeQueueRequest,
+                output=cloud_dot_v1_dot_task__pb2.ResumeQueueResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def list_queues(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.ListQueuesRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> cloud_dot_v1_dot_task__pb2.ListQueuesResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListQueues",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.ListQueuesRequest,
+                output=cloud_dot_v1_dot_task__pb2.ListQueuesResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+
     async def heartbeat(
         self,
         request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest,
@@ -606,6 +707,12 @@ class TaskManagementServiceSync(Protocol):
     def list_task_types(self, request: cloud_dot_v1_dot_task__pb2.ListTaskTypesRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ListTaskTypesResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def watch_events(self, request: cloud_dot_v1_dot_task__pb2.WatchEventsRequest, ctx: RequestContext) -> Iterator[cloud_dot_v1_dot_task__pb2.TaskEvent]:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def pause_queue(self, request: cloud_dot_v1_dot_task__pb2.PauseQueueRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.PauseQueueResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def resume_queue(self, request: cloud_dot_v1_dot_task__pb2.ResumeQueueRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ResumeQueueResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def list_queues(self, request: cloud_dot_v1_dot_task__pb2.ListQueuesRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ListQueuesResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def heartbeat(self, request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.HeartbeatResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
@@ -748,6 +855,36 @@ class TaskManagementServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.watch_events,
+                ),
+                "/cloud.v1.TaskManagementService/PauseQueue": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="PauseQueue",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.PauseQueueRequest,
+                        output=cloud_dot_v1_dot_task__pb2.PauseQueueResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.pause_queue,
+                ),
+                "/cloud.v1.TaskManagementService/ResumeQueue": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ResumeQueue",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.ResumeQueueRequest,
+                        output=cloud_dot_v1_dot_task__pb2.ResumeQueueResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.resume_queue,
+                ),
+                "/cloud.v1.TaskManagementService/ListQueues": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ListQueues",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.ListQueuesRequest,
+                        output=cloud_dot_v1_dot_task__pb2.ListQueuesResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                    ),
+                    function=service.list_queues,
                 ),
                 "/cloud.v1.TaskManagementService/Heartbeat": EndpointSync.unary(
                     method=MethodInfo(
@@ -1064,6 +1201,68 @@ class TaskManagementServiceClientSync(ConnectClientSync):
             ),
             headers=headers,
             timeout_ms=timeout_ms,
+        )
+
+    def pause_queue(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.PauseQueueRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.PauseQueueResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="PauseQueue",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.PauseQueueRequest,
+                output=cloud_dot_v1_dot_task__pb2.PauseQueueResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def resume_queue(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.ResumeQueueRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.ResumeQueueResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ResumeQueue",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.ResumeQueueRequest,
+                output=cloud_dot_v1_dot_task__pb2.ResumeQueueResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def list_queues(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.ListQueuesRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> cloud_dot_v1_dot_task__pb2.ListQueuesResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListQueues",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.ListQueuesRequest,
+                output=cloud_dot_v1_dot_task__pb2.ListQueuesResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
         )
 
     def heartbeat(

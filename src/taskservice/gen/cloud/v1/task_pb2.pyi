@@ -42,7 +42,7 @@ class Payload(_message.Message):
     def __init__(self, parameters: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CreateTaskRequest(_message.Message):
-    __slots__ = ("name", "type", "payload", "description", "priority", "max_retries", "timeout_seconds", "idempotency_key", "delay_seconds")
+    __slots__ = ("name", "type", "payload", "description", "priority", "max_retries", "timeout_seconds", "idempotency_key", "delay_seconds", "queue")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,7 @@ class CreateTaskRequest(_message.Message):
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     payload: Payload
@@ -61,7 +62,8 @@ class CreateTaskRequest(_message.Message):
     timeout_seconds: float
     idempotency_key: str
     delay_seconds: float
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., priority: _Optional[int] = ..., max_retries: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., idempotency_key: _Optional[str] = ..., delay_seconds: _Optional[float] = ...) -> None: ...
+    queue: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., priority: _Optional[int] = ..., max_retries: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., idempotency_key: _Optional[str] = ..., delay_seconds: _Optional[float] = ..., queue: _Optional[str] = ...) -> None: ...
 
 class CreateTaskResponse(_message.Message):
     __slots__ = ("id", "existing", "id64")
@@ -74,7 +76,7 @@ class CreateTaskResponse(_message.Message):
     def __init__(self, id: _Optional[int] = ..., existing: _Optional[bool] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key", "id64", "exact_status", "truncated", "waiting_reason")
+    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key", "id64", "exact_status", "truncated", "waiting_reason", "queue")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +97,7 @@ class Task(_message.Message):
     EXACT_STATUS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     WAITING_REASON_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     type: str
@@ -115,7 +118,8 @@ class Task(_message.Message):
     exact_status: TaskStatusEnum
     truncated: bool
     waiting_reason: str
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., id64: _Optional[int] = ..., exact_status: _Optional[_Union[TaskStatusEnum, str]] = ..., truncated: _Optional[bool] = ..., waiting_reason: _Optional[str] = ...) -> None: ...
+    queue: str
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., id64: _Optional[int] = ..., exact_status: _Optional[_Union[TaskStatusEnum, str]] = ..., truncated: _Optional[bool] = ..., waiting_reason: _Optional[str] = ..., queue: _Optional[str] = ...) -> None: ...
 
 class TaskHistory(_message.Message):
     __slots__ = ("id", "status", "created_at", "details", "id64", "exact_status")
@@ -304,7 +308,7 @@ class ListWorkersRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Worker(_message.Message):
-    __slots__ = ("id", "host", "pid", "concurrency", "task_types", "started_at", "last_heartbeat_at", "stopped_at", "running", "alive", "kind")
+    __slots__ = ("id", "host", "pid", "concurrency", "task_types", "started_at", "last_heartbeat_at", "stopped_at", "running", "alive", "kind", "queues")
     ID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
@@ -316,6 +320,7 @@ class Worker(_message.Message):
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     ALIVE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
     id: str
     host: str
     pid: int
@@ -327,7 +332,8 @@ class Worker(_message.Message):
     running: int
     alive: bool
     kind: str
-    def __init__(self, id: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., concurrency: _Optional[int] = ..., task_types: _Optional[_Iterable[str]] = ..., started_at: _Optional[str] = ..., last_heartbeat_at: _Optional[str] = ..., stopped_at: _Optional[str] = ..., running: _Optional[int] = ..., alive: _Optional[bool] = ..., kind: _Optional[str] = ...) -> None: ...
+    queues: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., concurrency: _Optional[int] = ..., task_types: _Optional[_Iterable[str]] = ..., started_at: _Optional[str] = ..., last_heartbeat_at: _Optional[str] = ..., stopped_at: _Optional[str] = ..., running: _Optional[int] = ..., alive: _Optional[bool] = ..., kind: _Optional[str] = ..., queues: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListWorkersResponse(_message.Message):
     __slots__ = ("workers",)
@@ -402,7 +408,7 @@ class TaskTypeParameter(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., required: _Optional[bool] = ..., default_value: _Optional[str] = ..., description: _Optional[str] = ..., choices: _Optional[_Iterable[str]] = ..., minimum: _Optional[float] = ..., maximum: _Optional[float] = ..., aliases: _Optional[_Iterable[str]] = ..., format: _Optional[str] = ...) -> None: ...
 
 class TaskTypeDeclaration(_message.Message):
-    __slots__ = ("name", "declared", "description", "parameters", "extra_parameters", "max_retries", "timeout_seconds", "backoff_seconds", "permanent_errors")
+    __slots__ = ("name", "declared", "description", "parameters", "extra_parameters", "max_retries", "timeout_seconds", "backoff_seconds", "permanent_errors", "queue")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DECLARED_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -412,6 +418,7 @@ class TaskTypeDeclaration(_message.Message):
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     BACKOFF_SECONDS_FIELD_NUMBER: _ClassVar[int]
     PERMANENT_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
     name: str
     declared: bool
     description: str
@@ -421,7 +428,8 @@ class TaskTypeDeclaration(_message.Message):
     timeout_seconds: float
     backoff_seconds: float
     permanent_errors: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., declared: _Optional[bool] = ..., description: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[TaskTypeParameter, _Mapping]]] = ..., extra_parameters: _Optional[bool] = ..., max_retries: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., backoff_seconds: _Optional[float] = ..., permanent_errors: _Optional[_Iterable[str]] = ...) -> None: ...
+    queue: str
+    def __init__(self, name: _Optional[str] = ..., declared: _Optional[bool] = ..., description: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[TaskTypeParameter, _Mapping]]] = ..., extra_parameters: _Optional[bool] = ..., max_retries: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., backoff_seconds: _Optional[float] = ..., permanent_errors: _Optional[_Iterable[str]] = ..., queue: _Optional[str] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("timestamp", "uuid", "held")
@@ -442,7 +450,7 @@ class HeartbeatResponse(_message.Message):
     def __init__(self, lost: _Optional[_Iterable[int]] = ..., lease_seconds: _Optional[float] = ...) -> None: ...
 
 class PullEventsRequest(_message.Message):
-    __slots__ = ("agent_id", "slots", "task_types", "host", "pid", "held", "declarations_json")
+    __slots__ = ("agent_id", "slots", "task_types", "host", "pid", "held", "declarations_json", "queues")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     SLOTS_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPES_FIELD_NUMBER: _ClassVar[int]
@@ -450,6 +458,7 @@ class PullEventsRequest(_message.Message):
     PID_FIELD_NUMBER: _ClassVar[int]
     HELD_FIELD_NUMBER: _ClassVar[int]
     DECLARATIONS_JSON_FIELD_NUMBER: _ClassVar[int]
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     slots: int
     task_types: _containers.RepeatedScalarFieldContainer[str]
@@ -457,7 +466,8 @@ class PullEventsRequest(_message.Message):
     pid: int
     held: _containers.RepeatedScalarFieldContainer[int]
     declarations_json: str
-    def __init__(self, agent_id: _Optional[str] = ..., slots: _Optional[int] = ..., task_types: _Optional[_Iterable[str]] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., held: _Optional[_Iterable[int]] = ..., declarations_json: _Optional[str] = ...) -> None: ...
+    queues: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, agent_id: _Optional[str] = ..., slots: _Optional[int] = ..., task_types: _Optional[_Iterable[str]] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., held: _Optional[_Iterable[int]] = ..., declarations_json: _Optional[str] = ..., queues: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PullEventsResponse(_message.Message):
     __slots__ = ("work", "keepalive", "lease_seconds", "agent_id", "more_work", "installation_id")
@@ -526,3 +536,77 @@ class ReportOutcomesResponse(_message.Message):
     REFUSED_FIELD_NUMBER: _ClassVar[int]
     refused: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, refused: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class PauseQueueRequest(_message.Message):
+    __slots__ = ("queue", "type", "reason")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    type: str
+    reason: str
+    def __init__(self, queue: _Optional[str] = ..., type: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class QueuePause(_message.Message):
+    __slots__ = ("kind", "name", "reason", "paused_by", "paused_at")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_BY_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_AT_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    name: str
+    reason: str
+    paused_by: str
+    paused_at: str
+    def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., reason: _Optional[str] = ..., paused_by: _Optional[str] = ..., paused_at: _Optional[str] = ...) -> None: ...
+
+class PauseQueueResponse(_message.Message):
+    __slots__ = ("pause", "already")
+    PAUSE_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_FIELD_NUMBER: _ClassVar[int]
+    pause: QueuePause
+    already: bool
+    def __init__(self, pause: _Optional[_Union[QueuePause, _Mapping]] = ..., already: _Optional[bool] = ...) -> None: ...
+
+class ResumeQueueRequest(_message.Message):
+    __slots__ = ("queue", "type")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    type: str
+    def __init__(self, queue: _Optional[str] = ..., type: _Optional[str] = ...) -> None: ...
+
+class ResumeQueueResponse(_message.Message):
+    __slots__ = ("resumed",)
+    RESUMED_FIELD_NUMBER: _ClassVar[int]
+    resumed: bool
+    def __init__(self, resumed: _Optional[bool] = ...) -> None: ...
+
+class ListQueuesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Queue(_message.Message):
+    __slots__ = ("name", "paused", "waiting", "running", "pause", "workers")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    PAUSE_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    paused: bool
+    waiting: int
+    running: int
+    pause: QueuePause
+    workers: int
+    def __init__(self, name: _Optional[str] = ..., paused: _Optional[bool] = ..., waiting: _Optional[int] = ..., running: _Optional[int] = ..., pause: _Optional[_Union[QueuePause, _Mapping]] = ..., workers: _Optional[int] = ...) -> None: ...
+
+class ListQueuesResponse(_message.Message):
+    __slots__ = ("queues", "paused_types")
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_TYPES_FIELD_NUMBER: _ClassVar[int]
+    queues: _containers.RepeatedCompositeFieldContainer[Queue]
+    paused_types: _containers.RepeatedCompositeFieldContainer[QueuePause]
+    def __init__(self, queues: _Optional[_Iterable[_Union[Queue, _Mapping]]] = ..., paused_types: _Optional[_Iterable[_Union[QueuePause, _Mapping]]] = ...) -> None: ...
