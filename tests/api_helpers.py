@@ -25,6 +25,7 @@ TASK_FIELDS = {
     "waitingReason",  # QUEUED or RETRYING with no live worker for its type; else empty
     "id64",  # the 64-bit twin of id: proto3 JSON writes an int64 as a string
     "exactStatus",  # the twin of status, RETRYING and CANCELLED included
+    "queue",  # the queue it waits in (issue 21)
 }  # fmt: skip
 
 LATER = 3600  # delaySeconds that keeps a task QUEUED for the whole module

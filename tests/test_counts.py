@@ -18,24 +18,26 @@ from taskservice.store import NOTIFY_CHANNEL, Pool, Store
 from taskservice.store.sql import query
 
 
-async def counted(pool: Pool) -> dict[tuple[str, int], int]:
-    """(type, status) -> count, from the kept counts (zeros left out)."""
+async def counted(pool: Pool) -> dict[tuple[str, str, int], int]:
+    """(queue, type, status) -> count, from the kept counts (zeros left out)."""
     rows = await pool.fetch(
-        "SELECT type, status, sum(count)::int AS n FROM task_counts"
-        " GROUP BY type, status HAVING sum(count) <> 0"
+        "SELECT queue, type, status, sum(count)::int AS n FROM task_counts"
+        " GROUP BY queue, type, status HAVING sum(count) <> 0"
     )
-    return {(r["type"], r["status"]): r["n"] for r in rows}
+    return {(r["queue"], r["type"], r["status"]): r["n"] for r in rows}
 
 
-async def actual(pool: Pool) -> dict[tuple[str, int], int]:
-    rows = await pool.fetch("SELECT type, status, count(*)::int AS n FROM tasks GROUP BY type, status")
-    return {(r["type"], r["status"]): r["n"] for r in rows}
+async def actual(pool: Pool) -> dict[tuple[str, str, int], int]:
+    rows = await pool.fetch(
+        "SELECT queue, type, status, count(*)::int AS n FROM tasks GROUP BY queue, type, status"
+    )
+    return {(r["queue"], r["type"], r["status"]): r["n"] for r in rows}
 
 
 async def assert_counts_right(store: Store) -> None:
     assert await counted(store.pool) == await actual(store.pool)
     expected = dict.fromkeys(model.TASK_STATUSES, 0)
-    for (_, status), n in (await actual(store.pool)).items():
+    for (_, _, status), n in (await actual(store.pool)).items():
         expected[Status(status)] += n
     assert await store.status_counts() == expected
 
@@ -115,7 +117,7 @@ async def test_migration_counts_the_tasks_already_there(pg_server_url: str) -> N
         pool = await create_pool(url, max_size=2)
         try:
             store = Store(pool)
-            assert await counted(pool) == {("sleep", 0): 5, ("sleep", 3): 5}
+            assert await counted(pool) == {("default", "sleep", 0): 5, ("default", "sleep", 3): 5}
             # The idempotency keys are still unique, through their new (partial) index.
             again, created = await store.create_task(NewTask("new", "sleep", idempotency_key="k1"))
             assert (again, created) == (1, False)

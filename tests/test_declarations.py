@@ -399,6 +399,7 @@ async def test_list_task_types_returns_the_declarations(http: httpx.AsyncClient,
         "maxRetries": 7,
         "timeoutSeconds": 12.5,
         "permanentErrors": [],
+        "queue": "default",  # it declares none
     }
     assert declarations["send_email"]["parameters"][0] == {
         "name": "recipient", "type": "string", "required": True, "description": "The address to send to.",

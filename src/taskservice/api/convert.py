@@ -190,7 +190,7 @@ def task_type(name: str, spec: TaskTypeSpec | None) -> pb.TaskTypeDeclaration:
         description=spec.description,
         extra_parameters=spec.extra_parameters,
         permanent_errors=spec.permanent_errors,
-        queue=spec.queue or "",
+        queue=spec.queue or model.DEFAULT_QUEUE,
     )
     for p in spec.parameters:
         parameter = declaration.parameters.add(
