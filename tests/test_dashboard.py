@@ -569,6 +569,43 @@ def test_workers_panel_shows_each_ones_kind_types_and_tasks(
         agent.stop()
 
 
+def test_queues_panel_pauses_and_resumes_a_queue(dashboard: Dashboard) -> None:
+    server = dashboard.server
+    rpc(server, "PauseQueue", {"type": "send_email", "reason": "smtp down"})
+    page = dashboard.open()
+    queue = page.locator('#queues-body tr[data-key="queue:reports"]')
+    expect(queue).to_have_count(0)  # no task of it yet
+    paused_type = page.locator('#queues-body tr[data-key="type:send_email"]')
+    expect(paused_type.locator(".why")).to_contain_text("smtp down")
+    expect(paused_type.locator(".state .pill")).to_have_text("Paused")
+
+    page.get_by_role("button", name="Pause queue default").click()
+    confirm = page.get_by_role("dialog", name="Pause queue default?")
+    expect(confirm).to_contain_text("No new task of queue default starts, on any worker")
+    confirm.get_by_role("button", name="Pause").click()
+    expect(page.get_by_role("status").filter(has_text="Queue default paused.")).to_be_visible()
+    default = page.locator('#queues-body tr[data-key="queue:default"]')
+    expect(default.locator(".state .pill")).to_have_text("Paused")
+    # Nothing of it starts now, on the server's own workers either: a new task waits and says why.
+    task_id = create(server, "Held back", {"seconds": "0"}, queue="default")
+    expect(default.locator("td").nth(1)).to_have_text("1")
+    expect(row(page, task_id).locator("td.status")).to_contain_text("Queued")
+    expect(row(page, task_id).get_by_role("img", name="queue default is paused")).to_be_visible()
+    waiting = rpc(server, "GetTask", {"id": task_id})
+    assert (waiting["queue"], waiting["waitingReason"]) == ("default", "queue default is paused")
+    assert rpc(server, "ListTaskExecutions", {"id": task_id}).get("executions", []) == []
+    dashboard.screenshot(page, "-paused")
+
+    page.get_by_role("button", name="Resume queue default").click()
+    expect(page.get_by_role("status").filter(has_text="Queue default resumed.")).to_be_visible()
+    expect(default.locator(".state .pill")).to_have_text("Active")
+    expect(default.locator(".why")).to_have_text("1 worker")  # the server's own, serving every queue
+    expect(row(page, task_id).locator("td.status")).to_have_text("Succeeded")
+    page.get_by_role("button", name="Resume task type send_email").click()
+    expect(paused_type).to_have_count(0)
+    assert rpc(server, "ListQueues", {}).get("pausedTypes", []) == []
+
+
 THEMES_BACKGROUND = {"light": "rgb(245, 246, 248)", "dark": "rgb(14, 16, 20)"}
 
 

@@ -6,6 +6,7 @@ import { Details } from "./details.js";
 import { Overview } from "./overview.js";
 import { TaskTable } from "./tasks.js";
 import { confirmAction, notify, throttle, tickTimes } from "./ui.js";
+import { Queues } from "./queues.js";
 import { Workers } from "./workers.js";
 
 // The event stream sends a keep-alive every 15 s; this much silence means the connection is gone.
@@ -89,6 +90,7 @@ const tasks = new TaskTable(state, {
 });
 const details = new Details({ onAction: act, onClose: () => writeHash(state, 0), onError: report });
 const workers = new Workers({ onSummary: (s) => overview.setWorkers(s), onOpen: (id) => openDetails(id) });
+const queues = new Queues({ onError: report });
 const create = new CreateForm({
   onCreated: async (id) => {
     notify(`Task #${id} created.`);
@@ -128,7 +130,8 @@ async function loadTypes() {
  * Rejects only when the server is unreachable; other errors are shown and do not block the stream.
  */
 function resync() {
-  const reads = [loadTypes(), overview.refreshCounts(), overview.seedThroughput(), tasks.load(), workers.refresh(), details.load()];
+  const reads = [loadTypes(), overview.refreshCounts(), overview.seedThroughput(), tasks.load(), workers.refresh(),
+    queues.refresh(), details.load()];
   return Promise.all(reads.map((read) => read.catch((error) => {
     if (error.code === "unavailable") throw error;
     report(error);
@@ -136,7 +139,7 @@ function resync() {
 }
 
 const refreshCounts = throttle(() => overview.refreshCounts().catch(report), 500);
-const refreshWorkers = throttle(() => workers.refresh().catch(report), 1500);
+const refreshWorkers = throttle(() => Promise.all([workers.refresh(), queues.refresh()]).catch(report), 1500);
 
 function onEvent(event) {
   overview.onEvent(event);
