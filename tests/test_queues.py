@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 import taskservice
 from agents import AgentProcess, agent_env
@@ -103,6 +105,17 @@ def _worker(settings: Settings, log: Path, *options: str) -> AgentProcess:
     return AgentProcess(args, subprocess_env(settings), log)
 
 
+def _metrics(server: ServerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples of the queue and pause metrics, by name and labels."""
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name in ("taskservice_paused", "taskservice_queue_waiting")
+        for sample in family.samples
+    }
+
+
 def _cli(server: ServerProcess, settings: Settings, *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "taskservice.cli", "--address", server.url, *args],
@@ -193,5 +206,10 @@ async def test_pausing_through_the_api_is_an_operators_and_answers_what_it_did(
             await client.pause_queue("no spaces")
         task = await client.create_task(type="send_email", parameters={"recipient": "a@example.com"})
         assert (await task.get()).waiting_reason == "type send_email is paused"
+        # What the metrics show: the pause, and each queue's waiting tasks.
+        assert _metrics(workerless_server) == {
+            ("taskservice_paused", (("kind", "type"), ("name", "send_email"))): 1.0,
+            ("taskservice_queue_waiting", (("queue", "default"),)): 1.0,
+        }
         assert await client.resume_queue(type="send_email") is True
         assert await client.resume_queue(type="send_email") is False

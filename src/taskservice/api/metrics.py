@@ -1,5 +1,5 @@
-"""Prometheus metrics: RPC counts, errors and durations; tasks by status; queue depth; tasks no live
-worker runs; run times."""
+"""Prometheus metrics: RPC counts, errors and durations; tasks by status; queue depth, overall and by
+queue; paused queues and task types; tasks no live worker runs; run times."""
 
 from __future__ import annotations
 
@@ -45,6 +45,14 @@ class Metrics:
         self.queue_depth = Gauge(
             "taskservice_queue_depth", "Tasks due now and waiting for a worker", registry=self.registry
         )
+        self.queue_waiting = Gauge(
+            "taskservice_queue_waiting", "Tasks waiting (QUEUED or RETRYING) in each queue, due or not",
+            ["queue"], registry=self.registry,
+        )  # fmt: skip
+        self.paused = Gauge(
+            "taskservice_paused", "1 for each paused queue (kind=queue) or task type (kind=type)",
+            ["kind", "name"], registry=self.registry,
+        )  # fmt: skip
         self.without_worker = Gauge(
             "taskservice_tasks_without_worker",
             "Tasks waiting (QUEUED or RETRYING) whose type no live worker or agent runs, by type",
@@ -85,6 +93,12 @@ class Metrics:
         for status, count in (await store.status_counts()).items():
             self.tasks.labels(status.name).set(count)
         self.queue_depth.set(await store.queue_depth())
+        self.queue_waiting.clear()
+        for queue, (waiting, _) in (await store.queue_counts()).items():
+            self.queue_waiting.labels(queue).set(waiting)
+        self.paused.clear()  # a resumed one drops out
+        for pause in await store.pauses():
+            self.paused.labels(pause.kind, pause.name).set(1)
         orphaned = await store.waiting_without_live_worker(self.worker_alive_seconds)
         # Only the types that have such tasks now: one whose workers came back drops out.
         self.without_worker.clear()
