@@ -7,9 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg
 import httpx
+import psycopg
 import pytest
+import sqlalchemy
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.orm import Session
 
 import taskservice
 from agents import AgentProcess, agent_env
@@ -44,6 +48,30 @@ def test_a_queue_name_breaking_the_rule_is_refused_naming_the_field(name: str) -
 def test_a_declared_queue_must_be_a_queue_name() -> None:
     with pytest.raises(ValueError, match="queue"):
         TaskTypeSpec(queue="not a queue")
+
+
+async def test_enqueue_in_the_callers_transaction_puts_the_task_in_its_queue(
+    database_url: str, store: Store
+) -> None:
+    """Every driver style gets the queue (the statement's 12th placeholder, after $1 and $11)."""
+    with psycopg.connect(database_url) as conn:
+        named = taskservice.enqueue(conn, type="sleep", options=taskservice.TaskOptions(queue="nightly"))
+        unnamed = taskservice.enqueue(conn, type="sleep")
+        conn.commit()
+    engine = sqlalchemy.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
+    with Session(engine) as session:
+        via_sqlalchemy = taskservice.enqueue(session, type="sleep", queue="reports")
+        session.commit()
+    engine.dispose()
+    conn_async = await asyncpg.connect(database_url)
+    try:
+        via_asyncpg = await taskservice.enqueue_async(conn_async, type="sleep", queue="urgent")
+    finally:
+        await conn_async.close()
+    queues = [(await store.get_task(i)).queue for i in (named, unnamed, via_sqlalchemy, via_asyncpg)]
+    assert queues == ["nightly", "default", "reports", "urgent"]
+    with psycopg.connect(database_url) as conn, pytest.raises(taskservice.InvalidArgument, match="queue"):
+        taskservice.enqueue(conn, type="sleep", queue="no spaces")
 
 
 # -- the store: the claim and the pauses ----------------------------------------------------------------
