@@ -20,6 +20,7 @@ from taskservice.model import (
     RetryPolicy,
     Status,
     Task,
+    TaskSelection,
     Transition,
 )
 from taskservice.store import retention, task_types
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
     Connection: TypeAlias = asyncpg.Connection[Record] | PoolConnectionProxy[Record]
 else:
     Pool, Connection = asyncpg.Pool, asyncpg.Connection
+
+
+# Tasks a bulk action takes in one batch, one short transaction each.
+BULK_BATCH = 1000
 
 
 class IdAboveLimit(Exception):
@@ -434,6 +439,69 @@ class Store:
             who = await conn.fetchrow(query("attempt_holder"), execution_id)
         if who is None or who["kind"] != "agent" or who["principal"] != holder:
             raise NotHeld(f"task {task_id} is not running an attempt of an agent of yours")
+
+    # -- bulk actions (issue 21) --------------------------------------------------------------
+
+    async def cancel_tasks(self, selection: TaskSelection, details: str, *, batch: int = BULK_BATCH) -> int:
+        """Cancel the selected tasks that may be (QUEUED, RETRYING, RUNNING), each with the history
+        line `details`; a running one's attempt is fenced. Returns how many were cancelled."""
+        return await self._in_batches(
+            selection, model.CANCELLABLE, "cancel_picked", (details, Outcome.CANCELLED), batch
+        )
+
+    async def retry_tasks(self, selection: TaskSelection, details: str, *, batch: int = BULK_BATCH) -> int:
+        """Queue the selected finished tasks again, each with the history line `details`."""
+        retried = await self._in_batches(selection, model.RETRYABLE, "retry_picked", (details,), batch)
+        if retried:
+            await self._waker.wake()
+        return retried
+
+    async def delete_tasks(self, selection: TaskSelection, *, batch: int = BULK_BATCH) -> int:
+        """Delete the selected finished tasks with their history and attempts; returns how many."""
+        return await self._in_batches(selection, model.DELETABLE, "delete_picked", (), batch)
+
+    async def count_selected(self, selection: TaskSelection, applicable: frozenset[Status]) -> int:
+        """How many tasks a bulk action applying to `applicable` statuses would take now (a dry run)."""
+        statuses = sorted(int(s) for s in selection.statuses_within(applicable))
+        if not statuses:
+            return 0
+        return int(await self.pool.fetchval(query("count_selected"), statuses, *self._selected(selection)))
+
+    def _selected(self, selection: TaskSelection) -> tuple[Any, ...]:
+        """The selection's conditions as pick_tasks and count_selected take them (None: any)."""
+        _, kind, name = self._filters(None, selection.type, selection.name_contains)
+        ids = sorted(selection.ids) or None
+        return ids, kind, name, selection.created_after, selection.created_before
+
+    async def _in_batches(
+        self,
+        selection: TaskSelection,
+        applicable: frozenset[Status],
+        action: str,
+        arguments: tuple[Any, ...],
+        batch: int,
+    ) -> int:
+        """Apply the statement `action` to the selected tasks of the `applicable` statuses, `batch`
+        at a time in id order, each batch its own short transaction. Only the tasks that existed when
+        the call began are taken (the loop is bounded by the highest id then), so it always ends."""
+        statuses = sorted(int(s) for s in selection.statuses_within(applicable))
+        if not statuses:
+            return 0
+        after, last = 0, int(await self.pool.fetchval(query("last_task_id")))
+        if selection.ids:
+            after, last = min(selection.ids) - 1, min(last, max(selection.ids))
+        conditions = self._selected(selection)
+        done = 0
+        while after < last:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(query("pick_tasks"), after, last, statuses, batch, *conditions)
+                picked = [row["id"] for row in rows]
+                if picked:
+                    done += int(await conn.fetchval(query(action), picked, *arguments))
+            if len(picked) < batch:
+                break
+            after = picked[-1]
+        return done
 
     # -- the queue ---------------------------------------------------------------------------
 

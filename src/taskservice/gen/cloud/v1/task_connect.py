@@ -57,6 +57,15 @@ class TaskManagementService(Protocol):
     def watch_events(self, request: cloud_dot_v1_dot_task__pb2.WatchEventsRequest, ctx: RequestContext) -> AsyncIterator[cloud_dot_v1_dot_task__pb2.TaskEvent]:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
+    async def cancel_tasks(self, request: cloud_dot_v1_dot_task__pb2.CancelTasksRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.CancelTasksResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def retry_tasks(self, request: cloud_dot_v1_dot_task__pb2.RetryTasksRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.RetryTasksResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def delete_tasks(self, request: cloud_dot_v1_dot_task__pb2.DeleteTasksRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.DeleteTasksResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
     async def heartbeat(self, request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.HeartbeatResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
@@ -201,6 +210,36 @@ class TaskManagementServiceASGIApplication(ConnectASGIApplication[TaskManagement
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.watch_events,
+                ),
+                "/cloud.v1.TaskManagementService/CancelTasks": Endpoint.unary(
+                    method=MethodInfo(
+                        name="CancelTasks",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.CancelTasksRequest,
+                        output=cloud_dot_v1_dot_task__pb2.CancelTasksResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.cancel_tasks,
+                ),
+                "/cloud.v1.TaskManagementService/RetryTasks": Endpoint.unary(
+                    method=MethodInfo(
+                        name="RetryTasks",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.RetryTasksRequest,
+                        output=cloud_dot_v1_dot_task__pb2.RetryTasksResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.retry_tasks,
+                ),
+                "/cloud.v1.TaskManagementService/DeleteTasks": Endpoint.unary(
+                    method=MethodInfo(
+                        name="DeleteTasks",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.DeleteTasksRequest,
+                        output=cloud_dot_v1_dot_task__pb2.DeleteTasksResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.delete_tasks,
                 ),
                 "/cloud.v1.TaskManagementService/Heartbeat": Endpoint.unary(
                     method=MethodInfo(
@@ -519,6 +558,66 @@ class TaskManagementServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
         )
 
+    async def cancel_tasks(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.CancelTasksRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.CancelTasksResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CancelTasks",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.CancelTasksRequest,
+                output=cloud_dot_v1_dot_task__pb2.CancelTasksResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def retry_tasks(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.RetryTasksRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.RetryTasksResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RetryTasks",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.RetryTasksRequest,
+                output=cloud_dot_v1_dot_task__pb2.RetryTasksResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def delete_tasks(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.DeleteTasksRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.DeleteTasksResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="DeleteTasks",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.DeleteTasksRequest,
+                output=cloud_dot_v1_dot_task__pb2.DeleteTasksResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
     async def heartbeat(
         self,
         request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest,
@@ -606,6 +705,12 @@ class TaskManagementServiceSync(Protocol):
     def list_task_types(self, request: cloud_dot_v1_dot_task__pb2.ListTaskTypesRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ListTaskTypesResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def watch_events(self, request: cloud_dot_v1_dot_task__pb2.WatchEventsRequest, ctx: RequestContext) -> Iterator[cloud_dot_v1_dot_task__pb2.TaskEvent]:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def cancel_tasks(self, request: cloud_dot_v1_dot_task__pb2.CancelTasksRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.CancelTasksResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def retry_tasks(self, request: cloud_dot_v1_dot_task__pb2.RetryTasksRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.RetryTasksResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def delete_tasks(self, request: cloud_dot_v1_dot_task__pb2.DeleteTasksRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.DeleteTasksResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def heartbeat(self, request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.HeartbeatResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
@@ -748,6 +853,36 @@ class TaskManagementServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.watch_events,
+                ),
+                "/cloud.v1.TaskManagementService/CancelTasks": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="CancelTasks",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.CancelTasksRequest,
+                        output=cloud_dot_v1_dot_task__pb2.CancelTasksResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.cancel_tasks,
+                ),
+                "/cloud.v1.TaskManagementService/RetryTasks": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="RetryTasks",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.RetryTasksRequest,
+                        output=cloud_dot_v1_dot_task__pb2.RetryTasksResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.retry_tasks,
+                ),
+                "/cloud.v1.TaskManagementService/DeleteTasks": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="DeleteTasks",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.DeleteTasksRequest,
+                        output=cloud_dot_v1_dot_task__pb2.DeleteTasksResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.delete_tasks,
                 ),
                 "/cloud.v1.TaskManagementService/Heartbeat": EndpointSync.unary(
                     method=MethodInfo(
@@ -1060,6 +1195,66 @@ class TaskManagementServiceClientSync(ConnectClientSync):
                 service_name="cloud.v1.TaskManagementService",
                 input=cloud_dot_v1_dot_task__pb2.WatchEventsRequest,
                 output=cloud_dot_v1_dot_task__pb2.TaskEvent,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def cancel_tasks(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.CancelTasksRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.CancelTasksResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CancelTasks",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.CancelTasksRequest,
+                output=cloud_dot_v1_dot_task__pb2.CancelTasksResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def retry_tasks(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.RetryTasksRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.RetryTasksResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RetryTasks",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.RetryTasksRequest,
+                output=cloud_dot_v1_dot_task__pb2.RetryTasksResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def delete_tasks(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.DeleteTasksRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.DeleteTasksResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="DeleteTasks",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.DeleteTasksRequest,
+                output=cloud_dot_v1_dot_task__pb2.DeleteTasksResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,
