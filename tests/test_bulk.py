@@ -10,7 +10,7 @@ import asyncpg
 
 from api_helpers import Api, unique
 from taskservice import model
-from taskservice.model import CANCELLABLE, FINISHED, NewTask, Outcome, Status, TaskSelection
+from taskservice.model import CANCELLABLE, FINISHED, IdSpan, NewTask, Outcome, Status, TaskSelection
 from taskservice.store import Store
 from taskservice.store.sql import query
 from test_counts import assert_counts_right
@@ -41,9 +41,9 @@ async def test_a_bulk_cancel_of_10000_queued_tasks_in_one_call(store: Store) -> 
 
     selection = TaskSelection(statuses=frozenset({Status.QUEUED}), type="send_email")
     assert await store.count_selected(selection, CANCELLABLE) == 10_000  # the dry run
-    count = await store.cancel_tasks(selection, model.cancelled_details("too many e-mails"))
+    count, left = await store.cancel_tasks(selection, model.cancelled_details("too many e-mails"))
 
-    assert count == 10_000
+    assert (count, left) == (10_000, None)
     statuses = await statuses_of(store, doomed + kept)
     assert {statuses[i] for i in doomed} == {Status.CANCELLED}
     assert [statuses[i] for i in kept] == [Status.QUEUED] * 3 + [Status.SUCCEEDED] * 2
@@ -55,7 +55,7 @@ async def test_a_bulk_cancel_of_10000_queued_tasks_in_one_call(store: Store) -> 
     assert len(rows) == 10_000
     assert {(r["n"], r["details"]) for r in rows} == {(1, "Task cancelled: too many e-mails")}
     await assert_counts_right(store)
-    assert await store.cancel_tasks(selection, "again") == 0  # nothing left to cancel
+    assert await store.cancel_tasks(selection, "again") == (0, None)  # nothing left to cancel
 
 
 async def test_the_filter_conditions_each_narrow_the_selection(store: Store) -> None:
@@ -99,7 +99,7 @@ async def test_cancel_acts_only_on_what_may_be_cancelled_and_by_ids(store: Store
     queued, running = running, queued
 
     count = await store.cancel_tasks(TaskSelection(ids=(queued, running, done)), "Task cancelled")
-    assert count == 2
+    assert count == (2, None)
     statuses = await statuses_of(store, [queued, running, done, other])
     assert statuses == {
         queued: Status.CANCELLED,
@@ -124,7 +124,7 @@ async def test_retry_queues_finished_tasks_again_with_a_fresh_budget(store: Stor
     await store.pool.execute("UPDATE tasks SET retries = 2 WHERE id = $1", failed)
 
     details = model.requeued_details("once more")
-    assert await store.retry_tasks(TaskSelection(type="alpha"), details) == 2
+    assert await store.retry_tasks(TaskSelection(type="alpha"), details) == (2, None)
     assert await statuses_of(store, [failed, cancelled, queued]) == dict.fromkeys(
         [failed, cancelled, queued], Status.QUEUED
     )
@@ -144,7 +144,7 @@ async def test_delete_takes_finished_tasks_with_their_history_never_a_running_on
 
     everything = TaskSelection()  # the API asks for `all` to send this
     assert await store.count_selected(everything, model.DELETABLE) == 2
-    assert await store.delete_tasks(everything) == 2
+    assert await store.delete_tasks(everything) == (2, None)
     assert set(await statuses_of(store, [running, done, failed, queued])) == {running, queued}
     left = await store.pool.fetchval(
         "SELECT count(*) FROM task_history WHERE task_id = ANY($1::bigint[])", [done, failed]
@@ -157,12 +157,27 @@ async def test_delete_takes_finished_tasks_with_their_history_never_a_running_on
 async def test_small_batches_still_take_every_task_and_the_call_ends(store: Store) -> None:
     ids = await make(store, 53)
     count = await store.cancel_tasks(TaskSelection(statuses=frozenset({Status.QUEUED})), "x", batch=10)
-    assert count == 53
+    assert count == (53, None)
     assert set((await statuses_of(store, ids)).values()) == {Status.CANCELLED}
-    assert await store.retry_tasks(TaskSelection(ids=tuple(ids)), "y", batch=7) == 53
+    assert await store.retry_tasks(TaskSelection(ids=tuple(ids)), "y", batch=7) == (53, None)
     await finish(store, ids, Status.FAILED)
-    assert await store.delete_tasks(TaskSelection(ids=tuple(ids)), batch=1) == 53
+    assert await store.delete_tasks(TaskSelection(ids=tuple(ids)), batch=1) == (53, None)
     await assert_counts_right(store)
+
+
+async def test_a_call_out_of_time_stops_between_batches_and_resumes_where_it_stopped(store: Store) -> None:
+    ids = await make(store, 25)
+    queued = TaskSelection(statuses=frozenset({Status.QUEUED}))
+    # Out of time from the start: one batch is done all the same (every call makes progress).
+    count, left = await store.cancel_tasks(queued, "x", until=0.0, batch=10)
+    assert (count, left) == (10, IdSpan(ids[9], ids[-1]))
+    later = await make(store, 3)  # created after the action began: never taken by it
+    count, left = await store.cancel_tasks(queued, "x", span=left, until=0.0, batch=10)
+    assert (count, left) == (10, IdSpan(ids[19], ids[-1]))
+    assert await store.cancel_tasks(queued, "x", span=left, until=0.0, batch=10) == (5, None)
+    assert set((await statuses_of(store, ids)).values()) == {Status.CANCELLED}
+    assert set((await statuses_of(store, later)).values()) == {Status.QUEUED}
+    assert IdSpan(ids[19], ids[-1]).token() == f"{ids[19]}-{ids[-1]}"  # the API's resume_token
 
 
 async def test_a_task_another_transaction_holds_is_skipped_not_waited_for(
@@ -174,12 +189,12 @@ async def test_a_task_another_transaction_holds_is_skipped_not_waited_for(
         async with other.transaction():
             await other.execute("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", held)
             count = await store.cancel_tasks(TaskSelection(ids=(first, held, last)), "x", batch=1)
-        assert count == 2
+        assert count == (2, None)
     finally:
         await other.close()
     statuses = await statuses_of(store, [first, held, last])
     assert statuses == {first: Status.CANCELLED, held: Status.QUEUED, last: Status.CANCELLED}
-    assert await store.cancel_tasks(TaskSelection(ids=(held,)), "x") == 1  # called again: taken
+    assert await store.cancel_tasks(TaskSelection(ids=(held,)), "x") == (1, None)  # called again: taken
 
 
 def test_the_actions_apply_to_what_the_single_calls_do() -> None:
@@ -200,19 +215,30 @@ async def test_cancel_tasks_through_the_api(idle_api: Api) -> None:
     request = {"filter": {"statuses": ["QUEUED"], "nameContains": prefix}, "reason": "not needed"}
 
     dry = await idle_api.ok("CancelTasks", {**request, "dryRun": True})
-    assert dry == {"count": "5"}  # int64: a string
+    assert dry == {"count": "5", "resumeToken": ""}  # int64: a string
     assert {(await idle_api.get(i))["status"] for i in ids} == {"QUEUED"}  # a dry run changes nothing
 
-    assert await idle_api.ok("CancelTasks", request) == {"count": "5"}
+    assert await idle_api.ok("CancelTasks", request) == {"count": "5", "resumeToken": ""}
     assert {(await idle_api.get(i))["status"] for i in ids} == {"CANCELLED"}
     assert (await idle_api.history(ids[0]))[-1]["details"] == "Task cancelled: not needed"
     assert (await idle_api.get(other))["status"] == "QUEUED"
 
-    assert await idle_api.ok("RetryTasks", {"ids": ids[:2]}) == {"count": "2"}
+    assert await idle_api.ok("RetryTasks", {"ids": ids[:2]}) == {"count": "2", "resumeToken": ""}
     assert (await idle_api.history(ids[0]))[-1]["details"] == "Task queued again: retried"
-    assert await idle_api.ok("DeleteTasks", {"ids": ids}) == {"count": "3"}  # the 3 still cancelled
+    assert await idle_api.ok("DeleteTasks", {"ids": ids}) == {
+        "count": "3",
+        "resumeToken": "",
+    }  # the 3 still cancelled
     await idle_api.fails("GetTask", {"id": ids[4]}, 404, "not_found")
     assert (await idle_api.get(ids[0]))["status"] == "QUEUED"  # not finished: kept
+
+
+async def test_a_resume_token_goes_on_after_the_ids_it_names(idle_api: Api) -> None:
+    ids = [await idle_api.create(unique("resumed")) for _ in range(4)]
+    token = IdSpan(ids[1], ids[3]).token()  # as an answer stopped after ids[1] would give it
+    answer = await idle_api.ok("CancelTasks", {"ids": ids, "resumeToken": token})
+    assert answer == {"count": "2", "resumeToken": ""}
+    assert [(await idle_api.get(i))["status"] for i in ids] == ["QUEUED", "QUEUED", "CANCELLED", "CANCELLED"]
 
 
 async def test_bulk_requests_are_checked(idle_api: Api) -> None:
@@ -240,5 +266,8 @@ async def test_bulk_requests_are_checked(idle_api: Api) -> None:
     assert message == "filter.created_before: must be after created_after (2026-02-01T00:00:00Z)"
     message = await refused("DeleteTasks", {"filter": {"statuses": ["ALL"]}})
     assert message == "filter.statuses[0]: ALL is no task's status; leave statuses empty for any status"
+    for token in ("abc", "5-3", "1-2-3"):
+        message = await refused("RetryTasks", {"filter": {"all": True}, "resumeToken": token})
+        assert message == "resume_token: is not a token this server gave: send the previous answer's token"
     message = await refused("CancelTasks", {"filter": {"type": "a"}, "reason": "x" * 2001})
     assert message == "reason: must be at most 2000 characters (got 2001)"

@@ -201,6 +201,19 @@ class TaskSelection:
 
 
 @dataclass(frozen=True)
+class IdSpan:
+    """The tasks a bulk action has left to look at: ids in (after, last]. `last` is the highest id when
+    the action began, so tasks created since are never taken, however many calls it takes."""
+
+    after: int
+    last: int
+
+    def token(self) -> str:
+        """The span as the API's resume_token."""
+        return f"{self.after}-{self.last}"
+
+
+@dataclass(frozen=True)
 class TaskOptions:
     """How to create a task besides its type and parameters: the one value every way of creating a
     task takes (`Client.create_task`, `enqueue`, a declared type's typed calls)."""

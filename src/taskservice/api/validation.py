@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import TRACEBACK_MAX, NewTask, Status, TaskSelection, Transition
+from taskservice.model import TRACEBACK_MAX, IdSpan, NewTask, Status, TaskSelection, Transition
 from taskservice.plugins.declare import TaskTypeSpec
 from taskservice.rules.tasks import (
     MAX_RETRIES_MAX,
@@ -107,6 +107,19 @@ def time(field: str, value: str) -> datetime | None:
     except ValueError:
         shown = value if len(value) <= 40 else value[:40] + "…"
         raise BrokenRule(field, f"must be a UTC time YYYY-MM-DDTHH:MM:SSZ (got {shown!r})") from None
+
+
+RESUME_TOKEN = re.compile(r"^(\d{1,19})-(\d{1,19})$")
+
+
+def resume_span(token: str) -> IdSpan | None:
+    """The span of ids a resume_token (IdSpan.token) leaves to look at; empty: None (from the start)."""
+    if not token:
+        return None
+    found = RESUME_TOKEN.fullmatch(token)
+    if found is None or int(found[1]) >= int(found[2]):
+        raise BrokenRule("resume_token", "is not a token this server gave: send the previous answer's token")
+    return IdSpan(int(found[1]), int(found[2]))
 
 
 def selection(request: BulkRequest) -> TaskSelection:

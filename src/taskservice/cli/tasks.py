@@ -449,7 +449,7 @@ def _act(
     ctx: click.Context, action: Action, task_ids: tuple[int, ...], reason: str, yes: bool, output: str,
     **where: Any,
 ) -> None:  # fmt: skip
-    """Count the tasks the action would take (a dry run), ask, then act: one call either way."""
+    """Count the tasks the action would take (a dry run), ask, then act."""
     filtered = _filtered(where)
     if task_ids and filtered:
         raise click.UsageError("give --id, or a filter (--status, --type, ...), not both")
@@ -467,11 +467,22 @@ def _act(
             return
         click.confirm(f"{action.verb} {_tasks(count)}?{action.note}", default=False, abort=True, err=True)
         request.dry_run = False
-    answer = call(ctx, lambda c: c.call(action.method, request, action.answer))
+
+    def act(client: Api) -> int:
+        """One call, or more when the server stopped one at its time limit (its resume_token)."""
+        count = 0
+        while True:
+            answer = client.call(action.method, request, action.answer)
+            count += int(answer.count)
+            if not answer.resume_token:
+                return count
+            request.resume_token = answer.resume_token
+
+    count = call(ctx, act)
     if is_machine(output):
-        emit_data(as_data(answer), output)
+        emit_data({"count": count}, output)
         return
-    click.echo(f"{action.done} {_tasks(answer.count)}.")
+    click.echo(f"{action.done} {_tasks(count)}.")
 
 
 def _change_one(ctx: click.Context, task_id: int, reason: str, output: str, cancel: bool) -> None:

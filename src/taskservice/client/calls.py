@@ -120,11 +120,18 @@ def _wire_time(field: str, value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def bulk(method: str, ids: Iterable[int], reason: str, dry_run: bool, where: TaskFilterFields) -> Call[int]:
+def bulk(
+    method: str,
+    ids: Iterable[int],
+    reason: str,
+    dry_run: bool,
+    where: TaskFilterFields,
+    resume_token: str = "",
+) -> Call[tuple[int, str]]:
     """CancelTasks, RetryTasks or DeleteTasks of the tasks `ids`, or else of those `where` selects:
-    the count acted on (with `dry_run`, that would be)."""
+    (the count acted on (with `dry_run`, that would be), the token to go on with: empty when done)."""
     request_type, answer = _BULK[method]
-    request: Any = request_type(ids=list(ids), reason=reason, dry_run=dry_run)
+    request: Any = request_type(ids=list(ids), reason=reason, dry_run=dry_run, resume_token=resume_token)
     if not request.ids:
         f = request.filter
         f.SetInParent()
@@ -137,7 +144,7 @@ def bulk(method: str, ids: Iterable[int], reason: str, dry_run: bool, where: Tas
         f.all = where.get("all", False)
     elif where:
         raise TypeError(f"give ids or {', '.join(where)}, not both")
-    return Call(method, request, answer, lambda r: int(r.count), dry_run)
+    return Call(method, request, answer, lambda r: (int(r.count), r.resume_token), dry_run)
 
 
 def list_task_executions(task_id: int, attempt: int = 0) -> Call[list[m.Execution]]:

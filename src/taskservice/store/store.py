@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from taskservice import model
 from taskservice.model import (
     Execution,
     HistoryEntry,
+    IdSpan,
     IllegalTransition,
     NewTask,
     Outcome,
@@ -442,23 +444,35 @@ class Store:
 
     # -- bulk actions (issue 21) --------------------------------------------------------------
 
-    async def cancel_tasks(self, selection: TaskSelection, details: str, *, batch: int = BULK_BATCH) -> int:
+    async def cancel_tasks(
+        self, selection: TaskSelection, details: str, *, span: IdSpan | None = None,
+        until: float | None = None, batch: int = BULK_BATCH,
+    ) -> tuple[int, IdSpan | None]:  # fmt: skip
         """Cancel the selected tasks that may be (QUEUED, RETRYING, RUNNING), each with the history
-        line `details`; a running one's attempt is fenced. Returns how many were cancelled."""
+        line `details`; a running one's attempt is fenced. The rest: see _in_batches."""
+        cancelled = (details, Outcome.CANCELLED)
         return await self._in_batches(
-            selection, model.CANCELLABLE, "cancel_picked", (details, Outcome.CANCELLED), batch
+            selection, model.CANCELLABLE, "cancel_picked", cancelled, span, until, batch
         )
 
-    async def retry_tasks(self, selection: TaskSelection, details: str, *, batch: int = BULK_BATCH) -> int:
+    async def retry_tasks(
+        self, selection: TaskSelection, details: str, *, span: IdSpan | None = None,
+        until: float | None = None, batch: int = BULK_BATCH,
+    ) -> tuple[int, IdSpan | None]:  # fmt: skip
         """Queue the selected finished tasks again, each with the history line `details`."""
-        retried = await self._in_batches(selection, model.RETRYABLE, "retry_picked", (details,), batch)
-        if retried:
+        done = await self._in_batches(
+            selection, model.RETRYABLE, "retry_picked", (details,), span, until, batch
+        )
+        if done[0]:
             await self._waker.wake()
-        return retried
+        return done
 
-    async def delete_tasks(self, selection: TaskSelection, *, batch: int = BULK_BATCH) -> int:
-        """Delete the selected finished tasks with their history and attempts; returns how many."""
-        return await self._in_batches(selection, model.DELETABLE, "delete_picked", (), batch)
+    async def delete_tasks(
+        self, selection: TaskSelection, *, span: IdSpan | None = None, until: float | None = None,
+        batch: int = BULK_BATCH,
+    ) -> tuple[int, IdSpan | None]:  # fmt: skip
+        """Delete the selected finished tasks with their history and attempts."""
+        return await self._in_batches(selection, model.DELETABLE, "delete_picked", (), span, until, batch)
 
     async def count_selected(self, selection: TaskSelection, applicable: frozenset[Status]) -> int:
         """How many tasks a bulk action applying to `applicable` statuses would take now (a dry run)."""
@@ -479,29 +493,41 @@ class Store:
         applicable: frozenset[Status],
         action: str,
         arguments: tuple[Any, ...],
+        span: IdSpan | None,
+        until: float | None,
         batch: int,
-    ) -> int:
+    ) -> tuple[int, IdSpan | None]:
         """Apply the statement `action` to the selected tasks of the `applicable` statuses, `batch`
         at a time in id order, each batch its own short transaction. Only the tasks that existed when
-        the call began are taken (the loop is bounded by the highest id then), so it always ends."""
+        the action began are taken (the highest id then bounds it), so it always ends.
+
+        `span`: the ids left to look at (None: every task's, from now on). No batch starts after
+        `until` (the event loop's clock) but the first. Returns the count acted on, and the span left
+        when it stopped for `until` (None: done).
+        """
         statuses = sorted(int(s) for s in selection.statuses_within(applicable))
-        if not statuses:
-            return 0
-        after, last = 0, int(await self.pool.fetchval(query("last_task_id")))
+        if span is None:
+            span = IdSpan(0, int(await self.pool.fetchval(query("last_task_id"))))
         if selection.ids:
-            after, last = min(selection.ids) - 1, min(last, max(selection.ids))
+            span = IdSpan(max(span.after, min(selection.ids) - 1), min(span.last, max(selection.ids)))
         conditions = self._selected(selection)
-        done = 0
-        while after < last:
+        clock = asyncio.get_running_loop().time
+        done = batches = 0
+        while statuses and span.after < span.last:
+            if batches and until is not None and clock() >= until:
+                return done, span
+            batches += 1
             async with self.pool.acquire() as conn, conn.transaction():
-                rows = await conn.fetch(query("pick_tasks"), after, last, statuses, batch, *conditions)
+                rows = await conn.fetch(
+                    query("pick_tasks"), span.after, span.last, statuses, batch, *conditions
+                )
                 picked = [row["id"] for row in rows]
                 if picked:
                     done += int(await conn.fetchval(query(action), picked, *arguments))
             if len(picked) < batch:
                 break
-            after = picked[-1]
-        return done
+            span = IdSpan(picked[-1], span.last)
+        return done, None
 
     # -- the queue ---------------------------------------------------------------------------
 

@@ -100,8 +100,14 @@ async function actInBulk(kind, { ids, filter }) {
       title: `${action.verb} ${counted(n)}?`, message: action.note, confirm: `${action.verb} ${counted(n)}`, danger: action.danger,
     });
     if (!ok) return;
-    const { count: done = "0" } = await call(action.method, request);
-    notify(`${action.done} ${counted(Number(done))}.`);
+    let done = 0;
+    for (;;) { // one call, or more when the server stopped one at its time limit
+      const { count = "0", resumeToken = "" } = await call(action.method, request);
+      done += Number(count);
+      if (!resumeToken) break;
+      request.resumeToken = resumeToken;
+    }
+    notify(`${action.done} ${counted(done)}.`);
     tasks.clearSelection();
   } catch (error) {
     report(error);

@@ -394,58 +394,70 @@ class TaskFilter(_message.Message):
     def __init__(self, statuses: _Optional[_Iterable[_Union[TaskStatusEnum, str]]] = ..., type: _Optional[str] = ..., name_contains: _Optional[str] = ..., created_after: _Optional[str] = ..., created_before: _Optional[str] = ..., all: _Optional[bool] = ...) -> None: ...
 
 class CancelTasksRequest(_message.Message):
-    __slots__ = ("ids", "filter", "reason", "dry_run")
+    __slots__ = ("ids", "filter", "reason", "dry_run", "resume_token")
     IDS_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[int]
     filter: TaskFilter
     reason: str
     dry_run: bool
-    def __init__(self, ids: _Optional[_Iterable[int]] = ..., filter: _Optional[_Union[TaskFilter, _Mapping]] = ..., reason: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    resume_token: str
+    def __init__(self, ids: _Optional[_Iterable[int]] = ..., filter: _Optional[_Union[TaskFilter, _Mapping]] = ..., reason: _Optional[str] = ..., dry_run: _Optional[bool] = ..., resume_token: _Optional[str] = ...) -> None: ...
 
 class CancelTasksResponse(_message.Message):
-    __slots__ = ("count",)
+    __slots__ = ("count", "resume_token")
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     count: int
-    def __init__(self, count: _Optional[int] = ...) -> None: ...
+    resume_token: str
+    def __init__(self, count: _Optional[int] = ..., resume_token: _Optional[str] = ...) -> None: ...
 
 class RetryTasksRequest(_message.Message):
-    __slots__ = ("ids", "filter", "reason", "dry_run")
+    __slots__ = ("ids", "filter", "reason", "dry_run", "resume_token")
     IDS_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[int]
     filter: TaskFilter
     reason: str
     dry_run: bool
-    def __init__(self, ids: _Optional[_Iterable[int]] = ..., filter: _Optional[_Union[TaskFilter, _Mapping]] = ..., reason: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    resume_token: str
+    def __init__(self, ids: _Optional[_Iterable[int]] = ..., filter: _Optional[_Union[TaskFilter, _Mapping]] = ..., reason: _Optional[str] = ..., dry_run: _Optional[bool] = ..., resume_token: _Optional[str] = ...) -> None: ...
 
 class RetryTasksResponse(_message.Message):
-    __slots__ = ("count",)
+    __slots__ = ("count", "resume_token")
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     count: int
-    def __init__(self, count: _Optional[int] = ...) -> None: ...
+    resume_token: str
+    def __init__(self, count: _Optional[int] = ..., resume_token: _Optional[str] = ...) -> None: ...
 
 class DeleteTasksRequest(_message.Message):
-    __slots__ = ("ids", "filter", "reason", "dry_run")
+    __slots__ = ("ids", "filter", "reason", "dry_run", "resume_token")
     IDS_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[int]
     filter: TaskFilter
     reason: str
     dry_run: bool
-    def __init__(self, ids: _Optional[_Iterable[int]] = ..., filter: _Optional[_Union[TaskFilter, _Mapping]] = ..., reason: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    resume_token: str
+    def __init__(self, ids: _Optional[_Iterable[int]] = ..., filter: _Optional[_Union[TaskFilter, _Mapping]] = ..., reason: _Optional[str] = ..., dry_run: _Optional[bool] = ..., resume_token: _Optional[str] = ...) -> None: ...
 
 class DeleteTasksResponse(_message.Message):
-    __slots__ = ("count",)
+    __slots__ = ("count", "resume_token")
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     count: int
-    def __init__(self, count: _Optional[int] = ...) -> None: ...
+    resume_token: str
+    def __init__(self, count: _Optional[int] = ..., resume_token: _Optional[str] = ...) -> None: ...
 
 class TaskTypeParameter(_message.Message):
     __slots__ = ("name", "type", "required", "default_value", "description", "choices", "minimum", "maximum", "aliases", "format")
