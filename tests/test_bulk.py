@@ -233,6 +233,21 @@ async def test_cancel_tasks_through_the_api(idle_api: Api) -> None:
     assert (await idle_api.get(ids[0]))["status"] == "QUEUED"  # not finished: kept
 
 
+async def test_10000_queued_tasks_cancelled_in_one_api_call(idle_api: Api) -> None:
+    prefix = unique("ten thousand")
+    for chunk in range(10):  # CreateTasks takes 1000 at a time
+        tasks = [{"name": f"{prefix} {chunk}.{i}", "type": "sleep", "payload": {}} for i in range(1000)]
+        await idle_api.ok("CreateTasks", {"tasks": tasks})
+    before = await idle_api.ok("GetStatus")
+    request = {"filter": {"statuses": ["QUEUED"], "type": "sleep", "nameContains": prefix}, "reason": "bulk"}
+    assert await idle_api.ok("CancelTasks", request) == {"count": "10000", "resumeToken": ""}
+    after = await idle_api.ok("GetStatus")
+    cancelled = int(after["statusCounts"]["7"]) - int(before["statusCounts"]["7"])
+    queued = int(before["statusCounts"]["0"]) - int(after["statusCounts"]["0"])
+    assert (cancelled, queued) == (10_000, 10_000)
+    assert await idle_api.listed(nameContains=prefix, status="QUEUED") == ([], 0)
+
+
 async def test_a_resume_token_goes_on_after_the_ids_it_names(idle_api: Api) -> None:
     ids = [await idle_api.create(unique("resumed")) for _ in range(4)]
     token = IdSpan(ids[1], ids[3]).token()  # as an answer stopped after ids[1] would give it
