@@ -72,7 +72,7 @@ async def test_the_filter_conditions_each_narrow_the_selection(store: Store) -> 
         every = frozenset(model.TASK_STATUSES)
         statuses = sorted(int(s) for s in selection.statuses_within(every))
         rows = await store.pool.fetch(
-            query("pick_tasks"), 0, e, statuses, 100, *store._selected(selection)
+            query("pick_tasks"), 0, e, statuses, 100, *store._conditions(selection)
         )  # fmt: skip
         picked = {row["id"] for row in rows}
         assert await store.count_selected(selection, every) == len(picked)

@@ -460,12 +460,12 @@ class Store:
         until: float | None = None, batch: int = BULK_BATCH,
     ) -> tuple[int, IdSpan | None]:  # fmt: skip
         """Queue the selected finished tasks again, each with the history line `details`."""
-        done = await self._in_batches(
+        count, left = await self._in_batches(
             selection, model.RETRYABLE, "retry_picked", (details,), span, until, batch
         )
-        if done[0]:
-            await self._waker.wake()
-        return done
+        if count:
+            await self._waker.wake()  # after the commit, as for new tasks (store/waker.py)
+        return count, left
 
     async def delete_tasks(
         self, selection: TaskSelection, *, span: IdSpan | None = None, until: float | None = None,
@@ -479,9 +479,9 @@ class Store:
         statuses = sorted(int(s) for s in selection.statuses_within(applicable))
         if not statuses:
             return 0
-        return int(await self.pool.fetchval(query("count_selected"), statuses, *self._selected(selection)))
+        return int(await self.pool.fetchval(query("count_selected"), statuses, *self._conditions(selection)))
 
-    def _selected(self, selection: TaskSelection) -> tuple[Any, ...]:
+    def _conditions(self, selection: TaskSelection) -> tuple[Any, ...]:
         """The selection's conditions as pick_tasks and count_selected take them (None: any)."""
         _, kind, name = self._filters(None, selection.type, selection.name_contains)
         ids = sorted(selection.ids) or None
@@ -510,7 +510,7 @@ class Store:
             span = IdSpan(0, int(await self.pool.fetchval(query("last_task_id"))))
         if selection.ids:
             span = IdSpan(max(span.after, min(selection.ids) - 1), min(span.last, max(selection.ids)))
-        conditions = self._selected(selection)
+        conditions = self._conditions(selection)
         clock = asyncio.get_running_loop().time
         done = batches = 0
         while statuses and span.after < span.last:
