@@ -53,6 +53,10 @@ EXPECTED: dict[str, frozenset[str] | None] = {
     "cloud.v1.TaskManagementService/CreateTasks": WRITERS,
     "cloud.v1.TaskManagementService/CancelTask": WRITERS,
     "cloud.v1.TaskManagementService/RetryTask": WRITERS,
+    "cloud.v1.TaskManagementService/CancelTasks": WRITERS,
+    "cloud.v1.TaskManagementService/RetryTasks": WRITERS,
+    # Deleting erases the record of what happened: admins only (auth/roles.py, Right.DELETE).
+    "cloud.v1.TaskManagementService/DeleteTasks": ADMINS,
     "cloud.v1.TaskManagementService/ListTaskExecutions": READERS,
     "cloud.v1.TaskManagementService/ListWorkers": READERS,
     "cloud.v1.TaskManagementService/ListTaskTypes": EVERYONE,

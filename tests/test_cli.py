@@ -234,6 +234,55 @@ async def test_cancel_retry_and_workers(api_server: ServerProcess, store: Store)
             assert "alive" in out
 
 
+async def test_cancel_retry_and_delete_many_ask_first(api_server: ServerProcess, store: Store) -> None:
+    prefix = f"bulk {os.getpid()}"
+    created = await store.create_tasks(
+        [NewTask(f"{prefix} {i}", "sleep", delay_seconds=3600) for i in range(5)]
+    )
+    ids = [task_id for task_id, _ in created]
+    other, _ = await store.create_task(NewTask("elsewhere", "sleep", delay_seconds=3600))
+    select = ("--status", "queued,retrying", "--name-contains", prefix.upper())
+
+    def invoke(*args: str, answer: str = "") -> Result:
+        return CliRunner().invoke(cli, ["--address", api_server.url, "task", *args], input=answer)
+
+    declined = invoke("cancel", *select, answer="n\n")
+    assert declined.exit_code == 1
+    assert "Cancel 5 tasks? [y/N]" in declined.stderr
+    assert {(await store.get_task(i)).status for i in ids} == {Status.QUEUED}  # nothing changed
+    accepted = invoke("cancel", *select, "-r", "not needed", answer="y\n")
+    assert (accepted.exit_code, accepted.stdout) == (0, "Cancelled 5 tasks.\n")
+    assert {(await store.get_task(i)).status for i in ids} == {Status.CANCELLED}
+    assert (await store.history(ids[0]))[-1].details == "Task cancelled: not needed"
+    assert (await store.get_task(other)).status == Status.QUEUED
+    assert ok(api_server, "task", "cancel", *select) == "No tasks to cancel.\n"
+
+    two = ("-i", str(ids[0]), "-i", str(ids[1]))
+    assert ok(api_server, "task", "retry", *two, "--yes") == "Retried 2 tasks.\n"
+    delete = ("task", "delete", "--status", "cancelled", "--name-contains", prefix, "--yes", "-o", "json")
+    assert parsed(ok(api_server, *delete), "json") == {"count": 3}
+    assert ok(api_server, "task", "delete", "-i", str(other), "-y") == "Deleted 0 tasks.\n"  # not finished
+    asked = invoke("cancel", "--type", "sleep", "--name-contains", "elsewhere")  # no answer: no
+    assert asked.exit_code == 1
+    assert "Cancel 1 task? [y/N]" in asked.stderr
+    assert (await store.get_task(other)).status == Status.QUEUED
+
+    for args in (("cancel",), ("delete", "--reason", "x"), ("retry", "-i", "1", "--status", "failed")):
+        result = invoke(*args)
+        assert result.exit_code == 2, result.output
+    wrong = invoke("cancel", "--status", "queued,done")
+    assert wrong.exit_code == 2
+    assert "'done' is not a task status; one of queued, running, failed, succeeded, retrying, cancelled" in (
+        wrong.stderr
+    )
+
+
+def test_bulk_counts_read_as_numbers() -> None:
+    from taskservice.cli.tasks import _tasks
+
+    assert [_tasks(n) for n in (0, 1, 1234)] == ["0 tasks", "1 task", "1,234 tasks"]
+
+
 async def test_workers_say_which_tasks_they_run(api_server: ServerProcess, store: Store) -> None:
     long, _ = await store.create_task(NewTask("long", "sleep", {"seconds": "300"}))
     await eventually(lambda: _status_is(store, long, Status.RUNNING))

@@ -157,6 +157,42 @@ def test_every_other_rpc(client: Client) -> None:
     assert not again.existing
 
 
+def test_bulk_actions_answer_the_count(client: Client) -> None:
+    name = _name()
+    later = [NewTask(name=name, type="sleep", parameters=FAST, delay_seconds=LATER) for _ in range(4)]
+    ids = [h.id for h in client.create_tasks(later)]
+    queued = [TaskStatus.QUEUED]
+    assert client.cancel_tasks(dry_run=True, statuses=queued, name_contains=name) == 4
+    assert client.cancel_tasks(reason="not needed", statuses=queued, name_contains=name) == 4
+    assert {client.get_task(i).status for i in ids} == {TaskStatus.CANCELLED}
+    assert client.get_task_history(ids[0])[-1].details == "Task cancelled: not needed"
+    created = client.get_task(ids[0]).created_at
+    assert created is not None
+    assert client.retry_tasks(ids[:1]) == 1
+    assert client.task(ids[0]).wait(timeout=60) == {"slept": 0.0}  # due at once: it ran
+    assert client.delete_tasks(name_contains=name, created_after=created) == 4
+    assert client.cancel_tasks(name_contains=name, created_before=created) == 0
+    with pytest.raises(taskservice.NotFound):
+        client.get_task(ids[1])
+    with pytest.raises(taskservice.InvalidArgument, match=r"^invalid_argument: filter: names no task"):
+        client.delete_tasks()
+    with pytest.raises(ValueError, match="created_after: must be timezone-aware"):
+        client.cancel_tasks(created_after=created.replace(tzinfo=None))
+    with pytest.raises(TypeError, match="give ids or type, not both"):
+        client.cancel_tasks(ids, type="sleep")
+
+
+async def test_the_async_client_acts_in_bulk_too(server: Served) -> None:
+    async with AsyncClient(server.url) as client:
+        name = _name()
+        later = [NewTask(name=name, type="sleep", parameters=FAST, delay_seconds=LATER) for _ in range(3)]
+        ids = [h.id for h in await client.create_tasks(later)]
+        assert await client.cancel_tasks(ids, reason="bulk") == 3
+        assert await client.retry_tasks(type="sleep", name_contains=name, dry_run=True) == 3
+        assert await client.delete_tasks(ids[1:]) == 2
+        assert (await client.get_task(ids[0])).status == TaskStatus.CANCELLED
+
+
 def test_answers_are_the_public_types_and_calls_take_either_status(client: Client, server: Served) -> None:
     name = _name()
     handle = client.create_task(name=name, type="sleep", parameters=FAST, delay_seconds=LATER)

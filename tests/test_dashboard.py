@@ -467,6 +467,65 @@ def test_cancel_a_queued_task(dashboard: Dashboard) -> None:
     assert "from the dashboard" in history[-1]["details"]
 
 
+def test_select_rows_or_all_matching_then_act_in_bulk(dashboard: Dashboard) -> None:
+    server = dashboard.server
+    later = {"type": "sleep", "payload": {"parameters": {"seconds": "1"}}, "delaySeconds": LATER}
+    ids = rpc(server, "CreateTasks", {"tasks": [{"name": f"bulk-{i}", **later} for i in range(25)]})["ids"]
+    [other] = rpc(server, "CreateTasks", {"tasks": [{"name": "elsewhere", **later}]})["ids"]
+    page = dashboard.open()
+    bar = page.get_by_role("region", name="Selected tasks")
+    expect(bar).to_be_hidden()
+
+    # Two rows, one by one: the confirmation shows the count, and the server's answer is shown.
+    first, second = ids[-1], ids[-2]  # newest first: on the first page
+    row(page, first).get_by_role("checkbox", name=f"Select task {first}").check()
+    row(page, second).get_by_role("checkbox", name=f"Select task {second}").check()
+    expect(bar.locator("#bulk-count")).to_have_text("2 selected")
+    bar.get_by_role("button", name="Cancel").click()
+    confirm = page.get_by_role("dialog", name="Cancel 2 tasks?")
+    expect(confirm).to_contain_text("running ones are stopped")
+    dashboard.screenshot(page, "-confirm")
+    confirm.get_by_role("button", name="Cancel 2 tasks").click()
+    expect(page.get_by_role("status").filter(has_text="Cancelled 2 tasks.")).to_be_visible()
+    expect(row(page, first).locator("td.status")).to_have_text("Cancelled")
+    expect(row(page, second).locator("td.status")).to_have_text("Cancelled")
+    expect(bar).to_be_hidden()  # acted on: the selection is cleared
+
+    # Every task matching the filters, beyond this page: "select all N matching".
+    filters = page.get_by_role("search", name="Filter tasks")
+    filters.get_by_label("Search by name").fill("bulk-")
+    filters.get_by_label("Status").select_option("QUEUED")
+    page.get_by_label("Rows per page").select_option("10")
+    expect(page.locator("#page-range")).to_have_text("1–10 of 23")
+    page.get_by_role("checkbox", name="Select the tasks of this page").check()
+    expect(bar.locator("#bulk-count")).to_have_text("10 selected")
+    bar.get_by_role("button", name="Select all 23 matching").click()
+    expect(bar.locator("#bulk-count")).to_have_text("All 23 matching tasks selected")
+    bar.get_by_role("button", name="Cancel").click()
+    confirm = page.get_by_role("dialog", name="Cancel 23 tasks?")
+    confirm.get_by_role("button", name="Keep it").click()  # nothing happens
+    expect(page.locator("#page-range")).to_have_text("1–10 of 23")
+    bar.get_by_role("button", name="Cancel").click()
+    confirm.get_by_role("button", name="Cancel 23 tasks").click()
+    expect(page.get_by_role("status").filter(has_text="Cancelled 23 tasks.")).to_be_visible()
+    expect(page.locator("#tasks-body")).to_have_text("No tasks match these filters.")
+    other_task = rpc(server, "GetTask", {"id": other})
+    assert other_task.get("exactStatus", "QUEUED") == "QUEUED"  # not matching: untouched
+
+    # Delete the cancelled ones; the dry run's count is what the dialog asks about.
+    filters.get_by_label("Status").select_option("CANCELLED")
+    expect(page.locator("#page-range")).to_have_text("1–10 of 25")
+    page.get_by_role("checkbox", name="Select the tasks of this page").check()
+    bar.get_by_role("button", name="Select all 25 matching").click()
+    bar.get_by_role("button", name="Delete").click()
+    confirm = page.get_by_role("dialog", name="Delete 25 tasks?")
+    expect(confirm).to_contain_text("cannot be undone")
+    confirm.get_by_role("button", name="Delete 25 tasks").click()
+    expect(page.get_by_role("status").filter(has_text="Deleted 25 tasks.")).to_be_visible()
+    expect(page.locator("#page-range")).to_have_text("0–0 of 0")
+    assert rpc(server, "ListTasks", {"nameContains": "bulk-"}).get("total", "0") == "0"  # int64 0: omitted
+
+
 def test_retry_a_failed_task(dashboard: Dashboard) -> None:
     task_id = create(dashboard.server, "Doomed", {"fail_rate": "1"}, maxRetries=0)
     page = dashboard.open()

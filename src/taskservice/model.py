@@ -71,6 +71,12 @@ ALLOWED_FROM: dict[Status, frozenset[Status]] = {
 }
 
 
+# What the bulk actions (CancelTasks, RetryTasks, DeleteTasks) apply to: what CancelTask and RetryTask
+# do to one task; and a task is deleted only once it finished (never under a worker).
+CANCELLABLE = ALLOWED_FROM[Status.CANCELLED]
+RETRYABLE = FINISHED
+DELETABLE = FINISHED
+
 # What an operator may set by hand (UpdateTaskStatus); RUNNING and RETRYING belong to the workers.
 OPERATOR_TARGETS = frozenset({Status.QUEUED, Status.CANCELLED, Status.SUCCEEDED, Status.FAILED})
 
@@ -181,6 +187,38 @@ class NewTask:
     idempotency_key: str | None = None
     delay_seconds: float = 0.0
     queue: str | None = None  # None: the type's declared queue, else DEFAULT_QUEUE
+
+
+@dataclass(frozen=True)
+class TaskSelection:
+    """Which tasks a bulk action is for: every condition set must hold (an empty one: any). A new
+    condition is a field here, in the API's TaskFilter, in api/validation.py's selection(), and in the
+    two statements of queries.sql that select (pick_tasks, count_selected)."""
+
+    ids: tuple[int, ...] = ()
+    statuses: frozenset[Status] = frozenset()
+    type: str | None = None
+    name_contains: str | None = None
+    created_after: datetime | None = None  # created at or after
+    created_before: datetime | None = None  # created before
+    queue: str | None = None
+
+    def statuses_within(self, applicable: frozenset[Status]) -> frozenset[Status]:
+        """The statuses to act on: those asked for that the action applies to (none asked: all of them)."""
+        return applicable & self.statuses if self.statuses else applicable
+
+
+@dataclass(frozen=True)
+class IdSpan:
+    """The tasks a bulk action has left to look at: ids in (after, last]. `last` is the highest id when
+    the action began, so tasks created since are never taken, however many calls it takes."""
+
+    after: int
+    last: int
+
+    def token(self) -> str:
+        """The span as the API's resume_token."""
+        return f"{self.after}-{self.last}"
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,16 @@ class CallDeadline:
         await self.app(scope, receive, send)
 
 
+def stop_starting_at(share: float = 0.75) -> float | None:
+    """When work done in steps (the bulk actions' batches) should start no more steps: once `share`
+    of the call's time is spent, on the event loop's clock; None for a call without a deadline."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return None
+    now = asyncio.get_running_loop().time()
+    return now + max(0.0, deadline - now) * share
+
+
 async def within_deadline(work: Coroutine[Any, Any, T]) -> T:
     """The result of `work`, or DeadlinePassed once the call's deadline passed (`work` is then
     cancelled, and left to unwind without being waited for)."""

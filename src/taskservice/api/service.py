@@ -16,7 +16,9 @@ from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 from google.protobuf import empty_pb2
 
+from taskservice import model
 from taskservice.api import convert, ids, validation
+from taskservice.api.deadline import stop_starting_at
 from taskservice.api.disconnect import client_gone
 from taskservice.api.dispatch import Dispatcher, legacy_agent_id
 from taskservice.api.events import EventHub, SubscriberTooSlow
@@ -269,6 +271,41 @@ class TaskService:
                 "(SUCCEEDED, FAILED or CANCELLED) can be retried",
             ) from None
         return convert.task(task)
+
+    async def cancel_tasks(
+        self, request: pb.CancelTasksRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.CancelTasksResponse:
+        selection, span = validation.selection(request), validation.resume_span(request.resume_token)
+        reason = validation.message(request.reason, "reason")
+        if request.dry_run:
+            return pb.CancelTasksResponse(count=await self.store.count_selected(selection, model.CANCELLABLE))
+        details = model.cancelled_details(reason)  # as CancelTask words it
+        count, left = await self.store.cancel_tasks(selection, details, span=span, until=stop_starting_at())
+        return pb.CancelTasksResponse(count=count, resume_token=left.token() if left else "")
+
+    async def retry_tasks(
+        self, request: pb.RetryTasksRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.RetryTasksResponse:
+        selection, span = validation.selection(request), validation.resume_span(request.resume_token)
+        reason = validation.message(request.reason, "reason")
+        if request.dry_run:
+            return pb.RetryTasksResponse(count=await self.store.count_selected(selection, model.RETRYABLE))
+        details = model.requeued_details(reason or "retried")  # as RetryTask words it
+        count, left = await self.store.retry_tasks(selection, details, span=span, until=stop_starting_at())
+        return pb.RetryTasksResponse(count=count, resume_token=left.token() if left else "")
+
+    async def delete_tasks(
+        self, request: pb.DeleteTasksRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.DeleteTasksResponse:
+        selection, span = validation.selection(request), validation.resume_span(request.resume_token)
+        reason = validation.message(request.reason, "reason")
+        if request.dry_run:
+            return pb.DeleteTasksResponse(count=await self.store.count_selected(selection, model.DELETABLE))
+        count, left = await self.store.delete_tasks(selection, span=span, until=stop_starting_at())
+        caller = principal.current()
+        # No history is left to say so: the log does.
+        log.info("tasks deleted", count=count, reason=reason, caller=caller.name, role=caller.role.value)
+        return pb.DeleteTasksResponse(count=count, resume_token=left.token() if left else "")
 
     async def list_task_executions(
         self, request: pb.ListTaskExecutionsRequest, ctx: RequestContext[Any, Any]

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from datetime import UTC, datetime
 from typing import Any
 
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import TRACEBACK_MAX, NewTask, Status, Transition
+from taskservice.model import TRACEBACK_MAX, IdSpan, NewTask, Status, TaskSelection, Transition
 from taskservice.plugins.declare import TaskTypeSpec
 from taskservice.rules.tasks import (
     MAX_RETRIES_MAX,
@@ -33,6 +34,8 @@ LIST_LIMIT_MAX = 100
 LIST_LIMIT_DEFAULT = 30
 BATCH_MAX = 1000
 WATCHED_TASKS_MAX = 1000
+BULK_IDS_MAX = 10_000
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the API's times: UTC, YYYY-MM-DDTHH:MM:SSZ
 
 
 def new_task(
@@ -89,6 +92,74 @@ def list_request(request: pb.TaskListRequest) -> tuple[Status | None, str | None
     kind = text("type", request.type, NAME_MAX, single_line=True) if request.HasField("type") else None
     name = text("name_contains", request.name_contains, NAME_MAX, single_line=True)
     return wanted, kind or None, name or None, request.limit or LIST_LIMIT_DEFAULT, request.offset
+
+
+# -- bulk actions (issue 21) -----------------------------------------------------------------------
+
+BulkRequest = pb.CancelTasksRequest | pb.RetryTasksRequest | pb.DeleteTasksRequest
+NO_STATUS = frozenset({Status.ALL, Status.UNKNOWN})  # filter values of ListTasks, no task's status
+
+
+def time(field: str, value: str) -> datetime | None:
+    """One of the API's times (UTC, YYYY-MM-DDTHH:MM:SSZ); empty: none."""
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        raise BrokenRule(field, f"must be a UTC time YYYY-MM-DDTHH:MM:SSZ (got {shown!r})") from None
+
+
+RESUME_TOKEN = re.compile(r"^(\d{1,19})-(\d{1,19})$")
+
+
+def resume_span(token: str) -> IdSpan | None:
+    """The span of ids a resume_token (IdSpan.token) leaves to look at; empty: None (from the start)."""
+    if not token:
+        return None
+    found = RESUME_TOKEN.fullmatch(token)
+    if found is None or int(found[1]) >= int(found[2]):
+        raise BrokenRule("resume_token", "is not a token this server gave: send the previous answer's token")
+    return IdSpan(int(found[1]), int(found[2]))
+
+
+def selection(request: BulkRequest) -> TaskSelection:
+    """The tasks a CancelTasks, RetryTasks or DeleteTasks request names: by ids, or by a filter that
+    sets a condition or says `all` (an empty filter would act on every task: a mistake, unless said)."""
+    if request.ids:
+        if request.HasField("filter"):
+            raise BrokenRule("ids", "give ids or a filter, not both")
+        if len(request.ids) > BULK_IDS_MAX:
+            rule = f"must hold at most {BULK_IDS_MAX} ids (got {len(request.ids)}); select more with a filter"
+            raise BrokenRule("ids", rule)
+        return TaskSelection(ids=tuple(sorted({task_id(v, f"ids[{i}]") for i, v in enumerate(request.ids)})))
+    f = request.filter
+    statuses = []
+    for index, value in enumerate(f.statuses):
+        wanted = status(value, f"filter.statuses[{index}]")
+        if wanted in NO_STATUS:
+            rule = f"{wanted.name} is no task's status; leave statuses empty for any status"
+            raise BrokenRule(f"filter.statuses[{index}]", rule)
+        statuses.append(wanted)
+    kind = text("filter.type", f.type, NAME_MAX, single_line=True) if f.HasField("type") else ""
+    name = text("filter.name_contains", f.name_contains, NAME_MAX, single_line=True)
+    after = time("filter.created_after", f.created_after)
+    before = time("filter.created_before", f.created_before)
+    if after is not None and before is not None and before <= after:
+        raise BrokenRule("filter.created_before", f"must be after created_after ({f.created_after})")
+    queue = queue_name(f.queue, "filter.queue") if f.HasField("queue") else None
+    selected = TaskSelection(
+        statuses=frozenset(statuses), type=kind or None, name_contains=name or None,
+        created_after=after, created_before=before, queue=queue,
+    )  # fmt: skip
+    if selected == TaskSelection() and not f.all:
+        raise BrokenRule(
+            "filter",
+            "names no task: give ids, or a filter with a condition (statuses, type, queue, "
+            "name_contains, created_after, created_before), or set all to act on every task",
+        )
+    return selected
 
 
 # -- agents --------------------------------------------------------------------------------------------

@@ -15,7 +15,10 @@ class Right(StrEnum):
 
     READ = "read"  # tasks, payloads, history, attempts and results, workers, counts, events, metrics
     TASK_TYPES = "task_types"  # the names of the task types (what an agent needs to start)
-    WRITE = "write"  # create, cancel and retry tasks
+    WRITE = "write"  # create, cancel and retry tasks (one or many)
+    # Delete tasks with their history and attempts (DeleteTasks): the one change that cannot be
+    # undone, and that erases the record of what happened, so apart from WRITE.
+    DELETE = "delete"
     SET_STATUS = "set_status"  # force any task into any operator status (UpdateTaskStatus)
     MANAGE_TOKENS = "manage_tokens"  # create, list and revoke API tokens
     IDENTIFY = "identify"  # ask who you are
@@ -59,6 +62,9 @@ RPC_RIGHTS: dict[str, Right | None] = {
     f"{TASKS}CreateTasks": Right.WRITE,
     f"{TASKS}CancelTask": Right.WRITE,
     f"{TASKS}RetryTask": Right.WRITE,
+    f"{TASKS}CancelTasks": Right.WRITE,
+    f"{TASKS}RetryTasks": Right.WRITE,
+    f"{TASKS}DeleteTasks": Right.DELETE,
     f"{TASKS}ListTaskExecutions": Right.READ,
     f"{TASKS}ListWorkers": Right.READ,
     f"{TASKS}ListTaskTypes": Right.TASK_TYPES,

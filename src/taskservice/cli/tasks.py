@@ -1,8 +1,10 @@
-"""`task-cli task ...` and `history`: create, inspect, list, cancel and retry tasks."""
+"""`task-cli task ...` and `history`: create, inspect, list, cancel, retry and delete tasks."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -376,7 +378,126 @@ task.add_command(history)
 add_alias(task, "history", "h", "log")
 
 
-def _change(ctx: click.Context, task_id: int, reason: str, output: str, cancel: bool) -> None:
+# -- cancel, retry and delete: one task, or many by ids or a filter ---------------------------------
+
+# The statuses a task can be in (the list's filter values ALL and UNKNOWN are none).
+TASK_STATUS_NAMES = [n for n in STATUS_NAMES if n not in ("ALL", "UNKNOWN")]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A bulk action as the CLI says it: the RPC, its request and answer, the words."""
+
+    method: str
+    request: Callable[..., Any]
+    answer: type[Any]
+    verb: str  # "Cancel": the question's
+    done: str  # "Cancelled": the answer's
+    note: str = ""  # what the question adds
+
+
+CANCEL = Action("CancelTasks", pb.CancelTasksRequest, pb.CancelTasksResponse, "Cancel", "Cancelled")
+RETRY = Action("RetryTasks", pb.RetryTasksRequest, pb.RetryTasksResponse, "Retry", "Retried")
+DELETE = Action(
+    "DeleteTasks", pb.DeleteTasksRequest, pb.DeleteTasksResponse, "Delete", "Deleted",
+    " Their history and attempts go with them; this cannot be undone.",
+)  # fmt: skip
+
+
+def parse_statuses(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str]:
+    """`--status queued --status retrying` or `--status queued,retrying`, any case."""
+    names = [n.strip().upper() for value in values for n in value.split(",") if n.strip()]
+    for name in names:
+        if name not in TASK_STATUS_NAMES:
+            known = ", ".join(n.lower() for n in TASK_STATUS_NAMES)
+            raise click.BadParameter(f"{name.lower()!r} is not a task status; one of {known}")
+    return names
+
+
+def _selection_options(function: Any) -> Any:
+    """The options that choose the tasks of `task cancel`, `retry` and `delete`."""
+    options: list[Callable[[Any], Any]] = [
+        click.option("--id", "-i", "task_ids", type=int, multiple=True, help="ID of a task (repeatable)."),
+        click.option(
+            "--status", "-s", "statuses", multiple=True, callback=parse_statuses,
+            help="Tasks of this status (repeatable, or a comma list: queued,retrying).",
+        ),
+        click.option("--type", "-t", "task_type", default=None, help="Tasks of this type."),
+        click.option("--queue", "-q", default=None, help="Tasks of this queue."),
+        click.option("--name-contains", default="", help="Tasks whose name contains this (any case)."),
+        click.option("--created-after", default="", help="Tasks created at or after (YYYY-MM-DDTHH:MM:SSZ)."),
+        click.option("--created-before", default="", help="Tasks created before (YYYY-MM-DDTHH:MM:SSZ)."),
+        click.option("--all", "every", is_flag=True, help="Every task (that the action applies to)."),
+        click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation."),
+        click.option("--reason", "-r", default="", help="Recorded in each task's history."),
+        output_option,
+        click.pass_context,
+    ]  # fmt: skip
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _bulk_request(action: Action, task_ids: tuple[int, ...], where: dict[str, Any], reason: str) -> Any:
+    request = action.request(ids=list(task_ids), reason=reason)
+    if not task_ids:
+        f = request.filter
+        f.SetInParent()
+        f.statuses.extend(pb.TaskStatusEnum.Value(name) for name in where["statuses"])
+        if where["task_type"] is not None:
+            f.type = where["task_type"]
+        if where["queue"] is not None:
+            f.queue = where["queue"]
+        f.name_contains, f.all = where["name_contains"], where["every"]
+        f.created_after, f.created_before = where["created_after"], where["created_before"]
+    return request
+
+
+def _tasks(count: int) -> str:
+    return f"{count:,} task" + ("" if count == 1 else "s")
+
+
+def _act(
+    ctx: click.Context, action: Action, task_ids: tuple[int, ...], reason: str, yes: bool, output: str,
+    **where: Any,
+) -> None:  # fmt: skip
+    """Count the tasks the action would take (a dry run), ask, then act."""
+    filtered = _filtered(where)
+    if task_ids and filtered:
+        raise click.UsageError("give --id, or a filter (--status, --type, ...), not both")
+    if not task_ids and not filtered:
+        raise click.UsageError(
+            "which tasks? Give --id, a filter (--status, --type, --name-contains, --created-after, "
+            "--created-before), or --all"
+        )
+    request = _bulk_request(action, task_ids, where, reason)
+    if not yes:
+        request.dry_run = True
+        count = call(ctx, lambda c: c.call(action.method, request, action.answer)).count
+        if count == 0:
+            click.echo(f"No tasks to {action.verb.lower()}.")
+            return
+        click.confirm(f"{action.verb} {_tasks(count)}?{action.note}", default=False, abort=True, err=True)
+        request.dry_run = False
+
+    def act(client: Api) -> int:
+        """One call, or more when the server stopped one at its time limit (its resume_token)."""
+        count = 0
+        while True:
+            answer = client.call(action.method, request, action.answer)
+            count += int(answer.count)
+            if not answer.resume_token:
+                return count
+            request.resume_token = answer.resume_token
+
+    count = call(ctx, act)
+    if is_machine(output):
+        emit_data({"count": count}, output)
+        return
+    click.echo(f"{action.done} {_tasks(count)}.")
+
+
+def _change_one(ctx: click.Context, task_id: int, reason: str, output: str, cancel: bool) -> None:
     if cancel:
         request: Any = pb.CancelTaskRequest(id64=task_id, reason=reason)
     else:
@@ -388,24 +509,62 @@ def _change(ctx: click.Context, task_id: int, reason: str, output: str, cancel: 
     click.echo(f"Task {changed.id64} is now {status_name(changed.exact_status)}")
 
 
-@task.command()
-@_id_option
-@click.option("--reason", "-r", default="", help="Recorded in the task's history.")
-@output_option
-@click.pass_context
-def cancel(ctx: click.Context, task_id: int, reason: str, output: str) -> None:
-    """Cancel a queued, retrying or running task."""
-    _change(ctx, task_id, reason, output, cancel=True)
+def _filtered(where: dict[str, Any]) -> bool:
+    """Whether a filter option was given (`--type ""` too: the server says what is wrong with it)."""
+    unset = ("task_type", "queue")  # None when not given; "" is given
+    return any(where[k] is not None for k in unset) or any(v for k, v in where.items() if k not in unset)
+
+
+def _one_task(task_ids: tuple[int, ...], where: dict[str, Any]) -> int | None:
+    """The task of `--id N` alone (the single call, its answer the task), else None."""
+    return task_ids[0] if len(task_ids) == 1 and not _filtered(where) else None
 
 
 @task.command()
-@_id_option
-@click.option("--reason", "-r", default="", help="Recorded in the task's history.")
-@output_option
-@click.pass_context
-def retry(ctx: click.Context, task_id: int, reason: str, output: str) -> None:
-    """Run a finished (succeeded, failed or cancelled) task again."""
-    _change(ctx, task_id, reason, output, cancel=False)
+@_selection_options
+def cancel(
+    ctx: click.Context, task_ids: tuple[int, ...], reason: str, yes: bool, output: str, **where: Any
+) -> None:
+    """Cancel queued, retrying or running tasks: one (--id) or many.
+
+    Several --id, or a filter (--status, --type, --queue, --name-contains, --created-after,
+    --created-before; or --all), first counts the tasks and asks (--yes does not), then cancels them
+    in one call.
+    """
+    one = _one_task(task_ids, where)
+    if one is not None:
+        _change_one(ctx, one, reason, output, cancel=True)
+        return
+    _act(ctx, CANCEL, task_ids, reason, yes, output, **where)
+
+
+@task.command()
+@_selection_options
+def retry(
+    ctx: click.Context, task_ids: tuple[int, ...], reason: str, yes: bool, output: str, **where: Any
+) -> None:
+    """Run finished (succeeded, failed or cancelled) tasks again: one (--id) or many.
+
+    Several --id, or a filter, first counts the tasks and asks (--yes does not), as `task cancel`.
+    """
+    one = _one_task(task_ids, where)
+    if one is not None:
+        _change_one(ctx, one, reason, output, cancel=False)
+        return
+    _act(ctx, RETRY, task_ids, reason, yes, output, **where)
+
+
+@task.command()
+@_selection_options
+def delete(
+    ctx: click.Context, task_ids: tuple[int, ...], reason: str, yes: bool, output: str, **where: Any
+) -> None:
+    """Delete finished tasks with their history and attempts (an admin's right).
+
+    By --id (repeatable) or a filter, as `task cancel`; it counts them and asks first (--yes does not).
+    A queued or running task is never deleted: cancel it first.
+    """
+    _act(ctx, DELETE, task_ids, reason, yes, output, **where)
 
 
 def duration(execution: pb.TaskExecution) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Generic, TypedDict, TypeVar
 
 from google.protobuf import empty_pb2
 from google.protobuf.message import Message
@@ -90,6 +91,63 @@ def cancel_task(task_id: int, reason: str = "") -> Call[m.Task]:
 
 def retry_task(task_id: int, reason: str = "") -> Call[m.Task]:
     return Call("RetryTask", pb.RetryTaskRequest(id64=task_id, reason=reason), pb.Task, m.Task.from_proto)
+
+
+class TaskFilterFields(TypedDict, total=False):
+    """Which tasks cancel_tasks, retry_tasks and delete_tasks act on, by keyword: every condition given
+    must hold; with none, `all=True` is required (every task the action applies to)."""
+
+    statuses: Iterable[m.TaskStatus | Status]
+    type: str
+    queue: str
+    name_contains: str  # any case
+    created_after: datetime  # at or after (timezone-aware; to the second)
+    created_before: datetime
+    all: bool
+
+
+_BULK: dict[str, tuple[Callable[..., Message], type[Message]]] = {
+    "CancelTasks": (pb.CancelTasksRequest, pb.CancelTasksResponse),
+    "RetryTasks": (pb.RetryTasksRequest, pb.RetryTasksResponse),
+    "DeleteTasks": (pb.DeleteTasksRequest, pb.DeleteTasksResponse),
+}
+
+
+def _wire_time(field: str, value: datetime | None) -> str:
+    if value is None:
+        return ""
+    if value.tzinfo is None:  # the programmer's mistake, refused where it is made
+        raise ValueError(f"{field}: must be timezone-aware (got {value.isoformat()})")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def bulk(
+    method: str,
+    ids: Iterable[int],
+    reason: str,
+    dry_run: bool,
+    where: TaskFilterFields,
+    resume_token: str = "",
+) -> Call[tuple[int, str]]:
+    """CancelTasks, RetryTasks or DeleteTasks of the tasks `ids`, or else of those `where` selects:
+    (the count acted on (with `dry_run`, that would be), the token to go on with: empty when done)."""
+    request_type, answer = _BULK[method]
+    request: Any = request_type(ids=list(ids), reason=reason, dry_run=dry_run, resume_token=resume_token)
+    if not request.ids:
+        f = request.filter
+        f.SetInParent()
+        f.statuses.extend(int(s) for s in where.get("statuses", ()))
+        if "type" in where:
+            f.type = where["type"]
+        if "queue" in where:
+            f.queue = where["queue"]
+        f.name_contains = where.get("name_contains", "")
+        f.created_after = _wire_time("created_after", where.get("created_after"))
+        f.created_before = _wire_time("created_before", where.get("created_before"))
+        f.all = where.get("all", False)
+    elif where:
+        raise TypeError(f"give ids or {', '.join(where)}, not both")
+    return Call(method, request, answer, lambda r: (int(r.count), r.resume_token), dry_run)
 
 
 def list_task_executions(task_id: int, attempt: int = 0) -> Call[list[m.Execution]]:

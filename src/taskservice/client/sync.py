@@ -138,6 +138,41 @@ class Client:
     def retry_task(self, id: int, reason: str = "") -> m.Task:
         return self.run(calls.retry_task(id, reason))
 
+    def cancel_tasks(
+        self, ids: Iterable[int] = (), *, reason: str = "", dry_run: bool = False,
+        **where: Unpack[calls.TaskFilterFields],
+    ) -> int:  # fmt: skip
+        """Cancel the tasks `ids`, or those `where` selects (`statuses=`, `type=`, `queue=`, `name_contains=`,
+        `created_after=`, `created_before=`; or `all=True`), that are queued, retrying or running: the
+        count cancelled, in one call. `dry_run`: nothing changes; the count that would be."""
+        return self._in_bulk("CancelTasks", ids, reason, dry_run, where)
+
+    def retry_tasks(
+        self, ids: Iterable[int] = (), *, reason: str = "", dry_run: bool = False,
+        **where: Unpack[calls.TaskFilterFields],
+    ) -> int:  # fmt: skip
+        """Run the finished tasks among `ids`, or among those `where` selects, again: the count."""
+        return self._in_bulk("RetryTasks", ids, reason, dry_run, where)
+
+    def delete_tasks(
+        self, ids: Iterable[int] = (), *, reason: str = "", dry_run: bool = False,
+        **where: Unpack[calls.TaskFilterFields],
+    ) -> int:  # fmt: skip
+        """Delete the finished tasks among `ids`, or among those `where` selects, with their history
+        and attempts (an admin's right): the count."""
+        return self._in_bulk("DeleteTasks", ids, reason, dry_run, where)
+
+    def _in_bulk(
+        self, method: str, ids: Iterable[int], reason: str, dry_run: bool, where: calls.TaskFilterFields
+    ) -> int:
+        """A bulk action's count: one call, or more when the server stopped one at its time limit."""
+        ids, count, token = list(ids), 0, ""
+        while True:
+            done, token = self.run(calls.bulk(method, ids, reason, dry_run, where, token))
+            count += done
+            if not token:
+                return count
+
     def list_task_executions(self, id: int, attempt: int = 0) -> list[m.Execution]:
         """Every attempt (results cut to a preview), or with `attempt` that one, its result whole."""
         return self.run(calls.list_task_executions(id, attempt))

@@ -271,6 +271,89 @@ WITH moved AS (
 )
 SELECT id, CASE WHEN status = 0 /*QUEUED*/ THEN pg_notify($6, '') END IS NULL AS _ FROM moved;
 
+-- name: last_task_id
+-- The bound of a bulk action: tasks created after it began are not taken.
+SELECT coalesce(max(id), 0) FROM tasks;
+
+-- name: pick_tasks
+-- One batch of a bulk action (CancelTasks, RetryTasks, DeleteTasks): up to $4 tasks with ids in
+-- ($1, $2], of a status in $3, that match the selection ($5-$10, each NULL: any), in id order, locked
+-- until this batch's transaction ends. A row another transaction holds is skipped, never waited for:
+-- no deadlock with the workers that claim and finish tasks. The same conditions as count_selected.
+SELECT id
+  FROM tasks
+ WHERE id > $1::bigint AND id <= $2::bigint
+   AND status = ANY($3::smallint[])
+   AND ($5::bigint[] IS NULL OR id = ANY($5::bigint[]))
+   AND ($6::text IS NULL OR type = $6::text)
+   AND ($7::text IS NULL OR name ILIKE '%' || $7::text || '%')
+   AND ($8::timestamptz IS NULL OR created_at >= $8::timestamptz)
+   AND ($9::timestamptz IS NULL OR created_at < $9::timestamptz)
+   AND ($10::text IS NULL OR queue = $10::text)
+ ORDER BY id
+ LIMIT $4
+   FOR UPDATE SKIP LOCKED;
+
+-- name: count_selected
+-- A bulk action's dry run: the tasks pick_tasks would take now ($1 statuses, $2-$7 as its $5-$10).
+SELECT count(*)
+  FROM tasks
+ WHERE status = ANY($1::smallint[])
+   AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))
+   AND ($3::text IS NULL OR type = $3::text)
+   AND ($4::text IS NULL OR name ILIKE '%' || $4::text || '%')
+   AND ($5::timestamptz IS NULL OR created_at >= $5::timestamptz)
+   AND ($6::timestamptz IS NULL OR created_at < $6::timestamptz)
+   AND ($7::text IS NULL OR queue = $7::text);
+
+-- name: cancel_picked
+-- Cancel the tasks $1 that pick_tasks locked, as set_status does one: each with its history row ($2),
+-- and a running one's open attempt closed ($3: the outcome), which fences it (its worker's heartbeat
+-- and report are refused from then on, and the worker stops it). Returns how many were cancelled.
+WITH moved AS (
+    UPDATE tasks
+       SET status = 7 /*CANCELLED*/, updated_at = now()
+     WHERE id = ANY($1::bigint[]) AND status IN (0 /*QUEUED*/, 6 /*RETRYING*/, 1 /*RUNNING*/)
+    RETURNING id, execution_id
+), history AS (
+    INSERT INTO task_history (task_id, status, details)
+    SELECT id, 7 /*CANCELLED*/, $2::text FROM moved
+), executions AS (
+    UPDATE task_executions e
+       SET finished_at = now(), outcome = $3::text, error = $2::text
+      FROM moved
+     WHERE e.id = moved.execution_id AND e.finished_at IS NULL
+)
+SELECT count(*) FROM moved;
+
+-- name: retry_picked
+-- Queue again the finished tasks $1 that pick_tasks locked, as set_status does one: retries and lost
+-- leases reset, due now, each with its history row ($2). The wake-up follows the commit (store.Waker).
+WITH moved AS (
+    UPDATE tasks
+       SET status = 0 /*QUEUED*/, retries = 0, lost_leases = 0, run_at = now(), updated_at = now()
+     WHERE id = ANY($1::bigint[]) AND status IN (3 /*SUCCEEDED*/, 2 /*FAILED*/, 7 /*CANCELLED*/)
+    RETURNING id
+), history AS (
+    INSERT INTO task_history (task_id, status, details)
+    SELECT id, 0 /*QUEUED*/, $2::text FROM moved
+)
+SELECT count(*) FROM moved;
+
+-- name: delete_picked
+-- Delete the finished tasks $1 that pick_tasks locked, with their history and attempts, as
+-- delete_finished_tasks does (the kept counts follow through the delete trigger). Returns how many.
+WITH gone AS (
+    DELETE FROM tasks
+     WHERE id = ANY($1::bigint[]) AND status IN (3 /*SUCCEEDED*/, 2 /*FAILED*/, 7 /*CANCELLED*/)
+    RETURNING id
+), history_gone AS (
+    DELETE FROM task_history h USING gone WHERE h.task_id = gone.id
+), attempts_gone AS (
+    DELETE FROM task_executions e USING gone WHERE e.task_id = gone.id
+)
+SELECT count(*) FROM gone;
+
 -- name: claim_tasks
 -- Claim up to $2 due tasks by priority then due time then age, skipping rows other workers hold;
 -- start an attempt for each (execution row, leased for $4 seconds, and history row). $1 names the

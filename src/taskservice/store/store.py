@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,12 +15,14 @@ from taskservice import model
 from taskservice.model import (
     Execution,
     HistoryEntry,
+    IdSpan,
     IllegalTransition,
     NewTask,
     Outcome,
     RetryPolicy,
     Status,
     Task,
+    TaskSelection,
     Transition,
 )
 from taskservice.store import retention, task_types
@@ -34,6 +37,10 @@ if TYPE_CHECKING:
     Connection: TypeAlias = asyncpg.Connection[Record] | PoolConnectionProxy[Record]
 else:
     Pool, Connection = asyncpg.Pool, asyncpg.Connection
+
+
+# Tasks a bulk action takes in one batch, one short transaction each.
+BULK_BATCH = 1000
 
 
 class IdAboveLimit(Exception):
@@ -451,6 +458,93 @@ class Store:
             who = await conn.fetchrow(query("attempt_holder"), execution_id)
         if who is None or who["kind"] != "agent" or who["principal"] != holder:
             raise NotHeld(f"task {task_id} is not running an attempt of an agent of yours")
+
+    # -- bulk actions (issue 21) --------------------------------------------------------------
+
+    async def cancel_tasks(
+        self, selection: TaskSelection, details: str, *, span: IdSpan | None = None,
+        until: float | None = None, batch: int = BULK_BATCH,
+    ) -> tuple[int, IdSpan | None]:  # fmt: skip
+        """Cancel the selected tasks that may be (QUEUED, RETRYING, RUNNING), each with the history
+        line `details`; a running one's attempt is fenced. The rest: see _in_batches."""
+        cancelled = (details, Outcome.CANCELLED)
+        return await self._in_batches(
+            selection, model.CANCELLABLE, "cancel_picked", cancelled, span, until, batch
+        )
+
+    async def retry_tasks(
+        self, selection: TaskSelection, details: str, *, span: IdSpan | None = None,
+        until: float | None = None, batch: int = BULK_BATCH,
+    ) -> tuple[int, IdSpan | None]:  # fmt: skip
+        """Queue the selected finished tasks again, each with the history line `details`."""
+        count, left = await self._in_batches(
+            selection, model.RETRYABLE, "retry_picked", (details,), span, until, batch
+        )
+        if count:
+            await self._waker.wake()  # after the commit, as for new tasks (store/waker.py)
+        return count, left
+
+    async def delete_tasks(
+        self, selection: TaskSelection, *, span: IdSpan | None = None, until: float | None = None,
+        batch: int = BULK_BATCH,
+    ) -> tuple[int, IdSpan | None]:  # fmt: skip
+        """Delete the selected finished tasks with their history and attempts."""
+        return await self._in_batches(selection, model.DELETABLE, "delete_picked", (), span, until, batch)
+
+    async def count_selected(self, selection: TaskSelection, applicable: frozenset[Status]) -> int:
+        """How many tasks a bulk action applying to `applicable` statuses would take now (a dry run)."""
+        statuses = sorted(int(s) for s in selection.statuses_within(applicable))
+        if not statuses:
+            return 0
+        return int(await self.pool.fetchval(query("count_selected"), statuses, *self._conditions(selection)))
+
+    def _conditions(self, selection: TaskSelection) -> tuple[Any, ...]:
+        """The selection's conditions as pick_tasks and count_selected take them (None: any)."""
+        _, kind, name = self._filters(None, selection.type, selection.name_contains)
+        ids = sorted(selection.ids) or None
+        return ids, kind, name, selection.created_after, selection.created_before, selection.queue
+
+    async def _in_batches(
+        self,
+        selection: TaskSelection,
+        applicable: frozenset[Status],
+        action: str,
+        arguments: tuple[Any, ...],
+        span: IdSpan | None,
+        until: float | None,
+        batch: int,
+    ) -> tuple[int, IdSpan | None]:
+        """Apply the statement `action` to the selected tasks of the `applicable` statuses, `batch`
+        at a time in id order, each batch its own short transaction. Only the tasks that existed when
+        the action began are taken (the highest id then bounds it), so it always ends.
+
+        `span`: the ids left to look at (None: every task's, from now on). No batch starts after
+        `until` (the event loop's clock) but the first. Returns the count acted on, and the span left
+        when it stopped for `until` (None: done).
+        """
+        statuses = sorted(int(s) for s in selection.statuses_within(applicable))
+        if span is None:
+            span = IdSpan(0, int(await self.pool.fetchval(query("last_task_id"))))
+        if selection.ids:
+            span = IdSpan(max(span.after, min(selection.ids) - 1), min(span.last, max(selection.ids)))
+        conditions = self._conditions(selection)
+        clock = asyncio.get_running_loop().time
+        done = batches = 0
+        while statuses and span.after < span.last:
+            if batches and until is not None and clock() >= until:
+                return done, span
+            batches += 1
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(
+                    query("pick_tasks"), span.after, span.last, statuses, batch, *conditions
+                )
+                picked = [row["id"] for row in rows]
+                if picked:
+                    done += int(await conn.fetchval(query(action), picked, *arguments))
+            if len(picked) < batch:
+                break
+            span = IdSpan(picked[-1], span.last)
+        return done, None
 
     # -- the queue ---------------------------------------------------------------------------
 

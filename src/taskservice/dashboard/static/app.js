@@ -74,6 +74,48 @@ async function act(kind, task) {
   await Promise.all([tasks.load(), details.load(), overview.refreshCounts()]).catch(report);
 }
 
+// The bulk actions: their words, and what each does to the tasks it does not apply to.
+const BULK = {
+  cancel: { method: "CancelTasks", verb: "Cancel", done: "Cancelled", danger: true,
+    note: "Queued and retrying ones will not run; running ones are stopped. Finished ones stay as they are." },
+  retry: { method: "RetryTasks", verb: "Retry", done: "Retried", danger: false,
+    note: "Finished ones are queued again with a fresh retry budget. The others stay as they are." },
+  delete: { method: "DeleteTasks", verb: "Delete", done: "Deleted", danger: true,
+    note: "Finished ones are deleted with their history and attempts: this cannot be undone. Queued and running ones are kept." },
+};
+
+const counted = (n) => `${n.toLocaleString()} ${n === 1 ? "task" : "tasks"}`;
+
+/** A bulk action: count what it would act on (a dry run), ask with that count, then act in one call. */
+async function actInBulk(kind, { ids, filter }) {
+  const action = BULK[kind];
+  const request = { ...(ids ? { ids } : { filter }), reason: "from the dashboard" };
+  try {
+    const { count = "0" } = await call(action.method, { ...request, dryRun: true });
+    const n = Number(count);
+    if (!n) {
+      notify(`None of the selected tasks can be ${action.done.toLowerCase()}.`);
+      return;
+    }
+    const ok = await confirmAction({
+      title: `${action.verb} ${counted(n)}?`, message: action.note, confirm: `${action.verb} ${counted(n)}`, danger: action.danger,
+    });
+    if (!ok) return;
+    let done = 0;
+    for (;;) { // one call, or more when the server stopped one at its time limit
+      const { count = "0", resumeToken = "" } = await call(action.method, request);
+      done += Number(count);
+      if (!resumeToken) break;
+      request.resumeToken = resumeToken;
+    }
+    notify(`${action.done} ${counted(done)}.`);
+    tasks.clearSelection();
+  } catch (error) {
+    report(error);
+  }
+  await Promise.all([tasks.load(), details.load(), overview.refreshCounts()]).catch(report);
+}
+
 const overview = new Overview({
   onPickStatus: (status) => tasks.showStatus(status).catch(report).then(() => document.getElementById("tasks").scrollIntoView({ behavior: "smooth" })),
   onPickWorkers: () => document.getElementById("workers").scrollIntoView({ behavior: "smooth" }),
@@ -82,6 +124,7 @@ const tasks = new TaskTable(state, {
   onOpen: (id) => openDetails(id),
   onPayload: (task) => showPayload(task),
   onAction: act,
+  onBulk: actInBulk,
   onChange: () => {
     writeHash(state, details.id);
     overview.select(state.status);

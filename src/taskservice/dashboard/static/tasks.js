@@ -7,16 +7,97 @@ const PAYLOAD_ICON = "M8 4H6.5A1.5 1.5 0 0 0 5 5.5v4L3.5 12 5 14.5v4A1.5 1.5 0 0
 const DETAILS_ICON = "M9 5l7 7-7 7";
 
 export class TaskTable {
-  /** `state` is {status, type, name, size, page}; `onChange(state)` hears every filter or page change. */
-  constructor(state, { onOpen, onPayload, onAction, onChange, onError }) {
-    Object.assign(this, { state, onOpen, onPayload, onAction, onChange, onError });
+  /**
+   * `state` is {status, type, name, size, page}; `onChange(state)` hears every filter or page change;
+   * `onBulk(kind, selection)` a bulk action on the selected tasks ({ids} or {filter}, and their `count`).
+   */
+  constructor(state, { onOpen, onPayload, onAction, onBulk, onChange, onError }) {
+    Object.assign(this, { state, onOpen, onPayload, onAction, onBulk, onChange, onError });
     this.body = document.getElementById("tasks-body");
     this.total = 0;
     this.seq = 0;
+    // The selection: task ids picked one by one (kept across pages), or every task matching the filters.
+    this.selected = new Set();
+    this.allMatching = false;
     // Events arrive in bursts; the current page is re-read at most about once a second.
     this.refresh = throttle(() => this.load().catch(this.onError), 700);
     this.bindFilters();
     this.bindRows();
+    this.bindSelection();
+  }
+
+  /** Row checkboxes, the page's checkbox in the header, "select all N matching" and the actions. */
+  bindSelection() {
+    this.body.addEventListener("change", (event) => {
+      const box = event.target;
+      const task = box.classList.contains("row-select") && box.closest("tr")?.task;
+      if (!task) return;
+      if (this.allMatching) this.keepPageOnly(); // unticking one of "all matching": the page's others stay
+      if (box.checked) this.selected.add(task.id);
+      else this.selected.delete(task.id);
+      this.showSelection();
+    });
+    document.getElementById("select-page").addEventListener("change", (event) => {
+      if (this.allMatching) this.keepPageOnly();
+      for (const task of this.pageTasks()) {
+        if (event.target.checked) this.selected.add(task.id);
+        else this.selected.delete(task.id);
+      }
+      this.showSelection();
+    });
+    document.getElementById("select-all-matching").addEventListener("click", () => {
+      this.allMatching = true;
+      this.showSelection();
+    });
+    document.getElementById("clear-selection").addEventListener("click", () => this.clearSelection());
+    for (const kind of ["cancel", "retry", "delete"]) {
+      document.getElementById(`bulk-${kind}`).addEventListener("click", () => this.onBulk(kind, this.selection()));
+    }
+  }
+
+  pageTasks() {
+    return [...this.body.querySelectorAll(":scope > tr[data-key]")].map((row) => row.task).filter(Boolean);
+  }
+
+  keepPageOnly() {
+    this.allMatching = false;
+    this.selected = new Set(this.pageTasks().map((task) => task.id));
+  }
+
+  clearSelection() {
+    this.selected.clear();
+    this.allMatching = false;
+    this.showSelection();
+  }
+
+  /** What the bulk actions act on: the ids, or the filters shown (`all` when there are none). */
+  selection() {
+    if (!this.allMatching) return { ids: [...this.selected], count: this.selected.size };
+    const { status, type, name } = this.state;
+    const filter = { statuses: status ? [status] : [], all: !(status || type || name) };
+    if (type) filter.type = type;
+    if (name) filter.nameContains = name;
+    return { filter, count: this.total };
+  }
+
+  showSelection() {
+    const rows = this.pageTasks();
+    for (const row of this.body.querySelectorAll(":scope > tr[data-key]")) {
+      const box = row.querySelector(".row-select");
+      if (box && row.task) box.checked = this.allMatching || this.selected.has(row.task.id);
+    }
+    const onPage = rows.filter((task) => this.allMatching || this.selected.has(task.id)).length;
+    const header = document.getElementById("select-page");
+    header.checked = rows.length > 0 && onPage === rows.length;
+    header.indeterminate = onPage > 0 && onPage < rows.length;
+    const count = this.allMatching ? this.total : this.selected.size;
+    document.getElementById("bulk-bar").hidden = count === 0;
+    setText(document.getElementById("bulk-count"), this.allMatching
+      ? `All ${this.total.toLocaleString()} matching ${this.total === 1 ? "task" : "tasks"} selected`
+      : `${count.toLocaleString()} selected`);
+    const more = document.getElementById("select-all-matching");
+    more.hidden = this.allMatching || !header.checked || this.total <= rows.length;
+    setText(more, `Select all ${this.total.toLocaleString()} matching`);
   }
 
   /**
@@ -51,6 +132,7 @@ export class TaskTable {
     size.value = String(this.state.size);
     const changed = (patch) => {
       Object.assign(this.state, patch);
+      if (patch.page === 0) this.clearSelection(); // other filters: another set of tasks
       this.onChange(this.state);
       this.load().catch(this.onError);
     };
@@ -74,6 +156,7 @@ export class TaskTable {
   showStatus(status) {
     this.state.status = this.state.status === status ? "" : status;
     this.state.page = 0;
+    this.clearSelection();
     document.getElementById("filter-status").value = this.state.status;
     this.onChange(this.state);
     return this.load();
@@ -102,7 +185,7 @@ export class TaskTable {
     reconcile(this.body, tasks, (t) => t.id, (t) => this.createRow(t), (row, t) => this.updateRow(row, t));
     if (!tasks.length) {
       const filtered = this.state.status || this.state.type || this.state.name;
-      this.body.append(h("tr", { class: "empty" }, h("td", { colspan: 8 },
+      this.body.append(h("tr", { class: "empty" }, h("td", { colspan: 9 },
         filtered ? "No tasks match these filters." : "No tasks yet. Create one with “New task”.")));
     }
     const { size, page } = this.state;
@@ -112,11 +195,13 @@ export class TaskTable {
     setText(document.getElementById("tasks-total"), `${this.total.toLocaleString()} ${this.total === 1 ? "task" : "tasks"}`);
     document.getElementById("page-prev").disabled = page === 0;
     document.getElementById("page-next").disabled = to >= this.total;
+    this.showSelection();
   }
 
   createRow(task) {
     const cell = (cls, label, ...children) => h("td", { class: cls, "data-label": label }, ...children);
     const row = h("tr", { tabindex: 0, class: "openable" },
+      cell("select", "", h("input", { type: "checkbox", class: "row-select" })),
       cell("num id", "ID"),
       cell("name", "Name", h("button", { class: "link", type: "button", onclick: () => this.onOpen(row.task.id) })),
       cell("type", "Type", h("span", { class: "tag" })),
@@ -129,8 +214,10 @@ export class TaskTable {
   }
 
   updateRow(row, task) {
-    const [id, name, type, description, status, created, attempts, actions] = row.children;
+    const [select, id, name, type, description, status, created, attempts, actions] = row.children;
     row.task = task;
+    select.firstChild.setAttribute("aria-label", `Select task ${task.id}`);
+    select.firstChild.checked = this.allMatching || this.selected.has(task.id);
     setText(id, `#${task.id}`);
     setText(name.firstChild, task.name);
     setText(type.firstChild, task.type);

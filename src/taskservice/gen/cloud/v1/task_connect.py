@@ -57,6 +57,15 @@ class TaskManagementService(Protocol):
     def watch_events(self, request: cloud_dot_v1_dot_task__pb2.WatchEventsRequest, ctx: RequestContext) -> AsyncIterator[cloud_dot_v1_dot_task__pb2.TaskEvent]:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
+    async def cancel_tasks(self, request: cloud_dot_v1_dot_task__pb2.CancelTasksRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.CancelTasksResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def retry_tasks(self, request: cloud_dot_v1_dot_task__pb2.RetryTasksRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.RetryTasksResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def delete_tasks(self, request: cloud_dot_v1_dot_task__pb2.DeleteTasksRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.DeleteTasksResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
     async def pause_queue(self, request: cloud_dot_v1_dot_task__pb2.PauseQueueRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.PauseQueueResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
@@ -210,6 +219,36 @@ class TaskManagementServiceASGIApplication(ConnectASGIApplication[TaskManagement
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.watch_events,
+                ),
+                "/cloud.v1.TaskManagementService/CancelTasks": Endpoint.unary(
+                    method=MethodInfo(
+                        name="CancelTasks",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.CancelTasksRequest,
+                        output=cloud_dot_v1_dot_task__pb2.CancelTasksResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.cancel_tasks,
+                ),
+                "/cloud.v1.TaskManagementService/RetryTasks": Endpoint.unary(
+                    method=MethodInfo(
+                        name="RetryTasks",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.RetryTasksRequest,
+                        output=cloud_dot_v1_dot_task__pb2.RetryTasksResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.retry_tasks,
+                ),
+                "/cloud.v1.TaskManagementService/DeleteTasks": Endpoint.unary(
+                    method=MethodInfo(
+                        name="DeleteTasks",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.DeleteTasksRequest,
+                        output=cloud_dot_v1_dot_task__pb2.DeleteTasksResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.delete_tasks,
                 ),
                 "/cloud.v1.TaskManagementService/PauseQueue": Endpoint.unary(
                     method=MethodInfo(
@@ -558,6 +597,66 @@ class TaskManagementServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
         )
 
+    async def cancel_tasks(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.CancelTasksRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.CancelTasksResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CancelTasks",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.CancelTasksRequest,
+                output=cloud_dot_v1_dot_task__pb2.CancelTasksResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def retry_tasks(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.RetryTasksRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.RetryTasksResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RetryTasks",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.RetryTasksRequest,
+                output=cloud_dot_v1_dot_task__pb2.RetryTasksResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def delete_tasks(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.DeleteTasksRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.DeleteTasksResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="DeleteTasks",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.DeleteTasksRequest,
+                output=cloud_dot_v1_dot_task__pb2.DeleteTasksResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
     async def pause_queue(
         self,
         request: cloud_dot_v1_dot_task__pb2.PauseQueueRequest,
@@ -708,6 +807,12 @@ class TaskManagementServiceSync(Protocol):
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def watch_events(self, request: cloud_dot_v1_dot_task__pb2.WatchEventsRequest, ctx: RequestContext) -> Iterator[cloud_dot_v1_dot_task__pb2.TaskEvent]:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def cancel_tasks(self, request: cloud_dot_v1_dot_task__pb2.CancelTasksRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.CancelTasksResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def retry_tasks(self, request: cloud_dot_v1_dot_task__pb2.RetryTasksRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.RetryTasksResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def delete_tasks(self, request: cloud_dot_v1_dot_task__pb2.DeleteTasksRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.DeleteTasksResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def pause_queue(self, request: cloud_dot_v1_dot_task__pb2.PauseQueueRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.PauseQueueResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def resume_queue(self, request: cloud_dot_v1_dot_task__pb2.ResumeQueueRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ResumeQueueResponse:
@@ -855,6 +960,36 @@ class TaskManagementServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.watch_events,
+                ),
+                "/cloud.v1.TaskManagementService/CancelTasks": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="CancelTasks",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.CancelTasksRequest,
+                        output=cloud_dot_v1_dot_task__pb2.CancelTasksResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.cancel_tasks,
+                ),
+                "/cloud.v1.TaskManagementService/RetryTasks": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="RetryTasks",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.RetryTasksRequest,
+                        output=cloud_dot_v1_dot_task__pb2.RetryTasksResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.retry_tasks,
+                ),
+                "/cloud.v1.TaskManagementService/DeleteTasks": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="DeleteTasks",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.DeleteTasksRequest,
+                        output=cloud_dot_v1_dot_task__pb2.DeleteTasksResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.delete_tasks,
                 ),
                 "/cloud.v1.TaskManagementService/PauseQueue": EndpointSync.unary(
                     method=MethodInfo(
@@ -1197,6 +1332,66 @@ class TaskManagementServiceClientSync(ConnectClientSync):
                 service_name="cloud.v1.TaskManagementService",
                 input=cloud_dot_v1_dot_task__pb2.WatchEventsRequest,
                 output=cloud_dot_v1_dot_task__pb2.TaskEvent,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def cancel_tasks(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.CancelTasksRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.CancelTasksResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CancelTasks",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.CancelTasksRequest,
+                output=cloud_dot_v1_dot_task__pb2.CancelTasksResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def retry_tasks(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.RetryTasksRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.RetryTasksResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RetryTasks",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.RetryTasksRequest,
+                output=cloud_dot_v1_dot_task__pb2.RetryTasksResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def delete_tasks(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.DeleteTasksRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.DeleteTasksResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="DeleteTasks",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.DeleteTasksRequest,
+                output=cloud_dot_v1_dot_task__pb2.DeleteTasksResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,

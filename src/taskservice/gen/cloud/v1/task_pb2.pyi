@@ -383,6 +383,90 @@ class TaskEvent(_message.Message):
     exact_status: TaskStatusEnum
     def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., details: _Optional[str] = ..., created_at: _Optional[str] = ..., task_name: _Optional[str] = ..., task_type: _Optional[str] = ..., keepalive: _Optional[bool] = ..., task_id64: _Optional[int] = ..., exact_status: _Optional[_Union[TaskStatusEnum, str]] = ...) -> None: ...
 
+class TaskFilter(_message.Message):
+    __slots__ = ("statuses", "type", "name_contains", "created_after", "created_before", "all", "queue")
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    NAME_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    statuses: _containers.RepeatedScalarFieldContainer[TaskStatusEnum]
+    type: str
+    name_contains: str
+    created_after: str
+    created_before: str
+    all: bool
+    queue: str
+    def __init__(self, statuses: _Optional[_Iterable[_Union[TaskStatusEnum, str]]] = ..., type: _Optional[str] = ..., name_contains: _Optional[str] = ..., created_after: _Optional[str] = ..., created_before: _Optional[str] = ..., all: _Optional[bool] = ..., queue: _Optional[str] = ...) -> None: ...
+
+class CancelTasksRequest(_message.Message):
+    __slots__ = ("ids", "filter", "reason", "dry_run", "resume_token")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[int]
+    filter: TaskFilter
+    reason: str
+    dry_run: bool
+    resume_token: str
+    def __init__(self, ids: _Optional[_Iterable[int]] = ..., filter: _Optional[_Union[TaskFilter, _Mapping]] = ..., reason: _Optional[str] = ..., dry_run: _Optional[bool] = ..., resume_token: _Optional[str] = ...) -> None: ...
+
+class CancelTasksResponse(_message.Message):
+    __slots__ = ("count", "resume_token")
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    resume_token: str
+    def __init__(self, count: _Optional[int] = ..., resume_token: _Optional[str] = ...) -> None: ...
+
+class RetryTasksRequest(_message.Message):
+    __slots__ = ("ids", "filter", "reason", "dry_run", "resume_token")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[int]
+    filter: TaskFilter
+    reason: str
+    dry_run: bool
+    resume_token: str
+    def __init__(self, ids: _Optional[_Iterable[int]] = ..., filter: _Optional[_Union[TaskFilter, _Mapping]] = ..., reason: _Optional[str] = ..., dry_run: _Optional[bool] = ..., resume_token: _Optional[str] = ...) -> None: ...
+
+class RetryTasksResponse(_message.Message):
+    __slots__ = ("count", "resume_token")
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    resume_token: str
+    def __init__(self, count: _Optional[int] = ..., resume_token: _Optional[str] = ...) -> None: ...
+
+class DeleteTasksRequest(_message.Message):
+    __slots__ = ("ids", "filter", "reason", "dry_run", "resume_token")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[int]
+    filter: TaskFilter
+    reason: str
+    dry_run: bool
+    resume_token: str
+    def __init__(self, ids: _Optional[_Iterable[int]] = ..., filter: _Optional[_Union[TaskFilter, _Mapping]] = ..., reason: _Optional[str] = ..., dry_run: _Optional[bool] = ..., resume_token: _Optional[str] = ...) -> None: ...
+
+class DeleteTasksResponse(_message.Message):
+    __slots__ = ("count", "resume_token")
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    resume_token: str
+    def __init__(self, count: _Optional[int] = ..., resume_token: _Optional[str] = ...) -> None: ...
+
 class TaskTypeParameter(_message.Message):
     __slots__ = ("name", "type", "required", "default_value", "description", "choices", "minimum", "maximum", "aliases", "format")
     NAME_FIELD_NUMBER: _ClassVar[int]
