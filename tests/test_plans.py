@@ -26,7 +26,8 @@ async def plans(pool: Pool, name: str, *args: object) -> tuple[str, str]:
     async with pool.acquire() as conn:
         custom = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN (COSTS OFF) {query(name)}", *args))
         types = {
-            "claim_tasks": "text[], integer, text[], float8, text[]",
+            "claim_tasks": "text[], integer, text[], float8",
+            "claim_tasks_of_queues": "text[], integer, text[], float8, text[]",
             "expired_leases": "integer",
             "list_tasks_of_status": "smallint, text, integer, integer",
         }[name]
@@ -46,24 +47,27 @@ async def plans(pool: Pool, name: str, *args: object) -> tuple[str, str]:
     return custom, generic
 
 
+@pytest.mark.parametrize("pauses", [False, True], ids=["nothing paused", "pauses"])
 @pytest.mark.parametrize("queues", [[], ["default", "mail"]], ids=["every queue", "some queues"])
 @pytest.mark.parametrize("types", [[], ["sleep", "send_email"]], ids=["every type", "a worker's types"])
 @pytest.mark.parametrize("analyzed", [False, True], ids=["never analyzed", "analyzed"])
 async def test_a_claim_reads_the_queue_index_in_order(
-    pool: Pool, analyzed: bool, types: list[str], queues: list[str]
+    pool: Pool, analyzed: bool, types: list[str], queues: list[str], pauses: bool
 ) -> None:
-    """With pauses in place too: they are read once per claim, not per task."""
+    """Pauses or none (task_pauses then has no page: the planner guesses ten), every queue or some."""
     await fill(pool)
-    await pool.execute(
-        "INSERT INTO task_pauses (kind, name) VALUES ('queue', 'reports'), ('type', 'run_query')"
-    )
+    if pauses:
+        await pool.execute(
+            "INSERT INTO task_pauses (kind, name) VALUES ('queue', 'reports'), ('type', 'run_query')"
+        )
     if analyzed:
         await pool.execute("ANALYZE tasks")
     else:
         never = await pool.fetchval("SELECT reltuples FROM pg_class WHERE relname = 'tasks'")
         assert never == -1  # no statistics: the planner has to guess
     # A worker or agent always names its types (worker/runtime.py); the dispatcher's claim too.
-    for plan in await plans(pool, "claim_tasks", ["w"] * 100, 100, types, 30.0, queues):
+    name, served = ("claim_tasks_of_queues", [queues]) if queues else ("claim_tasks", [])
+    for plan in await plans(pool, name, ["w"] * 100, 100, types, 30.0, *served):
         assert "Index Scan using idx_tasks_claimable on tasks" in plan, plan
         # No sort of the whole queue below the LIMIT (the sort at the top orders the 100 claimed).
         picked = plan.split("CTE picked")[1].split("CTE executions")[0]
