@@ -11,9 +11,10 @@ COPY --from=build /install /usr/local
 USER taskservice
 ENV SERVER_HOST=0.0.0.0 \
     SERVER_PORT=8080 \
-    WORKER_COUNT=0 \
     PYTHONUNBUFFERED=1
 EXPOSE 8080
 # A DATABASE_URL is expected in containers (the embedded PostgreSQL is for one machine).
 ENTRYPOINT ["task-cli"]
-CMD ["--log-level", "info", "server"]
+# The server runs no task itself (workers do: `serve`); a flag, not WORKER_COUNT=0 in the environment,
+# so that WORKER_CONCURRENCY or WORKER_COUNT given to a worker container is the only one it sees.
+CMD ["--log-level", "info", "server", "--concurrency", "0"]

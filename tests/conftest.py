@@ -192,9 +192,11 @@ class ServerProcess:
         log_path: Path,
         port: int | None = None,
         wrapper: Sequence[str] = (),
+        args: Sequence[str] = (),
         **env: str,
     ) -> None:
-        """`wrapper` runs the server (e.g. `prlimit --nofile=256`, to lower its limits)."""
+        """`wrapper` runs the server (e.g. `prlimit --nofile=256`, to lower its limits); `args` go
+        after `server --port N`."""
         import subprocess
         import sys
 
@@ -213,6 +215,7 @@ class ServerProcess:
                 "server",
                 "--port",
                 str(self.port),
+                *args,
             ],
             env=subprocess_env(settings, **env),
             stdout=self._log,

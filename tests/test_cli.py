@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 import pytest
 import yaml
 from click.testing import CliRunner, Result
@@ -627,3 +628,21 @@ def test_up_runs_everything_and_end2end_passes(embedded_dir: Path, tmp_path: Pat
     assert code == 0, text
     assert text.rstrip().endswith("Stopped.")
     assert "Traceback" not in text
+
+
+async def test_server_concurrency_flag_overrides_the_setting(settings: Settings, tmp_path: Path) -> None:
+    """The image's `server --concurrency 0` needs no WORKER_COUNT preset to collide with a worker's."""
+    server = ServerProcess(
+        settings, tmp_path / "server.log", args=("--concurrency", "3"), WORKER_CONCURRENCY="4"
+    )
+    try:
+        server.wait_ready()
+
+        async def own_worker() -> list[int]:
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+                reply = await http.post("/cloud.v1.TaskManagementService/ListWorkers", json={})
+            return [w["concurrency"] for w in reply.json().get("workers", []) if w.get("alive")]
+
+        assert await eventually(own_worker, timeout=60) == [3]
+    finally:
+        server.stop()

@@ -138,6 +138,9 @@ def _seconds(duration: str) -> float:
 def test_dockerfile_runs_the_cli() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["task-cli"]' in text
-    assert 'CMD ["--log-level", "info", "server"]' in text
+    assert 'CMD ["--log-level", "info", "server", "--concurrency", "0"]' in text
+    assert (
+        "WORKER_COUNT" not in text.split("# The server runs no task itself")[0]
+    )  # no preset to collide with
     assert "USER taskservice" in text
     assert "--uid 10001" in text  # the chart's runAsUser

@@ -182,18 +182,27 @@ def url() -> None:
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=None, help="Port [default: SERVER_PORT, 8080]."
 )
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(0, 10_000),
+    default=None,
+    help="Tasks the server runs itself at once; 0: none [default: WORKER_CONCURRENCY].",
+)
 @click.pass_context
-def server(ctx: click.Context, host: str | None, port: int | None) -> None:
+def server(ctx: click.Context, host: str | None, port: int | None, concurrency: int | None) -> None:
     """Run the API server (control plane) and the dashboard.
 
-    With WORKER_CONCURRENCY > 0 it also runs tasks itself. The modules of TASK_MODULES are imported, so the
-    server knows their task types' declarations and its own workers run them.
+    With WORKER_CONCURRENCY (or --concurrency) > 0 it also runs tasks itself. The modules of TASK_MODULES
+    are imported, so the server knows their task types' declarations and its own workers run them.
     """
     from taskservice.api.server import run_server
     from taskservice.auth.exposure import InsecureRefused
     from taskservice.worker.serve import TaskModuleError, import_task_modules
 
     settings = load_settings_or_exit()
+    if concurrency is not None:
+        settings = settings.model_copy(update={"worker_concurrency": concurrency})
     host, port = host or settings.server_host, port or settings.server_port
     try:
         import_task_modules(settings.task_module_names)
