@@ -190,7 +190,7 @@ async def test_list_pages_read_an_index_in_order(
 async def test_counts_and_claims_do_not_scan_the_tasks(seeded: Pool) -> None:
     assert " on tasks" not in await plan(seeded, "status_counts")
     assert " on tasks" not in await plan(seeded, "count_tasks", None, "rare")
-    claim = await plan(seeded, "claim_tasks", ["w"] * 10, 10, [], 30.0)
+    claim = await plan(seeded, "claim_tasks", ["w"] * 10, 10, [], 30.0, [])
     assert "idx_tasks_claimable" in claim
     assert "Seq Scan on tasks" not in claim
 

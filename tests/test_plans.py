@@ -26,8 +26,7 @@ async def plans(pool: Pool, name: str, *args: object) -> tuple[str, str]:
     async with pool.acquire() as conn:
         custom = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN (COSTS OFF) {query(name)}", *args))
         types = {
-            "claim_tasks": "text[], integer, text[], float8",
-            "claim_tasks_of_queues": "text[], integer, text[], float8, text[]",
+            "claim_tasks": "text[], integer, text[], float8, text[]",
             "expired_leases": "integer",
             "list_tasks_of_status": "smallint, text, integer, integer",
         }[name]
@@ -66,8 +65,7 @@ async def test_a_claim_reads_the_queue_index_in_order(
         never = await pool.fetchval("SELECT reltuples FROM pg_class WHERE relname = 'tasks'")
         assert never == -1  # no statistics: the planner has to guess
     # A worker or agent always names its types (worker/runtime.py); the dispatcher's claim too.
-    name, served = ("claim_tasks_of_queues", [queues]) if queues else ("claim_tasks", [])
-    for plan in await plans(pool, name, ["w"] * 100, 100, types, 30.0, *served):
+    for plan in await plans(pool, "claim_tasks", ["w"] * 100, 100, types, 30.0, queues):
         assert "Index Scan using idx_tasks_claimable on tasks" in plan, plan
         # No sort of the whole queue below the LIMIT (the sort at the top orders the 100 claimed).
         picked = plan.split("CTE picked")[1].split("CTE executions")[0]

@@ -359,51 +359,18 @@ SELECT count(*) FROM gone;
 -- start an attempt for each (execution row, leased for $4 seconds, and history row). $1 names the
 -- lease owner of each slot, in order ($2 entries): a worker passes its own id $2 times, the server's
 -- dispatcher one entry per free slot of its agents, so one statement claims for many of them.
--- $3: task types to take (empty: all). A paused queue's or type's tasks are not taken (task_pauses,
--- in the same statement: a pause holds for every claimer from its commit on). Anti-joins with the few
--- pauses keep the plan an ordered walk of the claim index, generic plans on a never-analyzed table
--- included (`<> ALL (ARRAY(...))` made the planner guess few rows pass and sort the whole queue).
--- A worker serving some queues only claims with claim_tasks_of_queues: the same, from the queues $5
--- (a filter of its own: `cardinality($5) = 0 OR ...` here tipped the generic plan into a sort).
+-- $3: task types to take (empty: all); $5: queues to take (empty: all). A paused queue's or type's
+-- tasks are not taken (task_pauses, in the same statement: a pause holds for every claimer from its
+-- commit on). Anti-joins with the few pauses keep the plan an ordered walk of the claim index on the
+-- pool's sessions (db/connect.py turns bitmap scans off, which is what keeps the generic plans of these
+-- filters from sorting the whole queue on a never-analyzed table; tests/test_plans.py checks them).
 -- The attempt's id is the task's new fencing token.
 WITH picked AS (
     SELECT id, attempts + 1 AS attempt, priority, run_at
       FROM tasks t
      WHERE status IN (0 /*QUEUED*/, 6 /*RETRYING*/) AND run_at <= now()
        AND (cardinality($3::text[]) = 0 OR type = ANY($3::text[]))
-       AND NOT EXISTS (SELECT 1 FROM task_pauses p WHERE p.kind = 'queue' AND p.name = t.queue)
-       AND NOT EXISTS (SELECT 1 FROM task_pauses p WHERE p.kind = 'type' AND p.name = t.type)
-     ORDER BY priority DESC, run_at, id
-     LIMIT $2
-       FOR UPDATE OF t SKIP LOCKED
-), slotted AS (
-    SELECT id, attempt, row_number() OVER (ORDER BY priority DESC, run_at, id) AS slot FROM picked
-), executions AS (
-    INSERT INTO task_executions (task_id, attempt, worker_id, lease_expires_at)
-    SELECT p.id, p.attempt, o.owner, now() + make_interval(secs => $4)
-      FROM slotted p
-      JOIN unnest($1::text[]) WITH ORDINALITY AS o(owner, slot) ON o.slot = p.slot
-    RETURNING id, task_id, attempt, worker_id, lease_expires_at
-), claimed AS (
-    UPDATE tasks t
-       SET status = 1 /*RUNNING*/, attempts = e.attempt, execution_id = e.id, updated_at = now()
-      FROM executions e
-     WHERE t.id = e.task_id
-    RETURNING t.*, e.worker_id AS lease_owner, e.lease_expires_at
-), history AS (
-    INSERT INTO task_history (task_id, status, details)
-    SELECT id, 1 /*RUNNING*/, 'Task started (Attempt ' || attempts || ')' FROM claimed
-)
-SELECT * FROM claimed ORDER BY priority DESC, run_at, id;
-
--- name: claim_tasks_of_queues
--- claim_tasks for a worker or agent that serves the queues $5 only (see claim_tasks).
-WITH picked AS (
-    SELECT id, attempts + 1 AS attempt, priority, run_at
-      FROM tasks t
-     WHERE status IN (0 /*QUEUED*/, 6 /*RETRYING*/) AND run_at <= now()
-       AND (cardinality($3::text[]) = 0 OR type = ANY($3::text[]))
-       AND queue = ANY($5::text[])
+       AND (cardinality($5::text[]) = 0 OR queue = ANY($5::text[]))
        AND NOT EXISTS (SELECT 1 FROM task_pauses p WHERE p.kind = 'queue' AND p.name = t.queue)
        AND NOT EXISTS (SELECT 1 FROM task_pauses p WHERE p.kind = 'type' AND p.name = t.type)
      ORDER BY priority DESC, run_at, id

@@ -571,12 +571,9 @@ class Store:
         Only tasks of `task_types` and `queues` (empty: any), and none of a paused queue or type."""
         if not owners:
             return []
-        served = list(queues)
-        arguments = [list(owners), len(owners), list(task_types), lease_seconds]
-        if served:
-            rows = await self.pool.fetch(query("claim_tasks_of_queues"), *arguments, served)
-        else:
-            rows = await self.pool.fetch(query("claim_tasks"), *arguments)
+        rows = await self.pool.fetch(
+            query("claim_tasks"), list(owners), len(owners), list(task_types), lease_seconds, list(queues)
+        )
         return [Claim(_task(row), row["execution_id"]) for row in rows]
 
     async def finish(self, transitions: Sequence[Transition]) -> set[int]:
