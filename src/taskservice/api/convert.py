@@ -148,9 +148,14 @@ def execution(e: Execution, *, whole: bool = False) -> pb.TaskExecution:
     )
 
 
+def alive(w: WorkerInfo, within_seconds: float) -> bool:
+    """Running, and heard from within `within_seconds`."""
+    return (
+        w.stopped_at is None and (datetime.now(UTC) - w.last_heartbeat_at).total_seconds() <= within_seconds
+    )
+
+
 def worker(w: WorkerInfo, alive_within_seconds: float) -> pb.Worker:
-    now = datetime.now(UTC)
-    alive = w.stopped_at is None and (now - w.last_heartbeat_at).total_seconds() <= alive_within_seconds
     return pb.Worker(
         id=w.id,
         host=w.host,
@@ -161,7 +166,7 @@ def worker(w: WorkerInfo, alive_within_seconds: float) -> pb.Worker:
         last_heartbeat_at=timestamp(w.last_heartbeat_at),
         stopped_at=timestamp(w.stopped_at),
         running=w.running,
-        alive=alive,
+        alive=alive(w, alive_within_seconds),
         kind=w.kind,
         queues=w.queues,
     )

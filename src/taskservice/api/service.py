@@ -351,7 +351,7 @@ class TaskService:
         counts, pauses, workers = await asyncio.gather(
             self.store.queue_counts(), self.store.pauses(), self.store.list_workers()
         )
-        live = [w for w in workers if convert.worker(w, self.worker_alive_seconds).alive]
+        live = [w for w in workers if convert.alive(w, self.worker_alive_seconds)]
         paused = {p.name: p for p in pauses if p.kind == "queue"}
         names = sorted({*counts, *paused, *(q for w in live for q in w.queues), DEFAULT_QUEUE})
         queues = []
