@@ -30,6 +30,8 @@ TABLES = {
     "workers",
     "task_counts",
     "task_pauses",
+    "task_limits",
+    "task_limit_keys",
     "api_tokens",
     "dashboard_sessions",
     "task_types",
@@ -138,7 +140,7 @@ def test_upgrade_of_an_empty_database(empty_database: str) -> None:
     migrate.upgrade(empty_database)
 
     assert_schema(empty_database)
-    assert migrate.head_revision() == "0040"
+    assert migrate.head_revision() == "0050"
 
 
 def test_second_upgrade_is_a_no_op(empty_database: str) -> None:

@@ -52,6 +52,45 @@ DEFAULT_QUEUE = "default"
 # What a queue's name may be: it is typed on command lines and shown in metrics' labels.
 QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
 QUEUE_RULE = "1 to 100 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit"
+# Limits (migration 0050): a rate is at most RATE_MAX starts per period of at most a day; a key is
+# what a task is counted by, a payload parameter's name or a task's own value.
+CONCURRENCY_MAX = 1_000_000
+RATE_MAX = 10_000
+RATE_PERIOD_MAX = 86_400.0
+LIMIT_KEY_MAX = 255
+_RATE = re.compile(r"\s*(\d{1,9})\s*/\s*(\d{0,9}(?:\.\d{1,6})?)\s*([a-z]+)\s*")
+_RATE_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
+               "h": 3600.0, "hour": 3600.0, "d": 86_400.0, "day": 86_400.0}  # fmt: skip
+RATE_RULE = 'a count per period, as "5/s", "100/min", "10/30s" or "1000/h" (at most 10000, per at most a day)'
+
+
+@dataclass(frozen=True)
+class Rate:
+    """At most `count` starts in any `per_seconds`."""
+
+    count: int
+    per_seconds: float
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """ "5/s", "100/min", "10/30s", "1000/h", "1/day"; ValueError saying RATE_RULE otherwise."""
+        match = _RATE.fullmatch(text.lower())
+        unit = match and (_RATE_UNITS.get(match[3]) or _RATE_UNITS.get(match[3].removesuffix("s")))
+        if not match or not unit:
+            raise ValueError(f"must be {RATE_RULE} (got {text!r})")
+        count, per = int(match[1]), float(match[2] or 1) * unit
+        if not 1 <= count <= RATE_MAX or not 0 < per <= RATE_PERIOD_MAX:
+            raise ValueError(f"must be {RATE_RULE} (got {text!r})")
+        return cls(count, per)
+
+    def __str__(self) -> str:
+        for unit, seconds in (("d", 86_400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0)):
+            if self.per_seconds % seconds == 0:
+                every = self.per_seconds / seconds
+                return f"{self.count}/{'' if every == 1 else f'{every:g}'}{unit}"
+        return f"{self.count}/{self.per_seconds:g}s"
+
+
 TASK_STATUSES: tuple[Status, ...] = tuple(s for s in Status if s not in (Status.UNKNOWN, Status.ALL))
 
 # The lifecycle, written down once: target status -> the statuses a task may move to it from.
@@ -140,6 +179,8 @@ class Task:
     execution_id: int | None = None  # the current (or last) attempt: the fencing token
     lost_leases: int = 0  # attempts that ended because their worker stopped responding
     queue: str = DEFAULT_QUEUE
+    limit_scope: str | None = None  # the limit it is under ("type:<name>", "queue:<name>"), if any
+    limit_key: str | None = None  # its key under that limit
 
     @property
     def parameters(self) -> dict[str, str]:
@@ -187,6 +228,7 @@ class NewTask:
     idempotency_key: str | None = None
     delay_seconds: float = 0.0
     queue: str | None = None  # None: the type's declared queue, else DEFAULT_QUEUE
+    limit_key: str | None = None  # its key under a limit; None: its parameter the limit names
 
 
 @dataclass(frozen=True)

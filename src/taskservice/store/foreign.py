@@ -53,6 +53,7 @@ def _values(new: NewTask, defaults: TaskDefaults) -> list[Any]:
         model.SCHEDULED,
         NOTIFY_CHANNEL,
         new.queue or model.DEFAULT_QUEUE,
+        new.limit_key,
     ]
 
 

@@ -10,16 +10,25 @@
 -- every write about an attempt must present. `task_history` holds one row per status change.
 
 -- name: create_tasks
--- Insert tasks ($1, one `new_task_v2` row each: migration 0040) and their "Task is scheduled"
--- history rows ($2).
+-- Insert tasks ($1, one `new_task_v3` row each: migration 0050) and their "Task is scheduled"
+-- history rows ($2). A task whose type (else whose queue) has a limit is put under it: its scope and
+-- its key (the one it was given, else its payload's parameter the limit names: limit_key_of).
 -- A task whose idempotency key exists already is skipped (the caller looks the existing one up).
 -- The wake-up NOTIFY follows once this has committed (wake_workers): see store/waker.py.
 WITH inserted AS (
     INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
-                       idempotency_key, run_at, queue)
+                       idempotency_key, run_at, queue, limit_scope, limit_key)
     SELECT n.name, n.type, n.payload, n.description, n.priority, n.max_retries, n.timeout_seconds,
-           n.idempotency_key, now() + make_interval(secs => n.delay_seconds), n.queue
-      FROM unnest($1::new_task_v2[]) WITH ORDINALITY AS n
+           n.idempotency_key, now() + make_interval(secs => n.delay_seconds), n.queue,
+           coalesce(lt.scope, lq.scope),
+           CASE WHEN lt.scope IS NOT NULL THEN limit_key_of(n.payload, lt.key, n.limit_key)
+                WHEN lq.scope IS NOT NULL THEN limit_key_of(n.payload, lq.key, n.limit_key)
+                ELSE n.limit_key END
+      FROM unnest($1::new_task_v3[]) WITH ORDINALITY AS n
+      LEFT JOIN task_limits lt ON lt.kind = 'type' AND lt.name = n.type
+                              AND (lt.concurrency IS NOT NULL OR lt.rate IS NOT NULL)
+      LEFT JOIN task_limits lq ON lq.kind = 'queue' AND lq.name = n.queue
+                              AND (lq.concurrency IS NOT NULL OR lq.rate IS NOT NULL)
      ORDER BY n.ordinality
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, idempotency_key
@@ -36,16 +45,28 @@ SELECT pg_notify($1, '');
 -- name: enqueue_task
 -- One task and its "Task is scheduled" history row on the application's own connection, in its
 -- transaction (taskservice.enqueue): both exist iff that transaction commits, and the NOTIFY inside
--- it is delivered at commit, which is when the workers should wake. Scalar parameters written
--- `CAST($n AS type)` (never `$n::type`), so that every driver's placeholder style can stand in for
--- them (store/foreign.py). The payload is sent as text: the application's driver may have a codec of
+-- it is delivered at commit, which is when the workers should wake. Limits as create_tasks. Scalar
+-- parameters written `CAST($n AS type)` (never `$n::type`), so that every driver's placeholder style
+-- can stand in for them (store/foreign.py). The payload is sent as text: the application's driver may have a codec of
 -- its own for jsonb. An existing idempotency key inserts nothing and returns no row.
 WITH inserted AS (
     INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
-                       idempotency_key, run_at, queue)
-    VALUES (CAST($1 AS text), CAST($2 AS text), CAST(CAST($3 AS text) AS jsonb), CAST($4 AS text),
-            CAST($5 AS integer), CAST($6 AS integer), CAST($7 AS double precision), CAST($8 AS text),
-            now() + make_interval(secs => CAST($9 AS double precision)), CAST($12 AS text))
+                       idempotency_key, run_at, queue, limit_scope, limit_key)
+    SELECT n.name, n.type, n.payload, n.description, n.priority, n.max_retries, n.timeout_seconds,
+           n.idempotency_key, n.run_at, n.queue, coalesce(lt.scope, lq.scope),
+           CASE WHEN lt.scope IS NOT NULL THEN limit_key_of(n.payload, lt.key, n.limit_key)
+                WHEN lq.scope IS NOT NULL THEN limit_key_of(n.payload, lq.key, n.limit_key)
+                ELSE n.limit_key END
+      FROM (SELECT CAST($1 AS text) AS name, CAST($2 AS text) AS type,
+                   CAST(CAST($3 AS text) AS jsonb) AS payload, CAST($4 AS text) AS description,
+                   CAST($5 AS integer) AS priority, CAST($6 AS integer) AS max_retries,
+                   CAST($7 AS double precision) AS timeout_seconds, CAST($8 AS text) AS idempotency_key,
+                   now() + make_interval(secs => CAST($9 AS double precision)) AS run_at,
+                   CAST($12 AS text) AS queue, CAST($13 AS text) AS limit_key) AS n
+      LEFT JOIN task_limits lt ON lt.kind = 'type' AND lt.name = n.type
+                              AND (lt.concurrency IS NOT NULL OR lt.rate IS NOT NULL)
+      LEFT JOIN task_limits lq ON lq.kind = 'queue' AND lq.name = n.queue
+                              AND (lq.concurrency IS NOT NULL OR lq.rate IS NOT NULL)
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id
 ), history AS (
@@ -365,10 +386,12 @@ SELECT count(*) FROM gone;
 -- pool's sessions (db/connect.py turns bitmap scans off, which is what keeps the generic plans of these
 -- filters from sorting the whole queue on a never-analyzed table; tests/test_plans.py checks them).
 -- The attempt's id is the task's new fencing token.
+-- Tasks under a limit (migration 0050) are not in the claim index: when there are limits and slots
+-- are left, claim_limited fills them, key by key, within the limits (its slots are the owners left).
 WITH picked AS (
     SELECT id, attempts + 1 AS attempt, priority, run_at
       FROM tasks t
-     WHERE status IN (0 /*QUEUED*/, 6 /*RETRYING*/) AND run_at <= now()
+     WHERE status IN (0 /*QUEUED*/, 6 /*RETRYING*/) AND limit_scope IS NULL AND run_at <= now()
        AND (cardinality($3::text[]) = 0 OR type = ANY($3::text[]))
        AND (cardinality($5::text[]) = 0 OR queue = ANY($5::text[]))
        AND NOT EXISTS (SELECT 1 FROM task_pauses p WHERE p.kind = 'queue' AND p.name = t.queue)
@@ -393,8 +416,15 @@ WITH picked AS (
 ), history AS (
     INSERT INTO task_history (task_id, status, details)
     SELECT id, 1 /*RUNNING*/, 'Task started (Attempt ' || attempts || ')' FROM claimed
+), limited AS (
+    SELECT (l.claimed).*, l.claimed_owner AS lease_owner, l.claimed_lease AS lease_expires_at
+      FROM claim_limited(($1::text[])[(SELECT count(*) FROM picked) + 1:], $3::text[], $5::text[], $4) AS l
+     WHERE EXISTS (SELECT 1 FROM task_limits) AND (SELECT count(*) FROM picked) < $2
 )
-SELECT * FROM claimed ORDER BY priority DESC, run_at, id;
+SELECT * FROM claimed
+ UNION ALL
+SELECT * FROM limited
+ ORDER BY priority DESC, run_at, id;
 
 -- name: finish_attempts
 -- Apply decided ends of attempts ($1, one `attempt_outcome_v2` row each: migration 0031). Fenced: an
@@ -675,3 +705,88 @@ HAVING sum(c.count) > 0
 
 -- name: installation_id
 SELECT id::text FROM installation;
+
+-- name: limits
+-- Every limit (migration 0050), with its tasks waiting and running, from the limited indexes.
+SELECT l.kind, l.name, l.scope, l.concurrency, l.rate, l.per_seconds, l.key, l.set_by, l.updated_at,
+       (SELECT count(*) FROM tasks t
+         WHERE t.status IN (0 /*QUEUED*/, 6 /*RETRYING*/) AND t.limit_scope = l.scope) AS waiting,
+       (SELECT count(*) FROM tasks t WHERE t.status = 1 /*RUNNING*/ AND t.limit_scope = l.scope) AS running
+  FROM task_limits l
+ ORDER BY l.kind, l.name;
+
+-- name: lock_limit
+-- A limit's row, locked while it changes (the claims of its scope wait meanwhile).
+SELECT kind, name, scope, concurrency, rate, per_seconds, key, set_by, updated_at
+  FROM task_limits
+ WHERE kind = $1 AND name = $2
+   FOR UPDATE;
+
+-- name: put_limit
+-- Set a limit on a type or queue ($1, $2): concurrency $3, rate $4 per $5 seconds, key $6 (each
+-- NULL: none), set by $7 (NULL: declared with the type).
+INSERT INTO task_limits AS l (kind, name, concurrency, rate, per_seconds, key, set_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT (kind, name) DO UPDATE
+   SET concurrency = excluded.concurrency, rate = excluded.rate, per_seconds = excluded.per_seconds,
+       key = excluded.key, set_by = excluded.set_by, updated_at = now()
+RETURNING kind, name, scope, concurrency, rate, per_seconds, key, set_by, updated_at;
+
+-- name: rescope_waiting
+-- Put up to $4 waiting tasks of a type or queue ($1 'type' or 'queue', $2 its name) with ids above
+-- $3 under their limit as it stands now, as create_tasks does a new one: the type's limit, else the
+-- queue's, else none. A task keeps its key unless it had none or $5 (the key parameter changed).
+-- Locked rows (being claimed) are skipped: a claim takes them as they were. Returns the last id seen.
+WITH picked AS (
+    SELECT id
+      FROM tasks
+     WHERE id > $3::bigint AND status IN (0 /*QUEUED*/, 6 /*RETRYING*/)
+       AND CASE WHEN $1::text = 'type' THEN type = $2::text ELSE queue = $2::text END
+     ORDER BY id
+     LIMIT $4
+       FOR UPDATE SKIP LOCKED
+), scoped AS (
+    SELECT t.id, coalesce(lt.scope, lq.scope) AS scope,
+           CASE WHEN t.limit_key IS NOT NULL AND NOT $5::boolean THEN t.limit_key
+                WHEN lt.scope IS NOT NULL THEN limit_key_of(t.payload, lt.key, NULL)
+                WHEN lq.scope IS NOT NULL THEN limit_key_of(t.payload, lq.key, NULL)
+                ELSE t.limit_key END AS limit_key
+      FROM picked p
+      JOIN tasks t ON t.id = p.id
+      LEFT JOIN task_limits lt ON lt.kind = 'type' AND lt.name = t.type
+                              AND (lt.concurrency IS NOT NULL OR lt.rate IS NOT NULL)
+      LEFT JOIN task_limits lq ON lq.kind = 'queue' AND lq.name = t.queue
+                              AND (lq.concurrency IS NOT NULL OR lq.rate IS NOT NULL)
+), moved AS (
+    UPDATE tasks t
+       SET limit_scope = s.scope, limit_key = s.limit_key
+      FROM scoped s
+     WHERE t.id = s.id AND (t.limit_scope, t.limit_key) IS DISTINCT FROM (s.scope, s.limit_key)
+)
+SELECT max(id) FROM picked;
+
+-- name: limit_waits
+-- Why waiting tasks $1 under a limit wait: their limit, their key's running attempts and starts
+-- within the rate's period (NULL: no such limit).
+SELECT t.id, l.kind, l.name, t.limit_key, l.key, l.concurrency, l.rate, l.per_seconds, l.set_by, l.updated_at,
+       (SELECT count(*) FROM tasks r
+         WHERE r.status = 1 /*RUNNING*/ AND r.limit_scope = t.limit_scope AND r.limit_key = t.limit_key)
+           AS running,
+       (SELECT count(*) FROM task_limit_keys k, unnest(k.starts) AS s(at)
+         WHERE k.scope = t.limit_scope AND k.limit_key = t.limit_key
+           AND s.at > now() - make_interval(secs => l.per_seconds)) AS recent_starts
+  FROM tasks t
+  JOIN task_limits l ON l.scope = t.limit_scope
+ WHERE t.id = ANY($1::bigint[]) AND t.status IN (0 /*QUEUED*/, 6 /*RETRYING*/);
+
+-- name: limited_waiting
+-- Tasks waiting under a limit (due or not) by scope and key: the per-key waits the metrics show,
+-- the most first, at most $1 keys. Reads the limited tasks' own index, not the whole queue.
+SELECT w.scope, w.limit_key, w.waiting, l.kind, l.name
+  FROM (SELECT limit_scope AS scope, limit_key, count(*) AS waiting
+          FROM tasks
+         WHERE status IN (0 /*QUEUED*/, 6 /*RETRYING*/) AND limit_scope IS NOT NULL
+         GROUP BY limit_scope, limit_key) w
+  JOIN task_limits l ON l.scope = w.scope
+ ORDER BY w.waiting DESC, w.scope, w.limit_key
+ LIMIT $1;

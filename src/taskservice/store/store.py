@@ -25,7 +25,7 @@ from taskservice.model import (
     TaskSelection,
     Transition,
 )
-from taskservice.store import retention, task_types
+from taskservice.store import limits, retention, task_types
 from taskservice.store.sql import query
 from taskservice.store.waker import NOTIFY_CHANNEL, Waker
 
@@ -153,7 +153,7 @@ def _task(row: Record) -> Task:
 
 
 def _new_task_row(task: NewTask, defaults: TaskDefaults) -> tuple[Any, ...]:
-    """A `new_task_v2` row (migration 0040), in the type's field order."""
+    """A `new_task_v3` row (migration 0050), in the type's field order."""
     return (
         task.name,
         task.type,
@@ -165,6 +165,7 @@ def _new_task_row(task: NewTask, defaults: TaskDefaults) -> tuple[Any, ...]:
         task.idempotency_key,
         task.delay_seconds,
         task.queue or model.DEFAULT_QUEUE,
+        task.limit_key,
     )
 
 
@@ -735,8 +736,10 @@ class Store:
     # -- task type declarations --------------------------------------------------------------
 
     async def register_task_types(self, declarations: Mapping[str, Mapping[str, Any]]) -> None:
-        """Publish task type declarations (name -> TaskTypeSpec JSON); see store/task_types.py."""
+        """Publish task type declarations (name -> TaskTypeSpec JSON), and the limits they declare;
+        see store/task_types.py and store/limits.py."""
         await task_types.register_task_types(self.pool, declarations)
+        await limits.declare_limits(self.pool, declarations)
 
     async def installation_id(self) -> str:
         return await task_types.installation_id(self.pool)
