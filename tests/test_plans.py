@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from taskservice.store import Pool
@@ -92,3 +94,62 @@ async def test_the_tasks_without_a_worker_metric_never_reads_the_tasks(pool: Poo
     assert "on task_counts" in plan, plan
     assert "on tasks " not in plan, plan
     assert not plan.rstrip().endswith(" tasks"), plan
+
+
+@pytest.mark.parametrize("analyzed", [False, True], ids=["never analyzed", "analyzed"])
+async def test_a_limited_claim_walks_the_limited_index_key_by_key(pool: Pool, analyzed: bool) -> None:
+    """20,000 unlimited tasks and 20,000 under a limit over 1,000 keys: the statements claim_limited
+    runs (seen by auto_explain, nested in the claim) read the limited tasks' indexes, never the whole
+    table and never a sort of a key's backlog; and the unlimited part still walks the claim index."""
+    await fill(pool)
+    await pool.execute(
+        "INSERT INTO task_limits (kind, name, concurrency, key) VALUES ('type', 'limited', 2, 'customer')"
+    )
+    await pool.execute(
+        "INSERT INTO tasks (name, type, timeout_seconds, limit_scope, limit_key)"
+        " SELECT 'limited ' || g, 'limited', 60, 'type:limited', (g % 1000)::text"
+        " FROM generate_series(1, $1) g",
+        DUE,
+    )
+    if analyzed:
+        await pool.execute("ANALYZE tasks")
+    plans: list[str] = []
+    async with pool.acquire() as conn:
+
+        def listener(_conn: object, message: object) -> None:
+            plans.append(str(getattr(message, "message", "")))
+
+        conn.add_log_listener(listener)
+        for setting in (
+            "LOAD 'auto_explain'",
+            "SET auto_explain.log_min_duration = 0",
+            "SET auto_explain.log_nested_statements = on",
+            "SET auto_explain.log_level = notice",
+            "SET client_min_messages = notice",
+        ):
+            await conn.execute(setting)
+        # A claim the unlimited tasks fill does not call claim_limited at all.
+        claimed = await conn.fetch(query("claim_tasks"), ["w"] * 50, 50, ["sleep", "limited"], 30.0, [])
+        assert {r["type"] for r in claimed} == {"sleep"}
+        assert plans
+        assert not [p for p in plans if "limit_key" in p], plans
+        # More than five runs: PL/pgSQL's statements may switch to their generic plans by then.
+        for _ in range(8):
+            claimed = await conn.fetch(query("claim_tasks"), ["w"] * 50, 50, ["limited"], 30.0, [])
+            assert len(claimed) == 50
+            assert max(Counter(r["limit_key"] for r in claimed).values()) == 1  # keys in turn
+        conn.remove_log_listener(listener)
+        await conn.execute("RESET ALL")
+    on_tasks = [p for p in plans if " on tasks" in p]
+    for plan in on_tasks:
+        assert "Seq Scan on tasks" not in plan, plan
+        assert "Bitmap" not in plan, plan
+    walks = [p for p in on_tasks if "ORDER BY t.limit_key" in p]
+    assert walks
+    assert all("idx_tasks_limited on tasks" in p and "Sort" not in p for p in walks), walks
+    counts = [p for p in on_tasks if "GROUP BY t.limit_key" in p]
+    assert counts
+    assert all("idx_tasks_limited_running" in p for p in counts), counts
+    fetches = [p for p in on_tasks if "LIMIT c.free" in p]
+    assert fetches
+    assert all("Index Scan using idx_tasks_limited on tasks" in p for p in fetches), fetches

@@ -93,6 +93,9 @@ def task(
     backoff: float | None = None,
     permanent: tuple[type[BaseException], ...] = (),
     queue: str | None = None,
+    concurrency: int | None = None,
+    concurrency_key: str | None = None,
+    rate_limit: str | None = None,
 ) -> Declare:
     """Declare the decorated function (sync or async) as task type `name`.
 
@@ -104,6 +107,9 @@ def task(
     context. `max_retries` and `timeout` (seconds) are the defaults of the type's tasks; `backoff` the
     first retry's delay; `permanent`, errors that fail the task without a retry; `queue`, the queue its
     tasks wait in (else "default"), served by the workers started with it (`serve --queue`).
+    `concurrency` caps the attempts running at once and `rate_limit` ("5/s", "100/min") the starts,
+    across every worker, agent and server, per value of the parameter `concurrency_key` when given
+    (e.g. "customer_id": each customer counts alone); adjustable at run time (`task-cli limit set`).
     Every Registry (and so every worker in this process) knows the type once its module is imported.
     Its tasks are created by `resize_avatar.enqueue(conn, width=128)`, `enqueue_async`, or
     `resize_avatar.create(client, width=128)`, with `with_options(TaskOptions(...))` for the rest; a
@@ -120,6 +126,9 @@ def task(
             backoff=backoff,
             permanent=tuple(permanent),
             queue=queue,
+            concurrency=concurrency,
+            concurrency_key=concurrency_key,
+            rate_limit=rate_limit,
         )
         register_declared(name, declared)
         return declared

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, fie
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from taskservice.model import QUEUE_NAME
+from taskservice.model import CONCURRENCY_MAX, LIMIT_KEY_MAX, QUEUE_NAME, Rate
 from taskservice.plugins import PermanentFailure
 from taskservice.plugins.context import TaskContext, current
 
@@ -162,10 +162,27 @@ class TaskTypeSpec(BaseModel):
     backoff_seconds: float | None = Field(None, ge=0, le=86_400)
     # The queue its tasks wait in when CreateTask does not say (instead of "default").
     queue: str | None = Field(None, pattern=rf"^{QUEUE_NAME.pattern}$")
+    # Limits across every worker (store/limits.py): attempts running at once, and starts per period
+    # ("5/s"), per value of the parameter `concurrency_key` when given, else for the type as a whole.
+    concurrency: int | None = Field(None, ge=1, le=CONCURRENCY_MAX)
+    concurrency_key: str | None = Field(None, min_length=1, max_length=LIMIT_KEY_MAX)
+    rate_limit: str | None = None
     # Errors that fail the task at once (besides PermanentFailure): the classes in this process,
     # their names in the published declaration.
     permanent: tuple[type[BaseException], ...] = Field((), exclude=True)
     permanent_errors: tuple[str, ...] = ()
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _a_rate(cls, value: str | None) -> str | None:
+        return None if value is None else str(Rate.parse(value))
+
+    @field_validator("concurrency_key")
+    @classmethod
+    def _a_parameter_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or _CONTROL.search(value)):
+            raise ValueError("must name a parameter: no blanks only, no control characters")
+        return value
 
     def declares(self, name: str) -> bool:
         """Whether `name` is a parameter this type takes (by its name or an alias, or as an extra)."""
@@ -350,6 +367,9 @@ class TypedTask(Generic[P, R]):
         backoff: float | None,
         permanent: tuple[type[BaseException], ...],
         queue: str | None = None,
+        concurrency: int | None = None,
+        concurrency_key: str | None = None,
+        rate_limit: str | None = None,
     ) -> None:
         if not name.strip() or len(name) > TYPE_NAME_MAX or _CONTROL.search(name):
             raise ValueError(
@@ -394,9 +414,14 @@ class TypedTask(Generic[P, R]):
             timeout_seconds=timeout,
             backoff_seconds=backoff,
             queue=queue,
+            concurrency=concurrency,
+            concurrency_key=concurrency_key,
+            rate_limit=rate_limit,
             permanent=permanent,
             permanent_errors=tuple(e.__qualname__ for e in permanent),
         )
+        if concurrency_key is not None and not self.spec.declares(concurrency_key):
+            raise TypeError(f"@task {name}: concurrency_key {concurrency_key!r} is not one of its parameters")
         self.run: Callable[..., Any] = (
             self._run_async if inspect.iscoroutinefunction(function) else self._run_sync
         )

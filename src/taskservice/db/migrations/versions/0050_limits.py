@@ -14,7 +14,10 @@ is that walk: with the scope's row locked (one claimer of a scope at a time, in 
 statements sees every claim committed before it, so the attempts running per key are counted, not
 kept; the rate's recent starts per key are kept in `task_limit_keys` (a sliding window: at most `rate`
 starts in any `per_seconds`, by the database's clock). Keys take turns from `cursor`, the last key
-served, so one key's backlog does not starve the others.
+served, so one key's backlog does not starve the others. A limited claim stamps its attempts'
+`started_at` with the time it read the running attempts (after its lock), not its transaction's
+start: an attempt it saw end has an earlier `finished_at`, so "never more than N at once" holds on
+the attempts' own times.
 
 A limit row is never deleted (clearing one sets its numbers NULL): tasks created under it still find
 it. `new_task_v3` is `new_task_v2` with a task's own key, a new type for the rolling deploy (as 0040).
@@ -53,6 +56,7 @@ DECLARE
     turn_keys  text[];
     turn_free  integer[];
     n          integer;
+    stamp      timestamptz;
 BEGIN
     -- The limits this claimer may take from, each locked until the claim commits: claimers of one
     -- scope take turns, in the same order everywhere (no deadlock).
@@ -73,6 +77,10 @@ BEGIN
                   FROM tasks t
                  WHERE t.status = 1 /*RUNNING*/ AND t.limit_scope = lim.scope
                  GROUP BY t.limit_key) r;
+        -- This claim's time, read after that count: an attempt it saw end ended before it (its
+        -- finished_at, its transaction's start, is earlier), and claims of the scope, one at a time,
+        -- stamp their starts in order. The starts it makes are stamped with it.
+        stamp := clock_timestamp();
         -- Keys with waiting tasks, in turn: those after the cursor, then from the first up to it.
         turn_keys := '{}';
         turn_free := '{}';
@@ -108,13 +116,13 @@ BEGIN
                 free := least(free, lim.concurrency - coalesce((held ->> found_key)::integer, 0));
             END IF;
             IF lim.rate IS NOT NULL AND free > 0 THEN
-                -- Every kept start newer than a period ago counts, even one stamped after this
-                -- claim's own time: so no window of the period holds more than `rate` starts.
+                -- The key's starts within a period before this one: no window of the period
+                -- holds more than `rate` of them.
                 free := least(free, lim.rate - coalesce((
                     SELECT count(*)::integer
                       FROM task_limit_keys k, unnest(k.starts) AS s(at)
                      WHERE k.scope = lim.scope AND k.limit_key = found_key
-                       AND s.at > now() - make_interval(secs => lim.per_seconds)), 0));
+                       AND s.at > stamp - make_interval(secs => lim.per_seconds)), 0));
             END IF;
             IF free > 0 THEN
                 turn_keys := turn_keys || found_key;
@@ -153,8 +161,9 @@ BEGIN
                            row_number() OVER (PARTITION BY turn ORDER BY priority DESC, run_at, id) AS within
                       FROM picked) r
         ), executions AS (
-            INSERT INTO task_executions (task_id, attempt, worker_id, lease_expires_at)
-            SELECT s.id, s.attempt, claim_owners[took + s.slot], now() + make_interval(secs => claim_lease)
+            INSERT INTO task_executions (task_id, attempt, worker_id, started_at, lease_expires_at)
+            SELECT s.id, s.attempt, claim_owners[took + s.slot], stamp,
+                   stamp + make_interval(secs => claim_lease)
               FROM slotted s
              WHERE s.slot <= want - took
             RETURNING id, task_id, attempt, worker_id, lease_expires_at
@@ -170,7 +179,7 @@ BEGIN
               FROM moved m
         ), started AS (
             INSERT INTO task_limit_keys AS k (scope, limit_key, starts)
-            SELECT lim.scope, (m.task).limit_key, array_agg(now())
+            SELECT lim.scope, (m.task).limit_key, array_agg(stamp)
               FROM moved m
              WHERE lim.rate IS NOT NULL
              GROUP BY (m.task).limit_key
@@ -178,7 +187,7 @@ BEGIN
                 ON CONFLICT (scope, limit_key) DO UPDATE
                SET starts = ARRAY(SELECT s.at
                                     FROM unnest(k.starts) AS s(at)
-                                   WHERE s.at > now() - make_interval(secs => lim.per_seconds))
+                                   WHERE s.at > stamp - make_interval(secs => lim.per_seconds))
                             || excluded.starts
         )
         SELECT m.task, m.worker_id, m.lease_expires_at FROM moved m;
