@@ -9,8 +9,10 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 import taskservice
 from agents import AgentProcess, agent_env
@@ -307,3 +309,23 @@ def test_most_at_once_counts_overlaps(n: int) -> None:
     spans = [("k", t0 + timedelta(seconds=i), t0 + timedelta(seconds=i + n)) for i in range(10)]
     assert most_at_once(spans) == {"k": n}
     assert most_in_a_window([s for _, s, _ in spans], timedelta(seconds=n)) == n
+
+
+async def test_the_metrics_show_waits_by_key_and_runs_by_limit(
+    workerless_server: ServerProcess, store: Store
+) -> None:
+    await limit(store, concurrency=1, key="customer")
+    await create(store, ["a", "a", "a", "b"])
+    await store.claim("w", 10)  # one of each key runs; two of "a" wait
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{workerless_server.url}/metrics", timeout=10)).text
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        if family.name in ("taskservice_limit_waiting", "taskservice_limit_running")
+        for s in family.samples
+    }
+    assert samples == {
+        ("taskservice_limit_waiting", (("key", "a"), ("scope", "type:sleep"))): 2.0,
+        ("taskservice_limit_running", (("scope", "type:sleep"),)): 2.0,
+    }

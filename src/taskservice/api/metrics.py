@@ -1,5 +1,6 @@
 """Prometheus metrics: RPC counts, errors and durations; tasks by status; queue depth, overall and by
-queue; paused queues and task types; tasks no live worker runs; run times."""
+queue; paused queues and task types; tasks waiting under limits, by key, and running under each limit;
+tasks no live worker runs; run times."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
-from taskservice.store import Store
+from taskservice.store import Store, limits
 
 REQ = TypeVar("REQ")
 RES = TypeVar("RES")
 
+LIMIT_KEYS_SHOWN = 100  # keys are customers, say: a label each for the busiest only
 RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 
 
@@ -57,6 +59,17 @@ class Metrics:
             "taskservice_tasks_without_worker",
             "Tasks waiting (QUEUED or RETRYING) whose type no live worker or agent runs, by type",
             ["type"], registry=self.registry,
+        )  # fmt: skip
+        self.limit_waiting = Gauge(
+            "taskservice_limit_waiting",
+            "Tasks waiting under a concurrency or rate limit, by limit (scope) and key;"
+            f" the {LIMIT_KEYS_SHOWN} keys with the most",
+            ["scope", "key"], registry=self.registry,
+        )  # fmt: skip
+        self.limit_running = Gauge(
+            "taskservice_limit_running",
+            "Attempts running under each limit (scope: type:<name> or queue:<name>)",
+            ["scope"], registry=self.registry,
         )  # fmt: skip
         self.run_seconds = Histogram(
             "taskservice_task_run_seconds", "How long attempts ran, by task type and outcome",
@@ -99,6 +112,12 @@ class Metrics:
         self.paused.clear()  # a resumed one drops out
         for pause in await store.pauses():
             self.paused.labels(pause.kind, pause.name).set(1)
+        self.limit_waiting.clear()
+        for (scope, key), count in (await limits.waiting_by_key(store.pool, LIMIT_KEYS_SHOWN)).items():
+            self.limit_waiting.labels(scope, key).set(count)
+        self.limit_running.clear()
+        for limit in await limits.limits(store.pool):
+            self.limit_running.labels(limit.scope).set(limit.running)
         orphaned = await store.waiting_without_live_worker(self.worker_alive_seconds)
         # Only the types that have such tasks now: one whose workers came back drops out.
         self.without_worker.clear()

@@ -163,3 +163,9 @@ async def waits(conn: Pool | Connection, task_ids: Sequence[int]) -> dict[int, L
         if wait.at_concurrency or wait.out_of_starts:
             found[row["id"]] = wait
     return found
+
+
+async def waiting_by_key(conn: Pool | Connection, top: int) -> dict[tuple[str, str], int]:
+    """(scope, key) -> tasks waiting under that limit with that key, for the `top` keys with most."""
+    rows = await conn.fetch(query("limited_waiting"), top)
+    return {(row["scope"], row["limit_key"]): int(row["waiting"]) for row in rows}
