@@ -278,6 +278,11 @@ async def test_workers_and_agents_together_never_run_more_than_n_per_key_nor_sta
     ]
     try:
         async with AsyncClient(server.url) as client:
+
+            async def live_workers() -> bool:
+                return sum(w.alive for w in await client.list_workers()) == 3
+
+            await eventually(live_workers, timeout=60)  # all three compete from the first task on
             made = await client.create_tasks(
                 [NewTask(f"s{i}", "sleep", {"seconds": "0.05", "customer": f"c{i % 4}"}) for i in range(80)]
             )
@@ -295,8 +300,9 @@ async def test_workers_and_agents_together_never_run_more_than_n_per_key_nor_sta
             by_key[key].append(start)
         assert sorted(by_key) == ["c0", "c1", "c2", "c3"]
         assert max(most_in_a_window(starts, timedelta(seconds=1)) for starts in by_key.values()) <= 10
+        # Woken together, each claiming up to 6 of the 8 slots the limit allows: more than one gets some.
         runners = await store.pool.fetch("SELECT DISTINCT worker_id FROM task_executions")
-        assert len(runners) == 3  # each of the three took part
+        assert len(runners) >= 2
         await assert_counts_right(store)
     finally:
         codes = [p.stop() for p in processes]

@@ -12,7 +12,8 @@
 -- name: create_tasks
 -- Insert tasks ($1, one `new_task_v3` row each: migration 0050) and their "Task is scheduled"
 -- history rows ($2). A task whose type (else whose queue) has a limit is put under it: its scope and
--- its key (the one it was given, else its payload's parameter the limit names: limit_key_of).
+-- its key (the one it was given, else its payload's parameter the limit names: limit_key_of). Each
+-- limit is looked up by its key, and not at all while there is none (the one-time EXISTS).
 -- A task whose idempotency key exists already is skipped (the caller looks the existing one up).
 -- The wake-up NOTIFY follows once this has committed (wake_workers): see store/waker.py.
 WITH inserted AS (
@@ -20,15 +21,17 @@ WITH inserted AS (
                        idempotency_key, run_at, queue, limit_scope, limit_key)
     SELECT n.name, n.type, n.payload, n.description, n.priority, n.max_retries, n.timeout_seconds,
            n.idempotency_key, now() + make_interval(secs => n.delay_seconds), n.queue,
-           coalesce(lt.scope, lq.scope),
-           CASE WHEN lt.scope IS NOT NULL THEN limit_key_of(n.payload, lt.key, n.limit_key)
-                WHEN lq.scope IS NOT NULL THEN limit_key_of(n.payload, lq.key, n.limit_key)
-                ELSE n.limit_key END
+           lim.scope, CASE WHEN lim.scope IS NULL THEN n.limit_key
+                           ELSE limit_key_of(n.payload, lim.key, n.limit_key) END
       FROM unnest($1::new_task_v3[]) WITH ORDINALITY AS n
-      LEFT JOIN task_limits lt ON lt.kind = 'type' AND lt.name = n.type
-                              AND (lt.concurrency IS NOT NULL OR lt.rate IS NOT NULL)
-      LEFT JOIN task_limits lq ON lq.kind = 'queue' AND lq.name = n.queue
-                              AND (lq.concurrency IS NOT NULL OR lq.rate IS NOT NULL)
+      LEFT JOIN LATERAL (SELECT l.scope, l.key
+                           FROM task_limits l
+                          WHERE (SELECT EXISTS (SELECT 1 FROM task_limits))
+                            AND l.kind IN ('type', 'queue') AND l.name IN (n.type, n.queue)
+                            AND (l.kind = 'type' AND l.name = n.type OR l.kind = 'queue' AND l.name = n.queue)
+                            AND (l.concurrency IS NOT NULL OR l.rate IS NOT NULL)
+                          ORDER BY l.kind DESC
+                          LIMIT 1) lim ON true
      ORDER BY n.ordinality
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, idempotency_key
@@ -53,20 +56,23 @@ WITH inserted AS (
     INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
                        idempotency_key, run_at, queue, limit_scope, limit_key)
     SELECT n.name, n.type, n.payload, n.description, n.priority, n.max_retries, n.timeout_seconds,
-           n.idempotency_key, n.run_at, n.queue, coalesce(lt.scope, lq.scope),
-           CASE WHEN lt.scope IS NOT NULL THEN limit_key_of(n.payload, lt.key, n.limit_key)
-                WHEN lq.scope IS NOT NULL THEN limit_key_of(n.payload, lq.key, n.limit_key)
-                ELSE n.limit_key END
+           n.idempotency_key, n.run_at, n.queue,
+           lim.scope, CASE WHEN lim.scope IS NULL THEN n.limit_key
+                           ELSE limit_key_of(n.payload, lim.key, n.limit_key) END
       FROM (SELECT CAST($1 AS text) AS name, CAST($2 AS text) AS type,
                    CAST(CAST($3 AS text) AS jsonb) AS payload, CAST($4 AS text) AS description,
                    CAST($5 AS integer) AS priority, CAST($6 AS integer) AS max_retries,
                    CAST($7 AS double precision) AS timeout_seconds, CAST($8 AS text) AS idempotency_key,
                    now() + make_interval(secs => CAST($9 AS double precision)) AS run_at,
                    CAST($12 AS text) AS queue, CAST($13 AS text) AS limit_key) AS n
-      LEFT JOIN task_limits lt ON lt.kind = 'type' AND lt.name = n.type
-                              AND (lt.concurrency IS NOT NULL OR lt.rate IS NOT NULL)
-      LEFT JOIN task_limits lq ON lq.kind = 'queue' AND lq.name = n.queue
-                              AND (lq.concurrency IS NOT NULL OR lq.rate IS NOT NULL)
+      LEFT JOIN LATERAL (SELECT l.scope, l.key
+                           FROM task_limits l
+                          WHERE (SELECT EXISTS (SELECT 1 FROM task_limits))
+                            AND l.kind IN ('type', 'queue') AND l.name IN (n.type, n.queue)
+                            AND (l.kind = 'type' AND l.name = n.type OR l.kind = 'queue' AND l.name = n.queue)
+                            AND (l.concurrency IS NOT NULL OR l.rate IS NOT NULL)
+                          ORDER BY l.kind DESC
+                          LIMIT 1) lim ON true
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id
 ), history AS (
