@@ -149,3 +149,18 @@ async def test_the_dashboard_says_what_is_kept(api_server: ServerProcess) -> Non
         response = await http.get("/retention")
     assert response.status_code == 200
     assert response.json()["note"] == RetentionPolicy().describe()  # the defaults: 7d, 30d, 7d
+
+
+async def test_the_kept_starts_of_idle_limit_keys_go_after_a_day(store: Store, pool: Pool) -> None:
+    """A rate's period is a day at most: keys that started nothing for longer need no kept starts."""
+    await pool.execute(
+        "INSERT INTO task_limits (kind, name, rate, per_seconds, key) VALUES ('type', 'sleep', 5, 1, 'c')"
+    )
+    await store.create_tasks([NewTask("t", "sleep", {"c": k}) for k in ("busy", "idle")])
+    assert len(await store.claim("w", 10)) == 2
+    await pool.execute(
+        "UPDATE task_limit_keys SET starts = array[now() - interval '2 days'] WHERE limit_key = 'idle'"
+    )
+    now = await pool.fetchval("SELECT now()")
+    await job(store, RetentionPolicy(), now).run_once()
+    assert [r["limit_key"] for r in await pool.fetch("SELECT limit_key FROM task_limit_keys")] == ["busy"]

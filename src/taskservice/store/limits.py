@@ -165,6 +165,11 @@ async def waits(conn: Pool | Connection, task_ids: Sequence[int]) -> dict[int, L
     return found
 
 
+async def forget_idle_keys(conn: Pool | Connection, before: datetime, limit: int) -> int:
+    """Delete the kept starts of up to `limit` keys that started nothing since `before`."""
+    return int(await conn.fetchval(query("forget_idle_limit_keys"), before, limit))
+
+
 async def waiting_by_key(conn: Pool | Connection, top: int) -> dict[tuple[str, str], int]:
     """(scope, key) -> tasks waiting under that limit with that key, for the `top` keys with most."""
     rows = await conn.fetch(query("limited_waiting"), top)

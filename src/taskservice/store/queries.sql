@@ -796,3 +796,19 @@ SELECT w.scope, w.limit_key, w.waiting, l.kind, l.name
   JOIN task_limits l ON l.scope = w.scope
  ORDER BY w.waiting DESC, w.scope, w.limit_key
  LIMIT $1;
+
+-- name: forget_idle_limit_keys
+-- The kept starts of up to $2 keys that started nothing since $1 (the retention job passes a day
+-- ago, the longest period a rate may have): deleted. Returns how many keys went.
+WITH idle AS (
+    SELECT scope, limit_key
+      FROM task_limit_keys
+     WHERE (SELECT max(s.at) FROM unnest(starts) AS s(at)) < $1::timestamptz
+     LIMIT $2
+       FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM task_limit_keys k USING idle
+     WHERE k.scope = idle.scope AND k.limit_key = idle.limit_key
+    RETURNING 1
+)
+SELECT count(*) FROM gone;

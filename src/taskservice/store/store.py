@@ -654,6 +654,10 @@ class Store:
 
     # -- retention ---------------------------------------------------------------------------
 
+    async def forget_idle_limit_keys(self, before: datetime, limit: int) -> int:
+        """Drop the kept starts of keys that started nothing since `before` (store/limits.py)."""
+        return await limits.forget_idle_keys(self.pool, before, limit)
+
     async def delete_finished(self, status: Status, before: datetime, limit: int) -> int | None:
         """Delete up to `limit` finished tasks of `status` last changed before `before`, with their
         history and attempts; None when another process holds the retention lock (see retention.py)."""

@@ -1,14 +1,15 @@
-"""The retention job: deletes finished tasks past RETENTION_* in bounded batches, one process at a time."""
+"""The retention job: deletes finished tasks past RETENTION_* in bounded batches, one process at a time,
+and the kept starts of limit keys idle for longer than any rate's period."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from taskservice.background.periodic import Periodic
-from taskservice.model import Status
+from taskservice.model import RATE_PERIOD_MAX, Status
 from taskservice.store import RetentionPolicy, Store
 
 log = structlog.get_logger(__name__)
@@ -46,6 +47,10 @@ class RetentionJob(Periodic):
 
     async def run_once(self) -> dict[Status, int]:
         """Delete what is due now, up to BATCHES_PER_TICK batches per status; the counts deleted."""
+        # A rate's period is a day at most: a key that started nothing since needs no kept starts.
+        since = self.clock() - timedelta(seconds=RATE_PERIOD_MAX)
+        if idle := await self.store.forget_idle_limit_keys(since, self.batch):
+            log.info("retention: forgot the starts of idle limit keys", keys=idle)
         deleted: dict[Status, int] = {}
         for status, before in self.policy.cutoffs(self.clock()).items():
             for _ in range(BATCHES_PER_TICK):
