@@ -12,8 +12,8 @@
 -- name: create_tasks
 -- Insert tasks ($1, one `new_task_v3` row each: migration 0050) and their "Task is scheduled"
 -- history rows ($2). A task whose type (else whose queue) has a limit is put under it: its scope and
--- its key (the one it was given, else its payload's parameter the limit names: limit_key_of). Each
--- limit is looked up by its key, and not at all while there is none (the one-time EXISTS).
+-- its key (the one it was given, else its payload's parameter the limit names: limit_key_of).
+-- limit_of looks the limit up by its key, and not at all while there is none (migration 0050).
 -- A task whose idempotency key exists already is skipped (the caller looks the existing one up).
 -- The wake-up NOTIFY follows once this has committed (wake_workers): see store/waker.py.
 WITH inserted AS (
@@ -24,14 +24,7 @@ WITH inserted AS (
            lim.scope, CASE WHEN lim.scope IS NULL THEN n.limit_key
                            ELSE limit_key_of(n.payload, lim.key, n.limit_key) END
       FROM unnest($1::new_task_v3[]) WITH ORDINALITY AS n
-      LEFT JOIN LATERAL (SELECT l.scope, l.key
-                           FROM task_limits l
-                          WHERE (SELECT EXISTS (SELECT 1 FROM task_limits))
-                            AND l.kind IN ('type', 'queue') AND l.name IN (n.type, n.queue)
-                            AND (l.kind = 'type' AND l.name = n.type OR l.kind = 'queue' AND l.name = n.queue)
-                            AND (l.concurrency IS NOT NULL OR l.rate IS NOT NULL)
-                          ORDER BY l.kind DESC
-                          LIMIT 1) lim ON true
+      LEFT JOIN LATERAL limit_of(n.type, n.queue) AS lim ON true
      ORDER BY n.ordinality
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, idempotency_key
@@ -65,14 +58,7 @@ WITH inserted AS (
                    CAST($7 AS double precision) AS timeout_seconds, CAST($8 AS text) AS idempotency_key,
                    now() + make_interval(secs => CAST($9 AS double precision)) AS run_at,
                    CAST($12 AS text) AS queue, CAST($13 AS text) AS limit_key) AS n
-      LEFT JOIN LATERAL (SELECT l.scope, l.key
-                           FROM task_limits l
-                          WHERE (SELECT EXISTS (SELECT 1 FROM task_limits))
-                            AND l.kind IN ('type', 'queue') AND l.name IN (n.type, n.queue)
-                            AND (l.kind = 'type' AND l.name = n.type OR l.kind = 'queue' AND l.name = n.queue)
-                            AND (l.concurrency IS NOT NULL OR l.rate IS NOT NULL)
-                          ORDER BY l.kind DESC
-                          LIMIT 1) lim ON true
+      LEFT JOIN LATERAL limit_of(n.type, n.queue) AS lim ON true
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id
 ), history AS (
@@ -752,17 +738,13 @@ WITH picked AS (
      LIMIT $4
        FOR UPDATE SKIP LOCKED
 ), scoped AS (
-    SELECT t.id, coalesce(lt.scope, lq.scope) AS scope,
+    SELECT t.id, lim.scope,
            CASE WHEN t.limit_key IS NOT NULL AND NOT $5::boolean THEN t.limit_key
-                WHEN lt.scope IS NOT NULL THEN limit_key_of(t.payload, lt.key, NULL)
-                WHEN lq.scope IS NOT NULL THEN limit_key_of(t.payload, lq.key, NULL)
+                WHEN lim.scope IS NOT NULL THEN limit_key_of(t.payload, lim.key, NULL)
                 ELSE t.limit_key END AS limit_key
       FROM picked p
       JOIN tasks t ON t.id = p.id
-      LEFT JOIN task_limits lt ON lt.kind = 'type' AND lt.name = t.type
-                              AND (lt.concurrency IS NOT NULL OR lt.rate IS NOT NULL)
-      LEFT JOIN task_limits lq ON lq.kind = 'queue' AND lq.name = t.queue
-                              AND (lq.concurrency IS NOT NULL OR lq.rate IS NOT NULL)
+      LEFT JOIN LATERAL limit_of(t.type, t.queue) AS lim ON true
 ), moved AS (
     UPDATE tasks t
        SET limit_scope = s.scope, limit_key = s.limit_key

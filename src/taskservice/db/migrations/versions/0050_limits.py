@@ -251,6 +251,21 @@ def upgrade() -> None:
             limit_key       text
         );
 
+        -- The limit a task of this type in this queue is under: its type's, else its queue's, else
+        -- none (no row). A SQL function that the planner inlines into the statements that create
+        -- tasks; the one-time EXISTS keeps it from looking at all while there is no limit.
+        CREATE FUNCTION limit_of(task_type text, task_queue text) RETURNS TABLE (scope text, key text)
+        LANGUAGE sql STABLE AS $$
+            SELECT l.scope, l.key
+              FROM task_limits l
+             WHERE (SELECT EXISTS (SELECT 1 FROM task_limits))
+               AND l.kind IN ('type', 'queue') AND l.name IN (task_type, task_queue)
+               AND (l.kind = 'type' AND l.name = task_type OR l.kind = 'queue' AND l.name = task_queue)
+               AND (l.concurrency IS NOT NULL OR l.rate IS NOT NULL)
+             ORDER BY l.kind DESC
+             LIMIT 1
+        $$;
+
         -- A task's key under its limit: the one it was given, else its payload's parameter `key`
         -- (parameters are strings), else ''. A long one is cut, keeping a digest of the whole.
         CREATE FUNCTION limit_key_of(payload jsonb, key text, given text) RETURNS text
@@ -269,6 +284,7 @@ def downgrade() -> None:
         LOCK TABLE tasks IN SHARE ROW EXCLUSIVE MODE;
         DROP FUNCTION claim_limited(text[], text[], text[], double precision);
         DROP FUNCTION limit_key_of(jsonb, text, text);
+        DROP FUNCTION limit_of(text, text);
         DROP TYPE new_task_v3;
         DROP INDEX idx_tasks_limited_running;
         DROP INDEX idx_tasks_limited;
