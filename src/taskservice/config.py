@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     retention_cancelled: Duration = Field(7 * 86_400.0, description="the same for CANCELLED tasks")
     retention_interval: Duration = Field(60.0, gt=0, description="how often old tasks are looked for")
     retention_batch: int = Field(1000, ge=1, le=100_000, description="tasks deleted per transaction")
+    # Schedules: every server and worker runs a scheduler; each due tick is created exactly once.
+    scheduler_interval: Duration = Field(
+        1.0, gt=0, le=60, description="how often due schedules are looked for"
+    )
+    schedule_grace: Duration = Field(
+        10.0, ge=0, description="how late a tick may fire and still be on time (older: its catch-up decides)"
+    )
 
     # Plugins.
     smtp_host: str = ""

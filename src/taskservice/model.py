@@ -181,6 +181,8 @@ class Task:
     queue: str = DEFAULT_QUEUE
     limit_scope: str | None = None  # the limit it is under ("type:<name>", "queue:<name>"), if any
     limit_key: str | None = None  # its key under that limit
+    schedule_id: int | None = None  # the schedule that created it (migration 0060), if any
+    schedule_tick: datetime | None = None  # the tick it was created for (None: triggered by hand)
 
     @property
     def parameters(self) -> dict[str, str]:
@@ -229,6 +231,60 @@ class NewTask:
     delay_seconds: float = 0.0
     queue: str | None = None  # None: the type's declared queue, else DEFAULT_QUEUE
     limit_key: str | None = None  # its key under a limit; None: its parameter the limit names
+
+
+# Schedules (migration 0060): the policies a schedule may have, and the bounds of its clock.
+OVERLAP_POLICIES = ("allow", "skip")  # skip: no new run while the previous one is unfinished
+CATCHUP_POLICIES = ("none", "last", "all")  # after downtime: no missed tick, the last one, each one
+CATCHUP_MAX = 100  # `all` creates at most this many missed ticks at once, the latest
+EVERY_MIN_SECONDS = 1.0
+EVERY_MAX_SECONDS = 366 * 86_400.0
+SCHEDULE_NAME_MAX = 200
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """What a schedule is: at each tick of `cron` (in `timezone`) or every `every_seconds`, create
+    `task`. `overlap` and `catchup` are among OVERLAP_POLICIES and CATCHUP_POLICIES; no tick after
+    `ends_at` fires."""
+
+    name: str
+    task: NewTask
+    cron: str | None = None
+    timezone: str = "UTC"
+    every_seconds: float | None = None
+    overlap: str = "allow"
+    catchup: str = "none"
+    paused: bool = False
+    ends_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A schedule as stored: its spec, when it is next due (None: ended), and what it did last."""
+
+    id: int
+    spec: ScheduleSpec
+    next_tick: datetime | None
+    last_tick: datetime | None = None
+    last_task_id: int | None = None
+    missed: int = 0  # ticks not created because the schedulers were down (catch-up none or bounded)
+    skipped: int = 0  # ticks not created because the previous run was unfinished (overlap skip)
+    declared_type: str | None = None  # the task type that declares it, if it was declared in code
+    created_by: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Firing:
+    """What a scheduler does with a due schedule now: create a task for each of `ticks` (oldest
+    first), count `missed` and `skipped` ticks, and make `next_tick` (None: ended) the next due."""
+
+    ticks: tuple[datetime, ...]
+    next_tick: datetime | None
+    missed: int = 0
+    skipped: int = 0
 
 
 @dataclass(frozen=True)

@@ -794,3 +794,87 @@ WITH idle AS (
     RETURNING 1
 )
 SELECT count(*) FROM gone;
+
+-- name: create_schedule
+-- A schedule (migration 0060): $1 name, $2 cron, $3 timezone, $4 every_seconds, $5 the task to create
+-- at each tick (JSON), $6 overlap, $7 catchup, $8 paused, $9 ends_at, $10 its first tick, $11 the type
+-- declaring it (NULL: made through the API), $12 who made it. A name taken returns no row.
+INSERT INTO schedules (name, cron, timezone, every_seconds, task, overlap, catchup, paused, ends_at,
+                       next_tick, declared_type, created_by)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12)
+    ON CONFLICT (name) DO NOTHING
+RETURNING *;
+
+-- name: update_schedule
+-- Replace schedule $1's spec ($2-$9 as create_schedule's $2-$9) and its next tick ($10); $11 the type
+-- declaring it (NULL: none). Its counts and last run stay.
+UPDATE schedules
+   SET cron = $2, timezone = $3, every_seconds = $4, task = $5::jsonb, overlap = $6, catchup = $7,
+       paused = $8, ends_at = $9, next_tick = $10, declared_type = $11, updated_at = now()
+ WHERE id = $1
+RETURNING *;
+
+-- name: lock_schedule
+SELECT * FROM schedules WHERE name = $1 FOR UPDATE;
+
+-- name: get_schedule
+SELECT * FROM schedules WHERE name = $1;
+
+-- name: list_schedules
+SELECT * FROM schedules ORDER BY name LIMIT $1 OFFSET $2;
+
+-- name: schedules_declared_by
+-- The schedules task types $1 declare(d).
+SELECT * FROM schedules WHERE declared_type = ANY($1::text[]) ORDER BY name;
+
+-- name: delete_schedule
+-- Its tasks stay (their schedule_id names a schedule that is gone).
+DELETE FROM schedules WHERE name = $1 RETURNING id;
+
+-- name: due_schedules
+-- Up to $2 schedules due at $1 (the scheduler's clock), not paused, each locked until the caller's
+-- transaction ends; one another scheduler holds is skipped (it is firing it). With the status of
+-- each one's last run (overlap "skip" waits for it to finish).
+SELECT s.*, t.status AS last_status
+  FROM schedules s
+  LEFT JOIN tasks t ON t.id = s.last_task_id
+ WHERE NOT s.paused AND s.next_tick <= $1::timestamptz
+ ORDER BY s.next_tick
+ LIMIT $2
+   FOR UPDATE OF s SKIP LOCKED;
+
+-- name: fire_schedule
+-- Create schedule $1's task for each tick of $2 (a NULL tick: triggered by hand), with its history
+-- row ($6), and move the schedule on: next tick $3, $4 more ticks missed, $5 more skipped. The unique
+-- (schedule_id, schedule_tick) makes a tick created already create nothing: exactly once per tick.
+-- The task is under its limit as create_tasks puts one. Returns the tasks' ids.
+WITH ticks AS (
+    SELECT at FROM unnest($2::timestamptz[]) AS tick(at)
+), inserted AS (
+    INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds, run_at,
+                       queue, limit_scope, limit_key, schedule_id, schedule_tick)
+    SELECT s.task ->> 'name', s.task ->> 'type', p.payload, s.task ->> 'description',
+           (s.task ->> 'priority')::integer, (s.task ->> 'max_retries')::integer,
+           (s.task ->> 'timeout_seconds')::double precision, now(), s.task ->> 'queue', lim.scope,
+           CASE WHEN lim.scope IS NULL THEN s.task ->> 'limit_key'
+                ELSE limit_key_of(p.payload, lim.key, s.task ->> 'limit_key') END,
+           s.id, ticks.at
+      FROM schedules s
+     CROSS JOIN ticks
+     CROSS JOIN LATERAL (SELECT jsonb_build_object('parameters', s.task -> 'parameters') AS payload) AS p
+      LEFT JOIN LATERAL limit_of(s.task ->> 'type', s.task ->> 'queue') AS lim ON true
+     WHERE s.id = $1
+     ORDER BY ticks.at
+        ON CONFLICT (schedule_id, schedule_tick) WHERE schedule_id IS NOT NULL DO NOTHING
+    RETURNING id
+), history AS (
+    INSERT INTO task_history (task_id, status, details)
+    SELECT id, 0 /*QUEUED*/, $6::text FROM inserted
+), moved AS (
+    UPDATE schedules
+       SET next_tick = $3, missed = missed + $4, skipped = skipped + $5,
+           last_tick = coalesce((SELECT max(at) FROM ticks), last_tick),
+           last_task_id = coalesce((SELECT max(id) FROM inserted), last_task_id), updated_at = now()
+     WHERE id = $1
+)
+SELECT id FROM inserted ORDER BY id;

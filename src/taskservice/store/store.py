@@ -20,12 +20,14 @@ from taskservice.model import (
     NewTask,
     Outcome,
     RetryPolicy,
+    Schedule,
+    ScheduleSpec,
     Status,
     Task,
     TaskSelection,
     Transition,
 )
-from taskservice.store import limits, retention, task_types
+from taskservice.store import limits, retention, schedules, task_types
 from taskservice.store.sql import query
 from taskservice.store.waker import NOTIFY_CHANNEL, Waker
 
@@ -736,6 +738,59 @@ class Store:
         kept counts (no scan)."""
         rows = await self.pool.fetch(query("waiting_without_live_worker"), within_seconds)
         return {row["type"]: int(row["count"]) for row in rows}
+
+    # -- schedules (store/schedules.py) --------------------------------------------------------
+
+    async def create_schedule(
+        self,
+        spec: ScheduleSpec,
+        next_tick: datetime | None,
+        *,
+        declared_type: str | None = None,
+        by: str = "",
+    ) -> Schedule | None:
+        """Store a checked schedule; None when its name is taken."""
+        return await schedules.create(
+            self.pool, spec, next_tick, self.defaults, declared_type=declared_type, by=by
+        )
+
+    async def update_schedule(
+        self,
+        schedule_id: int,
+        spec: ScheduleSpec,
+        next_tick: datetime | None,
+        *,
+        declared_type: str | None = None,
+    ) -> Schedule | None:
+        return await schedules.update(
+            self.pool, schedule_id, spec, next_tick, self.defaults, declared_type=declared_type
+        )
+
+    async def get_schedule(self, name: str) -> Schedule | None:
+        return await schedules.get(self.pool, name)
+
+    async def list_schedules(self, limit: int = 1000, offset: int = 0) -> list[Schedule]:
+        return await schedules.list_all(self.pool, limit, offset)
+
+    async def schedules_declared_by(self, task_types: Sequence[str]) -> list[Schedule]:
+        return await schedules.declared_by(self.pool, task_types)
+
+    async def delete_schedule(self, name: str) -> bool:
+        return await schedules.delete(self.pool, name)
+
+    async def fire_due_schedules(self, now: datetime, plan: schedules.Plan, limit: int = 100) -> list[int]:
+        """Create the due ticks' tasks (exactly once each) and wake the workers; their ids."""
+        created = await schedules.fire_due(self.pool, now, plan, limit)
+        if created:
+            await self._waker.wake()
+        return created
+
+    async def trigger_schedule(self, name: str) -> int | None:
+        """Create a schedule's task now, by hand; its id (None: no such schedule)."""
+        task_id = await schedules.trigger(self.pool, name)
+        if task_id is not None:
+            await self._waker.wake()
+        return task_id
 
     # -- task type declarations --------------------------------------------------------------
 

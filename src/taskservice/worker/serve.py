@@ -23,6 +23,7 @@ from taskservice.worker.agent import AgentLink
 from taskservice.worker.reaper import LeaseReaper
 from taskservice.worker.retention import RetentionJob
 from taskservice.worker.runtime import Worker, WorkerOptions, new_worker_id, types_to_run
+from taskservice.worker.scheduler import Scheduler
 from taskservice.worker.supervisor import HelperDied
 
 log = structlog.get_logger(__name__)
@@ -45,6 +46,11 @@ def worker_options(
     )
 
 
+def scheduler(settings: Settings, store: Store) -> Scheduler:
+    """The scheduler of this process (every server and worker runs one; each tick fires once)."""
+    return Scheduler(store, settings.scheduler_interval, settings.schedule_grace)
+
+
 def retention_job(settings: Settings, store: Store) -> RetentionJob:
     """The retention job of this process (every server and worker runs one; one deletes at a time)."""
     policy = RetentionPolicy(
@@ -62,6 +68,7 @@ class InProcessWorkers:
         options = worker_options(settings, settings.worker_concurrency, ())
         self.reaper = LeaseReaper(store, options.retry_policy, settings.lease_seconds / 2)
         self.retention = retention_job(settings, store)
+        self.scheduler = scheduler(settings, store)
         self.worker = None
         if settings.worker_concurrency > 0:
             self.worker = Worker(store, url, registry, options, settings=settings)
@@ -74,8 +81,10 @@ class InProcessWorkers:
             run = self.worker.run(self._stop_worker)
             self._worker_run = asyncio.create_task(run, name="in-process-worker")
         self.retention.start()
+        self.scheduler.start()
 
     async def stop(self) -> None:
+        await self.scheduler.stop()
         await self.retention.stop()
         self._stop_worker.set()
         if self._worker_run is not None:
@@ -157,7 +166,7 @@ async def serve(
     try:
         store = Store(pool, task_defaults(settings))
         options = worker_options(settings, concurrency, task_types, queues)
-        helpers = [retention_job(settings, store)]
+        helpers = [retention_job(settings, store), scheduler(settings, store)]
         worker = Worker(
             store, url, registry, options, settings=settings, helpers=helpers, source={"database": shown}
         )

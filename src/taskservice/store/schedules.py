@@ -1,0 +1,163 @@
+"""Schedules in PostgreSQL (migration 0060): made, changed, listed, and fired exactly once per tick.
+
+`fire_due` is what every scheduler (in every server and worker) runs: in one transaction it locks the
+due schedules no other scheduler holds, asks `plan` (the rules' tick arithmetic, passed in) what to do
+with each, and creates each tick's task and moves the schedule on in one statement. The unique
+(schedule_id, schedule_tick) index makes a tick's task exist at most once whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from taskservice import model
+from taskservice.model import Firing, NewTask, Schedule, ScheduleSpec, Status
+from taskservice.store.sql import query
+
+if TYPE_CHECKING:
+    from asyncpg import Record
+
+    from taskservice.store.store import Connection, Pool, TaskDefaults
+
+UNFINISHED = (Status.QUEUED, Status.RUNNING, Status.RETRYING)
+# What a scheduler asks of the rules for a due schedule: (the schedule, whether its last run is
+# unfinished) -> what to fire.
+Plan = Callable[[Schedule, bool], Firing]
+
+
+def template(task: NewTask, defaults: TaskDefaults) -> dict[str, Any]:
+    """The task a schedule creates at each tick, as stored: every option resolved."""
+    return {
+        "name": task.name,
+        "type": task.type,
+        "parameters": dict(task.parameters),
+        "description": task.description,
+        "priority": task.priority,
+        "max_retries": defaults.max_retries if task.max_retries is None else task.max_retries,
+        "timeout_seconds": defaults.timeout_seconds if task.timeout_seconds is None else task.timeout_seconds,
+        "queue": task.queue or model.DEFAULT_QUEUE,
+        "limit_key": task.limit_key,
+    }
+
+
+def _task(stored: Any) -> NewTask:
+    data = json.loads(stored) if isinstance(stored, str) else stored
+    return NewTask(
+        name=data["name"], type=data["type"], parameters=dict(data.get("parameters") or {}),
+        description=data.get("description") or "", priority=int(data.get("priority") or 0),
+        max_retries=data.get("max_retries"), timeout_seconds=data.get("timeout_seconds"),
+        queue=data.get("queue"), limit_key=data.get("limit_key"),
+    )  # fmt: skip
+
+
+def _schedule(row: Record) -> Schedule:
+    spec = ScheduleSpec(
+        name=row["name"], task=_task(row["task"]), cron=row["cron"], timezone=row["timezone"],
+        every_seconds=row["every_seconds"], overlap=row["overlap"], catchup=row["catchup"],
+        paused=row["paused"], ends_at=row["ends_at"],
+    )  # fmt: skip
+    return Schedule(
+        id=row["id"], spec=spec, next_tick=row["next_tick"], last_tick=row["last_tick"],
+        last_task_id=row["last_task_id"], missed=row["missed"], skipped=row["skipped"],
+        declared_type=row["declared_type"], created_by=row["created_by"], created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )  # fmt: skip
+
+
+def _spec_values(spec: ScheduleSpec, defaults: TaskDefaults) -> tuple[Any, ...]:
+    return (
+        spec.cron, spec.timezone, spec.every_seconds, template(spec.task, defaults), spec.overlap,
+        spec.catchup, spec.paused, spec.ends_at,
+    )  # fmt: skip
+
+
+async def create(
+    conn: Pool | Connection,
+    spec: ScheduleSpec,
+    next_tick: datetime | None,
+    defaults: TaskDefaults,
+    *,
+    declared_type: str | None = None,
+    by: str = "",
+) -> Schedule | None:
+    """Store a new schedule (checked by the rules); None when its name is taken."""
+    row = await conn.fetchrow(
+        query("create_schedule"), spec.name, *_spec_values(spec, defaults), next_tick, declared_type, by
+    )
+    return None if row is None else _schedule(row)
+
+
+async def update(
+    conn: Pool | Connection,
+    schedule_id: int,
+    spec: ScheduleSpec,
+    next_tick: datetime | None,
+    defaults: TaskDefaults,
+    *,
+    declared_type: str | None = None,
+) -> Schedule | None:
+    """Replace a schedule's spec and next tick (its name stays); None when it is gone."""
+    row = await conn.fetchrow(
+        query("update_schedule"), schedule_id, *_spec_values(spec, defaults), next_tick, declared_type
+    )
+    return None if row is None else _schedule(row)
+
+
+async def get(conn: Pool | Connection, name: str) -> Schedule | None:
+    row = await conn.fetchrow(query("get_schedule"), name)
+    return None if row is None else _schedule(row)
+
+
+async def list_all(conn: Pool | Connection, limit: int = 1000, offset: int = 0) -> list[Schedule]:
+    return [_schedule(row) for row in await conn.fetch(query("list_schedules"), limit, offset)]
+
+
+async def declared_by(conn: Pool | Connection, task_types: Sequence[str]) -> list[Schedule]:
+    return [_schedule(row) for row in await conn.fetch(query("schedules_declared_by"), list(task_types))]
+
+
+async def delete(conn: Pool | Connection, name: str) -> bool:
+    return await conn.fetchrow(query("delete_schedule"), name) is not None
+
+
+async def _fire(
+    conn: Pool | Connection, schedule: Schedule, firing: Firing, ticks: Sequence[datetime | None]
+) -> list[int]:
+    rows = await conn.fetch(
+        query("fire_schedule"), schedule.id, list(ticks), firing.next_tick, firing.missed, firing.skipped,
+        model.SCHEDULED,
+    )  # fmt: skip
+    return [row["id"] for row in rows]
+
+
+async def fire_due(pool: Pool, now: datetime, plan: Plan, limit: int = 100) -> list[int]:
+    """Fire the schedules due at `now` that no other scheduler holds: the ids of the tasks created."""
+    created: list[int] = []
+    async with pool.acquire() as conn, conn.transaction():
+        for row in await conn.fetch(query("due_schedules"), now, limit):
+            schedule = _schedule(row)
+            unfinished = row["last_status"] is not None and Status(row["last_status"]) in UNFINISHED
+            firing = plan(schedule, unfinished)
+            created += await _fire(conn, schedule, firing, firing.ticks)
+    return created
+
+
+async def trigger(pool: Pool, name: str) -> int | None:
+    """Create a schedule's task now, by hand (no tick: its ticks go on as they were); None: no such
+    schedule."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(query("lock_schedule"), name)
+        if row is None:
+            return None
+        schedule = _schedule(row)
+        [task_id] = await _fire(conn, schedule, Firing((), schedule.next_tick), [None])
+        return task_id
+
+
+async def locked(conn: Connection, name: str) -> Schedule | None:
+    """A schedule, locked until the caller's transaction ends (to change it)."""
+    row = await conn.fetchrow(query("lock_schedule"), name)
+    return None if row is None else _schedule(row)
