@@ -761,7 +761,7 @@ class Store:
 
     async def limit_waits(self, task_ids: Sequence[int]) -> dict[int, limits.LimitWait]:
         """Of waiting tasks `task_ids`, those under a limit their key has reached, with why."""
-        return await limits.waits(self.pool, task_ids) if task_ids else {}
+        return await limits.waits(self.pool, task_ids)
 
     # -- task type declarations --------------------------------------------------------------
 
