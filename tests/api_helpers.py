@@ -26,6 +26,7 @@ TASK_FIELDS = {
     "id64",  # the 64-bit twin of id: proto3 JSON writes an int64 as a string
     "exactStatus",  # the twin of status, RETRYING and CANCELLED included
     "queue",  # the queue it waits in (issue 21)
+    "limitKey", "limitScope",  # the limit it counts under and its key there (issue 21); empty: none
 }  # fmt: skip
 
 LATER = 3600  # delaySeconds that keeps a task QUEUED for the whole module

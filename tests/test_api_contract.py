@@ -108,6 +108,8 @@ async def test_create_and_get_task_with_every_field(api: Api) -> None:
         "truncated": False,
         "waitingReason": "",  # the server's workers run `sleep`
         "queue": "default",  # neither the request nor the type's declaration named one
+        "limitKey": "",  # its type and queue have no limit
+        "limitScope": "",
     }
     assert recent(task["createdAt"])
     assert recent(task["updatedAt"])

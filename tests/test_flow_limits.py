@@ -217,9 +217,11 @@ async def test_enqueue_in_the_callers_transaction_puts_the_task_under_its_limit(
     await limit(store, concurrency=1, key="customer")
     with psycopg.connect(database_url) as conn:
         first = taskservice.enqueue(conn, type="sleep", parameters={"customer": "x"})
+        own = taskservice.enqueue(conn, type="sleep", options=taskservice.TaskOptions(limit_key="y"))
         conn.commit()
-    assert [((t := await store.get_task(i)).limit_scope, t.limit_key) for i in (first,)] == [
-        ("type:sleep", "x")
+    assert [((t := await store.get_task(i)).limit_scope, t.limit_key) for i in (first, own)] == [
+        ("type:sleep", "x"),
+        ("type:sleep", "y"),
     ]
 
 

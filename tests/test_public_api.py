@@ -14,7 +14,7 @@ from taskservice.model import TASK_STATUSES, Status
 
 PUBLIC = [
     "AsyncClient", "AsyncTaskHandle", "AuthError", "CallRetry", "Client", "DeclaredTask", "Execution",
-    "FailedPrecondition", "HistoryEntry", "InvalidArgument", "NewTask", "NotFound", "OutOfRange",
+    "FailedPrecondition", "HistoryEntry", "InvalidArgument", "LimitInfo", "NewTask", "NotFound", "OutOfRange",
     "PermanentFailure", "PermissionDenied", "QueueInfo", "RequestError", "ResourceExhausted",
     "RetryableError", "Task", "TaskCancelled", "TaskContext", "TaskEvent", "TaskFailed", "TaskHandle",
     "TaskList", "TaskOptions", "TaskServiceError", "TaskStatus", "TaskType", "Timeout",

@@ -16,6 +16,7 @@ __all__ = [
     "FailedPrecondition",
     "HistoryEntry",
     "InvalidArgument",
+    "LimitInfo",
     "NewTask",
     "NotFound",
     "OutOfRange",
@@ -55,8 +56,8 @@ _HOMES = {
         "taskservice.client.wire": "CallRetry",
         "taskservice.client.enqueue": "enqueue enqueue_async",
         "taskservice.model": "TaskOptions",
-        "taskservice.client.messages": "Execution HistoryEntry NewTask QueueInfo Task TaskEvent TaskList "
-        "TaskStatus TaskType WorkerInfo",
+        "taskservice.client.messages": "Execution HistoryEntry LimitInfo NewTask QueueInfo Task TaskEvent "
+        "TaskList TaskStatus TaskType WorkerInfo",
         "taskservice.protocol.errors": "AuthError FailedPrecondition InvalidArgument NotFound OutOfRange "
         "PermissionDenied RequestError ResourceExhausted RetryableError TaskServiceError Timeout "
         "Unauthenticated Unavailable",
@@ -75,6 +76,7 @@ if TYPE_CHECKING:
     from taskservice.client.messages import (
         Execution,
         HistoryEntry,
+        LimitInfo,
         NewTask,
         QueueInfo,
         Task,

@@ -333,6 +333,8 @@ class TaskOptions:
     max_retries: int | None = None  # None: the type's declared default, else the server's
     timeout_seconds: float | None = None
     queue: str | None = None  # None: the type's declared queue, else "default"
+    # Its key under its type's (or queue's) limit; None: the value of the parameter the limit names.
+    limit_key: str | None = None
 
     def __post_init__(self) -> None:
         # The programmer's mistakes, refused where they are made rather than at the server.
@@ -357,7 +359,7 @@ class TaskOptions:
             name=type if self.name is None else self.name, type=type, parameters=dict(parameters or {}),
             description=self.description, priority=self.priority, max_retries=self.max_retries,
             timeout_seconds=self.timeout_seconds, idempotency_key=self.idempotency_key,
-            delay_seconds=delay, queue=self.queue,
+            delay_seconds=delay, queue=self.queue, limit_key=self.limit_key,
         )  # fmt: skip
 
 
@@ -373,6 +375,7 @@ class TaskOptionFields(TypedDict, total=False):
     max_retries: int | None
     timeout_seconds: float | None
     queue: str | None
+    limit_key: str | None
 
 
 def task_options(options: TaskOptions | None, fields: TaskOptionFields) -> TaskOptions:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from taskservice.api.ids import narrow
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import Execution, HistoryEntry, Status, Task, original_status
 from taskservice.plugins.declare import TaskTypeSpec
-from taskservice.store import Claim, HistoryEvent, Pause, WorkerInfo
+from taskservice.store import Claim, HistoryEvent, Limit, LimitWait, Pause, WorkerInfo
 
 
 def statuses(status: Status) -> dict[str, Any]:
@@ -49,6 +50,31 @@ def no_live_worker(task_type: str, queue: str) -> str:
 def paused(kind: str, name: str) -> str:
     """Why a task waits when its queue or type is paused."""
     return f"{kind} {name} is paused"
+
+
+def limited(wait: LimitWait, parameters: Mapping[str, str]) -> str:
+    """Why a task waits when its key is at its limit's concurrency, or has no start left within its
+    rate: "concurrency limit 2 for customer_id 42 (type send_email)", "rate limit 5/s for type X"."""
+    limit = wait.limit
+    what = f"concurrency limit {limit.concurrency}" if wait.at_concurrency else f"rate limit {limit.rate}"
+    scope = f"{limit.kind} {limit.name}"
+    if wait.key and limit.key and parameters.get(limit.key) == wait.key:
+        whose = f"{limit.key} {wait.key}"
+    elif wait.key:  # the task's own key (CreateTaskRequest.limit_key)
+        whose = f"key {wait.key}"
+    elif limit.key:  # the tasks without the parameter share one key
+        whose = f"tasks without {limit.key}"
+    else:
+        return f"{what} for {scope}"
+    return f"{what} for {whose} ({scope})"
+
+
+def limit(x: Limit) -> pb.TaskLimit:
+    return pb.TaskLimit(
+        kind=x.kind, name=x.name, concurrency=x.concurrency or 0, rate_limit=str(x.rate or ""),
+        key=x.key or "", set_by=x.set_by or "", updated_at=timestamp(x.updated_at), waiting=x.waiting,
+        running=x.running,
+    )  # fmt: skip
 
 
 def pause(p: Pause) -> pb.QueuePause:
@@ -88,6 +114,8 @@ def task(t: Task, parameters: dict[str, str] | None = None, description: str | N
         timeout_seconds=t.timeout_seconds,
         run_at=timestamp(t.run_at),
         queue=t.queue,
+        limit_key=t.limit_key or "",
+        limit_scope=t.limit_scope or "",
         worker_id=t.lease_owner or "",
         idempotency_key=t.idempotency_key or "",
     )

@@ -16,7 +16,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
-from taskservice.store import Store, limits
+from taskservice.store import Store
 
 REQ = TypeVar("REQ")
 RES = TypeVar("RES")
@@ -113,10 +113,10 @@ class Metrics:
         for pause in await store.pauses():
             self.paused.labels(pause.kind, pause.name).set(1)
         self.limit_waiting.clear()
-        for (scope, key), count in (await limits.waiting_by_key(store.pool, LIMIT_KEYS_SHOWN)).items():
+        for (scope, key), count in (await store.limit_waiting_by_key(LIMIT_KEYS_SHOWN)).items():
             self.limit_waiting.labels(scope, key).set(count)
         self.limit_running.clear()
-        for limit in await limits.limits(store.pool):
+        for limit in await store.list_limits():
             self.limit_running.labels(limit.scope).set(limit.running)
         orphaned = await store.waiting_without_live_worker(self.worker_alive_seconds)
         # Only the types that have such tasks now: one whose workers came back drops out.

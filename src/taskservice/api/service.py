@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,7 +40,7 @@ from taskservice.plugins import Registry
 from taskservice.plugins.declare import TaskTypeSpec
 from taskservice.rules.tasks import BrokenRule
 from taskservice.rules.transient import is_transient
-from taskservice.store import Claim, NotHeld, Store, WorkerIdTaken
+from taskservice.store import Claim, Limit, NotHeld, Store, WorkerIdTaken
 
 log = structlog.get_logger(__name__)
 
@@ -147,7 +148,8 @@ class TaskService:
 
     async def _say_why_waiting(self, tasks: list[tuple[Task, pb.Task]]) -> None:
         """Fill `waiting_reason` of the waiting tasks whose queue or type is paused, or whose type no
-        live worker runs (serving its queue): two small queries, and none when no task waits."""
+        live worker runs (serving its queue), or whose key is at its limit: two small queries, a third
+        for the tasks under a limit, and none when no task waits."""
         waiting = [(t, message) for t, message in tasks if t.status in (Status.QUEUED, Status.RETRYING)]
         if not waiting:
             return
@@ -161,6 +163,11 @@ class TaskService:
                 message.waiting_reason = convert.paused("type", t.type)
             elif (t.type, t.queue) in orphaned:
                 message.waiting_reason = convert.no_live_worker(t.type, t.queue)
+        limited = [t.id for t, message in waiting if t.limit_scope and not message.waiting_reason]
+        waits = await self.store.limit_waits(limited) if limited else {}
+        for t, message in waiting:
+            if t.id in waits:
+                message.waiting_reason = convert.limited(waits[t.id], t.parameters)
 
     async def list_tasks(self, request: pb.TaskListRequest, ctx: RequestContext[Any, Any]) -> pb.TaskList:
         status, kind, name, limit, offset = validation.list_request(request)
@@ -329,7 +336,7 @@ class TaskService:
     async def pause_queue(
         self, request: pb.PauseQueueRequest, ctx: RequestContext[Any, Any]
     ) -> pb.PauseQueueResponse:
-        kind, name = validation.pause_target(request.queue, request.type)
+        kind, name = validation.queue_or_type(request.queue, request.type)
         reason = validation.message(request.reason, "reason")
         by = principal.current().registrant or ""
         pause, created = await self.store.pause(kind, name, reason, by)
@@ -339,7 +346,7 @@ class TaskService:
     async def resume_queue(
         self, request: pb.ResumeQueueRequest, ctx: RequestContext[Any, Any]
     ) -> pb.ResumeQueueResponse:
-        kind, name = validation.pause_target(request.queue, request.type)
+        kind, name = validation.queue_or_type(request.queue, request.type)
         resumed = await self.store.resume(kind, name)
         if resumed:
             log.info("resumed", kind=kind, name=name, by=principal.current().registrant)
@@ -366,6 +373,37 @@ class TaskService:
             queues.append(queue)
         types = [convert.pause(p) for p in pauses if p.kind == "type"]
         return pb.ListQueuesResponse(queues=queues, paused_types=types)
+
+    # -- limits -------------------------------------------------------------------------------
+
+    async def set_limit(
+        self, request: pb.SetLimitRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.SetLimitResponse:
+        kind, name = validation.queue_or_type(request.queue, request.type)
+        changes = validation.limit_changes(request)
+        current = [x for x in await self.store.list_limits() if (x.kind, x.name) == (kind, name)]
+        wanted = dataclasses.replace(current[0] if current else Limit(kind, name), **changes)
+        caller = principal.current()
+        by = caller.registrant or caller.name  # never None: None is a limit declared with its type
+        limit = await self.store.set_limit(kind, name, wanted.concurrency, wanted.rate, wanted.key, by)
+        log.info("limit set", kind=kind, name=name, concurrency=limit.concurrency,
+                 rate=str(limit.rate or "") or None, key=limit.key, by=by)  # fmt: skip
+        return pb.SetLimitResponse(limit=convert.limit(limit))
+
+    async def list_limits(
+        self, request: pb.ListLimitsRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.ListLimitsResponse:
+        # A row without a limit is listed when set so at run time: it stands instead of a declaration.
+        found = [x for x in await self.store.list_limits() if x.active or x.set_by is not None]
+        return pb.ListLimitsResponse(limits=[convert.limit(x) for x in found])
+
+    async def reset_limit(
+        self, request: pb.ResetLimitRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.ResetLimitResponse:
+        kind, name = validation.queue_or_type(request.queue, request.type)
+        limit = await self.store.reset_limit(kind, name)
+        log.info("limit reset", kind=kind, name=name, by=principal.current().registrant)
+        return pb.ResetLimitResponse(limit=convert.limit(limit))
 
     async def list_task_types(
         self, request: pb.ListTaskTypesRequest, ctx: RequestContext[Any, Any]

@@ -9,12 +9,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import TRACEBACK_MAX, IdSpan, NewTask, Status, TaskSelection, Transition
+from taskservice.model import (
+    CONCURRENCY_MAX,
+    TRACEBACK_MAX,
+    IdSpan,
+    NewTask,
+    Rate,
+    Status,
+    TaskSelection,
+    Transition,
+)
 from taskservice.plugins.declare import TaskTypeSpec
 from taskservice.rules.tasks import (
     MAX_RETRIES_MAX,
     MESSAGE_MAX,
     NAME_MAX,
+    PARAMETER_KEY,
+    PARAMETER_KEY_MAX,
     BrokenRule,
     PayloadLimits,
     TaskTypes,
@@ -56,6 +67,7 @@ def new_task(
         idempotency_key=request.idempotency_key,
         delay_seconds=request.delay_seconds,
         queue=request.queue or None,
+        limit_key=request.limit_key or None,
     )
     return checked_task(new, task_types, prefix, limits, has_payload=request.HasField("payload"))
 
@@ -287,10 +299,46 @@ def _outcome(o: pb.AttemptOutcome, prefix: str, max_result_bytes: int) -> Transi
 # -- queues and pauses ----------------------------------------------------------------------------------
 
 
-def pause_target(queue: str, task_type: str) -> tuple[str, str]:
-    """("queue", name) or ("type", name): what a PauseQueue or ResumeQueue request names."""
+def queue_or_type(queue: str, task_type: str) -> tuple[str, str]:
+    """("queue", name) or ("type", name): what a PauseQueue, ResumeQueue, SetLimit or ResetLimit
+    request names."""
     if bool(queue) == bool(task_type):
         raise BrokenRule("queue", "name a queue or a task type (`type`), exactly one of them")
     if queue:
         return "queue", queue_name(queue)
     return "type", text("type", task_type, NAME_MAX, required=True, single_line=True)
+
+
+# -- limits ------------------------------------------------------------------------------------------
+
+RATE_LIMIT_MAX = 100  # characters of a rate's text
+
+
+def limit_changes(request: pb.SetLimitRequest) -> dict[str, Any]:
+    """What a SetLimit request changes, as store.Limit's fields (None: no such limit); a field it
+    leaves out is kept as it is, so it must set one at least."""
+    changes: dict[str, Any] = {}
+    if request.HasField("concurrency"):
+        if not 0 <= request.concurrency <= CONCURRENCY_MAX:
+            rule = f"must be 1 to {CONCURRENCY_MAX}, or 0 for none (got {request.concurrency})"
+            raise BrokenRule("concurrency", rule)
+        changes["concurrency"] = request.concurrency or None
+    if request.HasField("rate_limit"):
+        rate = text("rate_limit", request.rate_limit, RATE_LIMIT_MAX, single_line=True)
+        try:
+            changes["rate"] = Rate.parse(rate) if rate else None
+        except ValueError as error:
+            raise BrokenRule("rate_limit", str(error)) from None
+    if request.HasField("key"):
+        key = request.key
+        if key and (not PARAMETER_KEY.fullmatch(key) or len(key) > PARAMETER_KEY_MAX):
+            shown = key if len(key) <= 40 else key[:40] + "…"
+            rule = (
+                f"must be a parameter's name, 1 to {PARAMETER_KEY_MAX} characters of a-z A-Z 0-9 _ -, "
+                f"or empty for none (got {shown!r})"
+            )
+            raise BrokenRule("key", rule)
+        changes["key"] = key or None
+    if not changes:
+        raise BrokenRule("concurrency", "give concurrency, rate_limit or key: at least one to change")
+    return changes

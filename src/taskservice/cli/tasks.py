@@ -137,6 +137,12 @@ class CreateCommand(Command):
     default="",
     help="The queue it waits in [default: its type's declared queue, else default].",
 )
+@click.option(
+    "--limit-key",
+    default="",
+    help="The key it counts under when its type (or queue) has a limit [default: the value of the "
+    "parameter the limit names].",
+)
 @output_option
 @click.pass_context
 def create(
@@ -150,6 +156,7 @@ def create(
     timeout: float | None,
     idempotency_key: str,
     queue: str,
+    limit_key: str,
     output: str,
 ) -> None:
     """Create a task NAME of a type, with parameters."""
@@ -161,6 +168,7 @@ def create(
         priority=priority,
         idempotency_key=idempotency_key,
         queue=queue,
+        limit_key=limit_key,
     )
     if max_retries is not None:
         request.max_retries = max_retries
@@ -188,6 +196,15 @@ def _result_text(value: Any, task_id: int, attempt: int) -> str:
     return text
 
 
+def limit_cell(found: pb.Task) -> str:
+    """The limit a task counts under and its key there: "type send_email, key 42"; empty: neither."""
+    key = f"key {found.limit_key}" if found.limit_key else ""
+    if not found.limit_scope:
+        return f"{key} (no limit)" if key else ""
+    scope = found.limit_scope.replace(":", " ", 1)
+    return f"{scope}, {key}" if key else scope
+
+
 def task_rows(found: pb.Task, last: pb.TaskExecution | None) -> list[tuple[str, Any]]:
     parameters = "\n".join(f"{k}={v}" for k, v in sorted(found.payload.parameters.items()))
     rows: list[tuple[str, Any]] = [
@@ -207,6 +224,8 @@ def task_rows(found: pb.Task, last: pb.TaskExecution | None) -> list[tuple[str, 
         ("Next run", when(found.run_at) if found.exact_status in (pb.QUEUED, pb.RETRYING) else ""),
         ("Worker", found.worker_id),
     ]
+    if limit_cell(found):
+        rows.insert(rows.index(("Queue", found.queue or "default")) + 1, ("Limit", limit_cell(found)))
     if found.waiting_reason:  # e.g. "no live worker runs type X", "queue emails is paused"
         rows.insert(rows.index(("Worker", found.worker_id)), ("Waiting", found.waiting_reason))
     if last is not None:

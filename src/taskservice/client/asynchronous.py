@@ -189,6 +189,26 @@ class AsyncClient:
         """Every queue with its waiting and running tasks, its live workers, and whether it is paused."""
         return await self.run(calls.list_queues())
 
+    async def set_limit(
+        self, queue: str = "", *, type: str = "", concurrency: int | None = None,
+        rate_limit: str | None = None, key: str | None = None,
+    ) -> m.LimitInfo:  # fmt: skip
+        """Limit a queue (or a task `type`) cluster-wide: at most `concurrency` attempts running at once
+        (0: no limit) and `rate_limit` starts ("5/s", "100/min", "10/30s"; "": no limit), per value of
+        the parameter `key` ("": all its tasks count together). What is not given is kept. A type's
+        declaration does not replace it until `reset_limit`. The limit as it now stands."""
+        return await self.run(calls.set_limit(
+            queue, type=type, concurrency=concurrency, rate_limit=rate_limit, key=key
+        ))  # fmt: skip
+
+    async def reset_limit(self, queue: str = "", *, type: str = "") -> m.LimitInfo:
+        """Drop the limit set at run time: a type's declared limit rules again; a queue's is cleared."""
+        return await self.run(calls.reset_limit(queue, type=type))
+
+    async def list_limits(self) -> list[m.LimitInfo]:
+        """Every limit in force, with its tasks waiting under it and running."""
+        return await self.run(calls.list_limits())
+
     async def list_task_types(self) -> list[m.TaskType]:
         return await self.run(calls.list_task_types())
 

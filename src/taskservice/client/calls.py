@@ -183,6 +183,33 @@ def list_queues() -> Call[list[m.QueueInfo]]:
                 lambda r: [m.QueueInfo.from_proto(q) for q in r.queues], True)  # fmt: skip
 
 
+def set_limit(
+    queue: str = "", *, type: str = "", concurrency: int | None = None, rate_limit: str | None = None,
+    key: str | None = None,
+) -> Call[m.LimitInfo]:  # fmt: skip
+    """Set the limit of a queue, or a task type (`type`): each of concurrency (0: none), rate_limit
+    ("5/s"; "": none) and key ("": none) given, the others kept."""
+    request = pb.SetLimitRequest(queue=queue, type=type)
+    if concurrency is not None:
+        request.concurrency = concurrency
+    if rate_limit is not None:
+        request.rate_limit = rate_limit
+    if key is not None:
+        request.key = key
+    return Call("SetLimit", request, pb.SetLimitResponse, lambda r: m.LimitInfo.from_proto(r.limit), True)
+
+
+def reset_limit(queue: str = "", *, type: str = "") -> Call[m.LimitInfo]:
+    """Drop a limit set at run time: a type's declared limit rules again; a queue's is cleared."""
+    request = pb.ResetLimitRequest(queue=queue, type=type)
+    return Call("ResetLimit", request, pb.ResetLimitResponse, lambda r: m.LimitInfo.from_proto(r.limit), True)
+
+
+def list_limits() -> Call[list[m.LimitInfo]]:
+    return Call("ListLimits", pb.ListLimitsRequest(), pb.ListLimitsResponse,
+                lambda r: [m.LimitInfo.from_proto(x) for x in r.limits], True)  # fmt: skip
+
+
 def watch_request(task_ids: Iterable[int]) -> pb.WatchEventsRequest:
     return pb.WatchEventsRequest(task_ids=list(task_ids))
 

@@ -14,8 +14,8 @@ from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import NewTask
 
 __all__ = [
-    "Execution", "HistoryEntry", "NewTask", "QueueInfo", "Task", "TaskEvent", "TaskList", "TaskStatus",
-    "WorkerInfo",
+    "Execution", "HistoryEntry", "LimitInfo", "NewTask", "QueueInfo", "Task", "TaskEvent", "TaskList",
+    "TaskStatus", "WorkerInfo",
 ]  # fmt: skip
 
 
@@ -61,8 +61,12 @@ class Task:
     # In list answers only: the parameters or description were cut (get_task returns them whole).
     truncated: bool = False
     queue: str = model.DEFAULT_QUEUE
-    # Waiting only: why it waits beyond being due ("queue emails is paused", "no live worker runs ...").
+    # Waiting only: why it waits beyond being due ("queue emails is paused", "no live worker runs ...",
+    # "concurrency limit 2 for customer_id 42 (type send_email)").
     waiting_reason: str = ""
+    # The limit it counts under ("type:send_email", "queue:emails"; empty: none), and its key there.
+    limit_scope: str = ""
+    limit_key: str = ""
 
     @classmethod
     def from_proto(cls, m: pb.Task) -> Task:
@@ -73,7 +77,7 @@ class Task:
             timeout_seconds=m.timeout_seconds, created_at=_time(m.created_at),
             updated_at=_time(m.updated_at), run_at=_time(m.run_at), worker_id=m.worker_id,
             idempotency_key=m.idempotency_key, truncated=m.truncated, queue=m.queue or model.DEFAULT_QUEUE,
-            waiting_reason=m.waiting_reason,
+            waiting_reason=m.waiting_reason, limit_scope=m.limit_scope, limit_key=m.limit_key,
         )  # fmt: skip
 
     @classmethod
@@ -85,7 +89,8 @@ class Task:
             description=t.description, priority=t.priority, retries=t.retries, max_retries=t.max_retries,
             attempts=t.attempts, timeout_seconds=t.timeout_seconds, created_at=t.created_at,
             updated_at=t.updated_at, run_at=t.run_at, worker_id=t.lease_owner or "",
-            idempotency_key=t.idempotency_key or "", queue=t.queue,
+            idempotency_key=t.idempotency_key or "", queue=t.queue, limit_scope=t.limit_scope or "",
+            limit_key=t.limit_key or "",
         )  # fmt: skip
 
 
@@ -202,6 +207,31 @@ class QueueInfo:
 
 
 @dataclass(frozen=True)
+class LimitInfo:
+    """A limit on a task type (`kind` "type") or a queue ("queue"), from ListLimits: at most
+    `concurrency` attempts running at once and `rate_limit` starts ("5/s"), per value of the parameter
+    `key` (None: all its tasks count together); its tasks waiting under it and running. `set_by`: who
+    set it at run time (None: declared with its type)."""
+
+    kind: str
+    name: str
+    concurrency: int | None
+    rate_limit: str | None
+    key: str | None
+    set_by: str | None
+    updated_at: datetime | None
+    waiting: int
+    running: int
+
+    @classmethod
+    def from_proto(cls, m: pb.TaskLimit) -> LimitInfo:
+        return cls(
+            m.kind, m.name, m.concurrency or None, m.rate_limit or None, m.key or None, m.set_by or None,
+            _time(m.updated_at), m.waiting, m.running,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Parameter:
     """A parameter a task type declares (values travel as strings: "42", "0.5", "true")."""
 
@@ -272,7 +302,7 @@ def create_request(new: NewTask) -> pb.CreateTaskRequest:
     request = pb.CreateTaskRequest(
         name=new.name, type=new.type, payload=pb.Payload(parameters=dict(new.parameters)),
         description=new.description, priority=new.priority, idempotency_key=new.idempotency_key or "",
-        delay_seconds=new.delay_seconds, queue=new.queue or "",
+        delay_seconds=new.delay_seconds, queue=new.queue or "", limit_key=new.limit_key or "",
     )  # fmt: skip
     if new.max_retries is not None:
         request.max_retries = new.max_retries

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from taskservice.model import DEFAULT_QUEUE, QUEUE_NAME, QUEUE_RULE, NewTask, Status
+from taskservice.model import DEFAULT_QUEUE, LIMIT_KEY_MAX, QUEUE_NAME, QUEUE_RULE, NewTask, Status
 from taskservice.plugins import simulated
 from taskservice.plugins.declare import ParameterError, TaskTypeSpec
 
@@ -158,6 +158,7 @@ def new_task(
     delay = number(f"{prefix}delay_seconds", new.delay_seconds, 0, DELAY_MAX)
     declared_queue = None if declared is None else declared.queue
     queue = queue_name(new.queue or declared_queue or DEFAULT_QUEUE, f"{prefix}queue")
+    limit_key = text(f"{prefix}limit_key", new.limit_key or "", LIMIT_KEY_MAX, single_line=True)
     return NewTask(
         name=name,
         type=kind,
@@ -169,6 +170,7 @@ def new_task(
         idempotency_key=key or None,
         delay_seconds=delay,
         queue=queue,
+        limit_key=limit_key or None,
     )
 
 

@@ -8,6 +8,7 @@ from taskservice.store.credentials import (
     TokenNotFound,
     TokenRecord,
 )
+from taskservice.store.limits import Limit, LimitWait
 from taskservice.store.retention import RetentionPolicy
 from taskservice.store.store import (
     Claim,
@@ -32,6 +33,8 @@ __all__ = [
     "HistoryEvent",
     "Holder",
     "IdAboveLimit",
+    "Limit",
+    "LimitWait",
     "NotHeld",
     "Pause",
     "Pool",

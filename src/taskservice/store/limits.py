@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from taskservice.model import Rate
+from taskservice.store import task_types
 from taskservice.store.sql import query
 
 if TYPE_CHECKING:
@@ -103,15 +104,18 @@ async def set_limit(
     rate: Rate | None,
     key: str | None,
     set_by: str | None,
+    *,
+    reset: bool = False,
 ) -> Limit:
     """Set the limit of a type or queue (None everywhere: none), then put its waiting tasks under it.
 
-    A limit declared with its type (`set_by` None) does not replace one set at run time."""
+    A limit declared with its type (`set_by` None) does not replace one set at run time, unless
+    `reset` says to (ResetLimit: the declaration rules again)."""
     async with pool.acquire() as conn:
         async with conn.transaction():
             row = await conn.fetchrow(query("lock_limit"), kind, name)
             before = _limit(row) if row else Limit(kind, name)
-            if set_by is None and before.set_by is not None:
+            if set_by is None and before.set_by is not None and not reset:
                 return before
             after = Limit(kind, name, concurrency, rate, key, set_by)
             if row is not None and (before.concurrency, before.rate, before.key, before.set_by) == (
@@ -128,6 +132,14 @@ async def set_limit(
         if before.active != after.active or before.key != after.key:
             await rescope(conn, kind, name, rekey=before.key != after.key)
     return _limit(row)
+
+
+async def reset_limit(pool: Pool, kind: str, name: str) -> Limit:
+    """Drop what was set at run time: a type's limit becomes what its declaration last published asks
+    for (none, if it asks for none or none was published); a queue's limit is cleared."""
+    declaration = await task_types.declaration(pool, name) if kind == "type" else None
+    concurrency, rate, key = declared(declaration or {})
+    return await set_limit(pool, kind, name, concurrency, rate, key, None, reset=True)
 
 
 async def rescope(conn: Pool | Connection, kind: str, name: str, *, rekey: bool) -> None:

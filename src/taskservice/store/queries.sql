@@ -656,6 +656,10 @@ INSERT INTO task_types (name, declaration, updated_at)
 SELECT key, value, now() FROM jsonb_each($1::jsonb)
     ON CONFLICT (name) DO UPDATE SET declaration = excluded.declaration, updated_at = now();
 
+-- name: task_type_declaration
+-- The declaration of task type $1 last published (no row: none was).
+SELECT declaration FROM task_types WHERE name = $1;
+
 -- name: live_task_types
 -- The task types that workers heard from within $1 seconds can run, each with its declaration
 -- (NULL: the type declares nothing).

@@ -792,6 +792,40 @@ class Store:
             await self._waker.wake()
         return task_id
 
+    # -- limits (store/limits.py) -------------------------------------------------------------
+
+    async def list_limits(self) -> list[limits.Limit]:
+        """Every limit row (those cleared included), with its tasks waiting and running."""
+        return await limits.limits(self.pool)
+
+    async def set_limit(
+        self, kind: str, name: str, concurrency: int | None, rate: model.Rate | None, key: str | None,
+        set_by: str,
+    ) -> limits.Limit:  # fmt: skip
+        """Set the limit of a type or queue at run time (None: no such limit), as `set_by`: the type's
+        declarations do not replace it. Its tasks waiting and running; the workers are woken (a limit
+        raised or lifted may let tasks start now)."""
+        await limits.set_limit(self.pool, kind, name, concurrency, rate, key, set_by)
+        return await self._limit_now(kind, name)
+
+    async def reset_limit(self, kind: str, name: str) -> limits.Limit:
+        """Drop the run-time setting: a type's declared limit rules again, a queue's is cleared."""
+        await limits.reset_limit(self.pool, kind, name)
+        return await self._limit_now(kind, name)
+
+    async def _limit_now(self, kind: str, name: str) -> limits.Limit:
+        await self._waker.wake()
+        found = [x for x in await limits.limits(self.pool) if (x.kind, x.name) == (kind, name)]
+        return found[0] if found else limits.Limit(kind, name)
+
+    async def limit_waiting_by_key(self, top: int) -> dict[tuple[str, str], int]:
+        """(scope, key) -> tasks waiting under that limit with that key, the `top` keys with most."""
+        return await limits.waiting_by_key(self.pool, top)
+
+    async def limit_waits(self, task_ids: Sequence[int]) -> dict[int, limits.LimitWait]:
+        """Of waiting tasks `task_ids`, those under a limit their key has reached, with why."""
+        return await limits.waits(self.pool, task_ids)
+
     # -- task type declarations --------------------------------------------------------------
 
     async def register_task_types(self, declarations: Mapping[str, Mapping[str, Any]]) -> None:

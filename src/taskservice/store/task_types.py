@@ -18,6 +18,12 @@ async def register_task_types(conn: Pool | Connection, declarations: Mapping[str
         await conn.execute(query("register_task_types"), {k: dict(v) for k, v in declarations.items()})
 
 
+async def declaration(conn: Pool | Connection, name: str) -> dict[str, Any] | None:
+    """The declaration of task type `name` last published (None: none was)."""
+    found: dict[str, Any] | None = await conn.fetchval(query("task_type_declaration"), name)
+    return found
+
+
 async def live_task_types(conn: Pool | Connection, within_seconds: float) -> dict[str, dict[str, Any] | None]:
     """The task types that workers heard from within `within_seconds` run, with their declarations
     (None: the type declares nothing)."""

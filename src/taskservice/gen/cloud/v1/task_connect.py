@@ -75,6 +75,15 @@ class TaskManagementService(Protocol):
     async def list_queues(self, request: cloud_dot_v1_dot_task__pb2.ListQueuesRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ListQueuesResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
+    async def set_limit(self, request: cloud_dot_v1_dot_task__pb2.SetLimitRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.SetLimitResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def list_limits(self, request: cloud_dot_v1_dot_task__pb2.ListLimitsRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ListLimitsResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def reset_limit(self, request: cloud_dot_v1_dot_task__pb2.ResetLimitRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ResetLimitResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
     async def heartbeat(self, request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.HeartbeatResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
@@ -279,6 +288,36 @@ class TaskManagementServiceASGIApplication(ConnectASGIApplication[TaskManagement
                         idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
                     ),
                     function=svc.list_queues,
+                ),
+                "/cloud.v1.TaskManagementService/SetLimit": Endpoint.unary(
+                    method=MethodInfo(
+                        name="SetLimit",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.SetLimitRequest,
+                        output=cloud_dot_v1_dot_task__pb2.SetLimitResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.set_limit,
+                ),
+                "/cloud.v1.TaskManagementService/ListLimits": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ListLimits",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.ListLimitsRequest,
+                        output=cloud_dot_v1_dot_task__pb2.ListLimitsResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                    ),
+                    function=svc.list_limits,
+                ),
+                "/cloud.v1.TaskManagementService/ResetLimit": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ResetLimit",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.ResetLimitRequest,
+                        output=cloud_dot_v1_dot_task__pb2.ResetLimitResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.reset_limit,
                 ),
                 "/cloud.v1.TaskManagementService/Heartbeat": Endpoint.unary(
                     method=MethodInfo(
@@ -719,6 +758,68 @@ class TaskManagementServiceClient(ConnectClient):
             use_get=use_get,
         )
 
+    async def set_limit(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.SetLimitRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.SetLimitResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="SetLimit",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.SetLimitRequest,
+                output=cloud_dot_v1_dot_task__pb2.SetLimitResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def list_limits(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.ListLimitsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> cloud_dot_v1_dot_task__pb2.ListLimitsResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListLimits",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.ListLimitsRequest,
+                output=cloud_dot_v1_dot_task__pb2.ListLimitsResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+
+    async def reset_limit(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.ResetLimitRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.ResetLimitResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ResetLimit",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.ResetLimitRequest,
+                output=cloud_dot_v1_dot_task__pb2.ResetLimitResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
     async def heartbeat(
         self,
         request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest,
@@ -818,6 +919,12 @@ class TaskManagementServiceSync(Protocol):
     def resume_queue(self, request: cloud_dot_v1_dot_task__pb2.ResumeQueueRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ResumeQueueResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def list_queues(self, request: cloud_dot_v1_dot_task__pb2.ListQueuesRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ListQueuesResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def set_limit(self, request: cloud_dot_v1_dot_task__pb2.SetLimitRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.SetLimitResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def list_limits(self, request: cloud_dot_v1_dot_task__pb2.ListLimitsRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ListLimitsResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def reset_limit(self, request: cloud_dot_v1_dot_task__pb2.ResetLimitRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ResetLimitResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def heartbeat(self, request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.HeartbeatResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
@@ -1020,6 +1127,36 @@ class TaskManagementServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
                     ),
                     function=service.list_queues,
+                ),
+                "/cloud.v1.TaskManagementService/SetLimit": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="SetLimit",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.SetLimitRequest,
+                        output=cloud_dot_v1_dot_task__pb2.SetLimitResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.set_limit,
+                ),
+                "/cloud.v1.TaskManagementService/ListLimits": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ListLimits",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.ListLimitsRequest,
+                        output=cloud_dot_v1_dot_task__pb2.ListLimitsResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                    ),
+                    function=service.list_limits,
+                ),
+                "/cloud.v1.TaskManagementService/ResetLimit": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ResetLimit",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.ResetLimitRequest,
+                        output=cloud_dot_v1_dot_task__pb2.ResetLimitResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.reset_limit,
                 ),
                 "/cloud.v1.TaskManagementService/Heartbeat": EndpointSync.unary(
                     method=MethodInfo(
@@ -1458,6 +1595,68 @@ class TaskManagementServiceClientSync(ConnectClientSync):
             headers=headers,
             timeout_ms=timeout_ms,
             use_get=use_get,
+        )
+
+    def set_limit(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.SetLimitRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.SetLimitResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="SetLimit",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.SetLimitRequest,
+                output=cloud_dot_v1_dot_task__pb2.SetLimitResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def list_limits(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.ListLimitsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> cloud_dot_v1_dot_task__pb2.ListLimitsResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListLimits",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.ListLimitsRequest,
+                output=cloud_dot_v1_dot_task__pb2.ListLimitsResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+
+    def reset_limit(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.ResetLimitRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.ResetLimitResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ResetLimit",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.ResetLimitRequest,
+                output=cloud_dot_v1_dot_task__pb2.ResetLimitResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
         )
 
     def heartbeat(
