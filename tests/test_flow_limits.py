@@ -37,7 +37,8 @@ async def limit(
     name: str = "sleep",
 ) -> None:
     parsed = Rate.parse(rate) if rate else None
-    await limits_store.set_limit(store.pool, kind, name, concurrency, parsed, key, "test")
+    changes = {"concurrency": concurrency, "rate": parsed, "key": key}
+    await limits_store.set_limit(store.pool, kind, name, changes, "test")
 
 
 async def create(store: Store, keys: list[str], task_type: str = "sleep", **options: str) -> list[int]:
@@ -205,7 +206,9 @@ async def test_a_declared_limit_applies_unless_one_was_set_at_run_time(store: St
         "customer",
         None,
     )
-    await limits_store.set_limit(store.pool, "type", "report", 7, None, None, "alice")
+    await limits_store.set_limit(
+        store.pool, "type", "report", {"concurrency": 7, "rate": None, "key": None}, "alice"
+    )
     await store.register_task_types({"report": spec.to_json()})  # a worker restarts: the operator's stays
     [kept] = await limits_store.limits(store.pool)
     assert (kept.concurrency, kept.rate, kept.set_by) == (7, None, "alice")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -40,7 +39,7 @@ from taskservice.plugins import Registry
 from taskservice.plugins.declare import TaskTypeSpec
 from taskservice.rules.tasks import BrokenRule
 from taskservice.rules.transient import is_transient
-from taskservice.store import Claim, Limit, NotHeld, Store, WorkerIdTaken
+from taskservice.store import Claim, NotHeld, Store, WorkerIdTaken
 
 log = structlog.get_logger(__name__)
 
@@ -381,11 +380,9 @@ class TaskService:
     ) -> pb.SetLimitResponse:
         kind, name = validation.queue_or_type(request.queue, request.type)
         changes = validation.limit_changes(request)
-        current = [x for x in await self.store.list_limits() if (x.kind, x.name) == (kind, name)]
-        wanted = dataclasses.replace(current[0] if current else Limit(kind, name), **changes)
         caller = principal.current()
         by = caller.registrant or caller.name  # never None: None is a limit declared with its type
-        limit = await self.store.set_limit(kind, name, wanted.concurrency, wanted.rate, wanted.key, by)
+        limit = await self.store.set_limit(kind, name, changes, by)
         log.info("limit set", kind=kind, name=name, concurrency=limit.concurrency,
                  rate=str(limit.rate or "") or None, key=limit.key, by=by)  # fmt: skip
         return pb.SetLimitResponse(limit=convert.limit(limit))

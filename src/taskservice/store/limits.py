@@ -8,7 +8,7 @@ a waiting one when its limit changes, in batches so that no statement holds many
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -100,14 +100,13 @@ async def set_limit(
     pool: Pool,
     kind: str,
     name: str,
-    concurrency: int | None,
-    rate: Rate | None,
-    key: str | None,
+    changes: Mapping[str, Any],
     set_by: str | None,
     *,
     reset: bool = False,
 ) -> Limit:
-    """Set the limit of a type or queue (None everywhere: none), then put its waiting tasks under it.
+    """Change the limit of a type or queue (`changes`: any of concurrency, rate and key, each None for
+    none; the others stay as they are, read under the limit's lock), then put its waiting tasks under it.
 
     A limit declared with its type (`set_by` None) does not replace one set at run time, unless
     `reset` says to (ResetLimit: the declaration rules again)."""
@@ -117,7 +116,8 @@ async def set_limit(
             before = _limit(row) if row else Limit(kind, name)
             if set_by is None and before.set_by is not None and not reset:
                 return before
-            after = Limit(kind, name, concurrency, rate, key, set_by)
+            after = replace(before, **changes, set_by=set_by)
+            concurrency, rate, key = after.concurrency, after.rate, after.key
             if row is not None and (before.concurrency, before.rate, before.key, before.set_by) == (
                 after.concurrency, after.rate, after.key, after.set_by
             ):  # fmt: skip
@@ -139,7 +139,8 @@ async def reset_limit(pool: Pool, kind: str, name: str) -> Limit:
     for (none, if it asks for none or none was published); a queue's limit is cleared."""
     declaration = await task_types.declaration(pool, name) if kind == "type" else None
     concurrency, rate, key = declared(declaration or {})
-    return await set_limit(pool, kind, name, concurrency, rate, key, None, reset=True)
+    changes = {"concurrency": concurrency, "rate": rate, "key": key}
+    return await set_limit(pool, kind, name, changes, None, reset=True)
 
 
 async def rescope(conn: Pool | Connection, kind: str, name: str, *, rekey: bool) -> None:
@@ -164,7 +165,7 @@ async def declare_limits(pool: Pool, declarations: Mapping[str, Mapping[str, Any
             continue
         if had is not None and (had.concurrency, had.rate, had.key) == (concurrency, rate, key):
             continue
-        await set_limit(pool, "type", name, concurrency, rate, key, None)
+        await set_limit(pool, "type", name, {"concurrency": concurrency, "rate": rate, "key": key}, None)
 
 
 async def waits(conn: Pool | Connection, task_ids: Sequence[int]) -> dict[int, LimitWait]:

@@ -798,14 +798,12 @@ class Store:
         """Every limit row (those cleared included), with its tasks waiting and running."""
         return await limits.limits(self.pool)
 
-    async def set_limit(
-        self, kind: str, name: str, concurrency: int | None, rate: model.Rate | None, key: str | None,
-        set_by: str,
-    ) -> limits.Limit:  # fmt: skip
-        """Set the limit of a type or queue at run time (None: no such limit), as `set_by`: the type's
-        declarations do not replace it. Its tasks waiting and running; the workers are woken (a limit
-        raised or lifted may let tasks start now)."""
-        await limits.set_limit(self.pool, kind, name, concurrency, rate, key, set_by)
+    async def set_limit(self, kind: str, name: str, changes: Mapping[str, Any], set_by: str) -> limits.Limit:
+        """Change the limit of a type or queue at run time (`changes`: any of concurrency, rate and key,
+        None: no such limit; the others stay), as `set_by`: the type's declarations do not replace it.
+        Its tasks waiting and running; the workers are woken (a limit raised or lifted may let tasks
+        start now)."""
+        await limits.set_limit(self.pool, kind, name, changes, set_by)
         return await self._limit_now(kind, name)
 
     async def reset_limit(self, kind: str, name: str) -> limits.Limit:
