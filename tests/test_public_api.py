@@ -13,9 +13,9 @@ from taskservice.client import messages
 from taskservice.model import TASK_STATUSES, Status
 
 PUBLIC = [
-    "AsyncClient", "AsyncTaskHandle", "AuthError", "CallRetry", "Client", "DeclaredTask", "Execution",
-    "FailedPrecondition", "HistoryEntry", "InvalidArgument", "LimitInfo", "NewTask", "NotFound", "OutOfRange",
-    "PermanentFailure", "PermissionDenied", "QueueInfo", "RequestError", "ResourceExhausted",
+    "AsyncClient", "AsyncTaskHandle", "AuthError", "CallRetry", "Client", "Cron", "DeclaredTask", "Every",
+    "Execution", "FailedPrecondition", "HistoryEntry", "InvalidArgument", "LimitInfo", "NewTask", "NotFound",
+    "OutOfRange", "PermanentFailure", "PermissionDenied", "QueueInfo", "RequestError", "ResourceExhausted",
     "RetryableError", "Task", "TaskCancelled", "TaskContext", "TaskEvent", "TaskFailed", "TaskHandle",
     "TaskList", "TaskOptions", "TaskServiceError", "TaskStatus", "TaskType", "Timeout",
     "Unauthenticated", "Unavailable", "WorkerInfo", "enqueue", "enqueue_async", "task",

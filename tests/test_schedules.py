@@ -4,13 +4,17 @@ whichever scheduler gets there first, catch-up and overlap policies; all under a
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
 
+import taskservice
+from taskservice import Cron, Every
 from taskservice.model import NewTask, Schedule, ScheduleSpec, Status
+from taskservice.plugins.declare import ParameterSpec, TaskTypeSpec
 from taskservice.rules import schedules as rules
 from taskservice.rules.tasks import BrokenRule
 from taskservice.store import Store
@@ -250,3 +254,76 @@ async def test_a_trigger_by_hand_makes_a_task_of_the_schedule_without_a_tick(sto
 async def test_a_name_is_taken_once(store: Store) -> None:
     await made(store, spec(every_seconds=60.0), T0)
     assert await store.create_schedule(spec(every_seconds=30.0), T0) is None
+
+
+# -- schedules declared with a task type ----------------------------------------------------------------
+
+
+def test_a_task_type_declares_its_schedules() -> None:
+    @taskservice.task(
+        "digest_demo", cron="@daily", schedules=[Every("30m", name="often", parameters={"n": "1"})]
+    )
+    def digest(n: str = "0") -> None: ...
+
+    assert [(s.name, s.cron, s.every, s.parameters) for s in digest.spec.schedules] == [
+        ("", "0 0 * * *", None, {}),
+        ("often", None, "30m", {"n": "1"}),
+    ]
+    published = TaskTypeSpec.from_json(digest.spec.to_json())
+    assert published is not None
+    assert published.to_json() == digest.spec.to_json()
+    with pytest.raises(ValueError, match="five fields"):
+        Cron("every day")
+    with pytest.raises(ValueError, match="at least 1 second"):
+        Every("0s")
+    with pytest.raises(ValueError, match="its own name"):
+        TaskTypeSpec(schedules=(Cron("@hourly"), Every("1h")))
+
+
+async def test_declared_schedules_are_created_updated_and_reported_when_gone(store: Store) -> None:
+    parameters = (ParameterSpec(name="n"),)
+    first = TaskTypeSpec(parameters=parameters, schedules=(Cron("0 * * * *"), Every("1m", name="fast")))
+    await store.register_task_types({"report": first.to_json()})
+    clock = Clock(T0)
+    scheduler = Scheduler(store, 1, 10, clock)
+    await scheduler.run_once()
+    hourly, fast = await store.get_schedule("report"), await store.get_schedule("fast")
+    assert hourly is not None
+    assert fast is not None
+    assert (hourly.declared_type, hourly.spec.cron, hourly.next_tick) == (
+        "report",
+        "0 * * * *",
+        T0 + timedelta(hours=1),
+    )
+    assert (fast.spec.every_seconds, fast.next_tick, fast.created_by) == (
+        60.0,
+        T0 + timedelta(minutes=1),
+        "type report",
+    )
+
+    # An operator pauses the hourly one; the code moves it to the half hour and drops "fast".
+    paused = replace(hourly.spec, paused=True)
+    assert await store.update_schedule(hourly.id, paused, hourly.next_tick, declared_type="report")
+    second = TaskTypeSpec(parameters=parameters, schedules=(Cron("30 * * * *"),))
+    await store.register_task_types({"report": second.to_json()})
+    clock.now = T0 + timedelta(minutes=5)
+    await scheduler.run_once()
+    moved, gone = await store.get_schedule("report"), await store.get_schedule("fast")
+    assert moved is not None
+    assert gone is not None
+    assert (moved.spec.cron, moved.spec.paused, moved.next_tick) == (
+        "30 * * * *",
+        True,
+        T0 + timedelta(minutes=30),
+    )
+    assert gone.undeclared_at is not None  # reported, not deleted: it keeps ticking
+    assert gone.next_tick is not None
+
+    # A name already taken by a schedule made through the API is left alone.
+    await made(store, spec("mine", every_seconds=3600.0), T0)
+    third = TaskTypeSpec(parameters=parameters, schedules=(Cron("30 * * * *"), Every("1m", name="mine")))
+    await store.register_task_types({"report": third.to_json()})
+    await scheduler.run_once()
+    mine = await store.get_schedule("mine")
+    assert mine is not None
+    assert (mine.declared_type, mine.spec.every_seconds) == (None, 3600.0)

@@ -11,7 +11,9 @@ __all__ = [
     "AuthError",
     "CallRetry",
     "Client",
+    "Cron",
     "DeclaredTask",
+    "Every",
     "Execution",
     "FailedPrecondition",
     "HistoryEntry",
@@ -65,6 +67,7 @@ _HOMES = {
         "taskservice.plugins": "PermanentFailure",
         "taskservice.client.typed": "DeclaredTask task",
         "taskservice.plugins.context": "TaskContext",
+        "taskservice.plugins.declare": "Cron Every",
     }.items()
     for name in names.split()
 }
@@ -92,6 +95,7 @@ if TYPE_CHECKING:
     from taskservice.model import TaskOptions
     from taskservice.plugins import PermanentFailure
     from taskservice.plugins.context import TaskContext
+    from taskservice.plugins.declare import Cron, Every
     from taskservice.protocol.errors import (
         AuthError,
         FailedPrecondition,

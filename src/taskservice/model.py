@@ -240,6 +240,49 @@ CATCHUP_MAX = 100  # `all` creates at most this many missed ticks at once, the l
 EVERY_MIN_SECONDS = 1.0
 EVERY_MAX_SECONDS = 366 * 86_400.0
 SCHEDULE_NAME_MAX = 200
+EVERY_RULE = 'a duration such as "30s", "5m", "2h" or "1d" (at least 1 second, at most 366 days)'
+_EVERY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?)?\s*")
+CRON_NICKNAMES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+def every_seconds(text: str) -> float:
+    """Seconds of a duration ("30s", "5m", "2h", "1d", or a number of seconds); ValueError saying
+    EVERY_RULE otherwise."""
+    match = _EVERY.fullmatch(text.lower())
+    seconds = (
+        float(match[1]) * {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}[(match[2] or "s")[0]]
+        if match
+        else 0
+    )
+    if not EVERY_MIN_SECONDS <= seconds <= EVERY_MAX_SECONDS:
+        raise ValueError(f"must be {EVERY_RULE} (got {text[:50]!r})")
+    return seconds
+
+
+def cron_expression(text: str) -> str:
+    """A cron expression as stored: five fields (a nickname such as @hourly becomes its five); ValueError
+    saying what is wrong otherwise. Evaluated by cronsim (rules/schedules.py)."""
+    from cronsim import CronSim, CronSimError  # here: only what handles schedules pays for the import
+
+    expression = CRON_NICKNAMES.get(text.strip().lower(), text.strip())
+    if len(expression.split()) != 5:
+        raise ValueError(
+            f"must have five fields (minute hour day month weekday) or be one of {', '.join(CRON_NICKNAMES)}"
+            f" (got {text[:100]!r})"
+        )
+    try:
+        CronSim(expression, datetime(2026, 1, 1))
+    except CronSimError as error:
+        raise ValueError(f"is not a valid cron expression: {error} (got {text[:100]!r})") from None
+    return expression
 
 
 @dataclass(frozen=True)
@@ -271,6 +314,7 @@ class Schedule:
     missed: int = 0  # ticks not created because the schedulers were down (catch-up none or bounded)
     skipped: int = 0  # ticks not created because the previous run was unfinished (overlap skip)
     declared_type: str | None = None  # the task type that declares it, if it was declared in code
+    undeclared_at: datetime | None = None  # when its type's code stopped declaring it (it runs on)
     created_by: str = ""
     created_at: datetime | None = None
     updated_at: datetime | None = None

@@ -8,13 +8,13 @@ strings its worker parses back. Lives in the client layer: the plugins below it 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, cast, overload
 
 from taskservice.model import TaskOptions
 from taskservice.plugins import register_declared
 from taskservice.plugins.context import TaskContext
-from taskservice.plugins.declare import P, ParameterError, R, TypedTask
+from taskservice.plugins.declare import Cron, DeclaredSchedule, P, ParameterError, R, TypedTask
 from taskservice.protocol.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -96,6 +96,8 @@ def task(
     concurrency: int | None = None,
     concurrency_key: str | None = None,
     rate_limit: str | None = None,
+    cron: str | None = None,
+    schedules: Sequence[DeclaredSchedule] = (),
 ) -> Declare:
     """Declare the decorated function (sync or async) as task type `name`.
 
@@ -110,6 +112,9 @@ def task(
     `concurrency` caps the attempts running at once and `rate_limit` ("5/s", "100/min") the starts,
     across every worker, agent and server, per value of the parameter `concurrency_key` when given
     (e.g. "customer_id": each customer counts alone); adjustable at run time (`task-cli limit set`).
+    `cron` ("0 * * * *", in UTC) creates one of its tasks at each tick, without parameters; `schedules`
+    any number of `Cron(...)` and `Every(...)` with their own parameters, time zone and policies. A
+    worker running the type creates them, and updates them when the code changes them.
     Every Registry (and so every worker in this process) knows the type once its module is imported.
     Its tasks are created by `resize_avatar.enqueue(conn, width=128)`, `enqueue_async`, or
     `resize_avatar.create(client, width=128)`, with `with_options(TaskOptions(...))` for the rest; a
@@ -129,6 +134,7 @@ def task(
             concurrency=concurrency,
             concurrency_key=concurrency_key,
             rate_limit=rate_limit,
+            schedules=(*((Cron(cron),) if cron is not None else ()), *schedules),
         )
         register_declared(name, declared)
         return declared

@@ -26,11 +26,19 @@ from typing import Annotated, Any, Generic, Literal, ParamSpec, TypeVar
 import annotated_types
 import docstring_parser
 import pydantic
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from taskservice.model import CONCURRENCY_MAX, LIMIT_KEY_MAX, QUEUE_NAME, Rate
+from taskservice.model import (
+    CONCURRENCY_MAX,
+    LIMIT_KEY_MAX,
+    QUEUE_NAME,
+    SCHEDULE_NAME_MAX,
+    Rate,
+    cron_expression,
+    every_seconds,
+)
 from taskservice.plugins import PermanentFailure
 from taskservice.plugins.context import TaskContext, current
 
@@ -147,6 +155,68 @@ class ParameterSpec(BaseModel):
         return value
 
 
+class DeclaredSchedule(BaseModel):
+    """A schedule a task type declares (`@task(..., cron=...)` or `schedules=[Cron(...), Every(...)]`):
+    a worker running the type creates it, or updates it when its code changed it. `name` "" is the
+    type's name."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: str = Field("", max_length=SCHEDULE_NAME_MAX)
+    cron: str | None = None
+    timezone: str = "UTC"
+    every: str | None = None  # a duration as written ("30m"): model.every_seconds reads it
+    parameters: dict[str, str] = Field(default_factory=dict)
+    overlap: Literal["allow", "skip"] = "allow"
+    catchup: Literal["none", "last", "all"] = "none"
+
+    @field_validator("cron")
+    @classmethod
+    def _a_cron_expression(cls, value: str | None) -> str | None:
+        return None if value is None else cron_expression(value)
+
+    @field_validator("every")
+    @classmethod
+    def _a_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            every_seconds(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _a_time_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"must be an IANA time zone such as UTC or Europe/Berlin (got {value!r})"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _cron_or_every(self) -> DeclaredSchedule:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("a schedule has a cron expression or an interval (every), one of them")
+        return self
+
+
+class Cron(DeclaredSchedule):
+    """`Cron("0 8 * * 1-5", timezone="Europe/Paris")`: a task at each tick of a cron expression (five
+    fields, or @hourly, @daily...) in a time zone."""
+
+    def __init__(self, expression: str, /, **options: Any) -> None:
+        super().__init__(cron=expression, **options)
+
+
+class Every(DeclaredSchedule):
+    """`Every("30m", parameters={"region": "eu"})`: a task every so often ("30s", "5m", "2h", "1d")."""
+
+    def __init__(self, duration: str, /, **options: Any) -> None:
+        super().__init__(every=duration, **options)
+
+
 class TaskTypeSpec(BaseModel):
     """What a task type declares. Parameters it does not list are refused unless `extra_parameters`."""
 
@@ -167,6 +237,8 @@ class TaskTypeSpec(BaseModel):
     concurrency: int | None = Field(None, ge=1, le=CONCURRENCY_MAX)
     concurrency_key: str | None = Field(None, min_length=1, max_length=LIMIT_KEY_MAX)
     rate_limit: str | None = None
+    # Schedules its workers create (store/schedules.py; the scheduler reconciles them).
+    schedules: tuple[DeclaredSchedule, ...] = ()
     # Errors that fail the task at once (besides PermanentFailure): the classes in this process,
     # their names in the published declaration.
     permanent: tuple[type[BaseException], ...] = Field((), exclude=True)
@@ -182,6 +254,14 @@ class TaskTypeSpec(BaseModel):
     def _a_parameter_name(cls, value: str | None) -> str | None:
         if value is not None and (not value.strip() or _CONTROL.search(value)):
             raise ValueError("must name a parameter: no blanks only, no control characters")
+        return value
+
+    @field_validator("schedules")
+    @classmethod
+    def _distinct_names(cls, value: tuple[DeclaredSchedule, ...]) -> tuple[DeclaredSchedule, ...]:
+        names = [schedule.name for schedule in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each of a type's schedules needs its own name (got {names})")
         return value
 
     def declares(self, name: str) -> bool:
@@ -370,6 +450,7 @@ class TypedTask(Generic[P, R]):
         concurrency: int | None = None,
         concurrency_key: str | None = None,
         rate_limit: str | None = None,
+        schedules: tuple[DeclaredSchedule, ...] = (),
     ) -> None:
         if not name.strip() or len(name) > TYPE_NAME_MAX or _CONTROL.search(name):
             raise ValueError(
@@ -417,6 +498,7 @@ class TypedTask(Generic[P, R]):
             concurrency=concurrency,
             concurrency_key=concurrency_key,
             rate_limit=rate_limit,
+            schedules=schedules,
             permanent=permanent,
             permanent_errors=tuple(e.__qualname__ for e in permanent),
         )

@@ -14,40 +14,30 @@ grace) or skipped (the previous run is unfinished, overlap "skip"), and the next
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim, CronSimError
+from cronsim import CronSim
 
 from taskservice.model import (
     CATCHUP_MAX,
     CATCHUP_POLICIES,
     EVERY_MAX_SECONDS,
     EVERY_MIN_SECONDS,
+    EVERY_RULE,
     OVERLAP_POLICIES,
     SCHEDULE_NAME_MAX,
     Firing,
     Schedule,
     ScheduleSpec,
+    cron_expression,
+    every_seconds,
 )
 from taskservice.rules.tasks import BrokenRule, TaskTypes, new_task, text
 
-NICKNAMES = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-_EVERY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?)?\s*")
-_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
-EVERY_RULE = 'a duration such as "30s", "5m", "2h" or "1d" (at least 1 second, at most 366 days)'
 # The most ticks a scheduler looks at for one schedule at once (a year down with a schedule every
 # second has 31 million): the newest LOOK_BACK; and the most a cron walk takes before it jumps to the
 # last two days (the missed count is then a lower bound).
@@ -58,26 +48,18 @@ WALK_IN = timedelta(hours=3)  # longer than any daylight saving change
 
 def every(value: str, field: str = "every") -> float:
     """Seconds of a duration ("30s", "5m", "2h", "1d", or a number of seconds)."""
-    match = _EVERY.fullmatch(value.lower())
-    if not match:
-        raise BrokenRule(field, f"must be {EVERY_RULE} (got {value[:50]!r})")
-    seconds = float(match[1]) * _UNIT[(match[2] or "s")[0]]
-    if not EVERY_MIN_SECONDS <= seconds <= EVERY_MAX_SECONDS:
-        raise BrokenRule(field, f"must be {EVERY_RULE} (got {value[:50]!r})")
-    return seconds
+    try:
+        return every_seconds(value)
+    except ValueError as error:
+        raise BrokenRule(field, str(error)) from None
 
 
 def cron(value: str, field: str = "cron") -> str:
     """A cron expression as stored: five fields (a nickname such as @hourly becomes its five)."""
-    expression = NICKNAMES.get(value.strip().lower(), value.strip())
-    if len(expression.split()) != 5:
-        raise BrokenRule(field, f"must have five fields (minute hour day month weekday) or be one of "
-                                f"{', '.join(NICKNAMES)} (got {value[:100]!r})")  # fmt: skip
     try:
-        CronSim(expression, datetime(2026, 1, 1))
-    except CronSimError as error:
-        raise BrokenRule(field, f"is not a valid cron expression: {error} (got {value[:100]!r})") from None
-    return expression
+        return cron_expression(value)
+    except ValueError as error:
+        raise BrokenRule(field, str(error)) from None
 
 
 def timezone(value: str, field: str = "timezone") -> ZoneInfo:

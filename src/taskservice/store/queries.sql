@@ -811,12 +811,34 @@ RETURNING *;
 
 -- name: update_schedule
 -- Replace schedule $1's spec ($2-$9 as create_schedule's $2-$9) and its next tick ($10); $11 the type
--- declaring it (NULL: none). Its counts and last run stay.
-UPDATE schedules
-   SET cron = $2, timezone = $3, every_seconds = $4, task = $5::jsonb, overlap = $6, catchup = $7,
-       paused = $8, ends_at = $9, next_tick = $10, declared_type = $11, updated_at = now()
- WHERE id = $1
-RETURNING *;
+-- declaring it (NULL: none), which declares it now (undeclared_at cleared). Its counts and last run
+-- stay. Nothing is written when nothing changes; the schedule comes back either way (no row: gone).
+WITH changed AS (
+    UPDATE schedules
+       SET cron = $2, timezone = $3, every_seconds = $4, task = $5::jsonb, overlap = $6, catchup = $7,
+           paused = $8, ends_at = $9, next_tick = $10, declared_type = $11, undeclared_at = NULL,
+           updated_at = now()
+     WHERE id = $1
+       AND (cron, timezone, every_seconds, task, overlap, catchup, paused, ends_at, next_tick, declared_type,
+            undeclared_at)
+           IS DISTINCT FROM ($2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, NULL::timestamptz)
+    RETURNING *
+)
+SELECT * FROM changed
+ UNION ALL
+SELECT * FROM schedules WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM changed);
+
+-- name: undeclare_schedule
+-- Schedule $1 is no longer declared by its type's code: say so once (it keeps running).
+UPDATE schedules SET undeclared_at = now() WHERE id = $1 AND undeclared_at IS NULL RETURNING id;
+
+-- name: task_types_changed
+-- When a task type declaration last changed (the schedulers reconcile declared schedules then).
+SELECT max(updated_at) FROM task_types;
+
+-- name: declarations
+-- Every task type's published declaration.
+SELECT name, declaration FROM task_types ORDER BY name;
 
 -- name: lock_schedule
 SELECT * FROM schedules WHERE name = $1 FOR UPDATE;

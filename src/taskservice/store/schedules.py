@@ -62,7 +62,8 @@ def _schedule(row: Record) -> Schedule:
     return Schedule(
         id=row["id"], spec=spec, next_tick=row["next_tick"], last_tick=row["last_tick"],
         last_task_id=row["last_task_id"], missed=row["missed"], skipped=row["skipped"],
-        declared_type=row["declared_type"], created_by=row["created_by"], created_at=row["created_at"],
+        declared_type=row["declared_type"], undeclared_at=row["undeclared_at"], created_by=row["created_by"],
+        created_at=row["created_at"],
         updated_at=row["updated_at"],
     )  # fmt: skip
 
@@ -117,6 +118,20 @@ async def list_all(conn: Pool | Connection, limit: int = 1000, offset: int = 0) 
 
 async def declared_by(conn: Pool | Connection, task_types: Sequence[str]) -> list[Schedule]:
     return [_schedule(row) for row in await conn.fetch(query("schedules_declared_by"), list(task_types))]
+
+
+async def undeclare(conn: Pool | Connection, schedule_id: int) -> bool:
+    """Note that a schedule's type no longer declares it; whether that is news."""
+    return await conn.fetchrow(query("undeclare_schedule"), schedule_id) is not None
+
+
+async def declarations_changed(conn: Pool | Connection) -> datetime | None:
+    return await conn.fetchval(query("task_types_changed"))  # type: ignore[no-any-return]
+
+
+async def declarations(conn: Pool | Connection) -> dict[str, Any]:
+    """Every task type's published declaration (JSON), by name."""
+    return {row["name"]: row["declaration"] for row in await conn.fetch(query("declarations"))}
 
 
 async def delete(conn: Pool | Connection, name: str) -> bool:

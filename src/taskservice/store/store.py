@@ -775,6 +775,16 @@ class Store:
     async def schedules_declared_by(self, task_types: Sequence[str]) -> list[Schedule]:
         return await schedules.declared_by(self.pool, task_types)
 
+    async def undeclare_schedule(self, schedule_id: int) -> bool:
+        return await schedules.undeclare(self.pool, schedule_id)
+
+    async def declarations_changed(self) -> datetime | None:
+        """When a task type's published declaration last changed."""
+        return await schedules.declarations_changed(self.pool)
+
+    async def declarations(self) -> dict[str, Any]:
+        return await schedules.declarations(self.pool)
+
     async def delete_schedule(self, name: str) -> bool:
         return await schedules.delete(self.pool, name)
 

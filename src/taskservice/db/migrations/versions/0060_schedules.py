@@ -10,8 +10,9 @@ index on the pair makes each tick's insert idempotent: no tick is ever created t
 number of schedulers, their clocks, or a crash between the insert and the commit (there is none:
 they commit together). A task triggered by hand has its schedule and no tick.
 
-`declared_type` is set for a schedule a task type declares (`@task(cron=...)`): a worker that runs
-the type creates or updates it at start; one its code no longer declares is reported, not deleted.
+`declared_type` is set for a schedule a task type declares (`@task(cron=...)`): the schedulers create
+or update it once a worker that runs the type has published its declaration; one its code no longer
+declares is reported (`undeclared_at`, and a warning), not deleted.
 
 Adding the nullable columns rewrites nothing; the partial unique index holds only scheduled tasks,
 so other tasks pay only its predicate on insert.
@@ -49,6 +50,7 @@ def upgrade() -> None:
             missed        bigint NOT NULL DEFAULT 0,
             skipped       bigint NOT NULL DEFAULT 0,
             declared_type text,
+            undeclared_at timestamptz,
             created_by    text NOT NULL DEFAULT '',
             created_at    timestamptz NOT NULL DEFAULT now(),
             updated_at    timestamptz NOT NULL DEFAULT now(),
