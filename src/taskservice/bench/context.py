@@ -13,6 +13,7 @@ import asyncpg
 from rich.console import Console
 
 from taskservice.bench.client import Client
+from taskservice.bench.cpu import WORKER_APPLICATION, CpuTimes, cpu_times, named_connections
 from taskservice.bench.processes import Child, ServerProcess, child_env, stop_all, wait_until
 from taskservice.bench.sizes import Sizes
 from taskservice.store import NOTIFY_CHANNEL, Pool, Store
@@ -72,6 +73,11 @@ class Context:
     def server_peak_rss(self) -> int:
         return self.server.read_peak_rss()
 
+    async def cpu_times(self, workers: list[Child]) -> CpuTimes:
+        """The CPU seconds so far of `workers` (on the run's database) and of their backends."""
+        rows = await self.pool.fetch(sql("worker_backends"), WORKER_APPLICATION)
+        return cpu_times(workers, [row["pid"] for row in rows])
+
     def workers(self, count: int, database_url: str | None = None, **extra_env: str) -> Processes:
         """`count` worker processes (`task-cli serve`), all registered and listening when this yields.
 
@@ -88,7 +94,7 @@ class Context:
         self, count: int, url: str, agents: bool, extra_env: dict[str, str]
     ) -> AsyncIterator[list[Child]]:
         children: list[Child] = []
-        env = child_env(url, **extra_env)
+        env = child_env(named_connections(url), **extra_env)
         args = ["serve", "--concurrency", str(self.sizes.worker_concurrency)]
         if agents:
             env = child_env(NO_DATABASE, **extra_env)

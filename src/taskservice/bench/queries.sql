@@ -87,6 +87,10 @@ WITH task AS (
 )
 SELECT pg_notify($3, '');
 
+-- name: worker_backends
+-- The server processes of this database's connections named $1 (the benchmark's workers name theirs).
+SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1;
+
 -- name: raw_claim
 -- Claim up to $1 due tasks (SKIP LOCKED, in queue order): an attempt row, the task RUNNING under
 -- it, a history row. The same writes as store/queries.sql's claim_tasks, nothing else.
