@@ -56,12 +56,21 @@ class Context:
         """Empty the task tables (the running workers stay registered): between rounds."""
         await self.pool.execute(sql("clear_tasks"))
 
-    async def queue_no_ops(self, count: int, name: str) -> None:
+    async def queue_no_ops(self, count: int, name: str, keys: int = 0) -> None:
         """Queue `count` due no-op tasks in one transaction, with the statistics autovacuum would
-        gather, so that the workers (woken when it commits) find them as in a running system."""
+        gather, so that the workers (woken when it commits) find them as in a running system.
+
+        With `keys`, each task's parameter `customer` is one of that many values, and the task is
+        under the `sleep` type's limit if one is set (queue_keyed_no_ops)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(sql("queue_no_ops"), count, name, NOTIFY_CHANNEL)
+            if keys:
+                await conn.execute(sql("queue_keyed_no_ops"), count, name, NOTIFY_CHANNEL, keys)
+            else:
+                await conn.execute(sql("queue_no_ops"), count, name, NOTIFY_CHANNEL)
             await conn.execute(sql("analyze_tasks"))
+
+    async def clear_limits(self) -> None:
+        await self.pool.execute(sql("clear_limits"))
 
     async def value(self, name: str, *args: Any) -> Any:
         return await self.pool.fetchval(sql(name), *args)
