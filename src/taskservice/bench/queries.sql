@@ -117,6 +117,21 @@ SELECT pg_notify($3, '');
 -- The server processes of this database's connections named $1 (the benchmark's workers name theirs).
 SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1;
 
+-- name: starts
+-- Attempts started, and the seconds from the first start to the last, on the server's clock.
+SELECT count(*) AS starts, extract(epoch FROM max(started_at) - min(started_at))::float8 AS seconds
+  FROM task_executions;
+
+-- name: most_starts_in_a_period
+-- The most attempts started in any $1 seconds: for each start, those from it to just before $1 seconds
+-- later (started_at has microseconds). A rate limit of n per $1 seconds allows at most n.
+SELECT coalesce(max(within), 0)
+  FROM (SELECT count(*) OVER (ORDER BY started_at
+                              RANGE BETWEEN CURRENT ROW
+                                        AND make_interval(secs => $1) - interval '1 microsecond' FOLLOWING)
+                 AS within
+          FROM task_executions) AS windows;
+
 -- name: raw_claim
 -- Claim up to $1 due tasks (SKIP LOCKED, in queue order): an attempt row, the task RUNNING under
 -- it, a history row. The same writes as store/queries.sql's claim_tasks, nothing else.
