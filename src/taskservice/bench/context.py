@@ -85,7 +85,7 @@ class Context:
     async def cpu_times(self, workers: list[Child]) -> CpuTimes:
         """The CPU seconds so far of `workers` (on the run's database) and of their backends."""
         rows = await self.pool.fetch(sql("worker_backends"), WORKER_APPLICATION)
-        return cpu_times(workers, [row["pid"] for row in rows])
+        return cpu_times(workers, [(row["pid"], row["started"]) for row in rows])
 
     def workers(self, count: int, database_url: str | None = None, **extra_env: str) -> Processes:
         """`count` worker processes (`task-cli serve`), all registered and listening when this yields.

@@ -18,6 +18,7 @@ from taskservice.bench.processes import Child
 
 WORKER_APPLICATION = "taskservice-bench-worker"
 BACKEND_NAME = "postgres"  # what a PostgreSQL server process is called, here or embedded
+SAME_START = 2.0  # seconds a backend's start may differ by the server's clock and in this host's /proc
 
 
 def named_connections(url: str) -> str:
@@ -28,27 +29,28 @@ def named_connections(url: str) -> str:
 
 
 class NotHere(Exception):
-    """A process id of the database server's that names another process here: the server is elsewhere."""
+    """A backend that is not a process of this host (or no longer is): the server runs elsewhere."""
 
 
-def _cpu_seconds(pid: int, name: str | None = None) -> float:
-    """CPU seconds of process `pid` so far; 0 when it is gone; NotHere when it is not called `name`.
+def _seconds(process: psutil.Process) -> float:
+    """CPU seconds of `process` so far. Linux's schedstat counts nanoseconds (summed over the threads);
+    psutil's times, the fallback, count in ticks of 10 ms: too coarse for a drain of a few seconds."""
+    try:
+        threads = Path(f"/proc/{process.pid}/task").iterdir()
+        return sum(int((t / "schedstat").read_text().split()[0]) for t in threads) / 1e9
+    except (OSError, ValueError, IndexError):
+        times = process.cpu_times()
+        return float(times.user + times.system)
 
-    Linux's schedstat counts nanoseconds (summed over the process's threads); psutil's times, the
-    fallback, count in ticks of 10 ms, too coarse for a drain of a few seconds."""
+
+def _backend_seconds(pid: int, started: float) -> float:
+    """CPU seconds of backend `pid`, which the server says started at `started` (seconds since the epoch)."""
     try:
         process = psutil.Process(pid)
-        if name is not None and process.name() != name:
-            raise NotHere(pid)
-        try:
-            threads = Path(f"/proc/{pid}/task").iterdir()
-            return sum(int((t / "schedstat").read_text().split()[0]) for t in threads) / 1e9
-        except (OSError, ValueError, IndexError):
-            times = process.cpu_times()
-            return float(times.user + times.system)
-    except psutil.NoSuchProcess:
-        return 0.0
-    except psutil.AccessDenied:
+        if process.name() != BACKEND_NAME or abs(process.create_time() - started) > SAME_START:
+            raise NotHere(pid)  # another process here has the server's backend's id
+        return _seconds(process)
+    except psutil.Error:
         raise NotHere(pid) from None
 
 
@@ -60,16 +62,14 @@ class CpuTimes:
     backends: dict[int, float] | None
 
 
-def cpu_times(workers: list[Child], backend_pids: list[int]) -> CpuTimes:
-    """Of the worker processes and of their backends (`backend_pids`, from pg_stat_activity)."""
-    backends: dict[int, float] | None
+def cpu_times(workers: list[Child], backends: list[tuple[int, float]]) -> CpuTimes:
+    """Of the worker processes, and of their `backends` (pid, start) as pg_stat_activity lists them."""
+    seconds: dict[int, float] | None
     try:
-        backends = {pid: _cpu_seconds(pid, BACKEND_NAME) for pid in backend_pids}
+        seconds = {pid: _backend_seconds(pid, started) for pid, started in backends}
     except NotHere:
-        backends = None
-    if backends is not None and backend_pids and not any(backends.values()):
-        backends = None  # none of them is a process here
-    return CpuTimes({w.pid: _cpu_seconds(w.pid) for w in workers}, backends)
+        seconds = None
+    return CpuTimes({w.pid: _seconds(psutil.Process(w.pid)) for w in workers}, seconds)
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,6 @@ class CpuPerTask:
 
     workers: float
     database: float
-
-    @property
-    def total(self) -> float:
-        return self.workers + self.database
 
     @classmethod
     def between(cls, before: CpuTimes, after: CpuTimes, tasks: int) -> CpuPerTask:

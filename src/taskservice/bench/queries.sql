@@ -114,8 +114,11 @@ WITH task AS (
 SELECT pg_notify($3, '');
 
 -- name: worker_backends
--- The server processes of this database's connections named $1 (the benchmark's workers name theirs).
-SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1;
+-- The server processes of this database's connections named $1 (the benchmark's workers name theirs),
+-- with when each started (seconds since the epoch): the process of that id here must have started then.
+SELECT pid, extract(epoch FROM backend_start)::float8 AS started
+  FROM pg_stat_activity
+ WHERE datname = current_database() AND application_name = $1;
 
 -- name: starts
 -- Attempts started, and the seconds from the first start to the last, on the server's clock.
