@@ -38,24 +38,36 @@ PERIOD = 1.0  # seconds: the rate limit is `rate_limit`/s
 SET_BY = "task-cli bench"
 
 
+CPU_PARTS = {"workers": "workers", "postgresql": "PostgreSQL"}
+
+
 @dataclass
 class Drains:
-    """The rounds of one kind of drain: its rates and its CPU per task."""
+    """The rounds of one kind of drain (`name`): their rates and their CPU per task."""
 
+    name: str
     rates: list[float] = field(default_factory=list)
     cpu: list[CpuPerTask] = field(default_factory=list)
 
-    def least_cpu(self) -> float:
-        """The least CPU per task of the rounds (as with throughput, noise only ever adds)."""
-        known = [c.total for c in self.cpu if not math.isnan(c.total)]
-        return min(known) if known else math.nan
-
-    def details(self) -> dict[str, object]:
-        return {
-            "rounds": [round(r, 1) for r in self.rates],
-            "cpu_us_workers": [round(c.workers, 1) for c in self.cpu],
-            "cpu_us_postgresql": [round(c.database, 1) for c in self.cpu],
-        }
+    def cpu_figures(self, label: str) -> list[Figure]:
+        """The least CPU per task of the rounds (as with throughput, noise only ever adds), the
+        workers' and PostgreSQL's, each beside the unlimited drain's."""
+        figures = []
+        for part, title in CPU_PARTS.items():
+            rounds = [c.workers if part == "workers" else c.database for c in self.cpu]
+            known = [r for r in rounds if not math.isnan(r)]
+            figures.append(
+                Figure(
+                    f"limits.{self.name}_cpu_{part}",
+                    f"{label}: CPU per task, {title}",
+                    min(known) if known else math.nan,
+                    "µs",
+                    raw_key=None if self.name == "unlimited" else f"limits.unlimited_cpu_{part}",
+                    compared_with="unlimited",
+                    details={"rounds": [round(r, 1) for r in rounds]},
+                )
+            )
+        return figures
 
 
 async def _drain(
@@ -78,7 +90,7 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
     sizes = ctx.sizes
     processes = max(sizes.worker_processes)
     rate = Rate(sizes.rate_limit, PERIOD)
-    unlimited, per_key, rate_limited = Drains(), Drains(), Drains()
+    unlimited, per_key, rate_limited = Drains("unlimited"), Drains("per_key"), Drains("rate")
     start_rates: list[float] = []
     most_in_a_period: list[int] = []
     await ctx.reset()
@@ -87,9 +99,9 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
             # Not measured: a first claim with and without a limit on each worker's connections.
             warm_up = processes * sizes.worker_concurrency
             await _limit(ctx, sizes.limit_concurrency, None, KEY)
-            await _drain(ctx, result, workers, Drains(), warm_up)
+            await _drain(ctx, result, workers, Drains("warm_up"), warm_up)
             await ctx.clear_limits()
-            await _drain(ctx, result, workers, Drains(), warm_up)
+            await _drain(ctx, result, workers, Drains("warm_up"), warm_up)
             for _ in range(sizes.rounds):
                 await _drain(ctx, result, workers, unlimited, sizes.drain_tasks)
 
@@ -109,35 +121,29 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
 
     drained = f"{sizes.drain_tasks:,} tasks, {processes} worker processes x {sizes.worker_concurrency}"
     per_key_label = f"{sizes.limit_concurrency} per key, {sizes.limit_keys:,} keys"
-    cpu = "CPU per task (workers + PostgreSQL)"
     result.figures += [
         Figure(
             "limits.unlimited", f"no limit: {drained}", best(unlimited.rates), "tasks/s",
-            details=unlimited.details(),
+            details={"rounds": [round(r) for r in unlimited.rates]},
         ),
-        Figure("limits.unlimited_cpu", f"no limit: {cpu}", unlimited.least_cpu(), "µs"),
+        *unlimited.cpu_figures("no limit"),
         Figure(
             "limits.per_key", f"{per_key_label}: {drained}", best(per_key.rates), "tasks/s",
-            raw_key="limits.unlimited", compared_with="unlimited", details=per_key.details(),
+            raw_key="limits.unlimited", compared_with="unlimited",
+            details={"rounds": [round(r) for r in per_key.rates]},
         ),
-        Figure(
-            "limits.per_key_cpu", f"{per_key_label}: {cpu}", per_key.least_cpu(), "µs",
-            raw_key="limits.unlimited_cpu", compared_with="unlimited",
-        ),
+        *per_key.cpu_figures(per_key_label),
         Figure("limits.rate", f"rate limit {rate} on the type, no key", float(rate.count), "tasks/s"),
         Figure(
             "limits.rate_starts",
             f"{rate}: starts / (first to last start + {PERIOD:g} s), {sizes.rate_limited_tasks:,} tasks",
             max(start_rates), "tasks/s", target=Target("<=", rate.count),
             raw_key="limits.rate", compared_with="the limit",
-            details={"start_rates": [round(r, 1) for r in start_rates], **rate_limited.details()},
+            details={"rounds": [round(r, 1) for r in start_rates]},
         ),
         Figure(
             "limits.rate_most", f"{rate}: most starts in any {PERIOD:g} s", float(max(most_in_a_period)),
             "starts", target=Target("<=", rate.count), details={"rounds": most_in_a_period},
         ),
-        Figure(
-            "limits.rate_cpu", f"{rate}: {cpu}", rate_limited.least_cpu(), "µs",
-            raw_key="limits.unlimited_cpu", compared_with="unlimited",
-        ),
+        *rate_limited.cpu_figures(str(rate)),
     ]  # fmt: skip
