@@ -32,15 +32,21 @@ class NotHere(Exception):
     """A backend that is not a process of this host (or no longer is): the server runs elsewhere."""
 
 
+def _thread_seconds(thread: Path) -> float:
+    try:
+        return int((thread / "schedstat").read_text().split()[0]) / 1e9
+    except FileNotFoundError:  # the thread ended meanwhile
+        return 0.0
+
+
 def _seconds(process: psutil.Process) -> float:
     """CPU seconds of `process` so far. Linux's schedstat counts nanoseconds (summed over the threads);
-    psutil's times, the fallback, count in ticks of 10 ms: too coarse for a drain of a few seconds."""
-    try:
-        threads = Path(f"/proc/{process.pid}/task").iterdir()
-        return sum(int((t / "schedstat").read_text().split()[0]) for t in threads) / 1e9
-    except (OSError, ValueError, IndexError):
+    psutil's times, elsewhere, count in ticks of 10 ms: too coarse for a drain of a few seconds."""
+    threads = Path(f"/proc/{process.pid}/task")
+    if not threads.is_dir():
         times = process.cpu_times()
         return float(times.user + times.system)
+    return sum(_thread_seconds(thread) for thread in threads.iterdir())
 
 
 def _backend_seconds(pid: int, started: float) -> float:
@@ -50,7 +56,7 @@ def _backend_seconds(pid: int, started: float) -> float:
         if process.name() != BACKEND_NAME or abs(process.create_time() - started) > SAME_START:
             raise NotHere(pid)  # another process here has the server's backend's id
         return _seconds(process)
-    except psutil.Error:
+    except (psutil.Error, OSError):  # gone since the server listed it, or not ours to read
         raise NotHere(pid) from None
 
 
