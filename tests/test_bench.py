@@ -1,18 +1,25 @@
-"""`task-cli bench --quick` runs every scenario to the end and loses no task; speed is never asserted."""
+"""`task-cli bench --quick` runs every scenario to the end and loses no task; speed is never asserted.
+What the benchmark reads from the database and the processes to show the limits scenario's figures
+is checked on its own, against a real PostgreSQL."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+import asyncpg
+import psycopg
 import pytest
 
+from taskservice.bench.context import sql
+from taskservice.bench.cpu import WORKER_APPLICATION, cpu_times, named_connections
 from taskservice.config import Settings
-
-pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
+from taskservice.store import Pool
 
 SCENARIOS = {
     "ceiling",
@@ -25,6 +32,7 @@ SCENARIOS = {
     "cli_start",
     "client",
     "agents",
+    "limits",
 }
 WITHOUT_TASKS = {"memory", "cli_start"}  # they measure processes, not tasks
 
@@ -37,6 +45,7 @@ def bench_env(pg_server_url: str, tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
 @pytest.mark.slow
 def test_the_quick_benchmark_completes_and_loses_no_task(pg_server_url: str, tmp_path: Path) -> None:
     env = bench_env(pg_server_url, tmp_path)
@@ -82,7 +91,36 @@ def test_the_quick_benchmark_completes_and_loses_no_task(pg_server_url: str, tmp
     assert set(shares) == {"client.async_1", "client.async_8", "client.sync_1"}
     assert all(share > 0 for share in shares.values()), shares
 
+    # Scenario k: each limited drain beside the unlimited one of the same run, with its CPU per task.
+    limited = {f["key"]: f for s in report["scenarios"] if s["name"] == "limits" for f in s["figures"]}
+    drains = ("unlimited", "per_key", "rate")
+    assert set(limited) == {
+        "limits.unlimited",
+        "limits.per_key",
+        "limits.rate",
+        "limits.rate_starts",
+        "limits.rate_most",
+        *(f"limits.{drain}_cpu_{part}" for drain in drains for part in ("workers", "postgresql")),
+    }
+    assert limited["limits.per_key"]["raw_key"] == "limits.unlimited"
+    assert limited["limits.per_key"]["raw"] > 0
+    for drain in ("per_key", "rate"):
+        workers = limited[f"limits.{drain}_cpu_workers"]
+        assert workers["raw_key"] == "limits.unlimited_cpu_workers"
+        assert workers["value"] > 0, workers
+        assert workers["raw"] > 0, workers
+        postgresql = limited[f"limits.{drain}_cpu_postgresql"]  # NaN where the server is on another host
+        assert postgresql["raw_key"] == "limits.unlimited_cpu_postgresql"
+        assert math.isnan(postgresql["value"]) or postgresql["value"] > 0, postgresql
+    # The rate limit of the quick run, 100/s: its start rate and busiest second are shown against it.
+    assert limited["limits.rate"]["value"] == 100
+    assert limited["limits.rate_starts"]["raw"] == 100
+    assert limited["limits.rate_starts"]["target"] == "≤ 100"
+    assert limited["limits.rate_most"]["target"] == "≤ 100"
+    assert limited["limits.rate_most"]["value"] > 0
 
+
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_a_short_soak_prints_its_curve_and_loses_no_task(pg_server_url: str, tmp_path: Path) -> None:
     results = tmp_path / "soak.json"
@@ -105,3 +143,72 @@ def test_a_short_soak_prints_its_curve_and_loses_no_task(pg_server_url: str, tmp
         assert set(minute["mb"]) >= {"tasks", "tasks indexes", "task_history", "task_executions"}
         assert set(minute["dead"]) == {"tasks", "task_history", "task_executions"}
     assert "tasks enqueued succeeded" in run.stdout
+
+
+async def test_the_busiest_period_counts_a_start_one_period_later_in_the_next(pool: Pool) -> None:
+    """A limit of 2/s lets attempts start at 0, 0.5 and 1.0 s (it counts the starts after a second
+    ago): the check finds 2 in every second there, and 3 once a start is a microsecond earlier."""
+    task = await pool.fetchval(
+        "INSERT INTO tasks (name, type, timeout_seconds) VALUES ('t', 'sleep', 60) RETURNING id"
+    )
+    first = await pool.fetchval("SELECT '2026-01-01 00:00:00+00'::timestamptz")
+
+    async def start(*seconds: float) -> None:
+        await pool.execute(
+            "INSERT INTO task_executions (task_id, attempt, worker_id, started_at)"
+            " SELECT $1, 1, 'w', $2::timestamptz + make_interval(secs => s) FROM unnest($3::float8[]) AS s",
+            task,
+            first,
+            list(seconds),
+        )
+
+    await start(0.0, 0.5, 1.0)
+    assert await pool.fetchval(sql("most_starts_in_a_period"), 1.0) == 2
+    starts = await pool.fetchrow(sql("starts"))
+    assert starts is not None
+    assert (starts["starts"], starts["seconds"]) == (3, 1.0)
+
+    await start(0.999999)
+    assert await pool.fetchval(sql("most_starts_in_a_period"), 1.0) == 3
+
+
+async def test_the_workers_name_their_connections_for_psycopg_and_asyncpg(database_url: str) -> None:
+    """The name replaces one the URL gives; its other options (the embedded server's socket) stay."""
+    given = f"{database_url}{'&' if '?' in database_url else '?'}sslmode=disable&application_name=other"
+    url = named_connections(given)
+    assert parse_qs(urlsplit(url).query) == {
+        **parse_qs(urlsplit(database_url).query),
+        "sslmode": ["disable"],
+        "application_name": [WORKER_APPLICATION],
+    }
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval("SHOW application_name") == WORKER_APPLICATION
+    finally:
+        await conn.close()
+    with psycopg.connect(url) as sync_conn:
+        row = sync_conn.execute("SHOW application_name").fetchone()
+    assert row == (WORKER_APPLICATION,)
+
+
+async def test_a_backend_s_cpu_time_is_read_where_the_server_runs_here(database_url: str) -> None:
+    """Read from /proc when the server is a process of this host; unknown (None) when it is elsewhere."""
+    conn = await asyncpg.connect(named_connections(database_url))
+    try:
+        backend = await conn.fetchrow(
+            "SELECT pid, extract(epoch FROM backend_start)::float8 AS started"
+            " FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+        )
+        assert backend is not None
+        backends = [(backend["pid"], backend["started"])]
+        before = cpu_times([], backends)
+        await conn.fetchval("SELECT sum(g) FROM generate_series(1, 1000000) AS g")
+        after = cpu_times([], backends)
+    finally:
+        await conn.close()
+    if urlsplit(database_url).hostname in {"127.0.0.1", "localhost", "::1", None}:
+        assert before.backends is not None
+        assert after.backends is not None
+        assert after.backends[backend["pid"]] > before.backends[backend["pid"]]
+    else:
+        assert after.backends is None

@@ -13,6 +13,7 @@ import asyncpg
 from rich.console import Console
 
 from taskservice.bench.client import Client
+from taskservice.bench.cpu import WORKER_APPLICATION, CpuTimes, cpu_times, named_connections
 from taskservice.bench.processes import Child, ServerProcess, child_env, stop_all, wait_until
 from taskservice.bench.sizes import Sizes
 from taskservice.store import NOTIFY_CHANNEL, Pool, Store
@@ -55,12 +56,21 @@ class Context:
         """Empty the task tables (the running workers stay registered): between rounds."""
         await self.pool.execute(sql("clear_tasks"))
 
-    async def queue_no_ops(self, count: int, name: str) -> None:
+    async def queue_no_ops(self, count: int, name: str, keys: int = 0) -> None:
         """Queue `count` due no-op tasks in one transaction, with the statistics autovacuum would
-        gather, so that the workers (woken when it commits) find them as in a running system."""
+        gather, so that the workers (woken when it commits) find them as in a running system.
+
+        With `keys`, each task's parameter `customer` is one of that many values, and the task is
+        under the `sleep` type's limit if one is set (queue_keyed_no_ops)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(sql("queue_no_ops"), count, name, NOTIFY_CHANNEL)
+            if keys:
+                await conn.execute(sql("queue_keyed_no_ops"), count, name, NOTIFY_CHANNEL, keys)
+            else:
+                await conn.execute(sql("queue_no_ops"), count, name, NOTIFY_CHANNEL)
             await conn.execute(sql("analyze_tasks"))
+
+    async def clear_limits(self) -> None:
+        await self.pool.execute(sql("clear_limits"))
 
     async def value(self, name: str, *args: Any) -> Any:
         return await self.pool.fetchval(sql(name), *args)
@@ -71,6 +81,11 @@ class Context:
 
     def server_peak_rss(self) -> int:
         return self.server.read_peak_rss()
+
+    async def cpu_times(self, workers: list[Child]) -> CpuTimes:
+        """The CPU seconds so far of `workers` (on the run's database) and of their backends."""
+        rows = await self.pool.fetch(sql("worker_backends"), WORKER_APPLICATION)
+        return cpu_times(workers, [(row["pid"], row["started"]) for row in rows])
 
     def workers(self, count: int, database_url: str | None = None, **extra_env: str) -> Processes:
         """`count` worker processes (`task-cli serve`), all registered and listening when this yields.
@@ -88,7 +103,7 @@ class Context:
         self, count: int, url: str, agents: bool, extra_env: dict[str, str]
     ) -> AsyncIterator[list[Child]]:
         children: list[Child] = []
-        env = child_env(url, **extra_env)
+        env = child_env(named_connections(url), **extra_env)
         args = ["serve", "--concurrency", str(self.sizes.worker_concurrency)]
         if agents:
             env = child_env(NO_DATABASE, **extra_env)

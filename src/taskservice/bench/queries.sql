@@ -3,7 +3,13 @@
 -- store/queries.sql; the raw loops here are the minimal statements doing the same writes per task.
 
 -- name: reset
-TRUNCATE tasks, task_history, task_executions, workers RESTART IDENTITY;
+-- Every table a scenario writes, the limits too: no scenario inherits another's.
+TRUNCATE tasks, task_history, task_executions, workers, task_limits, task_limit_keys RESTART IDENTITY;
+
+-- name: clear_limits
+-- No limit at all, not even a cleared one: a limit's row stays when its numbers are cleared, and
+-- every claim of its type then goes through claim_limited (migration 0050).
+TRUNCATE task_limits, task_limit_keys;
 
 -- name: clear_tasks
 TRUNCATE tasks, task_history, task_executions RESTART IDENTITY;
@@ -86,6 +92,48 @@ WITH task AS (
     INSERT INTO task_history (task_id, status, details) SELECT id, 0 /*QUEUED*/, 'Task is scheduled' FROM task
 )
 SELECT pg_notify($3, '');
+
+-- name: queue_keyed_no_ops
+-- queue_no_ops with the payload parameter `customer` taking $4 values in turn, each task put under the
+-- `sleep` type's limit, if any, as create_tasks puts it (its scope, and its key: limit_key_of).
+WITH task AS (
+    INSERT INTO tasks (name, type, payload, timeout_seconds, limit_scope, limit_key)
+    SELECT $2, 'sleep', p.payload, 60,
+           l.scope, CASE WHEN l.scope IS NOT NULL THEN limit_key_of(p.payload, l.key, NULL) END
+      FROM generate_series(1, $1) AS g
+     CROSS JOIN LATERAL (
+           SELECT jsonb_build_object('parameters',
+                                     jsonb_build_object('seconds', '0', 'customer', (g % $4)::text))
+       ) AS p(payload)
+      LEFT JOIN task_limits l ON l.kind = 'type' AND l.name = 'sleep'
+                             AND (l.concurrency IS NOT NULL OR l.rate IS NOT NULL)
+    RETURNING id
+), history AS (
+    INSERT INTO task_history (task_id, status, details) SELECT id, 0 /*QUEUED*/, 'Task is scheduled' FROM task
+)
+SELECT pg_notify($3, '');
+
+-- name: worker_backends
+-- The server processes of this database's connections named $1 (the benchmark's workers name theirs),
+-- with when each started (seconds since the epoch): the process of that id here must have started then.
+SELECT pid, extract(epoch FROM backend_start)::float8 AS started
+  FROM pg_stat_activity
+ WHERE datname = current_database() AND application_name = $1;
+
+-- name: starts
+-- Attempts started, and the seconds from the first start to the last, on the server's clock.
+SELECT count(*) AS starts, extract(epoch FROM max(started_at) - min(started_at))::float8 AS seconds
+  FROM task_executions;
+
+-- name: most_starts_in_a_period
+-- The most attempts started in any $1 seconds: for each start, those from it to just before $1 seconds
+-- later (started_at has microseconds). A rate limit of n per $1 seconds allows at most n.
+SELECT coalesce(max(within), 0)
+  FROM (SELECT count(*) OVER (ORDER BY started_at
+                              RANGE BETWEEN CURRENT ROW
+                                        AND make_interval(secs => $1) - interval '1 microsecond' FOLLOWING)
+                 AS within
+          FROM task_executions) AS windows;
 
 -- name: raw_claim
 -- Claim up to $1 due tasks (SKIP LOCKED, in queue order): an attempt row, the task RUNNING under

@@ -31,6 +31,7 @@ from taskservice.bench.scenarios import (
     client,
     enqueue,
     latency,
+    limits,
     memory,
     peer,
     processing,
@@ -56,7 +57,19 @@ class Scenario:
 # The ceiling runs first, so our figures can be shown as a share of it; memory reads the others.
 SCENARIOS = tuple(
     Scenario(module.NAME, module.TITLE, module.run)
-    for module in (ceiling, enqueue, processing, peer, latency, scale, memory, cli_start, client, agents)
+    for module in (
+        ceiling,
+        enqueue,
+        processing,
+        peer,
+        latency,
+        scale,
+        memory,
+        cli_start,
+        client,
+        agents,
+        limits,
+    )
 )
 
 

@@ -23,6 +23,10 @@ class Sizes:
     scale_queued: int = 2_000  # of those, due and waiting (what claims take)
     scale_samples: int = 200  # calls per measured RPC
     claim_batch: int = 10  # tasks per claim when timing claims on the big table
+    limit_keys: int = 1_000  # values of the limited drain's key parameter (`customer`)
+    limit_concurrency: int = 2  # attempts at once per key: 2,000 slots over 1,000 keys, above 4 x 100
+    rate_limit: int = 200  # starts per second the rate-limited drain may make, all tasks one key
+    rate_limited_tasks: int = 1_000  # tasks of the rate-limited drain: five periods' worth
     cli_runs: int = 11  # runs of each task-cli command timed (the median is shown)
     rounds: int = 3  # every throughput figure is the best of this many rounds (noise only slows)
     step_timeout: float = 300.0  # the longest any one wait may take before the scenario fails
@@ -34,7 +38,9 @@ class Sizes:
             f"{self.drain_tasks:,} tasks drained by {'/'.join(map(str, self.worker_processes))} "
             f"worker processes (concurrency {self.worker_concurrency}); "
             f"{self.latency_rate:g} tasks/s for {self.latency_seconds:g}s; "
-            f"{self.scale_tasks:,} tasks for scale; throughput: best of {self.rounds} rounds"
+            f"{self.scale_tasks:,} tasks for scale; limits: {self.limit_concurrency} per key over "
+            f"{self.limit_keys:,} keys, {self.rate_limited_tasks:,} tasks at {self.rate_limit}/s; "
+            f"throughput: best of {self.rounds} rounds"
         )
 
 
@@ -51,6 +57,9 @@ QUICK = replace(
     scale_tasks=5_000,
     scale_queued=100,
     scale_samples=10,
+    limit_keys=100,
+    rate_limit=100,
+    rate_limited_tasks=200,
     cli_runs=3,
     rounds=1,
     step_timeout=60.0,

@@ -12,7 +12,7 @@ from taskservice.bench.results import Figure, Report
 def number(value: float, unit: str) -> str:
     if math.isnan(value):
         return "-"
-    if unit == "tasks/s":
+    if unit in {"tasks/s", "starts"}:
         return f"{value:,.0f}"
     return f"{value:,.1f}" if value >= 100 else f"{value:.2f}"
 
@@ -32,11 +32,12 @@ def _target(figure: Figure) -> str:
 
 
 def _share(figure: Figure) -> str:
-    """Of a throughput, the share of the raw ceiling reached; of a latency, how many times the raw one."""
+    """Of a throughput, the share of the raw ceiling reached; of a latency or a CPU time, how many
+    times the raw one."""
     ratio = figure.ratio
     if ratio is None:
         return ""
-    return f"{ratio:.1f}x" if figure.unit == "ms" or ratio >= 1 else f"{ratio:.0%}"
+    return f"{ratio:.1f}x" if figure.unit in {"ms", "µs"} or ratio >= 1 else f"{ratio:.0%}"
 
 
 def render(report: Report) -> Table:

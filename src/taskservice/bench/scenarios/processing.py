@@ -18,11 +18,12 @@ TARGETS = {4: Target(">=", 10_000)}
 RATIO_TARGETS = {4: 0.75}
 
 
-async def drain_once(ctx: Context) -> tuple[float, int]:
-    """Queue the tasks for the running workers; (tasks/s until the last one finished, incomplete ones)."""
-    count = ctx.sizes.drain_tasks
+async def drain_once(ctx: Context, count: int | None = None, keys: int = 0) -> tuple[float, int]:
+    """Queue the tasks (`drain_tasks` unless `count`; `keys`: see Context.queue_no_ops) for the running
+    workers; (tasks/s until the last one finished, incomplete ones)."""
+    count = count or ctx.sizes.drain_tasks
     await ctx.clear_tasks()
-    await ctx.queue_no_ops(count, "bench-drain")
+    await ctx.queue_no_ops(count, "bench-drain", keys)
     queued_at = time.time()  # committed: the workers were told and start now
 
     async def drained() -> bool:
