@@ -83,7 +83,8 @@ async def _drain(
 
 async def _limit(ctx: Context, concurrency: int | None, rate: Rate | None, key: str | None) -> None:
     """The limit on the drains' type, set at run time as `task-cli` would set it."""
-    await limits.set_limit(ctx.pool, "type", TASK_TYPE, concurrency, rate, key, SET_BY)
+    changes = {"concurrency": concurrency, "rate": rate, "key": key}
+    await limits.set_limit(ctx.pool, "type", TASK_TYPE, changes, SET_BY)
 
 
 async def run(ctx: Context, result: ScenarioResult) -> None:
