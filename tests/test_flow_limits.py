@@ -340,3 +340,18 @@ async def test_the_metrics_show_waits_by_key_and_runs_by_limit(
         ("taskservice_limit_waiting", (("key", "a"), ("scope", "type:sleep"))): 2.0,
         ("taskservice_limit_running", (("scope", "type:sleep"),)): 2.0,
     }
+
+
+async def test_a_task_left_under_a_cleared_limit_is_still_claimed_and_nothing_is_locked(store: Store) -> None:
+    """A task created with the old limit while it was being cleared waits under a limit row without
+    numbers: claimed at once, without taking the row's lock."""
+    await limit(store, concurrency=1)
+    await limit(store)  # cleared
+    [straggler] = await create(store, ["a"])
+    await store.pool.execute(
+        "UPDATE tasks SET limit_scope = 'type:sleep', limit_key = '' WHERE id = $1", straggler
+    )
+    async with store.pool.acquire() as other, other.transaction():
+        await other.execute("SELECT 1 FROM task_limits FOR UPDATE")  # another claimer holding the row
+        [claimed] = await store.claim("w", 10)  # would wait forever if it took the lock
+    assert claimed.task.id == straggler

@@ -378,8 +378,8 @@ SELECT count(*) FROM gone;
 -- pool's sessions (db/connect.py turns bitmap scans off, which is what keeps the generic plans of these
 -- filters from sorting the whole queue on a never-analyzed table; tests/test_plans.py checks them).
 -- The attempt's id is the task's new fencing token.
--- Tasks under a limit (migration 0050) are not in the claim index: when there are limits and slots
--- are left, claim_limited fills them, key by key, within the limits (its slots are the owners left).
+-- Tasks under a limit (migration 0050) are not in the claim index: when some wait and slots are
+-- left, claim_limited fills them, key by key, within the limits (its slots are the owners left).
 WITH picked AS (
     SELECT id, attempts + 1 AS attempt, priority, run_at
       FROM tasks t
@@ -411,7 +411,12 @@ WITH picked AS (
 ), limited AS (
     SELECT (l.claimed).*, l.claimed_owner AS lease_owner, l.claimed_lease AS lease_expires_at
       FROM claim_limited(($1::text[])[(SELECT count(*) FROM picked) + 1:], $3::text[], $5::text[], $4) AS l
-     WHERE EXISTS (SELECT 1 FROM task_limits) AND (SELECT count(*) FROM picked) < $2
+     WHERE (SELECT count(*) FROM picked) < $2
+       AND (SELECT limit_scope
+              FROM tasks
+             WHERE status IN (0 /*QUEUED*/, 6 /*RETRYING*/) AND limit_scope IS NOT NULL
+             ORDER BY limit_scope
+             LIMIT 1) IS NOT NULL  -- (the first entry of the limited tasks' index)
 )
 SELECT * FROM claimed
  UNION ALL

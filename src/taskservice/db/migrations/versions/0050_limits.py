@@ -58,8 +58,10 @@ DECLARE
     n          integer;
     stamp      timestamptz;
 BEGIN
-    -- The limits this claimer may take from, each locked until the claim commits: claimers of one
-    -- scope take turns, in the same order everywhere (no deadlock).
+    -- The limits this claimer may take from, in the same order everywhere. One in force is locked
+    -- until the claim commits (claimers of one scope take turns; the order keeps them from
+    -- deadlocking) and read again under the lock; a cleared one (its tasks created before it was
+    -- cleared may still wait under it) is not: there is nothing to count.
     FOR lim IN
         SELECT l.kind, l.name, l.scope, l.concurrency, l.rate, l.per_seconds, l.cursor
           FROM task_limits l
@@ -67,9 +69,19 @@ BEGIN
                     ELSE cardinality(claim_queues) = 0 OR l.name = ANY(claim_queues) END
            AND NOT EXISTS (SELECT 1 FROM task_pauses p WHERE p.kind = l.kind AND p.name = l.name)
          ORDER BY l.kind, l.name
-           FOR UPDATE OF l
     LOOP
         EXIT WHEN took >= want;
+        CONTINUE WHEN (SELECT t.limit_key
+                         FROM tasks t
+                        WHERE t.status IN (0 /*QUEUED*/, 6 /*RETRYING*/) AND t.limit_scope = lim.scope
+                        ORDER BY t.limit_key
+                        LIMIT 1) IS NULL;  -- none waits under it (the index's first entry of the scope)
+        IF lim.concurrency IS NOT NULL OR lim.rate IS NOT NULL THEN
+            SELECT l.kind, l.name, l.scope, l.concurrency, l.rate, l.per_seconds, l.cursor INTO lim
+              FROM task_limits l
+             WHERE l.kind = lim.kind AND l.name = lim.name
+               FOR UPDATE OF l;
+        END IF;
         -- Attempts of this scope running now, by key. This statement's snapshot is newer than the
         -- lock: every claim of the scope that committed before is in it.
         SELECT coalesce(jsonb_object_agg(r.limit_key, r.running), '{}') INTO held
@@ -130,7 +142,7 @@ BEGIN
             END IF;
             EXIT WHEN cardinality(turn_keys) >= want - took OR steps >= 10000;
         END LOOP;
-        IF steps > 0 THEN
+        IF steps > 0 AND (lim.concurrency IS NOT NULL OR lim.rate IS NOT NULL) THEN
             UPDATE task_limits SET cursor = after_key WHERE kind = lim.kind AND name = lim.name;
         END IF;
         CONTINUE WHEN cardinality(turn_keys) = 0;
