@@ -322,23 +322,27 @@ def test_most_at_once_counts_overlaps(n: int) -> None:
     assert most_in_a_window([s for _, s, _ in spans], timedelta(seconds=n)) == n
 
 
-async def test_the_metrics_show_waits_by_key_and_runs_by_limit(
+async def test_the_metrics_show_each_limits_waits_and_runs_without_a_label_per_key(
     workerless_server: ServerProcess, store: Store
 ) -> None:
     await limit(store, concurrency=1, key="customer")
-    await create(store, ["a", "a", "a", "b"])
-    await store.claim("w", 10)  # one of each key runs; two of "a" wait
+    await create(store, ["a", "a", "a", "b", "c"])
+    await store.claim("w", 10)  # one of each key runs: "a" has two waiting, "b" and "c" none
     async with httpx.AsyncClient() as http:
         text = (await http.get(f"{workerless_server.url}/metrics", timeout=10)).text
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)
-        if family.name in ("taskservice_limit_waiting", "taskservice_limit_running")
+        if family.name.startswith("taskservice_limit_")
         for s in family.samples
     }
+    scope = (("scope", "type:sleep"),)
     assert samples == {
-        ("taskservice_limit_waiting", (("key", "a"), ("scope", "type:sleep"))): 2.0,
-        ("taskservice_limit_running", (("scope", "type:sleep"),)): 2.0,
+        ("taskservice_limit_waiting", scope): 2.0,
+        ("taskservice_limit_keys_waiting", scope): 1.0,
+        ("taskservice_limit_most_for_a_key", scope): 2.0,
+        ("taskservice_limit_running", scope): 3.0,
+        ("taskservice_limit_keys_at_limit", scope): 3.0,
     }
 
 

@@ -1,5 +1,5 @@
 """Prometheus metrics: RPC counts, errors and durations; tasks by status; queue depth, overall and by
-queue; paused queues and task types; tasks waiting under limits, by key, and running under each limit;
+queue; paused queues and task types; per limit, its tasks waiting and running and its keys waiting and full;
 tasks no live worker runs; run times."""
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from taskservice.store import Store
 REQ = TypeVar("REQ")
 RES = TypeVar("RES")
 
-LIMIT_KEYS_SHOWN = 100  # keys are customers, say: a label each for the busiest only
 RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 
 
@@ -60,17 +59,17 @@ class Metrics:
             "Tasks waiting (QUEUED or RETRYING) whose type no live worker or agent runs, by type",
             ["type"], registry=self.registry,
         )  # fmt: skip
-        self.limit_waiting = Gauge(
-            "taskservice_limit_waiting",
-            "Tasks waiting under a concurrency or rate limit, by limit (scope) and key;"
-            f" the {LIMIT_KEYS_SHOWN} keys with the most",
-            ["scope", "key"], registry=self.registry,
-        )  # fmt: skip
-        self.limit_running = Gauge(
-            "taskservice_limit_running",
-            "Attempts running under each limit (scope: type:<name> or queue:<name>)",
-            ["scope"], registry=self.registry,
-        )  # fmt: skip
+        # By limit only (scope: type:<name> or queue:<name>): a label per key would grow with the customers.
+        self.limits = {
+            field: Gauge(f"taskservice_limit_{field}", help_text, ["scope"], registry=self.registry)
+            for field, help_text in (
+                ("waiting", "Tasks waiting (due or not) under each concurrency or rate limit"),
+                ("keys_waiting", "Keys with tasks waiting under each limit"),
+                ("most_for_a_key", "The most tasks waiting for one key under each limit"),
+                ("running", "Attempts running under each limit"),
+                ("keys_at_limit", "Keys with as many attempts running as their concurrency limit allows"),
+            )
+        }
         self.run_seconds = Histogram(
             "taskservice_task_run_seconds", "How long attempts ran, by task type and outcome",
             ["type", "outcome"], buckets=RUN_BUCKETS, registry=self.registry,
@@ -112,12 +111,11 @@ class Metrics:
         self.paused.clear()  # a resumed one drops out
         for pause in await store.pauses():
             self.paused.labels(pause.kind, pause.name).set(1)
-        self.limit_waiting.clear()
-        for (scope, key), count in (await store.limit_waiting_by_key(LIMIT_KEYS_SHOWN)).items():
-            self.limit_waiting.labels(scope, key).set(count)
-        self.limit_running.clear()
-        for limit in await store.list_limits():
-            self.limit_running.labels(limit.scope).set(limit.running)
+        for gauge in self.limits.values():
+            gauge.clear()  # a limit cleared for good drops out
+        for figures in await store.limit_figures():
+            for field, gauge in self.limits.items():
+                gauge.labels(figures.scope).set(getattr(figures, field))
         orphaned = await store.waiting_without_live_worker(self.worker_alive_seconds)
         # Only the types that have such tasks now: one whose workers came back drops out.
         self.without_worker.clear()

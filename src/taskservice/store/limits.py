@@ -183,7 +183,18 @@ async def forget_idle_keys(conn: Pool | Connection, before: datetime, limit: int
     return int(await conn.fetchval(query("forget_idle_limit_keys"), before, limit))
 
 
-async def waiting_by_key(conn: Pool | Connection, top: int) -> dict[tuple[str, str], int]:
-    """(scope, key) -> tasks waiting under that limit with that key, for the `top` keys with most."""
-    rows = await conn.fetch(query("limited_waiting"), top)
-    return {(row["scope"], row["limit_key"]): int(row["waiting"]) for row in rows}
+@dataclass(frozen=True)
+class LimitFigures:
+    """A limit's figures for the metrics: tasks waiting, the keys they wait under and the most for one
+    key; attempts running, and the keys at their concurrency limit."""
+
+    scope: str
+    waiting: int
+    keys_waiting: int
+    most_for_a_key: int
+    running: int
+    keys_at_limit: int
+
+
+async def figures(conn: Pool | Connection) -> list[LimitFigures]:
+    return [LimitFigures(**dict(row)) for row in await conn.fetch(query("limit_figures"))]

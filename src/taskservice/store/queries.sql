@@ -776,17 +776,26 @@ SELECT t.id, l.kind, l.name, t.limit_key, l.key, l.concurrency, l.rate, l.per_se
   JOIN task_limits l ON l.scope = t.limit_scope
  WHERE t.id = ANY($1::bigint[]) AND t.status IN (0 /*QUEUED*/, 6 /*RETRYING*/);
 
--- name: limited_waiting
--- Tasks waiting under a limit (due or not) by scope and key: the per-key waits the metrics show,
--- the most first, at most $1 keys. Reads the limited tasks' own index, not the whole queue.
-SELECT w.scope, w.limit_key, w.waiting, l.kind, l.name
-  FROM (SELECT limit_scope AS scope, limit_key, count(*) AS waiting
-          FROM tasks
-         WHERE status IN (0 /*QUEUED*/, 6 /*RETRYING*/) AND limit_scope IS NOT NULL
-         GROUP BY limit_scope, limit_key) w
-  JOIN task_limits l ON l.scope = w.scope
- ORDER BY w.waiting DESC, w.scope, w.limit_key
- LIMIT $1;
+-- name: limit_figures
+-- Per limit: its tasks waiting (due or not), the keys they wait under and the most for one key; its
+-- attempts running and the keys at their concurrency limit. From the limited tasks' own indexes.
+SELECT l.scope, coalesce(w.waiting, 0)::bigint AS waiting, coalesce(w.keys, 0)::bigint AS keys_waiting,
+       coalesce(w.most, 0)::bigint AS most_for_a_key, coalesce(r.running, 0)::bigint AS running,
+       coalesce(r.keys_full, 0)::bigint AS keys_at_limit
+  FROM task_limits l
+  LEFT JOIN LATERAL (
+        SELECT sum(k.n) AS waiting, count(*) AS keys, max(k.n) AS most
+          FROM (SELECT count(*) AS n
+                  FROM tasks t
+                 WHERE t.status IN (0 /*QUEUED*/, 6 /*RETRYING*/) AND t.limit_scope = l.scope
+                 GROUP BY t.limit_key) AS k) AS w ON true
+  LEFT JOIN LATERAL (
+        SELECT sum(k.n) AS running, count(*) FILTER (WHERE k.n >= l.concurrency) AS keys_full
+          FROM (SELECT count(*) AS n
+                  FROM tasks t
+                 WHERE t.status = 1 /*RUNNING*/ AND t.limit_scope = l.scope
+                 GROUP BY t.limit_key) AS k) AS r ON true
+ ORDER BY l.scope;
 
 -- name: forget_idle_limit_keys
 -- The kept starts of up to $2 keys that started nothing since $1 (the retention job passes a day

@@ -826,9 +826,10 @@ class Store:
         found = [x for x in await limits.limits(self.pool) if (x.kind, x.name) == (kind, name)]
         return found[0] if found else limits.Limit(kind, name)
 
-    async def limit_waiting_by_key(self, top: int) -> dict[tuple[str, str], int]:
-        """(scope, key) -> tasks waiting under that limit with that key, the `top` keys with most."""
-        return await limits.waiting_by_key(self.pool, top)
+    async def limit_figures(self) -> list[limits.LimitFigures]:
+        """Per limit: waiting, keys waiting, most for a key, running, keys at their limit (no labels per
+        key: the metrics stay bounded whatever the number of customers)."""
+        return await limits.figures(self.pool)
 
     async def limit_waits(self, task_ids: Sequence[int]) -> dict[int, limits.LimitWait]:
         """Of waiting tasks `task_ids`, those under a limit their key has reached, with why."""
