@@ -327,3 +327,20 @@ async def test_declared_schedules_are_created_updated_and_reported_when_gone(sto
     mine = await store.get_schedule("mine")
     assert mine is not None
     assert (mine.declared_type, mine.spec.every_seconds) == (None, 3600.0)
+
+
+async def test_a_schedule_that_cannot_fire_leaves_the_others_firing(store: Store) -> None:
+    """One schedule's time zone unknown to this machine, another's task refused by the database."""
+    broken_zone = await made(store, spec("zone", cron="* * * * *"), T0)
+    broken_task = await made(store, spec("task", every_seconds=60.0), T0)
+    fine = await made(store, spec("fine", every_seconds=60.0), T0)
+    await store.pool.execute("UPDATE schedules SET timezone = 'Nowhere/Gone' WHERE id = $1", broken_zone.id)
+    await store.pool.execute(
+        "UPDATE schedules SET task = task - 'type' WHERE id = $1", broken_task.id
+    )  # NOT NULL
+    assert len(await Scheduler(store, 1, 10, Clock(T0 + timedelta(minutes=1, seconds=1))).run_once()) == 1
+    assert len(await ticks_of(store, fine.id)) == 1
+    for name in ("zone", "task"):
+        left = await store.get_schedule(name)
+        assert left is not None
+        assert left.last_tick is None  # still due: tried again next pass

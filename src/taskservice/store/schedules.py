@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
+
 from taskservice import model
 from taskservice.model import Firing, NewTask, Schedule, ScheduleSpec, Status
 from taskservice.store.sql import query
@@ -24,8 +26,8 @@ if TYPE_CHECKING:
 
 UNFINISHED = (Status.QUEUED, Status.RUNNING, Status.RETRYING)
 # What a scheduler asks of the rules for a due schedule: (the schedule, whether its last run is
-# unfinished) -> what to fire.
-Plan = Callable[[Schedule, bool], Firing]
+# unfinished) -> what to fire (None: nothing now, it could not be planned).
+Plan = Callable[[Schedule, bool], Firing | None]
 
 
 def template(task: NewTask, defaults: TaskDefaults) -> dict[str, Any]:
@@ -46,8 +48,8 @@ def template(task: NewTask, defaults: TaskDefaults) -> dict[str, Any]:
 def _task(stored: Any) -> NewTask:
     data = json.loads(stored) if isinstance(stored, str) else stored
     return NewTask(
-        name=data["name"], type=data["type"], parameters=dict(data.get("parameters") or {}),
-        description=data.get("description") or "", priority=int(data.get("priority") or 0),
+        name=data.get("name") or "", type=data.get("type") or "",
+        parameters=dict(data.get("parameters") or {}), description=data.get("description") or "", priority=int(data.get("priority") or 0),
         max_retries=data.get("max_retries"), timeout_seconds=data.get("timeout_seconds"),
         queue=data.get("queue"), limit_key=data.get("limit_key"),
     )  # fmt: skip
@@ -148,16 +150,28 @@ async def _fire(
     return [row["id"] for row in rows]
 
 
-async def fire_due(pool: Pool, now: datetime, plan: Plan, limit: int = 100) -> list[int]:
-    """Fire the schedules due at `now` that no other scheduler holds: the ids of the tasks created."""
+async def fire_due(
+    pool: Pool, now: datetime, plan: Plan, limit: int = 100
+) -> tuple[list[int], dict[str, str]]:
+    """Fire the schedules due at `now` that no other scheduler holds: the ids of the tasks created, and
+    the schedules that could not be fired, with why. Each schedule fires in a savepoint of its own, so
+    one whose plan is None (the rules could not read it) or whose task the database refuses is left
+    due, and the others fire."""
     created: list[int] = []
+    failed: dict[str, str] = {}
     async with pool.acquire() as conn, conn.transaction():
         for row in await conn.fetch(query("due_schedules"), now, limit):
             schedule = _schedule(row)
             unfinished = row["last_status"] is not None and Status(row["last_status"]) in UNFINISHED
             firing = plan(schedule, unfinished)
-            created += await _fire(conn, schedule, firing, firing.ticks)
-    return created
+            if firing is None:
+                continue
+            try:
+                async with conn.transaction():
+                    created += await _fire(conn, schedule, firing, firing.ticks)
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as error:
+                failed[schedule.spec.name] = str(error)
+    return created, failed
 
 
 async def trigger(pool: Pool, name: str) -> int | None:

@@ -788,12 +788,15 @@ class Store:
     async def delete_schedule(self, name: str) -> bool:
         return await schedules.delete(self.pool, name)
 
-    async def fire_due_schedules(self, now: datetime, plan: schedules.Plan, limit: int = 100) -> list[int]:
-        """Create the due ticks' tasks (exactly once each) and wake the workers; their ids."""
-        created = await schedules.fire_due(self.pool, now, plan, limit)
+    async def fire_due_schedules(
+        self, now: datetime, plan: schedules.Plan, limit: int = 100
+    ) -> tuple[list[int], dict[str, str]]:
+        """Create the due ticks' tasks (exactly once each) and wake the workers; their ids, and the
+        schedules that could not be fired with why (store/schedules.py)."""
+        created, failed = await schedules.fire_due(self.pool, now, plan, limit)
         if created:
             await self._waker.wake()
-        return created
+        return created, failed
 
     async def trigger_schedule(self, name: str) -> int | None:
         """Create a schedule's task now, by hand; its id (None: no such schedule)."""

@@ -54,10 +54,18 @@ class Scheduler(Periodic):
             await self.reconcile(now)
             self._declarations_seen = changed
 
-        def plan(schedule: Schedule, previous_unfinished: bool) -> Firing:
-            return schedules.plan(schedule, now, self.grace, previous_unfinished)
+        def plan(schedule: Schedule, previous_unfinished: bool) -> Firing | None:
+            try:
+                return schedules.plan(schedule, now, self.grace, previous_unfinished)
+            except Exception as error:  # one unreadable schedule (a time zone gone?) stops no other
+                log.error(
+                    "schedule cannot be planned; it stays due", schedule=schedule.spec.name, error=str(error)
+                )
+                return None
 
-        created = await self.store.fire_due_schedules(now, plan)
+        created, failed = await self.store.fire_due_schedules(now, plan)
+        for name, error in failed.items():
+            log.error("schedule's task refused by the database; it stays due", schedule=name, error=error)
         if created:
             log.debug("scheduler: created the tasks of due ticks", tasks=len(created))
         return created
