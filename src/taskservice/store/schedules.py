@@ -48,11 +48,16 @@ def template(task: NewTask, defaults: TaskDefaults) -> dict[str, Any]:
 def _task(stored: Any) -> NewTask:
     data = json.loads(stored) if isinstance(stored, str) else stored
     return NewTask(
-        name=data.get("name") or "", type=data.get("type") or "",
-        parameters=dict(data.get("parameters") or {}), description=data.get("description") or "", priority=int(data.get("priority") or 0),
-        max_retries=data.get("max_retries"), timeout_seconds=data.get("timeout_seconds"),
-        queue=data.get("queue"), limit_key=data.get("limit_key"),
-    )  # fmt: skip
+        name=data.get("name") or "",
+        type=data.get("type") or "",
+        parameters=dict(data.get("parameters") or {}),
+        description=data.get("description") or "",
+        priority=int(data.get("priority") or 0),
+        max_retries=data.get("max_retries"),
+        timeout_seconds=data.get("timeout_seconds"),
+        queue=data.get("queue"),
+        limit_key=data.get("limit_key"),
+    )
 
 
 def _schedule(row: Record) -> Schedule:
