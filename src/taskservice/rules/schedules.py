@@ -34,7 +34,7 @@ from taskservice.model import (
     Schedule,
     ScheduleSpec,
 )
-from taskservice.rules.tasks import BrokenRule, TaskTypes, new_task, text
+from taskservice.rules.tasks import BrokenRule, PayloadLimits, TaskTypes, new_task, text
 
 NICKNAMES = {
     "@yearly": "0 0 1 1 *",
@@ -89,7 +89,12 @@ def timezone(value: str, field: str = "timezone") -> ZoneInfo:
         ) from None
 
 
-def checked(spec: ScheduleSpec, task_types: TaskTypes, prefix: str = "") -> ScheduleSpec:
+def checked(
+    spec: ScheduleSpec,
+    task_types: TaskTypes,
+    prefix: str = "",
+    limits: PayloadLimits = PayloadLimits(),  # noqa: B008
+) -> ScheduleSpec:
     """The schedule as it may be stored (its task with its type's defaults); BrokenRule otherwise."""
     name = text(f"{prefix}name", spec.name, SCHEDULE_NAME_MAX, required=True, single_line=True)
     if (spec.cron is None) == (spec.every_seconds is None):
@@ -109,10 +114,10 @@ def checked(spec: ScheduleSpec, task_types: TaskTypes, prefix: str = "") -> Sche
         )
     if spec.ends_at is not None and spec.ends_at.tzinfo is None:
         raise BrokenRule(f"{prefix}ends_at", "must say its time zone (RFC 3339, e.g. 2027-01-01T00:00:00Z)")
-    task = new_task(replace(spec.task, name=spec.task.name or name), task_types, f"{prefix}task.")
-    if task.idempotency_key or task.delay_seconds:
+    task = new_task(replace(spec.task, name=spec.task.name or name), task_types, f"{prefix}task.", limits)
+    if task.idempotency_key or task.delay_seconds or task.run_at:
         raise BrokenRule(
-            f"{prefix}task", "a scheduled task has no idempotency key or delay: its tick is both"
+            f"{prefix}task", "a scheduled task has no idempotency key, delay or run_at: its tick is all three"
         )
     return replace(spec, name=name, cron=expression, task=task)
 

@@ -155,7 +155,7 @@ def _task(row: Record) -> Task:
 
 
 def _new_task_row(task: NewTask, defaults: TaskDefaults) -> tuple[Any, ...]:
-    """A `new_task_v3` row (migration 0050), in the type's field order."""
+    """A `new_task_v4` row (migration 0061), in the type's field order."""
     return (
         task.name,
         task.type,
@@ -168,6 +168,7 @@ def _new_task_row(task: NewTask, defaults: TaskDefaults) -> tuple[Any, ...]:
         task.delay_seconds,
         task.queue or model.DEFAULT_QUEUE,
         task.limit_key,
+        task.run_at,
     )
 
 
