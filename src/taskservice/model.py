@@ -243,6 +243,7 @@ CATCHUP_MAX = 100  # `all` creates at most this many missed ticks at once, the l
 EVERY_MIN_SECONDS = 1.0
 EVERY_MAX_SECONDS = 366 * 86_400.0
 SCHEDULE_NAME_MAX = 200
+CRON_MAX = 200  # characters of a cron expression
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,7 @@ class Schedule:
     created_by: str = ""
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    last_status: Status | None = None  # the status of its last task (None: none, or deleted since)
 
 
 @dataclass(frozen=True)

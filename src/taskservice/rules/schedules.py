@@ -26,6 +26,7 @@ from cronsim import CronSim, CronSimError
 from taskservice.model import (
     CATCHUP_MAX,
     CATCHUP_POLICIES,
+    CRON_MAX,
     EVERY_MAX_SECONDS,
     EVERY_MIN_SECONDS,
     OVERLAP_POLICIES,
@@ -69,6 +70,7 @@ def every(value: str, field: str = "every") -> float:
 
 def cron(value: str, field: str = "cron") -> str:
     """A cron expression as stored: five fields (a nickname such as @hourly becomes its five)."""
+    text(field, value, CRON_MAX, required=True, single_line=True)
     expression = NICKNAMES.get(value.strip().lower(), value.strip())
     if len(expression.split()) != 5:
         raise BrokenRule(field, f"must have five fields (minute hour day month weekday) or be one of "
@@ -179,6 +181,21 @@ def first_tick(spec: ScheduleSpec, now: datetime) -> datetime | None:
     """A new (or resumed) schedule's first tick: the first after `now`, unless it ends before."""
     tick = next(ticks_after(spec, now, anchor=now), None)
     return tick if tick is not None and (spec.ends_at is None or tick <= spec.ends_at) else None
+
+
+def next_tick_after_change(before: Schedule, spec: ScheduleSpec, now: datetime) -> datetime | None:
+    """The next tick of schedule `before` changed at `now` to `spec`. Re-timed (its cron, time zone or
+    interval) or resumed: the first after `now` (the ticks it missed while paused are not caught up).
+    Its end moved: its next tick stands if it still may fire, else the first after `now` (an ended
+    schedule given a later end goes on). Otherwise (its task, its policies, a pause) it stays."""
+    old = before.spec
+    retimed = (spec.cron, spec.timezone, spec.every_seconds) != (old.cron, old.timezone, old.every_seconds)
+    if retimed or (old.paused and not spec.paused):
+        return first_tick(spec, now)
+    kept = before.next_tick
+    if spec.ends_at != old.ends_at and (kept is None or (spec.ends_at is not None and kept > spec.ends_at)):
+        return first_tick(spec, now)
+    return kept
 
 
 def plan(schedule: Schedule, now: datetime, grace: float, previous_unfinished: bool) -> Firing:

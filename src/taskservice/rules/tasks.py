@@ -28,7 +28,7 @@ MAX_RETRIES_MAX = 10
 TIMEOUT_MAX = 86_400.0
 DELAY_MAX = 31_536_000.0
 IDEMPOTENCY_KEY_MAX = 255
-RUN_AT_RULE = "must be a time with its offset, RFC 3339 (e.g. 2026-12-24T18:00:00Z)"
+RFC3339_RULE = "must be a time with its offset, RFC 3339 (e.g. 2026-12-24T18:00:00Z)"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 (e.g. U+0085, a line break)
 
 
@@ -161,7 +161,7 @@ def new_task(
         if delay:
             raise BrokenRule(f"{prefix}run_at", "give run_at or delay_seconds, not both")
         if new.run_at.tzinfo is None:
-            raise BrokenRule(f"{prefix}run_at", RUN_AT_RULE)
+            raise BrokenRule(f"{prefix}run_at", RFC3339_RULE)
     declared_queue = None if declared is None else declared.queue
     queue = queue_name(new.queue or declared_queue or DEFAULT_QUEUE, f"{prefix}queue")
     limit_key = text(f"{prefix}limit_key", new.limit_key or "", LIMIT_KEY_MAX, single_line=True)

@@ -815,21 +815,35 @@ RETURNING *;
 
 -- name: update_schedule
 -- Replace schedule $1's spec ($2-$9 as create_schedule's $2-$9) and its next tick ($10); $11 the type
--- declaring it (NULL: none). Its counts and last run stay.
+-- declaring it (NULL: none). Its counts and last run stay (with the last run's status, as get_schedule).
 UPDATE schedules
    SET cron = $2, timezone = $3, every_seconds = $4, task = $5::jsonb, overlap = $6, catchup = $7,
        paused = $8, ends_at = $9, next_tick = $10, declared_type = $11, updated_at = now()
  WHERE id = $1
-RETURNING *;
+RETURNING *, (SELECT t.status FROM tasks t WHERE t.id = schedules.last_task_id) AS last_status;
 
 -- name: lock_schedule
 SELECT * FROM schedules WHERE name = $1 FOR UPDATE;
 
 -- name: get_schedule
-SELECT * FROM schedules WHERE name = $1;
+-- A schedule by its name, with the status of its last task (NULL: none, or deleted).
+SELECT s.*, t.status AS last_status
+  FROM schedules s
+  LEFT JOIN tasks t ON t.id = s.last_task_id
+ WHERE s.name = $1;
+
+-- name: get_schedule_by_id
+SELECT s.*, t.status AS last_status
+  FROM schedules s
+  LEFT JOIN tasks t ON t.id = s.last_task_id
+ WHERE s.id = $1;
 
 -- name: list_schedules
-SELECT * FROM schedules ORDER BY name LIMIT $1 OFFSET $2;
+SELECT s.*, t.status AS last_status
+  FROM schedules s
+  LEFT JOIN tasks t ON t.id = s.last_task_id
+ ORDER BY s.name
+ LIMIT $1 OFFSET $2;
 
 -- name: schedules_declared_by
 -- The schedules task types $1 declare(d).
