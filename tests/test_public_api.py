@@ -16,7 +16,7 @@ PUBLIC = [
     "AsyncClient", "AsyncTaskHandle", "AuthError", "CallRetry", "Client", "DeclaredTask", "Execution",
     "FailedPrecondition", "HistoryEntry", "InvalidArgument", "LimitInfo", "NewTask", "NotFound", "OutOfRange",
     "PermanentFailure", "PermissionDenied", "QueueInfo", "RequestError", "ResourceExhausted",
-    "RetryableError", "Task", "TaskCancelled", "TaskContext", "TaskEvent", "TaskFailed", "TaskHandle",
+    "RetryableError", "ScheduleInfo", "Task", "TaskCancelled", "TaskContext", "TaskEvent", "TaskFailed", "TaskHandle",
     "TaskList", "TaskOptions", "TaskServiceError", "TaskStatus", "TaskType", "Timeout",
     "Unauthenticated", "Unavailable", "WorkerInfo", "enqueue", "enqueue_async", "task",
 ]  # fmt: skip
