@@ -8,7 +8,8 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -45,7 +46,6 @@ from taskservice.rules import schedules
 from taskservice.rules.tasks import BrokenRule
 from taskservice.rules.transient import is_transient
 from taskservice.store import Claim, NotHeld, ScheduleNameTaken, ScheduleNotFound, Store, WorkerIdTaken
-from taskservice.worker.scheduler import utc_now
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +76,7 @@ class TaskService:
         worker_alive_seconds: float,
         payload_limits: validation.PayloadLimits = validation.PayloadLimits(),  # noqa: B008
         max_result_bytes: int = 1024 * 1024,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] = partial(datetime.now, UTC),  # noqa: B008
     ) -> None:
         self.registry = registry
         # When a schedule made, resumed or re-timed now ticks first: the schedulers' own clock.
