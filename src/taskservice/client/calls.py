@@ -7,7 +7,7 @@ retries on `unavailable`); `Client` and `AsyncClient` only carry calls over the 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypedDict, TypeVar
 
@@ -227,16 +227,23 @@ def _schedule(r: Any) -> m.ScheduleInfo:
     return m.ScheduleInfo.from_proto(r.schedule)
 
 
+def _scheduled_task(
+    type: str, parameters: Mapping[str, str] | None, options: TaskOptions | None
+) -> pb.CreateTaskRequest:
+    """The task a schedule creates at each tick, named as the schedule unless `options` name it."""
+    options = options or TaskOptions()
+    return m.create_request(replace(options.new_task(type, parameters), name=options.name or ""))
+
+
 def create_schedule(
     name: str, *, type: str, parameters: Mapping[str, str] | None = None, cron: str | None = None,
     timezone: str = "UTC", every: str | float | None = None, options: TaskOptions | None = None,
     overlap: str = "allow", catchup: str = "none", paused: bool = False, ends_at: datetime | None = None,
 ) -> Call[m.ScheduleInfo]:  # fmt: skip
     """A schedule creating a task of `type` at each tick of `cron` (in `timezone`) or `every` interval."""
-    task = (options or TaskOptions()).new_task(type, parameters)
     request = pb.CreateScheduleRequest(
         name=name, cron=cron or "", timezone=timezone, every="" if every is None else _every(every),
-        task=m.create_request(task), overlap=overlap, catchup=catchup, paused=paused,
+        task=_scheduled_task(type, parameters, options), overlap=overlap, catchup=catchup, paused=paused,
         ends_at=_rfc3339("ends_at", ends_at),
     )  # fmt: skip
     return Call("CreateSchedule", request, pb.CreateScheduleResponse, _schedule)
@@ -276,7 +283,7 @@ def update_schedule(
     if every is not None:
         request.every = _every(every)
     if type is not None:
-        request.task.CopyFrom(m.create_request((options or TaskOptions()).new_task(type, parameters)))
+        request.task.CopyFrom(_scheduled_task(type, parameters, options))
     elif parameters is not None or options is not None:
         raise TypeError("give the task's type with its parameters or options: it is replaced whole")
     if overlap is not None:
