@@ -263,6 +263,10 @@ def test_typed_create_with_the_client(server: Served) -> None:
         assert (task.name, task.priority, task.status, task.idempotency_key) == (
             "later", 4, TaskStatus.QUEUED, "typed-later",
         )  # fmt: skip
+        # A time to start at travels as that time (the API's times are to the second).
+        at = datetime(2099, 12, 24, 18, tzinfo=UTC)
+        eve = typed_resize.with_options(TaskOptions(run_at=at)).create(client, user="eve", width=64)
+        assert (client.get_task(eve.id).run_at, client.get_task(eve.id).status) == (at, TaskStatus.QUEUED)
         with pytest.raises(InvalidArgument, match=r"payload\.parameters\['width'\]: must be >= 16"):
             typed_resize.create(client, user="ada", width=1)
 
