@@ -27,6 +27,7 @@ TASK_FIELDS = {
     "exactStatus",  # the twin of status, RETRYING and CANCELLED included
     "queue",  # the queue it waits in (issue 21)
     "limitKey", "limitScope",  # the limit it counts under and its key there (issue 21); empty: none
+    "scheduleId", "scheduleTick",  # the schedule and tick that created it (issue 22); 0 and empty: none
 }  # fmt: skip
 
 LATER = 3600  # delaySeconds that keeps a task QUEUED for the whole module

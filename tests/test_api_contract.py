@@ -110,6 +110,8 @@ async def test_create_and_get_task_with_every_field(api: Api) -> None:
         "queue": "default",  # neither the request nor the type's declaration named one
         "limitKey": "",  # its type and queue have no limit
         "limitScope": "",
+        "scheduleId": "0",  # no schedule created it (proto3 JSON writes an int64 as a string)
+        "scheduleTick": "",
     }
     assert recent(task["createdAt"])
     assert recent(task["updatedAt"])

@@ -25,7 +25,7 @@ from taskservice.api.probe import free_port
 from taskservice.cli import cli
 from taskservice.cli.group import Group
 from taskservice.cli.main import COMMANDS
-from taskservice.cli.output import age, parse_time
+from taskservice.cli.output import age, parse_time, when
 from taskservice.config import Settings
 from taskservice.model import NewTask, Status
 from taskservice.store import Store
@@ -442,6 +442,15 @@ def test_age_is_kubectl_style() -> None:
     }
     for then, expected in cases.items():
         assert age(then, now) == expected, then
+
+
+def test_when_says_how_long_ago_or_how_far_ahead() -> None:
+    now = parse_time("2026-12-01T07:00:13Z")
+    assert when("2026-12-01T06:56:03Z", now) == "2026-12-01T06:56:03Z (4m10s ago)"
+    assert when("2026-12-01T07:00:13Z", now) == "2026-12-01T07:00:13Z (0s ago)"
+    assert when("2026-12-24T18:00:00Z", now) == "2026-12-24T18:00:00Z (in 23d)"  # a task's --at
+    assert when("2026-12-01T07:00:43Z", now) == "2026-12-01T07:00:43Z (in 30s)"
+    assert when("", now) == ""
 
 
 # -- colours --------------------------------------------------------------------------------------

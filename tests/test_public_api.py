@@ -16,8 +16,8 @@ PUBLIC = [
     "AsyncClient", "AsyncTaskHandle", "AuthError", "CallRetry", "Client", "Cron", "DeclaredTask", "Every",
     "Execution", "FailedPrecondition", "HistoryEntry", "InvalidArgument", "LimitInfo", "NewTask", "NotFound",
     "OutOfRange", "PermanentFailure", "PermissionDenied", "QueueInfo", "RequestError", "ResourceExhausted",
-    "RetryableError", "Task", "TaskCancelled", "TaskContext", "TaskEvent", "TaskFailed", "TaskHandle",
-    "TaskList", "TaskOptions", "TaskServiceError", "TaskStatus", "TaskType", "Timeout",
+    "RetryableError", "ScheduleInfo", "Task", "TaskCancelled", "TaskContext", "TaskEvent", "TaskFailed",
+    "TaskHandle", "TaskList", "TaskOptions", "TaskServiceError", "TaskStatus", "TaskType", "Timeout",
     "Unauthenticated", "Unavailable", "WorkerInfo", "enqueue", "enqueue_async", "task",
 ]  # fmt: skip
 

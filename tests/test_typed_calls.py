@@ -98,15 +98,16 @@ def test_a_model_parameter_is_checked_as_its_fields() -> None:
         typed_ship.parameters(ctx=None, order=bad)
 
 
-def test_run_at_is_sent_as_the_delay_from_now() -> None:
-    now = datetime(2030, 1, 1, 12, tzinfo=UTC)
-    options = TaskOptions(run_at=now + timedelta(minutes=5))
-    assert options.new_task("t", now=lambda: now).delay_seconds == 300.0
-    assert TaskOptions(run_at=now - timedelta(minutes=5)).new_task("t", now=lambda: now).delay_seconds == 0.0
+def test_run_at_is_sent_as_a_time_not_a_delay() -> None:
+    # A delay from this process's clock would move the start by that clock's error: the database's
+    # clock decides, when the task is created.
+    at = datetime(2030, 1, 1, 12, tzinfo=UTC)
+    new = TaskOptions(run_at=at).new_task("t")
+    assert (new.run_at, new.delay_seconds) == (at, 0.0)
     assert TaskOptions(name="mine").new_task("t").name == "mine"
     assert TaskOptions().new_task("t").name == "t"
     with pytest.raises(ValueError, match="run_at: give run_at or delay_seconds, not both"):
-        TaskOptions(run_at=now, delay_seconds=5)
+        TaskOptions(run_at=at, delay_seconds=5)
     with pytest.raises(ValueError, match="run_at: must be timezone-aware"):
         TaskOptions(run_at=datetime(2030, 1, 1))
 
@@ -194,7 +195,7 @@ async def test_a_bad_value_is_refused_before_anything_is_written(database_url: s
 
 
 async def test_options_are_honoured(database_url: str, store: Store) -> None:
-    run_at = datetime.now(UTC) + timedelta(hours=2)
+    run_at = datetime(2099, 12, 24, 18, 0, 0, 250_000, tzinfo=UTC)
     with psycopg.connect(database_url) as conn:
         plain = typed_resize.enqueue(conn, user="ada", width=64)
         chosen = typed_resize.with_options(
@@ -219,7 +220,7 @@ async def test_options_are_honoured(database_url: str, store: Store) -> None:
         "ada's avatar", "for the profile", 9, 5, 12.5,
     )  # fmt: skip
     assert (task.idempotency_key, task.parameters) == ("avatar-ada", {"user": "ada", "width": "64"})
-    assert abs(task.run_at - run_at) < timedelta(minutes=1)
+    assert task.run_at == run_at  # the time itself, not a delay from this process's clock
     task = await store.get_task(delayed)
     assert timedelta(minutes=9) < task.run_at - task.created_at < timedelta(minutes=11)
     task = await store.get_task(old)
@@ -262,6 +263,10 @@ def test_typed_create_with_the_client(server: Served) -> None:
         assert (task.name, task.priority, task.status, task.idempotency_key) == (
             "later", 4, TaskStatus.QUEUED, "typed-later",
         )  # fmt: skip
+        # A time to start at travels as that time (the API's times are to the second).
+        at = datetime(2099, 12, 24, 18, tzinfo=UTC)
+        eve = typed_resize.with_options(TaskOptions(run_at=at)).create(client, user="eve", width=64)
+        assert (client.get_task(eve.id).run_at, client.get_task(eve.id).status) == (at, TaskStatus.QUEUED)
         with pytest.raises(InvalidArgument, match=r"payload\.parameters\['width'\]: must be >= 16"):
             typed_resize.create(client, user="ada", width=1)
 

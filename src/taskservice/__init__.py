@@ -28,6 +28,7 @@ __all__ = [
     "RequestError",
     "ResourceExhausted",
     "RetryableError",
+    "ScheduleInfo",
     "Task",
     "TaskCancelled",
     "TaskContext",
@@ -58,8 +59,8 @@ _HOMES = {
         "taskservice.client.wire": "CallRetry",
         "taskservice.client.enqueue": "enqueue enqueue_async",
         "taskservice.model": "TaskOptions",
-        "taskservice.client.messages": "Execution HistoryEntry LimitInfo NewTask QueueInfo Task TaskEvent "
-        "TaskList TaskStatus TaskType WorkerInfo",
+        "taskservice.client.messages": "Execution HistoryEntry LimitInfo NewTask QueueInfo ScheduleInfo Task "
+        "TaskEvent TaskList TaskStatus TaskType WorkerInfo",
         "taskservice.protocol.errors": "AuthError FailedPrecondition InvalidArgument NotFound OutOfRange "
         "PermissionDenied RequestError ResourceExhausted RetryableError TaskServiceError Timeout "
         "Unauthenticated Unavailable",
@@ -82,6 +83,7 @@ if TYPE_CHECKING:
         LimitInfo,
         NewTask,
         QueueInfo,
+        ScheduleInfo,
         Task,
         TaskEvent,
         TaskList,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import IntEnum
 from typing import Any, TypedDict
 
@@ -231,6 +231,9 @@ class NewTask:
     delay_seconds: float = 0.0
     queue: str | None = None  # None: the type's declared queue, else DEFAULT_QUEUE
     limit_key: str | None = None  # its key under a limit; None: its parameter the limit names
+    # Instead of delay_seconds: when it may start (timezone-aware; a time past: now), by the database's
+    # clock, so that no client's or server's clock moves it.
+    run_at: datetime | None = None
 
 
 # Schedules (migration 0060): the policies a schedule may have, and the bounds of its clock.
@@ -285,6 +288,9 @@ def cron_expression(text: str) -> str:
     return expression
 
 
+CRON_MAX = 200  # characters of a cron expression
+
+
 @dataclass(frozen=True)
 class ScheduleSpec:
     """What a schedule is: at each tick of `cron` (in `timezone`) or every `every_seconds`, create
@@ -318,6 +324,7 @@ class Schedule:
     created_by: str = ""
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    last_status: Status | None = None  # the status of its last task (None: none, or deleted since)
 
 
 @dataclass(frozen=True)
@@ -388,22 +395,13 @@ class TaskOptions:
             if self.run_at.tzinfo is None:
                 raise ValueError(f"run_at: must be timezone-aware (got {self.run_at.isoformat()})")
 
-    def new_task(
-        self,
-        type: str,
-        parameters: Mapping[str, str] | None = None,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> NewTask:
+    def new_task(self, type: str, parameters: Mapping[str, str] | None = None) -> NewTask:
         """The task to create (not yet checked: the interface that takes it checks it)."""
-        # The wire carries a delay, not a time: run_at is sent as the delay from now (never negative).
-        delay = self.delay_seconds
-        if self.run_at is not None:
-            delay = max(0.0, (self.run_at - now()).total_seconds())
         return NewTask(
             name=type if self.name is None else self.name, type=type, parameters=dict(parameters or {}),
             description=self.description, priority=self.priority, max_retries=self.max_retries,
             timeout_seconds=self.timeout_seconds, idempotency_key=self.idempotency_key,
-            delay_seconds=delay, queue=self.queue, limit_key=self.limit_key,
+            delay_seconds=self.delay_seconds, queue=self.queue, limit_key=self.limit_key, run_at=self.run_at,
         )  # fmt: skip
 
 

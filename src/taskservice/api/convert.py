@@ -12,7 +12,7 @@ from google.protobuf import struct_pb2
 from taskservice import model
 from taskservice.api.ids import narrow
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import Execution, HistoryEntry, Status, Task, original_status
+from taskservice.model import Execution, HistoryEntry, Schedule, Status, Task, original_status
 from taskservice.plugins.declare import TaskTypeSpec
 from taskservice.store import Claim, HistoryEvent, Limit, LimitWait, Pause, WorkerInfo
 
@@ -77,6 +77,30 @@ def limit(x: Limit) -> pb.TaskLimit:
     )  # fmt: skip
 
 
+def schedule(s: Schedule) -> pb.Schedule:
+    spec, task = s.spec, s.spec.task
+    template = pb.CreateTaskRequest(
+        name=task.name, type=task.type, payload=pb.Payload(parameters=task.parameters),
+        description=task.description, priority=task.priority, queue=task.queue or model.DEFAULT_QUEUE,
+        limit_key=task.limit_key or "",
+    )  # fmt: skip
+    if task.max_retries is not None:
+        template.max_retries = task.max_retries
+    if task.timeout_seconds is not None:
+        template.timeout_seconds = task.timeout_seconds
+    message = pb.Schedule(
+        id64=s.id, name=spec.name, cron=spec.cron or "", timezone=spec.timezone,
+        every_seconds=spec.every_seconds or 0.0, task=template, overlap=spec.overlap, catchup=spec.catchup,
+        paused=spec.paused, ends_at=timestamp(spec.ends_at), next_tick=timestamp(s.next_tick),
+        last_tick=timestamp(s.last_tick), last_task_id64=s.last_task_id or 0, missed=s.missed,
+        skipped=s.skipped, declared_type=s.declared_type or "", created_by=s.created_by,
+        created_at=timestamp(s.created_at), updated_at=timestamp(s.updated_at),
+    )  # fmt: skip
+    if s.last_status is not None:
+        message.last_task_status = int(s.last_status)  # type: ignore[assignment]
+    return message
+
+
 def pause(p: Pause) -> pb.QueuePause:
     return pb.QueuePause(
         kind=p.kind, name=p.name, reason=p.reason, paused_by=p.paused_by, paused_at=timestamp(p.paused_at)
@@ -116,6 +140,8 @@ def task(t: Task, parameters: dict[str, str] | None = None, description: str | N
         queue=t.queue,
         limit_key=t.limit_key or "",
         limit_scope=t.limit_scope or "",
+        schedule_id=t.schedule_id or 0,
+        schedule_tick=timestamp(t.schedule_tick),
         worker_id=t.lease_owner or "",
         idempotency_key=t.idempotency_key or "",
     )

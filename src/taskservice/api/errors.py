@@ -20,8 +20,17 @@ from connectrpc.request import RequestContext
 from taskservice.api import ids
 from taskservice.auth.tokens import BadTokenRequest
 from taskservice.model import IllegalTransition
+from taskservice.rules.schedules import DeclaredInCode
 from taskservice.rules.tasks import BrokenRule
-from taskservice.store import IdAboveLimit, NotHeld, TaskNotFound, TokenNameTaken, TokenNotFound
+from taskservice.store import (
+    IdAboveLimit,
+    NotHeld,
+    ScheduleNameTaken,
+    ScheduleNotFound,
+    TaskNotFound,
+    TokenNameTaken,
+    TokenNotFound,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -53,9 +62,9 @@ CODES: tuple[
     tuple[type[Exception] | tuple[type[Exception], ...], Callable[[Exception], ConnectError]], ...
 ] = (
     ((BrokenRule, BadTokenRequest), _said(Code.INVALID_ARGUMENT)),
-    ((TaskNotFound, TokenNotFound), _said(Code.NOT_FOUND)),
-    (TokenNameTaken, _said(Code.ALREADY_EXISTS)),
-    (IllegalTransition, _said(Code.FAILED_PRECONDITION)),
+    ((TaskNotFound, TokenNotFound, ScheduleNotFound), _said(Code.NOT_FOUND)),
+    ((TokenNameTaken, ScheduleNameTaken), _said(Code.ALREADY_EXISTS)),
+    ((IllegalTransition, DeclaredInCode), _said(Code.FAILED_PRECONDITION)),
     (NotHeld, _said(Code.PERMISSION_DENIED)),
     (IdAboveLimit, _id_above_limit),
     (ids.IdOutOfRange, _id_out_of_range),

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -30,6 +33,8 @@ from taskservice.model import (
     FINISHED,
     OPERATOR_TARGETS,
     IllegalTransition,
+    Schedule,
+    ScheduleSpec,
     Status,
     Task,
     original_status,
@@ -37,9 +42,10 @@ from taskservice.model import (
 )
 from taskservice.plugins import Registry
 from taskservice.plugins.declare import TaskTypeSpec
+from taskservice.rules import schedules
 from taskservice.rules.tasks import BrokenRule
 from taskservice.rules.transient import is_transient
-from taskservice.store import Claim, NotHeld, Store, WorkerIdTaken
+from taskservice.store import Claim, NotHeld, ScheduleNameTaken, ScheduleNotFound, Store, WorkerIdTaken
 
 log = structlog.get_logger(__name__)
 
@@ -70,8 +76,11 @@ class TaskService:
         worker_alive_seconds: float,
         payload_limits: validation.PayloadLimits = validation.PayloadLimits(),  # noqa: B008
         max_result_bytes: int = 1024 * 1024,
+        clock: Callable[[], datetime] = partial(datetime.now, UTC),  # noqa: B008
     ) -> None:
         self.registry = registry
+        # When a schedule made, resumed or re-timed now ticks first: the schedulers' own clock.
+        self.clock = clock
         # A worker is alive while its lease would be: LEASE_SECONDS is also the agents' lease.
         self.worker_alive_seconds = self.lease_seconds = worker_alive_seconds
         self.payload_limits = payload_limits
@@ -401,6 +410,88 @@ class TaskService:
         limit = await self.store.reset_limit(kind, name)
         log.info("limit reset", kind=kind, name=name, by=principal.current().registrant)
         return pb.ResetLimitResponse(limit=convert.limit(limit))
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    async def create_schedule(
+        self, request: pb.CreateScheduleRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.CreateScheduleResponse:
+        wanted = validation.schedule_spec(request)
+        known = await self.task_types(wanted.task.type)
+        spec = schedules.checked(wanted, known, limits=self.payload_limits)
+        caller = principal.current()
+        by = caller.registrant or caller.name
+        created = await self.store.create_schedule(spec, schedules.first_tick(spec, self.clock()), by=by)
+        if created is None:
+            raise ScheduleNameTaken(spec.name)
+        log.info("schedule created", name=spec.name, cron=spec.cron, timezone=spec.timezone,
+                 every_seconds=spec.every_seconds, type=spec.task.type, by=by)  # fmt: skip
+        return pb.CreateScheduleResponse(schedule=convert.schedule(created))
+
+    async def get_schedule(
+        self, request: pb.GetScheduleRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.GetScheduleResponse:
+        name, schedule_id = validation.schedule_ref(request)
+        if name is not None:
+            found = await self.store.get_schedule(name)
+        else:
+            found = await self.store.get_schedule_by_id(schedule_id or 0)
+        if found is None:
+            raise ScheduleNotFound(repr(name) if name is not None else f"with id {schedule_id}")
+        return pb.GetScheduleResponse(schedule=convert.schedule(found))
+
+    async def list_schedules(
+        self, request: pb.ListSchedulesRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.ListSchedulesResponse:
+        limit, offset = validation.schedules_page(request)
+        found = await self.store.list_schedules(limit, offset)
+        return pb.ListSchedulesResponse(schedules=[convert.schedule(s) for s in found])
+
+    async def update_schedule(
+        self, request: pb.UpdateScheduleRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.UpdateScheduleResponse:
+        name = validation.schedule_name(request.name)
+        changes = validation.schedule_changes(request)
+        new_task = changes.get("task")
+        known = await self.task_types(new_task.type) if new_task is not None else {}
+        now = self.clock()
+
+        def changed(current: Schedule) -> tuple[ScheduleSpec, datetime | None]:
+            if current.declared_type is not None and set(changes) - schedules.OPERATORS_OWN:
+                raise schedules.DeclaredInCode(
+                    name, current.declared_type, set(changes) - schedules.OPERATORS_OWN
+                )
+            # Its task as stored was checked when it was made: only a new one is checked again.
+            types = known if new_task is not None else {current.spec.task.type: None}
+            spec = schedules.checked(
+                dataclasses.replace(current.spec, **changes), types, limits=self.payload_limits
+            )
+            return spec, schedules.next_tick_after_change(current, spec, now)
+
+        updated = await self.store.change_schedule(name, changed)
+        if updated is None:
+            raise ScheduleNotFound(repr(name))
+        log.info("schedule changed", name=name, changed=sorted(changes), by=principal.current().registrant)
+        return pb.UpdateScheduleResponse(schedule=convert.schedule(updated))
+
+    async def delete_schedule(
+        self, request: pb.DeleteScheduleRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.DeleteScheduleResponse:
+        name = validation.schedule_name(request.name)
+        if not await self.store.delete_schedule(name):
+            raise ScheduleNotFound(repr(name))
+        log.info("schedule deleted", name=name, by=principal.current().registrant)
+        return pb.DeleteScheduleResponse()
+
+    async def trigger_schedule(
+        self, request: pb.TriggerScheduleRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.TriggerScheduleResponse:
+        name = validation.schedule_name(request.name)
+        task_id = await self.store.trigger_schedule(name)
+        if task_id is None:
+            raise ScheduleNotFound(repr(name))
+        log.info("schedule triggered", name=name, task_id=task_id, by=principal.current().registrant)
+        return pb.TriggerScheduleResponse(task_id64=task_id)
 
     async def list_task_types(
         self, request: pb.ListTaskTypesRequest, ctx: RequestContext[Any, Any]

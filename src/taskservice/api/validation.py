@@ -10,22 +10,28 @@ from typing import Any
 
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import (
+    CATCHUP_POLICIES,
     CONCURRENCY_MAX,
+    OVERLAP_POLICIES,
+    SCHEDULE_NAME_MAX,
     TRACEBACK_MAX,
     IdSpan,
     NewTask,
     Rate,
+    ScheduleSpec,
     Status,
     TaskSelection,
     Transition,
 )
 from taskservice.plugins.declare import TaskTypeSpec
+from taskservice.rules import schedules
 from taskservice.rules.tasks import (
     MAX_RETRIES_MAX,
     MESSAGE_MAX,
     NAME_MAX,
     PARAMETER_KEY,
     PARAMETER_KEY_MAX,
+    RFC3339_RULE,
     BrokenRule,
     PayloadLimits,
     TaskTypes,
@@ -49,14 +55,27 @@ BULK_IDS_MAX = 10_000
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the API's times: UTC, YYYY-MM-DDTHH:MM:SSZ
 
 
-def new_task(
-    request: pb.CreateTaskRequest,
-    task_types: TaskTypes,
-    prefix: str = "",
-    limits: PayloadLimits = PayloadLimits(),  # noqa: B008
-) -> NewTask:
-    """A valid CreateTaskRequest as a NewTask; BrokenRule names the first rule it breaks."""
-    new = NewTask(
+TIME_TEXT_MAX = 64  # characters of an RFC 3339 time
+
+
+def rfc3339(field: str, value: str) -> datetime | None:
+    """A time as RFC 3339 with its offset ("2026-12-24T18:00:00Z", "2026-12-24T19:00:00.5+01:00");
+    empty: None."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value) if len(value) <= TIME_TEXT_MAX else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        raise BrokenRule(field, f"{RFC3339_RULE} (got {shown!r})")
+    return parsed
+
+
+def requested_task(request: pb.CreateTaskRequest, prefix: str = "") -> NewTask:
+    """The task a CreateTaskRequest asks for, not yet checked (the rules check it: rules/tasks.py)."""
+    return NewTask(
         name=request.name,
         type=request.type,
         parameters=dict(request.payload.parameters),
@@ -68,7 +87,18 @@ def new_task(
         delay_seconds=request.delay_seconds,
         queue=request.queue or None,
         limit_key=request.limit_key or None,
+        run_at=rfc3339(f"{prefix}run_at", request.run_at),
     )
+
+
+def new_task(
+    request: pb.CreateTaskRequest,
+    task_types: TaskTypes,
+    prefix: str = "",
+    limits: PayloadLimits = PayloadLimits(),  # noqa: B008
+) -> NewTask:
+    """A valid CreateTaskRequest as a NewTask; BrokenRule names the first rule it breaks."""
+    new = requested_task(request, prefix)
     return checked_task(new, task_types, prefix, limits, has_payload=request.HasField("payload"))
 
 
@@ -342,3 +372,72 @@ def limit_changes(request: pb.SetLimitRequest) -> dict[str, Any]:
     if not changes:
         raise BrokenRule("concurrency", "give concurrency, rate_limit or key: at least one to change")
     return changes
+
+
+# -- schedules (issue 22) --------------------------------------------------------------------------------
+
+SCHEDULES_LIST_MAX = 1000
+
+
+def schedule_name(value: str, field: str = "name") -> str:
+    return text(field, value, SCHEDULE_NAME_MAX, required=True, single_line=True)
+
+
+def schedule_spec(request: pb.CreateScheduleRequest) -> ScheduleSpec:
+    """The schedule a CreateSchedule request asks for, its interval and end read (the rules check the
+    rest: rules/schedules.py). A task without a payload has no parameters."""
+    return ScheduleSpec(
+        name=request.name,
+        task=requested_task(request.task, "task."),
+        cron=request.cron or None,
+        timezone=request.timezone or "UTC",
+        every_seconds=schedules.every(request.every) if request.every else None,
+        overlap=request.overlap or OVERLAP_POLICIES[0],
+        catchup=request.catchup or CATCHUP_POLICIES[0],
+        paused=request.paused,
+        ends_at=rfc3339("ends_at", request.ends_at),
+    )
+
+
+def schedule_changes(request: pb.UpdateScheduleRequest) -> dict[str, Any]:
+    """What an UpdateSchedule request changes, as ScheduleSpec's fields; a field it leaves out is
+    kept, so it must set one at least. A cron expression replaces an interval and the other way round."""
+    changes: dict[str, Any] = {}
+    if request.HasField("cron") and request.HasField("every"):
+        raise BrokenRule("cron", "give a cron expression or an interval (every), one of them")
+    if request.HasField("cron"):
+        changes.update(cron=request.cron, every_seconds=None)
+    if request.HasField("every"):
+        changes.update(cron=None, every_seconds=schedules.every(request.every))
+    if request.HasField("timezone"):
+        changes["timezone"] = request.timezone or "UTC"
+    if request.HasField("task"):
+        changes["task"] = requested_task(request.task, "task.")
+    if request.HasField("overlap"):
+        changes["overlap"] = request.overlap or OVERLAP_POLICIES[0]
+    if request.HasField("catchup"):
+        changes["catchup"] = request.catchup or CATCHUP_POLICIES[0]
+    if request.HasField("paused"):
+        changes["paused"] = request.paused
+    if request.HasField("ends_at"):
+        changes["ends_at"] = rfc3339("ends_at", request.ends_at)
+    if not changes:
+        rule = "give cron, every, timezone, task, overlap, catchup, paused or ends_at: at least one to change"
+        raise BrokenRule("cron", rule)
+    return changes
+
+
+def schedule_ref(request: pb.GetScheduleRequest) -> tuple[str | None, int | None]:
+    """(name, None) or (None, id) of the schedule a GetSchedule request names."""
+    if bool(request.name) == bool(request.id64):
+        raise BrokenRule("name", "name a schedule by its name or its id (id64), exactly one of them")
+    if request.name:
+        return schedule_name(request.name), None
+    return None, task_id(request.id64, "id64")
+
+
+def schedules_page(request: pb.ListSchedulesRequest) -> tuple[int, int]:
+    """(limit, offset) of a ListSchedules request."""
+    limit = int(number("limit", request.limit, 0, SCHEDULES_LIST_MAX))
+    offset = int(number("offset", request.offset, 0, 2**31 - 1))
+    return limit or SCHEDULES_LIST_MAX, offset

@@ -17,6 +17,10 @@ COMMANDS = {
     "limit": Lazy("taskservice.cli.limits:limit",
                   "Limits: list them; set or reset the concurrency and rate limit of a task type or a queue.",
                   ("limits",)),
+    "schedule": Lazy("taskservice.cli.schedules:schedule",
+                     "Schedules: create tasks at each tick of a cron expression or an interval; list, pause, "
+                     "trigger.",
+                     ("schedules",)),
     "end2end": Lazy("taskservice.cli.end2end:end2end",
                     "Create N tasks (run_query and send_email), watch them finish, and report."),
     "up": Lazy("taskservice.cli.up:up",

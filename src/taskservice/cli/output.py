@@ -266,7 +266,10 @@ def age(text: str, now: datetime | None = None) -> str:
     then = parse_time(text)
     if then is None:
         return ""
-    seconds = max(0, int(((now or datetime.now(UTC)) - then).total_seconds()))
+    return _span(max(0, int(((now or datetime.now(UTC)) - then).total_seconds())))
+
+
+def _span(seconds: int) -> str:
     minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
     if seconds < 120:
         return f"{seconds}s"
@@ -283,9 +286,11 @@ def age(text: str, now: datetime | None = None) -> str:
     return f"{days}d"
 
 
-def when(text: str) -> str:
-    """An API time with its age: `2026-12-01T07:00:13Z (5m ago)`."""
-    if not text:
-        return ""
-    shown = age(text)
-    return f"{text} ({shown} ago)" if shown else text
+def when(text: str, now: datetime | None = None) -> str:
+    """An API time with its age, `2026-12-01T07:00:13Z (5m ago)`, or how far ahead it is (a task's
+    next run, a schedule's next tick): `2026-12-24T18:00:00Z (in 23d)`."""
+    then = parse_time(text)
+    if then is None:
+        return text
+    ahead = int((then - (now or datetime.now(UTC))).total_seconds())
+    return f"{text} (in {_span(ahead)})" if ahead > 0 else f"{text} ({age(text, now)} ago)"

@@ -143,6 +143,12 @@ class CreateCommand(Command):
     help="The key it counts under when its type (or queue) has a limit [default: the value of the "
     "parameter the limit names].",
 )
+@click.option(
+    "--at",
+    "run_at",
+    default="",
+    help="When it may start, RFC 3339 (e.g. 2026-12-24T18:00:00Z); a time past: now [default: now].",
+)
 @output_option
 @click.pass_context
 def create(
@@ -157,6 +163,7 @@ def create(
     idempotency_key: str,
     queue: str,
     limit_key: str,
+    run_at: str,
     output: str,
 ) -> None:
     """Create a task NAME of a type, with parameters."""
@@ -169,6 +176,7 @@ def create(
         idempotency_key=idempotency_key,
         queue=queue,
         limit_key=limit_key,
+        run_at=run_at,
     )
     if max_retries is not None:
         request.max_retries = max_retries
@@ -205,7 +213,18 @@ def limit_cell(found: pb.Task) -> str:
     return f"{scope}, {key}" if key else scope
 
 
-def task_rows(found: pb.Task, last: pb.TaskExecution | None) -> list[tuple[str, Any]]:
+def schedule_cell(found: pb.Task, schedule: pb.Schedule | None) -> str:
+    """The schedule that created a task and its tick: "nightly, tick 2026-12-06T02:00:00Z", or "nightly
+    (triggered by hand)"; empty: none."""
+    if not found.schedule_id:
+        return ""
+    name = schedule.name if schedule is not None else f"schedule {found.schedule_id} (deleted)"
+    return f"{name}, tick {found.schedule_tick}" if found.schedule_tick else f"{name} (triggered by hand)"
+
+
+def task_rows(
+    found: pb.Task, last: pb.TaskExecution | None, schedule: pb.Schedule | None = None
+) -> list[tuple[str, Any]]:
     parameters = "\n".join(f"{k}={v}" for k, v in sorted(found.payload.parameters.items()))
     rows: list[tuple[str, Any]] = [
         ("ID", found.id64),
@@ -226,6 +245,9 @@ def task_rows(found: pb.Task, last: pb.TaskExecution | None) -> list[tuple[str, 
     ]
     if limit_cell(found):
         rows.insert(rows.index(("Queue", found.queue or "default")) + 1, ("Limit", limit_cell(found)))
+    if found.schedule_id:
+        created = rows.index(("Created", when(found.created_at)))
+        rows.insert(created, ("Schedule", schedule_cell(found, schedule)))
     if found.waiting_reason:  # e.g. "no live worker runs type X", "queue emails is paused"
         rows.insert(rows.index(("Worker", found.worker_id)), ("Waiting", found.waiting_reason))
     if last is not None:
@@ -246,24 +268,37 @@ def get(ctx: click.Context, task_id: int, output: str) -> None:
     """Show a task, with the last error and the result of its last attempt."""
     with_attempts = not is_machine(output)
 
-    def fetch(client: Api) -> tuple[pb.Task, pb.ListTaskExecutionsResponse | None]:
+    def fetch(client: Api) -> tuple[pb.Task, pb.ListTaskExecutionsResponse | None, pb.Schedule | None]:
         found = client.call("GetTask", pb.GetTaskRequest(id64=task_id), pb.Task)
         if not with_attempts:
-            return found, None
+            return found, None, None
         request = pb.ListTaskExecutionsRequest(id64=task_id)
         attempts = client.call("ListTaskExecutions", request, pb.ListTaskExecutionsResponse)
         last = attempts.executions[-1] if attempts.executions else None
         if last is not None and last.result_truncated:  # a list has a preview: ask for it whole
             request.attempt = last.attempt
             attempts = client.call("ListTaskExecutions", request, pb.ListTaskExecutionsResponse)
-        return found, attempts
+        return found, attempts, _schedule_of(client, found)
 
-    found, attempts = call(ctx, fetch)
+    found, attempts, schedule = call(ctx, fetch)
     if is_machine(output):
         emit_data(as_data(found), output)
         return
     last = attempts.executions[-1] if attempts and attempts.executions else None
-    key_values(task_rows(found, last))
+    key_values(task_rows(found, last, schedule))
+
+
+def _schedule_of(client: Api, found: pb.Task) -> pb.Schedule | None:
+    """The schedule that created a task, for its name; None: none, or deleted since."""
+    if not found.schedule_id:
+        return None
+    request = pb.GetScheduleRequest(id64=found.schedule_id)
+    try:
+        return client.call("GetSchedule", request, pb.GetScheduleResponse).schedule
+    except TaskServiceError as error:
+        if error.code == "not_found":
+            return None
+        raise
 
 
 add_alias(task, "get", "g", "show")

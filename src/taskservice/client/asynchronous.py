@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from taskservice.client import calls
 from taskservice.client import messages as m
@@ -208,6 +209,62 @@ class AsyncClient:
     async def list_limits(self) -> list[m.LimitInfo]:
         """Every limit in force, with its tasks waiting under it and running."""
         return await self.run(calls.list_limits())
+
+    async def create_schedule(
+        self, name: str, *, type: str, parameters: Mapping[str, str] | None = None, cron: str | None = None,
+        timezone: str = "UTC", every: str | float | None = None, options: TaskOptions | None = None,
+        overlap: str = "allow", catchup: str = "none", paused: bool = False, ends_at: datetime | None = None,
+    ) -> m.ScheduleInfo:  # fmt: skip
+        """A schedule: at each tick of `cron` ("0 2 * * *", "@hourly"; in `timezone`, e.g. "Europe/Berlin")
+        or every `every` ("30s", "5m", or seconds), a task of `type` with `parameters` and `options`
+        (TaskOptions: its name, priority, queue...; no delay, run_at or idempotency key). `overlap` "skip":
+        no new run while the last is unfinished; `catchup` "last" or "all": the ticks missed while the
+        schedulers were down run late (one, or each). It first ticks after now, unless `paused`; no tick
+        after `ends_at`. A name taken is refused."""
+        return await self.run(calls.create_schedule(
+            name, type=type, parameters=parameters, cron=cron, timezone=timezone, every=every,
+            options=options, overlap=overlap, catchup=catchup, paused=paused, ends_at=ends_at,
+        ))  # fmt: skip
+
+    async def get_schedule(self, name_or_id: str | int) -> m.ScheduleInfo:
+        """A schedule by its name, or by its id (a task's `schedule_id`)."""
+        return await self.run(calls.get_schedule(name_or_id))
+
+    async def list_schedules(self, limit: int = 0, offset: int = 0) -> list[m.ScheduleInfo]:
+        """Schedules by name; limit 0 means the server's 1000."""
+        return await self.run(calls.list_schedules(limit, offset))
+
+    async def update_schedule(
+        self, name: str, *, cron: str | None = None, timezone: str | None = None,
+        every: str | float | None = None, type: str | None = None,
+        parameters: Mapping[str, str] | None = None, options: TaskOptions | None = None,
+        overlap: str | None = None, catchup: str | None = None, paused: bool | None = None,
+        ends_at: datetime | Literal["never"] | None = None,
+    ) -> m.ScheduleInfo:  # fmt: skip
+        """Change what is given, the rest kept: `cron` or `every` (one replaces the other), `timezone`,
+        the task (a `type`, with its `parameters` and `options`, replaces it whole), `overlap`, `catchup`,
+        `paused`, `ends_at` ("never": no end). Re-timed or resumed, it ticks next after now. The schedule
+        as it now stands."""
+        return await self.run(calls.update_schedule(
+            name, cron=cron, timezone=timezone, every=every, type=type, parameters=parameters,
+            options=options, overlap=overlap, catchup=catchup, paused=paused, ends_at=ends_at,
+        ))  # fmt: skip
+
+    async def pause_schedule(self, name: str) -> m.ScheduleInfo:
+        """No tick of it fires until it is resumed (those it misses meanwhile are not caught up)."""
+        return await self.run(calls.update_schedule(name, paused=True))
+
+    async def resume_schedule(self, name: str) -> m.ScheduleInfo:
+        """A paused schedule ticks again, next after now."""
+        return await self.run(calls.update_schedule(name, paused=False))
+
+    async def delete_schedule(self, name: str) -> None:
+        """Delete a schedule; the tasks it created stay."""
+        await self.run(calls.delete_schedule(name))
+
+    async def trigger_schedule(self, name: str) -> int:
+        """Create the schedule's task now, by hand (its ticks go on as they were); the task's id."""
+        return await self.run(calls.trigger_schedule(name))
 
     async def list_task_types(self) -> list[m.TaskType]:
         return await self.run(calls.list_task_types())

@@ -6,10 +6,10 @@ retries on `unavailable`); `Client` and `AsyncClient` only carry calls over the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Generic, TypedDict, TypeVar
+from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 from google.protobuf import empty_pb2
 from google.protobuf.message import Message
@@ -17,7 +17,7 @@ from google.protobuf.message import Message
 from taskservice.client import messages as m
 from taskservice.client.errors import TaskCancelled, TaskFailed
 from taskservice.gen.cloud.v1 import task_pb2 as pb
-from taskservice.model import NewTask, Status
+from taskservice.model import NewTask, Status, TaskOptions
 from taskservice.protocol.errors import FailedPrecondition
 
 T = TypeVar("T")
@@ -113,12 +113,20 @@ _BULK: dict[str, tuple[Callable[..., Message], type[Message]]] = {
 }
 
 
-def _wire_time(field: str, value: datetime | None) -> str:
-    if value is None:
-        return ""
+def _aware(field: str, value: datetime) -> datetime:
     if value.tzinfo is None:  # the programmer's mistake, refused where it is made
         raise ValueError(f"{field}: must be timezone-aware (got {value.isoformat()})")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
+
+
+def _wire_time(field: str, value: datetime | None) -> str:
+    """A filter's time, to the second (the API's times)."""
+    return "" if value is None else _aware(field, value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rfc3339(field: str, value: datetime | None) -> str:
+    """A time that is kept as given, to the microsecond (a schedule's end)."""
+    return "" if value is None else _aware(field, value).isoformat()
 
 
 def bulk(
@@ -208,6 +216,101 @@ def reset_limit(queue: str = "", *, type: str = "") -> Call[m.LimitInfo]:
 def list_limits() -> Call[list[m.LimitInfo]]:
     return Call("ListLimits", pb.ListLimitsRequest(), pb.ListLimitsResponse,
                 lambda r: [m.LimitInfo.from_proto(x) for x in r.limits], True)  # fmt: skip
+
+
+def _every(every: str | float) -> str:
+    """An interval as the wire takes it: "30s", "5m", or a number of seconds."""
+    return every if isinstance(every, str) else repr(float(every))
+
+
+def _schedule(r: Any) -> m.ScheduleInfo:
+    return m.ScheduleInfo.from_proto(r.schedule)
+
+
+def _scheduled_task(
+    type: str, parameters: Mapping[str, str] | None, options: TaskOptions | None
+) -> pb.CreateTaskRequest:
+    """The task a schedule creates at each tick, named as the schedule unless `options` name it."""
+    options = options or TaskOptions()
+    return m.create_request(replace(options.new_task(type, parameters), name=options.name or ""))
+
+
+def create_schedule(
+    name: str, *, type: str, parameters: Mapping[str, str] | None = None, cron: str | None = None,
+    timezone: str = "UTC", every: str | float | None = None, options: TaskOptions | None = None,
+    overlap: str = "allow", catchup: str = "none", paused: bool = False, ends_at: datetime | None = None,
+) -> Call[m.ScheduleInfo]:  # fmt: skip
+    """A schedule creating a task of `type` at each tick of `cron` (in `timezone`) or `every` interval."""
+    request = pb.CreateScheduleRequest(
+        name=name, cron=cron or "", timezone=timezone, every="" if every is None else _every(every),
+        task=_scheduled_task(type, parameters, options), overlap=overlap, catchup=catchup, paused=paused,
+        ends_at=_rfc3339("ends_at", ends_at),
+    )  # fmt: skip
+    return Call("CreateSchedule", request, pb.CreateScheduleResponse, _schedule)
+
+
+def get_schedule(name_or_id: str | int) -> Call[m.ScheduleInfo]:
+    """A schedule by its name, or by its id (a task's schedule_id)."""
+    if isinstance(name_or_id, int):
+        request = pb.GetScheduleRequest(id64=name_or_id)
+    else:
+        request = pb.GetScheduleRequest(name=name_or_id)
+    return Call("GetSchedule", request, pb.GetScheduleResponse, _schedule, True)
+
+
+def list_schedules(limit: int = 0, offset: int = 0) -> Call[list[m.ScheduleInfo]]:
+    request = pb.ListSchedulesRequest(limit=limit, offset=offset)
+    return Call("ListSchedules", request, pb.ListSchedulesResponse,
+                lambda r: [m.ScheduleInfo.from_proto(s) for s in r.schedules], True)  # fmt: skip
+
+
+NEVER = "never"  # update_schedule(ends_at=NEVER): the schedule no longer ends
+
+
+def update_schedule(
+    name: str, *, cron: str | None = None, timezone: str | None = None, every: str | float | None = None,
+    type: str | None = None, parameters: Mapping[str, str] | None = None, options: TaskOptions | None = None,
+    overlap: str | None = None, catchup: str | None = None, paused: bool | None = None,
+    ends_at: datetime | Literal["never"] | None = None,
+) -> Call[m.ScheduleInfo]:  # fmt: skip
+    """Change what is given (None: kept). A new `type` (with its `parameters` and `options`) replaces
+    the task created at each tick whole; `ends_at="never"` removes the end."""
+    request = pb.UpdateScheduleRequest(name=name)
+    if cron is not None:
+        request.cron = cron
+    if timezone is not None:
+        request.timezone = timezone
+    if every is not None:
+        request.every = _every(every)
+    if type is not None:
+        request.task.CopyFrom(_scheduled_task(type, parameters, options))
+    elif parameters is not None or options is not None:
+        raise TypeError("give the task's type with its parameters or options: it is replaced whole")
+    if overlap is not None:
+        request.overlap = overlap
+    if catchup is not None:
+        request.catchup = catchup
+    if paused is not None:
+        request.paused = paused
+    if isinstance(ends_at, datetime):
+        request.ends_at = _rfc3339("ends_at", ends_at)
+    elif ends_at is not None:
+        if ends_at != NEVER:
+            raise ValueError(f"ends_at: a datetime, or {NEVER!r} for no end (got {ends_at!r})")
+        request.ends_at = ""
+    # Setting the same values twice changes nothing more: safe to send again.
+    return Call("UpdateSchedule", request, pb.UpdateScheduleResponse, _schedule, True)
+
+
+def delete_schedule(name: str) -> Call[None]:
+    request = pb.DeleteScheduleRequest(name=name)
+    return Call("DeleteSchedule", request, pb.DeleteScheduleResponse, lambda r: None)
+
+
+def trigger_schedule(name: str) -> Call[int]:
+    """Create the schedule's task now (by hand: no tick); its id."""
+    return Call("TriggerSchedule", pb.TriggerScheduleRequest(name=name), pb.TriggerScheduleResponse,
+                lambda r: int(r.task_id64))  # fmt: skip
 
 
 def watch_request(task_ids: Iterable[int]) -> pb.WatchEventsRequest:

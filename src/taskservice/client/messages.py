@@ -14,8 +14,8 @@ from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import NewTask
 
 __all__ = [
-    "Execution", "HistoryEntry", "LimitInfo", "NewTask", "QueueInfo", "Task", "TaskEvent", "TaskList",
-    "TaskStatus", "WorkerInfo",
+    "Execution", "HistoryEntry", "LimitInfo", "NewTask", "QueueInfo", "ScheduleInfo", "Task", "TaskEvent",
+    "TaskList", "TaskStatus", "WorkerInfo",
 ]  # fmt: skip
 
 
@@ -67,6 +67,10 @@ class Task:
     # The limit it counts under ("type:send_email", "queue:emails"; empty: none), and its key there.
     limit_scope: str = ""
     limit_key: str = ""
+    # The schedule that created it (get_schedule(id) names it), and the tick it was created for (None:
+    # triggered by hand).
+    schedule_id: int | None = None
+    schedule_tick: datetime | None = None
 
     @classmethod
     def from_proto(cls, m: pb.Task) -> Task:
@@ -78,6 +82,7 @@ class Task:
             updated_at=_time(m.updated_at), run_at=_time(m.run_at), worker_id=m.worker_id,
             idempotency_key=m.idempotency_key, truncated=m.truncated, queue=m.queue or model.DEFAULT_QUEUE,
             waiting_reason=m.waiting_reason, limit_scope=m.limit_scope, limit_key=m.limit_key,
+            schedule_id=m.schedule_id or None, schedule_tick=_time(m.schedule_tick),
         )  # fmt: skip
 
     @classmethod
@@ -90,7 +95,7 @@ class Task:
             attempts=t.attempts, timeout_seconds=t.timeout_seconds, created_at=t.created_at,
             updated_at=t.updated_at, run_at=t.run_at, worker_id=t.lease_owner or "",
             idempotency_key=t.idempotency_key or "", queue=t.queue, limit_scope=t.limit_scope or "",
-            limit_key=t.limit_key or "",
+            limit_key=t.limit_key or "", schedule_id=t.schedule_id, schedule_tick=t.schedule_tick,
         )  # fmt: skip
 
 
@@ -232,6 +237,55 @@ class LimitInfo:
 
 
 @dataclass(frozen=True)
+class ScheduleInfo:
+    """A schedule: at each tick of `cron` (in `timezone`) or every `every_seconds`, it creates `task`
+    (every option resolved). `overlap` "allow" or "skip" (no new run while the last is unfinished);
+    `catchup` "none", "last" or "all" (of the ticks missed while the schedulers were down). `next_tick`
+    None: it ended. `last_task_status` None: no task yet, or deleted since. `missed` and `skipped`
+    count the ticks not run for those two reasons. `declared_type`: the task type declaring it in code."""
+
+    id: int
+    name: str
+    cron: str | None
+    timezone: str
+    every_seconds: float | None
+    task: NewTask
+    overlap: str
+    catchup: str
+    paused: bool
+    ends_at: datetime | None
+    next_tick: datetime | None
+    last_tick: datetime | None
+    last_task_id: int | None
+    last_task_status: TaskStatus | None
+    missed: int
+    skipped: int
+    declared_type: str | None
+    created_by: str
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @classmethod
+    def from_proto(cls, m: pb.Schedule) -> ScheduleInfo:
+        t = m.task
+        task = NewTask(
+            name=t.name, type=t.type, parameters=dict(t.payload.parameters), description=t.description,
+            priority=t.priority, max_retries=t.max_retries if t.HasField("max_retries") else None,
+            timeout_seconds=t.timeout_seconds if t.HasField("timeout_seconds") else None,
+            queue=t.queue or None, limit_key=t.limit_key or None,
+        )  # fmt: skip
+        status = TaskStatus(m.last_task_status) if m.HasField("last_task_status") else None
+        return cls(
+            id=m.id64, name=m.name, cron=m.cron or None, timezone=m.timezone,
+            every_seconds=m.every_seconds or None, task=task, overlap=m.overlap, catchup=m.catchup,
+            paused=m.paused, ends_at=_time(m.ends_at), next_tick=_time(m.next_tick),
+            last_tick=_time(m.last_tick), last_task_id=m.last_task_id64 or None, last_task_status=status,
+            missed=m.missed, skipped=m.skipped, declared_type=m.declared_type or None,
+            created_by=m.created_by, created_at=_time(m.created_at), updated_at=_time(m.updated_at),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Parameter:
     """A parameter a task type declares (values travel as strings: "42", "0.5", "true")."""
 
@@ -303,6 +357,7 @@ def create_request(new: NewTask) -> pb.CreateTaskRequest:
         name=new.name, type=new.type, payload=pb.Payload(parameters=dict(new.parameters)),
         description=new.description, priority=new.priority, idempotency_key=new.idempotency_key or "",
         delay_seconds=new.delay_seconds, queue=new.queue or "", limit_key=new.limit_key or "",
+        run_at=new.run_at.isoformat() if new.run_at is not None else "",
     )  # fmt: skip
     if new.max_retries is not None:
         request.max_retries = new.max_retries

@@ -25,6 +25,7 @@ from cronsim import CronSim
 from taskservice.model import (
     CATCHUP_MAX,
     CATCHUP_POLICIES,
+    CRON_MAX,
     EVERY_MAX_SECONDS,
     EVERY_MIN_SECONDS,
     EVERY_RULE,
@@ -36,7 +37,7 @@ from taskservice.model import (
     cron_expression,
     every_seconds,
 )
-from taskservice.rules.tasks import BrokenRule, TaskTypes, new_task, text
+from taskservice.rules.tasks import BrokenRule, PayloadLimits, TaskTypes, new_task, text
 
 # The most ticks a scheduler looks at for one schedule at once (a year down with a schedule every
 # second has 31 million): the newest LOOK_BACK; and the most a cron walk takes before it jumps to the
@@ -44,6 +45,21 @@ from taskservice.rules.tasks import BrokenRule, TaskTypes, new_task, text
 LOOK_BACK = 10_000
 WALK_MAX = 100_000
 WALK_IN = timedelta(hours=3)  # longer than any daylight saving change
+
+
+# What may change of a schedule a task type declares: the rest is its code's (the schedulers would
+# put it back at the next declaration).
+OPERATORS_OWN = frozenset({"paused", "ends_at"})
+
+
+class DeclaredInCode(Exception):
+    """A change of a declared schedule's timing, task or policies: those are its code's."""
+
+    def __init__(self, name: str, task_type: str, fields: set[str]) -> None:
+        super().__init__(
+            f"schedule {name!r} is declared by task type {task_type!r} in its code: change "
+            f"{', '.join(sorted(fields))} there (pause, resume and an end may be set here)"
+        )
 
 
 def every(value: str, field: str = "every") -> float:
@@ -56,6 +72,7 @@ def every(value: str, field: str = "every") -> float:
 
 def cron(value: str, field: str = "cron") -> str:
     """A cron expression as stored: five fields (a nickname such as @hourly becomes its five)."""
+    text(field, value, CRON_MAX, required=True, single_line=True)
     try:
         return cron_expression(value)
     except ValueError as error:
@@ -71,7 +88,12 @@ def timezone(value: str, field: str = "timezone") -> ZoneInfo:
         ) from None
 
 
-def checked(spec: ScheduleSpec, task_types: TaskTypes, prefix: str = "") -> ScheduleSpec:
+def checked(
+    spec: ScheduleSpec,
+    task_types: TaskTypes,
+    prefix: str = "",
+    limits: PayloadLimits = PayloadLimits(),  # noqa: B008
+) -> ScheduleSpec:
     """The schedule as it may be stored (its task with its type's defaults); BrokenRule otherwise."""
     name = text(f"{prefix}name", spec.name, SCHEDULE_NAME_MAX, required=True, single_line=True)
     if (spec.cron is None) == (spec.every_seconds is None):
@@ -91,10 +113,10 @@ def checked(spec: ScheduleSpec, task_types: TaskTypes, prefix: str = "") -> Sche
         )
     if spec.ends_at is not None and spec.ends_at.tzinfo is None:
         raise BrokenRule(f"{prefix}ends_at", "must say its time zone (RFC 3339, e.g. 2027-01-01T00:00:00Z)")
-    task = new_task(replace(spec.task, name=spec.task.name or name), task_types, f"{prefix}task.")
-    if task.idempotency_key or task.delay_seconds:
+    task = new_task(replace(spec.task, name=spec.task.name or name), task_types, f"{prefix}task.", limits)
+    if task.idempotency_key or task.delay_seconds or task.run_at:
         raise BrokenRule(
-            f"{prefix}task", "a scheduled task has no idempotency key or delay: its tick is both"
+            f"{prefix}task", "a scheduled task has no idempotency key, delay or run_at: its tick is all three"
         )
     return replace(spec, name=name, cron=expression, task=task)
 
@@ -156,6 +178,21 @@ def first_tick(spec: ScheduleSpec, now: datetime) -> datetime | None:
     """A new (or resumed) schedule's first tick: the first after `now`, unless it ends before."""
     tick = next(ticks_after(spec, now, anchor=now), None)
     return tick if tick is not None and (spec.ends_at is None or tick <= spec.ends_at) else None
+
+
+def next_tick_after_change(before: Schedule, spec: ScheduleSpec, now: datetime) -> datetime | None:
+    """The next tick of schedule `before` changed at `now` to `spec`. Re-timed (its cron, time zone or
+    interval) or resumed: the first after `now` (the ticks it missed while paused are not caught up).
+    Its end moved: its next tick stands if it still may fire, else the first after `now` (an ended
+    schedule given a later end goes on). Otherwise (its task, its policies, a pause) it stays."""
+    old = before.spec
+    retimed = (spec.cron, spec.timezone, spec.every_seconds) != (old.cron, old.timezone, old.every_seconds)
+    if retimed or (old.paused and not spec.paused):
+        return first_tick(spec, now)
+    kept = before.next_tick
+    if spec.ends_at != old.ends_at and (kept is None or (spec.ends_at is not None and kept > spec.ends_at)):
+        return first_tick(spec, now)
+    return kept
 
 
 def plan(schedule: Schedule, now: datetime, grace: float, previous_unfinished: bool) -> Firing:

@@ -28,6 +28,7 @@ MAX_RETRIES_MAX = 10
 TIMEOUT_MAX = 86_400.0
 DELAY_MAX = 31_536_000.0
 IDEMPOTENCY_KEY_MAX = 255
+RFC3339_RULE = "must be a time with its offset, RFC 3339 (e.g. 2026-12-24T18:00:00Z)"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 (e.g. U+0085, a line break)
 
 
@@ -156,6 +157,11 @@ def new_task(
         timeout = number(f"{prefix}timeout_seconds", new.timeout_seconds, 0, TIMEOUT_MAX, low_open=True)
     key = text(f"{prefix}idempotency_key", new.idempotency_key or "", IDEMPOTENCY_KEY_MAX, single_line=True)
     delay = number(f"{prefix}delay_seconds", new.delay_seconds, 0, DELAY_MAX)
+    if new.run_at is not None:
+        if delay:
+            raise BrokenRule(f"{prefix}run_at", "give run_at or delay_seconds, not both")
+        if new.run_at.tzinfo is None:
+            raise BrokenRule(f"{prefix}run_at", RFC3339_RULE)
     declared_queue = None if declared is None else declared.queue
     queue = queue_name(new.queue or declared_queue or DEFAULT_QUEUE, f"{prefix}queue")
     limit_key = text(f"{prefix}limit_key", new.limit_key or "", LIMIT_KEY_MAX, single_line=True)
@@ -171,6 +177,7 @@ def new_task(
         delay_seconds=delay,
         queue=queue,
         limit_key=limit_key or None,
+        run_at=new.run_at,
     )
 
 

@@ -10,6 +10,7 @@ from taskservice.store.credentials import (
 )
 from taskservice.store.limits import Limit, LimitWait
 from taskservice.store.retention import RetentionPolicy
+from taskservice.store.schedules import ScheduleNameTaken, ScheduleNotFound
 from taskservice.store.store import (
     Claim,
     HistoryEvent,
@@ -39,6 +40,8 @@ __all__ = [
     "Pause",
     "Pool",
     "RetentionPolicy",
+    "ScheduleNameTaken",
+    "ScheduleNotFound",
     "Store",
     "TaskDefaults",
     "TaskNotFound",

@@ -54,6 +54,7 @@ def _values(new: NewTask, defaults: TaskDefaults) -> list[Any]:
         NOTIFY_CHANNEL,
         new.queue or model.DEFAULT_QUEUE,
         new.limit_key,
+        new.run_at,
     ]
 
 

@@ -10,9 +10,11 @@
 -- every write about an attempt must present. `task_history` holds one row per status change.
 
 -- name: create_tasks
--- Insert tasks ($1, one `new_task_v3` row each: migration 0050) and their "Task is scheduled"
--- history rows ($2). A task whose type (else whose queue) has a limit is put under it: its scope and
--- its key (the one it was given, else its payload's parameter the limit names: limit_key_of).
+-- Insert tasks ($1, one `new_task_v4` row each: migration 0061) and their "Task is scheduled"
+-- history rows ($2). A task is due after its delay, or at its run_at (greatest ignores a NULL one; a
+-- time past is now), by the database's clock. A task whose type (else whose queue) has a limit is
+-- put under it: its scope and its key (the one it was given, else its payload's parameter the limit
+-- names: limit_key_of).
 -- limit_of looks the limit up by its key, and not at all while there is none (migration 0050).
 -- A task whose idempotency key exists already is skipped (the caller looks the existing one up).
 -- The wake-up NOTIFY follows once this has committed (wake_workers): see store/waker.py.
@@ -20,10 +22,10 @@ WITH inserted AS (
     INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
                        idempotency_key, run_at, queue, limit_scope, limit_key)
     SELECT n.name, n.type, n.payload, n.description, n.priority, n.max_retries, n.timeout_seconds,
-           n.idempotency_key, now() + make_interval(secs => n.delay_seconds), n.queue,
+           n.idempotency_key, greatest(now() + make_interval(secs => n.delay_seconds), n.run_at), n.queue,
            lim.scope, CASE WHEN lim.scope IS NULL THEN n.limit_key
                            ELSE limit_key_of(n.payload, lim.key, n.limit_key) END
-      FROM unnest($1::new_task_v3[]) WITH ORDINALITY AS n
+      FROM unnest($1::new_task_v4[]) WITH ORDINALITY AS n
       LEFT JOIN LATERAL limit_of(n.type, n.queue) AS lim ON true
      ORDER BY n.ordinality
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -44,7 +46,8 @@ SELECT pg_notify($1, '');
 -- it is delivered at commit, which is when the workers should wake. Limits as create_tasks. Scalar
 -- parameters written `CAST($n AS type)` (never `$n::type`), so that every driver's placeholder style
 -- can stand in for them (store/foreign.py). The payload is sent as text: the application's driver may have a codec of
--- its own for jsonb. An existing idempotency key inserts nothing and returns no row.
+-- its own for jsonb. An existing idempotency key inserts nothing and returns no row. Due after the
+-- delay $9 or at $14 (run_at), as create_tasks.
 WITH inserted AS (
     INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
                        idempotency_key, run_at, queue, limit_scope, limit_key)
@@ -56,7 +59,8 @@ WITH inserted AS (
                    CAST(CAST($3 AS text) AS jsonb) AS payload, CAST($4 AS text) AS description,
                    CAST($5 AS integer) AS priority, CAST($6 AS integer) AS max_retries,
                    CAST($7 AS double precision) AS timeout_seconds, CAST($8 AS text) AS idempotency_key,
-                   now() + make_interval(secs => CAST($9 AS double precision)) AS run_at,
+                   greatest(now() + make_interval(secs => CAST($9 AS double precision)),
+                            CAST($14 AS timestamptz)) AS run_at,
                    CAST($12 AS text) AS queue, CAST($13 AS text) AS limit_key) AS n
       LEFT JOIN LATERAL limit_of(n.type, n.queue) AS lim ON true
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -826,7 +830,8 @@ RETURNING *;
 -- name: update_schedule
 -- Replace schedule $1's spec ($2-$9 as create_schedule's $2-$9) and its next tick ($10); $11 the type
 -- declaring it (NULL: none), which declares it now (undeclared_at cleared). Its counts and last run
--- stay. Nothing is written when nothing changes; the schedule comes back either way (no row: gone).
+-- stay. Nothing is written when nothing changes; the schedule comes back either way, with its last
+-- run's status (no row: gone).
 WITH changed AS (
     UPDATE schedules
        SET cron = $2, timezone = $3, every_seconds = $4, task = $5::jsonb, overlap = $6, catchup = $7,
@@ -838,9 +843,11 @@ WITH changed AS (
            IS DISTINCT FROM ($2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, NULL::timestamptz)
     RETURNING *
 )
-SELECT * FROM changed
+SELECT c.*, (SELECT t.status FROM tasks t WHERE t.id = c.last_task_id) AS last_status FROM changed c
  UNION ALL
-SELECT * FROM schedules WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM changed);
+SELECT s.*, (SELECT t.status FROM tasks t WHERE t.id = s.last_task_id) AS last_status
+  FROM schedules s
+ WHERE s.id = $1 AND NOT EXISTS (SELECT 1 FROM changed);
 
 -- name: undeclare_schedule
 -- Schedule $1 is no longer declared by its type's code: say so once (it keeps running).
@@ -858,10 +865,24 @@ SELECT name, declaration FROM task_types ORDER BY name;
 SELECT * FROM schedules WHERE name = $1 FOR UPDATE;
 
 -- name: get_schedule
-SELECT * FROM schedules WHERE name = $1;
+-- A schedule by its name, with the status of its last task (NULL: none, or deleted).
+SELECT s.*, t.status AS last_status
+  FROM schedules s
+  LEFT JOIN tasks t ON t.id = s.last_task_id
+ WHERE s.name = $1;
+
+-- name: get_schedule_by_id
+SELECT s.*, t.status AS last_status
+  FROM schedules s
+  LEFT JOIN tasks t ON t.id = s.last_task_id
+ WHERE s.id = $1;
 
 -- name: list_schedules
-SELECT * FROM schedules ORDER BY name LIMIT $1 OFFSET $2;
+SELECT s.*, t.status AS last_status
+  FROM schedules s
+  LEFT JOIN tasks t ON t.id = s.last_task_id
+ ORDER BY s.name
+ LIMIT $1 OFFSET $2;
 
 -- name: schedules_declared_by
 -- The schedules task types $1 declare(d).

@@ -25,9 +25,24 @@ if TYPE_CHECKING:
     from taskservice.store.store import Connection, Pool, TaskDefaults
 
 UNFINISHED = (Status.QUEUED, Status.RUNNING, Status.RETRYING)
+
+
+class ScheduleNotFound(LookupError):
+    def __init__(self, which: str) -> None:
+        super().__init__(f"no schedule {which}")
+
+
+class ScheduleNameTaken(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a schedule named {name!r} exists already; update it, or delete it first")
+
+
 # What a scheduler asks of the rules for a due schedule: (the schedule, whether its last run is
 # unfinished) -> what to fire (None: nothing now, it could not be planned).
 Plan = Callable[[Schedule, bool], Firing | None]
+# What a change of a schedule asks of the rules: (the schedule as it stands) -> (its new spec, checked,
+# and its next tick).
+Change = Callable[[Schedule], tuple[ScheduleSpec, datetime | None]]
 
 
 def template(task: NewTask, defaults: TaskDefaults) -> dict[str, Any]:
@@ -66,12 +81,13 @@ def _schedule(row: Record) -> Schedule:
         every_seconds=row["every_seconds"], overlap=row["overlap"], catchup=row["catchup"],
         paused=row["paused"], ends_at=row["ends_at"],
     )  # fmt: skip
+    last_status = row.get("last_status")  # in the statements that join the last task
     return Schedule(
         id=row["id"], spec=spec, next_tick=row["next_tick"], last_tick=row["last_tick"],
         last_task_id=row["last_task_id"], missed=row["missed"], skipped=row["skipped"],
         declared_type=row["declared_type"], undeclared_at=row["undeclared_at"], created_by=row["created_by"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        created_at=row["created_at"], updated_at=row["updated_at"],
+        last_status=None if last_status is None else Status(last_status),
     )  # fmt: skip
 
 
@@ -117,6 +133,22 @@ async def update(
 async def get(conn: Pool | Connection, name: str) -> Schedule | None:
     row = await conn.fetchrow(query("get_schedule"), name)
     return None if row is None else _schedule(row)
+
+
+async def get_by_id(conn: Pool | Connection, schedule_id: int) -> Schedule | None:
+    row = await conn.fetchrow(query("get_schedule_by_id"), schedule_id)
+    return None if row is None else _schedule(row)
+
+
+async def change(pool: Pool, name: str, changed: Change, defaults: TaskDefaults) -> Schedule | None:
+    """Change a schedule as `changed` says, given it as it stands under its lock (so that two changes
+    of different fields both land); None when there is no such schedule."""
+    async with pool.acquire() as conn, conn.transaction():
+        current = await locked(conn, name)
+        if current is None:
+            return None
+        spec, next_tick = changed(current)
+        return await update(conn, current.id, spec, next_tick, defaults, declared_type=current.declared_type)
 
 
 async def list_all(conn: Pool | Connection, limit: int = 1000, offset: int = 0) -> list[Schedule]:
@@ -167,8 +199,7 @@ async def fire_due(
     async with pool.acquire() as conn, conn.transaction():
         for row in await conn.fetch(query("due_schedules"), now, limit):
             schedule = _schedule(row)
-            unfinished = row["last_status"] is not None and Status(row["last_status"]) in UNFINISHED
-            firing = plan(schedule, unfinished)
+            firing = plan(schedule, schedule.last_status in UNFINISHED)
             if firing is None:
                 continue
             try:

@@ -155,7 +155,7 @@ def _task(row: Record) -> Task:
 
 
 def _new_task_row(task: NewTask, defaults: TaskDefaults) -> tuple[Any, ...]:
-    """A `new_task_v3` row (migration 0050), in the type's field order."""
+    """A `new_task_v4` row (migration 0061), in the type's field order."""
     return (
         task.name,
         task.type,
@@ -168,6 +168,7 @@ def _new_task_row(task: NewTask, defaults: TaskDefaults) -> tuple[Any, ...]:
         task.delay_seconds,
         task.queue or model.DEFAULT_QUEUE,
         task.limit_key,
+        task.run_at,
     )
 
 
@@ -766,8 +767,16 @@ class Store:
             self.pool, schedule_id, spec, next_tick, self.defaults, declared_type=declared_type
         )
 
+    async def change_schedule(self, name: str, changed: schedules.Change) -> Schedule | None:
+        """Change a schedule under its lock (`changed`: as it stands -> its new spec and next tick);
+        None when there is no such schedule."""
+        return await schedules.change(self.pool, name, changed, self.defaults)
+
     async def get_schedule(self, name: str) -> Schedule | None:
         return await schedules.get(self.pool, name)
+
+    async def get_schedule_by_id(self, schedule_id: int) -> Schedule | None:
+        return await schedules.get_by_id(self.pool, schedule_id)
 
     async def list_schedules(self, limit: int = 1000, offset: int = 0) -> list[Schedule]:
         return await schedules.list_all(self.pool, limit, offset)

@@ -84,6 +84,24 @@ class TaskManagementService(Protocol):
     async def reset_limit(self, request: cloud_dot_v1_dot_task__pb2.ResetLimitRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ResetLimitResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
+    async def create_schedule(self, request: cloud_dot_v1_dot_task__pb2.CreateScheduleRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.CreateScheduleResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def get_schedule(self, request: cloud_dot_v1_dot_task__pb2.GetScheduleRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.GetScheduleResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def list_schedules(self, request: cloud_dot_v1_dot_task__pb2.ListSchedulesRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ListSchedulesResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def update_schedule(self, request: cloud_dot_v1_dot_task__pb2.UpdateScheduleRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.UpdateScheduleResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def delete_schedule(self, request: cloud_dot_v1_dot_task__pb2.DeleteScheduleRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.DeleteScheduleResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def trigger_schedule(self, request: cloud_dot_v1_dot_task__pb2.TriggerScheduleRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.TriggerScheduleResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
     async def heartbeat(self, request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.HeartbeatResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
@@ -318,6 +336,66 @@ class TaskManagementServiceASGIApplication(ConnectASGIApplication[TaskManagement
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.reset_limit,
+                ),
+                "/cloud.v1.TaskManagementService/CreateSchedule": Endpoint.unary(
+                    method=MethodInfo(
+                        name="CreateSchedule",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.CreateScheduleRequest,
+                        output=cloud_dot_v1_dot_task__pb2.CreateScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.create_schedule,
+                ),
+                "/cloud.v1.TaskManagementService/GetSchedule": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetSchedule",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.GetScheduleRequest,
+                        output=cloud_dot_v1_dot_task__pb2.GetScheduleResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                    ),
+                    function=svc.get_schedule,
+                ),
+                "/cloud.v1.TaskManagementService/ListSchedules": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ListSchedules",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.ListSchedulesRequest,
+                        output=cloud_dot_v1_dot_task__pb2.ListSchedulesResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                    ),
+                    function=svc.list_schedules,
+                ),
+                "/cloud.v1.TaskManagementService/UpdateSchedule": Endpoint.unary(
+                    method=MethodInfo(
+                        name="UpdateSchedule",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.UpdateScheduleRequest,
+                        output=cloud_dot_v1_dot_task__pb2.UpdateScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.update_schedule,
+                ),
+                "/cloud.v1.TaskManagementService/DeleteSchedule": Endpoint.unary(
+                    method=MethodInfo(
+                        name="DeleteSchedule",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.DeleteScheduleRequest,
+                        output=cloud_dot_v1_dot_task__pb2.DeleteScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.delete_schedule,
+                ),
+                "/cloud.v1.TaskManagementService/TriggerSchedule": Endpoint.unary(
+                    method=MethodInfo(
+                        name="TriggerSchedule",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.TriggerScheduleRequest,
+                        output=cloud_dot_v1_dot_task__pb2.TriggerScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.trigger_schedule,
                 ),
                 "/cloud.v1.TaskManagementService/Heartbeat": Endpoint.unary(
                     method=MethodInfo(
@@ -820,6 +898,130 @@ class TaskManagementServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
         )
 
+    async def create_schedule(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.CreateScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.CreateScheduleResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CreateSchedule",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.CreateScheduleRequest,
+                output=cloud_dot_v1_dot_task__pb2.CreateScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def get_schedule(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.GetScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> cloud_dot_v1_dot_task__pb2.GetScheduleResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetSchedule",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.GetScheduleRequest,
+                output=cloud_dot_v1_dot_task__pb2.GetScheduleResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+
+    async def list_schedules(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.ListSchedulesRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> cloud_dot_v1_dot_task__pb2.ListSchedulesResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListSchedules",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.ListSchedulesRequest,
+                output=cloud_dot_v1_dot_task__pb2.ListSchedulesResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+
+    async def update_schedule(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.UpdateScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.UpdateScheduleResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="UpdateSchedule",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.UpdateScheduleRequest,
+                output=cloud_dot_v1_dot_task__pb2.UpdateScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def delete_schedule(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.DeleteScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.DeleteScheduleResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="DeleteSchedule",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.DeleteScheduleRequest,
+                output=cloud_dot_v1_dot_task__pb2.DeleteScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def trigger_schedule(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.TriggerScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.TriggerScheduleResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="TriggerSchedule",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.TriggerScheduleRequest,
+                output=cloud_dot_v1_dot_task__pb2.TriggerScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
     async def heartbeat(
         self,
         request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest,
@@ -925,6 +1127,18 @@ class TaskManagementServiceSync(Protocol):
     def list_limits(self, request: cloud_dot_v1_dot_task__pb2.ListLimitsRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ListLimitsResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def reset_limit(self, request: cloud_dot_v1_dot_task__pb2.ResetLimitRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ResetLimitResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def create_schedule(self, request: cloud_dot_v1_dot_task__pb2.CreateScheduleRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.CreateScheduleResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def get_schedule(self, request: cloud_dot_v1_dot_task__pb2.GetScheduleRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.GetScheduleResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def list_schedules(self, request: cloud_dot_v1_dot_task__pb2.ListSchedulesRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ListSchedulesResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def update_schedule(self, request: cloud_dot_v1_dot_task__pb2.UpdateScheduleRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.UpdateScheduleResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def delete_schedule(self, request: cloud_dot_v1_dot_task__pb2.DeleteScheduleRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.DeleteScheduleResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def trigger_schedule(self, request: cloud_dot_v1_dot_task__pb2.TriggerScheduleRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.TriggerScheduleResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def heartbeat(self, request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.HeartbeatResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
@@ -1157,6 +1371,66 @@ class TaskManagementServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.reset_limit,
+                ),
+                "/cloud.v1.TaskManagementService/CreateSchedule": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="CreateSchedule",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.CreateScheduleRequest,
+                        output=cloud_dot_v1_dot_task__pb2.CreateScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.create_schedule,
+                ),
+                "/cloud.v1.TaskManagementService/GetSchedule": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetSchedule",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.GetScheduleRequest,
+                        output=cloud_dot_v1_dot_task__pb2.GetScheduleResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                    ),
+                    function=service.get_schedule,
+                ),
+                "/cloud.v1.TaskManagementService/ListSchedules": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ListSchedules",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.ListSchedulesRequest,
+                        output=cloud_dot_v1_dot_task__pb2.ListSchedulesResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                    ),
+                    function=service.list_schedules,
+                ),
+                "/cloud.v1.TaskManagementService/UpdateSchedule": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="UpdateSchedule",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.UpdateScheduleRequest,
+                        output=cloud_dot_v1_dot_task__pb2.UpdateScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.update_schedule,
+                ),
+                "/cloud.v1.TaskManagementService/DeleteSchedule": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="DeleteSchedule",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.DeleteScheduleRequest,
+                        output=cloud_dot_v1_dot_task__pb2.DeleteScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.delete_schedule,
+                ),
+                "/cloud.v1.TaskManagementService/TriggerSchedule": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="TriggerSchedule",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.TriggerScheduleRequest,
+                        output=cloud_dot_v1_dot_task__pb2.TriggerScheduleResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.trigger_schedule,
                 ),
                 "/cloud.v1.TaskManagementService/Heartbeat": EndpointSync.unary(
                     method=MethodInfo(
@@ -1653,6 +1927,130 @@ class TaskManagementServiceClientSync(ConnectClientSync):
                 service_name="cloud.v1.TaskManagementService",
                 input=cloud_dot_v1_dot_task__pb2.ResetLimitRequest,
                 output=cloud_dot_v1_dot_task__pb2.ResetLimitResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def create_schedule(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.CreateScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.CreateScheduleResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CreateSchedule",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.CreateScheduleRequest,
+                output=cloud_dot_v1_dot_task__pb2.CreateScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def get_schedule(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.GetScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> cloud_dot_v1_dot_task__pb2.GetScheduleResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetSchedule",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.GetScheduleRequest,
+                output=cloud_dot_v1_dot_task__pb2.GetScheduleResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+
+    def list_schedules(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.ListSchedulesRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> cloud_dot_v1_dot_task__pb2.ListSchedulesResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListSchedules",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.ListSchedulesRequest,
+                output=cloud_dot_v1_dot_task__pb2.ListSchedulesResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+
+    def update_schedule(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.UpdateScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.UpdateScheduleResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="UpdateSchedule",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.UpdateScheduleRequest,
+                output=cloud_dot_v1_dot_task__pb2.UpdateScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def delete_schedule(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.DeleteScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.DeleteScheduleResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="DeleteSchedule",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.DeleteScheduleRequest,
+                output=cloud_dot_v1_dot_task__pb2.DeleteScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def trigger_schedule(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.TriggerScheduleRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.TriggerScheduleResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="TriggerSchedule",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.TriggerScheduleRequest,
+                output=cloud_dot_v1_dot_task__pb2.TriggerScheduleResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,

@@ -42,7 +42,7 @@ class Payload(_message.Message):
     def __init__(self, parameters: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CreateTaskRequest(_message.Message):
-    __slots__ = ("name", "type", "payload", "description", "priority", "max_retries", "timeout_seconds", "idempotency_key", "delay_seconds", "queue", "limit_key")
+    __slots__ = ("name", "type", "payload", "description", "priority", "max_retries", "timeout_seconds", "idempotency_key", "delay_seconds", "queue", "limit_key", "run_at")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,7 @@ class CreateTaskRequest(_message.Message):
     DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_KEY_FIELD_NUMBER: _ClassVar[int]
+    RUN_AT_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     payload: Payload
@@ -65,7 +66,8 @@ class CreateTaskRequest(_message.Message):
     delay_seconds: float
     queue: str
     limit_key: str
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., priority: _Optional[int] = ..., max_retries: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., idempotency_key: _Optional[str] = ..., delay_seconds: _Optional[float] = ..., queue: _Optional[str] = ..., limit_key: _Optional[str] = ...) -> None: ...
+    run_at: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., priority: _Optional[int] = ..., max_retries: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., idempotency_key: _Optional[str] = ..., delay_seconds: _Optional[float] = ..., queue: _Optional[str] = ..., limit_key: _Optional[str] = ..., run_at: _Optional[str] = ...) -> None: ...
 
 class CreateTaskResponse(_message.Message):
     __slots__ = ("id", "existing", "id64")
@@ -78,7 +80,7 @@ class CreateTaskResponse(_message.Message):
     def __init__(self, id: _Optional[int] = ..., existing: _Optional[bool] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key", "id64", "exact_status", "truncated", "waiting_reason", "queue", "limit_key", "limit_scope")
+    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key", "id64", "exact_status", "truncated", "waiting_reason", "queue", "limit_key", "limit_scope", "schedule_id", "schedule_tick")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +104,8 @@ class Task(_message.Message):
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_KEY_FIELD_NUMBER: _ClassVar[int]
     LIMIT_SCOPE_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_TICK_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     type: str
@@ -125,7 +129,9 @@ class Task(_message.Message):
     queue: str
     limit_key: str
     limit_scope: str
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., id64: _Optional[int] = ..., exact_status: _Optional[_Union[TaskStatusEnum, str]] = ..., truncated: _Optional[bool] = ..., waiting_reason: _Optional[str] = ..., queue: _Optional[str] = ..., limit_key: _Optional[str] = ..., limit_scope: _Optional[str] = ...) -> None: ...
+    schedule_id: int
+    schedule_tick: str
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., id64: _Optional[int] = ..., exact_status: _Optional[_Union[TaskStatusEnum, str]] = ..., truncated: _Optional[bool] = ..., waiting_reason: _Optional[str] = ..., queue: _Optional[str] = ..., limit_key: _Optional[str] = ..., limit_scope: _Optional[str] = ..., schedule_id: _Optional[int] = ..., schedule_tick: _Optional[str] = ...) -> None: ...
 
 class TaskHistory(_message.Message):
     __slots__ = ("id", "status", "created_at", "details", "id64", "exact_status")
@@ -766,3 +772,153 @@ class ResetLimitResponse(_message.Message):
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     limit: TaskLimit
     def __init__(self, limit: _Optional[_Union[TaskLimit, _Mapping]] = ...) -> None: ...
+
+class Schedule(_message.Message):
+    __slots__ = ("id64", "name", "cron", "timezone", "every_seconds", "task", "overlap", "catchup", "paused", "ends_at", "next_tick", "last_tick", "last_task_id64", "last_task_status", "missed", "skipped", "declared_type", "created_by", "created_at", "updated_at")
+    ID64_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    EVERY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    CATCHUP_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_TICK_FIELD_NUMBER: _ClassVar[int]
+    LAST_TICK_FIELD_NUMBER: _ClassVar[int]
+    LAST_TASK_ID64_FIELD_NUMBER: _ClassVar[int]
+    LAST_TASK_STATUS_FIELD_NUMBER: _ClassVar[int]
+    MISSED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    DECLARED_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id64: int
+    name: str
+    cron: str
+    timezone: str
+    every_seconds: float
+    task: CreateTaskRequest
+    overlap: str
+    catchup: str
+    paused: bool
+    ends_at: str
+    next_tick: str
+    last_tick: str
+    last_task_id64: int
+    last_task_status: TaskStatusEnum
+    missed: int
+    skipped: int
+    declared_type: str
+    created_by: str
+    created_at: str
+    updated_at: str
+    def __init__(self, id64: _Optional[int] = ..., name: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., every_seconds: _Optional[float] = ..., task: _Optional[_Union[CreateTaskRequest, _Mapping]] = ..., overlap: _Optional[str] = ..., catchup: _Optional[str] = ..., paused: _Optional[bool] = ..., ends_at: _Optional[str] = ..., next_tick: _Optional[str] = ..., last_tick: _Optional[str] = ..., last_task_id64: _Optional[int] = ..., last_task_status: _Optional[_Union[TaskStatusEnum, str]] = ..., missed: _Optional[int] = ..., skipped: _Optional[int] = ..., declared_type: _Optional[str] = ..., created_by: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ...) -> None: ...
+
+class CreateScheduleRequest(_message.Message):
+    __slots__ = ("name", "cron", "timezone", "every", "task", "overlap", "catchup", "paused", "ends_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    EVERY_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    CATCHUP_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    cron: str
+    timezone: str
+    every: str
+    task: CreateTaskRequest
+    overlap: str
+    catchup: str
+    paused: bool
+    ends_at: str
+    def __init__(self, name: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., every: _Optional[str] = ..., task: _Optional[_Union[CreateTaskRequest, _Mapping]] = ..., overlap: _Optional[str] = ..., catchup: _Optional[str] = ..., paused: _Optional[bool] = ..., ends_at: _Optional[str] = ...) -> None: ...
+
+class CreateScheduleResponse(_message.Message):
+    __slots__ = ("schedule",)
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    schedule: Schedule
+    def __init__(self, schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+
+class GetScheduleRequest(_message.Message):
+    __slots__ = ("name", "id64")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ID64_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    id64: int
+    def __init__(self, name: _Optional[str] = ..., id64: _Optional[int] = ...) -> None: ...
+
+class GetScheduleResponse(_message.Message):
+    __slots__ = ("schedule",)
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    schedule: Schedule
+    def __init__(self, schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+
+class ListSchedulesRequest(_message.Message):
+    __slots__ = ("limit", "offset")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    offset: int
+    def __init__(self, limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class ListSchedulesResponse(_message.Message):
+    __slots__ = ("schedules",)
+    SCHEDULES_FIELD_NUMBER: _ClassVar[int]
+    schedules: _containers.RepeatedCompositeFieldContainer[Schedule]
+    def __init__(self, schedules: _Optional[_Iterable[_Union[Schedule, _Mapping]]] = ...) -> None: ...
+
+class UpdateScheduleRequest(_message.Message):
+    __slots__ = ("name", "cron", "timezone", "every", "task", "overlap", "catchup", "paused", "ends_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    EVERY_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    CATCHUP_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    cron: str
+    timezone: str
+    every: str
+    task: CreateTaskRequest
+    overlap: str
+    catchup: str
+    paused: bool
+    ends_at: str
+    def __init__(self, name: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., every: _Optional[str] = ..., task: _Optional[_Union[CreateTaskRequest, _Mapping]] = ..., overlap: _Optional[str] = ..., catchup: _Optional[str] = ..., paused: _Optional[bool] = ..., ends_at: _Optional[str] = ...) -> None: ...
+
+class UpdateScheduleResponse(_message.Message):
+    __slots__ = ("schedule",)
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    schedule: Schedule
+    def __init__(self, schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+
+class DeleteScheduleRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteScheduleResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TriggerScheduleRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class TriggerScheduleResponse(_message.Message):
+    __slots__ = ("task_id64",)
+    TASK_ID64_FIELD_NUMBER: _ClassVar[int]
+    task_id64: int
+    def __init__(self, task_id64: _Optional[int] = ...) -> None: ...
