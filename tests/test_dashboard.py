@@ -185,6 +185,10 @@ def card(page: Page, status: str) -> Locator:
     return page.locator(f'#cards [data-status="{status}"] .card-value')
 
 
+def limit_row(page: Page, scope: str) -> Locator:
+    return page.locator(f'#limits-body tr[data-key="{scope}"]')
+
+
 # -- the tests -----------------------------------------------------------------------------------
 
 
@@ -663,6 +667,43 @@ def test_queues_panel_pauses_and_resumes_a_queue(dashboard: Dashboard) -> None:
     page.get_by_role("button", name="Resume task type send_email").click()
     expect(paused_type).to_have_count(0)
     assert rpc(server, "ListQueues", {}).get("pausedTypes", []) == []
+
+
+def test_queues_panel_lists_the_limits_and_a_tasks_details_name_its_own(dashboard: Dashboard) -> None:
+    server = dashboard.server
+    rpc(server, "SetLimit", {"type": "sleep", "concurrency": 1, "rateLimit": "100/min", "key": "customer"})
+    page = dashboard.open()
+    limit = limit_row(page, "type:sleep")
+    expect(limit.locator(".name")).to_have_text("type sleep")
+    expect(limit.locator(".why")).to_have_text("per customer · set by anonymous")
+    expect(limit.locator("td").nth(1)).to_have_text("concurrency 1, rate 100/min")
+    # One of acme's runs; the next of acme's waits for it, under the limit.
+    running = create(server, "Acme first", {"seconds": "60"}, limitKey="acme")
+    expect(row(page, running).locator("td.status")).to_have_text("Running")
+    waiting = create(server, "Acme second", {"seconds": "0"}, limitKey="acme")
+    expect(limit.locator("td").nth(2)).to_have_text("1")
+    expect(limit.locator("td").nth(3)).to_have_text("1")
+    dashboard.screenshot(page, "-limits")
+
+    row(page, waiting).get_by_role("button", name="Acme second").click()
+    details = page.get_by_role("dialog", name=f"#{waiting} Acme second")
+    fields = details.locator("#details-fields")
+    expect(fields.locator("dt", has_text="Limit")).to_be_visible()
+    expect(fields).to_contain_text("type sleep, key acme")
+    expect(fields.locator("dt", has_text="Schedule")).to_be_hidden()  # none created it
+    page.keyboard.press("Escape")
+    rpc(server, "CancelTask", {"id": running})
+    expect(row(page, waiting).locator("td.status")).to_have_text("Succeeded")
+    expect(limit.locator("td").nth(2)).to_have_text("0")
+    expect(limit.locator("td").nth(3)).to_have_text("0")
+
+    # A task outside every limit has no such field.
+    mail = {"recipient": "ada@example.com", "subject": "Hi"}
+    free = create(server, "Unlimited", mail, type="send_email", delaySeconds=LATER)
+    row(page, free).get_by_role("button", name="Unlimited").click()
+    other = page.get_by_role("dialog", name=f"#{free} Unlimited")
+    expect(other.locator("#details-fields")).to_contain_text("send_email")
+    expect(other.locator("#details-fields dt", has_text="Limit")).to_be_hidden()
 
 
 THEMES_BACKGROUND = {"light": "rgb(245, 246, 248)", "dark": "rgb(14, 16, 20)"}

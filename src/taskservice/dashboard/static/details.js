@@ -1,4 +1,5 @@
-// The details drawer of one task: every field, the payload, the timeline and the attempts, kept live.
+// The details drawer of one task: every field, the payload, the timeline and the attempts, kept live;
+// the limit it counts under, when it has one.
 
 import { call } from "./api.js";
 import { ACTIVE, FINISHED, absolute, badge, duration, h, outcomeBadge, parseTime, reconcile, setText, statusLabel, throttle, timeAgo } from "./ui.js";
@@ -20,6 +21,23 @@ const FIELDS = [
   ["Idempotency key", (t) => t.idempotencyKey || "—"],
 ];
 
+/** The limit a task counts under and its key there, as `task get` says it: "type send_email, key 42",
+ * "type send_email", "key 42 (no limit)"; empty: neither. */
+function limitText(task) {
+  const key = task.limitKey ? `key ${task.limitKey}` : "";
+  if (!task.limitScope) return key ? `${key} (no limit)` : "";
+  const scope = task.limitScope.replace(":", " ");
+  return key ? `${scope}, ${key}` : scope;
+}
+
+/** A field of the list that only some tasks have: its term and its value, hidden together. */
+function optionalField(label) {
+  const dt = h("dt", { hidden: true }, label);
+  const dd = h("dd", { hidden: true });
+  document.getElementById("details-fields").append(dt, dd);
+  return { dd, show: (shown) => { dt.hidden = !shown; dd.hidden = !shown; } };
+}
+
 export class Details {
   constructor({ onAction, onClose, onError }) {
     Object.assign(this, { onAction, onClose, onError });
@@ -31,6 +49,7 @@ export class Details {
       document.getElementById("details-fields").append(h("dt", {}, label), dd);
       return dd;
     });
+    this.limitField = optionalField("Limit");
     this.refresh = throttle(() => this.load().catch(this.onError), 300);
     this.dialog.addEventListener("close", () => {
       this.id = 0;
@@ -83,6 +102,9 @@ export class Details {
     setText(waiting, task.waitingReason || "");
     waiting.hidden = !task.waitingReason;
     FIELDS.forEach(([, value], i) => setText(this.values[i], value(task)));
+    const limit = limitText(task);
+    this.limitField.show(Boolean(limit));
+    setText(this.limitField.dd, limit);
     setText(document.getElementById("details-payload"), JSON.stringify(task.payload?.parameters ?? {}, null, 2));
     document.getElementById("details-retry").hidden = !FINISHED.has(task.status);
     document.getElementById("details-cancel").hidden = !ACTIVE.has(task.status);
