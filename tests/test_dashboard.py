@@ -53,8 +53,11 @@ def zone_where_hour_is(at: datetime, hour: int) -> tuple[str, timezone]:
 expect.set_options(timeout=15_000)
 
 
-def rpc(server: ServerProcess, method: str, request: dict[str, Any]) -> Any:
-    response = httpx.post(f"{server.url}/cloud.v1.TaskManagementService/{method}", json=request, timeout=10)
+def rpc(server: ServerProcess, method: str, request: dict[str, Any], token: str = "") -> Any:
+    """A call of the API as JSON; with `token`, as that token's holder."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    url = f"{server.url}/cloud.v1.TaskManagementService/{method}"
+    response = httpx.post(url, json=request, headers=headers, timeout=10)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -114,8 +117,10 @@ class Dashboard:
         height: int = 900,
         hash: str = "",
         now: datetime | None = None,
+        token: str = "",
     ) -> Page:
-        """A page in a context of its own, its clock frozen at `now` (default: this moment)."""
+        """A page in a context of its own, its clock frozen at `now` (default: this moment); logged in
+        with `token` through the login page (a server that asks for credentials)."""
         now = now or datetime.now(UTC)
         zone, _ = zone_where_hour_is(now, BROWSER_HOUR)
         context = self.browser.new_context(
@@ -129,6 +134,9 @@ class Dashboard:
         page = context.new_page()
         page.on("pageerror", lambda error: self.errors.append(str(error)))
         page.goto(f"/{hash}")
+        if token:
+            page.get_by_label("API token").fill(token)
+            page.get_by_role("button", name="Log in").click()
         expect(page.locator("#connection")).to_have_attribute("data-state", "live")
         self.pages.append(page)
         return page
@@ -704,6 +712,32 @@ def test_queues_panel_lists_the_limits_and_a_tasks_details_name_its_own(dashboar
     other = page.get_by_role("dialog", name=f"#{free} Unlimited")
     expect(other.locator("#details-fields")).to_contain_text("send_email")
     expect(other.locator("#details-fields dt", has_text="Limit")).to_be_hidden()
+
+
+def test_a_viewer_sees_queues_and_limits_without_the_buttons_that_change_them(
+    browser: Browser, token_server: tuple[ServerProcess, dict[str, str]], screenshot_dir: Path
+) -> None:
+    server, secrets = token_server
+    operator = secrets["operator"]
+    later = {"name": "Later", "type": "sleep", "payload": {"parameters": {}}, "delaySeconds": LATER}
+    rpc(server, "CreateTask", later, operator)  # in queue default
+    rpc(server, "SetLimit", {"queue": "default", "concurrency": 2}, operator)
+    changes = re.compile(r"^(Pause|Resume) queue ")
+    board = Dashboard(browser, server, "test_a_viewer_sees_queues_and_limits", screenshot_dir)
+    try:
+        viewer = board.open(token=secrets["viewer"])
+        expect(viewer.locator("#account-name")).to_have_text("token t-viewer (viewer)")
+        expect(limit_row(viewer, "queue:default").locator("td").nth(1)).to_have_text("concurrency 2")
+        expect(viewer.locator('#queues-body tr[data-key="queue:default"]')).to_be_visible()
+        expect(viewer.get_by_role("button", name=changes)).to_have_count(0)
+        board.screenshot(viewer)
+
+        # An operator, on the same server, is offered them.
+        op = board.open(token=operator)
+        expect(op.locator("#account-name")).to_have_text("token t-operator (operator)")
+        expect(op.get_by_role("button", name="Pause queue default")).to_be_visible()
+    finally:
+        board.close()
 
 
 THEMES_BACKGROUND = {"light": "rgb(245, 246, 248)", "dark": "rgb(14, 16, 20)"}

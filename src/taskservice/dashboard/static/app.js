@@ -173,8 +173,8 @@ async function loadTypes() {
  * Rejects only when the server is unreachable; other errors are shown and do not block the stream.
  */
 function resync() {
-  const reads = [loadTypes(), overview.refreshCounts(), overview.seedThroughput(), tasks.load(), workers.refresh(),
-    queues.refresh(), details.load()];
+  const reads = [loadAccount(), loadTypes(), overview.refreshCounts(), overview.seedThroughput(), tasks.load(),
+    workers.refresh(), queues.refresh(), details.load()];
   return Promise.all(reads.map((read) => read.catch((error) => {
     if (error.code === "unavailable") throw error;
     report(error);
@@ -269,19 +269,17 @@ setInterval(() => {
   refreshWorkers();
 }, 5000);
 
-// Logged in through the login provider: say as whom, and offer to log out.
-async function showAccount() {
-  try {
-    const me = await call("WhoAmI", {}, AUTH_SERVICE);
-    if (me.kind !== "session") return;
-    document.getElementById("account-name").textContent = `${me.name} (${me.role})`;
-    document.getElementById("account").hidden = false;
-  } catch {
-    // an older server without WhoAmI, or no session: nothing to show
-  }
+// Who the page acts for. Its rights decide which changes the panels offer (the server checks every call
+// anyway); logged in (a session), it says as whom and offers to log out.
+async function loadAccount() {
+  const me = await call("WhoAmI", {}, AUTH_SERVICE);
+  const rights = new Set(me.rights || []);
+  queues.setRights(rights);
+  if (me.kind !== "session") return;
+  document.getElementById("account-name").textContent = `${me.name} (${me.role})`;
+  document.getElementById("account").hidden = false;
 }
 
-showAccount();
 // What the server keeps (RETENTION_*): a finished task that disappears was deleted, not lost.
 fetch("/retention")
   .then((response) => (response.ok ? response.json() : {}))

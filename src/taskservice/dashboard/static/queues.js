@@ -1,7 +1,7 @@
 // The queues panel: each queue's waiting and running tasks and the live workers serving it, whether it
-// is paused (since when, why), and a button to pause or resume it; paused task types below, as
-// `task-cli queue list` shows. A pause holds for every worker until resumed, restarts included. Then
-// the concurrency and rate limits in force, as `task-cli limit list` shows.
+// is paused (since when, why), and for those who may change it a button to pause or resume it; paused
+// task types below, as `task-cli queue list` shows. A pause holds for every worker until resumed,
+// restarts included. Then the concurrency and rate limits in force, as `task-cli limit list` shows.
 
 import { call } from "./api.js";
 import { confirmAction, h, notify, reconcile, setText, timeAgo } from "./ui.js";
@@ -11,6 +11,8 @@ export class Queues {
     this.onError = onError;
     this.body = document.getElementById("queues-body");
     this.limits = document.getElementById("limits-body");
+    this.rows = [];
+    this.mayChange = false; // until the caller's rights are known: no button that would be refused
   }
 
   async refresh() {
@@ -23,7 +25,14 @@ export class Queues {
     document.getElementById("limits").hidden = !limits.length;
   }
 
+  /** The caller's rights (WhoAmI): pausing and resuming need `write`. */
+  setRights(rights) {
+    this.mayChange = rights.has("write");
+    this.render(this.rows);
+  }
+
   render(rows) {
+    this.rows = rows;
     reconcile(this.body, rows, (r) => `${r.kind}:${r.name}`, (r) => this.createRow(r), (row, r) => this.updateRow(row, r));
     const paused = rows.filter((r) => r.paused).length;
     setText(document.getElementById("queues-summary"), paused ? `${paused} paused` : "none paused");
@@ -62,6 +71,7 @@ export class Queues {
     setText(running, counted ? String(r.running || 0) : "—");
     const button = actions.firstChild;
     button._item = r;
+    button.hidden = !this.mayChange;
     const what = r.kind === "type" ? `task type ${r.name}` : `queue ${r.name}`;
     setText(button, r.paused ? "Resume" : "Pause");
     button.setAttribute("aria-label", `${r.paused ? "Resume" : "Pause"} ${what}`);
