@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # imported where used: api_helpers imports this module
 # any other test is integration if it uses the database, else unit. Apart from the tiers, `-m database`
 # selects every test that uses the test server (pg_server_url), whatever its tier.
 TIERS = ("unit", "integration", "e2e")
-SERVER_FIXTURES = {"api_server", "shared_server", "idle_server", "workerless_server"}
+SERVER_FIXTURES = {"api_server", "shared_server", "idle_server", "workerless_server", "token_server"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -268,6 +268,38 @@ def workerless_server(settings: Settings, tmp_path: Path) -> Iterator[ServerProc
     finally:
         server.stop()
     assert "Traceback" not in server.log(), server.log()[-5000:]
+
+
+@pytest.fixture
+def token_server(settings: Settings, tmp_path: Path) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
+    """A server that asks every caller for credentials (AUTH_REQUIRED) and runs no task itself, and a
+    token of each role but admin's: `{role: secret}`, each named `t-<role>`."""
+    import asyncio
+    import concurrent.futures
+
+    from taskservice.auth.tokens import issue
+    from taskservice.store import Credentials
+
+    async def tokens() -> dict[str, str]:
+        pool = await create_pool(settings.database_url, max_size=1)
+        try:
+            made = [
+                await issue(Credentials(pool), f"t-{role}", role, 0, "tests")
+                for role in ("viewer", "operator", "agent")
+            ]
+            return {record.role: secret for record, secret in made}
+        finally:
+            await pool.close()
+
+    # In a thread of its own: a test's running event loop (Playwright's sync API keeps one) is left alone.
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        secrets = thread.submit(asyncio.run, tokens()).result()
+    server = ServerProcess(settings, tmp_path / "server.log", WORKER_COUNT="0", AUTH_REQUIRED="true")
+    try:
+        server.wait_ready()
+        yield server, secrets
+    finally:
+        server.stop()
 
 
 @dataclass

@@ -53,8 +53,11 @@ def zone_where_hour_is(at: datetime, hour: int) -> tuple[str, timezone]:
 expect.set_options(timeout=15_000)
 
 
-def rpc(server: ServerProcess, method: str, request: dict[str, Any]) -> Any:
-    response = httpx.post(f"{server.url}/cloud.v1.TaskManagementService/{method}", json=request, timeout=10)
+def rpc(server: ServerProcess, method: str, request: dict[str, Any], token: str = "") -> Any:
+    """A call of the API as JSON; with `token`, as that token's holder."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    url = f"{server.url}/cloud.v1.TaskManagementService/{method}"
+    response = httpx.post(url, json=request, headers=headers, timeout=10)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -63,6 +66,19 @@ def create(server: ServerProcess, name: str, parameters: dict[str, str], **field
     request = {"name": name, "type": "sleep", "payload": {"parameters": parameters}, **fields}
     task_id: int = rpc(server, "CreateTask", request)["id"]
     return task_id
+
+
+def api_time(text: str) -> datetime:
+    """A time as the API writes it: RFC 3339 in UTC, to the second."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def shown_clock(at: datetime, zone: timezone) -> re.Pattern[str]:
+    """The time of day of `at` in the page's zone as the page writes it: "7:15:26 AM" (12-hour) or
+    "07:15:26" (24-hour), whichever the locale uses."""
+    local = at.astimezone(zone)
+    hours = {str(local.hour % 12 or 12), str(local.hour), f"{local.hour:02d}"}
+    return re.compile(rf"(?<!\d)({'|'.join(sorted(hours))}):{local:%M:%S}(?!\d)")
 
 
 @pytest.mark.parametrize("utc_hour", range(24))
@@ -114,8 +130,10 @@ class Dashboard:
         height: int = 900,
         hash: str = "",
         now: datetime | None = None,
+        token: str = "",
     ) -> Page:
-        """A page in a context of its own, its clock frozen at `now` (default: this moment)."""
+        """A page in a context of its own, its clock frozen at `now` (default: this moment); logged in
+        with `token` through the login page (a server that asks for credentials)."""
         now = now or datetime.now(UTC)
         zone, _ = zone_where_hour_is(now, BROWSER_HOUR)
         context = self.browser.new_context(
@@ -129,6 +147,9 @@ class Dashboard:
         page = context.new_page()
         page.on("pageerror", lambda error: self.errors.append(str(error)))
         page.goto(f"/{hash}")
+        if token:
+            page.get_by_label("API token").fill(token)
+            page.get_by_role("button", name="Log in").click()
         expect(page.locator("#connection")).to_have_attribute("data-state", "live")
         self.pages.append(page)
         return page
@@ -183,6 +204,26 @@ def row(page: Page, task_id: int) -> Locator:
 
 def card(page: Page, status: str) -> Locator:
     return page.locator(f'#cards [data-status="{status}"] .card-value')
+
+
+def limit_row(page: Page, scope: str) -> Locator:
+    return page.locator(f'#limits-body tr[data-key="{scope}"]')
+
+
+def schedule_row(page: Page, schedule: dict[str, Any]) -> Locator:
+    return page.locator(f'#schedules-body tr[data-key="{schedule["id64"]}"]')
+
+
+def make_schedule(server: ServerProcess, name: str, token: str = "", **fields: Any) -> dict[str, Any]:
+    """A schedule of sleep tasks that take no time, made through the API; as the API returns it."""
+    task = {"type": "sleep", "payload": {"parameters": {"seconds": "0"}}}
+    made = rpc(server, "CreateSchedule", {"name": name, "task": task, **fields}, token)
+    schedule: dict[str, Any] = made["schedule"]
+    return schedule
+
+
+# An interval counts from when it was made, so its next tick is a day away whatever the clock says.
+DAILY = {"every": "1d"}
 
 
 # -- the tests -----------------------------------------------------------------------------------
@@ -372,8 +413,7 @@ def test_task_details(dashboard: Dashboard) -> None:
             "payload": {"parameters": {"recipient": "ada@example.com", "subject": "Welcome"}},
         },
     )["id"]
-    created = datetime.strptime(rpc(server, "GetTask", {"id": task_id})["createdAt"], "%Y-%m-%dT%H:%M:%SZ")
-    created = created.replace(tzinfo=UTC)
+    created = api_time(rpc(server, "GetTask", {"id": task_id})["createdAt"])
     # The page's clock stands 13 s after the task was created, in a zone where that is BROWSER_HOUR.
     page = dashboard.open(now=created + timedelta(seconds=13))
     _, zone = zone_where_hour_is(created + timedelta(seconds=13), BROWSER_HOUR)
@@ -398,15 +438,9 @@ def test_task_details(dashboard: Dashboard) -> None:
     expect(timeline.locator(".badge")).to_have_text(["Queued", "Running", "Succeeded"])
     # The history row's time is taken when it is written (clock_timestamp()), the task's at the start
     # of its transaction: the two may fall either side of a second's boundary.
-    queued = datetime.strptime(
-        rpc(server, "GetTaskHistory", {"id": task_id})["history"][0]["createdAt"], "%Y-%m-%dT%H:%M:%SZ"
-    ).replace(tzinfo=UTC)
+    queued = api_time(rpc(server, "GetTaskHistory", {"id": task_id})["history"][0]["createdAt"])
     expect(timeline.first.locator("time")).to_have_text(f"{13 - (queued - created).seconds} s ago")
-    local = queued.astimezone(zone)
-    # And the absolute time, in the page's zone: "7:15:26 AM" (12-hour) or "07:15:26" (24-hour).
-    hours = {str(local.hour % 12 or 12), str(local.hour), f"{local.hour:02d}"}
-    clock = rf"(?<!\d)({'|'.join(sorted(hours))}):{local:%M:%S}(?!\d)"
-    expect(timeline.first).to_contain_text(re.compile(clock))
+    expect(timeline.first).to_contain_text(shown_clock(queued, zone))  # and when, in the page's zone
     worker = rpc(server, "ListWorkers", {})["workers"][0]["id"]
     attempt = details.locator("#details-attempts tr")
     expect(attempt).to_have_count(1)
@@ -665,6 +699,193 @@ def test_queues_panel_pauses_and_resumes_a_queue(dashboard: Dashboard) -> None:
     assert rpc(server, "ListQueues", {}).get("pausedTypes", []) == []
 
 
+def test_queues_panel_lists_the_limits_and_a_tasks_details_name_its_own(dashboard: Dashboard) -> None:
+    server = dashboard.server
+    rpc(server, "SetLimit", {"type": "sleep", "concurrency": 1, "rateLimit": "100/min", "key": "customer"})
+    page = dashboard.open()
+    limit = limit_row(page, "type:sleep")
+    expect(limit.locator(".name")).to_have_text("type sleep")
+    expect(limit.locator(".why")).to_have_text("per customer · set by anonymous")
+    expect(limit.locator("td").nth(1)).to_have_text("concurrency 1, rate 100/min")
+    # One of acme's runs; the next of acme's waits for it, under the limit.
+    running = create(server, "Acme first", {"seconds": "60"}, limitKey="acme")
+    expect(row(page, running).locator("td.status")).to_have_text("Running")
+    waiting = create(server, "Acme second", {"seconds": "0"}, limitKey="acme")
+    expect(limit.locator("td").nth(2)).to_have_text("1")
+    expect(limit.locator("td").nth(3)).to_have_text("1")
+    dashboard.screenshot(page, "-limits")
+
+    row(page, waiting).get_by_role("button", name="Acme second").click()
+    details = page.get_by_role("dialog", name=f"#{waiting} Acme second")
+    fields = details.locator("#details-fields")
+    expect(fields.locator("dt", has_text="Limit")).to_be_visible()
+    expect(fields).to_contain_text("type sleep, key acme")
+    expect(fields.locator("dt", has_text="Schedule")).to_be_hidden()  # none created it
+    page.keyboard.press("Escape")
+    rpc(server, "CancelTask", {"id": running})
+    expect(row(page, waiting).locator("td.status")).to_have_text("Succeeded")
+    expect(limit.locator("td").nth(2)).to_have_text("0")
+    expect(limit.locator("td").nth(3)).to_have_text("0")
+
+    # A task outside every limit has no such field.
+    mail = {"recipient": "ada@example.com", "subject": "Hi"}
+    free = create(server, "Unlimited", mail, type="send_email", delaySeconds=LATER)
+    row(page, free).get_by_role("button", name="Unlimited").click()
+    other = page.get_by_role("dialog", name=f"#{free} Unlimited")
+    expect(other.locator("#details-fields")).to_contain_text("send_email")
+    expect(other.locator("#details-fields dt", has_text="Limit")).to_be_hidden()
+
+
+def test_schedules_panel_shows_when_each_ticks_and_pauses_and_resumes_one(dashboard: Dashboard) -> None:
+    server = dashboard.server
+    daily = make_schedule(server, "nightly <b>report</b>", **DAILY)
+    berlin = make_schedule(server, "berlin-night", cron="0 2 * * *", timezone="Europe/Berlin", paused=True)
+    next_tick = api_time(daily["nextTick"])
+    now = next_tick - timedelta(hours=2, minutes=5)  # the page's clock
+    _, zone = zone_where_hour_is(now, BROWSER_HOUR)
+    page = dashboard.open(now=now)
+    expect(page.locator("#schedules-body tr .name")).to_have_text(["berlin-night", "nightly <b>report</b>"])
+    schedule = schedule_row(page, daily)
+    state, next_cell = schedule.locator("td.state"), schedule.locator("td.next")
+    expect(schedule.locator(".what")).to_have_text("creates sleep · made by anonymous")
+    expect(schedule.locator("td.when")).to_have_text("every 1d")
+    expect(next_cell.locator("time")).to_have_text("in 2 h")
+    expect(next_cell).to_contain_text(shown_clock(next_tick, zone))
+    expect(schedule.locator("td.last")).to_have_text("—")
+    expect(schedule.locator("td.run")).to_have_text("—")
+    expect(state).to_have_text("active")
+    expect(schedule.locator("td.counts")).to_have_text("0 / 0")
+    # Made paused, it never ticks while the test runs.
+    expect(schedule_row(page, berlin).locator("td.when")).to_have_text("0 2 * * * Europe/Berlin")
+    expect(schedule_row(page, berlin).locator("td.state")).to_have_text("paused")
+    expect(schedule_row(page, berlin).locator("td.next")).to_have_text("—")
+    expect(page.locator("#schedules-summary")).to_have_text("2 schedules · 1 paused")
+    dashboard.screenshot(page, "-listed")
+
+    schedule.get_by_role("button", name="Pause schedule nightly <b>report</b>").click()
+    expect(
+        page.get_by_role("status").filter(has_text="Schedule nightly <b>report</b> paused.")
+    ).to_be_visible()
+    expect(state).to_have_text("paused")
+    expect(next_cell).to_have_text("—")
+    assert rpc(server, "GetSchedule", {"name": daily["name"]})["schedule"]["paused"] is True
+    schedule.get_by_role("button", name="Resume schedule nightly <b>report</b>").click()
+    expect(
+        page.get_by_role("status").filter(has_text="Schedule nightly <b>report</b> resumed.")
+    ).to_be_visible()
+    expect(state).to_have_text("active")
+    expect(next_cell.locator("time")).to_have_text("in 2 h")  # a day after resuming, by the page's clock
+    assert rpc(server, "GetSchedule", {"name": daily["name"]})["schedule"]["paused"] is False
+
+
+def test_schedules_panel_runs_one_now_and_deletes_it_when_confirmed(dashboard: Dashboard) -> None:
+    server = dashboard.server
+    daily = make_schedule(server, "nightly <b>report</b>", **DAILY)
+    page = dashboard.open()
+    schedule = schedule_row(page, daily)
+    run = schedule.locator("td.run")
+    # Run now: a task by hand, which the server's worker runs; the last run links to it.
+    schedule.get_by_role("button", name="Run schedule nightly <b>report</b> now").click()
+    notice = page.get_by_role("status").filter(has_text=re.compile(r"Task #\d+ created"))
+    expect(notice).to_contain_text("(schedule nightly <b>report</b>, by hand)")
+    task_id = int(rpc(server, "GetSchedule", {"name": daily["name"]})["schedule"]["lastTaskId64"])
+    expect(row(page, task_id).locator("td.status")).to_have_text("Succeeded")
+    expect(run.locator(".badge")).to_have_text("Succeeded")
+    expect(schedule.locator("td.last")).to_have_text("—")  # a run by hand is no tick
+    dashboard.screenshot(page, "-ran")
+    run.get_by_role("button", name=f"#{task_id}").click()
+    details = page.get_by_role("dialog", name=f"#{task_id} nightly <b>report</b>")
+    field = details.locator("#details-fields dd", has_text="triggered by hand")
+    expect(field).to_have_text("nightly <b>report</b> (triggered by hand)")
+    field.get_by_role("button", name="nightly <b>report</b>").click()  # to its schedule
+    expect(details).to_be_hidden()
+    expect(schedule).to_be_focused()
+
+    schedule.get_by_role("button", name="Delete schedule nightly <b>report</b>").click()
+    confirm = page.get_by_role("dialog", name="Delete schedule nightly <b>report</b>?")
+    expect(confirm).to_contain_text("The tasks it created stay.")
+    confirm.get_by_role("button", name="Keep it").click()
+    expect(schedule).to_be_visible()
+    schedule.get_by_role("button", name="Delete schedule nightly <b>report</b>").click()
+    confirm.get_by_role("button", name="Delete schedule").click()
+    expect(schedule).to_have_count(0)
+    empty = page.locator("#schedules-body tr.empty")
+    expect(empty).to_contain_text("task-cli schedule create")
+    expect(empty).to_contain_text('@task("T", cron=')
+    assert rpc(server, "ListSchedules", {}).get("schedules", []) == []
+    expect(row(page, task_id)).to_be_visible()  # its tasks stay
+    # Its task's details say so, without a link.
+    row(page, task_id).get_by_role("button", name="nightly <b>report</b>").click()
+    expect(details.locator("#details-fields")).to_contain_text(
+        f"schedule {daily['id64']} (deleted) (triggered by hand)"
+    )
+
+
+def test_a_ticks_task_names_its_schedule_and_tick(dashboard: Dashboard) -> None:
+    server = dashboard.server
+    often = make_schedule(server, "often", every="1s")
+    now = datetime.now(UTC)  # the page's clock: its times are shown in a zone where this is BROWSER_HOUR
+    _, zone = zone_where_hour_is(now, BROWSER_HOUR)
+    page = dashboard.open(now=now)
+    schedule = schedule_row(page, often)
+    expect(schedule.locator("td.run button")).to_be_visible()  # it ticked, and its task was created
+    schedule.get_by_role("button", name="Pause schedule often").click()
+    expect(schedule.locator("td.state")).to_have_text("paused")
+    paused = rpc(server, "GetSchedule", {"name": "often"})["schedule"]
+    last_id, last_tick = int(paused["lastTaskId64"]), api_time(paused["lastTick"])
+    link = schedule.locator("td.run").get_by_role("button", name=f"#{last_id}")
+    expect(link).to_be_visible()
+    expect(schedule.locator("td.last")).to_contain_text(shown_clock(last_tick, zone))
+    link.click()
+    details = page.get_by_role("dialog", name=f"#{last_id} often")
+    field = details.locator("#details-fields dd", has_text="tick")
+    expect(field).to_have_text(re.compile(r"^often, tick "))
+    expect(field).to_contain_text(shown_clock(last_tick, zone))
+    dashboard.screenshot(page, "-details")
+    field.get_by_role("button", name="often").click()
+    expect(details).to_be_hidden()
+    expect(schedule).to_be_focused()
+
+
+def test_a_viewer_sees_schedules_and_limits_without_the_buttons_that_change_them(
+    browser: Browser, token_server: tuple[ServerProcess, dict[str, str]], screenshot_dir: Path
+) -> None:
+    server, secrets = token_server
+    operator = secrets["operator"]
+    hourly = make_schedule(server, "hourly", operator, every="1h")
+    # Its run by hand waits, in queue default: no worker runs here.
+    task_id = int(rpc(server, "TriggerSchedule", {"name": "hourly"}, operator)["taskId64"])
+    rpc(server, "SetLimit", {"queue": "default", "concurrency": 2}, operator)
+    changes = re.compile(r"^(Pause|Resume|Run|Delete) (schedule|queue) ")
+    board = Dashboard(browser, server, "test_a_viewer_sees_schedules_and_limits", screenshot_dir)
+    try:
+        viewer = board.open(token=secrets["viewer"])
+        expect(viewer.locator("#account-name")).to_have_text("token t-viewer (viewer)")
+        schedule = schedule_row(viewer, hourly)
+        expect(schedule.locator("td.when")).to_have_text("every 1h")
+        expect(schedule.locator(".what")).to_have_text("creates sleep · made by token:t-operator")
+        expect(limit_row(viewer, "queue:default").locator("td").nth(1)).to_have_text("concurrency 2")
+        expect(viewer.locator('#queues-body tr[data-key="queue:default"]')).to_be_visible()
+        expect(viewer.get_by_role("button", name=changes)).to_have_count(0)
+        # Reading is a viewer's: the last run opens.
+        schedule.locator("td.run").get_by_role("button", name=f"#{task_id}").click()
+        expect(viewer.get_by_role("dialog", name=f"#{task_id} hourly")).to_be_visible()
+        board.screenshot(viewer)
+
+        # An operator, on the same server, is offered each.
+        op = board.open(token=operator)
+        expect(op.locator("#account-name")).to_have_text("token t-operator (operator)")
+        for name in (
+            "Pause schedule hourly",
+            "Run schedule hourly now",
+            "Delete schedule hourly",
+            "Pause queue default",
+        ):
+            expect(op.get_by_role("button", name=name)).to_be_visible()
+    finally:
+        board.close()
+
+
 THEMES_BACKGROUND = {"light": "rgb(245, 246, 248)", "dark": "rgb(14, 16, 20)"}
 
 
@@ -760,6 +981,7 @@ def test_phone_width_in_dark_mode(dashboard: Dashboard) -> None:
     for index in range(3):
         create(dashboard.server, f"Phone task {index}", {"seconds": "0"}, description="Fits a small screen")
     create(dashboard.server, "Waiting", {}, delaySeconds=LATER)
+    make_schedule(dashboard.server, "Phone schedule", **DAILY)
     page = dashboard.open(scheme="dark", width=390, height=844)
     expect(page.locator("#tasks-body tr")).to_have_count(4)
     expect(card(page, "SUCCEEDED")).to_have_text("3")

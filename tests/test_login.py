@@ -155,36 +155,6 @@ def test_a_forged_callback_is_refused(
 # -- without a provider: log in with an API token ---------------------------------------------------
 
 
-@pytest.fixture
-def token_server(settings: Settings, tmp_path: Path) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
-    import asyncio
-    import concurrent.futures
-
-    from taskservice.auth.tokens import issue
-    from taskservice.db.connect import create_pool
-    from taskservice.store import Credentials
-
-    async def tokens() -> dict[str, str]:
-        pool = await create_pool(settings.database_url, max_size=1)
-        try:
-            made = [
-                await issue(Credentials(pool), f"t-{role}", role, 0, "tests") for role in ("viewer", "agent")
-            ]
-            return {record.role: secret for record, secret in made}
-        finally:
-            await pool.close()
-
-    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
-    with concurrent.futures.ThreadPoolExecutor(1) as thread:
-        secrets = thread.submit(asyncio.run, tokens()).result()
-    server = ServerProcess(settings, tmp_path / "server.log", WORKER_COUNT="0", AUTH_REQUIRED="true")
-    try:
-        server.wait_ready()
-        yield server, secrets
-    finally:
-        server.stop()
-
-
 def test_without_oidc_people_log_in_with_a_token(
     browser: Browser, token_server: tuple[ServerProcess, dict[str, str]]
 ) -> None:

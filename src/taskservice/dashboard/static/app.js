@@ -7,6 +7,7 @@ import { Overview } from "./overview.js";
 import { TaskTable } from "./tasks.js";
 import { confirmAction, notify, throttle, tickTimes } from "./ui.js";
 import { Queues } from "./queues.js";
+import { Schedules } from "./schedules.js";
 import { Workers } from "./workers.js";
 
 // The event stream sends a keep-alive every 15 s; this much silence means the connection is gone.
@@ -131,9 +132,14 @@ const tasks = new TaskTable(state, {
   },
   onError: report,
 });
-const details = new Details({ onAction: act, onClose: () => writeHash(state, 0), onError: report });
+const details = new Details({ onAction: act, onClose: () => writeHash(state, 0), onShowSchedule: showSchedule, onError: report });
 const workers = new Workers({ onSummary: (s) => overview.setWorkers(s), onOpen: (id) => openDetails(id) });
 const queues = new Queues({ onError: report });
+const schedules = new Schedules({
+  onOpen: (id) => openDetails(id),
+  onChanged: () => Promise.all([tasks.load(), overview.refreshCounts()]).catch(report),
+  onError: report,
+});
 const create = new CreateForm({
   onCreated: async (id) => {
     notify(`Task #${id} created.`);
@@ -144,6 +150,14 @@ const create = new CreateForm({
 function openDetails(id) {
   writeHash(state, id);
   details.open(id).catch(report);
+}
+
+/** From a task's details to the row of the schedule that created it (read again if made since). */
+async function showSchedule(id) {
+  document.getElementById("details").close();
+  if (schedules.show(id)) return;
+  await schedules.refresh().catch(report);
+  if (!schedules.show(id)) notify(`Schedule ${id} is no longer listed: it was deleted.`, "error");
 }
 
 function showPayload(task) {
@@ -173,8 +187,8 @@ async function loadTypes() {
  * Rejects only when the server is unreachable; other errors are shown and do not block the stream.
  */
 function resync() {
-  const reads = [loadTypes(), overview.refreshCounts(), overview.seedThroughput(), tasks.load(), workers.refresh(),
-    queues.refresh(), details.load()];
+  const reads = [loadAccount(), loadTypes(), overview.refreshCounts(), overview.seedThroughput(), tasks.load(),
+    workers.refresh(), queues.refresh(), schedules.refresh(), details.load()];
   return Promise.all(reads.map((read) => read.catch((error) => {
     if (error.code === "unavailable") throw error;
     report(error);
@@ -183,12 +197,15 @@ function resync() {
 
 const refreshCounts = throttle(() => overview.refreshCounts().catch(report), 500);
 const refreshWorkers = throttle(() => Promise.all([workers.refresh(), queues.refresh()]).catch(report), 1500);
+// A tick creates a task, and a schedule's last run changes status: both arrive as events.
+const refreshSchedules = throttle(() => schedules.refresh().catch(report), 1500);
 
 function onEvent(event) {
   overview.onEvent(event);
   tasks.onEvent(event);
   details.onEvent(event);
   refreshCounts();
+  refreshSchedules();
   if (event.status !== "QUEUED") refreshWorkers(); // a worker's running count changed
 }
 
@@ -267,21 +284,21 @@ setInterval(() => {
   if (!connected) return;
   refreshCounts();
   refreshWorkers();
+  refreshSchedules(); // next ticks move on
 }, 5000);
 
-// Logged in through the login provider: say as whom, and offer to log out.
-async function showAccount() {
-  try {
-    const me = await call("WhoAmI", {}, AUTH_SERVICE);
-    if (me.kind !== "session") return;
-    document.getElementById("account-name").textContent = `${me.name} (${me.role})`;
-    document.getElementById("account").hidden = false;
-  } catch {
-    // an older server without WhoAmI, or no session: nothing to show
-  }
+// Who the page acts for. Its rights decide which changes the panels offer (the server checks every call
+// anyway); logged in (a session), it says as whom and offers to log out.
+async function loadAccount() {
+  const me = await call("WhoAmI", {}, AUTH_SERVICE);
+  const rights = new Set(me.rights || []);
+  queues.setRights(rights);
+  schedules.setRights(rights);
+  if (me.kind !== "session") return;
+  document.getElementById("account-name").textContent = `${me.name} (${me.role})`;
+  document.getElementById("account").hidden = false;
 }
 
-showAccount();
 // What the server keeps (RETENTION_*): a finished task that disappears was deleted, not lost.
 fetch("/retention")
   .then((response) => (response.ok ? response.json() : {}))

@@ -1,4 +1,5 @@
-// The details drawer of one task: every field, the payload, the timeline and the attempts, kept live.
+// The details drawer of one task: every field, the payload, the timeline and the attempts, kept live;
+// the schedule that created it (a link to its row) and the limit it counts under, when it has them.
 
 import { call } from "./api.js";
 import { ACTIVE, FINISHED, absolute, badge, duration, h, outcomeBadge, parseTime, reconcile, setText, statusLabel, throttle, timeAgo } from "./ui.js";
@@ -20,9 +21,27 @@ const FIELDS = [
   ["Idempotency key", (t) => t.idempotencyKey || "—"],
 ];
 
+/** The limit a task counts under and its key there, as `task get` says it: "type send_email, key 42",
+ * "type send_email", "key 42 (no limit)"; empty: neither. */
+function limitText(task) {
+  const key = task.limitKey ? `key ${task.limitKey}` : "";
+  if (!task.limitScope) return key ? `${key} (no limit)` : "";
+  const scope = task.limitScope.replace(":", " ");
+  return key ? `${scope}, ${key}` : scope;
+}
+
+/** A field of the list that only some tasks have: its term and its value, hidden together. */
+function optionalField(label) {
+  const dt = h("dt", { hidden: true }, label);
+  const dd = h("dd", { hidden: true });
+  document.getElementById("details-fields").append(dt, dd);
+  return { dd, show: (shown) => { dt.hidden = !shown; dd.hidden = !shown; } };
+}
+
 export class Details {
-  constructor({ onAction, onClose, onError }) {
-    Object.assign(this, { onAction, onClose, onError });
+  /** `onShowSchedule(id)` goes to the schedule that created the open task. */
+  constructor({ onAction, onClose, onShowSchedule, onError }) {
+    Object.assign(this, { onAction, onClose, onShowSchedule, onError });
     this.dialog = document.getElementById("details");
     this.task = null;
     this.id = 0;
@@ -31,6 +50,9 @@ export class Details {
       document.getElementById("details-fields").append(h("dt", {}, label), dd);
       return dd;
     });
+    this.scheduleField = optionalField("Schedule");
+    this.limitField = optionalField("Limit");
+    this.schedule = null; // the open task's schedule, read once: {id, found} (found null: deleted)
     this.refresh = throttle(() => this.load().catch(this.onError), 300);
     this.dialog.addEventListener("close", () => {
       this.id = 0;
@@ -45,6 +67,7 @@ export class Details {
     if (this.id !== id) {
       this.id = id;
       this.task = null;
+      this.schedule = null;
       for (const node of ["details-timeline", "details-attempts"]) document.getElementById(node).replaceChildren();
       setText(document.getElementById("details-title"), `Task #${id}`);
       document.getElementById("details-status").replaceChildren();
@@ -66,7 +89,21 @@ export class Details {
       throw error;
     }
     if (id !== this.id) return; // another task was opened meanwhile
+    await this.loadSchedule(Number(task.scheduleId || 0));
+    if (id !== this.id) return;
     this.render(task, history, executions);
+  }
+
+  /** The schedule that created the open task (by its id, once per task); found null when deleted since. */
+  async loadSchedule(scheduleId) {
+    if (!scheduleId || this.schedule?.id === scheduleId) return;
+    try {
+      const { schedule } = await call("GetSchedule", { id64: String(scheduleId) });
+      this.schedule = { id: scheduleId, found: schedule };
+    } catch (error) {
+      if (error.code !== "not_found") throw error;
+      this.schedule = { id: scheduleId, found: null };
+    }
   }
 
   onEvent(event) {
@@ -83,6 +120,10 @@ export class Details {
     setText(waiting, task.waitingReason || "");
     waiting.hidden = !task.waitingReason;
     FIELDS.forEach(([, value], i) => setText(this.values[i], value(task)));
+    this.renderSchedule(task);
+    const limit = limitText(task);
+    this.limitField.show(Boolean(limit));
+    setText(this.limitField.dd, limit);
     setText(document.getElementById("details-payload"), JSON.stringify(task.payload?.parameters ?? {}, null, 2));
     document.getElementById("details-retry").hidden = !FINISHED.has(task.status);
     document.getElementById("details-cancel").hidden = !ACTIVE.has(task.status);
@@ -99,6 +140,22 @@ export class Details {
     if (!executions.length) {
       document.getElementById("details-attempts").append(h("tr", { class: "empty" }, h("td", { colspan: 7 }, "No attempt yet.")));
     }
+  }
+
+  /** As `task get` says it: "nightly, tick Dec 6, 2026, 2:00:00 AM" with the name a link to its row;
+   * "nightly (triggered by hand)" without a tick; "schedule 12 (deleted)" when it is gone. */
+  renderSchedule(task) {
+    const { dd, show } = this.scheduleField;
+    const scheduleId = Number(task.scheduleId || 0);
+    show(Boolean(scheduleId));
+    const found = scheduleId && this.schedule?.found;
+    const key = `${scheduleId}|${found ? found.name : ""}|${task.scheduleTick || ""}`;
+    if (!scheduleId || dd.dataset.key === key) return;
+    dd.dataset.key = key;
+    const tick = task.scheduleTick ? `, tick ${absolute(task.scheduleTick)}` : " (triggered by hand)";
+    dd.replaceChildren(...(found
+      ? [h("button", { class: "link", type: "button", title: `Show schedule ${found.name}`, onclick: () => this.onShowSchedule(scheduleId) }, found.name), tick]
+      : [`schedule ${scheduleId} (deleted)`, tick]));
   }
 
   updateAttempt(row, e) {

@@ -96,15 +96,27 @@ export function short(text) {
   return Number.isNaN(t) ? "—" : SHORT.format(t);
 }
 
+/** "5 s", "3 min", "2 h", "4 d": a span of whole seconds, in its largest unit. */
+function span(s) {
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h`;
+  return `${Math.floor(s / 86400)} d`;
+}
+
 /** "5 s ago", "3 min ago", "2 h ago" from a server time (the server's times have second precision). */
 export function ago(text, now = Date.now()) {
   const t = parseTime(text);
   if (Number.isNaN(t)) return "—";
-  const s = Math.max(0, Math.round((now - t) / 1000));
-  if (s < 60) return `${s} s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
-  return `${Math.floor(s / 86400)} d ago`;
+  return `${span(Math.max(0, Math.round((now - t) / 1000)))} ago`;
+}
+
+/** "in 5 s", "in 2 h" until a server time still to come; "due now" once it has come. */
+export function until(text, now = Date.now()) {
+  const t = parseTime(text);
+  if (Number.isNaN(t)) return "—";
+  const s = Math.round((t - now) / 1000);
+  return s > 0 ? `in ${span(s)}` : "due now";
 }
 
 export function duration(seconds) {
@@ -121,9 +133,15 @@ export function timeAgo(text) {
   return h("time", { datetime: text, title: absolute(text), class: "ago", dataset: { ago: text } }, ago(text));
 }
 
+/** A <time> showing how long until a time to come, with the absolute time as its tooltip; ticks too. */
+export function timeUntil(text) {
+  return h("time", { datetime: text, title: absolute(text), class: "until", dataset: { until: text } }, until(text));
+}
+
 export function tickTimes(root = document) {
   const now = Date.now();
   for (const node of root.querySelectorAll("time[data-ago]")) setText(node, ago(node.dataset.ago, now));
+  for (const node of root.querySelectorAll("time[data-until]")) setText(node, until(node.dataset.until, now));
 }
 
 // -- notices and confirmation -----------------------------------------------------------------------
