@@ -172,6 +172,13 @@ async def test_a_declared_schedule_is_its_codes_but_pausing_and_ending_it_are_an
             await client.update_schedule("from-code", every="2h")
         paused = await client.pause_schedule("from-code")
         assert paused.paused is True
+        assert paused.undeclared_at is None
+        # Its code drops it: reported (undeclared_at), not deleted.
+        await store.register_task_types({"sleep": TaskTypeSpec(extra_parameters=True).to_json()})
+        await Scheduler(store, 1, 10).run_once()
+        dropped = await client.get_schedule("from-code")
+        assert dropped.undeclared_at is not None
+        assert dropped.declared_type == "sleep"
 
 
 async def test_two_partial_updates_at_once_both_land(workerless_server: ServerProcess) -> None:

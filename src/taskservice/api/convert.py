@@ -95,6 +95,7 @@ def schedule(s: Schedule) -> pb.Schedule:
         last_tick=timestamp(s.last_tick), last_task_id64=s.last_task_id or 0, missed=s.missed,
         skipped=s.skipped, declared_type=s.declared_type or "", created_by=s.created_by,
         created_at=timestamp(s.created_at), updated_at=timestamp(s.updated_at),
+        undeclared_at=timestamp(s.undeclared_at),
     )  # fmt: skip
     if s.last_status is not None:
         message.last_task_status = int(s.last_status)  # type: ignore[assignment]

@@ -242,7 +242,8 @@ class ScheduleInfo:
     (every option resolved). `overlap` "allow" or "skip" (no new run while the last is unfinished);
     `catchup` "none", "last" or "all" (of the ticks missed while the schedulers were down). `next_tick`
     None: it ended. `last_task_status` None: no task yet, or deleted since. `missed` and `skipped`
-    count the ticks not run for those two reasons. `declared_type`: the task type declaring it in code."""
+    count the ticks not run for those two reasons. `declared_type`: the task type declaring it in code;
+    `undeclared_at`: when that code stopped declaring it (it runs on until deleted)."""
 
     id: int
     name: str
@@ -264,6 +265,7 @@ class ScheduleInfo:
     created_by: str
     created_at: datetime | None
     updated_at: datetime | None
+    undeclared_at: datetime | None = None
 
     @classmethod
     def from_proto(cls, m: pb.Schedule) -> ScheduleInfo:
@@ -282,6 +284,7 @@ class ScheduleInfo:
             last_tick=_time(m.last_tick), last_task_id=m.last_task_id64 or None, last_task_status=status,
             missed=m.missed, skipped=m.skipped, declared_type=m.declared_type or None,
             created_by=m.created_by, created_at=_time(m.created_at), updated_at=_time(m.updated_at),
+            undeclared_at=_time(m.undeclared_at),
         )  # fmt: skip
 
 

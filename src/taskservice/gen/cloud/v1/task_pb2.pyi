@@ -774,7 +774,7 @@ class ResetLimitResponse(_message.Message):
     def __init__(self, limit: _Optional[_Union[TaskLimit, _Mapping]] = ...) -> None: ...
 
 class Schedule(_message.Message):
-    __slots__ = ("id64", "name", "cron", "timezone", "every_seconds", "task", "overlap", "catchup", "paused", "ends_at", "next_tick", "last_tick", "last_task_id64", "last_task_status", "missed", "skipped", "declared_type", "created_by", "created_at", "updated_at")
+    __slots__ = ("id64", "name", "cron", "timezone", "every_seconds", "task", "overlap", "catchup", "paused", "ends_at", "next_tick", "last_tick", "last_task_id64", "last_task_status", "missed", "skipped", "declared_type", "created_by", "created_at", "updated_at", "undeclared_at")
     ID64_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CRON_FIELD_NUMBER: _ClassVar[int]
@@ -795,6 +795,7 @@ class Schedule(_message.Message):
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UNDECLARED_AT_FIELD_NUMBER: _ClassVar[int]
     id64: int
     name: str
     cron: str
@@ -815,7 +816,8 @@ class Schedule(_message.Message):
     created_by: str
     created_at: str
     updated_at: str
-    def __init__(self, id64: _Optional[int] = ..., name: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., every_seconds: _Optional[float] = ..., task: _Optional[_Union[CreateTaskRequest, _Mapping]] = ..., overlap: _Optional[str] = ..., catchup: _Optional[str] = ..., paused: _Optional[bool] = ..., ends_at: _Optional[str] = ..., next_tick: _Optional[str] = ..., last_tick: _Optional[str] = ..., last_task_id64: _Optional[int] = ..., last_task_status: _Optional[_Union[TaskStatusEnum, str]] = ..., missed: _Optional[int] = ..., skipped: _Optional[int] = ..., declared_type: _Optional[str] = ..., created_by: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ...) -> None: ...
+    undeclared_at: str
+    def __init__(self, id64: _Optional[int] = ..., name: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., every_seconds: _Optional[float] = ..., task: _Optional[_Union[CreateTaskRequest, _Mapping]] = ..., overlap: _Optional[str] = ..., catchup: _Optional[str] = ..., paused: _Optional[bool] = ..., ends_at: _Optional[str] = ..., next_tick: _Optional[str] = ..., last_tick: _Optional[str] = ..., last_task_id64: _Optional[int] = ..., last_task_status: _Optional[_Union[TaskStatusEnum, str]] = ..., missed: _Optional[int] = ..., skipped: _Optional[int] = ..., declared_type: _Optional[str] = ..., created_by: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., undeclared_at: _Optional[str] = ...) -> None: ...
 
 class CreateScheduleRequest(_message.Message):
     __slots__ = ("name", "cron", "timezone", "every", "task", "overlap", "catchup", "paused", "ends_at")
