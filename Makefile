@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help run test install install-dev browser deploy-tools oidc-provider proto lint pytest unit integration e2e fuzz \
+.PHONY: help run test install install-dev browser deploy-tools oidc-provider proto lint pytest unit integration e2e fuzz soak-schedules \
 	bootstrap run-server build-cli helm hooks
 
 help: ## List the targets.
@@ -104,6 +104,9 @@ integration: $(VENV)/.installed-dev ## Only the integration tests: a real (embed
 
 e2e: install-dev ## Only the end-to-end tests: server, worker and CLI processes, the browser, helm.
 	env -u TEST_DATABASE_URL $(BIN)/pytest -m e2e $(PYTEST_ARGS)
+
+soak-schedules: install-dev ## Three servers and two workers on an every-second schedule for a minute: each tick once.
+	SCHEDULE_TICKS=$${SCHEDULE_TICKS:-60} $(BIN)/pytest tests/test_schedules_api.py -k three_servers -p no:cacheprovider
 
 fuzz: install-dev ## The long fuzz run for releases (CI runs the same suite with a few examples per RPC).
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-5000} $(BIN)/pytest tests/test_fuzz.py -p no:cacheprovider
