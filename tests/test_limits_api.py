@@ -4,22 +4,19 @@ waits under a limit, against real server processes. The claim within limits: tes
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 import taskservice
-from conftest import ServerProcess, eventually, serving
+from conftest import ServerProcess, eventually
 from taskservice.api import convert
-from taskservice.auth.tokens import issue
 from taskservice.client.asynchronous import AsyncClient, AsyncTaskHandle
 from taskservice.config import Settings
-from taskservice.db.connect import create_pool
 from taskservice.model import Rate
 from taskservice.plugins.declare import TaskTypeSpec
-from taskservice.store import Credentials, Limit, LimitWait, Store
+from taskservice.store import Limit, LimitWait, Store
 from test_cli import task_cli
 
 # -- the words of a waiting reason ----------------------------------------------------------------------
@@ -217,32 +214,22 @@ async def test_every_broken_rule_is_invalid_argument_naming_the_field(
         assert await client.list_limits() == []  # nothing was set
 
 
-@pytest.mark.e2e
 async def test_changing_a_limit_is_an_operators_and_reading_one_a_viewers(
-    pg_server_url: str, template_database: str, tmp_path: Path
+    token_server: tuple[ServerProcess, dict[str, str]],
 ) -> None:
-    with serving(
-        pg_server_url, template_database, tmp_path, WORKER_COUNT="0", AUTH_REQUIRED="true"
-    ) as served:
-        pool = await create_pool(served.settings.database_url, max_size=2)
-        try:
-            credentials = Credentials(pool)
-            viewer = (await issue(credentials, "watcher", "viewer", 0, "tests"))[1]
-            operator = (await issue(credentials, "ops", "operator", 0, "tests"))[1]
-        finally:
-            await pool.close()
-        async with (
-            AsyncClient(served.url, token=viewer) as reader,
-            AsyncClient(served.url, token=operator) as op,
-        ):
-            with pytest.raises(taskservice.PermissionDenied, match="SetLimit needs the right 'write'"):
-                await reader.set_limit(type="sleep", concurrency=1)
-            with pytest.raises(taskservice.PermissionDenied, match="ResetLimit needs the right 'write'"):
-                await reader.reset_limit(type="sleep")
-            assert await reader.list_limits() == []
-            limit = await op.set_limit(type="sleep", concurrency=1)
-            assert limit.set_by == "token:ops"
-            assert await reader.list_limits() == [limit]
+    server, tokens = token_server
+    async with (
+        AsyncClient(server.url, token=tokens["viewer"]) as reader,
+        AsyncClient(server.url, token=tokens["operator"]) as op,
+    ):
+        with pytest.raises(taskservice.PermissionDenied, match="SetLimit needs the right 'write'"):
+            await reader.set_limit(type="sleep", concurrency=1)
+        with pytest.raises(taskservice.PermissionDenied, match="ResetLimit needs the right 'write'"):
+            await reader.reset_limit(type="sleep")
+        assert await reader.list_limits() == []
+        limit = await op.set_limit(type="sleep", concurrency=1)
+        assert limit.set_by == "token:t-operator"
+        assert await reader.list_limits() == [limit]
 
 
 # -- tasks under a limit --------------------------------------------------------------------------------

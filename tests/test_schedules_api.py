@@ -19,14 +19,12 @@ import pytest
 
 import taskservice
 from agents import AgentProcess
-from conftest import ServerProcess, eventually, serving, subprocess_env
-from taskservice.auth.tokens import issue
+from conftest import ServerProcess, eventually, subprocess_env
 from taskservice.client.asynchronous import AsyncClient
 from taskservice.config import Settings
-from taskservice.db.connect import create_pool
 from taskservice.model import NewTask, Status
 from taskservice.plugins.declare import Every, TaskTypeSpec
-from taskservice.store import Credentials, Store
+from taskservice.store import Store
 from taskservice.worker.scheduler import Scheduler
 from test_cli import task_cli
 
@@ -436,42 +434,32 @@ async def test_every_broken_rule_is_invalid_argument_naming_the_field(
 # -- rights ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.e2e
 async def test_changing_a_schedule_is_an_operators_and_reading_one_a_viewers(
-    pg_server_url: str, template_database: str, tmp_path: Path
+    token_server: tuple[ServerProcess, dict[str, str]],
 ) -> None:
-    with serving(
-        pg_server_url, template_database, tmp_path, WORKER_COUNT="0", AUTH_REQUIRED="true"
-    ) as served:
-        pool = await create_pool(served.settings.database_url, max_size=2)
-        try:
-            credentials = Credentials(pool)
-            viewer = (await issue(credentials, "watcher", "viewer", 0, "tests"))[1]
-            operator = (await issue(credentials, "ops", "operator", 0, "tests"))[1]
-        finally:
-            await pool.close()
-        async with (
-            AsyncClient(served.url, token=viewer) as reader,
-            AsyncClient(served.url, token=operator) as op,
-        ):
-            for call, rpc in [
-                (reader.create_schedule("s", type="sleep", every=HOURLY), "CreateSchedule"),
-                (reader.update_schedule("s", paused=True), "UpdateSchedule"),
-                (reader.trigger_schedule("s"), "TriggerSchedule"),
-                (reader.delete_schedule("s"), "DeleteSchedule"),
-            ]:
-                with pytest.raises(taskservice.PermissionDenied, match=f"{rpc} needs the right 'write'"):
-                    await call
-            assert await reader.list_schedules() == []
-            made = await op.create_schedule("s", type="sleep", every=HOURLY)
-            assert made.created_by == "token:ops"
-            assert await reader.get_schedule("s") == made
-            assert await reader.list_schedules() == [made]
-            assert (await op.pause_schedule("s")).paused
-            task_id = await op.trigger_schedule("s")
-            assert (await reader.get_task(task_id)).schedule_id == made.id
-            await op.delete_schedule("s")
-            assert await reader.list_schedules() == []
+    server, tokens = token_server
+    async with (
+        AsyncClient(server.url, token=tokens["viewer"]) as reader,
+        AsyncClient(server.url, token=tokens["operator"]) as op,
+    ):
+        for call, rpc in [
+            (reader.create_schedule("s", type="sleep", every=HOURLY), "CreateSchedule"),
+            (reader.update_schedule("s", paused=True), "UpdateSchedule"),
+            (reader.trigger_schedule("s"), "TriggerSchedule"),
+            (reader.delete_schedule("s"), "DeleteSchedule"),
+        ]:
+            with pytest.raises(taskservice.PermissionDenied, match=f"{rpc} needs the right 'write'"):
+                await call
+        assert await reader.list_schedules() == []
+        made = await op.create_schedule("s", type="sleep", every=HOURLY)
+        assert made.created_by == "token:t-operator"
+        assert await reader.get_schedule("s") == made
+        assert await reader.list_schedules() == [made]
+        assert (await op.pause_schedule("s")).paused
+        task_id = await op.trigger_schedule("s")
+        assert (await reader.get_task(task_id)).schedule_id == made.id
+        await op.delete_schedule("s")
+        assert await reader.list_schedules() == []
 
 
 # -- absolute run times -------------------------------------------------------------------------------
