@@ -177,9 +177,14 @@ async def test_several_worker_processes_run_every_task_exactly_once(
     store: Store, pool: Pool, workers: Workers
 ) -> None:
     total = 2000
-    await store.create_tasks([NewTask(f"task {i}", "sleep", {"seconds": "0"}) for i in range(total)])
     for _ in range(3):
         workers.start("--concurrency", "20")
+
+    async def all_started() -> bool:  # before any task: the first up does not drain them alone
+        return bool(await pool.fetchval("SELECT count(*) FROM workers WHERE stopped_at IS NULL") == 3)
+
+    await eventually(all_started, timeout=60)
+    await store.create_tasks([NewTask(f"task {i}", "sleep", {"seconds": "0"}) for i in range(total)])
 
     async def all_done() -> bool:
         counts = await store.status_counts()
