@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import structlog
 
@@ -15,6 +16,11 @@ log = structlog.get_logger(__name__)
 
 # Waits out one interval: returns when it has passed or when the event (stop) is set, whichever is first.
 Wait = Callable[[asyncio.Event, float], Awaitable[None]]
+
+
+def utc_now() -> datetime:
+    """The wall clock the jobs that go by it (retention, the scheduler) read unless a test gives one."""
+    return datetime.now(UTC)
 
 
 async def wait_interval(stopped: asyncio.Event, interval: float) -> None:

@@ -164,15 +164,6 @@ async def undeclare(conn: Pool | Connection, schedule_id: int) -> bool:
     return await conn.fetchrow(query("undeclare_schedule"), schedule_id) is not None
 
 
-async def declarations_changed(conn: Pool | Connection) -> datetime | None:
-    return await conn.fetchval(query("task_types_changed"))  # type: ignore[no-any-return]
-
-
-async def declarations(conn: Pool | Connection) -> dict[str, Any]:
-    """Every task type's published declaration (JSON), by name."""
-    return {row["name"]: row["declaration"] for row in await conn.fetch(query("declarations"))}
-
-
 async def delete(conn: Pool | Connection, name: str) -> bool:
     return await conn.fetchrow(query("delete_schedule"), name) is not None
 

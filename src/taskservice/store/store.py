@@ -789,10 +789,10 @@ class Store:
 
     async def declarations_changed(self) -> datetime | None:
         """When a task type's published declaration last changed."""
-        return await schedules.declarations_changed(self.pool)
+        return await task_types.declarations_changed(self.pool)
 
     async def declarations(self) -> dict[str, Any]:
-        return await schedules.declarations(self.pool)
+        return await task_types.declarations(self.pool)
 
     async def delete_schedule(self, name: str) -> bool:
         return await schedules.delete(self.pool, name)

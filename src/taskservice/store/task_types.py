@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from taskservice.store.sql import query
@@ -22,6 +23,16 @@ async def declaration(conn: Pool | Connection, name: str) -> dict[str, Any] | No
     """The declaration of task type `name` last published (None: none was)."""
     found: dict[str, Any] | None = await conn.fetchval(query("task_type_declaration"), name)
     return found
+
+
+async def declarations_changed(conn: Pool | Connection) -> datetime | None:
+    """When a published declaration last changed (the schedulers keep declared schedules then)."""
+    return await conn.fetchval(query("task_types_changed"))  # type: ignore[no-any-return]
+
+
+async def declarations(conn: Pool | Connection) -> dict[str, Any]:
+    """Every task type's published declaration (JSON), by name."""
+    return {row["name"]: row["declaration"] for row in await conn.fetch(query("declarations"))}
 
 
 async def live_task_types(conn: Pool | Connection, within_seconds: float) -> dict[str, dict[str, Any] | None]:

@@ -4,11 +4,11 @@ and the kept starts of limit keys idle for longer than any rate's period."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
-from taskservice.background.periodic import Periodic
+from taskservice.background.periodic import Periodic, utc_now
 from taskservice.model import RATE_PERIOD_MAX, Status
 from taskservice.store import RetentionPolicy, Store
 
@@ -18,10 +18,6 @@ log = structlog.get_logger(__name__)
 # keeps up with any rate of finishing tasks, and stops after this many (a million tasks) per status
 # so that one tick never runs unbounded.
 BATCHES_PER_TICK = 1000
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class RetentionJob(Periodic):

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 
-from taskservice.background.periodic import Periodic
+from taskservice.background.periodic import Periodic, utc_now
 from taskservice.model import Firing, NewTask, Schedule, ScheduleSpec, every_seconds
 from taskservice.plugins.declare import DeclaredSchedule, TaskTypeSpec
 from taskservice.rules import schedules
@@ -23,10 +23,6 @@ from taskservice.rules.tasks import BrokenRule
 from taskservice.store import Store
 
 log = structlog.get_logger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Scheduler(Periodic):
@@ -72,11 +68,15 @@ class Scheduler(Periodic):
 
     async def reconcile(self, now: datetime) -> None:
         """Make the declared schedules what the published declarations say."""
-        for type_name, published in (await self.store.declarations()).items():
+        published_by_type = await self.store.declarations()
+        by_type: dict[str, dict[str, Schedule]] = {}
+        for schedule in await self.store.schedules_declared_by(list(published_by_type)):
+            by_type.setdefault(schedule.declared_type or "", {})[schedule.spec.name] = schedule
+        for type_name, published in published_by_type.items():
             spec = TaskTypeSpec.from_json(published)
             if spec is None:
                 continue  # a newer version's declaration this one cannot read: left to it
-            existing = {s.spec.name: s for s in await self.store.schedules_declared_by([type_name])}
+            existing = by_type.get(type_name, {})
             wanted: dict[str, ScheduleSpec] = {}
             for declared in spec.schedules:
                 found = _declared_spec(type_name, declared, spec)
