@@ -102,6 +102,21 @@ class TaskManagementService(Protocol):
     async def trigger_schedule(self, request: cloud_dot_v1_dot_task__pb2.TriggerScheduleRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.TriggerScheduleResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
+    async def create_workflow(self, request: cloud_dot_v1_dot_task__pb2.CreateWorkflowRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.CreateWorkflowResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def get_workflow(self, request: cloud_dot_v1_dot_task__pb2.GetWorkflowRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.GetWorkflowResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def list_workflows(self, request: cloud_dot_v1_dot_task__pb2.ListWorkflowsRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ListWorkflowsResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def cancel_workflow(self, request: cloud_dot_v1_dot_task__pb2.CancelWorkflowRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.CancelWorkflowResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def retry_workflow(self, request: cloud_dot_v1_dot_task__pb2.RetryWorkflowRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.RetryWorkflowResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
     async def heartbeat(self, request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.HeartbeatResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
@@ -396,6 +411,56 @@ class TaskManagementServiceASGIApplication(ConnectASGIApplication[TaskManagement
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.trigger_schedule,
+                ),
+                "/cloud.v1.TaskManagementService/CreateWorkflow": Endpoint.unary(
+                    method=MethodInfo(
+                        name="CreateWorkflow",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.CreateWorkflowRequest,
+                        output=cloud_dot_v1_dot_task__pb2.CreateWorkflowResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.create_workflow,
+                ),
+                "/cloud.v1.TaskManagementService/GetWorkflow": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetWorkflow",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.GetWorkflowRequest,
+                        output=cloud_dot_v1_dot_task__pb2.GetWorkflowResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                    ),
+                    function=svc.get_workflow,
+                ),
+                "/cloud.v1.TaskManagementService/ListWorkflows": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ListWorkflows",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.ListWorkflowsRequest,
+                        output=cloud_dot_v1_dot_task__pb2.ListWorkflowsResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                    ),
+                    function=svc.list_workflows,
+                ),
+                "/cloud.v1.TaskManagementService/CancelWorkflow": Endpoint.unary(
+                    method=MethodInfo(
+                        name="CancelWorkflow",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.CancelWorkflowRequest,
+                        output=cloud_dot_v1_dot_task__pb2.CancelWorkflowResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.cancel_workflow,
+                ),
+                "/cloud.v1.TaskManagementService/RetryWorkflow": Endpoint.unary(
+                    method=MethodInfo(
+                        name="RetryWorkflow",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.RetryWorkflowRequest,
+                        output=cloud_dot_v1_dot_task__pb2.RetryWorkflowResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.retry_workflow,
                 ),
                 "/cloud.v1.TaskManagementService/Heartbeat": Endpoint.unary(
                     method=MethodInfo(
@@ -1022,6 +1087,110 @@ class TaskManagementServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
         )
 
+    async def create_workflow(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.CreateWorkflowRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.CreateWorkflowResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CreateWorkflow",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.CreateWorkflowRequest,
+                output=cloud_dot_v1_dot_task__pb2.CreateWorkflowResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def get_workflow(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.GetWorkflowRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> cloud_dot_v1_dot_task__pb2.GetWorkflowResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetWorkflow",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.GetWorkflowRequest,
+                output=cloud_dot_v1_dot_task__pb2.GetWorkflowResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+
+    async def list_workflows(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.ListWorkflowsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> cloud_dot_v1_dot_task__pb2.ListWorkflowsResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListWorkflows",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.ListWorkflowsRequest,
+                output=cloud_dot_v1_dot_task__pb2.ListWorkflowsResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+
+    async def cancel_workflow(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.CancelWorkflowRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.CancelWorkflowResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CancelWorkflow",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.CancelWorkflowRequest,
+                output=cloud_dot_v1_dot_task__pb2.CancelWorkflowResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def retry_workflow(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.RetryWorkflowRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.RetryWorkflowResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RetryWorkflow",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.RetryWorkflowRequest,
+                output=cloud_dot_v1_dot_task__pb2.RetryWorkflowResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
     async def heartbeat(
         self,
         request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest,
@@ -1139,6 +1308,16 @@ class TaskManagementServiceSync(Protocol):
     def delete_schedule(self, request: cloud_dot_v1_dot_task__pb2.DeleteScheduleRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.DeleteScheduleResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def trigger_schedule(self, request: cloud_dot_v1_dot_task__pb2.TriggerScheduleRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.TriggerScheduleResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def create_workflow(self, request: cloud_dot_v1_dot_task__pb2.CreateWorkflowRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.CreateWorkflowResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def get_workflow(self, request: cloud_dot_v1_dot_task__pb2.GetWorkflowRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.GetWorkflowResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def list_workflows(self, request: cloud_dot_v1_dot_task__pb2.ListWorkflowsRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.ListWorkflowsResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def cancel_workflow(self, request: cloud_dot_v1_dot_task__pb2.CancelWorkflowRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.CancelWorkflowResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def retry_workflow(self, request: cloud_dot_v1_dot_task__pb2.RetryWorkflowRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.RetryWorkflowResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def heartbeat(self, request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.HeartbeatResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
@@ -1431,6 +1610,56 @@ class TaskManagementServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.trigger_schedule,
+                ),
+                "/cloud.v1.TaskManagementService/CreateWorkflow": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="CreateWorkflow",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.CreateWorkflowRequest,
+                        output=cloud_dot_v1_dot_task__pb2.CreateWorkflowResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.create_workflow,
+                ),
+                "/cloud.v1.TaskManagementService/GetWorkflow": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetWorkflow",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.GetWorkflowRequest,
+                        output=cloud_dot_v1_dot_task__pb2.GetWorkflowResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                    ),
+                    function=service.get_workflow,
+                ),
+                "/cloud.v1.TaskManagementService/ListWorkflows": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ListWorkflows",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.ListWorkflowsRequest,
+                        output=cloud_dot_v1_dot_task__pb2.ListWorkflowsResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                    ),
+                    function=service.list_workflows,
+                ),
+                "/cloud.v1.TaskManagementService/CancelWorkflow": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="CancelWorkflow",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.CancelWorkflowRequest,
+                        output=cloud_dot_v1_dot_task__pb2.CancelWorkflowResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.cancel_workflow,
+                ),
+                "/cloud.v1.TaskManagementService/RetryWorkflow": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="RetryWorkflow",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.RetryWorkflowRequest,
+                        output=cloud_dot_v1_dot_task__pb2.RetryWorkflowResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.retry_workflow,
                 ),
                 "/cloud.v1.TaskManagementService/Heartbeat": EndpointSync.unary(
                     method=MethodInfo(
@@ -2051,6 +2280,110 @@ class TaskManagementServiceClientSync(ConnectClientSync):
                 service_name="cloud.v1.TaskManagementService",
                 input=cloud_dot_v1_dot_task__pb2.TriggerScheduleRequest,
                 output=cloud_dot_v1_dot_task__pb2.TriggerScheduleResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def create_workflow(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.CreateWorkflowRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.CreateWorkflowResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CreateWorkflow",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.CreateWorkflowRequest,
+                output=cloud_dot_v1_dot_task__pb2.CreateWorkflowResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def get_workflow(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.GetWorkflowRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> cloud_dot_v1_dot_task__pb2.GetWorkflowResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetWorkflow",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.GetWorkflowRequest,
+                output=cloud_dot_v1_dot_task__pb2.GetWorkflowResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+
+    def list_workflows(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.ListWorkflowsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> cloud_dot_v1_dot_task__pb2.ListWorkflowsResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListWorkflows",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.ListWorkflowsRequest,
+                output=cloud_dot_v1_dot_task__pb2.ListWorkflowsResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+
+    def cancel_workflow(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.CancelWorkflowRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.CancelWorkflowResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CancelWorkflow",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.CancelWorkflowRequest,
+                output=cloud_dot_v1_dot_task__pb2.CancelWorkflowResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def retry_workflow(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.RetryWorkflowRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> cloud_dot_v1_dot_task__pb2.RetryWorkflowResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RetryWorkflow",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.RetryWorkflowRequest,
+                output=cloud_dot_v1_dot_task__pb2.RetryWorkflowResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,

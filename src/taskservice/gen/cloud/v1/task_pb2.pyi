@@ -19,6 +19,7 @@ class TaskStatusEnum(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ALL: _ClassVar[TaskStatusEnum]
     RETRYING: _ClassVar[TaskStatusEnum]
     CANCELLED: _ClassVar[TaskStatusEnum]
+    WAITING: _ClassVar[TaskStatusEnum]
 QUEUED: TaskStatusEnum
 RUNNING: TaskStatusEnum
 FAILED: TaskStatusEnum
@@ -27,6 +28,7 @@ UNKNOWN: TaskStatusEnum
 ALL: TaskStatusEnum
 RETRYING: TaskStatusEnum
 CANCELLED: TaskStatusEnum
+WAITING: TaskStatusEnum
 
 class Payload(_message.Message):
     __slots__ = ("parameters",)
@@ -80,7 +82,7 @@ class CreateTaskResponse(_message.Message):
     def __init__(self, id: _Optional[int] = ..., existing: _Optional[bool] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key", "id64", "exact_status", "truncated", "waiting_reason", "queue", "limit_key", "limit_scope", "schedule_id", "schedule_tick")
+    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "dependencies", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key", "id64", "exact_status", "truncated", "waiting_reason", "queue", "limit_key", "limit_scope", "schedule_id", "schedule_tick", "workflow_id", "step", "spawned_by")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +92,7 @@ class Task(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    DEPENDENCIES_FIELD_NUMBER: _ClassVar[int]
     MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +109,9 @@ class Task(_message.Message):
     LIMIT_SCOPE_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_TICK_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    SPAWNED_BY_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     type: str
@@ -115,6 +121,7 @@ class Task(_message.Message):
     created_at: str
     payload: Payload
     description: str
+    dependencies: _containers.RepeatedScalarFieldContainer[str]
     max_retries: int
     attempts: int
     updated_at: str
@@ -131,7 +138,10 @@ class Task(_message.Message):
     limit_scope: str
     schedule_id: int
     schedule_tick: str
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., id64: _Optional[int] = ..., exact_status: _Optional[_Union[TaskStatusEnum, str]] = ..., truncated: _Optional[bool] = ..., waiting_reason: _Optional[str] = ..., queue: _Optional[str] = ..., limit_key: _Optional[str] = ..., limit_scope: _Optional[str] = ..., schedule_id: _Optional[int] = ..., schedule_tick: _Optional[str] = ...) -> None: ...
+    workflow_id: int
+    step: str
+    spawned_by: int
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., dependencies: _Optional[_Iterable[str]] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., id64: _Optional[int] = ..., exact_status: _Optional[_Union[TaskStatusEnum, str]] = ..., truncated: _Optional[bool] = ..., waiting_reason: _Optional[str] = ..., queue: _Optional[str] = ..., limit_key: _Optional[str] = ..., limit_scope: _Optional[str] = ..., schedule_id: _Optional[int] = ..., schedule_tick: _Optional[str] = ..., workflow_id: _Optional[int] = ..., step: _Optional[str] = ..., spawned_by: _Optional[int] = ...) -> None: ...
 
 class TaskHistory(_message.Message):
     __slots__ = ("id", "status", "created_at", "details", "id64", "exact_status")
@@ -278,7 +288,7 @@ class ListTaskExecutionsRequest(_message.Message):
     def __init__(self, id: _Optional[int] = ..., id64: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class TaskExecution(_message.Message):
-    __slots__ = ("id", "task_id", "attempt", "worker_id", "started_at", "finished_at", "outcome", "error", "result", "duration_seconds", "started_after_seconds", "task_id64", "result_truncated", "traceback")
+    __slots__ = ("id", "task_id", "attempt", "worker_id", "started_at", "finished_at", "outcome", "error", "result", "duration_seconds", "started_after_seconds", "task_id64", "result_truncated", "traceback", "spawned")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -293,6 +303,7 @@ class TaskExecution(_message.Message):
     TASK_ID64_FIELD_NUMBER: _ClassVar[int]
     RESULT_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     TRACEBACK_FIELD_NUMBER: _ClassVar[int]
+    SPAWNED_FIELD_NUMBER: _ClassVar[int]
     id: int
     task_id: int
     attempt: int
@@ -307,7 +318,8 @@ class TaskExecution(_message.Message):
     task_id64: int
     result_truncated: bool
     traceback: str
-    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., attempt: _Optional[int] = ..., worker_id: _Optional[str] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., started_after_seconds: _Optional[float] = ..., task_id64: _Optional[int] = ..., result_truncated: _Optional[bool] = ..., traceback: _Optional[str] = ...) -> None: ...
+    spawned: _containers.RepeatedCompositeFieldContainer[SpawnedTask]
+    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., attempt: _Optional[int] = ..., worker_id: _Optional[str] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., started_after_seconds: _Optional[float] = ..., task_id64: _Optional[int] = ..., result_truncated: _Optional[bool] = ..., traceback: _Optional[str] = ..., spawned: _Optional[_Iterable[_Union[SpawnedTask, _Mapping]]] = ...) -> None: ...
 
 class ListTaskExecutionsResponse(_message.Message):
     __slots__ = ("executions",)
@@ -582,19 +594,39 @@ class PullEventsResponse(_message.Message):
     def __init__(self, work: _Optional[_Union[WorkAssignment, _Mapping]] = ..., keepalive: _Optional[bool] = ..., lease_seconds: _Optional[float] = ..., agent_id: _Optional[str] = ..., more_work: _Optional[_Iterable[_Union[WorkAssignment, _Mapping]]] = ..., installation_id: _Optional[str] = ...) -> None: ...
 
 class WorkAssignment(_message.Message):
-    __slots__ = ("assignment_id", "task", "lost_leases", "lease_seconds_left")
+    __slots__ = ("assignment_id", "task", "lost_leases", "lease_seconds_left", "parents")
     ASSIGNMENT_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     LOST_LEASES_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_LEFT_FIELD_NUMBER: _ClassVar[int]
+    PARENTS_FIELD_NUMBER: _ClassVar[int]
     assignment_id: int
     task: Task
     lost_leases: int
     lease_seconds_left: float
-    def __init__(self, assignment_id: _Optional[int] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., lost_leases: _Optional[int] = ..., lease_seconds_left: _Optional[float] = ...) -> None: ...
+    parents: _containers.RepeatedCompositeFieldContainer[StepResult]
+    def __init__(self, assignment_id: _Optional[int] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., lost_leases: _Optional[int] = ..., lease_seconds_left: _Optional[float] = ..., parents: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ...) -> None: ...
+
+class StepResult(_message.Message):
+    __slots__ = ("step", "task_id", "result_json")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    step: str
+    task_id: int
+    result_json: str
+    def __init__(self, step: _Optional[str] = ..., task_id: _Optional[int] = ..., result_json: _Optional[str] = ...) -> None: ...
+
+class SpawnedTask(_message.Message):
+    __slots__ = ("name", "task")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    task: CreateTaskRequest
+    def __init__(self, name: _Optional[str] = ..., task: _Optional[_Union[CreateTaskRequest, _Mapping]] = ...) -> None: ...
 
 class AttemptOutcome(_message.Message):
-    __slots__ = ("assignment_id", "task_id", "status", "retries", "lost_leases", "delay_seconds", "details", "outcome", "error", "result_json", "traceback")
+    __slots__ = ("assignment_id", "task_id", "status", "retries", "lost_leases", "delay_seconds", "details", "outcome", "error", "result_json", "traceback", "spawned")
     ASSIGNMENT_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -606,6 +638,7 @@ class AttemptOutcome(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     TRACEBACK_FIELD_NUMBER: _ClassVar[int]
+    SPAWNED_FIELD_NUMBER: _ClassVar[int]
     assignment_id: int
     task_id: int
     status: TaskStatusEnum
@@ -617,7 +650,8 @@ class AttemptOutcome(_message.Message):
     error: str
     result_json: str
     traceback: str
-    def __init__(self, assignment_id: _Optional[int] = ..., task_id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., lost_leases: _Optional[int] = ..., delay_seconds: _Optional[float] = ..., details: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., result_json: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
+    spawned: _containers.RepeatedCompositeFieldContainer[SpawnedTask]
+    def __init__(self, assignment_id: _Optional[int] = ..., task_id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., lost_leases: _Optional[int] = ..., delay_seconds: _Optional[float] = ..., details: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., result_json: _Optional[str] = ..., traceback: _Optional[str] = ..., spawned: _Optional[_Iterable[_Union[SpawnedTask, _Mapping]]] = ...) -> None: ...
 
 class ReportOutcomesRequest(_message.Message):
     __slots__ = ("agent_id", "outcomes")
@@ -924,3 +958,136 @@ class TriggerScheduleResponse(_message.Message):
     TASK_ID64_FIELD_NUMBER: _ClassVar[int]
     task_id64: int
     def __init__(self, task_id64: _Optional[int] = ...) -> None: ...
+
+class WorkflowStep(_message.Message):
+    __slots__ = ("name", "task", "depends_on")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    task: CreateTaskRequest
+    depends_on: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., task: _Optional[_Union[CreateTaskRequest, _Mapping]] = ..., depends_on: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CreateWorkflowRequest(_message.Message):
+    __slots__ = ("name", "steps", "idempotency_key")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    steps: _containers.RepeatedCompositeFieldContainer[WorkflowStep]
+    idempotency_key: str
+    def __init__(self, name: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[WorkflowStep, _Mapping]]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class CreateWorkflowResponse(_message.Message):
+    __slots__ = ("id", "existing")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EXISTING_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    existing: bool
+    def __init__(self, id: _Optional[int] = ..., existing: _Optional[bool] = ...) -> None: ...
+
+class Workflow(_message.Message):
+    __slots__ = ("id", "name", "status", "created_at", "updated_at", "finished_at", "steps", "step_counts", "created_by", "idempotency_key")
+    class StepCountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    STEP_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    name: str
+    status: TaskStatusEnum
+    created_at: str
+    updated_at: str
+    finished_at: str
+    steps: int
+    step_counts: _containers.ScalarMap[str, int]
+    created_by: str
+    idempotency_key: str
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., steps: _Optional[int] = ..., step_counts: _Optional[_Mapping[str, int]] = ..., created_by: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class WorkflowStepState(_message.Message):
+    __slots__ = ("name", "task_id", "type", "status", "depends_on", "spawned_by", "attempts", "updated_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
+    SPAWNED_BY_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    task_id: int
+    type: str
+    status: TaskStatusEnum
+    depends_on: _containers.RepeatedScalarFieldContainer[str]
+    spawned_by: str
+    attempts: int
+    updated_at: str
+    def __init__(self, name: _Optional[str] = ..., task_id: _Optional[int] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., spawned_by: _Optional[str] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ...) -> None: ...
+
+class GetWorkflowRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class GetWorkflowResponse(_message.Message):
+    __slots__ = ("workflow", "steps")
+    WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    workflow: Workflow
+    steps: _containers.RepeatedCompositeFieldContainer[WorkflowStepState]
+    def __init__(self, workflow: _Optional[_Union[Workflow, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[WorkflowStepState, _Mapping]]] = ...) -> None: ...
+
+class ListWorkflowsRequest(_message.Message):
+    __slots__ = ("limit", "offset", "status")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    offset: int
+    status: TaskStatusEnum
+    def __init__(self, limit: _Optional[int] = ..., offset: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ...) -> None: ...
+
+class ListWorkflowsResponse(_message.Message):
+    __slots__ = ("workflows",)
+    WORKFLOWS_FIELD_NUMBER: _ClassVar[int]
+    workflows: _containers.RepeatedCompositeFieldContainer[Workflow]
+    def __init__(self, workflows: _Optional[_Iterable[_Union[Workflow, _Mapping]]] = ...) -> None: ...
+
+class CancelWorkflowRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class CancelWorkflowResponse(_message.Message):
+    __slots__ = ("cancelled",)
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    cancelled: int
+    def __init__(self, cancelled: _Optional[int] = ...) -> None: ...
+
+class RetryWorkflowRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class RetryWorkflowResponse(_message.Message):
+    __slots__ = ("retried",)
+    RETRIED_FIELD_NUMBER: _ClassVar[int]
+    retried: int
+    def __init__(self, retried: _Optional[int] = ...) -> None: ...
