@@ -22,6 +22,7 @@ class Status(IntEnum):
     ALL = 5  # only a filter value: "any status"
     RETRYING = 6
     CANCELLED = 7
+    WAITING = 8  # a workflow step waiting for the steps it depends on (migration 0070)
 
     @property
     def finished(self) -> bool:

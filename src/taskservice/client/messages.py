@@ -15,7 +15,7 @@ from taskservice.model import NewTask
 
 __all__ = [
     "Execution", "HistoryEntry", "LimitInfo", "NewTask", "QueueInfo", "ScheduleInfo", "Task", "TaskEvent",
-    "TaskList", "TaskStatus", "WorkerInfo",
+    "TaskList", "TaskStatus", "WorkerInfo", "WorkflowInfo", "WorkflowStepInfo",
 ]  # fmt: skip
 
 
@@ -29,6 +29,7 @@ class TaskStatus(IntEnum):
     SUCCEEDED = 3
     RETRYING = 6
     CANCELLED = 7
+    WAITING = 8  # a workflow step waiting for the steps it depends on
 
     @property
     def finished(self) -> bool:
@@ -351,6 +352,57 @@ class TaskEvent:
         return cls(
             id=m.id, task_id=m.task_id64 or m.task_id, status=TaskStatus(m.exact_status), details=m.details,
             created_at=_time(m.created_at), task_name=m.task_name, task_type=m.task_type,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WorkflowStepInfo:
+    """A step of a workflow (GetWorkflow): its task, and the steps it waits for (`depends_on`, the
+    children spawned for it to wait for included). `spawned_by`: the step whose task spawned it at
+    run time (None: one of the workflow's own)."""
+
+    name: str
+    task_id: int
+    type: str
+    status: TaskStatus
+    depends_on: tuple[str, ...]
+    spawned_by: str | None
+    attempts: int
+    updated_at: datetime | None = None
+
+    @classmethod
+    def from_proto(cls, m: pb.WorkflowStepState) -> WorkflowStepInfo:
+        return cls(
+            m.name, m.task_id, m.type, TaskStatus(m.status), tuple(m.depends_on), m.spawned_by or None,
+            m.attempts, _time(m.updated_at),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    """A workflow: RUNNING while any step is unfinished, then SUCCEEDED if every step did, else FAILED
+    if one failed, else CANCELLED. `step_counts`: its steps by status; `steps`: each step, in creation
+    order (a step after those it depends on), from get_workflow (empty in list_workflows)."""
+
+    id: int
+    name: str
+    status: TaskStatus
+    created_at: datetime | None
+    updated_at: datetime | None  # its steps' last change
+    finished_at: datetime | None  # None: still running
+    step_counts: dict[TaskStatus, int]
+    created_by: str
+    steps: tuple[WorkflowStepInfo, ...] = ()
+    idempotency_key: str = ""
+
+    @classmethod
+    def from_proto(cls, m: pb.Workflow, steps: tuple[WorkflowStepInfo, ...] = ()) -> WorkflowInfo:
+        counts = {TaskStatus[name]: count for name, count in m.step_counts.items() if count}
+        return cls(
+            id=m.id, name=m.name, status=TaskStatus(m.status), created_at=_time(m.created_at),
+            updated_at=_time(m.updated_at), finished_at=_time(m.finished_at),
+            step_counts=dict(sorted(counts.items())), created_by=m.created_by, steps=steps,
+            idempotency_key=m.idempotency_key,
         )  # fmt: skip
 
 
