@@ -177,28 +177,32 @@ def test_json_reads_the_same_numbers_as_their_text_and_booleans_as_true_or_false
 @pytest.mark.parametrize(
     ("steps", "said"),
     [
-        ({"a": {"type": "sleep", "dependson": ["b"]}}, "steps.a: unknown key 'dependson' (a step has type, "),
-        ({"a": {"parameters": {}}}, "steps.a.type: missing"),
-        ({"a": {"type": 5}}, "steps.a.type: must be text (got the number 5)"),
-        ({"a": ["sleep"]}, "steps.a: must be a mapping of type, parameters, depends_on... (got a list)"),
-        ({"a": {"type": "sleep", "parameters": ["x"]}}, "steps.a.parameters: must be a mapping"),
+        ({"a": {"type": "sleep", "dependson": ["b"]}},
+         "steps['a']: unknown key 'dependson' (a step has type, "),
+        ({"a": {"parameters": {}}}, "steps['a'].type: is required"),
+        ({"a": {"type": 5}}, "steps['a'].type: must be text (got the number 5)"),
+        ({"a": ["sleep"]}, "steps['a']: must be a mapping of type, parameters, depends_on... (got a list)"),
+        ({"a": {"type": "sleep", "parameters": ["x"]}}, "steps['a'].parameters: must be a mapping"),
         ({"a": {"type": "sleep", "parameters": {"x": None}}},
-         "steps.a.parameters.x: must be text, a number or a boolean (got null)"),
-        ({"a": {"type": "sleep", "parameters": {"x": [1]}}}, "steps.a.parameters.x: must be text, a number"),
+         "steps['a'].parameters['x']: must be text, a number or a boolean (got null)"),
+        ({"a": {"type": "sleep", "parameters": {"x": [1]}}},
+         "steps['a'].parameters['x']: must be text, a number"),
         ({"a": {"type": "sleep", "priority": "high"}},
-         "steps.a.priority: must be a whole number (got the text 'high')"),
-        ({"a": {"type": "sleep", "priority": 1.5}}, "steps.a.priority: must be a whole number"),
-        ({"a": {"type": "sleep", "max_retries": True}}, "steps.a.max_retries: must be a whole number"),
-        ({"a": {"type": "sleep", "timeout": "soon"}}, "steps.a.timeout: must be a number of seconds"),
-        ({"a": {"type": "sleep", "delay": None}}, "steps.a.delay: must be a number of seconds (got null)"),
-        ({"a": {"type": "sleep", "queue": 1}}, "steps.a.queue: must be text"),
+         "steps['a'].priority: must be a whole number (got the text 'high')"),
+        ({"a": {"type": "sleep", "priority": 1.5}}, "steps['a'].priority: must be a whole number"),
+        ({"a": {"type": "sleep", "max_retries": True}}, "steps['a'].max_retries: must be a whole number"),
+        ({"a": {"type": "sleep", "timeout": "soon"}}, "steps['a'].timeout: must be a number of seconds"),
+        ({"a": {"type": "sleep", "delay": None}}, "steps['a'].delay: must be a number of seconds (got null)"),
+        ({"a": {"type": "sleep", "queue": 1}}, "steps['a'].queue: must be text"),
         ({"a": {"type": "sleep", "depends_on": {"b": 1}}},
-         "steps.a.depends_on: must be a list of step names"),
-        ({"a": {"type": "sleep", "depends_on": ["b"]}}, "steps.a.depends_on: no step 'b'"),
-        ({"a": {"type": "sleep", "depends_on": ["a"]}}, "steps.a.depends_on: a step cannot depend on itself"),
+         "steps['a'].depends_on: must be a list of step names"),
+        ({"a": {"type": "sleep", "depends_on": ["b"]}},
+         "steps['a'].depends_on: names no step of this workflow: 'b'"),
+        ({"a": {"type": "sleep", "depends_on": ["a"]}},
+         "steps['a'].depends_on: a step cannot depend on itself"),
         ({"a": {"type": "sleep"}, "b": {"type": "sleep", "depends_on": ["c", "a"]},
           "c": {"type": "sleep", "depends_on": ["d"]}, "d": {"type": "sleep", "depends_on": ["b"]}},
-         "steps: a cycle (each depends on the next): b -> c -> d -> b"),
+         "steps['b'].depends_on: makes a cycle: b -> c -> d -> b"),
         (["a"], "steps: must be a mapping of each step's name to the step (got a list)"),
     ],
 )  # fmt: skip
@@ -210,8 +214,8 @@ def test_a_broken_step_is_refused_naming_the_step_and_its_key(steps: Any, said: 
 @pytest.mark.parametrize(
     ("text", "said"),
     [
-        ("steps: {a: {type: sleep}}", "name: missing"),
-        ("name: x", "steps: missing"),
+        ("steps: {a: {type: sleep}}", "name: is required"),
+        ("name: x", "steps: is required"),
         ("name: x\nsteps: {a: {type: sleep}}\nversion: 2",
          "unknown key 'version' (a workflow has name, steps)"),
         ("- a\n- b", "a workflow file holds a mapping of name and steps (got a list)"),
@@ -247,11 +251,11 @@ def test_the_cli_refuses_a_broken_file_before_calling_the_server(tmp_path: Any) 
     runner = CliRunner()
     result = runner.invoke(cli, ["--address", "http://127.0.0.1:9", "workflow", "create", "-f", str(broken)])
     assert result.exit_code == 2
-    assert f"Invalid value for '--file' / '-f': {broken}: steps.a: unknown key 'retries'" in result.stderr
+    assert f"Invalid value for '--file' / '-f': {broken}: steps['a']: unknown key 'retries'" in result.stderr
     piped = runner.invoke(cli, ["--address", "http://127.0.0.1:9", "workflow", "create", "-f", "-"],
                           input="name: etl\nsteps: {a: {type: sleep, depends_on: [b]}}\n")  # fmt: skip
     assert piped.exit_code == 2
-    assert "<stdin>: steps.a.depends_on: no step 'b'" in piped.stderr
+    assert "<stdin>: steps['a'].depends_on: names no step of this workflow: 'b'" in piped.stderr
     missing = runner.invoke(cli, ["workflow", "create", "-f", str(tmp_path / "nope.yaml")])
     assert (missing.exit_code, "nope.yaml" in missing.stderr) == (2, True)
 

@@ -185,7 +185,7 @@ def read_workflow(data: Any) -> Workflow:
         raise ValueError(f"unknown key {unknown[0]!r} (a workflow has {', '.join(WORKFLOW_KEYS)})")
     for key in WORKFLOW_KEYS:
         if key not in data:
-            raise ValueError(f"{key}: missing")
+            raise ValueError(f"{key}: is required")
     return Workflow.from_steps(_text("name", data["name"]), data["steps"])
 
 
@@ -250,20 +250,20 @@ def parameter_text(where: str, value: Any) -> str:
 
 
 def _step_spec(name: str, spec: Any) -> _Spec:
-    where = f"steps.{name}"
+    where = f"steps[{name!r}]"
     if not isinstance(spec, Mapping):
         raise ValueError(f"{where}: must be a mapping of type, parameters, depends_on... (got {_kind(spec)})")
     unknown = [key for key in spec if key not in STEP_KEYS]
     if unknown:
         raise ValueError(f"{where}: unknown key {unknown[0]!r} (a step has {', '.join(STEP_KEYS)})")
     if "type" not in spec:
-        raise ValueError(f"{where}.type: missing")
+        raise ValueError(f"{where}.type: is required")
     type_name = _text(f"{where}.type", spec["type"])
     given = spec.get("parameters", {})
     if not isinstance(given, Mapping):
         raise ValueError(f"{where}.parameters: must be a mapping of names to values (got {_kind(given)})")
     parameters = {
-        _text(f"{where}.parameters", key): parameter_text(f"{where}.parameters.{key}", value)
+        _text(f"{where}.parameters", key): parameter_text(f"{where}.parameters[{key!r}]", value)
         for key, value in given.items()
     }
     depends_on = spec.get("depends_on", [])
@@ -291,9 +291,9 @@ def _in_order(specs: Mapping[str, _Spec]) -> list[str]:
     for name, spec in specs.items():
         for parent in spec[0]:
             if parent not in specs:
-                raise ValueError(f"steps.{name}.depends_on: no step {parent!r}")
+                raise ValueError(f"steps[{name!r}].depends_on: names no step of this workflow: {parent!r}")
             if parent == name:
-                raise ValueError(f"steps.{name}.depends_on: a step cannot depend on itself")
+                raise ValueError(f"steps[{name!r}].depends_on: a step cannot depend on itself")
     children: dict[str, list[str]] = {name: [] for name in specs}
     for name, parents in waits_for.items():
         for parent in parents:
@@ -309,7 +309,8 @@ def _in_order(specs: Mapping[str, _Spec]) -> list[str]:
             if not waits_for[child]:
                 heapq.heappush(ready, position[child])
     if len(ordered) < len(specs):
-        raise ValueError(f"steps: a cycle (each depends on the next): {' -> '.join(_cycle(waits_for))}")
+        cycle = _cycle(waits_for)
+        raise ValueError(f"steps[{cycle[0]!r}].depends_on: makes a cycle: {' -> '.join(cycle)}")
     return ordered
 
 
