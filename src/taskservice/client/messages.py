@@ -72,6 +72,12 @@ class Task:
     # triggered by hand).
     schedule_id: int | None = None
     schedule_tick: datetime | None = None
+    # The workflow it is a step of (get_workflow), its step's name there, the task that spawned it at
+    # run time, and the tasks it waits for (its step's parents; get_task only).
+    workflow_id: int | None = None
+    step: str | None = None
+    spawned_by: int | None = None
+    dependencies: tuple[int, ...] = ()
 
     @classmethod
     def from_proto(cls, m: pb.Task) -> Task:
@@ -84,6 +90,8 @@ class Task:
             idempotency_key=m.idempotency_key, truncated=m.truncated, queue=m.queue or model.DEFAULT_QUEUE,
             waiting_reason=m.waiting_reason, limit_scope=m.limit_scope, limit_key=m.limit_key,
             schedule_id=m.schedule_id or None, schedule_tick=_time(m.schedule_tick),
+            workflow_id=m.workflow_id or None, step=m.step or None, spawned_by=m.spawned_by or None,
+            dependencies=tuple(int(d) for d in m.dependencies),
         )  # fmt: skip
 
     @classmethod
@@ -97,6 +105,7 @@ class Task:
             updated_at=t.updated_at, run_at=t.run_at, worker_id=t.lease_owner or "",
             idempotency_key=t.idempotency_key or "", queue=t.queue, limit_scope=t.limit_scope or "",
             limit_key=t.limit_key or "", schedule_id=t.schedule_id, schedule_tick=t.schedule_tick,
+            workflow_id=t.workflow_id, step=t.step, spawned_by=t.spawned_by, dependencies=t.dependencies,
         )  # fmt: skip
 
 
