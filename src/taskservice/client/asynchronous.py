@@ -268,7 +268,7 @@ class AsyncClient:
         return await self.run(calls.trigger_schedule(name))
 
     async def create_workflow(
-        self, workflow_or_name: Workflow | str, steps: Mapping[str, Mapping[str, Any]] | None = None,
+        self, workflow_or_name: Workflow | str, steps: Mapping[str, Any] | None = None,
         *, idempotency_key: str | None = None,
     ) -> int:  # fmt: skip
         """Create a workflow, every step at once (one transaction): a `Workflow`, or a name and its steps

@@ -315,7 +315,7 @@ def trigger_schedule(name: str) -> Call[int]:
 
 
 def create_workflow(
-    workflow_or_name: Workflow | str, steps: Mapping[str, Mapping[str, Any]] | None = None,
+    workflow_or_name: Workflow | str, steps: Mapping[str, Any] | None = None,
     idempotency_key: str | None = None,
 ) -> Call[int]:  # fmt: skip
     request = workflow_request(workflow_or_name, steps, idempotency_key)

@@ -145,7 +145,7 @@ class Workflow:
         )
 
     @classmethod
-    def from_steps(cls, name: str, steps: Mapping[str, Mapping[str, Any]]) -> Workflow:
+    def from_steps(cls, name: str, steps: Mapping[str, Any]) -> Workflow:
         """A workflow from a mapping of each step's name to its `type`, `parameters` (values strings,
         or numbers and booleans, sent as their text), `depends_on` (step names, in any order), and its
         task's `description`, `priority`, `max_retries`, `timeout` and `delay` (seconds), `queue`,
@@ -163,7 +163,7 @@ class Workflow:
 
 def workflow_request(
     workflow_or_name: Workflow | str,
-    steps: Mapping[str, Mapping[str, Any]] | None = None,
+    steps: Mapping[str, Any] | None = None,
     idempotency_key: str | None = None,
 ) -> pb.CreateWorkflowRequest:
     """The request of `create_workflow`: a Workflow, or a name and its steps as `from_steps` takes them."""
