@@ -5,6 +5,7 @@ and retry_workflow, sync and async. Without a server: tests/test_workflow_buildi
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import Served, serving
+from agents import AgentProcess
+from conftest import Served, ServerProcess, eventually, serving, subprocess_env
 from taskservice import (
     AsyncClient,
     Client,
@@ -26,6 +28,7 @@ from taskservice import (
     WorkflowInfo,
 )
 from taskservice.cli import cli
+from taskservice.config import Settings
 
 pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
 
@@ -54,12 +57,12 @@ def _name() -> str:
     return f"wf-{uuid.uuid4().hex[:8]}"
 
 
-def _cli(server: Served, *args: str, input: str | None = None) -> tuple[int, str, str]:
+def _cli(server: Served | ServerProcess, *args: str, input: str | None = None) -> tuple[int, str, str]:
     result = CliRunner().invoke(cli, ["--address", server.url, *args], input=input, catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
 
 
-def ok(server: Served, *args: str, input: str | None = None) -> str:
+def ok(server: Served | ServerProcess, *args: str, input: str | None = None) -> str:
     code, out, err = _cli(server, *args, input=input)
     assert code == 0, (out, err)
     return out
@@ -293,3 +296,44 @@ async def test_the_async_client_creates_once_per_key_reads_cancels_and_retries(i
         }
         page = await client.list_workflows(limit=1, offset=0)
         assert len(page) == 1
+
+
+async def test_get_draws_the_children_a_step_spawned_under_it(
+    workerless_server: ServerProcess, settings: Settings, tmp_path: Path
+) -> None:
+    """`gather` spawns two children and waits for them (ctx.wait_for_children), then runs again;
+    `report` after it waits for its children too. A worker process with the workflow tests' types
+    runs them (tests/workflow_worker.py)."""
+    worker_path = str(Path(__file__).with_name("workflow_worker.py"))
+    env = subprocess_env(settings, GATE_DIR=str(tmp_path))
+    worker = AgentProcess([sys.executable, worker_path, "--worker"], env, tmp_path / "worker.log")
+    try:
+        async with AsyncClient(workerless_server.url) as client:
+
+            async def live() -> bool:
+                return any(w.alive and "wf_continue" in w.task_types for w in await client.list_workers())
+
+            await eventually(live, timeout=60)
+            wf = Workflow(_name())
+            gather = wf.step("wf_continue", name="gather", parameters={"n": "2"})
+            report = wf.step("wf_sum", name="report", after=gather)
+            workflow_id = await client.create_workflow(wf)
+            first = await client.get_workflow(workflow_id)
+            await client.task(first.steps[1].task_id).wait(timeout=60)
+            done = await client.get_workflow(workflow_id)
+        assert (done.status, done.step_counts) == (TaskStatus.SUCCEEDED, {TaskStatus.SUCCEEDED: 4})
+        ids = {s.name: s.task_id for s in done.steps}
+        assert {s.name: s.spawned_by for s in done.steps} == {
+            "gather": None, "report": None, "gather/part-0": "gather", "gather/part-1": "gather",
+        }  # fmt: skip
+        tree = ok(workerless_server, "workflow", "get", str(workflow_id))
+        # gather ran twice (spawning, then after its children); it waits for them, and so does report.
+        assert tree[tree.index("\n\n") + 2 :].splitlines() == [
+            f"gather  task {ids['gather']}  SUCCEEDED  (also after gather/part-0, gather/part-1; 2 attempts)",
+            f"├── {report.name}  task {ids['report']}  SUCCEEDED  (also after gather/part-0, gather/part-1)",
+            f"├── gather/part-0  task {ids['gather/part-0']}  SUCCEEDED  (spawned)",
+            f"└── gather/part-1  task {ids['gather/part-1']}  SUCCEEDED  (spawned)",
+        ]
+        assert gather.name == "gather"
+    finally:
+        worker.stop()
