@@ -122,6 +122,7 @@ async def test_get_status_counts_every_status(api: Api) -> None:
             "SUCCEEDED": 1,
             "RETRYING": 0,
             "CANCELLED": 1,
+            "WAITING": 0,
         }
         assert (await api.listed(limit=1))[1] == sum(after.values())
         for name, count in after.items():

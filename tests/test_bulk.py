@@ -202,7 +202,7 @@ async def test_a_task_another_transaction_holds_is_skipped_not_waited_for(
 
 
 def test_the_actions_apply_to_what_the_single_calls_do() -> None:
-    assert frozenset({Status.QUEUED, Status.RETRYING, Status.RUNNING}) == model.CANCELLABLE
+    assert frozenset({Status.QUEUED, Status.RETRYING, Status.RUNNING, Status.WAITING}) == model.CANCELLABLE
     assert model.RETRYABLE == model.DELETABLE == FINISHED
     asked = TaskSelection(statuses=frozenset({Status.QUEUED, Status.SUCCEEDED}))
     assert asked.statuses_within(CANCELLABLE) == {Status.QUEUED}

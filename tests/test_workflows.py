@@ -252,6 +252,7 @@ async def test_idempotent_creation_cancel_and_the_original_view(
     # The original's clients see a waiting step as QUEUED; ours see WAITING.
     task_b = await api.get_task(pb.GetTaskRequest(id64=b.task_id))
     assert (task_b.status, task_b.exact_status) == (pb.QUEUED, pb.WAITING)
+    assert task_b.waiting_reason == "waiting for step a (QUEUED)"
     with pytest.raises(ConnectError) as refused:
         await api.retry_task(pb.RetryTaskRequest(id64=b.task_id), headers=HEADERS)
     assert refused.value.code == Code.FAILED_PRECONDITION

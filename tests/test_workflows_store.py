@@ -211,3 +211,44 @@ async def test_retention_deletes_finished_workflows_whole(store: Store) -> None:
     assert [w.id for w in await store.list_workflows()] == [running]
     assert (await store.get_workflow(running)).step_total == 2
     assert await store.count_tasks() == 2
+
+
+async def test_a_bulk_cancel_of_a_step_cancels_what_waits_below_it_and_bulk_retry_or_delete_skip_steps(
+    store: Store,
+) -> None:
+    from taskservice.model import TaskSelection
+
+    workflow_id, _ = await store.create_workflow("diamond", checked_graph(DIAMOND))
+    a = next(s for s in (await store.get_workflow(workflow_id)).steps if s.name == "a")
+    cancelled, _ = await store.cancel_tasks(TaskSelection(ids=(a.task_id,)), "Task cancelled: bulk")
+    assert cancelled == 1
+    assert set((await statuses(store, workflow_id)).values()) == {Status.CANCELLED}
+    everything = TaskSelection(statuses=model.FINISHED)
+    assert (await store.retry_tasks(everything, "again"))[0] == 0
+    assert (await store.delete_tasks(everything))[0] == 0
+    assert (await store.get_workflow(workflow_id)).step_total == 4
+
+
+def test_a_declared_types_typed_spawn_records_a_checked_child() -> None:
+    from taskservice import TaskContext, task
+    from taskservice.config import load_settings
+    from taskservice.plugins import context
+
+    @task("wf_typed_square")
+    def square(x: int) -> int:
+        return x * x
+
+    ctx = TaskContext(task_id=7, task_type="fan", attempt=1, timeout_seconds=10, settings=load_settings(),
+                      idempotency_key="k")  # fmt: skip
+    token = context._CURRENT.set(ctx)
+    try:
+        assert square.spawn(x=3) == "0"
+        assert square.spawn_named("four", x=4) == "four"
+        with pytest.raises(ValueError, match="spawned already"):
+            square.spawn_named("four", x=5)
+    finally:
+        context._CURRENT.reset(token)
+    assert [(c.name, c.task.type, c.task.parameters) for c in ctx.spawned] == [
+        ("0", "wf_typed_square", {"x": "3"}), ("four", "wf_typed_square", {"x": "4"}),
+    ]  # fmt: skip
+    assert ctx.wait_for_children().__class__.__name__ == "WaitForChildren"

@@ -47,6 +47,13 @@ def no_live_worker(task_type: str, queue: str) -> str:
     return f"no live worker runs type {task_type}{serving}"
 
 
+def waiting_for(parents: list[tuple[str, Status]]) -> str:
+    """Why a workflow step waits: "waiting for steps b (RUNNING), c (QUEUED)"."""
+    shown = ", ".join(f"{step} ({status.name})" for step, status in parents[:5])
+    more = f" and {len(parents) - 5} more" if len(parents) > 5 else ""
+    return f"waiting for step{'s' if len(parents) > 1 else ''} {shown}{more}" if parents else ""
+
+
 def paused(kind: str, name: str) -> str:
     """Why a task waits when its queue or type is paused."""
     return f"{kind} {name} is paused"

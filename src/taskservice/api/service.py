@@ -158,6 +158,11 @@ class TaskService:
         """Fill `waiting_reason` of the waiting tasks whose queue or type is paused, or whose type no
         live worker runs (serving its queue), or whose key is at its limit: two small queries, a third
         for the tasks under a limit, and none when no task waits."""
+        steps = [(t, message) for t, message in tasks if t.status == Status.WAITING]
+        if steps:
+            parents = await self.store.unfinished_parents([t.id for t, _ in steps])
+            for t, message in steps:
+                message.waiting_reason = convert.waiting_for(parents.get(t.id, []))
         waiting = [(t, message) for t, message in tasks if t.status in (Status.QUEUED, Status.RETRYING)]
         if not waiting:
             return

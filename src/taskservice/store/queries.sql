@@ -373,9 +373,11 @@ SELECT count(*) FROM moved;
 -- name: delete_picked
 -- Delete the finished tasks $1 that pick_tasks locked, with their history and attempts, as
 -- delete_finished_tasks does (the kept counts follow through the delete trigger). Returns how many.
+-- A workflow's steps are not deleted one by one: they go with their workflow (retention).
 WITH gone AS (
     DELETE FROM tasks
      WHERE id = ANY($1::bigint[]) AND status IN (3 /*SUCCEEDED*/, 2 /*FAILED*/, 7 /*CANCELLED*/)
+       AND workflow_id IS NULL
     RETURNING id
 ), history_gone AS (
     DELETE FROM task_history h USING gone WHERE h.task_id = gone.id
@@ -1246,3 +1248,10 @@ WITH moved AS (
     SELECT id, 0 /*QUEUED*/, $2::text FROM moved
 )
 SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify($3, '') END IS NULL AS _ FROM moved;
+
+-- name: unfinished_parents
+-- What the WAITING steps $1 still wait for: each one's parents not yet SUCCEEDED, in step order.
+SELECT d.task_id, p.step, p.status
+  FROM task_dependencies d JOIN tasks p ON p.id = d.parent_id
+ WHERE d.task_id = ANY($1::bigint[]) AND p.status <> 3 /*SUCCEEDED*/
+ ORDER BY d.task_id, p.id;

@@ -479,7 +479,7 @@ class Store:
         self, selection: TaskSelection, details: str, *, span: IdSpan | None = None,
         until: float | None = None, batch: int = BULK_BATCH,
     ) -> tuple[int, IdSpan | None]:  # fmt: skip
-        """Cancel the selected tasks that may be (QUEUED, RETRYING, RUNNING), each with the history
+        """Cancel the selected tasks that may be (QUEUED, RETRYING, RUNNING, WAITING), each with the history
         line `details`; a running one's attempt is fenced. The rest: see _in_batches."""
         cancelled = (details, Outcome.CANCELLED)
         return await self._in_batches(
@@ -588,6 +588,9 @@ class Store:
         if retried:
             await self._waker.wake()
         return retried
+
+    async def unfinished_parents(self, task_ids: Sequence[int]) -> dict[int, list[tuple[str, Status]]]:
+        return await workflows.unfinished_parents(self.pool, task_ids)
 
     async def release_stranded_steps(self) -> int:
         """Queue the WAITING steps whose parents all succeeded but were never released (a previous

@@ -233,3 +233,12 @@ async def release_stranded(pool: Pool, channel: str, limit: int = 1000) -> int:
             return 0
         row = await conn.fetchrow(query("release_stranded_steps"), locked, STRANDED_DETAILS, channel)
     return int(row[0]) if row is not None else 0
+
+
+async def unfinished_parents(pool: Pool, task_ids: Sequence[int]) -> dict[int, list[tuple[str, Status]]]:
+    """What each WAITING step of `task_ids` still waits for: (step, status) of its parents not yet
+    succeeded."""
+    found: dict[int, list[tuple[str, Status]]] = {}
+    for row in await pool.fetch(query("unfinished_parents"), list(task_ids)):
+        found.setdefault(row["task_id"], []).append((row["step"], Status(row["status"])))
+    return found
