@@ -183,7 +183,8 @@ async def test_illegal_status_changes_are_failed_precondition(api: Api) -> None:
 
     message = await api.fails("CancelTask", {"id": done}, 400, "failed_precondition")
     assert (
-        message == f"task {done} is SUCCEEDED; it can move to CANCELLED only from QUEUED, RUNNING, RETRYING, WAITING"
+        message == f"task {done} is SUCCEEDED; it can move to CANCELLED only from QUEUED, RUNNING, RETRYING,"
+        " WAITING"
     )
     message = await api.fails("RetryTask", {"id": queued}, 400, "failed_precondition")
     assert message.startswith(f"task {queued} is QUEUED; only a finished task")
