@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from taskservice.store.store import Connection, Pool, TaskDefaults
 
-UNFINISHED = (Status.QUEUED, Status.RUNNING, Status.RETRYING)
+UNFINISHED = (Status.QUEUED, Status.RUNNING, Status.RETRYING, Status.WAITING)  # a continuation waits
 
 
 class ScheduleNotFound(LookupError):
