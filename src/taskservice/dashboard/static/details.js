@@ -16,7 +16,7 @@ const FIELDS = [
   ["Timeout", (t) => duration(t.timeoutSeconds)],
   ["Created", (t) => absolute(t.createdAt)],
   ["Updated", (t) => absolute(t.updatedAt)],
-  ["Due", (t) => (ACTIVE.has(t.status) ? absolute(t.runAt) : "—")],
+  ["Due", (t) => (t.status === "WAITING" ? "once the tasks it depends on succeeded" : ACTIVE.has(t.status) ? absolute(t.runAt) : "—")],
   ["Worker", (t) => t.workerId || "—"],
   ["Idempotency key", (t) => t.idempotencyKey || "—"],
 ];
