@@ -1,6 +1,6 @@
 // Small shared pieces of the views: building DOM, statuses, times, notices, confirmation, throttling.
 
-const SVG_TAGS = new Set(["svg", "path", "g", "line", "rect", "text", "title", "circle", "polyline"]);
+const SVG_TAGS = new Set(["svg", "path", "g", "line", "rect", "text", "title", "circle", "polyline", "defs", "marker"]);
 
 /** h("td", {class: "x", onclick: f}, "text", child) — a DOM element; null/false children are skipped. */
 export function h(tag, attrs = {}, ...children) {
