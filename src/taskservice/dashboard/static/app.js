@@ -139,7 +139,8 @@ const tasks = new TaskTable(state, {
   onError: report,
 });
 const details = new Details({
-  onAction: act, onClose: () => writeHash(state, 0), onShowSchedule: showSchedule, onShowWorkflow: showWorkflow, onError: report,
+  onAction: act, onClose: () => writeHash(state, 0), onOpen: (id) => openDetails(id),
+  onShowSchedule: showSchedule, onShowWorkflow: showWorkflow, onError: report,
 });
 const workers = new Workers({ onSummary: (s) => overview.setWorkers(s), onOpen: (id) => openDetails(id) });
 const queues = new Queues({ onError: report });

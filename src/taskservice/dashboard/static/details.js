@@ -42,9 +42,9 @@ function optionalField(label) {
 
 export class Details {
   /** `onShowSchedule(id)` goes to the schedule that created the open task, `onShowWorkflow(id)` to the
-   * graph of the workflow it is a step of. */
-  constructor({ onAction, onClose, onShowSchedule, onShowWorkflow, onError }) {
-    Object.assign(this, { onAction, onClose, onShowSchedule, onShowWorkflow, onError });
+   * graph of the workflow it is a step of, `onOpen(id)` to another task (one it depends on). */
+  constructor({ onAction, onClose, onOpen, onShowSchedule, onShowWorkflow, onError }) {
+    Object.assign(this, { onAction, onClose, onOpen, onShowSchedule, onShowWorkflow, onError });
     this.dialog = document.getElementById("details");
     this.task = null;
     this.id = 0;
@@ -196,7 +196,7 @@ export class Details {
     const found = this.workflow?.id === workflowId ? this.workflow.found : null;
     const link = (id) => {
       const step = this.stepOf(id);
-      return h("button", { class: "link mono", type: "button", title: `Open task #${id}`, onclick: () => this.open(Number(id)).catch(this.onError) },
+      return h("button", { class: "link mono", type: "button", title: `Open task #${id}`, onclick: () => this.onOpen(Number(id)) },
         `#${id}`, step ? h("span", { class: "step-name" }, ` ${step.name}`) : null);
     };
     const inWorkflow = workflowId !== "0";
