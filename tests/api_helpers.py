@@ -16,7 +16,9 @@ SERVICE = "/cloud.v1.TaskManagementService"
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
-STATUS_NUMBERS = {"QUEUED": 0, "RUNNING": 1, "FAILED": 2, "SUCCEEDED": 3, "RETRYING": 6, "CANCELLED": 7}
+STATUS_NUMBERS = {
+    "QUEUED": 0, "RUNNING": 1, "FAILED": 2, "SUCCEEDED": 3, "RETRYING": 6, "CANCELLED": 7, "WAITING": 8,
+}  # fmt: skip
 
 TASK_FIELDS = {
     "id", "name", "type", "status", "retries", "priority", "createdAt", "payload", "description",
@@ -28,6 +30,7 @@ TASK_FIELDS = {
     "queue",  # the queue it waits in (issue 21)
     "limitKey", "limitScope",  # the limit it counts under and its key there (issue 21); empty: none
     "scheduleId", "scheduleTick",  # the schedule and tick that created it (issue 22); 0 and empty: none
+    "dependencies", "workflowId", "step", "spawnedBy",  # a workflow step's (issue 23); empty: none
 }  # fmt: skip
 
 LATER = 3600  # delaySeconds that keeps a task QUEUED for the whole module

@@ -112,6 +112,10 @@ async def test_create_and_get_task_with_every_field(api: Api) -> None:
         "limitScope": "",
         "scheduleId": "0",  # no schedule created it (proto3 JSON writes an int64 as a string)
         "scheduleTick": "",
+        "dependencies": [],  # it waits for no task: not a workflow step
+        "workflowId": "0",
+        "step": "",
+        "spawnedBy": "0",
     }
     assert recent(task["createdAt"])
     assert recent(task["updatedAt"])

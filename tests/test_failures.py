@@ -158,12 +158,12 @@ def test_the_server_bounds_an_agents_traceback_as_it_bounds_its_error() -> None:
         )  # fmt: skip
         return pb.ReportOutcomesRequest(agent_id="a", outcomes=[outcome])
 
-    [kept] = validation.outcomes(report("Traceback ...\nE\n"), 1024)
+    [kept] = validation.outcomes(report("Traceback ...\nE\n"), 1024, {})
     assert kept.traceback == "Traceback ...\nE\n"
-    [none] = validation.outcomes(report(""), 1024)
+    [none] = validation.outcomes(report(""), 1024, {})
     assert none.traceback is None
     with pytest.raises(validation.BrokenRule) as refused:
-        validation.outcomes(report("x" * (model.TRACEBACK_MAX + 1)), 1024)
+        validation.outcomes(report("x" * (model.TRACEBACK_MAX + 1)), 1024, {})
     assert refused.value.field == "outcomes[0].traceback"
     assert f"at most {model.TRACEBACK_MAX} characters" in refused.value.rule
 

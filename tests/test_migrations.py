@@ -32,6 +32,8 @@ TABLES = {
     "task_pauses",
     "task_limits",
     "task_limit_keys",
+    "workflows",
+    "task_dependencies",
     "schedules",
     "api_tokens",
     "dashboard_sessions",
@@ -141,7 +143,7 @@ def test_upgrade_of_an_empty_database(empty_database: str) -> None:
     migrate.upgrade(empty_database)
 
     assert_schema(empty_database)
-    assert migrate.head_revision() == "0061"
+    assert migrate.head_revision() == "0070"
 
 
 def test_second_upgrade_is_a_no_op(empty_database: str) -> None:
@@ -326,6 +328,17 @@ async def test_upgrade_of_an_installation_with_work_in_every_status(empty_databa
         # New tasks continue the sequence; idempotency keys still hold.
         assert await store.create_task(model.NewTask("new", "sleep")) == (9, True)
         assert await store.create_task(model.NewTask("again", "sleep", idempotency_key="key-1")) == (1, False)
+        # Workflows (0070) run on the upgraded tasks table: the second step waits for the first.
+        from taskservice.rules.workflows import checked_graph
+
+        steps = [
+            model.StepSpec(n, model.NewTask(n, "sleep"), after) for n, after in (("a", ()), ("b", ("a",)))
+        ]
+        workflow_id, _ = await store.create_workflow("after upgrade", checked_graph(steps))
+        first = [c for c in await store.claim("w-new", 10) if c.task.workflow_id == workflow_id]
+        assert [c.task.step for c in first] == ["a"]
+        await store.finish([model.succeeded(first[0].task, first[0].execution_id, None)])
+        assert [c.task.step for c in await store.claim("w-new", 10)] == ["b"]
         await assert_counts_right(store)
     finally:
         await pool.close()

@@ -25,7 +25,7 @@ def make_task(**changes: object) -> Task:
 def test_wire_numbers_never_change() -> None:
     assert [(s.name, s.value) for s in Status] == [
         ("QUEUED", 0), ("RUNNING", 1), ("FAILED", 2), ("SUCCEEDED", 3), ("UNKNOWN", 4), ("ALL", 5),
-        ("RETRYING", 6), ("CANCELLED", 7),
+        ("RETRYING", 6), ("CANCELLED", 7), ("WAITING", 8),
     ]  # fmt: skip
 
 
@@ -62,7 +62,9 @@ def test_finished_tasks_only_go_back_to_the_queue() -> None:
 
 def test_illegal_transition_message_names_the_rule() -> None:
     error = model.IllegalTransition(3, Status.SUCCEEDED, Status.CANCELLED)
-    assert str(error) == "task 3 is SUCCEEDED; it can move to CANCELLED only from QUEUED, RUNNING, RETRYING"
+    assert str(error) == (
+        "task 3 is SUCCEEDED; it can move to CANCELLED only from QUEUED, RUNNING, RETRYING, WAITING"
+    )
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:

@@ -141,6 +141,7 @@ def test_retention_settings_take_durations() -> None:
     assert RetentionPolicy(succeeded=7 * DAY, failed=0, cancelled=90).describe() == (
         "Finished tasks are kept, with their history and attempts, for SUCCEEDED 7d, FAILED forever,"
         " CANCELLED 90s after they finish; then they are deleted. Queued and running tasks are always kept."
+        " A workflow is kept whole until its last step's change is that old (by the workflow's status)."
     )
 
 

@@ -218,9 +218,9 @@ async def test_get_status_keeps_the_original_keys_and_adds_the_exact_counts(
     original = {int(k): int(n) for k, n in counts["statusCounts"].items()}
     exact = {int(k): int(n) for k, n in counts["exactStatusCounts"].items()}
     assert set(original) == {pb.QUEUED, pb.RUNNING, pb.FAILED, pb.SUCCEEDED}
-    assert set(exact) == {*original, pb.RETRYING, pb.CANCELLED}
+    assert set(exact) == {*original, pb.RETRYING, pb.CANCELLED, pb.WAITING}
     assert sum(original.values()) == sum(exact.values())
-    assert original[pb.QUEUED] == exact[pb.QUEUED] + exact[pb.RETRYING]
+    assert original[pb.QUEUED] == exact[pb.QUEUED] + exact[pb.RETRYING] + exact[pb.WAITING]
     assert original[pb.FAILED] == exact[pb.FAILED] + exact[pb.CANCELLED]
     assert exact[pb.RETRYING] >= 1 and exact[pb.CANCELLED] >= 1  # noqa: PT018
 

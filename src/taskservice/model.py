@@ -22,6 +22,7 @@ class Status(IntEnum):
     ALL = 5  # only a filter value: "any status"
     RETRYING = 6
     CANCELLED = 7
+    WAITING = 8  # a workflow step waiting for the steps it depends on (migration 0070)
 
     @property
     def finished(self) -> bool:
@@ -30,9 +31,13 @@ class Status(IntEnum):
 
 FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 
-# What the original's clients, whose enum ends at ALL, are shown in its status fields: RETRYING waits
-# to run again, as QUEUED does; CANCELLED finished without succeeding, as FAILED did.
-AS_ORIGINAL: dict[Status, Status] = {Status.RETRYING: Status.QUEUED, Status.CANCELLED: Status.FAILED}
+# What the original's clients, whose enum ends at ALL, are shown in its status fields: RETRYING and
+# WAITING wait to run, as QUEUED does; CANCELLED finished without succeeding, as FAILED did.
+AS_ORIGINAL: dict[Status, Status] = {
+    Status.RETRYING: Status.QUEUED,
+    Status.WAITING: Status.QUEUED,
+    Status.CANCELLED: Status.FAILED,
+}
 
 
 def original_status(status: Status) -> Status:
@@ -97,16 +102,19 @@ TASK_STATUSES: tuple[Status, ...] = tuple(s for s in Status if s not in (Status.
 #   QUEUED -> RUNNING -> SUCCEEDED
 #                     -> RETRYING -> RUNNING ...      (an attempt failed, retries left)
 #                     -> FAILED                        (no attempt left)
-#   QUEUED | RETRYING | RUNNING -> CANCELLED
+#   QUEUED | RETRYING | RUNNING | WAITING -> CANCELLED
 #   RUNNING -> QUEUED                                  (a stopping worker puts its task back)
 #   SUCCEEDED | FAILED | CANCELLED -> QUEUED           (run a finished task again)
+# Workflow steps (migration 0070), moved by the database's statements, never by hand:
+#   WAITING -> QUEUED                                  (every step it waits for succeeded)
+#   RUNNING -> WAITING                                 (it waits for the children it spawned)
 ALLOWED_FROM: dict[Status, frozenset[Status]] = {
     Status.QUEUED: frozenset({Status.RUNNING, *FINISHED}),
     Status.RUNNING: CLAIMABLE,
     Status.SUCCEEDED: frozenset({Status.RUNNING}),
     Status.RETRYING: frozenset({Status.RUNNING}),
     Status.FAILED: frozenset({Status.RUNNING}),
-    Status.CANCELLED: frozenset({Status.QUEUED, Status.RETRYING, Status.RUNNING}),
+    Status.CANCELLED: frozenset({Status.QUEUED, Status.RETRYING, Status.RUNNING, Status.WAITING}),
 }
 
 
@@ -183,6 +191,10 @@ class Task:
     limit_key: str | None = None  # its key under that limit
     schedule_id: int | None = None  # the schedule that created it (migration 0060), if any
     schedule_tick: datetime | None = None  # the tick it was created for (None: triggered by hand)
+    workflow_id: int | None = None  # the workflow it is a step of (migration 0070), if any
+    step: str | None = None  # its step's name there
+    spawned_by: int | None = None  # the task that spawned it at run time, if any
+    dependencies: tuple[int, ...] = ()  # the tasks it waits for (GetTask only)
 
     @property
     def parameters(self) -> dict[str, str]:
@@ -441,6 +453,93 @@ class Outcome:
     CANCELLED = "cancelled"
 
 
+# Workflows (migration 0070): a named graph of steps, each a task that starts once every step it
+# depends on succeeded. Step names are typed on command lines and joined by "/" under a spawning step.
+STEPS_MAX = 1000  # steps of a workflow at creation, and children one attempt may spawn
+STEP_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
+STEP_NAME_RULE = "1 to 100 characters of A-Z a-z 0-9 . _ -"
+STEP_PATH_MAX = 255  # a spawned child's full name, "<parent's step>/<name>"
+# The parents' results a step is given, in all: past it, the later parents' are left out (ctx.parents
+# lacks them and ctx.parents_left_out names them) rather than a fan-in of big results filling memory.
+PARENT_RESULTS_MAX_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """A step of a workflow to create: its task, and the steps (by name) it starts after."""
+
+    name: str
+    task: NewTask
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WorkflowGraph:
+    """A checked workflow (rules/workflows.py): its steps with each one's parents before it (the order
+    they are created in, so that a step's task id is above its parents'), and the edges as (parent,
+    child) names."""
+
+    steps: tuple[StepSpec, ...]
+    edges: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class SpawnedTask:
+    """A child a running attempt spawned (ctx.spawn): its name under the spawner's step, and its task."""
+
+    name: str
+    task: NewTask
+
+
+@dataclass(frozen=True)
+class WorkflowStep:
+    """A step of a workflow as it stands."""
+
+    name: str
+    task_id: int
+    type: str
+    status: Status
+    depends_on: tuple[str, ...]
+    spawned_by: str | None  # the step that spawned it at run time; None: one of the workflow's own
+    attempts: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A workflow as it stands, its status derived from its steps' (workflow_status)."""
+
+    id: int
+    name: str
+    status: Status
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    step_counts: dict[Status, int]
+    created_by: str = ""
+    idempotency_key: str | None = None
+    steps: tuple[WorkflowStep, ...] = ()  # GetWorkflow only
+
+    @property
+    def step_total(self) -> int:
+        return sum(self.step_counts.values())
+
+
+WORKFLOW_STATUSES = (Status.RUNNING, Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+
+def workflow_status(step_counts: Mapping[Status, int]) -> Status:
+    """RUNNING while any step is unfinished; then SUCCEEDED if every step did, else FAILED if any
+    failed, else CANCELLED."""
+    if any(n and not status.finished for status, n in step_counts.items()):
+        return Status.RUNNING
+    if step_counts.get(Status.FAILED):
+        return Status.FAILED
+    if step_counts.get(Status.CANCELLED):
+        return Status.CANCELLED
+    return Status.SUCCEEDED
+
+
 @dataclass(frozen=True)
 class Transition:
     """A decided status change of a running task, with the history line that explains it."""
@@ -456,6 +555,8 @@ class Transition:
     result: Any = None
     lost_leases: int = 0
     traceback: str | None = None  # a failed attempt's, bounded (cut_traceback)
+    # Children the attempt spawned (SUCCEEDED and WAITING only), created with its outcome.
+    spawned: tuple[SpawnedTask, ...] = ()
 
 
 # History wording, in the seed's words.
@@ -466,17 +567,43 @@ def started(attempt: int) -> str:
     return f"Task started (Attempt {attempt})"
 
 
-def succeeded(task: Task, execution_id: int, result: Any) -> Transition:
+def succeeded(
+    task: Task, execution_id: int, result: Any, spawned: tuple[SpawnedTask, ...] = ()
+) -> Transition:
     return Transition(
         task.id,
         execution_id,
         Status.SUCCEEDED,
         task.retries,
         0.0,
-        f"Task completed successfully (Attempt {task.attempts})",
+        f"Task completed successfully (Attempt {task.attempts})" + spawned_line(spawned),
         Outcome.SUCCEEDED,
         result=result,
         lost_leases=task.lost_leases,
+        spawned=spawned,
+    )
+
+
+def spawned_line(spawned: tuple[SpawnedTask, ...]) -> str:
+    return f"; spawned {len(spawned)} {'child' if len(spawned) == 1 else 'children'}" if spawned else ""
+
+
+def waiting_for_children(
+    task: Task, execution_id: int, result: Any, spawned: tuple[SpawnedTask, ...]
+) -> Transition:
+    """A continuation: the attempt spawned children and runs again once they all succeeded."""
+    return Transition(
+        task.id,
+        execution_id,
+        Status.WAITING,
+        task.retries,
+        0.0,
+        f"Task is waiting for the {len(spawned)} {'child' if len(spawned) == 1 else 'children'} it spawned"
+        f" (Attempt {task.attempts})",
+        Outcome.SUCCEEDED,
+        result=result,
+        lost_leases=task.lost_leases,
+        spawned=spawned,
     )
 
 

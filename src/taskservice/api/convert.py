@@ -145,6 +145,10 @@ def task(t: Task, parameters: dict[str, str] | None = None, description: str | N
         schedule_tick=timestamp(t.schedule_tick),
         worker_id=t.lease_owner or "",
         idempotency_key=t.idempotency_key or "",
+        dependencies=[str(parent) for parent in t.dependencies],
+        workflow_id=t.workflow_id or 0,
+        step=t.step or "",
+        spawned_by=t.spawned_by or 0,
     )
 
 
@@ -285,4 +289,40 @@ def assignment(claim: Claim, now: float) -> pb.WorkAssignment:
     )
     if claim.lease_until is not None:
         work.lease_seconds_left = max(claim.lease_until - now, 0.0)
+    for step, result in claim.parents.items():
+        work.parents.append(pb.StepResult(step=step, result_json=_json(result)))
+    for step in claim.parents_left_out:
+        work.parents.append(pb.StepResult(step=step, left_out=True))
     return work
+
+
+def _json(value: Any) -> str:
+    return "" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def workflow(w: model.Workflow) -> pb.Workflow:
+    return pb.Workflow(
+        id=w.id,
+        name=w.name,
+        status=w.status,  # type: ignore[arg-type]
+        created_at=timestamp(w.created_at),
+        updated_at=timestamp(w.updated_at),
+        finished_at=timestamp(w.finished_at),
+        steps=w.step_total,
+        step_counts={status.name: n for status, n in w.step_counts.items()},
+        created_by=w.created_by,
+        idempotency_key=w.idempotency_key or "",
+    )
+
+
+def workflow_step(s: model.WorkflowStep) -> pb.WorkflowStepState:
+    return pb.WorkflowStepState(
+        name=s.name,
+        task_id=s.task_id,
+        type=s.type,
+        status=s.status,  # type: ignore[arg-type]
+        depends_on=s.depends_on,
+        spawned_by=s.spawned_by or "",
+        attempts=s.attempts,
+        updated_at=timestamp(s.updated_at),
+    )

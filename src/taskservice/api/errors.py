@@ -27,9 +27,12 @@ from taskservice.store import (
     NotHeld,
     ScheduleNameTaken,
     ScheduleNotFound,
+    StepOfWorkflow,
     TaskNotFound,
     TokenNameTaken,
     TokenNotFound,
+    WorkflowNotFound,
+    WorkflowUnfinished,
 )
 
 log = structlog.get_logger(__name__)
@@ -62,9 +65,12 @@ CODES: tuple[
     tuple[type[Exception] | tuple[type[Exception], ...], Callable[[Exception], ConnectError]], ...
 ] = (
     ((BrokenRule, BadTokenRequest), _said(Code.INVALID_ARGUMENT)),
-    ((TaskNotFound, TokenNotFound, ScheduleNotFound), _said(Code.NOT_FOUND)),
+    ((TaskNotFound, TokenNotFound, ScheduleNotFound, WorkflowNotFound), _said(Code.NOT_FOUND)),
     ((TokenNameTaken, ScheduleNameTaken), _said(Code.ALREADY_EXISTS)),
-    ((IllegalTransition, DeclaredInCode), _said(Code.FAILED_PRECONDITION)),
+    (
+        (IllegalTransition, DeclaredInCode, WorkflowUnfinished, StepOfWorkflow),
+        _said(Code.FAILED_PRECONDITION),
+    ),
     (NotHeld, _said(Code.PERMISSION_DENIED)),
     (IdAboveLimit, _id_above_limit),
     (ids.IdOutOfRange, _id_out_of_range),

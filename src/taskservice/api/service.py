@@ -493,6 +493,55 @@ class TaskService:
         log.info("schedule triggered", name=name, task_id=task_id, by=principal.current().registrant)
         return pb.TriggerScheduleResponse(task_id64=task_id)
 
+    # -- workflows ----------------------------------------------------------------------------
+
+    async def create_workflow(
+        self, request: pb.CreateWorkflowRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.CreateWorkflowResponse:
+        known = await self.task_types(*validation.workflow_types(request))
+        name, graph, key = validation.workflow(request, known, self.payload_limits)
+        caller = principal.current()
+        by = caller.registrant or caller.name
+        workflow_id, created = await self.store.create_workflow(name, graph, idempotency_key=key, by=by)
+        if created:
+            log.info("workflow created", workflow_id=workflow_id, name=name, steps=len(graph.steps), by=by)
+        return pb.CreateWorkflowResponse(id=workflow_id, existing=not created)
+
+    async def get_workflow(
+        self, request: pb.GetWorkflowRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.GetWorkflowResponse:
+        found = await self.store.get_workflow(validation.task_id(request.id, "id"))
+        return pb.GetWorkflowResponse(
+            workflow=convert.workflow(found), steps=[convert.workflow_step(s) for s in found.steps]
+        )
+
+    async def list_workflows(
+        self, request: pb.ListWorkflowsRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.ListWorkflowsResponse:
+        status, limit, offset = validation.workflows_page(request)
+        found = await self.store.list_workflows(status, limit, offset)
+        return pb.ListWorkflowsResponse(workflows=[convert.workflow(w) for w in found])
+
+    async def cancel_workflow(
+        self, request: pb.CancelWorkflowRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.CancelWorkflowResponse:
+        workflow_id = validation.task_id(request.id, "id")
+        cancelled = await self.store.cancel_workflow(workflow_id)
+        log.info(
+            "workflow cancelled", workflow_id=workflow_id, steps=cancelled, by=principal.current().registrant
+        )
+        return pb.CancelWorkflowResponse(cancelled=cancelled)
+
+    async def retry_workflow(
+        self, request: pb.RetryWorkflowRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.RetryWorkflowResponse:
+        workflow_id = validation.task_id(request.id, "id")
+        retried = await self.store.retry_workflow(workflow_id)
+        log.info(
+            "workflow retried", workflow_id=workflow_id, steps=retried, by=principal.current().registrant
+        )
+        return pb.RetryWorkflowResponse(retried=retried)
+
     async def list_task_types(
         self, request: pb.ListTaskTypesRequest, ctx: RequestContext[Any, Any]
     ) -> pb.ListTaskTypesResponse:
@@ -576,7 +625,9 @@ class TaskService:
         self, request: pb.ReportOutcomesRequest, ctx: RequestContext[Any, Any]
     ) -> pb.ReportOutcomesResponse:
         agent = validation.agent_id(request.agent_id)
-        transitions = validation.outcomes(request, self.max_result_bytes)
+        spawned = validation.spawned_types(request)
+        known = await self.task_types(*spawned) if spawned else {}
+        transitions = validation.outcomes(request, self.max_result_bytes, known, self.payload_limits)
         named = [t.execution_id for t in transitions]
         # Only attempts started for this agent, registered by this caller: else nothing changes.
         mine, foreign = await self.store.attempts_not_held(agent, named, principal.current().registrant)

@@ -14,18 +14,24 @@ from taskservice.model import (
     CONCURRENCY_MAX,
     OVERLAP_POLICIES,
     SCHEDULE_NAME_MAX,
+    STEPS_MAX,
     TRACEBACK_MAX,
+    WORKFLOW_STATUSES,
     IdSpan,
     NewTask,
     Rate,
     ScheduleSpec,
+    SpawnedTask,
     Status,
+    StepSpec,
     TaskSelection,
     Transition,
+    WorkflowGraph,
 )
 from taskservice.plugins.declare import TaskTypeSpec
-from taskservice.rules import schedules
+from taskservice.rules import schedules, workflows
 from taskservice.rules.tasks import (
+    IDEMPOTENCY_KEY_MAX,
     MAX_RETRIES_MAX,
     MESSAGE_MAX,
     NAME_MAX,
@@ -213,7 +219,7 @@ QUEUES_MAX = 100
 HELD_MAX = 1000
 # What an agent may say about an attempt it ran (the statuses a worker moves a task to).
 REPORTED_STATUSES = frozenset(
-    {Status.SUCCEEDED, Status.RETRYING, Status.FAILED, Status.QUEUED, Status.CANCELLED}
+    {Status.SUCCEEDED, Status.RETRYING, Status.FAILED, Status.QUEUED, Status.CANCELLED, Status.WAITING}
 )
 # "lost": the agent found its lease ran out (it was paused) and gave the attempt up, as a reaper would.
 REPORTED_OUTCOMES = frozenset({"succeeded", "failed", "timed_out", "interrupted", "cancelled", "lost"})
@@ -289,15 +295,69 @@ def declarations(source: str, field: str = "declarations_json") -> dict[str, dic
     return checked
 
 
-def outcomes(request: pb.ReportOutcomesRequest, max_result_bytes: int) -> list[Transition]:
-    """The reported ends of attempts as transitions (the store fences each by its assignment id)."""
+def outcomes(
+    request: pb.ReportOutcomesRequest,
+    max_result_bytes: int,
+    task_types: TaskTypes,
+    limits: PayloadLimits = PayloadLimits(),  # noqa: B008
+) -> list[Transition]:
+    """The reported ends of attempts as transitions (the store fences each by its assignment id);
+    the children they spawned checked as CreateTask checks a task (`task_types`: theirs)."""
     count = len(request.outcomes)
     if not 1 <= count <= BATCH_MAX:
         raise BrokenRule("outcomes", f"must hold 1 to {BATCH_MAX} outcomes (got {count})")
-    return [_outcome(o, f"outcomes[{i}].", max_result_bytes) for i, o in enumerate(request.outcomes)]
+    return [
+        _outcome(o, f"outcomes[{i}].", max_result_bytes, task_types, limits)
+        for i, o in enumerate(request.outcomes)
+    ]
 
 
-def _outcome(o: pb.AttemptOutcome, prefix: str, max_result_bytes: int) -> Transition:
+def spawned_types(request: pb.ReportOutcomesRequest) -> set[str]:
+    """The task types of the children the outcomes carry."""
+    return {child.task.type for o in request.outcomes for child in o.spawned}
+
+
+def _spawned(
+    o: pb.AttemptOutcome, status: Status, prefix: str, task_types: TaskTypes, limits: PayloadLimits
+) -> tuple[SpawnedTask, ...]:
+    if not o.spawned:
+        return ()
+    if status not in (Status.SUCCEEDED, Status.WAITING):
+        raise BrokenRule(
+            f"{prefix}spawned", f"only a SUCCEEDED or WAITING outcome spawns (got {status.name})"
+        )
+    return spawned_children(o.spawned, task_types, f"{prefix}spawned", limits)
+
+
+def spawned_children(
+    spawned: Collection[pb.SpawnedTask], task_types: TaskTypes, field: str, limits: PayloadLimits
+) -> tuple[SpawnedTask, ...]:
+    """Children an attempt spawned, each checked as CreateTask checks a task."""
+    if len(spawned) > STEPS_MAX:
+        raise BrokenRule(field, f"must hold at most {STEPS_MAX} children (got {len(spawned)})")
+    children: list[SpawnedTask] = []
+    names: set[str] = set()
+    for child in spawned:
+        name = workflows.check_step_name(child.name, f"{field}[{len(children)}].name")
+        if name in names:
+            raise BrokenRule(f"{field}[{name!r}].name", "names two children; each child's name is its own")
+        names.add(name)
+        if child.task.idempotency_key or child.task.delay_seconds or child.task.run_at:
+            raise BrokenRule(
+                f"{field}[{name!r}].task", "a child has no idempotency_key, delay_seconds or run_at"
+            )
+        task = child.task
+        if not task.name:
+            task = pb.CreateTaskRequest()
+            task.CopyFrom(child.task)
+            task.name = name
+        children.append(SpawnedTask(name, new_task(task, task_types, f"{field}[{name!r}].task.", limits)))
+    return tuple(children)
+
+
+def _outcome(
+    o: pb.AttemptOutcome, prefix: str, max_result_bytes: int, task_types: TaskTypes, limits: PayloadLimits
+) -> Transition:
     reported = status(o.status, f"{prefix}status")
     if reported not in REPORTED_STATUSES:
         allowed = ", ".join(s.name for s in sorted(REPORTED_STATUSES))
@@ -323,6 +383,7 @@ def _outcome(o: pb.AttemptOutcome, prefix: str, max_result_bytes: int) -> Transi
         result=result,
         lost_leases=int(number(f"{prefix}lost_leases", o.lost_leases, 0, LOST_LEASES_MAX)),
         traceback=text(f"{prefix}traceback", o.traceback, TRACEBACK_MAX) or None,
+        spawned=_spawned(o, reported, prefix, task_types, limits),
     )
 
 
@@ -441,3 +502,56 @@ def schedules_page(request: pb.ListSchedulesRequest) -> tuple[int, int]:
     limit = int(number("limit", request.limit, 0, SCHEDULES_LIST_MAX))
     offset = int(number("offset", request.offset, 0, 2**31 - 1))
     return limit or SCHEDULES_LIST_MAX, offset
+
+
+# -- workflows (issue 23) ------------------------------------------------------------------------------
+
+WORKFLOWS_LIST_MAX = 1000
+WORKFLOWS_LIST_DEFAULT = 100
+
+
+def workflow(
+    request: pb.CreateWorkflowRequest,
+    task_types: TaskTypes,
+    limits: PayloadLimits = PayloadLimits(),  # noqa: B008
+) -> tuple[str, WorkflowGraph, str | None]:
+    """(name, its steps checked and in order, idempotency key) of a CreateWorkflow request; BrokenRule
+    naming the step and the rule it breaks."""
+    name = text("name", request.name, NAME_MAX, required=True, single_line=True)
+    key = text("idempotency_key", request.idempotency_key, IDEMPOTENCY_KEY_MAX, single_line=True) or None
+    count = len(request.steps)
+    if not 1 <= count <= STEPS_MAX:
+        raise BrokenRule("steps", f"must hold 1 to {STEPS_MAX} steps (got {count})")
+    steps: list[StepSpec] = []
+    for index, step in enumerate(request.steps):
+        step_name = workflows.check_step_name(step.name, f"steps[{index}].name")
+        field = workflows.step_field(step_name)
+        if not step.HasField("task"):
+            raise BrokenRule(f"{field}.task", "is required: the step's type, payload and options")
+        if step.task.idempotency_key:
+            raise BrokenRule(f"{field}.task.idempotency_key", "a step has none: give the workflow one")
+        task = step.task
+        if not task.name:
+            task = pb.CreateTaskRequest()
+            task.CopyFrom(step.task)
+            task.name = step_name
+        checked = new_task(task, task_types, f"{field}.task.", limits)
+        steps.append(StepSpec(step_name, checked, tuple(step.depends_on)))
+    return name, workflows.checked_graph(steps), key
+
+
+def workflow_types(request: pb.CreateWorkflowRequest) -> set[str]:
+    return {step.task.type for step in request.steps}
+
+
+def workflows_page(request: pb.ListWorkflowsRequest) -> tuple[Status | None, int, int]:
+    """(status or None for any, limit, offset) of a ListWorkflows request."""
+    wanted = None
+    if request.HasField("status") and request.status != int(Status.ALL):
+        wanted = status(request.status)
+        if wanted not in WORKFLOW_STATUSES:
+            allowed = ", ".join(s.name for s in WORKFLOW_STATUSES)
+            raise BrokenRule("status", f"a workflow is {allowed} (got {wanted.name})")
+    limit = int(number("limit", request.limit, 0, WORKFLOWS_LIST_MAX))
+    offset = int(number("offset", request.offset, 0, 2**31 - 1))
+    return wanted, limit or WORKFLOWS_LIST_DEFAULT, offset

@@ -25,6 +25,7 @@ from taskservice.store.store import (
     WorkerInfo,
 )
 from taskservice.store.waker import NOTIFY_CHANNEL
+from taskservice.store.workflows import StepOfWorkflow, WorkflowNotFound, WorkflowUnfinished
 
 __all__ = [
     "CREDENTIALS_CHANNEL",
@@ -42,6 +43,7 @@ __all__ = [
     "RetentionPolicy",
     "ScheduleNameTaken",
     "ScheduleNotFound",
+    "StepOfWorkflow",
     "Store",
     "TaskDefaults",
     "TaskNotFound",
@@ -50,4 +52,6 @@ __all__ = [
     "TokenRecord",
     "WorkerIdTaken",
     "WorkerInfo",
+    "WorkflowNotFound",
+    "WorkflowUnfinished",
 ]

@@ -92,8 +92,11 @@ SELECT id, name, type, status, CAST(payload AS text) AS payload, retries, max_re
 SELECT id, idempotency_key FROM tasks WHERE idempotency_key = ANY($1::text[]);
 
 -- name: get_task
--- A task, with the worker and lease of its open attempt while it runs.
-SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
+-- A task, with the worker and lease of its open attempt while it runs, and the tasks it waits for.
+SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at,
+       CASE WHEN t.workflow_id IS NOT NULL
+            THEN ARRAY(SELECT d.parent_id FROM task_dependencies d WHERE d.task_id = t.id ORDER BY d.parent_id)
+       END AS dependencies
   FROM tasks t
   LEFT JOIN task_executions e ON e.id = t.execution_id AND t.status = 1 /*RUNNING*/
  WHERE t.id = $1;
@@ -276,7 +279,7 @@ WITH moved AS (
            run_at = CASE WHEN $2::smallint = 0 /*QUEUED*/ THEN now() ELSE run_at END,
            updated_at = now()
      WHERE id = $1 AND status = $3::smallint
-    RETURNING id, status, execution_id
+    RETURNING id, status, execution_id, workflow_id
 ), history AS (
     INSERT INTO task_history (task_id, status, details)
     SELECT id, status, $4::text FROM moved
@@ -285,8 +288,14 @@ WITH moved AS (
        SET finished_at = now(), outcome = $5::text, error = $4::text
       FROM moved
      WHERE e.id = moved.execution_id AND e.finished_at IS NULL
+), released AS (
+    -- A workflow step settled SUCCEEDED by hand releases its children as its attempt would have.
+    SELECT release_children(array_agg(id), $6) FROM moved
+     WHERE status = 3 /*SUCCEEDED*/ AND workflow_id IS NOT NULL
+    HAVING count(*) > 0
 )
-SELECT id, CASE WHEN status = 0 /*QUEUED*/ THEN pg_notify($6, '') END IS NULL AS _ FROM moved;
+SELECT id, CASE WHEN status = 0 /*QUEUED*/ THEN pg_notify($6, '') END IS NULL AS _
+  FROM moved CROSS JOIN (SELECT count(*) FROM released) AS r;
 
 -- name: last_task_id
 -- The bound of a bulk action: tasks created after it began are not taken.
@@ -327,10 +336,12 @@ SELECT count(*)
 -- Cancel the tasks $1 that pick_tasks locked, as set_status does one: each with its history row ($2),
 -- and a running one's open attempt closed ($3: the outcome), which fences it (its worker's heartbeat
 -- and report are refused from then on, and the worker stops it). Returns how many were cancelled.
+-- (A workflow step's WAITING descendants follow it: the trigger workflow_cancel_downstream.)
 WITH moved AS (
     UPDATE tasks
        SET status = 7 /*CANCELLED*/, updated_at = now()
-     WHERE id = ANY($1::bigint[]) AND status IN (0 /*QUEUED*/, 6 /*RETRYING*/, 1 /*RUNNING*/)
+     WHERE id = ANY($1::bigint[])
+       AND status IN (0 /*QUEUED*/, 6 /*RETRYING*/, 1 /*RUNNING*/, 8 /*WAITING*/)
     RETURNING id, execution_id
 ), history AS (
     INSERT INTO task_history (task_id, status, details)
@@ -346,10 +357,12 @@ SELECT count(*) FROM moved;
 -- name: retry_picked
 -- Queue again the finished tasks $1 that pick_tasks locked, as set_status does one: retries and lost
 -- leases reset, due now, each with its history row ($2). The wake-up follows the commit (store.Waker).
+-- Workflow steps are left to RetryWorkflow, which waits for their parents again.
 WITH moved AS (
     UPDATE tasks
        SET status = 0 /*QUEUED*/, retries = 0, lost_leases = 0, run_at = now(), updated_at = now()
      WHERE id = ANY($1::bigint[]) AND status IN (3 /*SUCCEEDED*/, 2 /*FAILED*/, 7 /*CANCELLED*/)
+       AND workflow_id IS NULL
     RETURNING id
 ), history AS (
     INSERT INTO task_history (task_id, status, details)
@@ -433,15 +446,21 @@ SELECT * FROM limited
 -- execution_id); otherwise (cancelled, reaped, settled by hand) nothing changes. Returns the
 -- execution ids that counted. Tasks are locked before their attempts, as everywhere. $2: the
 -- queue's channel.
+-- Workflow steps (migration 0070): the succeeded ones' children are released by one call for the
+-- whole batch (release_children), made only when the batch holds a step. A WAITING outcome (a
+-- continuation) waits for the children spawn_children counted for it just before, in this
+-- transaction; none counted (every child it named existed already), it is queued again at once.
 WITH d AS (
     SELECT * FROM unnest($1::attempt_outcome_v2[])
 ), moved AS (
     UPDATE tasks t
-       SET status = d.status, retries = d.retries, lost_leases = d.lost_leases,
+       SET status = CASE WHEN d.status = 8 /*WAITING*/ AND coalesce(t.waiting_on, 0) <= 0
+                         THEN 0 /*QUEUED*/ ELSE d.status END,
+           retries = d.retries, lost_leases = d.lost_leases,
            run_at = now() + make_interval(secs => d.delay_seconds), updated_at = now()
       FROM d
      WHERE t.id = d.task_id AND t.status = 1 /*RUNNING*/ AND t.execution_id = d.execution_id
-    RETURNING t.id, t.status, d.execution_id, d.delay_seconds
+    RETURNING t.id, t.status, d.execution_id, d.delay_seconds, t.workflow_id
 ), closed AS (
     UPDATE task_executions e
        SET finished_at = now(), outcome = d.outcome, error = d.error, result = d.result,
@@ -450,14 +469,23 @@ WITH d AS (
      WHERE e.id = d.execution_id
 ), history AS (
     INSERT INTO task_history (task_id, status, details)
-    SELECT d.task_id, d.status, d.details FROM d JOIN moved ON moved.execution_id = d.execution_id
+    SELECT d.task_id, moved.status, d.details FROM d JOIN moved ON moved.execution_id = d.execution_id
 ), wake AS (
     -- Tasks that are due again at once: tell the waiting workers.
     SELECT pg_notify($2, '')
      WHERE EXISTS (SELECT 1 FROM moved
                     WHERE status IN (0 /*QUEUED*/, 6 /*RETRYING*/) AND delay_seconds = 0)
+), released AS (
+    SELECT release_children(array_agg(id), $2) FROM moved
+     WHERE status = 3 /*SUCCEEDED*/ AND workflow_id IS NOT NULL
+    HAVING count(*) > 0
 )
-SELECT moved.execution_id FROM moved LEFT JOIN (SELECT count(*) FROM wake) AS w ON true;
+-- (Joined, not LEFT JOINed: the planner drops a LEFT JOIN to an unused one-row subquery, and a CTE
+-- that nothing reads never runs.)
+SELECT moved.execution_id
+  FROM moved
+ CROSS JOIN (SELECT count(*) FROM wake) AS w
+ CROSS JOIN (SELECT count(*) FROM released) AS r;
 
 -- name: extend_leases
 -- A worker's heartbeat: extend the leases of the attempts ($2) it still holds and record that it
@@ -632,13 +660,14 @@ SELECT pg_try_advisory_xact_lock($1);
 
 -- name: delete_finished_tasks
 -- Delete up to $3 tasks of status $1 last changed before $2, oldest first, with their history and
--- attempts, in one statement (the kept counts follow through the delete trigger). The tasks come
+-- attempts, in one statement (not a workflow's steps: delete_finished_workflows) (the kept counts follow through the delete trigger). The tasks come
 -- from idx_tasks_status_id in id order, which is nearly the order they finished in. Returns how
 -- many tasks went.
 WITH doomed AS (
     SELECT id
       FROM tasks
      WHERE status = $1::smallint AND updated_at < $2::timestamptz
+       AND workflow_id IS NULL  -- a workflow's steps go with it (delete_finished_workflows)
      ORDER BY id
      LIMIT $3
        FOR UPDATE SKIP LOCKED
@@ -939,3 +968,248 @@ WITH ticks AS (
      WHERE id = $1
 )
 SELECT id FROM inserted ORDER BY id;
+
+-- Workflows (migration 0070) ---------------------------------------------------------------------
+
+-- name: create_workflow
+-- A workflow ($1 name, $2 idempotency key or NULL, $3 who) and its steps in one statement: $4 one
+-- `workflow_step_v1` each (migration 0070: its task, name, the steps it depends on and its first
+-- history line), each after its parents, so that their ids ascend the same way. A step with parents
+-- is WAITING for as many of them, the others QUEUED. Limits as create_tasks. An existing idempotency
+-- key creates nothing and returns no row (the caller looks the workflow up).
+WITH workflow AS (
+    INSERT INTO workflows (name, idempotency_key, created_by)
+    VALUES ($1::text, $2::text, $3::text)
+        ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+), steps AS (
+    SELECT (s.task).*, s.step, s.depends_on, s.details, s.ordinality
+      FROM unnest($4::workflow_step_v1[]) WITH ORDINALITY AS s
+), inserted AS (
+    INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
+                       run_at, queue, limit_scope, limit_key, workflow_id, step, status, waiting_on)
+    SELECT n.name, n.type, n.payload, n.description, n.priority, n.max_retries, n.timeout_seconds,
+           greatest(now() + make_interval(secs => n.delay_seconds), n.run_at), n.queue,
+           lim.scope, CASE WHEN lim.scope IS NULL THEN n.limit_key
+                           ELSE limit_key_of(n.payload, lim.key, n.limit_key) END,
+           w.id, n.step,
+           CASE WHEN cardinality(n.depends_on) > 0 THEN 8 /*WAITING*/ ELSE 0 /*QUEUED*/ END,
+           cardinality(n.depends_on)
+      FROM workflow w
+     CROSS JOIN steps n
+      LEFT JOIN LATERAL limit_of(n.type, n.queue) AS lim ON true
+     ORDER BY n.ordinality
+    RETURNING id, step, status
+), edges AS (
+    INSERT INTO task_dependencies (parent_id, task_id)
+    SELECT p.id, c.id
+      FROM steps n
+     CROSS JOIN LATERAL unnest(n.depends_on) AS e(parent)
+      JOIN inserted p ON p.step = e.parent
+      JOIN inserted c ON c.step = n.step
+), history AS (
+    INSERT INTO task_history (task_id, status, details)
+    SELECT i.id, i.status, n.details FROM inserted i JOIN steps n ON n.step = i.step
+)
+SELECT id FROM workflow;
+
+-- name: workflow_by_idempotency_key
+SELECT id FROM workflows WHERE idempotency_key = $1::text;
+
+-- name: adopt_into_workflow
+-- A standalone task that spawns children becomes the first step of a workflow of its own (named as
+-- the task, made by "task <id>"), so that its children and whoever waits for them are steps too.
+-- Fenced like the spawn: only while attempt $2 is the task's current one. Returns the workflow's id.
+WITH task AS (
+    SELECT id, name FROM tasks
+     WHERE id = $1::bigint AND status = 1 /*RUNNING*/ AND execution_id = $2::bigint
+       AND workflow_id IS NULL
+       FOR UPDATE
+), workflow AS (
+    INSERT INTO workflows (name, created_by)
+    SELECT name, 'task ' || id FROM task
+    RETURNING id
+)
+UPDATE tasks t
+   SET workflow_id = w.id, step = 'task-' || t.id
+  FROM workflow w, task
+ WHERE t.id = task.id
+RETURNING w.id;
+
+-- name: spawn_children
+-- The children ($3, `spawned_task_v1` rows, their names under the spawner's step) an attempt spawned,
+-- created with its outcome, in its transaction, before finish_attempts: fenced by attempt $2 of task
+-- $1 being current (locked here). A name the task spawned before creates nothing (a re-run's spawn).
+-- Whoever waits for the spawner waits for each new child too (an edge and one more to wait for
+-- each): the steps that depend on it, and the spawner itself when it waits for them ($4, a
+-- continuation). $5: each child's first history line. Returns the children created.
+WITH parent AS (
+    SELECT id, workflow_id, step FROM tasks
+     WHERE id = $1::bigint AND status = 1 /*RUNNING*/ AND execution_id = $2::bigint
+       AND workflow_id IS NOT NULL
+       FOR UPDATE
+), children AS (
+    INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
+                       run_at, queue, limit_scope, limit_key, workflow_id, step, spawned_by, status,
+                       waiting_on)
+    SELECT c.name, c.type, c.payload, c.description, c.priority, c.max_retries, c.timeout_seconds,
+           now(), c.queue,
+           lim.scope, CASE WHEN lim.scope IS NULL THEN c.limit_key
+                           ELSE limit_key_of(c.payload, lim.key, c.limit_key) END,
+           p.workflow_id, p.step || '/' || c.step, p.id, 0 /*QUEUED*/, 0
+      FROM parent p
+     CROSS JOIN unnest($3::spawned_task_v1[]) WITH ORDINALITY AS c
+      LEFT JOIN LATERAL limit_of(c.type, c.queue) AS lim ON true
+     ORDER BY c.ordinality
+        ON CONFLICT (workflow_id, step) WHERE workflow_id IS NOT NULL DO NOTHING
+    RETURNING id
+), waiters AS (
+    SELECT t.id
+      FROM parent p
+      JOIN task_dependencies d ON d.parent_id = p.id
+      JOIN tasks t ON t.id = d.task_id AND t.status = 8 /*WAITING*/
+     UNION ALL
+    SELECT id FROM parent WHERE $4::boolean
+), locked AS (
+    SELECT t.id FROM tasks t JOIN waiters USING (id) ORDER BY t.id FOR UPDATE OF t
+), edges AS (
+    INSERT INTO task_dependencies (parent_id, task_id)
+    SELECT c.id, w.id FROM children c CROSS JOIN waiters w
+), counted AS (
+    UPDATE tasks t
+       SET waiting_on = coalesce(t.waiting_on, 0) + (SELECT count(*) FROM children)
+      FROM locked
+     WHERE t.id = locked.id
+), history AS (
+    INSERT INTO task_history (task_id, status, details)
+    SELECT id, 0 /*QUEUED*/, $5::text FROM children
+)
+SELECT id FROM children;
+
+-- name: parents_results
+-- What the claimed workflow steps $1 waited for: each parent's step name, task and the result of its
+-- last attempt, in step order, the running total of their results' sizes beside (the caller stops
+-- giving results past its bound).
+SELECT d.task_id, p.step, p.id AS parent_id, e.result,
+       sum(coalesce(octet_length(e.result::text), 0))
+           OVER (PARTITION BY d.task_id ORDER BY p.id) AS total_bytes
+  FROM task_dependencies d
+  JOIN tasks p ON p.id = d.parent_id
+  LEFT JOIN task_executions e ON e.id = p.execution_id
+ WHERE d.task_id = ANY($1::bigint[])
+ ORDER BY d.task_id, p.id;
+
+-- name: get_workflow
+-- A workflow with its steps' counts by status (the workflow's own status follows from them:
+-- model.workflow_status) and their last change.
+SELECT w.*, s.counts, s.updated_at
+  FROM workflows w
+ CROSS JOIN LATERAL (
+       SELECT jsonb_object_agg(g.status, g.n) AS counts, max(g.updated_at) AS updated_at
+         FROM (SELECT status, count(*) AS n, max(updated_at) AS updated_at
+                 FROM tasks WHERE workflow_id = w.id GROUP BY status) AS g
+       ) AS s
+ WHERE w.id = $1::bigint;
+
+-- name: workflow_steps
+-- A workflow's steps in creation order (a step after those it depends on), each with the steps it
+-- waits for and the step that spawned it.
+SELECT t.id, t.step, t.type, t.status, t.attempts, t.updated_at,
+       ARRAY(SELECT p.step FROM task_dependencies d JOIN tasks p ON p.id = d.parent_id
+              WHERE d.task_id = t.id ORDER BY p.id) AS depends_on,
+       (SELECT s.step FROM tasks s WHERE s.id = t.spawned_by) AS spawned_by_step
+  FROM tasks t
+ WHERE t.workflow_id = $1::bigint
+ ORDER BY t.id;
+
+-- name: list_workflows
+-- Workflows newest first, each as get_workflow has it, of the derived status $3 (NULL: any;
+-- 1 RUNNING: a step unfinished; else none unfinished and: 3 every step succeeded, 2 one failed,
+-- 7 the rest), $1 at most from offset $2.
+SELECT w.*, s.counts, s.updated_at
+  FROM workflows w
+ CROSS JOIN LATERAL (
+       SELECT jsonb_object_agg(g.status, g.n) AS counts, max(g.updated_at) AS updated_at,
+              bool_or(g.status NOT IN (3 /*SUCCEEDED*/, 2 /*FAILED*/, 7 /*CANCELLED*/)) AS unfinished,
+              bool_or(g.status = 2 /*FAILED*/) AS failed,
+              bool_and(g.status = 3 /*SUCCEEDED*/) AS succeeded
+         FROM (SELECT status, count(*) AS n, max(updated_at) AS updated_at
+                 FROM tasks WHERE workflow_id = w.id GROUP BY status) AS g
+       ) AS s
+ WHERE $3::smallint IS NULL
+    OR $3::smallint = CASE WHEN s.unfinished THEN 1 /*RUNNING*/
+                           WHEN s.succeeded THEN 3 /*SUCCEEDED*/
+                           WHEN s.failed THEN 2 /*FAILED*/
+                           ELSE 7 /*CANCELLED*/ END
+ ORDER BY w.created_at DESC, w.id DESC
+ LIMIT $1 OFFSET $2;
+
+-- name: lock_workflow_steps
+-- Every step of workflow $1, locked in id order (as release_children locks them), with its status.
+SELECT id, status FROM tasks WHERE workflow_id = $1::bigint ORDER BY id FOR UPDATE;
+
+-- name: retry_workflow_steps
+-- Run a finished workflow's FAILED and CANCELLED steps again (their rows locked by
+-- lock_workflow_steps): each waits again for its parents not SUCCEEDED (those among them: retried
+-- too), or is queued now when all did; retries and lost leases reset; with its history row ($2).
+-- Returns how many.
+WITH again AS (
+    SELECT t.id,
+           (SELECT count(*) FROM task_dependencies d JOIN tasks p ON p.id = d.parent_id
+             WHERE d.task_id = t.id AND p.status <> 3 /*SUCCEEDED*/)::integer AS waiting_on
+      FROM tasks t
+     WHERE t.workflow_id = $1::bigint AND t.status IN (2 /*FAILED*/, 7 /*CANCELLED*/)
+), moved AS (
+    UPDATE tasks t
+       SET status = CASE WHEN a.waiting_on > 0 THEN 8 /*WAITING*/ ELSE 0 /*QUEUED*/ END,
+           waiting_on = a.waiting_on, retries = 0, lost_leases = 0, run_at = now(), updated_at = now()
+      FROM again a
+     WHERE t.id = a.id
+    RETURNING t.id, t.status
+), history AS (
+    INSERT INTO task_history (task_id, status, details)
+    SELECT id, status, $2::text FROM moved
+)
+SELECT count(*) FROM moved;
+
+-- name: workflow_cancellable_steps
+-- The unfinished steps of workflow $1 (locked by lock_workflow_steps), for cancel_picked.
+SELECT id FROM tasks
+ WHERE workflow_id = $1::bigint
+   AND status IN (0 /*QUEUED*/, 6 /*RETRYING*/, 1 /*RUNNING*/, 8 /*WAITING*/)
+ ORDER BY id;
+
+-- name: delete_finished_workflows
+-- Retention of workflows: up to $2 finished workflows of (derived) status $3 whose steps all last
+-- changed before $1, oldest first, deleted whole: steps, their history, attempts and edges. A workflow
+-- with no step left counts as SUCCEEDED. Returns how many.
+WITH doomed AS (
+    SELECT w.id
+      FROM workflows w
+     CROSS JOIN LATERAL (
+           SELECT bool_or(status NOT IN (3 /*SUCCEEDED*/, 2 /*FAILED*/, 7 /*CANCELLED*/)) AS unfinished,
+                  bool_or(status = 2 /*FAILED*/) AS failed, bool_and(status = 3 /*SUCCEEDED*/) AS succeeded,
+                  max(updated_at) AS last_change
+             FROM tasks WHERE workflow_id = w.id
+           ) AS s
+     WHERE w.created_at < $1::timestamptz
+       AND coalesce(s.last_change, w.created_at) < $1::timestamptz
+       AND NOT coalesce(s.unfinished, false)
+       AND $3::smallint = CASE WHEN coalesce(s.succeeded, true) THEN 3 /*SUCCEEDED*/
+                               WHEN s.failed THEN 2 /*FAILED*/
+                               ELSE 7 /*CANCELLED*/ END
+     ORDER BY w.id
+     LIMIT $2
+       FOR UPDATE OF w SKIP LOCKED
+), gone AS (
+    DELETE FROM tasks t USING doomed WHERE t.workflow_id = doomed.id RETURNING t.id
+), history_gone AS (
+    DELETE FROM task_history h USING gone WHERE h.task_id = gone.id
+), attempts_gone AS (
+    DELETE FROM task_executions e USING gone WHERE e.task_id = gone.id
+), edges_gone AS (
+    DELETE FROM task_dependencies d USING gone WHERE d.task_id = gone.id
+), workflows_gone AS (
+    DELETE FROM workflows w USING doomed WHERE w.id = doomed.id
+)
+SELECT count(*) FROM doomed;

@@ -52,6 +52,7 @@ class RetentionPolicy:
             "Finished tasks are kept, with their history and attempts, for "
             + ", ".join(parts)
             + " after they finish; then they are deleted. Queued and running tasks are always kept."
+            + " A workflow is kept whole until its last step's change is that old (by the workflow's status)."
         )
 
 
@@ -62,3 +63,12 @@ async def delete_finished(pool: Pool, status: Status, before: datetime, limit: i
         if not await conn.fetchval(query("try_retention_lock"), LOCK_KEY):
             return None
         return int(await conn.fetchval(query("delete_finished_tasks"), int(status), before, limit))
+
+
+async def delete_finished_workflows(pool: Pool, status: Status, before: datetime, limit: int) -> int | None:
+    """Delete up to `limit` finished workflows of `status` (model.workflow_status) whose steps all last
+    changed before `before`, whole; the count, or None when another process is deleting now."""
+    async with pool.acquire() as conn, conn.transaction():
+        if not await conn.fetchval(query("try_retention_lock"), LOCK_KEY):
+            return None
+        return int(await conn.fetchval(query("delete_finished_workflows"), before, limit, int(status)))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,8 +28,9 @@ from taskservice.model import (
     Task,
     TaskSelection,
     Transition,
+    WorkflowGraph,
 )
-from taskservice.store import limits, retention, schedules, task_types
+from taskservice.store import limits, retention, schedules, task_types, workflows
 from taskservice.store.sql import query
 from taskservice.store.waker import NOTIFY_CHANNEL, Waker
 
@@ -102,6 +105,10 @@ class Claim:
     # handed it over said so (the dispatcher, and an agent from its assignment); else the claimer
     # counts from when it sent the claim.
     lease_until: float | None = None
+    # A workflow step's: the results of the tasks it waited for, by step name (model.
+    # PARENT_RESULTS_MAX_BYTES in all), and those left out past that bound.
+    parents: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    parents_left_out: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,7 @@ def _task(row: Record) -> Task:
     """A task from a row of `tasks` joined with its open attempt's lease (see queries.sql)."""
     values = {name: row[name] for name in _TASK_FIELDS if name in row}
     values["status"] = Status(values["status"])
+    values["dependencies"] = tuple(values.get("dependencies") or ())
     return Task(**values)
 
 
@@ -403,6 +411,8 @@ class Store:
                 return _task(updated)
             if holder is not None:
                 await self._check_holder(conn, task_id, current, row["execution_id"], holder)
+            if target == Status.QUEUED and row["workflow_id"] is not None:
+                raise workflows.StepOfWorkflow(task_id, row["step"], row["workflow_id"])
             legal = target in model.OPERATOR_TARGETS and model.can_move(current, target)
             if not legal or (only_from is not None and current not in only_from):
                 raise IllegalTransition(task_id, current, target)
@@ -550,6 +560,35 @@ class Store:
             span = IdSpan(picked[-1], span.last)
         return done, None
 
+    # -- workflows (migration 0070) ------------------------------------------------------------
+
+    async def create_workflow(
+        self, name: str, graph: WorkflowGraph, *, idempotency_key: str | None = None, by: str = ""
+    ) -> tuple[int, bool]:
+        """Create a checked workflow (rules.workflows.checked_graph) and its steps; (id, created)."""
+        rows = [_new_task_row(step.task, self.defaults) for step in graph.steps]
+        created = await workflows.create(self.pool, name, graph, rows, idempotency_key=idempotency_key, by=by)
+        if created[1]:
+            await self._waker.wake()
+        return created
+
+    async def get_workflow(self, workflow_id: int) -> model.Workflow:
+        return await workflows.get(self.pool, workflow_id)
+
+    async def list_workflows(
+        self, status: Status | None = None, limit: int = 100, offset: int = 0
+    ) -> list[model.Workflow]:
+        return await workflows.list_(self.pool, status, limit, offset)
+
+    async def cancel_workflow(self, workflow_id: int) -> int:
+        return await workflows.cancel(self.pool, workflow_id)
+
+    async def retry_workflow(self, workflow_id: int) -> int:
+        retried = await workflows.retry(self.pool, workflow_id)
+        if retried:
+            await self._waker.wake()
+        return retried
+
     # -- the queue ---------------------------------------------------------------------------
 
     async def claim(
@@ -578,7 +617,18 @@ class Store:
         rows = await self.pool.fetch(
             query("claim_tasks"), list(owners), len(owners), list(task_types), lease_seconds, list(queues)
         )
-        return [Claim(_task(row), row["execution_id"]) for row in rows]
+        claims = [Claim(_task(row), row["execution_id"]) for row in rows]
+        steps = [c.task.id for c in claims if c.task.workflow_id is not None]
+        if not steps:
+            return claims
+        # Workflow steps read what they waited for: one more query, only when some were claimed.
+        parents = await workflows.parents_results(self.pool, steps)
+        return [
+            dataclasses.replace(c, parents=parents[c.task.id][0], parents_left_out=parents[c.task.id][1])
+            if c.task.id in parents
+            else c
+            for c in claims
+        ]
 
     async def finish(self, transitions: Sequence[Transition]) -> set[int]:
         """Apply decided ends of attempts, fenced by each one's execution id (its token).
@@ -590,11 +640,20 @@ class Store:
             return set()
         return await self._finish(self.pool, transitions)
 
-    @staticmethod
-    async def _finish(conn: Pool | Connection, transitions: Sequence[Transition]) -> set[int]:
+    async def _finish(self, conn: Pool | Connection, transitions: Sequence[Transition]) -> set[int]:
         # In attempt order: two statements locking the same attempts lock them in the same order.
         ordered = sorted(transitions, key=lambda t: t.execution_id)
-        rows = await conn.fetch(query("finish_attempts"), [_outcome_row(t) for t in ordered], NOTIFY_CHANNEL)
+        outcomes = [_outcome_row(t) for t in ordered]
+        if not any(t.spawned for t in ordered):
+            rows = await conn.fetch(query("finish_attempts"), outcomes, NOTIFY_CHANNEL)
+            return {row["execution_id"] for row in rows}
+        # Children spawned: created first, with the outcomes, in one transaction (store/workflows.py).
+        async with contextlib.AsyncExitStack() as stack:
+            if isinstance(conn, asyncpg.Pool):
+                conn = await stack.enter_async_context(conn.acquire())
+            await stack.enter_async_context(conn.transaction())
+            await workflows.spawn(conn, ordered, self.defaults)
+            rows = await conn.fetch(query("finish_attempts"), outcomes, NOTIFY_CHANNEL)
         return {row["execution_id"] for row in rows}
 
     async def extend_leases(
@@ -665,6 +724,10 @@ class Store:
         """Delete up to `limit` finished tasks of `status` last changed before `before`, with their
         history and attempts; None when another process holds the retention lock (see retention.py)."""
         return await retention.delete_finished(self.pool, status, before, limit)
+
+    async def delete_finished_workflows(self, status: Status, before: datetime, limit: int) -> int | None:
+        """Retention of whole workflows (retention.delete_finished_workflows)."""
+        return await retention.delete_finished_workflows(self.pool, status, before, limit)
 
     # -- workers -----------------------------------------------------------------------------
 

@@ -58,4 +58,17 @@ class RetentionJob(Periodic):
                     break
         if any(deleted.values()):
             log.info("retention: deleted finished tasks", **{s.name.lower(): n for s, n in deleted.items()})
+        workflows: dict[Status, int] = {}
+        for status, before in self.policy.cutoffs(self.clock()).items():
+            for _ in range(BATCHES_PER_TICK):
+                count = await self.store.delete_finished_workflows(status, before, self.batch)
+                if count is None:
+                    return deleted
+                workflows[status] = workflows.get(status, 0) + count
+                if count < self.batch:
+                    break
+        if any(workflows.values()):
+            log.info(
+                "retention: deleted finished workflows", **{s.name.lower(): n for s, n in workflows.items()}
+            )
         return deleted

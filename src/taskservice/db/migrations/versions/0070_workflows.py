@@ -44,11 +44,18 @@ def upgrade() -> None:
         );
         CREATE INDEX idx_workflows_created ON workflows (created_at DESC, id DESC);
 
+        -- WAITING (8) joins the statuses a task may have. NOT VALID then VALIDATE: the scan that
+        -- checks the rows takes a lock that lets the workers go on.
+        ALTER TABLE tasks DROP CONSTRAINT tasks_status_check,
+                          ADD CONSTRAINT tasks_status_check CHECK (status IN (0, 1, 2, 3, 6, 7, 8)) NOT VALID;
+        ALTER TABLE tasks VALIDATE CONSTRAINT tasks_status_check;
+
         ALTER TABLE tasks ADD COLUMN workflow_id bigint,
                           ADD COLUMN step text,
                           ADD COLUMN spawned_by bigint,
                           ADD COLUMN waiting_on integer;
-        CREATE UNIQUE INDEX idx_tasks_workflow_step ON tasks (workflow_id, step) WHERE workflow_id IS NOT NULL;
+        CREATE UNIQUE INDEX idx_tasks_workflow_step ON tasks (workflow_id, step)
+            WHERE workflow_id IS NOT NULL;
 
         CREATE TABLE task_dependencies (
             parent_id bigint NOT NULL,
@@ -94,6 +101,56 @@ def upgrade() -> None:
             WHEN (NEW.workflow_id IS NOT NULL AND NEW.status IN (2, 7) AND OLD.status <> NEW.status)
             EXECUTE FUNCTION workflow_cancel_downstream();
 
+        -- The children of the tasks `parents` that just succeeded: each one's count of parents not yet
+        -- succeeded falls by its parents among them, and one whose count reaches 0 is queued, with its
+        -- history row, and the workers are woken (`channel`). One statement for a whole batch, called
+        -- from the statements that finish tasks (store/queries.sql). The children are locked in id
+        -- order first: two batches finishing parents of the same children never deadlock.
+        CREATE FUNCTION release_children(parents bigint[], channel text) RETURNS integer
+        LANGUAGE plpgsql AS $$
+        DECLARE
+            released integer;
+        BEGIN
+            WITH counted AS (
+                SELECT d.task_id AS id, count(*)::integer AS n
+                  FROM task_dependencies d
+                 WHERE d.parent_id = ANY(parents)
+                 GROUP BY d.task_id
+            ), locked AS (
+                SELECT t.id, c.n
+                  FROM tasks t JOIN counted c USING (id)
+                 WHERE t.status = 8 /*WAITING*/
+                 ORDER BY t.id
+                   FOR UPDATE OF t
+            ), moved AS (
+                UPDATE tasks t
+                   SET waiting_on = t.waiting_on - l.n,
+                       status = CASE WHEN t.waiting_on - l.n <= 0 THEN 0 /*QUEUED*/ ELSE 8 /*WAITING*/ END,
+                       updated_at = now()
+                  FROM locked l
+                 WHERE t.id = l.id AND t.status = 8 /*WAITING*/
+                RETURNING t.id, t.status
+            ), history AS (
+                INSERT INTO task_history (task_id, status, details)
+                SELECT id, 0 /*QUEUED*/, 'Task is queued: the steps it waits for succeeded'
+                  FROM moved
+                 WHERE status = 0 /*QUEUED*/
+            )
+            SELECT count(*) FILTER (WHERE status = 0 /*QUEUED*/) INTO released FROM moved;
+            IF released > 0 THEN
+                PERFORM pg_notify(channel, '');
+            END IF;
+            RETURN released;
+        END $$;
+
+        -- A step of a workflow to create, as create_workflow takes it (store/workflows.py).
+        CREATE TYPE workflow_step_v1 AS (
+            task       new_task_v4,
+            step       text,
+            depends_on text[],
+            details    text
+        );
+
         -- A child spawned at run time, as the attempt's outcome carries it (store/workflows.py).
         CREATE TYPE spawned_task_v1 AS (
             step            text,
@@ -115,6 +172,8 @@ def downgrade() -> None:
     op.execute(
         """
         DROP TYPE spawned_task_v1;
+        DROP TYPE workflow_step_v1;
+        DROP FUNCTION release_children(bigint[], text);
         DROP TRIGGER workflow_cancel_downstream ON tasks;
         DROP FUNCTION workflow_cancel_downstream();
         DROP TABLE task_dependencies;
@@ -122,5 +181,7 @@ def downgrade() -> None:
         ALTER TABLE tasks DROP COLUMN workflow_id, DROP COLUMN step, DROP COLUMN spawned_by,
                           DROP COLUMN waiting_on;
         DROP TABLE workflows;
+        ALTER TABLE tasks DROP CONSTRAINT tasks_status_check,
+                          ADD CONSTRAINT tasks_status_check CHECK (status IN (0, 1, 2, 3, 6, 7));
         """
     )

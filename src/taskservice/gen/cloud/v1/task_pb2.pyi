@@ -608,14 +608,16 @@ class WorkAssignment(_message.Message):
     def __init__(self, assignment_id: _Optional[int] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., lost_leases: _Optional[int] = ..., lease_seconds_left: _Optional[float] = ..., parents: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ...) -> None: ...
 
 class StepResult(_message.Message):
-    __slots__ = ("step", "task_id", "result_json")
+    __slots__ = ("step", "task_id", "result_json", "left_out")
     STEP_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    LEFT_OUT_FIELD_NUMBER: _ClassVar[int]
     step: str
     task_id: int
     result_json: str
-    def __init__(self, step: _Optional[str] = ..., task_id: _Optional[int] = ..., result_json: _Optional[str] = ...) -> None: ...
+    left_out: bool
+    def __init__(self, step: _Optional[str] = ..., task_id: _Optional[int] = ..., result_json: _Optional[str] = ..., left_out: _Optional[bool] = ...) -> None: ...
 
 class SpawnedTask(_message.Message):
     __slots__ = ("name", "task")

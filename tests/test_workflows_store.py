@@ -1,0 +1,163 @@
+"""Workflows in the store: steps released by the statement that finishes their last parent, failures
+cancelling what waits below, spawned children, retry and cancel (migration 0070), on real PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from taskservice import model
+from taskservice.model import NewTask, SpawnedTask, Status, StepSpec, Transition
+from taskservice.rules.workflows import BadStep, checked_graph
+from taskservice.store import Store
+
+pytestmark = pytest.mark.database
+
+
+def step(name: str, *after: str, kind: str = "sleep") -> StepSpec:
+    return StepSpec(name, NewTask(name=name, type=kind, parameters={"seconds": "0"}), tuple(after))
+
+
+DIAMOND = [step("a"), step("b", "a"), step("c", "a"), step("d", "b", "c")]
+
+
+async def statuses(store: Store, workflow_id: int) -> dict[str, Status]:
+    workflow = await store.get_workflow(workflow_id)
+    return {s.name: s.status for s in workflow.steps}
+
+
+async def run_all(store: Store, *, fail: frozenset[str] = frozenset(), result: Any = None) -> list[str]:
+    """Claim what is due and finish it (FAILED for good when its step is in `fail`); the steps run."""
+    ran: list[str] = []
+    for claim in await store.claim("w1", 1000, lease_seconds=30):
+        task = claim.task
+        assert task.step is not None
+        ran.append(task.step)
+        if task.step in fail:
+            t = Transition(
+                task.id, claim.execution_id, Status.FAILED, 0, 0.0, "Task failed", "failed", "boom"
+            )
+        else:
+            t = model.succeeded(
+                task, claim.execution_id, result if result is not None else {"step": task.step}
+            )
+        assert await store.finish([t]) == {claim.execution_id}
+    return sorted(ran)
+
+
+async def test_a_diamond_runs_in_order_and_d_reads_b_and_c(store: Store) -> None:
+    workflow_id, created = await store.create_workflow("diamond", checked_graph(DIAMOND))
+    assert created
+    assert await statuses(store, workflow_id) == {
+        "a": Status.QUEUED, "b": Status.WAITING, "c": Status.WAITING, "d": Status.WAITING,
+    }  # fmt: skip
+    assert await run_all(store) == ["a"]
+    assert await run_all(store) == ["b", "c"]
+    claims = await store.claim("w1", 10, lease_seconds=30)
+    assert [c.task.step for c in claims] == ["d"]
+    assert dict(claims[0].parents) == {"b": {"step": "b"}, "c": {"step": "c"}}
+    d = await store.get_task(claims[0].task.id)
+    assert len(d.dependencies) == 2
+    assert d.workflow_id == workflow_id
+    await store.finish([model.succeeded(claims[0].task, claims[0].execution_id, 1)])
+    workflow = await store.get_workflow(workflow_id)
+    assert workflow.status == Status.SUCCEEDED
+    assert workflow.step_counts == {Status.SUCCEEDED: 4}
+    history = [h.details for h in await store.history(d.id)]
+    assert history[0].startswith("Task is scheduled; waiting for b, c")
+    assert "the steps it waits for succeeded" in history[1]
+
+
+async def test_a_failure_cancels_downstream_and_retry_reruns_only_what_failed(store: Store) -> None:
+    workflow_id, _ = await store.create_workflow("diamond", checked_graph(DIAMOND))
+    assert await run_all(store) == ["a"]
+    assert await run_all(store, fail=frozenset({"b"})) == ["b", "c"]
+    assert await statuses(store, workflow_id) == {
+        "a": Status.SUCCEEDED, "b": Status.FAILED, "c": Status.SUCCEEDED, "d": Status.CANCELLED,
+    }  # fmt: skip
+    workflow = await store.get_workflow(workflow_id)
+    assert workflow.status == Status.FAILED
+    d = next(s for s in workflow.steps if s.name == "d")
+    assert (await store.history(d.task_id))[-1].details == "upstream step b failed"
+    assert await store.retry_workflow(workflow_id) == 2
+    assert await statuses(store, workflow_id) == {
+        "a": Status.SUCCEEDED, "b": Status.QUEUED, "c": Status.SUCCEEDED, "d": Status.WAITING,
+    }  # fmt: skip
+    assert await run_all(store) == ["b"]
+    assert await run_all(store) == ["d"]
+    assert (await store.get_workflow(workflow_id)).status == Status.SUCCEEDED
+
+
+async def test_cancel_cancels_every_unfinished_step(store: Store) -> None:
+    workflow_id, _ = await store.create_workflow("diamond", checked_graph(DIAMOND))
+    assert await store.cancel_workflow(workflow_id) == 4
+    workflow = await store.get_workflow(workflow_id)
+    assert workflow.status == Status.CANCELLED
+    assert set((await statuses(store, workflow_id)).values()) == {Status.CANCELLED}
+
+
+async def test_spawned_children_hold_the_step_after_their_parent(store: Store) -> None:
+    workflow_id, _ = await store.create_workflow("fan", checked_graph([step("fan"), step("sum", "fan")]))
+    [claim] = await store.claim("w1", 10, lease_seconds=30)
+    children = tuple(
+        SpawnedTask(str(i), NewTask(name=f"child {i}", type="sleep", parameters={"i": str(i)}))
+        for i in range(100)
+    )
+    await store.finish([model.succeeded(claim.task, claim.execution_id, None, children)])
+    assert (await statuses(store, workflow_id))["sum"] == Status.WAITING
+    claims = await store.claim("w1", 1000, lease_seconds=30)
+    assert len(claims) == 100
+    assert all(c.task.spawned_by == claim.task.id for c in claims)
+    for c in claims:
+        assert await store.finish([model.succeeded(c.task, c.execution_id, int(c.task.parameters["i"]))])
+    [last] = await store.claim("w1", 10, lease_seconds=30)
+    assert last.task.step == "sum"
+    assert sum(v for k, v in last.parents.items() if k.startswith("fan/")) == sum(range(100))
+
+
+async def test_a_continuation_runs_again_after_its_children(store: Store) -> None:
+    task_id, _ = await store.create_task(NewTask(name="parent", type="sleep"))
+    [claim] = await store.claim("w1", 10, lease_seconds=30)
+    kids = (
+        SpawnedTask("x", NewTask(name="x", type="sleep")),
+        SpawnedTask("y", NewTask(name="y", type="sleep")),
+    )
+    await store.finish([model.waiting_for_children(claim.task, claim.execution_id, None, kids)])
+    parent = await store.get_task(task_id)
+    assert parent.status == Status.WAITING
+    assert parent.workflow_id is not None
+    for c in await store.claim("w1", 10, lease_seconds=30):
+        await store.finish([model.succeeded(c.task, c.execution_id, c.task.step)])
+    [again] = await store.claim("w1", 10, lease_seconds=30)
+    assert again.task.id == task_id
+    assert dict(again.parents) == {
+        f"task-{task_id}/x": f"task-{task_id}/x",
+        f"task-{task_id}/y": f"task-{task_id}/y",
+    }
+    # Spawning the same names again (the re-run) creates nothing.
+    await store.finish([model.succeeded(again.task, again.execution_id, "done", kids)])
+    assert (await store.get_workflow(parent.workflow_id)).step_total == 3
+
+
+async def test_a_stale_attempt_spawns_nothing(store: Store) -> None:
+    task_id, _ = await store.create_task(NewTask(name="parent", type="sleep"))
+    [claim] = await store.claim("w1", 10, lease_seconds=30)
+    await store.set_status(task_id, Status.CANCELLED)
+    kids = (SpawnedTask("x", NewTask(name="x", type="sleep")),)
+    assert await store.finish([model.succeeded(claim.task, claim.execution_id, None, kids)]) == set()
+    assert (await store.get_task(task_id)).workflow_id is None
+    assert await store.claim("w1", 10, lease_seconds=30) == []
+
+
+def test_the_graph_is_checked() -> None:
+    with pytest.raises(BadStep, match=r"steps\['b'\].depends_on: names no step of this workflow: 'x'"):
+        checked_graph([step("a"), step("b", "x")])
+    with pytest.raises(BadStep, match=r"makes a cycle: a -> c -> b -> a"):
+        checked_graph([step("a", "c"), step("b", "a"), step("c", "b"), step("d")])
+    with pytest.raises(BadStep, match="names two steps"):
+        checked_graph([step("a"), step("a")])
+    with pytest.raises(BadStep, match="must hold 1 to 1000 steps"):
+        checked_graph([step(f"s{i}") for i in range(1001)])
+    graph = checked_graph([step("d", "b", "c"), step("b", "a"), step("c", "a"), step("a")])
+    assert [s.name for s in graph.steps] == ["a", "b", "c", "d"]
