@@ -4,7 +4,7 @@
 // depends on (each a link to its details).
 
 import { call } from "./api.js";
-import { ACTIVE, FINISHED, absolute, badge, duration, h, outcomeBadge, parseTime, reconcile, setText, statusLabel, throttle, timeAgo } from "./ui.js";
+import { ACTIVE, FINISHED, absolute, badge, duration, h, isStep, outcomeBadge, parseTime, reconcile, setText, statusLabel, throttle, timeAgo } from "./ui.js";
 
 const FIELDS = [
   ["ID", (t) => `#${t.id}`],
@@ -156,7 +156,8 @@ export class Details {
     this.limitField.show(Boolean(limit));
     setText(this.limitField.dd, limit);
     setText(document.getElementById("details-payload"), JSON.stringify(task.payload?.parameters ?? {}, null, 2));
-    document.getElementById("details-retry").hidden = !FINISHED.has(task.status);
+    // A step is retried with its workflow (its link is in the fields), never alone.
+    document.getElementById("details-retry").hidden = !FINISHED.has(task.status) || isStep(task);
     document.getElementById("details-cancel").hidden = !ACTIVE.has(task.status);
 
     reconcile(document.getElementById("details-timeline"), history, (e) => e.id,

@@ -40,6 +40,12 @@ export const STATUS_NUMBERS = { QUEUED: 0, RUNNING: 1, FAILED: 2, SUCCEEDED: 3, 
 export const ACTIVE = new Set(["WAITING", "QUEUED", "RUNNING", "RETRYING"]);
 export const FINISHED = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
 
+/** A workflow's step: retried with its workflow (RetryWorkflow), never alone (the server refuses: it
+ * would not wait for its parents). */
+export function isStep(task) {
+  return String(task.workflowId || "0") !== "0";
+}
+
 export function statusLabel(status) {
   return status.charAt(0) + status.slice(1).toLowerCase();
 }
