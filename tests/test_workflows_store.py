@@ -161,3 +161,53 @@ def test_the_graph_is_checked() -> None:
         checked_graph([step(f"s{i}") for i in range(1001)])
     graph = checked_graph([step("d", "b", "c"), step("b", "a"), step("c", "a"), step("a")])
     assert [s.name for s in graph.steps] == ["a", "b", "c", "d"]
+
+
+async def test_a_step_whose_release_was_missed_is_queued_by_the_reaper(store: Store) -> None:
+    """A worker of the release before workflows finishes a step with its own statement, which releases
+    nothing: the lease reaper of any newer worker or server finds the step and queues it."""
+    from taskservice.worker.reaper import LeaseReaper
+    from test_migrations import FINISH_BEFORE_0031
+
+    workflow_id, _ = await store.create_workflow("old worker", checked_graph([step("a"), step("b", "a")]))
+    [claim] = await store.claim("w-old", 10, lease_seconds=30)
+    row = (
+        claim.task.id,
+        claim.execution_id,
+        int(Status.SUCCEEDED),
+        0,
+        0,
+        0.0,
+        "done",
+        "succeeded",
+        None,
+        None,
+    )
+    async with store.pool.acquire() as conn:
+        await conn.fetch(FINISH_BEFORE_0031, [row])
+    assert (await statuses(store, workflow_id))["b"] == Status.WAITING
+    await LeaseReaper(store, model.RetryPolicy(), 1.0).tick()
+    assert (await statuses(store, workflow_id))["b"] == Status.QUEUED
+    assert await store.release_stranded_steps() == 0  # found once
+
+
+async def test_retention_deletes_finished_workflows_whole(store: Store) -> None:
+    from datetime import timedelta
+
+    from taskservice.store import RetentionPolicy
+    from taskservice.worker.retention import RetentionJob
+
+    done, _ = await store.create_workflow("done", checked_graph([step("a"), step("b", "a")]))
+    running, _ = await store.create_workflow("running", checked_graph([step("a"), step("b", "a")]))
+    [first, other] = await store.claim("w", 2, lease_seconds=30)
+    assert first.task.workflow_id == done
+    await store.finish([model.succeeded(first.task, first.execution_id, None)])
+    [b] = [c for c in await store.claim("w", 10, lease_seconds=30) if c.task.workflow_id == done]
+    await store.finish([model.succeeded(b.task, b.execution_id, None)])
+    await store.finish([model.succeeded(other.task, other.execution_id, None)])  # "running" waits on b
+    later = (await store.get_workflow(done)).updated_at + timedelta(days=8)
+    job = RetentionJob(store, RetentionPolicy(), 60, 100, clock=lambda: later)
+    await job.run_once()
+    assert [w.id for w in await store.list_workflows()] == [running]
+    assert (await store.get_workflow(running)).step_total == 2
+    assert await store.count_tasks() == 2

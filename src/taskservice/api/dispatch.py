@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 import uuid
 from collections import defaultdict
@@ -270,6 +271,6 @@ class Dispatcher:
                 orphans.append(claim)  # its stream ended while we claimed
                 continue
             session.outstanding.add(claim.task.id if session.legacy else claim.execution_id)
-            session.inbox.put_nowait(Claim(claim.task, claim.execution_id, lease_until))
+            session.inbox.put_nowait(dataclasses.replace(claim, lease_until=lease_until))
         if orphans:
             await self.store.finish([model.put_back(c.task, c.execution_id) for c in orphans])

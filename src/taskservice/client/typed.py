@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, cast, overload
 
 from taskservice.model import TaskOptions
-from taskservice.plugins import register_declared
+from taskservice.plugins import context, register_declared
 from taskservice.plugins.context import TaskContext
 from taskservice.plugins.declare import Cron, DeclaredSchedule, P, ParameterError, R, TypedTask
 from taskservice.protocol.errors import InvalidArgument
@@ -58,6 +58,15 @@ class DeclaredTask(TypedTask[P, R], Generic[P, R, S]):
 
         parameters = self.sent(*args, **kwargs)
         return await enqueue_async(conn, type=self.name, parameters=parameters, options=self.options)
+
+    def spawn(self, /, *args: S.args, **kwargs: S.kwargs) -> str:
+        """From inside a running task: a child of this type, created with the attempt's outcome (see
+        `TaskContext.spawn`), named by its number among the attempt's spawns; its name."""
+        return context.current().spawn(self.name, self.sent(*args, **kwargs), options=self.options)
+
+    def spawn_named(self, name: str, /, *args: S.args, **kwargs: S.kwargs) -> str:
+        """`spawn` with the child's name under this task: "<this step>/<name>" in the workflow."""
+        return context.current().spawn(self.name, self.sent(*args, **kwargs), name=name, options=self.options)
 
     @overload
     def create(self, client: Client, /, *args: S.args, **kwargs: S.kwargs) -> TaskHandle: ...

@@ -7,12 +7,14 @@ import asyncio
 import contextvars
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
+
+from taskservice.model import STEP_NAME, STEP_NAME_RULE, STEPS_MAX, SpawnedTask, TaskOptions
 
 if TYPE_CHECKING:
     from taskservice.config import Settings
@@ -82,6 +84,15 @@ class CancelSignal:
         return self._thread_event.wait(timeout)
 
 
+class WaitForChildren:
+    """What a plugin returns (`return ctx.wait_for_children()`) to run again once every child this
+    attempt spawned has succeeded: a continuation. Its next attempt reads their results in
+    `ctx.children`. A child that fails for good cancels it."""
+
+    def __repr__(self) -> str:
+        return "WaitForChildren()"
+
+
 @dataclass
 class TaskContext:
     """One attempt of one task, as its plugin sees it."""
@@ -98,8 +109,61 @@ class TaskContext:
     cancellation: CancelSignal = field(default_factory=CancelSignal)
     # The attempt's lease on the worker's clock (None outside a worker: a plugin called directly).
     lease: Lease | None = None
+    # A workflow step's (migration 0070): its workflow and step name, and the results of the tasks it
+    # waited for, by step name: its parents, the children a parent spawned, and its own children when
+    # it runs again after them (also in `children`). Past 16 MiB of results in all, the later ones
+    # are left out and named in `parents_left_out`.
+    workflow_id: int | None = None
+    step: str | None = None
+    parents: Mapping[str, Any] = field(default_factory=dict)
+    parents_left_out: tuple[str, ...] = ()
+    # The children this attempt spawned so far (ctx.spawn): created with its outcome if it succeeds.
+    spawned: list[SpawnedTask] = field(default_factory=list)
     _started: float = field(default_factory=time.monotonic, repr=False)
     _logger: Any = field(default=None, repr=False)
+
+    @property
+    def children(self) -> dict[str, Any]:
+        """The results of the children this task spawned and waited for (a continuation's next run),
+        by the name each was spawned with."""
+        prefix = f"{self.step or f'task-{self.task_id}'}/"
+        return {
+            name[len(prefix) :]: result for name, result in self.parents.items() if name.startswith(prefix)
+        }
+
+    def spawn(
+        self,
+        task_type: str,
+        parameters: Mapping[str, str] | None = None,
+        *,
+        name: str | None = None,
+        options: TaskOptions | None = None,
+    ) -> str:
+        """Create a child task of `task_type` when this attempt succeeds, in the transaction of its
+        outcome: a crashed attempt creates none, and its re-run creates them then. The steps that wait
+        for this task wait for its children too, and read their results (by "<this step>/<name>");
+        `return ctx.wait_for_children()` makes this task itself wait for them and run again.
+        `name` (default: its number among this attempt's spawns, "0", "1"...) is unique under this
+        task: a name spawned by an earlier attempt creates nothing. Returns the name. At most 1000."""
+        child = name if name is not None else str(len(self.spawned))
+        if not STEP_NAME.fullmatch(child):
+            raise ValueError(f"spawn: name must be {STEP_NAME_RULE} (got {child[:40]!r})")
+        if any(s.name == child for s in self.spawned):
+            raise ValueError(f"spawn: {child!r} was spawned already by this attempt")
+        if len(self.spawned) >= STEPS_MAX:
+            raise ValueError(f"spawn: at most {STEPS_MAX} children per attempt")
+        chosen = options or TaskOptions()
+        if chosen.idempotency_key or chosen.delay_seconds or chosen.run_at:
+            raise ValueError("spawn: a child has no idempotency_key, delay_seconds or run_at")
+        task = chosen.new_task(task_type, {str(k): str(v) for k, v in (parameters or {}).items()})
+        self.spawned.append(SpawnedTask(child, task))
+        return child
+
+    def wait_for_children(self) -> WaitForChildren:
+        """Return this from the plugin to run again once the children it spawned have all succeeded."""
+        if not self.spawned:
+            raise ValueError("wait_for_children: this attempt spawned no child (ctx.spawn) to wait for")
+        return WaitForChildren()
 
     @property
     def deadline(self) -> datetime:

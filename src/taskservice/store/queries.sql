@@ -1213,3 +1213,36 @@ WITH doomed AS (
     DELETE FROM workflows w USING doomed WHERE w.id = doomed.id
 )
 SELECT count(*) FROM doomed;
+
+-- name: stranded_steps
+-- WAITING steps every parent of which has SUCCEEDED: each should have been released by the statement
+-- that finished its last parent, and was not (a worker of the release before 0070 finished it, during
+-- a rolling deploy). Read without locks: almost always none. Up to $1.
+SELECT t.id
+  FROM tasks t
+ WHERE t.status = 8 /*WAITING*/
+   AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN tasks p ON p.id = d.parent_id
+                    WHERE d.task_id = t.id AND p.status <> 3 /*SUCCEEDED*/)
+ ORDER BY t.id
+ LIMIT $1;
+
+-- name: lock_waiting_steps
+-- The steps $1 still WAITING, locked in id order (as release_children locks them).
+SELECT id FROM tasks WHERE id = ANY($1::bigint[]) AND status = 8 /*WAITING*/ ORDER BY id FOR UPDATE;
+
+-- name: release_stranded_steps
+-- Queue the steps $1 (locked by lock_waiting_steps, so this statement's snapshot sees every parent
+-- and child committed before) whose parents all SUCCEEDED, with their history row ($2). $3: the
+-- queue's channel. Returns how many.
+WITH moved AS (
+    UPDATE tasks t
+       SET status = 0 /*QUEUED*/, waiting_on = 0, updated_at = now()
+     WHERE t.id = ANY($1::bigint[]) AND t.status = 8 /*WAITING*/
+       AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN tasks p ON p.id = d.parent_id
+                        WHERE d.task_id = t.id AND p.status <> 3 /*SUCCEEDED*/)
+    RETURNING t.id
+), history AS (
+    INSERT INTO task_history (task_id, status, details)
+    SELECT id, 0 /*QUEUED*/, $2::text FROM moved
+)
+SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify($3, '') END IS NULL AS _ FROM moved;

@@ -589,6 +589,11 @@ class Store:
             await self._waker.wake()
         return retried
 
+    async def release_stranded_steps(self) -> int:
+        """Queue the WAITING steps whose parents all succeeded but were never released (a previous
+        release's worker finished their last parent); how many."""
+        return await workflows.release_stranded(self.pool, NOTIFY_CHANNEL)
+
     # -- the queue ---------------------------------------------------------------------------
 
     async def claim(

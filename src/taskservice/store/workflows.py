@@ -216,3 +216,20 @@ async def parents_results(
             left_out = (*left_out, row["step"])
         found[row["task_id"]] = (results, left_out)
     return found
+
+
+STRANDED_DETAILS = "Task is queued: the steps it waits for succeeded (found by the lease reaper)"
+
+
+async def release_stranded(pool: Pool, channel: str, limit: int = 1000) -> int:
+    """Queue the WAITING steps whose parents all succeeded but that were never released (see
+    stranded_steps); how many. Cheap when there are none: one indexed read."""
+    candidates = [r["id"] for r in await pool.fetch(query("stranded_steps"), limit)]
+    if not candidates:
+        return 0
+    async with pool.acquire() as conn, conn.transaction():
+        locked = [r["id"] for r in await conn.fetch(query("lock_waiting_steps"), candidates)]
+        if not locked:
+            return 0
+        row = await conn.fetchrow(query("release_stranded_steps"), locked, STRANDED_DETAILS, channel)
+    return int(row[0]) if row is not None else 0

@@ -54,11 +54,30 @@ def claim_of(work: pb.WorkAssignment, agent_id: str, received_at: float) -> Clai
         timeout_seconds=t.timeout_seconds, attempts=t.attempts, created_at=_time(t.created_at),
         updated_at=_time(t.updated_at), run_at=_time(t.run_at), lease_owner=agent_id,
         idempotency_key=t.idempotency_key or None, execution_id=work.assignment_id,
-        lost_leases=work.lost_leases,
+        lost_leases=work.lost_leases, workflow_id=t.workflow_id or None, step=t.step or None,
+        spawned_by=t.spawned_by or None,
     )  # fmt: skip
-    if not work.HasField("lease_seconds_left"):  # an older server: counted from the claim's start
-        return Claim(task, work.assignment_id)
-    return Claim(task, work.assignment_id, received_at + work.lease_seconds_left - LEASE_MARGIN_SECONDS)
+    parents = {
+        p.step: json.loads(p.result_json) if p.result_json else None for p in work.parents if not p.left_out
+    }
+    left_out = tuple(p.step for p in work.parents if p.left_out)
+    lease_until = None
+    if work.HasField("lease_seconds_left"):  # else an older server: counted from the claim's start
+        lease_until = received_at + work.lease_seconds_left - LEASE_MARGIN_SECONDS
+    return Claim(task, work.assignment_id, lease_until, parents, left_out)
+
+
+def spawned_of(child: model.SpawnedTask) -> pb.SpawnedTask:
+    t = child.task
+    request = pb.CreateTaskRequest(
+        name=t.name, type=t.type, payload=pb.Payload(parameters=t.parameters), description=t.description,
+        priority=t.priority, queue=t.queue or "", limit_key=t.limit_key or "",
+    )  # fmt: skip
+    if t.max_retries is not None:
+        request.max_retries = t.max_retries
+    if t.timeout_seconds is not None:
+        request.timeout_seconds = t.timeout_seconds
+    return pb.SpawnedTask(name=child.name, task=request)
 
 
 def outcome_of(t: Transition) -> pb.AttemptOutcome:
@@ -67,7 +86,7 @@ def outcome_of(t: Transition) -> pb.AttemptOutcome:
         retries=t.retries, lost_leases=t.lost_leases, delay_seconds=t.delay_seconds, details=t.details,
         outcome=t.outcome, error=t.error or "",
         result_json="" if t.result is None else json.dumps(t.result, ensure_ascii=False),
-        traceback=t.traceback or "",
+        traceback=t.traceback or "", spawned=[spawned_of(child) for child in t.spawned],
     )  # fmt: skip
 
 

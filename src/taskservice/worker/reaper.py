@@ -1,4 +1,6 @@
-"""The lease reaper: puts back tasks whose worker stopped heartbeating (crashed, killed or hung)."""
+"""The lease reaper: puts back tasks whose worker stopped heartbeating (crashed, killed or hung), and
+queues the workflow steps whose release was missed (their last parent finished by a worker of the
+release before workflows)."""
 
 from __future__ import annotations
 
@@ -21,3 +23,5 @@ class LeaseReaper(Periodic):
     async def tick(self) -> None:
         for transition in await self.store.reap_expired_leases(self.policy):
             log.warning("lease expired", task_id=transition.task_id, details=transition.details)
+        if released := await self.store.release_stranded_steps():
+            log.warning("workflow steps released late: their parents had all succeeded", steps=released)

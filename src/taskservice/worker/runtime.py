@@ -20,7 +20,9 @@ from taskservice.background.listener import Listener
 from taskservice.config import Settings, get_settings
 from taskservice.model import Outcome, RetryPolicy, Transition
 from taskservice.plugins import PermanentFailure, Registry, UnknownPluginType, context
-from taskservice.plugins.context import Lease, TaskContext
+from taskservice.plugins.context import Lease, TaskContext, WaitForChildren
+from taskservice.rules.tasks import BrokenRule
+from taskservice.rules.tasks import new_task as checked_task
 from taskservice.store import Claim, Store
 from taskservice.worker import failure
 from taskservice.worker.errors import UnknownTaskTypes
@@ -420,6 +422,10 @@ class Worker:
             settings=self.settings,
             idempotency_key=task.idempotency_key or f"{self._installation}-{task.id}",
             lease=lease,
+            workflow_id=task.workflow_id,
+            step=task.step,
+            parents=claim.parents,
+            parents_left_out=claim.parents_left_out,
         )
 
     async def _attempt(self, claim: Claim) -> Transition:
@@ -440,8 +446,13 @@ class Worker:
                 result = await self._call_plugin(task, ctx)
             finally:
                 deadline.disarm()
-            return model.succeeded(task, execution_id, stored_result(result, self.options.max_result_bytes))
-        except (PermanentFailure, UnknownPluginType) as error:
+            spawned = self._checked_children(ctx)
+            if isinstance(result, WaitForChildren):
+                return model.waiting_for_children(task, execution_id, None, spawned)
+            return model.succeeded(
+                task, execution_id, stored_result(result, self.options.max_result_bytes), spawned
+            )
+        except (PermanentFailure, UnknownPluginType, BrokenRule) as error:
             # Their messages say all there is (a bad parameter, a type nobody runs): no traceback.
             return self._failed(task, execution_id, "Task failed", _describe(error), policy, retryable=False)
         except asyncio.CancelledError:
@@ -457,6 +468,20 @@ class Worker:
                 task, execution_id, "Task failed", failure.one_line(error), policy,
                 retryable=not isinstance(error, permanent), traceback=failure.traceback_of(error),
             )  # fmt: skip
+
+    def _checked_children(self, ctx: TaskContext) -> tuple[model.SpawnedTask, ...]:
+        """The children the attempt spawned, each checked as the API checks a task (against its type's
+        declaration where this worker has it); BrokenRule naming the child fails the attempt."""
+        children: list[model.SpawnedTask] = []
+        for child in ctx.spawned:
+            kind = child.task.type
+            try:
+                declared = self.registry.declaration(kind)  # None: a type this worker does not run
+            except Exception:  # its plugin fails to load here: the server checks it
+                declared = None
+            field = f"spawned[{child.name!r}].task."
+            children.append(model.SpawnedTask(child.name, checked_task(child.task, {kind: declared}, field)))
+        return tuple(children)
 
     def _stopped(self, task: model.Task, execution_id: int, lease: Lease, *, timed_out: bool) -> Transition:
         """The outcome of an attempt the worker gave up on."""
