@@ -258,7 +258,9 @@ export class WorkflowGraph {
       status.replaceChildren(badge(step.status));
     }
     node.setAttribute("aria-label", `${step.name}: ${step.type}, ${statusLabel(step.status)}`);
-    const parents = (step.dependsOn || []).length ? `depends on ${step.dependsOn.join(", ")}` : "no dependency";
+    const needs = step.dependsOn || [];
+    const more = needs.length > 10 ? ` and ${needs.length - 10} more` : "";
+    const parents = needs.length ? `depends on ${needs.slice(0, 10).join(", ")}${more}` : "no dependency";
     node.title = [`${step.name} (task #${step.taskId})`, `type ${step.type}`, statusLabel(step.status),
       `${step.attempts} ${step.attempts === 1 ? "attempt" : "attempts"}`, parents,
       step.spawnedBy ? `spawned by ${step.spawnedBy}` : ""].filter(Boolean).join("\n");
