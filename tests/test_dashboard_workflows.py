@@ -5,6 +5,7 @@ offered them, and a layer of many steps that keeps the page readable."""
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +14,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, FloatRect, Locator, Page, expect
 
-from conftest import ServerProcess
+from agents import AgentProcess
+from conftest import ServerProcess, subprocess_env
+from taskservice.config import Settings
 from test_dashboard import (
     BROWSER_HOUR,
     Dashboard,
@@ -335,3 +338,62 @@ def test_layers_place_spawned_children_below_their_spawner(dashboard: Dashboard)
         + [("fan", k, "spawned") for k in ("fan/a", "fan/b", "fan/c")]
         + [(k, "after", "needs") for k in ("fan/a", "fan/b", "fan/c")]
     )
+
+
+SPAWNED = 120
+WORKFLOW_WORKER = str(Path(__file__).with_name("workflow_worker.py"))
+
+
+def test_children_spawned_at_run_time_appear_live_in_a_layer_below_their_spawner(
+    idle_dashboard: Dashboard, settings: Settings, tmp_path: Path
+) -> None:
+    """A step spawns 120 children (a worker process with the workflow tests' task types): the open
+    graph grows a framed layer of them below it, the step after it below them; a child's details name
+    the step that spawned it."""
+    server = idle_dashboard.server
+    env = subprocess_env(settings, GATE_DIR=str(tmp_path))
+    worker = AgentProcess([sys.executable, WORKFLOW_WORKER, "--worker"], env, tmp_path / "worker.log")
+    try:
+        page = idle_dashboard.open()
+        expect(page.locator("#workers-body")).to_contain_text("wf_fan_out")  # its types are registered
+        rpc(server, "PauseQueue", {"type": "wf_fan_out", "reason": "until the graph is open"})
+        steps = [
+            {"name": "fan", "task": {"type": "wf_fan_out", "payload": {"parameters": {"n": str(SPAWNED)}}}},
+            {"name": "total", "task": {"type": "wf_sum", "payload": {}}, "dependsOn": ["fan"]},
+        ]
+        workflow_id = rpc(server, "CreateWorkflow", {"name": "spawning", "steps": steps})["id"]
+        workflow_row(page, workflow_id).get_by_role("button", name="Open workflow spawning").click()
+        graph = page.get_by_role("dialog", name="spawning")
+        expect(graph.locator(".layer")).to_have_count(2)
+        expect(node(graph, "fan").locator(".badge")).to_have_text("Queued")
+        expect(node(graph, "total").locator(".badge")).to_have_text("Waiting")
+
+        rpc(server, "ResumeQueue", {"type": "wf_fan_out"})
+        expect(node(graph, "total").locator(".badge")).to_have_text("Succeeded", timeout=60_000)
+        expect(graph.locator("#workflow-meta .progress")).to_have_text(
+            f"{SPAWNED + 2}/{SPAWNED + 2} succeeded"
+        )
+        children = graph.get_by_role("group", name="Layer 2 of 3")
+        expect(children.locator(".node")).to_have_count(SPAWNED)
+        expect(children.locator(".layer-caption")).to_have_text(f"{SPAWNED} steps, spawned by fan")
+        expect(graph.get_by_role("group", name="Layer 1 of 3").locator(".node-name")).to_have_text(["fan"])
+        expect(graph.get_by_role("group", name="Layer 3 of 3").locator(".node-name")).to_have_text(["total"])
+        # The spawner's edge to its children is one dashed trunk; theirs to the step after, another.
+        expect(graph.locator("path.trunk.spawned")).to_have_count(1)
+        expect(graph.locator("path.trunk.needs")).to_have_count(1)
+        widths = graph.locator(".workflow-body").evaluate("(node) => [node.scrollWidth, node.clientWidth]")
+        assert widths[0] <= widths[1], f"the graph scrolls sideways: {widths}"
+        idle_dashboard.screenshot(page, "-graph")
+
+        # A child shows its own name under its spawner's; its details link to the spawner's task.
+        child = children.locator(".node").first
+        full_name = child.get_attribute("data-step") or ""
+        assert full_name.startswith("fan/"), full_name
+        expect(child.locator(".node-name")).to_have_text(full_name.removeprefix("fan/"))
+        child.click()
+        fan_id = steps_of(server, workflow_id)["fan"]["taskId"]
+        fields = page.get_by_role("dialog", name=re.compile(r"^#\d+ ")).locator("#details-fields")
+        expect(fields).to_contain_text(f"spawning (#{workflow_id}), step {full_name}")
+        expect(fields.locator("dd").get_by_role("button", name=f"#{fan_id} fan")).to_be_visible()
+    finally:
+        worker.stop()
