@@ -213,6 +213,7 @@ async def test_status_in_every_format(api_server: ServerProcess, store: Store) -
             "SUCCEEDED",
             "RETRYING",
             "CANCELLED",
+            "WAITING",
         }
         assert data["total"] == 2
 

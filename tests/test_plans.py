@@ -153,3 +153,67 @@ async def test_a_limited_claim_walks_the_limited_index_key_by_key(pool: Pool, an
     fetches = [p for p in on_tasks if "LIMIT c.free" in p]
     assert fetches
     assert all("Index Scan using idx_tasks_limited on tasks" in p for p in fetches), fetches
+
+
+@pytest.mark.parametrize("analyzed", [False, True], ids=["never analyzed", "analyzed"])
+async def test_releasing_workflow_steps_reads_the_edges_by_index(pool: Pool, analyzed: bool) -> None:
+    """20,000 tasks and five fan-out/fan-in workflows of 1,000 steps: finishing a batch of middle
+    steps calls release_children once, whose statements (seen by auto_explain, nested) read the
+    edges and the waiting steps by index, never a whole table; a batch without a step never calls it."""
+    from taskservice import model
+    from taskservice.rules.workflows import checked_graph
+    from taskservice.store import Store
+
+    await fill(pool)
+    store = Store(pool)
+
+    def step(name: str, *after: str) -> model.StepSpec:
+        return model.StepSpec(name, model.NewTask(name, "fan"), after)
+
+    middle = [f"m{i}" for i in range(998)]
+    graph = checked_graph([step("root"), *(step(m, "root") for m in middle), step("sink", *middle)])
+    for i in range(5):
+        await store.create_workflow(f"fan {i}", graph)
+    await pool.execute("UPDATE tasks SET status = 3 WHERE step = 'root'")  # as if the roots had run
+    await pool.execute("UPDATE tasks SET status = 0, waiting_on = 0 WHERE step LIKE 'm%'")
+    if analyzed:
+        await pool.execute("ANALYZE")
+    plans: list[str] = []
+    async with pool.acquire() as conn:
+
+        def listener(_conn: object, message: object) -> None:
+            plans.append(str(getattr(message, "message", "")))
+
+        conn.add_log_listener(listener)
+        for setting in (
+            "LOAD 'auto_explain'",
+            "SET auto_explain.log_min_duration = 0",
+            "SET auto_explain.log_nested_statements = on",
+            "SET auto_explain.log_level = notice",
+            "SET client_min_messages = notice",
+        ):
+            await conn.execute(setting)
+        for _ in range(8):  # past PL/pgSQL's switch to generic plans
+            claimed = await conn.fetch(query("claim_tasks"), ["w"] * 50, 50, ["fan"], 30.0, [])
+            assert len(claimed) == 50
+            outcomes = [
+                (r["id"], r["execution_id"], 3, 0, 0, 0.0, "done", "succeeded", None, None, None)
+                for r in claimed
+            ]
+            assert len(await conn.fetch(query("finish_attempts"), outcomes, "unused")) == 50
+        unrelated = await conn.fetch(query("claim_tasks"), ["w"] * 50, 50, ["sleep"], 30.0, [])
+        calls = len([p for p in plans if "unnest(parents)" in p])
+        outcomes = [
+            (r["id"], r["execution_id"], 3, 0, 0, 0.0, "done", "succeeded", None, None, None)
+            for r in unrelated
+        ]
+        await conn.fetch(query("finish_attempts"), outcomes, "unused")
+        conn.remove_log_listener(listener)
+        await conn.execute("RESET ALL")
+    releases = [p for p in plans if "unnest(parents)" in p]
+    assert len(releases) == calls == 8  # once per batch, and not for the batch without a step
+    for plan in releases:
+        assert "Seq Scan" not in plan, plan
+        assert "Bitmap" not in plan, plan
+    sinks = await pool.fetch("SELECT waiting_on FROM tasks WHERE step = 'sink' ORDER BY id")
+    assert sum(r["waiting_on"] for r in sinks) == 5 * 998 - 8 * 50

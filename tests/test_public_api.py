@@ -16,9 +16,10 @@ PUBLIC = [
     "AsyncClient", "AsyncTaskHandle", "AuthError", "CallRetry", "Client", "Cron", "DeclaredTask", "Every",
     "Execution", "FailedPrecondition", "HistoryEntry", "InvalidArgument", "LimitInfo", "NewTask", "NotFound",
     "OutOfRange", "PermanentFailure", "PermissionDenied", "QueueInfo", "RequestError", "ResourceExhausted",
-    "RetryableError", "ScheduleInfo", "Task", "TaskCancelled", "TaskContext", "TaskEvent", "TaskFailed",
-    "TaskHandle", "TaskList", "TaskOptions", "TaskServiceError", "TaskStatus", "TaskType", "Timeout",
-    "Unauthenticated", "Unavailable", "WorkerInfo", "enqueue", "enqueue_async", "task",
+    "RetryableError", "ScheduleInfo", "StepRef", "Task", "TaskCancelled", "TaskContext", "TaskEvent",
+    "TaskFailed", "TaskHandle", "TaskList", "TaskOptions", "TaskServiceError", "TaskStatus", "TaskType",
+    "Timeout", "Unauthenticated", "Unavailable", "WorkerInfo", "Workflow", "WorkflowInfo",
+    "WorkflowStepInfo", "enqueue", "enqueue_async", "task",
 ]  # fmt: skip
 
 # Renamed public names: the old ones work one release more, warning with the new name.
@@ -126,7 +127,7 @@ def test_task_status_holds_the_statuses_of_tasks_only() -> None:
     """The public TaskStatus has no filter values (UNKNOWN, ALL), and its members are model.Status's
     numbers: each compares equal to (and hashes as) its model.Status twin."""
     assert [s.name for s in taskservice.TaskStatus] == [
-        "QUEUED", "RUNNING", "FAILED", "SUCCEEDED", "RETRYING", "CANCELLED"
+        "QUEUED", "RUNNING", "FAILED", "SUCCEEDED", "RETRYING", "CANCELLED", "WAITING"
     ]  # fmt: skip
     assert not hasattr(taskservice.TaskStatus, "UNKNOWN")
     assert not hasattr(taskservice.TaskStatus, "ALL")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskservice import AsyncClient, AsyncTaskHandle, Client, TaskHandle, TaskOptions
+from taskservice import AsyncClient, AsyncTaskHandle, Client, StepRef, TaskHandle, TaskOptions, Workflow
 from typed_tasks import Order, Size, typed_resize, typed_ship
 
 
@@ -40,3 +40,28 @@ async def typed_async_calls_are_checked(conn: Any, client: AsyncClient) -> None:
     typed_resize(user="ada", width=16)
     typed_resize(user="ada", width="16")  # type: ignore[arg-type]
     del task_id, handle
+
+
+def workflow_steps_are_checked() -> None:
+    wf = Workflow("typed")
+    # A declared type's step takes its function's parameters, as its typed calls do, beside the step's
+    # own name, after and options.
+    a: StepRef = wf.step(typed_resize, user="ada", width=128)
+    wf.step(
+        typed_resize,
+        name="b",
+        after=[a, "typed_resize"],
+        options=TaskOptions(priority=5),
+        user="ada",
+        width=64,
+    )
+    wf.step(typed_ship, after=a, order=Order(order_id=1, email="ada@example.com"))
+    wf.step("send_email", after=[a], parameters={"recipient": "ada@example.com"})
+    wf.step(typed_resize, user="ada", wdth=128)  # type: ignore[call-overload]
+    wf.step(typed_resize, after=[a], user="ada", width="128")  # type: ignore[call-overload]
+    wf.step(typed_ship, ctx=None, order=Order(order_id=1, email="a@b.c"))  # type: ignore[call-overload]
+    wf.step(typed_resize, after=[a], width=128)  # type: ignore[call-overload]
+    wf.step(typed_resize, user="ada", width=128, priority=5)  # type: ignore[call-overload]
+    wf.step("send_email", parameters={"recipient": 1})  # type: ignore[dict-item]
+    wf.step("send_email", recipient="ada@example.com")  # type: ignore[call-overload]
+    wf.step(typed_resize, after=[1], user="ada", width=128)  # type: ignore[call-overload]

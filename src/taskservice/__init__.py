@@ -29,6 +29,7 @@ __all__ = [
     "ResourceExhausted",
     "RetryableError",
     "ScheduleInfo",
+    "StepRef",
     "Task",
     "TaskCancelled",
     "TaskContext",
@@ -44,6 +45,9 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "WorkerInfo",
+    "Workflow",
+    "WorkflowInfo",
+    "WorkflowStepInfo",
     "enqueue",
     "enqueue_async",
     "task",
@@ -60,7 +64,8 @@ _HOMES = {
         "taskservice.client.enqueue": "enqueue enqueue_async",
         "taskservice.model": "TaskOptions",
         "taskservice.client.messages": "Execution HistoryEntry LimitInfo NewTask QueueInfo ScheduleInfo Task "
-        "TaskEvent TaskList TaskStatus TaskType WorkerInfo",
+        "TaskEvent TaskList TaskStatus TaskType WorkerInfo WorkflowInfo WorkflowStepInfo",
+        "taskservice.client.workflows": "StepRef Workflow",
         "taskservice.protocol.errors": "AuthError FailedPrecondition InvalidArgument NotFound OutOfRange "
         "PermissionDenied RequestError ResourceExhausted RetryableError TaskServiceError Timeout "
         "Unauthenticated Unavailable",
@@ -90,10 +95,13 @@ if TYPE_CHECKING:
         TaskStatus,
         TaskType,
         WorkerInfo,
+        WorkflowInfo,
+        WorkflowStepInfo,
     )
     from taskservice.client.sync import Client, TaskHandle
     from taskservice.client.typed import DeclaredTask, task
     from taskservice.client.wire import CallRetry
+    from taskservice.client.workflows import StepRef, Workflow
     from taskservice.model import TaskOptions
     from taskservice.plugins import PermanentFailure
     from taskservice.plugins.context import TaskContext

@@ -21,6 +21,9 @@ COMMANDS = {
                      "Schedules: create tasks at each tick of a cron expression or an interval; list, pause, "
                      "trigger.",
                      ("schedules",)),
+    "workflow": Lazy("taskservice.cli.workflows:workflow",
+                     "Workflows: steps that wait for each other, from a file; list, show, cancel, retry.",
+                     ("workflows",)),
     "end2end": Lazy("taskservice.cli.end2end:end2end",
                     "Create N tasks (run_query and send_email), watch them finish, and report."),
     "up": Lazy("taskservice.cli.up:up",

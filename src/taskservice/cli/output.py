@@ -44,6 +44,7 @@ STATUS_STYLES = {
     "SUCCEEDED": "green",
     "FAILED": "red",
     "CANCELLED": "magenta",
+    "WAITING": "bright_black",
 }
 
 

@@ -222,6 +222,17 @@ def schedule_cell(found: pb.Task, schedule: pb.Schedule | None) -> str:
     return f"{name}, tick {found.schedule_tick}" if found.schedule_tick else f"{name} (triggered by hand)"
 
 
+def workflow_cell(found: pb.Task) -> str:
+    """The workflow a task is a step of: "42, step load", "42, step fetch/page-1 (spawned by task 7)"."""
+    spawned = f" (spawned by task {found.spawned_by})" if found.spawned_by else ""
+    return f"{found.workflow_id}, step {found.step}{spawned}"
+
+
+def depends_on(found: pb.Task) -> str:
+    """The tasks a step waits for (its parents, the children spawned for it): "task 12, task 13"."""
+    return ", ".join(f"task {parent}" for parent in found.dependencies)
+
+
 def task_rows(
     found: pb.Task, last: pb.TaskExecution | None, schedule: pb.Schedule | None = None
 ) -> list[tuple[str, Any]]:
@@ -248,6 +259,10 @@ def task_rows(
     if found.schedule_id:
         created = rows.index(("Created", when(found.created_at)))
         rows.insert(created, ("Schedule", schedule_cell(found, schedule)))
+    if found.workflow_id:
+        rows.insert(rows.index(("Created", when(found.created_at))), ("Workflow", workflow_cell(found)))
+        if found.dependencies:
+            rows.insert(rows.index(("Created", when(found.created_at))), ("Depends on", depends_on(found)))
     if found.waiting_reason:  # e.g. "no live worker runs type X", "queue emails is paused"
         rows.insert(rows.index(("Worker", found.worker_id)), ("Waiting", found.waiting_reason))
     if last is not None:

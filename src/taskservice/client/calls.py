@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 
 from taskservice.client import messages as m
 from taskservice.client.errors import TaskCancelled, TaskFailed
+from taskservice.client.workflows import Workflow, workflow_request
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import NewTask, Status, TaskOptions
 from taskservice.protocol.errors import FailedPrecondition
@@ -311,6 +312,42 @@ def trigger_schedule(name: str) -> Call[int]:
     """Create the schedule's task now (by hand: no tick); its id."""
     return Call("TriggerSchedule", pb.TriggerScheduleRequest(name=name), pb.TriggerScheduleResponse,
                 lambda r: int(r.task_id64))  # fmt: skip
+
+
+def create_workflow(
+    workflow_or_name: Workflow | str, steps: Mapping[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> Call[int]:  # fmt: skip
+    request = workflow_request(workflow_or_name, steps, idempotency_key)
+    return Call("CreateWorkflow", request, pb.CreateWorkflowResponse, lambda r: int(r.id),
+                bool(request.idempotency_key))  # fmt: skip
+
+
+def get_workflow(workflow_id: int) -> Call[m.WorkflowInfo]:
+    def read(r: pb.GetWorkflowResponse) -> m.WorkflowInfo:
+        return m.WorkflowInfo.from_proto(r.workflow, tuple(m.WorkflowStepInfo.from_proto(s) for s in r.steps))
+
+    return Call("GetWorkflow", pb.GetWorkflowRequest(id=workflow_id), pb.GetWorkflowResponse, read, True)
+
+
+def list_workflows(
+    status: m.TaskStatus | Status | None = None, limit: int = 100, offset: int = 0
+) -> Call[list[m.WorkflowInfo]]:
+    request = pb.ListWorkflowsRequest(limit=limit, offset=offset)
+    if status is not None:
+        request.status = int(status)  # type: ignore[assignment]
+    return Call("ListWorkflows", request, pb.ListWorkflowsResponse,
+                lambda r: [m.WorkflowInfo.from_proto(w) for w in r.workflows], True)  # fmt: skip
+
+
+def cancel_workflow(workflow_id: int) -> Call[int]:
+    request = pb.CancelWorkflowRequest(id=workflow_id)
+    return Call("CancelWorkflow", request, pb.CancelWorkflowResponse, lambda r: int(r.cancelled))
+
+
+def retry_workflow(workflow_id: int) -> Call[int]:
+    request = pb.RetryWorkflowRequest(id=workflow_id)
+    return Call("RetryWorkflow", request, pb.RetryWorkflowResponse, lambda r: int(r.retried))
 
 
 def watch_request(task_ids: Iterable[int]) -> pb.WatchEventsRequest:

@@ -15,7 +15,7 @@ from taskservice.model import NewTask
 
 __all__ = [
     "Execution", "HistoryEntry", "LimitInfo", "NewTask", "QueueInfo", "ScheduleInfo", "Task", "TaskEvent",
-    "TaskList", "TaskStatus", "WorkerInfo",
+    "TaskList", "TaskStatus", "WorkerInfo", "WorkflowInfo", "WorkflowStepInfo",
 ]  # fmt: skip
 
 
@@ -29,6 +29,7 @@ class TaskStatus(IntEnum):
     SUCCEEDED = 3
     RETRYING = 6
     CANCELLED = 7
+    WAITING = 8  # a workflow step waiting for the steps it depends on
 
     @property
     def finished(self) -> bool:
@@ -71,6 +72,12 @@ class Task:
     # triggered by hand).
     schedule_id: int | None = None
     schedule_tick: datetime | None = None
+    # The workflow it is a step of (get_workflow), its step's name there, the task that spawned it at
+    # run time, and the tasks it waits for (its step's parents; get_task only).
+    workflow_id: int | None = None
+    step: str | None = None
+    spawned_by: int | None = None
+    dependencies: tuple[int, ...] = ()
 
     @classmethod
     def from_proto(cls, m: pb.Task) -> Task:
@@ -83,6 +90,8 @@ class Task:
             idempotency_key=m.idempotency_key, truncated=m.truncated, queue=m.queue or model.DEFAULT_QUEUE,
             waiting_reason=m.waiting_reason, limit_scope=m.limit_scope, limit_key=m.limit_key,
             schedule_id=m.schedule_id or None, schedule_tick=_time(m.schedule_tick),
+            workflow_id=m.workflow_id or None, step=m.step or None, spawned_by=m.spawned_by or None,
+            dependencies=tuple(int(d) for d in m.dependencies),
         )  # fmt: skip
 
     @classmethod
@@ -96,6 +105,7 @@ class Task:
             updated_at=t.updated_at, run_at=t.run_at, worker_id=t.lease_owner or "",
             idempotency_key=t.idempotency_key or "", queue=t.queue, limit_scope=t.limit_scope or "",
             limit_key=t.limit_key or "", schedule_id=t.schedule_id, schedule_tick=t.schedule_tick,
+            workflow_id=t.workflow_id, step=t.step, spawned_by=t.spawned_by, dependencies=t.dependencies,
         )  # fmt: skip
 
 
@@ -351,6 +361,57 @@ class TaskEvent:
         return cls(
             id=m.id, task_id=m.task_id64 or m.task_id, status=TaskStatus(m.exact_status), details=m.details,
             created_at=_time(m.created_at), task_name=m.task_name, task_type=m.task_type,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WorkflowStepInfo:
+    """A step of a workflow (GetWorkflow): its task, and the steps it waits for (`depends_on`, the
+    children spawned for it to wait for included). `spawned_by`: the step whose task spawned it at
+    run time (None: one of the workflow's own)."""
+
+    name: str
+    task_id: int
+    type: str
+    status: TaskStatus
+    depends_on: tuple[str, ...]
+    spawned_by: str | None
+    attempts: int
+    updated_at: datetime | None = None
+
+    @classmethod
+    def from_proto(cls, m: pb.WorkflowStepState) -> WorkflowStepInfo:
+        return cls(
+            m.name, m.task_id, m.type, TaskStatus(m.status), tuple(m.depends_on), m.spawned_by or None,
+            m.attempts, _time(m.updated_at),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    """A workflow: RUNNING while any step is unfinished, then SUCCEEDED if every step did, else FAILED
+    if one failed, else CANCELLED. `step_counts`: its steps by status; `steps`: each step, in creation
+    order (a step after those it depends on), from get_workflow (empty in list_workflows)."""
+
+    id: int
+    name: str
+    status: TaskStatus
+    created_at: datetime | None
+    updated_at: datetime | None  # its steps' last change
+    finished_at: datetime | None  # None: still running
+    step_counts: dict[TaskStatus, int]
+    created_by: str
+    steps: tuple[WorkflowStepInfo, ...] = ()
+    idempotency_key: str = ""
+
+    @classmethod
+    def from_proto(cls, m: pb.Workflow, steps: tuple[WorkflowStepInfo, ...] = ()) -> WorkflowInfo:
+        counts = {TaskStatus[name]: count for name, count in m.step_counts.items() if count}
+        return cls(
+            id=m.id, name=m.name, status=TaskStatus(m.status), created_at=_time(m.created_at),
+            updated_at=_time(m.updated_at), finished_at=_time(m.finished_at),
+            step_counts=dict(sorted(counts.items())), created_by=m.created_by, steps=steps,
+            idempotency_key=m.idempotency_key,
         )  # fmt: skip
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from taskservice.client import calls
 from taskservice.client import messages as m
 from taskservice.client.wire import CallRetry, warn_token_ignored
+from taskservice.client.workflows import Workflow
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import FINISHED, NewTask, Status, TaskOptionFields, TaskOptions, task_options
 from taskservice.protocol import wire
@@ -269,6 +270,36 @@ class Client:
     def trigger_schedule(self, name: str) -> int:
         """Create the schedule's task now, by hand (its ticks go on as they were); the task's id."""
         return self.run(calls.trigger_schedule(name))
+
+    def create_workflow(
+        self, workflow_or_name: Workflow | str, steps: Mapping[str, Any] | None = None,
+        *, idempotency_key: str | None = None,
+    ) -> int:  # fmt: skip
+        """Create a workflow, every step at once (one transaction): a `Workflow`, or a name and its steps
+        as a workflow file has them (each step's name to its `type`, `parameters`, `depends_on`,
+        `priority`...). Each step's task waits until every step it depends on succeeded; a step failing
+        for good cancels those after it. Its id; with `idempotency_key`, a repeat gives the first one's."""
+        return self.run(calls.create_workflow(workflow_or_name, steps, idempotency_key))
+
+    def get_workflow(self, id: int) -> m.WorkflowInfo:
+        """A workflow with each of its steps (those its tasks spawned at run time included)."""
+        return self.run(calls.get_workflow(id))
+
+    def list_workflows(
+        self, status: m.TaskStatus | Status | None = None, limit: int = 100, offset: int = 0
+    ) -> list[m.WorkflowInfo]:
+        """Workflows newest first (RUNNING, SUCCEEDED, FAILED or CANCELLED ones with `status`), without
+        their steps (get_workflow has them); their steps counted by status."""
+        return self.run(calls.list_workflows(status, limit, offset))
+
+    def cancel_workflow(self, id: int) -> int:
+        """Cancel every unfinished step (a running one is stopped): how many."""
+        return self.run(calls.cancel_workflow(id))
+
+    def retry_workflow(self, id: int) -> int:
+        """Run a finished workflow's FAILED and CANCELLED steps again, keeping what SUCCEEDED (each
+        waits for its own parents again): how many."""
+        return self.run(calls.retry_workflow(id))
 
     def list_task_types(self) -> list[m.TaskType]:
         return self.run(calls.list_task_types())
