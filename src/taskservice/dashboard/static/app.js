@@ -8,13 +8,15 @@ import { TaskTable } from "./tasks.js";
 import { confirmAction, notify, throttle, tickTimes } from "./ui.js";
 import { Queues } from "./queues.js";
 import { Schedules } from "./schedules.js";
+import { WorkflowGraph } from "./graph.js";
 import { Workers } from "./workers.js";
+import { Workflows, actOnWorkflow } from "./workflows.js";
 
 // The event stream sends a keep-alive every 15 s; this much silence means the connection is gone.
 const SILENCE_MS = 20000;
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
 
-// -- state in the address (filters, page, open task), so a reload or a shared link shows the same --
+// -- state in the address (filters, page, open task and workflow), so a reload or a link shows the same --
 
 function readHash() {
   const p = new URLSearchParams(location.hash.slice(1));
@@ -25,8 +27,11 @@ function readHash() {
     size: [10, 20, 50, 100].includes(Number(p.get("size"))) ? Number(p.get("size")) : 20,
     page: Math.max(0, Number(p.get("page") || 1) - 1) || 0,
     task: Number(p.get("task")) || 0,
+    workflow: /^[1-9]\d*$/.test(p.get("workflow") || "") ? p.get("workflow") : "",
   };
 }
+
+let openWorkflow = ""; // the workflow whose graph is open, in the address beside the open task
 
 function writeHash(state, task) {
   const p = new URLSearchParams();
@@ -35,6 +40,7 @@ function writeHash(state, task) {
   if (state.name) p.set("q", state.name);
   if (state.size !== 20) p.set("size", state.size);
   if (state.page) p.set("page", state.page + 1);
+  if (openWorkflow) p.set("workflow", openWorkflow);
   if (task) p.set("task", task);
   const hash = p.toString();
   history.replaceState(null, "", hash ? `#${hash}` : location.pathname);
@@ -132,12 +138,25 @@ const tasks = new TaskTable(state, {
   },
   onError: report,
 });
-const details = new Details({ onAction: act, onClose: () => writeHash(state, 0), onShowSchedule: showSchedule, onError: report });
+const details = new Details({
+  onAction: act, onClose: () => writeHash(state, 0), onOpen: (id) => openDetails(id),
+  onShowSchedule: showSchedule, onShowWorkflow: showWorkflow, onError: report,
+});
 const workers = new Workers({ onSummary: (s) => overview.setWorkers(s), onOpen: (id) => openDetails(id) });
 const queues = new Queues({ onError: report });
 const schedules = new Schedules({
   onOpen: (id) => openDetails(id),
   onChanged: () => Promise.all([tasks.load(), overview.refreshCounts()]).catch(report),
+  onError: report,
+});
+const workflows = new Workflows({ onOpen: (id) => showWorkflow(id), onAction: actWorkflow, onError: report });
+const graph = new WorkflowGraph({
+  onOpenTask: (id) => openDetails(id),
+  onAction: actWorkflow,
+  onClose: () => {
+    openWorkflow = "";
+    writeHash(state, details.id);
+  },
   onError: report,
 });
 const create = new CreateForm({
@@ -146,6 +165,20 @@ const create = new CreateForm({
     await Promise.all([tasks.load(), overview.refreshCounts()]).catch(report);
   },
 });
+
+/** Cancels or retries a workflow (from its row or its graph), then shows what that changed. */
+async function actWorkflow(kind, workflow) {
+  await actOnWorkflow(kind, workflow, report);
+  await Promise.all([workflows.refresh(), graph.load(), tasks.load(), details.load(), overview.refreshCounts()]).catch(report);
+}
+
+/** A workflow's graph; from a task's details, the details close to show it. */
+function showWorkflow(id) {
+  if (details.dialog.open) details.dialog.close();
+  openWorkflow = String(id);
+  writeHash(state, 0);
+  graph.open(id).catch(report);
+}
 
 function openDetails(id) {
   writeHash(state, id);
@@ -188,7 +221,7 @@ async function loadTypes() {
  */
 function resync() {
   const reads = [loadAccount(), loadTypes(), overview.refreshCounts(), overview.seedThroughput(), tasks.load(),
-    workers.refresh(), queues.refresh(), schedules.refresh(), details.load()];
+    workers.refresh(), queues.refresh(), schedules.refresh(), workflows.refresh(), graph.load(), details.load()];
   return Promise.all(reads.map((read) => read.catch((error) => {
     if (error.code === "unavailable") throw error;
     report(error);
@@ -199,13 +232,17 @@ const refreshCounts = throttle(() => overview.refreshCounts().catch(report), 500
 const refreshWorkers = throttle(() => Promise.all([workers.refresh(), queues.refresh()]).catch(report), 1500);
 // A tick creates a task, and a schedule's last run changes status: both arrive as events.
 const refreshSchedules = throttle(() => schedules.refresh().catch(report), 1500);
+// A step's change is its workflow's: statuses, counts, and when it finished.
+const refreshWorkflows = throttle(() => workflows.refresh().catch(report), 1500);
 
 function onEvent(event) {
   overview.onEvent(event);
   tasks.onEvent(event);
   details.onEvent(event);
+  graph.onEvent(event);
   refreshCounts();
   refreshSchedules();
+  refreshWorkflows();
   if (event.status !== "QUEUED") refreshWorkers(); // a worker's running count changed
 }
 
@@ -285,6 +322,7 @@ setInterval(() => {
   refreshCounts();
   refreshWorkers();
   refreshSchedules(); // next ticks move on
+  refreshWorkflows();
 }, 5000);
 
 // Who the page acts for. Its rights decide which changes the panels offer (the server checks every call
@@ -294,6 +332,8 @@ async function loadAccount() {
   const rights = new Set(me.rights || []);
   queues.setRights(rights);
   schedules.setRights(rights);
+  workflows.setRights(rights);
+  graph.setRights(rights);
   if (me.kind !== "session") return;
   document.getElementById("account-name").textContent = `${me.name} (${me.role})`;
   document.getElementById("account").hidden = false;
@@ -305,7 +345,9 @@ fetch("/retention")
   .then(({ note }) => { document.getElementById("retention-note").textContent = note || ""; })
   .catch(() => {});
 
+openWorkflow = initial.workflow;
 writeHash(state, initial.task);
 overview.select(state.status);
+if (initial.workflow) showWorkflow(initial.workflow);
 if (initial.task) openDetails(initial.task);
 keepConnected();

@@ -1,8 +1,10 @@
 // The details drawer of one task: every field, the payload, the timeline and the attempts, kept live;
-// the schedule that created it (a link to its row) and the limit it counts under, when it has them.
+// the schedule that created it (a link to its row) and the limit it counts under, when it has them; a
+// workflow step's workflow and step (a link to its graph), the task that spawned it, and the tasks it
+// depends on (each a link to its details).
 
 import { call } from "./api.js";
-import { ACTIVE, FINISHED, absolute, badge, duration, h, outcomeBadge, parseTime, reconcile, setText, statusLabel, throttle, timeAgo } from "./ui.js";
+import { ACTIVE, FINISHED, absolute, badge, duration, h, isStep, outcomeBadge, parseTime, reconcile, setText, statusLabel, throttle, timeAgo } from "./ui.js";
 
 const FIELDS = [
   ["ID", (t) => `#${t.id}`],
@@ -16,7 +18,7 @@ const FIELDS = [
   ["Timeout", (t) => duration(t.timeoutSeconds)],
   ["Created", (t) => absolute(t.createdAt)],
   ["Updated", (t) => absolute(t.updatedAt)],
-  ["Due", (t) => (ACTIVE.has(t.status) ? absolute(t.runAt) : "—")],
+  ["Due", (t) => (t.status === "WAITING" ? "once the tasks it depends on succeeded" : ACTIVE.has(t.status) ? absolute(t.runAt) : "—")],
   ["Worker", (t) => t.workerId || "—"],
   ["Idempotency key", (t) => t.idempotencyKey || "—"],
 ];
@@ -39,9 +41,10 @@ function optionalField(label) {
 }
 
 export class Details {
-  /** `onShowSchedule(id)` goes to the schedule that created the open task. */
-  constructor({ onAction, onClose, onShowSchedule, onError }) {
-    Object.assign(this, { onAction, onClose, onShowSchedule, onError });
+  /** `onShowSchedule(id)` goes to the schedule that created the open task, `onShowWorkflow(id)` to the
+   * graph of the workflow it is a step of, `onOpen(id)` to another task (one it depends on). */
+  constructor({ onAction, onClose, onOpen, onShowSchedule, onShowWorkflow, onError }) {
+    Object.assign(this, { onAction, onClose, onOpen, onShowSchedule, onShowWorkflow, onError });
     this.dialog = document.getElementById("details");
     this.task = null;
     this.id = 0;
@@ -52,7 +55,13 @@ export class Details {
     });
     this.scheduleField = optionalField("Schedule");
     this.limitField = optionalField("Limit");
+    this.workflowField = optionalField("Workflow");
+    this.spawnedField = optionalField("Spawned by");
+    this.dependsField = optionalField("Depends on");
     this.schedule = null; // the open task's schedule, read once: {id, found} (found null: deleted)
+    // The open task's workflow: {id, found: GetWorkflowResponse} (found null: gone), read once, and
+    // again when the task depends on a task it does not name (a child spawned since).
+    this.workflow = null;
     this.refresh = throttle(() => this.load().catch(this.onError), 300);
     this.dialog.addEventListener("close", () => {
       this.id = 0;
@@ -68,6 +77,7 @@ export class Details {
       this.id = id;
       this.task = null;
       this.schedule = null;
+      this.workflow = null;
       for (const node of ["details-timeline", "details-attempts"]) document.getElementById(node).replaceChildren();
       setText(document.getElementById("details-title"), `Task #${id}`);
       document.getElementById("details-status").replaceChildren();
@@ -89,7 +99,7 @@ export class Details {
       throw error;
     }
     if (id !== this.id) return; // another task was opened meanwhile
-    await this.loadSchedule(Number(task.scheduleId || 0));
+    await Promise.all([this.loadSchedule(Number(task.scheduleId || 0)), this.loadWorkflow(task)]);
     if (id !== this.id) return;
     this.render(task, history, executions);
   }
@@ -104,6 +114,26 @@ export class Details {
       if (error.code !== "not_found") throw error;
       this.schedule = { id: scheduleId, found: null };
     }
+  }
+
+  /** The workflow the task is a step of: its name, and its steps' names for the tasks it depends on. */
+  async loadWorkflow(task) {
+    const workflowId = String(task.workflowId || "0");
+    if (workflowId === "0") return;
+    const known = this.workflow?.id === workflowId
+      && [task.spawnedBy, ...(task.dependencies || [])].every((id) => !Number(id) || this.stepOf(id));
+    if (known) return;
+    try {
+      this.workflow = { id: workflowId, found: await call("GetWorkflow", { id: workflowId }) };
+    } catch (error) {
+      if (error.code !== "not_found") throw error;
+      this.workflow = { id: workflowId, found: null };
+    }
+  }
+
+  /** The step of the open task's workflow whose task is `taskId`; undefined: none (or not known). */
+  stepOf(taskId) {
+    return this.workflow?.found?.steps?.find((s) => String(s.taskId) === String(taskId));
   }
 
   onEvent(event) {
@@ -121,11 +151,13 @@ export class Details {
     waiting.hidden = !task.waitingReason;
     FIELDS.forEach(([, value], i) => setText(this.values[i], value(task)));
     this.renderSchedule(task);
+    this.renderWorkflow(task);
     const limit = limitText(task);
     this.limitField.show(Boolean(limit));
     setText(this.limitField.dd, limit);
     setText(document.getElementById("details-payload"), JSON.stringify(task.payload?.parameters ?? {}, null, 2));
-    document.getElementById("details-retry").hidden = !FINISHED.has(task.status);
+    // A step is retried with its workflow (its link is in the fields), never alone.
+    document.getElementById("details-retry").hidden = !FINISHED.has(task.status) || isStep(task);
     document.getElementById("details-cancel").hidden = !ACTIVE.has(task.status);
 
     reconcile(document.getElementById("details-timeline"), history, (e) => e.id,
@@ -156,6 +188,38 @@ export class Details {
     dd.replaceChildren(...(found
       ? [h("button", { class: "link", type: "button", title: `Show schedule ${found.name}`, onclick: () => this.onShowSchedule(scheduleId) }, found.name), tick]
       : [`schedule ${scheduleId} (deleted)`, tick]));
+  }
+
+  /** "nightly-etl (#12), step load" with the name a link to its graph; the task that spawned it; the
+   * tasks it depends on, each "#41 extract" (its step's name), a link to its details. */
+  renderWorkflow(task) {
+    const workflowId = String(task.workflowId || "0");
+    const found = this.workflow?.id === workflowId ? this.workflow.found : null;
+    const link = (id) => {
+      const step = this.stepOf(id);
+      return h("button", { class: "link mono", type: "button", title: `Open task #${id}`, onclick: () => this.onOpen(Number(id)) },
+        `#${id}`, step ? h("span", { class: "step-name" }, ` ${step.name}`) : null);
+    };
+    const inWorkflow = workflowId !== "0";
+    this.workflowField.show(inWorkflow);
+    const name = found?.workflow?.name || "";
+    const key = `${workflowId}|${name}|${task.step || ""}`;
+    if (inWorkflow && this.workflowField.dd.dataset.key !== key) {
+      this.workflowField.dd.dataset.key = key;
+      this.workflowField.dd.replaceChildren(
+        h("button", { class: "link", type: "button", title: `Show the graph of workflow #${workflowId}`, onclick: () => this.onShowWorkflow(workflowId) },
+          name || `workflow #${workflowId}`),
+        name ? ` (#${workflowId})` : "", task.step ? `, step ${task.step}` : "");
+    }
+    const spawnedBy = String(task.spawnedBy || "0");
+    this.spawnedField.show(spawnedBy !== "0");
+    const dependencies = task.dependencies || [];
+    this.dependsField.show(dependencies.length > 0);
+    const names = JSON.stringify([spawnedBy, dependencies, dependencies.map((id) => this.stepOf(id)?.name || "")]);
+    if (this.dependsField.dd.dataset.key === names) return;
+    this.dependsField.dd.dataset.key = names;
+    this.spawnedField.dd.replaceChildren(...(spawnedBy !== "0" ? [link(spawnedBy)] : []));
+    this.dependsField.dd.replaceChildren(h("span", { class: "dependencies" }, ...dependencies.map(link)));
   }
 
   updateAttempt(row, e) {

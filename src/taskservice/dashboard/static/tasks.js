@@ -1,7 +1,7 @@
 // The task table: filters, pagination, and rows that follow the event stream in place.
 
 import { call } from "./api.js";
-import { ACTIVE, FINISHED, STATUSES, badge, h, icon, reconcile, setText, short, statusLabel, throttle, debounce } from "./ui.js";
+import { ACTIVE, FINISHED, STATUSES, badge, h, icon, isStep, reconcile, setText, short, statusLabel, throttle, debounce } from "./ui.js";
 
 const PAYLOAD_ICON = "M8 4H6.5A1.5 1.5 0 0 0 5 5.5v4L3.5 12 5 14.5v4A1.5 1.5 0 0 0 6.5 20H8M16 4h1.5A1.5 1.5 0 0 1 19 5.5v4l1.5 2.5-1.5 2.5v4a1.5 1.5 0 0 1-1.5 1.5H16";
 const DETAILS_ICON = "M9 5l7 7-7 7";
@@ -250,7 +250,7 @@ export class TaskTable {
     const button = (label, aria, path, onclick, cls = "icon-btn") =>
       h("button", { class: cls, type: "button", "aria-label": aria, title: aria, onclick }, path ? icon(path) : label);
     cell.replaceChildren(h("div", { class: "row-actions" },
-      FINISHED.has(task.status) && button("Retry", `Retry task ${id}`, null, () => this.onAction("retry", taskOf(cell)), "btn small"),
+      FINISHED.has(task.status) && !isStep(task) && button("Retry", `Retry task ${id}`, null, () => this.onAction("retry", taskOf(cell)), "btn small"),
       ACTIVE.has(task.status) && button("Cancel", `Cancel task ${id}`, null, () => this.onAction("cancel", taskOf(cell)), "btn small danger-outline"),
       button("", `View payload of task ${id}`, PAYLOAD_ICON, () => this.onPayload(taskOf(cell))),
       button("", `Open details of task ${id}`, DETAILS_ICON, () => this.onOpen(id))));

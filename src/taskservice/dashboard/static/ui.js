@@ -1,6 +1,6 @@
 // Small shared pieces of the views: building DOM, statuses, times, notices, confirmation, throttling.
 
-const SVG_TAGS = new Set(["svg", "path", "g", "line", "rect", "text", "title", "circle", "polyline"]);
+const SVG_TAGS = new Set(["svg", "path", "g", "line", "rect", "text", "title", "circle", "polyline", "defs", "marker"]);
 
 /** h("td", {class: "x", onclick: f}, "text", child) — a DOM element; null/false children are skipped. */
 export function h(tag, attrs = {}, ...children) {
@@ -25,6 +25,7 @@ export function setText(node, text) {
 
 // Each status has a label and an icon as well as a colour, so it never relies on colour alone.
 const ICONS = {
+  WAITING: "M6 3h12M6 21h12M8 3c0 4 4 5 4 9s-4 5-4 9M16 3c0 4-4 5-4 9s4 5 4 9",
   QUEUED: "M12 7v5l3 2M12 3a9 9 0 1 0 0 18a9 9 0 0 0 0-18z",
   RUNNING: "M8 5.5v13l10.5-6.5z",
   RETRYING: "M20 11a8 8 0 1 0-2.3 5.7M20 4v7h-7",
@@ -33,10 +34,17 @@ const ICONS = {
   CANCELLED: "M12 3a9 9 0 1 0 0 18a9 9 0 0 0 0-18zM5.6 5.6l12.8 12.8",
   UNKNOWN: "M9.5 9a2.5 2.5 0 1 1 3.5 2.3c-.6.3-1 .9-1 1.6V14M12 17.5v.5",
 };
-export const STATUSES = ["QUEUED", "RUNNING", "RETRYING", "SUCCEEDED", "FAILED", "CANCELLED"];
-export const STATUS_NUMBERS = { QUEUED: 0, RUNNING: 1, FAILED: 2, SUCCEEDED: 3, UNKNOWN: 4, RETRYING: 6, CANCELLED: 7 };
-export const ACTIVE = new Set(["QUEUED", "RUNNING", "RETRYING"]);
+// WAITING: a workflow step waiting for the steps it depends on (then QUEUED, as any task).
+export const STATUSES = ["WAITING", "QUEUED", "RUNNING", "RETRYING", "SUCCEEDED", "FAILED", "CANCELLED"];
+export const STATUS_NUMBERS = { QUEUED: 0, RUNNING: 1, FAILED: 2, SUCCEEDED: 3, UNKNOWN: 4, RETRYING: 6, CANCELLED: 7, WAITING: 8 };
+export const ACTIVE = new Set(["WAITING", "QUEUED", "RUNNING", "RETRYING"]);
 export const FINISHED = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
+
+/** A workflow's step: retried with its workflow (RetryWorkflow), never alone (the server refuses: it
+ * would not wait for its parents). */
+export function isStep(task) {
+  return String(task.workflowId || "0") !== "0";
+}
 
 export function statusLabel(status) {
   return status.charAt(0) + status.slice(1).toLowerCase();
