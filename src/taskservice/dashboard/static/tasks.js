@@ -229,8 +229,11 @@ export class TaskTable {
       const moved = row.dataset.status !== task.status;
       row.dataset.status = task.status;
       row.dataset.waiting = waiting;
-      // A waiting task whose type no live worker runs is marked, the reason in its title.
-      const marker = waiting && h("span", { class: "waiting-marker", title: waiting, "aria-label": waiting, role: "img" }, "!");
+      // A waiting task whose type no live worker runs is marked, the reason in its title. A workflow
+      // step WAITING for its parents is not a problem: its reason is only the status's title.
+      const step = task.status === "WAITING";
+      const marker = waiting && !step && h("span", { class: "waiting-marker", title: waiting, "aria-label": waiting, role: "img" }, "!");
+      status.title = step ? waiting : "";
       status.replaceChildren(badge(task.status), ...(marker ? [marker] : []));
       if (!first && moved) flash(status);
       this.renderActions(actions, task);
