@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -20,6 +23,30 @@ async def fill(pool: Pool) -> None:
         " FROM generate_series(1, $1) g",
         DUE,
     )
+
+
+@contextlib.asynccontextmanager
+async def explaining(conn: Any, plans: list[str]) -> AsyncIterator[None]:
+    """Within the block, the plan of every statement `conn` runs, nested ones (in PL/pgSQL) included,
+    is appended to `plans` (auto_explain, as notices)."""
+
+    def listener(_conn: object, message: object) -> None:
+        plans.append(str(getattr(message, "message", "")))
+
+    conn.add_log_listener(listener)
+    for setting in (
+        "LOAD 'auto_explain'",
+        "SET auto_explain.log_min_duration = 0",
+        "SET auto_explain.log_nested_statements = on",
+        "SET auto_explain.log_level = notice",
+        "SET client_min_messages = notice",
+    ):
+        await conn.execute(setting)
+    try:
+        yield
+    finally:
+        conn.remove_log_listener(listener)
+        await conn.execute("RESET ALL")
 
 
 async def plans(pool: Pool, name: str, *args: object) -> tuple[str, str]:
@@ -114,20 +141,7 @@ async def test_a_limited_claim_walks_the_limited_index_key_by_key(pool: Pool, an
     if analyzed:
         await pool.execute("ANALYZE tasks")
     plans: list[str] = []
-    async with pool.acquire() as conn:
-
-        def listener(_conn: object, message: object) -> None:
-            plans.append(str(getattr(message, "message", "")))
-
-        conn.add_log_listener(listener)
-        for setting in (
-            "LOAD 'auto_explain'",
-            "SET auto_explain.log_min_duration = 0",
-            "SET auto_explain.log_nested_statements = on",
-            "SET auto_explain.log_level = notice",
-            "SET client_min_messages = notice",
-        ):
-            await conn.execute(setting)
+    async with pool.acquire() as conn, explaining(conn, plans):
         # A claim the unlimited tasks fill does not call claim_limited at all.
         claimed = await conn.fetch(query("claim_tasks"), ["w"] * 50, 50, ["sleep", "limited"], 30.0, [])
         assert {r["type"] for r in claimed} == {"sleep"}
@@ -138,8 +152,6 @@ async def test_a_limited_claim_walks_the_limited_index_key_by_key(pool: Pool, an
             claimed = await conn.fetch(query("claim_tasks"), ["w"] * 50, 50, ["limited"], 30.0, [])
             assert len(claimed) == 50
             assert max(Counter(r["limit_key"] for r in claimed).values()) == 1  # keys in turn
-        conn.remove_log_listener(listener)
-        await conn.execute("RESET ALL")
     on_tasks = [p for p in plans if " on tasks" in p]
     for plan in on_tasks:
         assert "Seq Scan on tasks" not in plan, plan
@@ -179,20 +191,7 @@ async def test_releasing_workflow_steps_reads_the_edges_by_index(pool: Pool, ana
     if analyzed:
         await pool.execute("ANALYZE")
     plans: list[str] = []
-    async with pool.acquire() as conn:
-
-        def listener(_conn: object, message: object) -> None:
-            plans.append(str(getattr(message, "message", "")))
-
-        conn.add_log_listener(listener)
-        for setting in (
-            "LOAD 'auto_explain'",
-            "SET auto_explain.log_min_duration = 0",
-            "SET auto_explain.log_nested_statements = on",
-            "SET auto_explain.log_level = notice",
-            "SET client_min_messages = notice",
-        ):
-            await conn.execute(setting)
+    async with pool.acquire() as conn, explaining(conn, plans):
         for _ in range(8):  # past PL/pgSQL's switch to generic plans
             claimed = await conn.fetch(query("claim_tasks"), ["w"] * 50, 50, ["fan"], 30.0, [])
             assert len(claimed) == 50
@@ -208,8 +207,6 @@ async def test_releasing_workflow_steps_reads_the_edges_by_index(pool: Pool, ana
             for r in unrelated
         ]
         await conn.fetch(query("finish_attempts"), outcomes, "unused")
-        conn.remove_log_listener(listener)
-        await conn.execute("RESET ALL")
     releases = [p for p in plans if "unnest(parents)" in p]
     assert len(releases) == calls == 8  # once per batch, and not for the batch without a step
     for plan in releases:
