@@ -205,7 +205,7 @@ def _figures(
         ),
         Figure(
             f"{NAME}.release_calls",
-            f"release_children calls for them ({workflows.released:,} steps released; - : not counted)",
+            f"release_children calls for them ({workflows.released:,} steps released)",
             float(calls) if calls is not None else math.nan, "calls",
             target=Target("<=", statements) if calls is not None else None,
             raw_key=f"{NAME}.finish_statements", compared_with="statements",
