@@ -114,7 +114,7 @@ async def test_status_counts_include_every_status(store: Store) -> None:
     counts = await store.status_counts()
     assert counts == {
         Status.QUEUED: 2, Status.RUNNING: 0, Status.FAILED: 0, Status.SUCCEEDED: 0,
-        Status.RETRYING: 0, Status.CANCELLED: 0,
+        Status.RETRYING: 0, Status.CANCELLED: 0, Status.WAITING: 0,
     }  # fmt: skip
 
 

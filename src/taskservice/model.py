@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from collections.abc import Mapping
@@ -200,6 +201,19 @@ class Task:
     def parameters(self) -> dict[str, str]:
         params = self.payload.get("parameters", {})
         return {str(k): str(v) for k, v in params.items()} if isinstance(params, dict) else {}
+
+
+_TASK_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Task) if f.default is not dataclasses.MISSING}
+
+
+def task_from(values: Mapping[str, Any]) -> Task:
+    """`Task(**values)`, every required field given (the store's rows have them), at a fraction of the
+    cost: a frozen dataclass's __init__ sets each of its ~30 fields through object.__setattr__, which a
+    claim of hundreds of tasks pays per field (about 3 µs a task)."""
+    task = object.__new__(Task)
+    task.__dict__.update(_TASK_DEFAULTS)
+    task.__dict__.update(values)
+    return task
 
 
 @dataclass(frozen=True)

@@ -151,15 +151,19 @@ class WorkerInfo:
     queues: tuple[str, ...] = ()  # the queues it serves, empty: every queue (migration 0040)
 
 
-_TASK_FIELDS = tuple(Task.__dataclass_fields__)
+_TASK_FIELDS = frozenset(Task.__dataclass_fields__)
 
 
 def _task(row: Record) -> Task:
     """A task from a row of `tasks` joined with its open attempt's lease (see queries.sql)."""
-    values = {name: row[name] for name in _TASK_FIELDS if name in row}
+    # One pass over the row's columns (faster per claimed task than a lookup of each field).
+    values = {name: value for name, value in row.items() if name in _TASK_FIELDS}
     values["status"] = Status(values["status"])
-    values["dependencies"] = tuple(values.get("dependencies") or ())
-    return Task(**values)
+    if values.get("dependencies") is not None:
+        values["dependencies"] = tuple(values["dependencies"])
+    else:
+        values.pop("dependencies", None)
+    return model.task_from(values)
 
 
 def _new_task_row(task: NewTask, defaults: TaskDefaults) -> tuple[Any, ...]:

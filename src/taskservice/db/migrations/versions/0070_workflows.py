@@ -132,7 +132,7 @@ def upgrade() -> None:
                        status = CASE WHEN t.waiting_on - c.n <= 0 THEN 0 /*QUEUED*/ ELSE 8 /*WAITING*/ END,
                        updated_at = now()
                   FROM counted c
-                 WHERE t.id = ANY(ARRAY(SELECT id FROM locked)) AND c.id = t.id AND t.status = 8 /*WAITING*/
+                 WHERE t.id = ANY(ARRAY(SELECT id FROM locked)) AND c.id = t.id  -- (locked: WAITING)
                 RETURNING t.id, t.status
             ), history AS (
                 INSERT INTO task_history (task_id, status, details)
