@@ -190,6 +190,22 @@ def _attempts(spans: list[Span], task_id: int, count: int) -> list[Span] | None:
     return sorted(mine, key=lambda s: s.attributes["taskservice.attempt"]) if len(mine) >= count else None
 
 
+def _spawned(spans: list[Span], spawner_id: int) -> tuple[Span, Span] | None:
+    """(the spawner's plugin span, its child's attempt span under it) once both arrived."""
+    spawners = _attempts(spans, spawner_id, 1)
+    if not spawners:
+        return None
+    plugin = next((s for s in spans if s.parent_id == spawners[0].span_id), None)
+    if plugin is None:
+        return None
+    # A worker's child's attempt is right under it; an agent's, under its dispatch under it.
+    under = {plugin.span_id} | {
+        s.span_id for s in spans if s.name == "taskservice.dispatch" and s.parent_id == plugin.span_id
+    }
+    child = next((s for s in spans if s.name == "taskservice.attempt" and s.parent_id in under), None)
+    return None if child is None else (plugin, child)
+
+
 async def _finished(store: Store, task_id: int) -> Task:
     async def done() -> Task | None:
         task = await store.get_task(task_id)
@@ -270,13 +286,23 @@ async def test_one_trace_links_client_api_agent_and_plugin_and_retries_share_the
                 traced = await client.create_task(type="tr_traced", parameters={"label": "x"})
             with tracer.start_as_current_span("client request of a flaky task") as flaky_request:
                 flaky = await client.create_task(type="tr_flaky", max_retries=2)
+            with tracer.start_as_current_span("client request of a spawner") as spawner_request:
+                spawner = await client.create_task(type="tr_spawner")
             assert await traced.wait(60) == {"had_span": True}
             assert await flaky.wait(60) == {"attempt": 2}
+            assert await spawner.wait(60) == {"spawned": True}
 
         trace_id, request_id = _ids(request)
         await _one_chain(receiver, trace_id, request_id, traced.id)
         flaky_trace, flaky_request_id = _ids(flaky_request)
         await _retries_share_the_trace(receiver, flaky_trace, flaky_request_id, flaky.id)
+        # An agent's child continues the trace, under the plugin call that spawned it (the agent
+        # reports its traceparent with the outcome).
+        spawner_trace, _ = _ids(spawner_request)
+        plugin, child = await receiver.wait_for(lambda: _spawned(receiver.trace(spawner_trace), spawner.id))
+        assert plugin.name == "taskservice.plugin"
+        assert child.service == "taskservice-agent"
+        assert child.attributes["taskservice.task.type"] == "tr_traced"
 
         # The task keeps the trace: stored, and shown (Task.trace_id) for the dashboard.
         async with httpx.AsyncClient(base_url=server.url) as http:
@@ -326,21 +352,9 @@ async def test_a_direct_worker_continues_what_enqueue_stored_and_children_and_ti
         assert plugin.attributes["test.label"] == "enqueued"
 
         # The spawned child continues its spawner's trace, under the plugin call that spawned it.
-        def child_attempt() -> tuple[Span, Span] | None:
-            spans = receiver.trace(trace_id)
-            spawners = _attempts(spans, spawner_id, 1)
-            if not spawners:
-                return None
-            [spawner] = spawners
-            plugin = next((s for s in spans if s.parent_id == spawner.span_id), None)
-            child = [
-                s
-                for s in spans
-                if s.name == "taskservice.attempt" and plugin and s.parent_id == plugin.span_id
-            ]
-            return (plugin, child[0]) if plugin and child else None
-
-        spawner_plugin, child = await receiver.wait_for(child_attempt)
+        spawner_plugin, child = await receiver.wait_for(
+            lambda: _spawned(receiver.trace(trace_id), spawner_id)
+        )
         assert spawner_plugin.name == "taskservice.plugin"
         assert child.attributes["taskservice.task.type"] == "tr_traced"
         assert (await store.get_task(child.attributes["taskservice.task.id"])).spawned_by == spawner_id
@@ -388,14 +402,20 @@ async def test_tracing_off_a_worker_loads_no_opentelemetry_and_stores_no_trace(
 
 
 def test_tracing_is_on_only_when_configured() -> None:
-    assert not load_settings(otel_traces_exporter="").tracing_enabled
-    assert load_settings(otel_exporter_otlp_endpoint="http://127.0.0.1:4318").tracing_enabled
-    assert load_settings(otel_exporter_otlp_traces_endpoint="http://127.0.0.1:4318/v1/traces").tracing_enabled
-    assert load_settings(otel_traces_exporter="console").tracing_enabled
-    assert not load_settings(
-        otel_traces_exporter="none", otel_exporter_otlp_endpoint="http://x"
-    ).tracing_enabled
-    assert not load_settings(otel_sdk_disabled=True, otel_traces_exporter="otlp").tracing_enabled
+    def enabled(**otel: Any) -> bool:
+        unset = {
+            "otel_sdk_disabled": False, "otel_traces_exporter": "", "otel_exporter_otlp_endpoint": "",
+            "otel_exporter_otlp_traces_endpoint": "",
+        }  # fmt: skip
+        return load_settings(**{**unset, **otel}).tracing_enabled
+
+    assert not enabled()
+    assert enabled(otel_exporter_otlp_endpoint="http://127.0.0.1:4318")
+    assert enabled(otel_exporter_otlp_traces_endpoint="http://127.0.0.1:4318/v1/traces")
+    assert enabled(otel_traces_exporter="console")
+    assert enabled(otel_traces_exporter="otlp")
+    assert not enabled(otel_traces_exporter="none", otel_exporter_otlp_endpoint="http://127.0.0.1:4318")
+    assert not enabled(otel_sdk_disabled=True, otel_traces_exporter="otlp")
 
 
 def test_traceparents_are_checked_and_read() -> None:

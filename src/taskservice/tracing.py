@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
-from taskservice.config import Settings
+from taskservice.config import ConfigError, Settings
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -38,8 +38,22 @@ _provider: TracerProvider | None = None
 _OFF: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
-class TracingUnavailable(RuntimeError):
-    """Tracing is configured, but `taskservice[otel]` is not installed."""
+class TracingUnavailable(ConfigError):
+    """Tracing is configured, but `taskservice[otel]` is not installed (a command says so in one line)."""
+
+
+def require(settings: Settings) -> None:
+    """TracingUnavailable when the settings turn tracing on and `taskservice[otel]` is missing."""
+    if settings.tracing_enabled:
+        from importlib.util import find_spec
+
+        if find_spec("opentelemetry") is None or find_spec("opentelemetry.sdk") is None:
+            raise TracingUnavailable(_MISSING)
+
+
+_MISSING = (
+    "tracing is configured (OTEL_*) but OpenTelemetry is not installed: pip install 'taskservice[otel]'"
+)
 
 
 def setup(settings: Settings, service_name: str) -> bool:
@@ -55,10 +69,7 @@ def setup(settings: Settings, service_name: str) -> bool:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
     except ImportError as error:
-        raise TracingUnavailable(
-            "tracing is configured (OTEL_*) but OpenTelemetry is not installed: "
-            "pip install 'taskservice[otel]'"
-        ) from error
+        raise TracingUnavailable(_MISSING) from error
     exporter: SpanExporter
     if settings.otel_traces_exporter == "console":
         exporter = ConsoleSpanExporter()

@@ -145,8 +145,9 @@ class TaskService:
         self, request: pb.CreateTaskRequest, ctx: RequestContext[Any, Any]
     ) -> pb.CreateTaskResponse:
         new = validation.new_task(request, await self.task_types(request.type), limits=self.payload_limits)
-        with tracing.span("taskservice.enqueue", attributes=_enqueued(request.type, 1)) as span:
+        with tracing.span("taskservice.enqueue") as span:
             if span is not None:  # the task keeps this span's traceparent: its attempts continue it
+                span.set_attributes(_enqueued(request.type, 1))
                 new = dataclasses.replace(new, trace_parent=tracing.traceparent_of(span))
             task_id, created = await self.store.create_task(new, id_limit=self._id_limit(ctx))
             if span is not None:
@@ -272,9 +273,9 @@ class TaskService:
     ) -> pb.CreateTasksResponse:
         kinds = await self.task_types(*(t.type for t in request.tasks))
         news = validation.new_tasks(request, kinds, self.payload_limits)
-        types = ",".join(sorted({t.type for t in news}))
-        with tracing.span("taskservice.enqueue", attributes=_enqueued(types, len(news))) as span:
+        with tracing.span("taskservice.enqueue") as span:
             if span is not None:
+                span.set_attributes(_enqueued(",".join(sorted({t.type for t in news})), len(news)))
                 parent = tracing.traceparent_of(span)
                 news = [dataclasses.replace(t, trace_parent=parent) for t in news]
             created = [
@@ -517,8 +518,11 @@ class TaskService:
         name, graph, key = validation.workflow(request, known, self.payload_limits)
         caller = principal.current()
         by = caller.registrant or caller.name
-        types = ",".join(sorted({s.task.type for s in graph.steps}))
-        with tracing.span("taskservice.enqueue", attributes=_enqueued(types, len(graph.steps))) as span:
+        with tracing.span("taskservice.enqueue") as span:
+            if span is not None:
+                span.set_attributes(
+                    _enqueued(",".join(sorted({s.task.type for s in graph.steps})), len(graph.steps))
+                )
             workflow_id, created = await self.store.create_workflow(
                 name, graph, idempotency_key=key, by=by, trace_parent=tracing.traceparent_of(span)
             )

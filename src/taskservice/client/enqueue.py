@@ -68,7 +68,9 @@ def enqueue(
     new = _checked(types, limits, task_options(options, fields).new_task(type, parameters))
     # Inside a span of the caller's OpenTelemetry: the task continues its trace (docs/observability.md).
     with tracing.caller_span("taskservice.enqueue", new.type) as trace_parent:
-        return insert_task(conn, dataclasses.replace(new, trace_parent=trace_parent), defaults)
+        if trace_parent is not None:
+            new = dataclasses.replace(new, trace_parent=trace_parent)
+        return insert_task(conn, new, defaults)
 
 
 async def enqueue_async(
@@ -85,4 +87,6 @@ async def enqueue_async(
     """`enqueue` for an asyncpg Connection, a psycopg AsyncConnection or a SQLAlchemy AsyncSession."""
     new = _checked(types, limits, task_options(options, fields).new_task(type, parameters))
     with tracing.caller_span("taskservice.enqueue", new.type) as trace_parent:
-        return await insert_task_async(conn, dataclasses.replace(new, trace_parent=trace_parent), defaults)
+        if trace_parent is not None:
+            new = dataclasses.replace(new, trace_parent=trace_parent)
+        return await insert_task_async(conn, new, defaults)

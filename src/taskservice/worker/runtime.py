@@ -406,10 +406,11 @@ class Worker:
     async def _execute(self, claim: Claim) -> None:
         task = claim.task
         # With tracing on, the attempt is a span under the trace the task was created in (a new
-        # trace when it was created without one); its log lines carry the trace and span ids.
-        with tracing.span(
-            "taskservice.attempt", parent=task.trace_parent, kind="consumer", attributes=_attempt_of(claim)
-        ) as span:
+        # trace when it was created without one); its log lines carry the trace and span ids. Off,
+        # this is a None check (its attributes are made only for a span).
+        with tracing.span("taskservice.attempt", parent=task.trace_parent, kind="consumer") as span:
+            if span is not None:
+                span.set_attributes(_attempt_of(claim))
             self._log.debug("task started", task_id=task.id, type=task.type, attempt=task.attempts)
             transition = await self._attempt(claim)
             if span is not None:
@@ -467,20 +468,22 @@ class Worker:
         deadline = _Deadline(task.timeout_seconds, signal)
         try:
             try:
-                plugin = {"taskservice.task.type": task.type}
-                with tracing.span("taskservice.plugin", attributes=plugin) as span:
-                    ctx.span = span
+                with tracing.span("taskservice.plugin") as span:
+                    if span is not None:
+                        span.set_attribute("taskservice.task.type", task.type)
+                        ctx.span = span
                     result = await self._call_plugin(task, ctx)
             finally:
                 deadline.disarm()
             spawned = self._checked_children(ctx)
-            # The children continue the trace from the plugin's span (None: from their spawner's).
-            traced = tracing.traceparent_of(span) if spawned else None
             if isinstance(result, WaitForChildren):
-                waiting = model.waiting_for_children(task, execution_id, None, spawned)
-                return replace(waiting, trace_parent=traced)
-            stored = stored_result(result, self.options.max_result_bytes)
-            return replace(model.succeeded(task, execution_id, stored, spawned), trace_parent=traced)
+                transition = model.waiting_for_children(task, execution_id, None, spawned)
+            else:
+                stored = stored_result(result, self.options.max_result_bytes)
+                transition = model.succeeded(task, execution_id, stored, spawned)
+            if spawned and span is not None:  # they continue the trace from the plugin's span
+                transition = replace(transition, trace_parent=tracing.traceparent_of(span))
+            return transition
         except (PermanentFailure, UnknownPluginType, BrokenRule) as error:
             # Their messages say all there is (a bad parameter, a type nobody runs): no traceback.
             return self._failed(task, execution_id, "Task failed", _describe(error), policy, retryable=False)
