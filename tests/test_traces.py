@@ -11,7 +11,7 @@ import gzip
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,10 +33,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 import taskservice
 from agents import AgentProcess, agent_env
 from conftest import ServerProcess, eventually, subprocess_env
-from taskservice import tracing
+from taskservice import model, tracing
 from taskservice.client.asynchronous import AsyncClient
 from taskservice.config import Settings, load_settings
-from taskservice.model import NewTask, ScheduleSpec, Status, Task
+from taskservice.model import NewTask, ScheduleSpec, SpawnedTask, Status, StepSpec, Task
+from taskservice.rules.workflows import checked_graph
 from taskservice.store import Store
 
 pytestmark = pytest.mark.e2e
@@ -430,3 +431,32 @@ def test_traceparents_are_checked_and_read() -> None:
                 datetime.now(UTC), trace_parent=good)  # fmt: skip
     assert task.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert tracing.span("off") is tracing.span("off again")  # off: one shared null context
+
+
+PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+ATTEMPT = "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01"
+
+
+async def test_the_store_keeps_each_tasks_traceparent_and_claims_hand_it_on(store: Store) -> None:
+    [(traced, _), (untraced, _)] = await store.create_tasks(
+        [NewTask("a", "sleep", trace_parent=PARENT), NewTask("b", "sleep")]
+    )
+    claims = {c.task.id: c for c in await store.claim("w1", 10, lease_seconds=30)}
+    assert claims[traced].task.trace_parent == PARENT  # what the attempt continues
+    assert claims[untraced].task.trace_parent is None
+    # Children continue the spawning attempt's trace; without one (an older agent), their spawner's.
+    spawned = {}
+    for task_id, sent in ((traced, ATTEMPT), (untraced, None)):
+        claim = claims[task_id]
+        child = (SpawnedTask("child", NewTask("child", "sleep")),)
+        outcome = replace(model.succeeded(claim.task, claim.execution_id, None, child), trace_parent=sent)
+        assert await store.finish([outcome]) == {claim.execution_id}
+        spawned[task_id] = {c.task.trace_parent for c in await store.claim("w1", 10, lease_seconds=30)}
+    assert spawned == {traced: {ATTEMPT}, untraced: {None}}
+    # A workflow's steps keep the traceparent they were created in.
+    graph = checked_graph(
+        [StepSpec("s1", NewTask("s1", "sleep")), StepSpec("s2", NewTask("s2", "sleep"), ("s1",))]
+    )
+    workflow_id, _ = await store.create_workflow("traced", graph, trace_parent=PARENT)
+    steps = (await store.get_workflow(workflow_id)).steps
+    assert {(await store.get_task(s.task_id)).trace_parent for s in steps} == {PARENT}
