@@ -761,10 +761,10 @@ def _enqueued(task_type: str, count: int) -> dict[str, str | int]:
 
 def _dispatched(claim: Claim, agent_id: str) -> str | None:
     """The span of sending an attempt to an agent, under the task's trace: the traceparent the agent's
-    attempt continues (None when tracing is off)."""
-    if not tracing.on():
-        return None
+    attempt continues (with tracing off here, the task's own: an agent that traces continues it)."""
     task = claim.task
+    if not tracing.on():
+        return task.trace_parent
     attributes: tracing.Attributes = {
         "taskservice.task.id": task.id, "taskservice.task.type": task.type,
         "taskservice.attempt": task.attempts, "taskservice.assignment_id": claim.execution_id,
