@@ -460,3 +460,17 @@ async def test_the_store_keeps_each_tasks_traceparent_and_claims_hand_it_on(stor
     workflow_id, _ = await store.create_workflow("traced", graph, trace_parent=PARENT)
     steps = (await store.get_workflow(workflow_id)).steps
     assert {(await store.get_task(s.task_id)).trace_parent for s in steps} == {PARENT}
+
+
+def test_the_clients_send_the_callers_current_span_as_traceparent() -> None:
+    from taskservice.client.wire import traced
+
+    head = b"Host: example\r\n"
+    assert traced(head) == head  # no span current
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("caller") as caller:
+        trace_id, span_id = _ids(caller)
+        sent = traced(head)
+    assert sent.startswith(head)
+    assert sent[len(head) :].decode().startswith(f"traceparent: 00-{trace_id}-{span_id}-")
+    assert sent.endswith(b"\r\n")
