@@ -123,6 +123,16 @@ class Settings(BaseSettings):
 
     log_level: LogLevel = "info"
 
+    # Traces (docs/observability.md), with `pip install 'taskservice[otel]'`: on when OTEL_TRACES_EXPORTER
+    # is otlp or console, or (it unset) an OTLP endpoint is set, and OTEL_SDK_DISABLED is not true. The
+    # OpenTelemetry SDK reads its other OTEL_* variables itself (OTEL_EXPORTER_OTLP_HEADERS, OTEL_BSP_*,
+    # OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER...); OTLP is sent over HTTP (protobuf).
+    otel_sdk_disabled: bool = False
+    otel_traces_exporter: Literal["", "otlp", "console", "none"] = ""
+    otel_exporter_otlp_endpoint: str = ""
+    otel_exporter_otlp_traces_endpoint: str = ""
+    otel_service_name: str = Field("", description="service.name of the spans; empty: taskservice-<kind>")
+
     # Security (docs/security.md). AUTH_REQUIRED unset: required unless the server listens on loopback.
     auth_required: bool | None = None
     allow_insecure: bool = Field(False, description="let a server on a non-loopback address run without auth")
@@ -179,6 +189,15 @@ class Settings(BaseSettings):
         if self.retry_backoff_max < self.retry_backoff_base:
             raise ValueError("RETRY_BACKOFF_MAX must be >= RETRY_BACKOFF_BASE")
         return self
+
+    @property
+    def tracing_enabled(self) -> bool:
+        """Whether this process sends spans (tracing.setup)."""
+        if self.otel_sdk_disabled or self.otel_traces_exporter == "none":
+            return False
+        if self.otel_traces_exporter:
+            return True
+        return bool(self.otel_exporter_otlp_endpoint or self.otel_exporter_otlp_traces_endpoint)
 
     @property
     def task_module_names(self) -> list[str]:

@@ -29,7 +29,14 @@ def configure(level: str = "error") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, stamp],
+            # With tracing on, a record logged inside a span names its trace_id and span_id too
+            # (tracing.span binds them in structlog's context; nothing is bound while it is off).
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                stamp,
+            ],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _renderer()],
         )
     )

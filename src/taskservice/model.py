@@ -196,6 +196,14 @@ class Task:
     step: str | None = None  # its step's name there
     spawned_by: int | None = None  # the task that spawned it at run time, if any
     dependencies: tuple[int, ...] = ()  # the tasks it waits for (GetTask only)
+    # The W3C traceparent of whoever created it (migration 0080): its attempts continue that trace.
+    trace_parent: str | None = None
+
+    @property
+    def trace_id(self) -> str:
+        """The trace id of trace_parent (32 hex digits), or "" when it has none."""
+        parts = (self.trace_parent or "").split("-")
+        return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else ""
 
     @property
     def parameters(self) -> dict[str, str]:
@@ -260,6 +268,8 @@ class NewTask:
     # Instead of delay_seconds: when it may start (timezone-aware; a time past: now), by the database's
     # clock, so that no client's or server's clock moves it.
     run_at: datetime | None = None
+    # The W3C traceparent of the trace that creates it (docs/observability.md); None: none.
+    trace_parent: str | None = None
 
 
 # Schedules (migration 0060): the policies a schedule may have, and the bounds of its clock.
@@ -571,6 +581,8 @@ class Transition:
     traceback: str | None = None  # a failed attempt's, bounded (cut_traceback)
     # Children the attempt spawned (SUCCEEDED and WAITING only), created with its outcome.
     spawned: tuple[SpawnedTask, ...] = ()
+    # The attempt's W3C traceparent when tracing is on: the spawned children continue its trace.
+    trace_parent: str | None = None
 
 
 # History wording, in the seed's words.

@@ -18,7 +18,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
-from taskservice import dashboard
+from taskservice import dashboard, tracing
 from taskservice.api import codecs
 from taskservice.api.access import AccessControl
 from taskservice.api.auth_service import AuthService
@@ -36,6 +36,7 @@ from taskservice.api.lifespan import Lifespan
 from taskservice.api.metrics import Metrics
 from taskservice.api.reflection import reflections
 from taskservice.api.service import TaskService
+from taskservice.api.traces import RpcTraces
 from taskservice.auth.cache import CredentialCache
 from taskservice.auth.oidc import OIDCLogin
 from taskservice.auth.token_login import TokenLogin
@@ -74,6 +75,7 @@ def create_app(
 ) -> Starlette:
     """The whole server; it connects, migrates and starts its helpers when the ASGI lifespan starts."""
     codecs.install()
+    tracing.setup(settings, "taskservice-server")  # off unless configured (config.py: OTEL_*)
     registry = registry or Registry()
     simulate_original_plugins(registry, settings)
     payload_limits = PayloadLimits(settings.max_payload_bytes, settings.max_parameters)
@@ -139,9 +141,11 @@ def connect_services(
 ) -> dict[str, ASGIApp]:
     """Our Connect services by the path they are mounted at, each with its interceptors: outermost
     first, the error codes innermost, so the metrics, the deadline and the id guard see the answer a
-    caller gets (a database timeout is `unavailable`, an id too wide `out_of_range`)."""
-    task_interceptors: list[Interceptor] = [metrics, DeadlineGuard(), NarrowIdGuard(), ErrorCodes()]
-    auth_interceptors: list[Interceptor] = [metrics, DeadlineGuard(), ErrorCodes()]
+    caller gets (a database timeout is `unavailable`, an id too wide `out_of_range`). The RPCs' spans
+    are outermost, and only while tracing is on."""
+    traces: list[Interceptor] = [RpcTraces()] if tracing.on() else []
+    task_interceptors: list[Interceptor] = [*traces, metrics, DeadlineGuard(), NarrowIdGuard(), ErrorCodes()]
+    auth_interceptors: list[Interceptor] = [*traces, metrics, DeadlineGuard(), ErrorCodes()]
     return {
         "/cloud.v1.TaskManagementService": DisconnectWatch(
             TaskManagementServiceASGIApplication(service, interceptors=task_interceptors, **rpc_limits)

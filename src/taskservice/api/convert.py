@@ -156,6 +156,7 @@ def task(t: Task, parameters: dict[str, str] | None = None, description: str | N
         workflow_id=t.workflow_id or 0,
         step=t.step or "",
         spawned_by=t.spawned_by or 0,
+        trace_id=t.trace_id,
     )
 
 
@@ -288,11 +289,14 @@ def task_type(name: str, spec: TaskTypeSpec | None) -> pb.TaskTypeDeclaration:
     return declaration
 
 
-def assignment(claim: Claim, now: float) -> pb.WorkAssignment:
+def assignment(claim: Claim, now: float, trace_parent: str | None = None) -> pb.WorkAssignment:
     """A claimed attempt as an agent receives it, at `now` (monotonic): the attempt's id is its
-    fencing token; with how much of its lease is left."""
+    fencing token; with how much of its lease is left, and the traceparent its attempt continues."""
     work = pb.WorkAssignment(
-        assignment_id=claim.execution_id, task=task(claim.task), lost_leases=claim.task.lost_leases
+        assignment_id=claim.execution_id,
+        task=task(claim.task),
+        lost_leases=claim.task.lost_leases,
+        trace_parent=trace_parent or "",
     )
     if claim.lease_until is not None:
         work.lease_seconds_left = max(claim.lease_until - now, 0.0)

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from taskservice import tracing
 from taskservice.api.auth_service import AuthService
 from taskservice.api.dispatch import Dispatcher
 from taskservice.api.events import EventHub
@@ -90,6 +91,7 @@ class Lifespan:
             await events.stop()
             await forgetter.stop()
             await pool.close()
+            await asyncio.to_thread(tracing.shutdown)  # the spans not sent yet go now
 
     @staticmethod
     async def _warn_without_admin(credentials: Credentials) -> None:

@@ -19,7 +19,7 @@ from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 from google.protobuf import empty_pb2
 
-from taskservice import model
+from taskservice import model, tracing
 from taskservice.api import convert, ids, validation
 from taskservice.api.deadline import stop_starting_at
 from taskservice.api.disconnect import client_gone
@@ -145,7 +145,13 @@ class TaskService:
         self, request: pb.CreateTaskRequest, ctx: RequestContext[Any, Any]
     ) -> pb.CreateTaskResponse:
         new = validation.new_task(request, await self.task_types(request.type), limits=self.payload_limits)
-        task_id, created = await self.store.create_task(new, id_limit=self._id_limit(ctx))
+        with tracing.span("taskservice.enqueue") as span:
+            if span is not None:  # the task keeps this span's traceparent: its attempts continue it
+                span.set_attributes(_enqueued(request.type, 1))
+                new = dataclasses.replace(new, trace_parent=tracing.traceparent_of(span))
+            task_id, created = await self.store.create_task(new, id_limit=self._id_limit(ctx))
+            if span is not None:
+                span.set_attribute("taskservice.task.id", task_id)
         return pb.CreateTaskResponse(id=ids.narrow(task_id), id64=task_id, existing=not created)
 
     async def get_task(self, request: pb.GetTaskRequest, ctx: RequestContext[Any, Any]) -> pb.Task:
@@ -267,9 +273,14 @@ class TaskService:
     ) -> pb.CreateTasksResponse:
         kinds = await self.task_types(*(t.type for t in request.tasks))
         news = validation.new_tasks(request, kinds, self.payload_limits)
-        created = [
-            task_id for task_id, _ in await self.store.create_tasks(news, id_limit=self._id_limit(ctx))
-        ]
+        with tracing.span("taskservice.enqueue") as span:
+            if span is not None:
+                span.set_attributes(_enqueued(",".join(sorted({t.type for t in news})), len(news)))
+                parent = tracing.traceparent_of(span)
+                news = [dataclasses.replace(t, trace_parent=parent) for t in news]
+            created = [
+                task_id for task_id, _ in await self.store.create_tasks(news, id_limit=self._id_limit(ctx))
+            ]
         return pb.CreateTasksResponse(ids=[ids.narrow(i) for i in created], ids64=created)
 
     async def cancel_task(self, request: pb.CancelTaskRequest, ctx: RequestContext[Any, Any]) -> pb.Task:
@@ -507,7 +518,14 @@ class TaskService:
         name, graph, key = validation.workflow(request, known, self.payload_limits)
         caller = principal.current()
         by = caller.registrant or caller.name
-        workflow_id, created = await self.store.create_workflow(name, graph, idempotency_key=key, by=by)
+        with tracing.span("taskservice.enqueue") as span:
+            if span is not None:
+                span.set_attributes(
+                    _enqueued(",".join(sorted({s.task.type for s in graph.steps})), len(graph.steps))
+                )
+            workflow_id, created = await self.store.create_workflow(
+                name, graph, idempotency_key=key, by=by, trace_parent=tracing.traceparent_of(span)
+            )
         if created:
             log.info("workflow created", workflow_id=workflow_id, name=name, steps=len(graph.steps), by=by)
         return pb.CreateWorkflowResponse(id=workflow_id, existing=not created)
@@ -717,7 +735,8 @@ class TaskService:
                         yield pb.PullEventsResponse(keepalive=True)
                     continue
                 now = time.monotonic()
-                message = pb.PullEventsResponse(work=convert.assignment(claim, now))
+                work = convert.assignment(claim, now, _dispatched(claim, agent))
+                message = pb.PullEventsResponse(work=work)
                 closing = False
                 # Whatever else waits goes along in the same message (an original-style agent has
                 # one slot, and would not read more_work).
@@ -726,7 +745,7 @@ class TaskService:
                     if more is None:
                         closing = True
                         break
-                    message.more_work.append(convert.assignment(more, now))
+                    message.more_work.append(convert.assignment(more, now, _dispatched(more, agent)))
                 yield message
                 if closing:
                     return
@@ -734,6 +753,24 @@ class TaskService:
             gone.cancel()
             await dispatcher.end(session)
             log.info("agent disconnected", agent_id=agent)
+
+
+def _enqueued(task_type: str, count: int) -> dict[str, str | int]:
+    return {"taskservice.task.type": task_type, "taskservice.tasks": count}
+
+
+def _dispatched(claim: Claim, agent_id: str) -> str | None:
+    """The span of sending an attempt to an agent, under the task's trace: the traceparent the agent's
+    attempt continues (with tracing off here, the task's own: an agent that traces continues it)."""
+    task = claim.task
+    if not tracing.on():
+        return task.trace_parent
+    attributes: tracing.Attributes = {
+        "taskservice.task.id": task.id, "taskservice.task.type": task.type,
+        "taskservice.attempt": task.attempts, "taskservice.assignment_id": claim.execution_id,
+        "taskservice.agent_id": agent_id,
+    }  # fmt: skip
+    return tracing.one_span("taskservice.dispatch", task.trace_parent, "producer", attributes)
 
 
 async def _next_claim(

@@ -8,6 +8,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
+from taskservice import tracing
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import (
     CATCHUP_POLICIES,
@@ -384,6 +385,7 @@ def _outcome(
         lost_leases=int(number(f"{prefix}lost_leases", o.lost_leases, 0, LOST_LEASES_MAX)),
         traceback=text(f"{prefix}traceback", o.traceback, TRACEBACK_MAX) or None,
         spawned=_spawned(o, reported, prefix, task_types, limits),
+        trace_parent=tracing.valid(o.trace_parent),  # a malformed one is dropped, not refused
     )
 
 

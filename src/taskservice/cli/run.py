@@ -23,6 +23,20 @@ def load_settings_or_exit() -> Settings:
         raise click.ClickException(str(error)) from None
 
 
+def traced_settings_or_exit() -> Settings:
+    """The settings of a process that may trace (server, worker, agent): as load_settings_or_exit, and
+    tracing configured without `taskservice[otel]` installed ends it with one line saying so."""
+    from taskservice import tracing
+    from taskservice.config import ConfigError
+
+    settings = load_settings_or_exit()
+    try:
+        tracing.require(settings)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    return settings
+
+
 def _queue_names(values: tuple[str, ...]) -> tuple[str, ...]:
     from taskservice.cli.queues import queue_names
 
@@ -88,7 +102,7 @@ def serve(
     from taskservice.worker.serve import TaskModuleError
     from taskservice.worker.supervisor import HelperDied
 
-    settings = load_settings_or_exit()
+    settings = traced_settings_or_exit()
     try:
         if global_given(ctx, "address"):
             from taskservice.worker.serve import serve_agent
@@ -200,7 +214,7 @@ def server(ctx: click.Context, host: str | None, port: int | None, concurrency: 
     from taskservice.auth.exposure import InsecureRefused
     from taskservice.worker.serve import TaskModuleError, import_task_modules
 
-    settings = load_settings_or_exit()
+    settings = traced_settings_or_exit()
     if concurrency is not None:
         settings = settings.model_copy(update={"worker_concurrency": concurrency})
     host, port = host or settings.server_host, port or settings.server_port

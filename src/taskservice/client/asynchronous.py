@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from taskservice.client import calls
 from taskservice.client import messages as m
 from taskservice.client.sync import STREAM_SILENCE_SECONDS
-from taskservice.client.wire import CallRetry, warn_token_ignored
+from taskservice.client.wire import CallRetry, traced, warn_token_ignored
 from taskservice.client.workflows import Workflow
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import FINISHED, NewTask, Status, TaskOptionFields, TaskOptions, task_options
@@ -75,7 +75,7 @@ class AsyncClient:
     async def _send(self, call: calls.Call[Any], body: bytes) -> Any:
         path = wire.SERVICE_PATH + call.method
         try:
-            data = await self._transport.post(path, self._head, body)
+            data = await self._transport.post(path, traced(self._head), body)
         finally:
             if self._transport.token_ignored and not self._token_warned:
                 self._token_warned = True

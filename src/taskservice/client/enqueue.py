@@ -8,10 +8,12 @@ asyncpg Connection, a psycopg AsyncConnection or a SQLAlchemy AsyncSession/Async
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from taskservice import tracing
 from taskservice.model import NewTask, TaskOptionFields, TaskOptions, task_options
 from taskservice.plugins import Registry
 from taskservice.protocol.errors import InvalidArgument
@@ -64,7 +66,11 @@ def enqueue(
     server's MAX_RETRIES and TASK_TIME_OUT would.
     """
     new = _checked(types, limits, task_options(options, fields).new_task(type, parameters))
-    return insert_task(conn, new, defaults)
+    # Inside a span of the caller's OpenTelemetry: the task continues its trace (docs/observability.md).
+    with tracing.caller_span("taskservice.enqueue", new.type) as trace_parent:
+        if trace_parent is not None:
+            new = dataclasses.replace(new, trace_parent=trace_parent)
+        return insert_task(conn, new, defaults)
 
 
 async def enqueue_async(
@@ -80,4 +86,7 @@ async def enqueue_async(
 ) -> int:
     """`enqueue` for an asyncpg Connection, a psycopg AsyncConnection or a SQLAlchemy AsyncSession."""
     new = _checked(types, limits, task_options(options, fields).new_task(type, parameters))
-    return await insert_task_async(conn, new, defaults)
+    with tracing.caller_span("taskservice.enqueue", new.type) as trace_parent:
+        if trace_parent is not None:
+            new = dataclasses.replace(new, trace_parent=trace_parent)
+        return await insert_task_async(conn, new, defaults)

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from taskservice import tracing
+
 
 @dataclass(frozen=True)
 class CallRetry:
@@ -21,6 +23,13 @@ class CallRetry:
         """The pause before each repeat: exponential, capped, with full jitter (callers spread out)."""
         for n in range(self.attempts - 1):
             yield random.uniform(0, min(self.max_seconds, self.base_seconds * 2**n))
+
+
+def traced(head: bytes) -> bytes:
+    """A call's header lines with the caller's W3C `traceparent` when a span of its OpenTelemetry is
+    current (opentelemetry imported): the server's spans, and the task it creates, continue its trace."""
+    traceparent = tracing.current_traceparent()
+    return head if traceparent is None else head + b"traceparent: %s\r\n" % traceparent.encode()
 
 
 def warn_token_ignored(address: str) -> None:

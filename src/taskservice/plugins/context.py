@@ -119,6 +119,9 @@ class TaskContext:
     parents_left_out: tuple[str, ...] = ()
     # The children this attempt spawned so far (ctx.spawn): created with its outcome if it succeeds.
     spawned: list[SpawnedTask] = field(default_factory=list)
+    # The span of this plugin call (an OpenTelemetry Span) when the worker traces, else None: add
+    # attributes or events to it; spans a plugin starts meanwhile are its children (docs/observability.md).
+    span: Any = None
     _started: float = field(default_factory=time.monotonic, repr=False)
     _logger: Any = field(default=None, repr=False)
 

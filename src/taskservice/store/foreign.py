@@ -55,6 +55,7 @@ def _values(new: NewTask, defaults: TaskDefaults) -> list[Any]:
         new.queue or model.DEFAULT_QUEUE,
         new.limit_key,
         new.run_at,
+        new.trace_parent,
     ]
 
 

@@ -10,8 +10,8 @@
 -- every write about an attempt must present. `task_history` holds one row per status change.
 
 -- name: create_tasks
--- Insert tasks ($1, one `new_task_v4` row each: migration 0061) and their "Task is scheduled"
--- history rows ($2). A task is due after its delay, or at its run_at (greatest ignores a NULL one; a
+-- Insert tasks ($1, one `new_task_v5` row each: migration 0080) and their "Task is scheduled"
+-- history rows ($2). Each keeps the W3C traceparent its row carries (NULL: none). A task is due after its delay, or at its run_at (greatest ignores a NULL one; a
 -- time past is now), by the database's clock. A task whose type (else whose queue) has a limit is
 -- put under it: its scope and its key (the one it was given, else its payload's parameter the limit
 -- names: limit_key_of).
@@ -20,12 +20,13 @@
 -- The wake-up NOTIFY follows once this has committed (wake_workers): see store/waker.py.
 WITH inserted AS (
     INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
-                       idempotency_key, run_at, queue, limit_scope, limit_key)
+                       idempotency_key, run_at, queue, limit_scope, limit_key, trace_parent)
     SELECT n.name, n.type, n.payload, n.description, n.priority, n.max_retries, n.timeout_seconds,
            n.idempotency_key, greatest(now() + make_interval(secs => n.delay_seconds), n.run_at), n.queue,
            lim.scope, CASE WHEN lim.scope IS NULL THEN n.limit_key
-                           ELSE limit_key_of(n.payload, lim.key, n.limit_key) END
-      FROM unnest($1::new_task_v4[]) WITH ORDINALITY AS n
+                           ELSE limit_key_of(n.payload, lim.key, n.limit_key) END,
+           n.trace_parent
+      FROM unnest($1::new_task_v5[]) WITH ORDINALITY AS n
       LEFT JOIN LATERAL limit_of(n.type, n.queue) AS lim ON true
      ORDER BY n.ordinality
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -47,14 +48,15 @@ SELECT pg_notify($1, '');
 -- parameters written `CAST($n AS type)` (never `$n::type`), so that every driver's placeholder style
 -- can stand in for them (store/foreign.py). The payload is sent as text: the application's driver may have a codec of
 -- its own for jsonb. An existing idempotency key inserts nothing and returns no row. Due after the
--- delay $9 or at $14 (run_at), as create_tasks.
+-- delay $9 or at $14 (run_at), as create_tasks. $15: the caller's W3C traceparent (NULL: none).
 WITH inserted AS (
     INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
-                       idempotency_key, run_at, queue, limit_scope, limit_key)
+                       idempotency_key, run_at, queue, limit_scope, limit_key, trace_parent)
     SELECT n.name, n.type, n.payload, n.description, n.priority, n.max_retries, n.timeout_seconds,
            n.idempotency_key, n.run_at, n.queue,
            lim.scope, CASE WHEN lim.scope IS NULL THEN n.limit_key
-                           ELSE limit_key_of(n.payload, lim.key, n.limit_key) END
+                           ELSE limit_key_of(n.payload, lim.key, n.limit_key) END,
+           CAST($15 AS text)
       FROM (SELECT CAST($1 AS text) AS name, CAST($2 AS text) AS type,
                    CAST(CAST($3 AS text) AS jsonb) AS payload, CAST($4 AS text) AS description,
                    CAST($5 AS integer) AS priority, CAST($6 AS integer) AS max_retries,
@@ -939,18 +941,19 @@ SELECT s.*, t.status AS last_status
 -- Create schedule $1's task for each tick of $2 (a NULL tick: triggered by hand), with its history
 -- row ($6), and move the schedule on: next tick $3, $4 more ticks missed, $5 more skipped. The unique
 -- (schedule_id, schedule_tick) makes a tick created already create nothing: exactly once per tick.
--- The task is under its limit as create_tasks puts one. Returns the tasks' ids.
+-- The task is under its limit as create_tasks puts one. $7: the tick's W3C traceparent (NULL: none).
+-- Returns the tasks' ids.
 WITH ticks AS (
     SELECT at FROM unnest($2::timestamptz[]) AS tick(at)
 ), inserted AS (
     INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds, run_at,
-                       queue, limit_scope, limit_key, schedule_id, schedule_tick)
+                       queue, limit_scope, limit_key, schedule_id, schedule_tick, trace_parent)
     SELECT s.task ->> 'name', s.task ->> 'type', p.payload, s.task ->> 'description',
            (s.task ->> 'priority')::integer, (s.task ->> 'max_retries')::integer,
            (s.task ->> 'timeout_seconds')::double precision, now(), s.task ->> 'queue', lim.scope,
            CASE WHEN lim.scope IS NULL THEN s.task ->> 'limit_key'
                 ELSE limit_key_of(p.payload, lim.key, s.task ->> 'limit_key') END,
-           s.id, ticks.at
+           s.id, ticks.at, $7::text
       FROM schedules s
      CROSS JOIN ticks
      CROSS JOIN LATERAL (SELECT jsonb_build_object('parameters', s.task -> 'parameters') AS payload) AS p
@@ -978,7 +981,8 @@ SELECT id FROM inserted ORDER BY id;
 -- `workflow_step_v1` each (migration 0070: its task, name, the steps it depends on and its first
 -- history line), each after its parents, so that their ids ascend the same way. A step with parents
 -- is WAITING for as many of them, the others QUEUED. Limits as create_tasks. An existing idempotency
--- key creates nothing and returns no row (the caller looks the workflow up).
+-- key creates nothing and returns no row (the caller looks the workflow up). $5: the W3C traceparent
+-- every step keeps (NULL: none).
 WITH workflow AS (
     INSERT INTO workflows (name, idempotency_key, created_by)
     VALUES ($1::text, $2::text, $3::text)
@@ -989,14 +993,15 @@ WITH workflow AS (
       FROM unnest($4::workflow_step_v1[]) WITH ORDINALITY AS s
 ), inserted AS (
     INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
-                       run_at, queue, limit_scope, limit_key, workflow_id, step, status, waiting_on)
+                       run_at, queue, limit_scope, limit_key, workflow_id, step, status, waiting_on,
+                       trace_parent)
     SELECT n.name, n.type, n.payload, n.description, n.priority, n.max_retries, n.timeout_seconds,
            greatest(now() + make_interval(secs => n.delay_seconds), n.run_at), n.queue,
            lim.scope, CASE WHEN lim.scope IS NULL THEN n.limit_key
                            ELSE limit_key_of(n.payload, lim.key, n.limit_key) END,
            w.id, n.step,
            CASE WHEN cardinality(n.depends_on) > 0 THEN 8 /*WAITING*/ ELSE 0 /*QUEUED*/ END,
-           cardinality(n.depends_on)
+           cardinality(n.depends_on), $5::text
       FROM workflow w
      CROSS JOIN steps n
       LEFT JOIN LATERAL limit_of(n.type, n.queue) AS lim ON true
@@ -1044,21 +1049,23 @@ RETURNING w.id;
 -- $1 being current (locked here). A name the task spawned before creates nothing (a re-run's spawn).
 -- Whoever waits for the spawner waits for each new child too (an edge and one more to wait for
 -- each): the steps that depend on it, and the spawner itself when it waits for them ($4, a
--- continuation). $5: each child's first history line. Returns the children created.
+-- continuation). $5: each child's first history line. $6: the spawning attempt's W3C traceparent
+-- (NULL: the spawner's own, so a child continues its trace either way). Returns the children created.
 WITH parent AS (
-    SELECT id, workflow_id, step FROM tasks
+    SELECT id, workflow_id, step, trace_parent FROM tasks
      WHERE id = $1::bigint AND status = 1 /*RUNNING*/ AND execution_id = $2::bigint
        AND workflow_id IS NOT NULL
        FOR UPDATE
 ), children AS (
     INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
                        run_at, queue, limit_scope, limit_key, workflow_id, step, spawned_by, status,
-                       waiting_on)
+                       waiting_on, trace_parent)
     SELECT c.name, c.type, c.payload, c.description, c.priority, c.max_retries, c.timeout_seconds,
            now(), c.queue,
            lim.scope, CASE WHEN lim.scope IS NULL THEN c.limit_key
                            ELSE limit_key_of(c.payload, lim.key, c.limit_key) END,
-           p.workflow_id, p.step || '/' || c.step, p.id, 0 /*QUEUED*/, 0
+           p.workflow_id, p.step || '/' || c.step, p.id, 0 /*QUEUED*/, 0,
+           coalesce($6::text, p.trace_parent)
       FROM parent p
      CROSS JOIN unnest($3::spawned_task_v1[]) WITH ORDINALITY AS c
       LEFT JOIN LATERAL limit_of(c.type, c.queue) AS lim ON true

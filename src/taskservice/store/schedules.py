@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from taskservice import model
+from taskservice import model, tracing
 from taskservice.model import Firing, NewTask, Schedule, ScheduleSpec, Status
 from taskservice.store.sql import query
 
@@ -171,10 +171,18 @@ async def delete(conn: Pool | Connection, name: str) -> bool:
 async def _fire(
     conn: Pool | Connection, schedule: Schedule, firing: Firing, ticks: Sequence[datetime | None]
 ) -> list[int]:
-    rows = await conn.fetch(
-        query("fire_schedule"), schedule.id, list(ticks), firing.next_tick, firing.missed, firing.skipped,
-        model.SCHEDULED,
-    )  # fmt: skip
+    """Create the ticks' tasks under a span of their own (with tracing on): a tick starts a trace, a
+    trigger by hand continues its caller's (the RPC's); the tasks continue it."""
+    attributes: tracing.Attributes = {
+        "taskservice.schedule": schedule.spec.name,
+        "taskservice.schedule.id": schedule.id,
+    }
+    name = "taskservice.schedule.tick" if any(ticks) else "taskservice.schedule.trigger"
+    with tracing.span(name, root=any(ticks), attributes=attributes) as span:
+        rows = await conn.fetch(
+            query("fire_schedule"), schedule.id, list(ticks), firing.next_tick, firing.missed,
+            firing.skipped, model.SCHEDULED, tracing.traceparent_of(span),
+        )  # fmt: skip
     return [row["id"] for row in rows]
 
 

@@ -217,7 +217,7 @@ class Store:
         """
         if not tasks:
             return []
-        rows_in = [_new_task_row(t, self.defaults) for t in tasks]
+        rows_in = [(*_new_task_row(t, self.defaults), t.trace_parent) for t in tasks]  # new_task_v5
         if id_limit is None:
             rows = await self.pool.fetch(query("create_tasks"), rows_in, model.SCHEDULED)
         else:
@@ -567,11 +567,20 @@ class Store:
     # -- workflows (migration 0070) ------------------------------------------------------------
 
     async def create_workflow(
-        self, name: str, graph: WorkflowGraph, *, idempotency_key: str | None = None, by: str = ""
+        self,
+        name: str,
+        graph: WorkflowGraph,
+        *,
+        idempotency_key: str | None = None,
+        by: str = "",
+        trace_parent: str | None = None,
     ) -> tuple[int, bool]:
-        """Create a checked workflow (rules.workflows.checked_graph) and its steps; (id, created)."""
+        """Create a checked workflow (rules.workflows.checked_graph) and its steps, each keeping
+        `trace_parent`; (id, created)."""
         rows = [_new_task_row(step.task, self.defaults) for step in graph.steps]
-        created = await workflows.create(self.pool, name, graph, rows, idempotency_key=idempotency_key, by=by)
+        created = await workflows.create(
+            self.pool, name, graph, rows, idempotency_key=idempotency_key, by=by, trace_parent=trace_parent
+        )
         if created[1]:
             await self._waker.wake()
         return created

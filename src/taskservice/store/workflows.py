@@ -71,21 +71,24 @@ async def create(
     *,
     idempotency_key: str | None,
     by: str,
+    trace_parent: str | None = None,
 ) -> tuple[int, bool]:
     """Create the workflow and its steps (`task_rows`: their `new_task_v4` rows, in `graph`'s order) in
-    one statement; (its id, created). An existing idempotency key returns that workflow's id, nothing
-    created."""
+    one statement, each step keeping `trace_parent`; (its id, created). An existing idempotency key
+    returns that workflow's id, nothing created."""
     steps: Sequence[StepSpec] = graph.steps
     rows = [
         (task_row, s.name, list(s.depends_on), first_line(s.depends_on))
         for task_row, s in zip(task_rows, steps, strict=True)
     ]
-    workflow_id = await pool.fetchval(query("create_workflow"), name, idempotency_key, by, rows)
+    workflow_id = await pool.fetchval(query("create_workflow"), name, idempotency_key, by, rows, trace_parent)
     if workflow_id is not None:
         return int(workflow_id), True
     existing = await pool.fetchval(query("workflow_by_idempotency_key"), idempotency_key)
     if existing is None:  # deleted between the two statements: as if it had never been
-        return await create(pool, name, graph, task_rows, idempotency_key=idempotency_key, by=by)
+        return await create(
+            pool, name, graph, task_rows, idempotency_key=idempotency_key, by=by, trace_parent=trace_parent
+        )
     return int(existing), False
 
 
@@ -199,6 +202,7 @@ async def spawn(conn: Connection, transitions: Sequence[Transition], defaults: T
             [_spawned_row(child, defaults) for child in t.spawned],
             t.status == Status.WAITING,
             SPAWNED_DETAILS,
+            t.trace_parent,
         )
 
 

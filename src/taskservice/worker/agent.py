@@ -55,7 +55,7 @@ def claim_of(work: pb.WorkAssignment, agent_id: str, received_at: float) -> Clai
         updated_at=_time(t.updated_at), run_at=_time(t.run_at), lease_owner=agent_id,
         idempotency_key=t.idempotency_key or None, execution_id=work.assignment_id,
         lost_leases=work.lost_leases, workflow_id=t.workflow_id or None, step=t.step or None,
-        spawned_by=t.spawned_by or None,
+        spawned_by=t.spawned_by or None, trace_parent=work.trace_parent or None,
     )  # fmt: skip
     parents = {
         p.step: json.loads(p.result_json) if p.result_json else None for p in work.parents if not p.left_out
@@ -87,6 +87,7 @@ def outcome_of(t: Transition) -> pb.AttemptOutcome:
         outcome=t.outcome, error=t.error or "",
         result_json="" if t.result is None else json.dumps(t.result, ensure_ascii=False),
         traceback=t.traceback or "", spawned=[spawned_of(child) for child in t.spawned],
+        trace_parent=t.trace_parent or "",
     )  # fmt: skip
 
 

@@ -10,12 +10,12 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
 
-from taskservice import model
+from taskservice import model, tracing
 from taskservice.background.listener import Listener
 from taskservice.config import Settings, get_settings
 from taskservice.model import Outcome, RetryPolicy, Transition
@@ -137,6 +137,23 @@ class _Deadline:
     def took_back(self) -> bool:
         """After a CancelledError: whether the deadline alone cancelled the attempt (now undone)."""
         return self.expired and self._task.uncancel() == 0
+
+
+def _attempt_of(claim: Claim) -> dict[str, str | int]:
+    task = claim.task
+    return {
+        "taskservice.task.id": task.id, "taskservice.task.type": task.type,
+        "taskservice.attempt": task.attempts, "taskservice.execution_id": claim.execution_id,
+        "taskservice.queue": task.queue,
+    }  # fmt: skip
+
+
+def _ended(span: Any, transition: Transition) -> None:
+    """What the attempt's span says of how it ended: the outcome and status; an error's message."""
+    span.set_attribute("taskservice.outcome", transition.outcome)
+    span.set_attribute("taskservice.status", transition.status.name)
+    if transition.error and transition.outcome != Outcome.SUCCEEDED:
+        tracing.failed(span, transition.error)
 
 
 def _describe(error: BaseException) -> str:
@@ -388,8 +405,16 @@ class Worker:
 
     async def _execute(self, claim: Claim) -> None:
         task = claim.task
-        self._log.debug("task started", task_id=task.id, type=task.type, attempt=task.attempts)
-        transition = await self._attempt(claim)
+        # With tracing on, the attempt is a span under the trace the task was created in (a new
+        # trace when it was created without one); its log lines carry the trace and span ids. Off,
+        # this is a None check (its attributes are made only for a span).
+        with tracing.span("taskservice.attempt", parent=task.trace_parent, kind="consumer") as span:
+            if span is not None:
+                span.set_attributes(_attempt_of(claim))
+            self._log.debug("task started", task_id=task.id, type=task.type, attempt=task.attempts)
+            transition = await self._attempt(claim)
+            if span is not None:
+                _ended(span, transition)
         self._log.debug(
             "task finished", task_id=task.id, status=transition.status.name, details=transition.details
         )
@@ -443,15 +468,22 @@ class Worker:
         deadline = _Deadline(task.timeout_seconds, signal)
         try:
             try:
-                result = await self._call_plugin(task, ctx)
+                with tracing.span("taskservice.plugin") as span:
+                    if span is not None:
+                        span.set_attribute("taskservice.task.type", task.type)
+                        ctx.span = span
+                    result = await self._call_plugin(task, ctx)
             finally:
                 deadline.disarm()
             spawned = self._checked_children(ctx)
             if isinstance(result, WaitForChildren):
-                return model.waiting_for_children(task, execution_id, None, spawned)
-            return model.succeeded(
-                task, execution_id, stored_result(result, self.options.max_result_bytes), spawned
-            )
+                transition = model.waiting_for_children(task, execution_id, None, spawned)
+            else:
+                stored = stored_result(result, self.options.max_result_bytes)
+                transition = model.succeeded(task, execution_id, stored, spawned)
+            if spawned and span is not None:  # they continue the trace from the plugin's span
+                transition = replace(transition, trace_parent=tracing.traceparent_of(span))
+            return transition
         except (PermanentFailure, UnknownPluginType, BrokenRule) as error:
             # Their messages say all there is (a bad parameter, a type nobody runs): no traceback.
             return self._failed(task, execution_id, "Task failed", _describe(error), policy, retryable=False)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import structlog
 
+from taskservice import tracing
 from taskservice.config import Settings
 from taskservice.model import RetryPolicy
 from taskservice.plugins import Registry
@@ -154,6 +155,7 @@ async def serve(
     registry = registry or Registry()
     simulate_original_plugins(registry, settings)
     types_to_run(registry, task_types)  # a --type it cannot run: say so before touching the database
+    tracing.setup(settings, "taskservice-worker")  # off unless configured (config.py: OTEL_*)
     # Here, not above: an agent (serve_agent) never loads the database layer or the migrations.
     from taskservice.db import embedded, migrate
     from taskservice.db.connect import create_pool, without_password
@@ -173,6 +175,7 @@ async def serve(
         await run_until_signalled(worker)
     finally:
         await pool.close()
+        await asyncio.to_thread(tracing.shutdown)  # the spans not sent yet go now
 
 
 async def serve_agent(
@@ -190,6 +193,7 @@ async def serve_agent(
     `address`, never from PostgreSQL (no DATABASE_URL needed), with the task types declared in
     TASK_MODULES and `modules` besides the installed ones."""
     import_task_modules([*settings.task_module_names, *modules])
+    tracing.setup(settings, "taskservice-agent")
     link = AgentLink(address, token, new_worker_id())
     options = worker_options(settings, concurrency, task_types, queues)
     registry = registry or Registry()
@@ -203,6 +207,7 @@ async def serve_agent(
         await run_until_signalled(worker)
     finally:
         await link.close()
+        await asyncio.to_thread(tracing.shutdown)
 
 
 async def run_until_signalled(worker: Worker) -> None:

@@ -82,7 +82,7 @@ class CreateTaskResponse(_message.Message):
     def __init__(self, id: _Optional[int] = ..., existing: _Optional[bool] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "dependencies", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key", "id64", "exact_status", "truncated", "waiting_reason", "queue", "limit_key", "limit_scope", "schedule_id", "schedule_tick", "workflow_id", "step", "spawned_by")
+    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "dependencies", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key", "id64", "exact_status", "truncated", "waiting_reason", "queue", "limit_key", "limit_scope", "schedule_id", "schedule_tick", "workflow_id", "step", "spawned_by", "trace_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -112,6 +112,7 @@ class Task(_message.Message):
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     SPAWNED_BY_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     type: str
@@ -141,7 +142,8 @@ class Task(_message.Message):
     workflow_id: int
     step: str
     spawned_by: int
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., dependencies: _Optional[_Iterable[str]] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., id64: _Optional[int] = ..., exact_status: _Optional[_Union[TaskStatusEnum, str]] = ..., truncated: _Optional[bool] = ..., waiting_reason: _Optional[str] = ..., queue: _Optional[str] = ..., limit_key: _Optional[str] = ..., limit_scope: _Optional[str] = ..., schedule_id: _Optional[int] = ..., schedule_tick: _Optional[str] = ..., workflow_id: _Optional[int] = ..., step: _Optional[str] = ..., spawned_by: _Optional[int] = ...) -> None: ...
+    trace_id: str
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., dependencies: _Optional[_Iterable[str]] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., id64: _Optional[int] = ..., exact_status: _Optional[_Union[TaskStatusEnum, str]] = ..., truncated: _Optional[bool] = ..., waiting_reason: _Optional[str] = ..., queue: _Optional[str] = ..., limit_key: _Optional[str] = ..., limit_scope: _Optional[str] = ..., schedule_id: _Optional[int] = ..., schedule_tick: _Optional[str] = ..., workflow_id: _Optional[int] = ..., step: _Optional[str] = ..., spawned_by: _Optional[int] = ..., trace_id: _Optional[str] = ...) -> None: ...
 
 class TaskHistory(_message.Message):
     __slots__ = ("id", "status", "created_at", "details", "id64", "exact_status")
@@ -594,18 +596,20 @@ class PullEventsResponse(_message.Message):
     def __init__(self, work: _Optional[_Union[WorkAssignment, _Mapping]] = ..., keepalive: _Optional[bool] = ..., lease_seconds: _Optional[float] = ..., agent_id: _Optional[str] = ..., more_work: _Optional[_Iterable[_Union[WorkAssignment, _Mapping]]] = ..., installation_id: _Optional[str] = ...) -> None: ...
 
 class WorkAssignment(_message.Message):
-    __slots__ = ("assignment_id", "task", "lost_leases", "lease_seconds_left", "parents")
+    __slots__ = ("assignment_id", "task", "lost_leases", "lease_seconds_left", "parents", "trace_parent")
     ASSIGNMENT_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     LOST_LEASES_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_LEFT_FIELD_NUMBER: _ClassVar[int]
     PARENTS_FIELD_NUMBER: _ClassVar[int]
+    TRACE_PARENT_FIELD_NUMBER: _ClassVar[int]
     assignment_id: int
     task: Task
     lost_leases: int
     lease_seconds_left: float
     parents: _containers.RepeatedCompositeFieldContainer[StepResult]
-    def __init__(self, assignment_id: _Optional[int] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., lost_leases: _Optional[int] = ..., lease_seconds_left: _Optional[float] = ..., parents: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ...) -> None: ...
+    trace_parent: str
+    def __init__(self, assignment_id: _Optional[int] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., lost_leases: _Optional[int] = ..., lease_seconds_left: _Optional[float] = ..., parents: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., trace_parent: _Optional[str] = ...) -> None: ...
 
 class StepResult(_message.Message):
     __slots__ = ("step", "task_id", "result_json", "left_out")
@@ -628,7 +632,7 @@ class SpawnedTask(_message.Message):
     def __init__(self, name: _Optional[str] = ..., task: _Optional[_Union[CreateTaskRequest, _Mapping]] = ...) -> None: ...
 
 class AttemptOutcome(_message.Message):
-    __slots__ = ("assignment_id", "task_id", "status", "retries", "lost_leases", "delay_seconds", "details", "outcome", "error", "result_json", "traceback", "spawned")
+    __slots__ = ("assignment_id", "task_id", "status", "retries", "lost_leases", "delay_seconds", "details", "outcome", "error", "result_json", "traceback", "spawned", "trace_parent")
     ASSIGNMENT_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -641,6 +645,7 @@ class AttemptOutcome(_message.Message):
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     TRACEBACK_FIELD_NUMBER: _ClassVar[int]
     SPAWNED_FIELD_NUMBER: _ClassVar[int]
+    TRACE_PARENT_FIELD_NUMBER: _ClassVar[int]
     assignment_id: int
     task_id: int
     status: TaskStatusEnum
@@ -653,7 +658,8 @@ class AttemptOutcome(_message.Message):
     result_json: str
     traceback: str
     spawned: _containers.RepeatedCompositeFieldContainer[SpawnedTask]
-    def __init__(self, assignment_id: _Optional[int] = ..., task_id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., lost_leases: _Optional[int] = ..., delay_seconds: _Optional[float] = ..., details: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., result_json: _Optional[str] = ..., traceback: _Optional[str] = ..., spawned: _Optional[_Iterable[_Union[SpawnedTask, _Mapping]]] = ...) -> None: ...
+    trace_parent: str
+    def __init__(self, assignment_id: _Optional[int] = ..., task_id: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., lost_leases: _Optional[int] = ..., delay_seconds: _Optional[float] = ..., details: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., result_json: _Optional[str] = ..., traceback: _Optional[str] = ..., spawned: _Optional[_Iterable[_Union[SpawnedTask, _Mapping]]] = ..., trace_parent: _Optional[str] = ...) -> None: ...
 
 class ReportOutcomesRequest(_message.Message):
     __slots__ = ("agent_id", "outcomes")
