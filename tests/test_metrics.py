@@ -316,3 +316,49 @@ async def test_two_scrapes_at_once_count_each_attempt_once(
     await asyncio.gather(scrape(workerless_server), scrape(workerless_server))
     seen = samples(await scrape(workerless_server))
     assert value(seen, "taskservice_attempts_started_total", type="pair", queue="pairq") == 50
+
+
+async def test_a_scrape_reads_the_attempts_by_index_at_a_million(pool: Pool) -> None:
+    """At a million attempts (a thousand running), the scrape's reading of a full batch and of the
+    running ones it saw is index scans of the primary keys, in the plan a session of our pool makes
+    for these values and in the generic one (a prepared statement's after five runs)."""
+    from taskservice.api.metrics import ATTEMPT_BATCH
+    from taskservice.store.sql import query
+
+    await pool.execute(
+        "WITH t AS (INSERT INTO tasks (name, type, status, queue, timeout_seconds)"
+        " SELECT 'm ' || g, 'type' || (g % 20), CASE WHEN g % 1000 = 0 THEN 1 ELSE 3 END, 'q' || (g % 5), 60"
+        " FROM generate_series(1, 1000000) g RETURNING id, status)"
+        " INSERT INTO task_executions (task_id, attempt, worker_id, started_at, finished_at, outcome, due_at)"
+        " SELECT id, 1, 'w', now(), CASE WHEN status = 3 THEN now() END,"
+        " CASE WHEN status = 3 THEN 'succeeded' ELSE 'running' END, now() FROM t"
+    )
+    await pool.execute("ANALYZE tasks")
+    await pool.execute("ANALYZE task_executions")
+    newest = await pool.fetchval("SELECT max(id) FROM task_executions")
+    running = [r[0] for r in await pool.fetch("SELECT id FROM task_executions WHERE finished_at IS NULL")]
+    assert len(running) == 1000
+    after = newest - 2 * ATTEMPT_BATCH
+    async with pool.acquire() as conn:
+        explain = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) "
+        custom = [
+            r[0] for r in await conn.fetch(explain + query("attempts_after"), after, ATTEMPT_BATCH, running)
+        ]
+        async with conn.transaction():
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            await conn.execute("PREPARE generic (bigint, integer, bigint[]) AS " + query("attempts_after"))
+            listed = "{" + ",".join(map(str, running)) + "}"
+            generic = [
+                r[0]
+                for r in await conn.fetch(f"{explain} EXECUTE generic ({after}, {ATTEMPT_BATCH}, '{listed}')")
+            ]
+            await conn.execute("DEALLOCATE generic")
+    for plan in (custom, generic):
+        text = "\n".join(plan)
+        for whole in ("Seq Scan", "Hash", "Sort"):  # nothing read whole, hashed or sorted
+            assert whole not in text, text
+        assert text.count("Index Scan using task_executions_pkey") == 2, text
+        assert "Index Scan using tasks_pkey" in text, text
+        # A full batch and the running ones below it: every row read is one returned.
+        below = sum(1 for i in running if i <= after)
+        assert plan[0].startswith(f"Nested Loop (actual rows={ATTEMPT_BATCH + below} "), text
