@@ -362,3 +362,73 @@ async def test_a_scrape_reads_the_attempts_by_index_at_a_million(pool: Pool) -> 
         # A full batch and the running ones below it: every row read is one returned.
         below = sum(1 for i in running if i <= after)
         assert plan[0].startswith(f"Nested Loop (actual rows={ATTEMPT_BATCH + below} "), text
+
+
+async def test_an_attempt_whose_claim_commits_after_a_later_ones_is_counted(
+    workerless_server: ServerProcess, pool: Pool
+) -> None:
+    """A claim takes its attempt's id and commits later: a scrape may read a later id first. The id it
+    skipped is looked for again, and counted once it is committed."""
+    await scrape(workerless_server)
+    [late_task, early_task] = [
+        r[0]
+        for r in await pool.fetch(
+            "INSERT INTO tasks (name, type, status, queue, timeout_seconds)"
+            " SELECT 'late ' || g, 'late', 3, 'lateq', 60 FROM generate_series(1, 2) g RETURNING id"
+        )
+    ]
+    insert = (
+        "INSERT INTO task_executions (task_id, attempt, worker_id, finished_at, outcome, due_at)"
+        " VALUES ($1, 1, 'w', now(), 'succeeded', now()) RETURNING id"
+    )
+    async with pool.acquire() as conn:
+        late = conn.transaction()
+        await late.start()
+        late_id = await conn.fetchval(insert, late_task)  # its id taken, not committed
+        early_id = await pool.fetchval(insert, early_task)  # a later id, committed first
+        assert early_id > late_id
+        first = samples(await scrape(workerless_server))
+        assert value(first, "taskservice_attempts_started_total", type="late", queue="lateq") == 1
+        await late.commit()
+    second = samples(await scrape(workerless_server))
+    assert value(second, "taskservice_attempts_started_total", type="late", queue="lateq") == 2
+    assert (
+        value(second, "taskservice_attempts_ended_total", type="late", queue="lateq", outcome="succeeded")
+        == 2
+    )
+    third = samples(await scrape(workerless_server))
+    assert value(third, "taskservice_attempts_started_total", type="late", queue="lateq") == 2
+
+
+async def test_an_attempt_seen_running_is_counted_ended_when_it_ends(
+    workerless_server: ServerProcess, pool: Pool
+) -> None:
+    await scrape(workerless_server)
+    task = await pool.fetchval(
+        "INSERT INTO tasks (name, type, status, queue, timeout_seconds, attempts)"
+        " VALUES ('long', 'long', 1, 'longq', 60, 1) RETURNING id"
+    )
+    attempt = await pool.fetchval(
+        "INSERT INTO task_executions (task_id, attempt, worker_id, due_at, started_at)"
+        " VALUES ($1, 1, 'w', now() - interval '2 seconds', now()) RETURNING id",
+        task,
+    )
+    running = samples(await scrape(workerless_server))
+    labels = {"type": "long", "queue": "longq"}
+    assert value(running, "taskservice_attempts_started_total", **labels) == 1
+    assert value(running, "taskservice_attempt_queue_wait_seconds_sum", **labels) == pytest.approx(2.0)
+    assert value(running, "taskservice_attempts_ended_total", outcome="timed_out", **labels) == 0
+    await pool.execute(
+        "UPDATE task_executions SET finished_at = started_at + interval '1.5 seconds', outcome = 'timed_out'"
+        " WHERE id = $1",
+        attempt,
+    )
+    await pool.execute(
+        "UPDATE tasks SET status = 6, execution_id = $2 WHERE id = $1", task, attempt
+    )  # to retry
+    ended = samples(await scrape(workerless_server))
+    assert value(ended, "taskservice_attempts_started_total", **labels) == 1
+    assert value(ended, "taskservice_attempts_ended_total", outcome="timed_out", **labels) == 1
+    assert value(ended, "taskservice_attempts_retried_total", **labels) == 1
+    assert value(ended, "taskservice_attempt_duration_seconds_sum", **labels) == pytest.approx(1.5)
+    assert value(ended, "taskservice_attempt_queue_wait_seconds_count", **labels) == 1
