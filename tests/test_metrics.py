@@ -432,3 +432,29 @@ async def test_an_attempt_seen_running_is_counted_ended_when_it_ends(
     assert value(ended, "taskservice_attempts_retried_total", **labels) == 1
     assert value(ended, "taskservice_attempt_duration_seconds_sum", **labels) == pytest.approx(1.5)
     assert value(ended, "taskservice_attempt_queue_wait_seconds_count", **labels) == 1
+
+
+async def test_when_the_attempt_ids_go_back_counting_starts_over_from_the_newest(
+    workerless_server: ServerProcess, pool: Pool
+) -> None:
+    async def add(count: int) -> None:
+        await pool.execute(
+            "WITH t AS (INSERT INTO tasks (name, type, status, queue, timeout_seconds)"
+            " SELECT 'again ' || g, 'again', 3, 'againq', 60 FROM generate_series(1, $1) g RETURNING id)"
+            " INSERT INTO task_executions (task_id, attempt, worker_id, finished_at, outcome, due_at)"
+            " SELECT id, 1, 'w', now(), 'succeeded', now() FROM t",
+            count,
+        )
+
+    async def started() -> float:
+        seen = samples(await scrape(workerless_server))
+        return value(seen, "taskservice_attempts_started_total", type="again", queue="againq")
+
+    await scrape(workerless_server)
+    await add(5)
+    assert await started() == 5
+    await pool.execute("TRUNCATE task_executions RESTART IDENTITY")
+    await add(3)
+    assert await started() == 5  # the ids went back: it starts over from the newest, counting none
+    await add(2)
+    assert await started() == 7

@@ -228,6 +228,13 @@ class Metrics:
         after = self._attempts_after
         again = self._running | self._missing.keys()
         rows = await store.attempts_after(after, ATTEMPT_BATCH, sorted(again))
+        if not rows and await store.last_attempt_id() < after:
+            # The ids went back (the table was emptied and its identity restarted, or a database
+            # restored): start over from the newest, as at a first scrape.
+            self._attempts_after = await store.last_attempt_id()
+            self._running.clear()
+            self._missing.clear()
+            return
         read = {row.id for row in rows}
         self._count(rows)
         newest = max((row.id for row in rows if row.id > after), default=after)
