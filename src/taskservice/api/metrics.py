@@ -12,6 +12,7 @@ scrape (docs/observability.md, "Metrics": aggregate replicas with max, not sum).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TypeVar
@@ -183,8 +184,9 @@ class Metrics:
         started = time.perf_counter()
         code = "ok"
         self.streams_open.labels(method).inc()
+        stream = call_next(request, ctx)
         try:
-            async for response in call_next(request, ctx):
+            async for response in stream:
                 yield response
         except ConnectError as error:
             code = error.code.value
@@ -196,6 +198,12 @@ class Metrics:
             code = "unknown"
             raise
         finally:
+            # Closed now, not when collected: the stream's own cleanup (an agent's session put back)
+            # runs as soon as its client is gone (as ErrorCodes does).
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
             self.streams_open.labels(method).dec()
             self.durations.labels(method).observe(time.perf_counter() - started)
             self.requests.labels(method, code).inc()
