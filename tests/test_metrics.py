@@ -361,7 +361,7 @@ async def test_a_scrape_reads_the_attempts_by_index_at_a_million(pool: Pool) -> 
         assert "Index Scan using tasks_pkey" in text, text
         # A full batch and the running ones below it: every row read is one returned.
         below = sum(1 for i in running if i <= after)
-        assert plan[0].startswith(f"Nested Loop (actual rows={ATTEMPT_BATCH + below} "), text
+        assert plan[0].startswith(f"Nested Loop Left Join (actual rows={ATTEMPT_BATCH + below} "), text
 
 
 async def test_an_attempt_whose_claim_commits_after_a_later_ones_is_counted(
@@ -458,3 +458,33 @@ async def test_when_the_attempt_ids_go_back_counting_starts_over_from_the_newest
     assert await started() == 5  # the ids went back: it starts over from the newest, counting none
     await add(2)
     assert await started() == 7
+
+
+async def test_a_batch_of_attempts_whose_tasks_are_gone_is_read_past(
+    workerless_server: ServerProcess, pool: Pool
+) -> None:
+    """Attempts of deleted tasks are not counted, but the reading moves past them: a full batch of
+    them does not stop the counting."""
+    from taskservice.api.metrics import ATTEMPT_BATCH
+
+    await scrape(workerless_server)
+    await pool.execute(
+        "INSERT INTO task_executions (task_id, attempt, worker_id, finished_at, outcome, due_at)"
+        " SELECT 1000000000 + g, 1, 'w', now(), 'succeeded', now() FROM generate_series(1, $1) g",
+        ATTEMPT_BATCH + 10,
+    )
+    task = await pool.fetchval(
+        "INSERT INTO tasks (name, type, status, queue, timeout_seconds)"
+        " VALUES ('kept', 'kept', 3, 'keptq', 60) RETURNING id"
+    )
+    await pool.execute(
+        "INSERT INTO task_executions (task_id, attempt, worker_id, finished_at, outcome, due_at)"
+        " VALUES ($1, 1, 'w', now(), 'succeeded', now())",
+        task,
+    )
+    first = samples(await scrape(workerless_server))
+    assert value(first, "taskservice_attempts_started_total", type="kept", queue="keptq") == 0
+    second = samples(await scrape(workerless_server))
+    assert value(second, "taskservice_attempts_started_total", type="kept", queue="keptq") == 1
+    counted = sum(v for (name, _), v in second.items() if name == "taskservice_attempts_started_total")
+    assert counted == 1

@@ -268,6 +268,8 @@ class Metrics:
         ended: dict[tuple[str, str, str], list[float | None]] = {}
         retried: dict[tuple[str, str], int] = {}
         for row in rows:
+            if row.type is None or row.queue is None:  # its task is gone: not counted
+                continue
             where = (row.type, row.queue)
             if row.id not in self._running:
                 started[where] = started.get(where, 0) + 1
@@ -281,6 +283,13 @@ class Metrics:
                 retried[where] = retried.get(where, 0) + 1
         for where, count in started.items():
             self.attempts_started.labels(*where).inc(count)
+        for where, count in retried.items():
+            self.attempts_retried.labels(*where).inc(count)
+        self._observe(waits, ended)
+
+    def _observe(
+        self, waits: dict[tuple[str, str], list[float]], ended: dict[tuple[str, str, str], list[float | None]]
+    ) -> None:
         for where, seconds in waits.items():
             histogram = self.queue_wait.labels(*where)
             for wait in seconds:
@@ -295,8 +304,6 @@ class Metrics:
                 if run is not None:
                     by_queue.observe(run)
                     by_outcome.observe(run)
-        for where, count in retried.items():
-            self.attempts_retried.labels(*where).inc(count)
 
     async def refresh(self, store: Store) -> None:
         """Read the database-side figures (at scrape time: nothing to keep in step)."""

@@ -261,7 +261,8 @@ SELECT coalesce(max(id), 0)::bigint FROM task_executions;
 -- Each attempt's task by its primary key too (the OFFSET 0 keeps the lateral lookup a lookup: as a
 -- join, a batch of 10,000 made the planner hash the whole tasks table, 0.4 s at a million).
 -- `retried`: it ended failed, timed out or lost and its task was to run again (RETRYING or QUEUED
--- after it, or a later attempt started). Waits and run times in seconds; NULL when not known.
+-- after it, or a later attempt started). Waits and run times in seconds; NULL when not known. An
+-- attempt whose task is gone comes with a NULL type: not counted, but read (the batch moves past it).
 WITH e AS (
     (SELECT * FROM task_executions WHERE id > $1 ORDER BY id LIMIT $2)
      UNION ALL
@@ -274,8 +275,8 @@ SELECT e.id, t.type, t.queue, e.outcome, e.finished_at IS NOT NULL AS finished,
         AND (t.attempts > e.attempt OR (t.execution_id = e.id AND t.status IN (0 /*QUEUED*/, 6 /*RETRYING*/))))
            AS retried
   FROM e
- CROSS JOIN LATERAL (SELECT type, queue, status, attempts, execution_id
-                       FROM tasks WHERE id = e.task_id OFFSET 0) t;
+  LEFT JOIN LATERAL (SELECT type, queue, status, attempts, execution_id
+                       FROM tasks WHERE id = e.task_id OFFSET 0) t ON true;
 
 -- name: ping
 SELECT 1;

@@ -127,8 +127,8 @@ class AttemptFigures:
     None when not known), and whether its task was to run again after it failed."""
 
     id: int
-    type: str
-    queue: str
+    type: str | None  # None: its task is gone (deleted before the metrics read it)
+    queue: str | None
     outcome: str
     finished: bool
     run_seconds: float | None
