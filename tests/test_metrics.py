@@ -488,3 +488,30 @@ async def test_a_batch_of_attempts_whose_tasks_are_gone_is_read_past(
     assert value(second, "taskservice_attempts_started_total", type="kept", queue="keptq") == 1
     counted = sum(v for (name, _), v in second.items() if name == "taskservice_attempts_started_total")
     assert counted == 1
+
+
+@pytest.mark.parametrize("limited", [False, True], ids=["unlimited claim", "limited claim"])
+async def test_the_claims_keep_when_the_task_was_due_on_its_attempt(
+    store: Store, pool: Pool, limited: bool
+) -> None:
+    """Both claims (the unlimited one, and claim_limited of migration 0050 as 0090 replaced it) copy
+    the task's run_at onto the attempt: a delayed task's wait counts from the end of its delay."""
+    if limited:
+        await store.set_limit("queue", "capped", {"concurrency": 5}, "test")
+    [(task_id, _)] = await store.create_tasks(
+        [NewTask("due", "sleep", {}, queue="capped", delay_seconds=0.2)]
+    )
+    run_at = await pool.fetchval("SELECT run_at FROM tasks WHERE id = $1", task_id)
+
+    async def claimed() -> bool:
+        return bool(await store.claim("w-due", 1, (), 30.0))
+
+    await eventually(claimed)
+    row = await pool.fetchrow(
+        "SELECT e.due_at, e.started_at, t.limit_scope FROM task_executions e JOIN tasks t ON t.id = e.task_id"
+        " WHERE e.task_id = $1",
+        task_id,
+    )
+    assert row["limit_scope"] == ("queue:capped" if limited else None)
+    assert row["due_at"] == run_at
+    assert row["started_at"] >= run_at
