@@ -512,6 +512,7 @@ async def test_the_claims_keep_when_the_task_was_due_on_its_attempt(
         " WHERE e.task_id = $1",
         task_id,
     )
+    assert row is not None
     assert row["limit_scope"] == ("queue:capped" if limited else None)
     assert row["due_at"] == run_at
     assert row["started_at"] >= run_at
