@@ -221,6 +221,9 @@ async def test_every_metric_the_dashboard_queries_is_exported(
     dashboard = json.loads(DASHBOARD.read_text())
     expressions = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
     assert len(expressions) >= 10
+    variables = [v["query"]["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    assert variables  # the type and queue pickers: label_values over an exported metric too
+    expressions += variables
     queried = {name for expr in expressions for name in re.findall(r"\btaskservice_[a-z0-9_]+", expr)}
     assert queried, expressions
     assert queried - exported == set()
