@@ -179,7 +179,7 @@ def _routes(
         *(login.routes() if login else []),
         Route("/healthz", healthz),
         Route("/readyz", readyz_endpoint(readiness)),
-        Route("/metrics", metrics.endpoint(lambda: readiness.store)),
+        Route("/metrics", metrics.endpoint(lambda: readiness.store, service.agent_sessions)),
         *(Mount(path, app=rpc) for path, rpc in services.items()),
         Mount("/grpc.health.v1.Health", app=HealthASGIApplication(HealthService(readiness), **rpc_limits)),
     ]

@@ -23,7 +23,7 @@ from taskservice import model, tracing
 from taskservice.api import convert, ids, validation
 from taskservice.api.deadline import stop_starting_at
 from taskservice.api.disconnect import client_gone
-from taskservice.api.dispatch import Dispatcher, legacy_agent_id
+from taskservice.api.dispatch import Dispatcher, Session, legacy_agent_id
 from taskservice.api.events import EventHub, SubscriberTooSlow
 from taskservice.auth import principal
 from taskservice.auth.roles import Right
@@ -93,6 +93,10 @@ class TaskService:
 
     def attach(self, store: Store, events: EventHub, dispatcher: Dispatcher | None = None) -> None:
         self._store, self._events, self._dispatcher = store, events, dispatcher
+
+    def agent_sessions(self) -> list[Session]:
+        """The agents connected to this server now (none before it started)."""
+        return [] if self._dispatcher is None else list(self._dispatcher.sessions.values())
 
     def end_streams(self) -> None:
         """End every WatchEvents stream, now and from now on: the server is stopping.

@@ -12,6 +12,7 @@ from taskservice.store.limits import Limit, LimitWait
 from taskservice.store.retention import RetentionPolicy
 from taskservice.store.schedules import ScheduleNameTaken, ScheduleNotFound
 from taskservice.store.store import (
+    AttemptFigures,
     Claim,
     HistoryEvent,
     IdAboveLimit,
@@ -30,6 +31,7 @@ from taskservice.store.workflows import StepOfWorkflow, WorkflowNotFound, Workfl
 __all__ = [
     "CREDENTIALS_CHANNEL",
     "NOTIFY_CHANNEL",
+    "AttemptFigures",
     "Claim",
     "Credentials",
     "HistoryEvent",

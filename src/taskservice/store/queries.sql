@@ -252,16 +252,33 @@ SELECT h.id, h.task_id, h.status, h.details, h.created_at, t.name AS task_name, 
 -- name: last_history_id
 SELECT coalesce(max(id), 0) FROM task_history;
 
--- name: executions_finished_since
--- Attempts that finished after $1 (for run-time metrics), oldest first. `finished_at` has a BRIN
--- index (migration 0004): it finds the recent pages without making the attempt's close non-HOT.
-SELECT t.type, e.outcome, extract(epoch FROM e.finished_at - e.started_at)::float8 AS seconds,
-       e.finished_at
-  FROM task_executions e
-  JOIN tasks t ON t.id = e.task_id
- WHERE e.finished_at > $1
- ORDER BY e.finished_at
- LIMIT $2;
+-- name: last_attempt_id
+-- Where the attempt metrics start counting (api/metrics.py): the newest attempt now.
+SELECT coalesce(max(id), 0)::bigint FROM task_executions;
+
+-- name: attempts_after
+-- Attempts with an id above $1, oldest first, at most $2 (the attempt metrics read each attempt
+-- once, in batches, by the primary key: no scan however many there are); and those of $3 (ids that
+-- were missing from an earlier batch, or seen running then): the same columns, by the primary key.
+-- Each attempt's task by its primary key too (the OFFSET 0 keeps the lateral lookup a lookup: as a
+-- join, a batch of 10,000 made the planner hash the whole tasks table, 0.4 s at a million).
+-- `retried`: it ended failed, timed out or lost and its task was to run again (RETRYING or QUEUED
+-- after it, or a later attempt started). Waits and run times in seconds; NULL when not known. An
+-- attempt whose task is gone comes with a NULL type: not counted, but read (the batch moves past it).
+WITH e AS (
+    (SELECT * FROM task_executions WHERE id > $1 ORDER BY id LIMIT $2)
+     UNION ALL
+    SELECT * FROM task_executions WHERE id = ANY($3::bigint[]) AND id <= $1
+)
+SELECT e.id, t.type, t.queue, e.outcome, e.finished_at IS NOT NULL AS finished,
+       extract(epoch FROM e.finished_at - e.started_at)::float8 AS run_seconds,
+       extract(epoch FROM e.started_at - e.due_at)::float8 AS wait_seconds,
+       (e.outcome IN ('failed', 'timed_out', 'lost')
+        AND (t.attempts > e.attempt OR (t.execution_id = e.id AND t.status IN (0 /*QUEUED*/, 6 /*RETRYING*/))))
+           AS retried
+  FROM e
+  LEFT JOIN LATERAL (SELECT type, queue, status, attempts, execution_id
+                       FROM tasks WHERE id = e.task_id OFFSET 0) t ON true;
 
 -- name: ping
 SELECT 1;
@@ -413,10 +430,10 @@ WITH picked AS (
      LIMIT $2
        FOR UPDATE OF t SKIP LOCKED
 ), slotted AS (
-    SELECT id, attempt, row_number() OVER (ORDER BY priority DESC, run_at, id) AS slot FROM picked
+    SELECT id, attempt, run_at, row_number() OVER (ORDER BY priority DESC, run_at, id) AS slot FROM picked
 ), executions AS (
-    INSERT INTO task_executions (task_id, attempt, worker_id, lease_expires_at)
-    SELECT p.id, p.attempt, o.owner, now() + make_interval(secs => $4)
+    INSERT INTO task_executions (task_id, attempt, worker_id, lease_expires_at, due_at)
+    SELECT p.id, p.attempt, o.owner, now() + make_interval(secs => $4), p.run_at
       FROM slotted p
       JOIN unnest($1::text[]) WITH ORDINALITY AS o(owner, slot) ON o.slot = p.slot
     RETURNING id, task_id, attempt, worker_id, lease_expires_at
@@ -560,8 +577,8 @@ SELECT id, 1 /*RUNNING*/, $2::text FROM tasks WHERE id = $1 AND status = 1 /*RUN
 -- between attempts (RETRYING after that agent's failed attempt, kept from others by its run_at):
 -- a new attempt for the same agent, leased for $4 seconds; the retry is spent now that it runs.
 WITH opened AS (
-    INSERT INTO task_executions (task_id, attempt, worker_id, lease_expires_at)
-    SELECT id, attempts + 1, $2::text, now() + make_interval(secs => $4)
+    INSERT INTO task_executions (task_id, attempt, worker_id, lease_expires_at, due_at)
+    SELECT id, attempts + 1, $2::text, now() + make_interval(secs => $4), run_at
       FROM tasks WHERE id = $1 AND status = 6 /*RETRYING*/
     RETURNING id, task_id, attempt
 ), moved AS (

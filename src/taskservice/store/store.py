@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -118,6 +118,22 @@ class HistoryEvent:
     entry: HistoryEntry
     task_name: str
     task_type: str
+
+
+@dataclass(frozen=True)
+class AttemptFigures:
+    """What the metrics read of an attempt (api/metrics.py): its task's type and queue, how it ended
+    (`outcome` "running" while `finished` is false), its run time and its wait for a worker (seconds,
+    None when not known), and whether its task was to run again after it failed."""
+
+    id: int
+    type: str | None  # None: its task is gone (deleted before the metrics read it)
+    queue: str | None
+    outcome: str
+    finished: bool
+    run_seconds: float | None
+    wait_seconds: float | None
+    retried: bool
 
 
 @dataclass(frozen=True)
@@ -368,12 +384,17 @@ class Store:
     async def last_history_id(self) -> int:
         return int(await self.pool.fetchval(query("last_history_id")))
 
-    async def executions_finished_since(
-        self, since: datetime, limit: int = 10_000
-    ) -> list[tuple[str, str, float, datetime]]:
-        """(type, outcome, seconds, finished_at) of attempts finished after `since`, oldest first."""
-        rows = await self.pool.fetch(query("executions_finished_since"), since, limit)
-        return [(r["type"], r["outcome"], r["seconds"], r["finished_at"]) for r in rows]
+    async def last_attempt_id(self) -> int:
+        """The id of the newest attempt (0: none yet)."""
+        return int(await self.pool.fetchval(query("last_attempt_id")))
+
+    async def attempts_after(
+        self, after: int, limit: int, again: Collection[int] = ()
+    ) -> list[AttemptFigures]:
+        """The attempts with an id above `after` (oldest first, at most `limit`), and those of `again`
+        (at or below it) that exist; by primary key (api/metrics.py)."""
+        rows = await self.pool.fetch(query("attempts_after"), after, limit, list(again))
+        return [AttemptFigures(**dict(r)) for r in rows]
 
     async def ping(self) -> None:
         """Raise unless the database answers."""
