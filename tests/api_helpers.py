@@ -31,6 +31,7 @@ TASK_FIELDS = {
     "limitKey", "limitScope",  # the limit it counts under and its key there (issue 21); empty: none
     "scheduleId", "scheduleTick",  # the schedule and tick that created it (issue 22); 0 and empty: none
     "dependencies", "workflowId", "step", "spawnedBy",  # a workflow step's (issue 23); empty: none
+    "lastWorkerId", "lastAttemptSeconds", "lastError",  # its current or last attempt's (issue 24)
 }  # fmt: skip
 
 LATER = 3600  # delaySeconds that keeps a task QUEUED for the whole module

@@ -116,6 +116,9 @@ async def test_create_and_get_task_with_every_field(api: Api) -> None:
         "workflowId": "0",
         "step": "",
         "spawnedBy": "0",
+        "lastWorkerId": "",  # no attempt yet (issue 24)
+        "lastAttemptSeconds": 0.0,
+        "lastError": "",
     }
     assert recent(task["createdAt"])
     assert recent(task["updatedAt"])

@@ -195,6 +195,10 @@ class Task:
     step: str | None = None  # its step's name there
     spawned_by: int | None = None  # the task that spawned it at run time, if any
     dependencies: tuple[int, ...] = ()  # the tasks it waits for (GetTask only)
+    # Its current (or last) attempt's worker, duration (so far, while it runs) and error, if any.
+    last_worker_id: str | None = None
+    last_attempt_seconds: float | None = None
+    last_error: str | None = None
 
     @property
     def parameters(self) -> dict[str, str]:
