@@ -352,9 +352,7 @@ class TaskService:
         self, request: pb.GetTypeStatsRequest, ctx: RequestContext[Any, Any]
     ) -> pb.GetTypeStatsResponse:
         range_seconds, buckets = validation.stats_request(request)
-        types, chart = await asyncio.gather(
-            self.store.type_stats(range_seconds), self.store.throughput(range_seconds, buckets)
-        )
+        types, chart = await self.store.type_stats(range_seconds, buckets)
         return pb.GetTypeStatsResponse(
             types=[convert.type_stats(t, range_seconds) for t in types],
             **convert.throughput(chart, range_seconds),

@@ -376,6 +376,18 @@ SELECT t.type, e.outcome, extract(epoch FROM e.finished_at - e.started_at)::floa
 
 -- The operator's dashboard (issue 24) ----------------------------------------------------------
 
+-- name: plan_for_the_dashboard
+-- In a transaction of the statements below (store/stats.py), undone when it ends. Bitmap scans: the
+-- pool's sessions plan without them (db/connect.py), and a BRIN index is read by nothing else. A
+-- plan for each call's values: a worker's attempts are read through its own index when it ran few
+-- (one gone long ago), by the primary key backwards when it ran most; a generic plan, guessing one
+-- worker's share of the attempts, would read the whole table for the first. Each attempt's task by
+-- its primary key: a hash join would read every task there is to find a day's (510 ms against 190
+-- at a million tasks, tests/test_operator_plans.py). No JIT: compiling costs more (40 ms) than it
+-- saves on a week's window.
+SET LOCAL enable_bitmapscan = on; SET LOCAL plan_cache_mode = force_custom_plan;
+SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL jit = off;
+
 -- name: type_stats
 -- Per task type, the attempts that finished within the last $1 seconds: how many, how many
 -- succeeded and failed (failed, timed out, lost), and the percentiles of their durations and of their

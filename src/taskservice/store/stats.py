@@ -3,6 +3,8 @@ finished per bucket of it, and one worker with its latest attempts. Each read th
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -10,7 +12,7 @@ from typing import TYPE_CHECKING
 from taskservice.store.sql import query
 
 if TYPE_CHECKING:
-    from taskservice.store.store import Pool, Record
+    from taskservice.store.store import Connection, Pool, Record
 
 ATTEMPTS_SHOWN = 50  # a worker's latest attempts
 FAILURES_AMONG = 1000  # a worker's failures are looked for among its latest this many attempts
@@ -61,17 +63,27 @@ class WorkerAttempt:
     error: str | None
 
 
-async def type_stats(pool: Pool, range_seconds: float) -> list[TypeStats]:
-    rows = await pool.fetch(query("type_stats"), range_seconds)
-    return [TypeStats(**dict(row)) for row in rows]
+@contextlib.asynccontextmanager
+async def planned_for_the_dashboard(pool: Pool) -> AsyncIterator[Connection]:
+    """A connection in a read-only transaction whose statements may be planned with bitmap scans, the
+    only way PostgreSQL reads a BRIN index (the pool's sessions plan without them: db/connect.py;
+    the window's statements would read every attempt ever kept), and are planned for each call's
+    values (queries.sql, plan_for_the_dashboard). The settings end with the transaction."""
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        await conn.execute(query("plan_for_the_dashboard"))
+        yield conn
 
 
-async def throughput(pool: Pool, range_seconds: float, buckets: int) -> Throughput:
-    rows = await pool.fetch(query("throughput_buckets"), range_seconds, buckets)
-    return Throughput(
-        [Bucket(r["start"], r["succeeded"], r["failed"]) for r in rows],
-        rows[-1]["until"],
+async def window(pool: Pool, range_seconds: float, buckets: int) -> tuple[list[TypeStats], Throughput]:
+    """Per type, and per bucket, the attempts finished within the last `range_seconds`, both as of
+    the same instant (one transaction: one now())."""
+    async with planned_for_the_dashboard(pool) as conn:
+        types = await conn.fetch(query("type_stats"), range_seconds)
+        counted = await conn.fetch(query("throughput_buckets"), range_seconds, buckets)
+    chart = Throughput(
+        [Bucket(r["start"], r["succeeded"], r["failed"]) for r in counted], counted[-1]["until"]
     )
+    return [TypeStats(**dict(row)) for row in types], chart
 
 
 def _attempt(row: Record) -> WorkerAttempt:
@@ -80,6 +92,7 @@ def _attempt(row: Record) -> WorkerAttempt:
 
 async def worker_attempts(pool: Pool, worker_id: str) -> tuple[list[WorkerAttempt], list[WorkerAttempt]]:
     """A worker's latest attempts, and its latest failures among a bounded number of its attempts."""
-    attempts = await pool.fetch(query("worker_attempts"), worker_id, ATTEMPTS_SHOWN)
-    failures = await pool.fetch(query("worker_failures"), worker_id, FAILURES_AMONG, FAILURES_SHOWN)
+    async with planned_for_the_dashboard(pool) as conn:
+        attempts = await conn.fetch(query("worker_attempts"), worker_id, ATTEMPTS_SHOWN)
+        failures = await conn.fetch(query("worker_failures"), worker_id, FAILURES_AMONG, FAILURES_SHOWN)
     return [_attempt(r) for r in attempts], [_attempt(r) for r in failures]

@@ -954,10 +954,9 @@ class Store:
         """A worker's latest attempts, and its latest failures (stats.py says how many)."""
         return await stats.worker_attempts(self.pool, worker_id)
 
-    async def type_stats(self, range_seconds: float) -> list[stats.TypeStats]:
-        """Per task type, of the attempts finished within the last `range_seconds`."""
-        return await stats.type_stats(self.pool, range_seconds)
-
-    async def throughput(self, range_seconds: float, buckets: int) -> stats.Throughput:
-        """The attempts finished within the last `range_seconds`, in `buckets` equal buckets."""
-        return await stats.throughput(self.pool, range_seconds, buckets)
+    async def type_stats(
+        self, range_seconds: float, buckets: int
+    ) -> tuple[list[stats.TypeStats], stats.Throughput]:
+        """Per task type, and in `buckets` equal buckets, the attempts finished within the last
+        `range_seconds`."""
+        return await stats.window(self.pool, range_seconds, buckets)
