@@ -147,7 +147,9 @@ export class TaskTable {
     // Enter on an id opens that task at once.
     name.addEventListener("keydown", (event) => {
       const id = taskId(name.value);
-      if (event.key === "Enter" && id) this.onOpen(id);
+      if (event.key !== "Enter" || !id) return;
+      event.preventDefault(); // else the Enter goes on to press the opened dialog's focused Close
+      this.onOpen(id);
     });
     const order = document.getElementById("sort-order");
     order.addEventListener("click", () => changed({ order: this.state.order === "asc" ? "" : "asc", page: 0 }));
