@@ -1,6 +1,6 @@
 """`task-cli bench --quick` runs every scenario to the end and loses no task; speed is never asserted.
-What the benchmark reads from the database and the processes to show the limits scenario's figures
-is checked on its own, against a real PostgreSQL."""
+What the benchmark reads from the database and the processes to show the limits and workflow
+scenarios' figures is checked on its own, against a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,16 +10,20 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import psycopg
 import pytest
 
+from taskservice import model
 from taskservice.bench.context import sql
 from taskservice.bench.cpu import WORKER_APPLICATION, cpu_times, named_connections
+from taskservice.bench.scenarios.workflows import fan_out_fan_in
 from taskservice.config import Settings
-from taskservice.store import Pool
+from taskservice.model import Status
+from taskservice.store import Pool, Store
 
 SCENARIOS = {
     "ceiling",
@@ -33,6 +37,7 @@ SCENARIOS = {
     "client",
     "agents",
     "limits",
+    "workflows",
 }
 WITHOUT_TASKS = {"memory", "cli_start"}  # they measure processes, not tasks
 
@@ -43,6 +48,32 @@ def bench_env(pg_server_url: str, tmp_path: Path) -> dict[str, str]:
     env["DATABASE_URL"] = pg_server_url  # the bench makes a database of its own there, and drops it
     env["EMBEDDED_DATA_DIR"] = str(tmp_path / "unused-embedded")
     return env
+
+
+def assert_workflow_figures(report: dict[str, Any]) -> None:
+    """Scenario l: the workflow's rate and CPU beside the same tasks without dependencies, and
+    release_children called once per statement that finished steps (counted: the test server's role
+    is a superuser)."""
+    flows = {f["key"]: f for s in report["scenarios"] if s["name"] == "workflows" for f in s["figures"]}
+    kinds = ("independent", "workflow")
+    assert set(flows) == {
+        *(f"workflows.{kind}" for kind in kinds),
+        *(f"workflows.{kind}_cpu_{part}" for kind in kinds for part in ("workers", "postgresql")),
+        "workflows.finish_statements",
+        "workflows.release_calls",
+    }
+    assert flows["workflows.workflow"]["raw_key"] == "workflows.independent"
+    assert flows["workflows.workflow"]["raw"] > 0
+    assert flows["workflows.workflow"]["value"] > 0
+    assert "1 → 98 → 1" in flows["workflows.workflow"]["label"]  # --quick: 100 steps
+    for part in ("workers", "postgresql"):
+        cpu = flows[f"workflows.workflow_cpu_{part}"]
+        assert cpu["raw_key"] == f"workflows.independent_cpu_{part}"
+        assert math.isnan(cpu["value"]) or cpu["value"] > 0, cpu
+    statements = flows["workflows.finish_statements"]["value"]
+    assert statements >= 2 * 3  # a warm-up and one round: the root, the middle steps, the last step
+    assert flows["workflows.release_calls"]["value"] == statements
+    assert flows["workflows.release_calls"]["met"] is True
 
 
 @pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
@@ -119,6 +150,8 @@ def test_the_quick_benchmark_completes_and_loses_no_task(pg_server_url: str, tmp
     assert limited["limits.rate_most"]["target"] == "≤ 100"
     assert limited["limits.rate_most"]["value"] > 0
 
+    assert_workflow_figures(report)
+
 
 @pytest.mark.e2e
 @pytest.mark.slow
@@ -170,6 +203,32 @@ async def test_the_busiest_period_counts_a_start_one_period_later_in_the_next(po
 
     await start(0.999999)
     assert await pool.fetchval(sql("most_starts_in_a_period"), 1.0) == 3
+
+
+async def test_a_workflow_s_steps_are_whole_and_its_finishing_statements_counted(
+    store: Store, pool: Pool
+) -> None:
+    """What scenario l checks after each workflow: every step succeeded once, with its history rows,
+    after its parents; and how many statements finished its steps (here one per finish call)."""
+    workflow_id, _ = await store.create_workflow("fan", fan_out_fan_in(12))  # root, m1..m10, last
+    finishes = 0
+    while claims := await store.claim("w1", 4, lease_seconds=30):
+        await store.finish([model.succeeded(c.task, c.execution_id, None) for c in claims])
+        finishes += 1
+    assert finishes == 1 + 3 + 1  # the root; the middle steps, 4 + 4 + 2; the last
+    assert await pool.fetchval(sql("whole_steps"), workflow_id) == 12
+    assert await pool.fetchval(sql("finish_statements"), workflow_id) == finishes
+    assert await pool.fetchval(sql("step_status"), workflow_id, "last") == Status.SUCCEEDED
+
+    # Had the middle steps started before the root succeeded, they would not be whole: the root's
+    # SUCCEEDED row written again, after theirs.
+    await pool.execute(
+        "WITH gone AS (DELETE FROM task_history WHERE status = 3"
+        "              AND task_id = (SELECT id FROM tasks WHERE step = 'root')"
+        "              RETURNING task_id, status, details)"
+        " INSERT INTO task_history (task_id, status, details) SELECT * FROM gone"
+    )
+    assert await pool.fetchval(sql("whole_steps"), workflow_id) == 12 - 10
 
 
 async def test_the_workers_name_their_connections_for_psycopg_and_asyncpg(database_url: str) -> None:

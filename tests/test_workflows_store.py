@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from taskservice import model
+from taskservice.db.connect import create_pool
 from taskservice.model import NewTask, SpawnedTask, Status, StepSpec, Transition
 from taskservice.rules.workflows import BadStep, checked_graph
-from taskservice.store import Store
+from taskservice.store import Claim, Pool, Store
 
 pytestmark = pytest.mark.database
 
@@ -148,6 +149,70 @@ async def test_a_stale_attempt_spawns_nothing(store: Store) -> None:
     assert await store.finish([model.succeeded(claim.task, claim.execution_id, None, kids)]) == set()
     assert (await store.get_task(task_id)).workflow_id is None
     assert await store.claim("w1", 10, lease_seconds=30) == []
+
+
+RELEASE_CALLS = (
+    "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE funcname = 'release_children'"
+)
+TRACK_FUNCTIONS = """
+DO $$ BEGIN
+    EXECUTE format('ALTER DATABASE %I SET track_functions = %L', current_database(), 'pl');
+END $$
+"""
+
+
+async def test_each_statement_that_finishes_steps_calls_release_children_once(
+    pool: Pool, database_url: str
+) -> None:
+    """However many steps a batch finishes and children they release: one call per finishing
+    statement, none for a batch of tasks that are no steps. PostgreSQL counts the calls of one session
+    (track_functions, a superuser's setting, taken by the sessions started after it is set), reported
+    when that session is told to."""
+    if not await pool.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
+        pytest.skip("track_functions is a superuser's setting")
+    await pool.execute(TRACK_FUNCTIONS)
+    tracked = await create_pool(database_url, max_size=1)
+    store = Store(tracked)
+
+    async def calls() -> int:
+        await tracked.execute("SELECT pg_stat_force_next_flush()")  # done as the session goes idle
+        return int(await tracked.fetchval(RELEASE_CALLS))
+
+    async def finish_in_one_call(claims: list[Claim]) -> None:
+        outcomes = [model.succeeded(c.task, c.execution_id, None) for c in claims]
+        assert await store.finish(outcomes) == {c.execution_id for c in claims}
+
+    try:
+        assert await tracked.fetchval("SHOW track_functions") == "pl"
+        await store.create_tasks([NewTask(name=f"plain {i}", type="sleep") for i in range(50)])
+        await finish_in_one_call(await store.claim("w1", 50, lease_seconds=30))
+        assert await calls() == 0
+
+        middle = [f"m{i:02}" for i in range(50)]
+        graph = checked_graph([step("root"), *(step(m, "root") for m in middle), step("last", *middle)])
+        workflow_id, _ = await store.create_workflow("fan-out, fan-in", graph)
+        [root] = await store.claim("w1", 10, lease_seconds=30)
+        await finish_in_one_call([root])  # 50 children released
+        assert await calls() == 1
+
+        first = await store.claim("w1", 25, lease_seconds=30)
+        assert sorted(c.task.step or "" for c in first) == middle[:25]
+        await finish_in_one_call(first)  # 25 of the last step's 50 parents
+        assert await calls() == 2
+        assert (await statuses(store, workflow_id))["last"] == Status.WAITING
+
+        second = await store.claim("w1", 100, lease_seconds=30)
+        assert sorted(c.task.step or "" for c in second) == middle[25:]
+        await finish_in_one_call(second)  # the other 25: the last step is queued
+        assert await calls() == 3
+        assert (await statuses(store, workflow_id))["last"] == Status.QUEUED
+
+        [last] = await store.claim("w1", 10, lease_seconds=30)
+        await finish_in_one_call([last])  # a step with no children: still its statement's one call
+        assert await calls() == 4
+        assert (await store.get_workflow(workflow_id)).status == Status.SUCCEEDED
+    finally:
+        await tracked.close()
 
 
 def test_the_graph_is_checked() -> None:

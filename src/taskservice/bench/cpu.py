@@ -8,13 +8,14 @@ runs on another host, its backends are not processes of this one: the PostgreSQL
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psutil
 
 from taskservice.bench.processes import Child
+from taskservice.bench.results import Figure
 
 WORKER_APPLICATION = "taskservice-bench-worker"
 BACKEND_NAME = "postgres"  # what a PostgreSQL server process is called, here or embedded
@@ -93,3 +94,41 @@ class CpuPerTask:
         if before.backends is not None and after.backends is not None:
             database = sum(s - before.backends.get(pid, 0.0) for pid, s in after.backends.items())
         return cls(workers / tasks * 1e6, database / tasks * 1e6)
+
+
+CPU_PARTS = {"workers": "workers", "postgresql": "PostgreSQL"}
+
+
+@dataclass
+class Drains:
+    """The rounds of one kind of drain (`name`) of scenario `scenario`: their rates and their CPU per
+    task, shown beside the drain named `baseline` of the same scenario (the figures of `baseline`
+    itself beside nothing)."""
+
+    scenario: str
+    name: str
+    baseline: str
+    rates: list[float] = field(default_factory=list)
+    cpu: list[CpuPerTask] = field(default_factory=list)
+
+    def cpu_figures(self, label: str) -> list[Figure]:
+        """The least CPU per task of the rounds (as with throughput, noise only ever adds), the
+        workers' and PostgreSQL's, each beside the baseline drain's."""
+        figures = []
+        for part, title in CPU_PARTS.items():
+            rounds = [c.workers if part == "workers" else c.database for c in self.cpu]
+            known = [r for r in rounds if not math.isnan(r)]
+            figures.append(
+                Figure(
+                    f"{self.scenario}.{self.name}_cpu_{part}",
+                    f"{label}: CPU per task, {title}",
+                    min(known) if known else math.nan,
+                    "µs",
+                    raw_key=None
+                    if self.name == self.baseline
+                    else f"{self.scenario}.{self.baseline}_cpu_{part}",
+                    compared_with=self.baseline,
+                    details={"rounds": [round(r, 1) for r in rounds]},
+                )
+            )
+        return figures

@@ -3,8 +3,9 @@
 -- store/queries.sql; the raw loops here are the minimal statements doing the same writes per task.
 
 -- name: reset
--- Every table a scenario writes, the limits too: no scenario inherits another's.
-TRUNCATE tasks, task_history, task_executions, workers, task_limits, task_limit_keys RESTART IDENTITY;
+-- Every table a scenario writes, the limits and workflows too: no scenario inherits another's.
+TRUNCATE tasks, task_history, task_executions, workers, task_limits, task_limit_keys, workflows,
+         task_dependencies RESTART IDENTITY;
 
 -- name: clear_limits
 -- No limit at all, not even a cleared one: a limit's row stays when its numbers are cleared, and
@@ -12,7 +13,7 @@ TRUNCATE tasks, task_history, task_executions, workers, task_limits, task_limit_
 TRUNCATE task_limits, task_limit_keys;
 
 -- name: clear_tasks
-TRUNCATE tasks, task_history, task_executions RESTART IDENTITY;
+TRUNCATE tasks, task_history, task_executions, workflows, task_dependencies RESTART IDENTITY;
 
 -- name: analyze_tasks
 -- After a bulk load, what autovacuum would do within a minute: without statistics (a table just
@@ -134,6 +135,61 @@ SELECT coalesce(max(within), 0)
                                         AND make_interval(secs => $1) - interval '1 microsecond' FOLLOWING)
                  AS within
           FROM task_executions) AS windows;
+
+-- name: step_status
+-- The status of step $2 of workflow $1.
+SELECT status FROM tasks WHERE workflow_id = $1 AND step = $2;
+
+-- name: step_finished
+-- When step $2 of workflow $1 last finished (seconds since the epoch, the server's clock).
+SELECT extract(epoch FROM e.finished_at)::float8
+  FROM tasks t
+  JOIN task_executions e ON e.id = t.execution_id
+ WHERE t.workflow_id = $1 AND t.step = $2;
+
+-- name: whole_steps
+-- Steps of workflow $1 whose lifecycle is whole: SUCCEEDED, exactly one succeeded attempt, exactly
+-- their history rows (scheduled, started, succeeded, and queued between the first two for a step
+-- that waited for parents), and started only after each of its parents succeeded: the step's RUNNING
+-- row was taken by a claim that saw the parent's SUCCEEDED row committed, so its id is above it.
+SELECT count(*)
+  FROM tasks t
+ WHERE t.workflow_id = $1
+   AND t.status = 3 /*SUCCEEDED*/
+   AND (SELECT count(*) FROM task_history h WHERE h.task_id = t.id)
+       = 3 + (EXISTS (SELECT 1 FROM task_dependencies d WHERE d.task_id = t.id))::int
+   AND (SELECT count(*) FROM task_executions e WHERE e.task_id = t.id AND e.outcome = 'succeeded') = 1
+   AND NOT EXISTS (SELECT 1
+                     FROM task_dependencies d
+                     JOIN task_history parent ON parent.task_id = d.parent_id
+                                             AND parent.status = 3 /*SUCCEEDED*/
+                     JOIN task_history started ON started.task_id = t.id AND started.status = 1 /*RUNNING*/
+                    WHERE d.task_id = t.id AND started.id < parent.id);
+
+-- name: finish_statements
+-- The statements that finished the attempts of workflow $1's steps: a statement's attempts share its
+-- transaction's now() and their worker; two statements of one worker never share a now().
+SELECT count(DISTINCT (e.finished_at, e.worker_id))
+  FROM task_executions e
+  JOIN tasks t ON t.id = e.task_id
+ WHERE t.workflow_id = $1;
+
+-- name: track_functions
+-- The database's new sessions count the calls of PL/pgSQL functions (pg_stat_user_functions). Only a
+-- superuser may: the caller takes the refusal as "not counted".
+DO $$ BEGIN
+    EXECUTE format('ALTER DATABASE %I SET track_functions = %L', current_database(), 'pl');
+END $$;
+
+-- name: untrack_functions
+DO $$ BEGIN
+    EXECUTE format('ALTER DATABASE %I RESET track_functions', current_database());
+END $$;
+
+-- name: release_calls
+-- Calls of release_children so far, as the sessions that made them have reported them (a session
+-- reports its counts within a second of going idle; nothing is counted unless track_functions is on).
+SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_user_functions WHERE funcname = 'release_children';
 
 -- name: raw_claim
 -- Claim up to $1 due tasks (SKIP LOCKED, in queue order): an attempt row, the task RUNNING under

@@ -36,6 +36,7 @@ from taskservice.bench.scenarios import (
     peer,
     processing,
     scale,
+    workflows,
 )
 from taskservice.bench.sizes import FULL, QUICK
 from taskservice.bench.soak import run_soak, soak_sizes
@@ -69,6 +70,7 @@ SCENARIOS = tuple(
         client,
         agents,
         limits,
+        workflows,
     )
 )
 

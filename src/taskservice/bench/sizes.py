@@ -27,6 +27,7 @@ class Sizes:
     limit_concurrency: int = 2  # attempts at once per key: 2,000 slots over 1,000 keys, above 4 x 100
     rate_limit: int = 200  # starts per second the rate-limited drain may make, all tasks one key
     rate_limited_tasks: int = 1_000  # tasks of the rate-limited drain: five periods' worth
+    workflow_steps: int = 1_000  # steps of the workflow scenario's fan-out and fan-in (1 → n-2 → 1)
     cli_runs: int = 11  # runs of each task-cli command timed (the median is shown)
     rounds: int = 3  # every throughput figure is the best of this many rounds (noise only slows)
     step_timeout: float = 300.0  # the longest any one wait may take before the scenario fails
@@ -40,6 +41,7 @@ class Sizes:
             f"{self.latency_rate:g} tasks/s for {self.latency_seconds:g}s; "
             f"{self.scale_tasks:,} tasks for scale; limits: {self.limit_concurrency} per key over "
             f"{self.limit_keys:,} keys, {self.rate_limited_tasks:,} tasks at {self.rate_limit}/s; "
+            f"a workflow of {self.workflow_steps:,} steps; "
             f"throughput: best of {self.rounds} rounds"
         )
 
@@ -60,6 +62,7 @@ QUICK = replace(
     limit_keys=100,
     rate_limit=100,
     rate_limited_tasks=200,
+    workflow_steps=100,
     cli_runs=3,
     rounds=1,
     step_timeout=60.0,

@@ -17,11 +17,8 @@ task (bench/cpu.py). A limit is removed, its rows gone, once its drain is done.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
 from taskservice.bench.context import Context, sql
-from taskservice.bench.cpu import CpuPerTask
+from taskservice.bench.cpu import CpuPerTask, Drains
 from taskservice.bench.processes import Child
 from taskservice.bench.results import Figure, ScenarioResult, Target
 from taskservice.bench.scenarios.processing import drain_once
@@ -36,38 +33,6 @@ TASK_TYPE = "sleep"
 KEY = "customer"
 PERIOD = 1.0  # seconds: the rate limit is `rate_limit`/s
 SET_BY = "task-cli bench"
-
-
-CPU_PARTS = {"workers": "workers", "postgresql": "PostgreSQL"}
-
-
-@dataclass
-class Drains:
-    """The rounds of one kind of drain (`name`): their rates and their CPU per task."""
-
-    name: str
-    rates: list[float] = field(default_factory=list)
-    cpu: list[CpuPerTask] = field(default_factory=list)
-
-    def cpu_figures(self, label: str) -> list[Figure]:
-        """The least CPU per task of the rounds (as with throughput, noise only ever adds), the
-        workers' and PostgreSQL's, each beside the unlimited drain's."""
-        figures = []
-        for part, title in CPU_PARTS.items():
-            rounds = [c.workers if part == "workers" else c.database for c in self.cpu]
-            known = [r for r in rounds if not math.isnan(r)]
-            figures.append(
-                Figure(
-                    f"limits.{self.name}_cpu_{part}",
-                    f"{label}: CPU per task, {title}",
-                    min(known) if known else math.nan,
-                    "µs",
-                    raw_key=None if self.name == "unlimited" else f"limits.unlimited_cpu_{part}",
-                    compared_with="unlimited",
-                    details={"rounds": [round(r, 1) for r in rounds]},
-                )
-            )
-        return figures
 
 
 async def _drain(
@@ -91,7 +56,9 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
     sizes = ctx.sizes
     processes = max(sizes.worker_processes)
     rate = Rate(sizes.rate_limit, PERIOD)
-    unlimited, per_key, rate_limited = Drains("unlimited"), Drains("per_key"), Drains("rate")
+    unlimited, per_key, rate_limited = (
+        Drains(NAME, name, "unlimited") for name in ("unlimited", "per_key", "rate")
+    )
     start_rates: list[float] = []
     most_in_a_period: list[int] = []
     await ctx.reset()
@@ -100,9 +67,9 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
             # Not measured: a first claim with and without a limit on each worker's connections.
             warm_up = processes * sizes.worker_concurrency
             await _limit(ctx, sizes.limit_concurrency, None, KEY)
-            await _drain(ctx, result, workers, Drains("warm_up"), warm_up)
+            await _drain(ctx, result, workers, Drains(NAME, "warm_up", "unlimited"), warm_up)
             await ctx.clear_limits()
-            await _drain(ctx, result, workers, Drains("warm_up"), warm_up)
+            await _drain(ctx, result, workers, Drains(NAME, "warm_up", "unlimited"), warm_up)
             for _ in range(sizes.rounds):
                 await _drain(ctx, result, workers, unlimited, sizes.drain_tasks)
 
