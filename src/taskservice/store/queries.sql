@@ -385,8 +385,10 @@ SELECT t.type, e.outcome, extract(epoch FROM e.finished_at - e.started_at)::floa
 -- its primary key: a hash join would read every task there is to find a day's (510 ms against 190
 -- at a million tasks, tests/test_operator_plans.py). No JIT: compiling costs more (40 ms) than it
 -- saves on a week's window.
-SET LOCAL enable_bitmapscan = on; SET LOCAL plan_cache_mode = force_custom_plan;
-SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL jit = off;
+-- One statement (set_config(..., true) is SET LOCAL), so that it prepares like every other.
+SELECT set_config('enable_bitmapscan', 'on', true), set_config('plan_cache_mode', 'force_custom_plan', true),
+       set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+       set_config('jit', 'off', true);
 
 -- name: type_stats
 -- Per task type, the attempts that finished within the last $1 seconds: how many, how many
