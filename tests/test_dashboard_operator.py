@@ -101,7 +101,18 @@ def shows_the_worker_page(dashboard: Dashboard, page: Page, worker_id: str, ok: 
     expect(page).to_have_url(re.compile(r"worker="))
     dashboard.screenshot(page, "-worker")
     worker.get_by_role("button", name=f"#{ok}").click()
-    expect(page.get_by_role("dialog", name=f"#{ok} Nightly report")).to_be_visible()
+    details = page.get_by_role("dialog", name=f"#{ok} Nightly report")
+    expect(details).to_be_visible()
+    # Escape closes the top one, then the worker's; a task's attempt opens its worker's page again.
+    page.keyboard.press("Escape")
+    expect(details).to_be_hidden()
+    expect(worker).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(worker).to_be_hidden()
+    expect(page).not_to_have_url(re.compile(r"worker="))
+    row(page, ok).get_by_role("button", name=f"Open details of task {ok}").click()
+    details.locator("#details-attempts").get_by_role("button", name=worker_id).click()
+    expect(worker).to_be_visible()
 
 
 def test_a_worker_opens_from_the_workers_panel(dashboard: Dashboard) -> None:

@@ -155,7 +155,7 @@ const tasks = new TaskTable(state, {
   onError: report,
 });
 const details = new Details({
-  onAction: act, onClose: () => writeHash(state, 0), onOpen: (id) => openDetails(id),
+  onAction: act, onClose: () => writeHash(state, 0), onOpen: (id) => openDetails(id), onOpenWorker: (id) => showWorker(id),
   onShowSchedule: showSchedule, onShowWorkflow: showWorkflow, onError: report,
 });
 const workers = new Workers({ onSummary: (s) => overview.setWorkers(s), onOpen: (id) => openDetails(id), onOpenWorker: (id) => showWorker(id) });
