@@ -32,6 +32,7 @@ TASK_FIELDS = {
     "scheduleId", "scheduleTick",  # the schedule and tick that created it (issue 22); 0 and empty: none
     "dependencies", "workflowId", "step", "spawnedBy",  # a workflow step's (issue 23); empty: none
     "traceId",  # the trace its attempts continue (issue 24); empty: none
+    "lastWorkerId", "lastAttemptSeconds", "lastError",  # its current or last attempt's (issue 24)
 }  # fmt: skip
 
 LATER = 3600  # delaySeconds that keeps a task QUEUED for the whole module

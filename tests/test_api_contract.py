@@ -117,6 +117,9 @@ async def test_create_and_get_task_with_every_field(api: Api) -> None:
         "step": "",
         "spawnedBy": "0",
         "traceId": "",  # the server does not trace (docs/observability.md)
+        "lastWorkerId": "",  # no attempt yet (issue 24)
+        "lastAttemptSeconds": 0.0,
+        "lastError": "",
     }
     assert recent(task["createdAt"])
     assert recent(task["updatedAt"])

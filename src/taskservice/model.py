@@ -205,6 +205,11 @@ class Task:
         parts = (self.trace_parent or "").split("-")
         return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else ""
 
+    # Its current (or last) attempt's worker, duration (so far, while it runs) and error, if any.
+    last_worker_id: str | None = None
+    last_attempt_seconds: float | None = None
+    last_error: str | None = None
+
     @property
     def parameters(self) -> dict[str, str]:
         params = self.payload.get("parameters", {})

@@ -14,7 +14,17 @@ from taskservice.api.ids import narrow
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import Execution, HistoryEntry, Schedule, Status, Task, original_status
 from taskservice.plugins.declare import TaskTypeSpec
-from taskservice.store import Claim, HistoryEvent, Limit, LimitWait, Pause, WorkerInfo
+from taskservice.store import (
+    Claim,
+    HistoryEvent,
+    Limit,
+    LimitWait,
+    Pause,
+    Throughput,
+    TypeStats,
+    WorkerAttempt,
+    WorkerInfo,
+)
 
 
 def statuses(status: Status) -> dict[str, Any]:
@@ -120,10 +130,12 @@ def listed_task(t: Task) -> pb.Task:
     keys = sorted(t.parameters)[:LIST_PARAMETERS_MAX]
     parameters = {key: _cut(t.parameters[key]) for key in keys}
     message = task(t, parameters=parameters, description=_cut(t.description))
+    message.last_error = _cut(t.last_error or "")
     message.truncated = (
         len(keys) < len(t.parameters)
         or parameters != {k: t.parameters[k] for k in keys}
         or (message.description != t.description)
+        or message.last_error != (t.last_error or "")
     )
     return message
 
@@ -157,6 +169,9 @@ def task(t: Task, parameters: dict[str, str] | None = None, description: str | N
         step=t.step or "",
         spawned_by=t.spawned_by or 0,
         trace_id=t.trace_id,
+        last_worker_id=t.last_worker_id or "",
+        last_attempt_seconds=t.last_attempt_seconds or 0.0,
+        last_error=t.last_error or "",
     )
 
 
@@ -336,4 +351,48 @@ def workflow_step(s: model.WorkflowStep) -> pb.WorkflowStepState:
         spawned_by=s.spawned_by or "",
         attempts=s.attempts,
         updated_at=timestamp(s.updated_at),
+    )
+
+
+# -- the operator's dashboard (issue 24) ------------------------------------------------------------
+
+
+def type_stats(s: TypeStats, range_seconds: float) -> pb.TypeStats:
+    return pb.TypeStats(
+        type=s.type,
+        finished=s.finished,
+        succeeded=s.succeeded,
+        failed=s.failed,
+        failure_rate=s.failed / s.finished if s.finished else 0.0,
+        per_minute=s.finished * 60.0 / range_seconds,
+        p50_seconds=s.p50_seconds,
+        p95_seconds=s.p95_seconds,
+        p95_wait_seconds=s.p95_wait_seconds or 0.0,
+    )
+
+
+def throughput(t: Throughput, range_seconds: float) -> dict[str, Any]:
+    """The chart's fields of a GetTypeStatsResponse."""
+    return {
+        "buckets": [
+            pb.ThroughputBucket(start=timestamp(b.start), succeeded=b.succeeded, failed=b.failed)
+            for b in t.buckets
+        ],
+        "bucket_seconds": range_seconds / len(t.buckets),
+        "until": timestamp(t.until),
+    }
+
+
+def worker_attempt(a: WorkerAttempt) -> pb.WorkerAttempt:
+    return pb.WorkerAttempt(
+        id=a.id,
+        task_id=a.task_id,
+        task_name=a.task_name,
+        task_type=a.task_type,
+        attempt=a.attempt,
+        started_at=timestamp(a.started_at),
+        finished_at=timestamp(a.finished_at),
+        outcome=a.outcome,
+        duration_seconds=a.duration_seconds,
+        error=_cut(a.error or ""),
     )

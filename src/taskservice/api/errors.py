@@ -31,6 +31,7 @@ from taskservice.store import (
     TaskNotFound,
     TokenNameTaken,
     TokenNotFound,
+    WorkerNotFound,
     WorkflowNotFound,
     WorkflowUnfinished,
 )
@@ -65,7 +66,10 @@ CODES: tuple[
     tuple[type[Exception] | tuple[type[Exception], ...], Callable[[Exception], ConnectError]], ...
 ] = (
     ((BrokenRule, BadTokenRequest), _said(Code.INVALID_ARGUMENT)),
-    ((TaskNotFound, TokenNotFound, ScheduleNotFound, WorkflowNotFound), _said(Code.NOT_FOUND)),
+    (
+        (TaskNotFound, TokenNotFound, ScheduleNotFound, WorkflowNotFound, WorkerNotFound),
+        _said(Code.NOT_FOUND),
+    ),
     ((TokenNameTaken, ScheduleNameTaken), _said(Code.ALREADY_EXISTS)),
     (
         (IllegalTransition, DeclaredInCode, WorkflowUnfinished, StepOfWorkflow),

@@ -194,13 +194,15 @@ class TaskService:
 
     async def list_tasks(self, request: pb.TaskListRequest, ctx: RequestContext[Any, Any]) -> pb.TaskList:
         status, kind, name, limit, offset = validation.list_request(request)
+        oldest_first = validation.list_order(request)
         old_client = not ids.reads_wide_ids(ctx)
         # An old client's filter matches what it is shown: QUEUED is also RETRYING, FAILED also
         # CANCELLED (model.original_status); ours filter by the exact status.
         wanted = shown_as(status) if old_client and status is not None else status
         filters: dict[str, Any] = {"status": wanted, "task_type": kind, "name_contains": name}
         tasks, total = await asyncio.gather(
-            self.store.list_tasks(**filters, limit=limit, offset=offset), self.store.count_tasks(**filters)
+            self.store.list_tasks(**filters, limit=limit, offset=offset, oldest_first=oldest_first),
+            self.store.count_tasks(**filters),
         )
         listed = [(t, convert.listed_task(t)) for t in tasks]
         omitted: list[int] = []
@@ -358,6 +360,30 @@ class TaskService:
     ) -> pb.ListWorkersResponse:
         workers = await self.store.list_workers()
         return pb.ListWorkersResponse(workers=[convert.worker(w, self.worker_alive_seconds) for w in workers])
+
+    # -- the operator's dashboard (issue 24) ---------------------------------------------------
+
+    async def get_type_stats(
+        self, request: pb.GetTypeStatsRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.GetTypeStatsResponse:
+        range_seconds, buckets = validation.stats_request(request)
+        types, chart = await self.store.type_stats(range_seconds, buckets)
+        return pb.GetTypeStatsResponse(
+            types=[convert.type_stats(t, range_seconds) for t in types],
+            **convert.throughput(chart, range_seconds),
+        )
+
+    async def get_worker(
+        self, request: pb.GetWorkerRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.GetWorkerResponse:
+        worker_id = validation.worker_id(request)
+        worker = await self.store.get_worker(worker_id)
+        attempts, failures = await self.store.worker_attempts(worker_id)
+        return pb.GetWorkerResponse(
+            worker=convert.worker(worker, self.worker_alive_seconds),
+            attempts=[convert.worker_attempt(a) for a in attempts],
+            failures=[convert.worker_attempt(a) for a in failures],
+        )
 
     # -- queues and pauses --------------------------------------------------------------------
 

@@ -129,6 +129,17 @@ def watched_tasks(task_ids: Collection[int]) -> frozenset[int]:
     return frozenset(task_ids)
 
 
+LIST_ORDERS = {"": False, "created_desc": False, "created_asc": True}  # order_by -> oldest first
+
+
+def list_order(request: pb.TaskListRequest) -> bool:
+    """Whether a valid ListTasks request wants the oldest tasks first."""
+    if request.order_by not in LIST_ORDERS:
+        shown = request.order_by if len(request.order_by) <= 40 else request.order_by[:40] + "…"
+        raise BrokenRule("order_by", f"must be created_desc or created_asc, or empty (got {shown!r})")
+    return LIST_ORDERS[request.order_by]
+
+
 def list_request(request: pb.TaskListRequest) -> tuple[Status | None, str | None, str | None, int, int]:
     """(status, type, name_contains, limit, offset) of a valid ListTasks request."""
     if request.limit < 0 or request.limit > LIST_LIMIT_MAX:
@@ -557,3 +568,29 @@ def workflows_page(request: pb.ListWorkflowsRequest) -> tuple[Status | None, int
     limit = int(number("limit", request.limit, 0, WORKFLOWS_LIST_MAX))
     offset = int(number("offset", request.offset, 0, 2**31 - 1))
     return wanted, limit or WORKFLOWS_LIST_DEFAULT, offset
+
+
+# -- the operator's dashboard (issue 24) -----------------------------------------------------------
+
+STATS_RANGE_MIN, STATS_RANGE_MAX = 60, 7 * 24 * 3600
+STATS_BUCKETS_MAX = 1000
+WORKER_ID_MAX = 255
+
+
+def stats_request(request: pb.GetTypeStatsRequest) -> tuple[int, int]:
+    """(range_seconds, buckets) of a valid GetTypeStats request."""
+    if not STATS_RANGE_MIN <= request.range_seconds <= STATS_RANGE_MAX:
+        raise BrokenRule(
+            "range_seconds",
+            f"must be {STATS_RANGE_MIN} to {STATS_RANGE_MAX} (7 days) (got {request.range_seconds})",
+        )
+    if not 0 <= request.buckets <= STATS_BUCKETS_MAX:
+        raise BrokenRule("buckets", f"must be 1 to {STATS_BUCKETS_MAX}, or 0 for one (got {request.buckets})")
+    return request.range_seconds, request.buckets or 1
+
+
+def worker_id(request: pb.GetWorkerRequest) -> str:
+    """The worker a valid GetWorker request names."""
+    if not request.id:
+        raise BrokenRule("id", "is required: the worker's id, as ListWorkers gives it")
+    return text("id", request.id, WORKER_ID_MAX, single_line=True)

@@ -86,6 +86,8 @@ RPC_RIGHTS: dict[str, Right | None] = {
     f"{TASKS}ListWorkflows": Right.READ,
     f"{TASKS}CancelWorkflow": Right.WRITE,
     f"{TASKS}RetryWorkflow": Right.WRITE,
+    f"{TASKS}GetTypeStats": Right.READ,
+    f"{TASKS}GetWorker": Right.READ,
     f"{TASKS}Heartbeat": Right.RUN,
     f"{TASKS}PullEvents": Right.RUN,
     f"{TASKS}ReportOutcomes": Right.RUN,

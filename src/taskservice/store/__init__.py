@@ -11,6 +11,7 @@ from taskservice.store.credentials import (
 from taskservice.store.limits import Limit, LimitWait
 from taskservice.store.retention import RetentionPolicy
 from taskservice.store.schedules import ScheduleNameTaken, ScheduleNotFound
+from taskservice.store.stats import Throughput, TypeStats, WorkerAttempt, WorkerNotFound
 from taskservice.store.store import (
     AttemptFigures,
     Claim,
@@ -49,11 +50,15 @@ __all__ = [
     "Store",
     "TaskDefaults",
     "TaskNotFound",
+    "Throughput",
     "TokenNameTaken",
     "TokenNotFound",
     "TokenRecord",
+    "TypeStats",
+    "WorkerAttempt",
     "WorkerIdTaken",
     "WorkerInfo",
+    "WorkerNotFound",
     "WorkflowNotFound",
     "WorkflowUnfinished",
 ]

@@ -94,23 +94,35 @@ SELECT id, name, type, status, CAST(payload AS text) AS payload, retries, max_re
 SELECT id, idempotency_key FROM tasks WHERE idempotency_key = ANY($1::text[]);
 
 -- name: get_task
--- A task, with the worker and lease of its open attempt while it runs, and the tasks it waits for.
-SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at,
+-- A task, with the worker and lease of its open attempt while it runs, its current (or last) attempt's
+-- worker, duration and error, and the tasks it waits for.
+SELECT t.*, CASE WHEN t.status = 1 /*RUNNING*/ THEN e.worker_id END AS lease_owner,
+       CASE WHEN t.status = 1 /*RUNNING*/ THEN e.lease_expires_at END AS lease_expires_at,
+       e.worker_id AS last_worker_id,
+       extract(epoch FROM coalesce(e.finished_at, now()) - e.started_at)::float8 AS last_attempt_seconds,
+       e.error AS last_error,
        CASE WHEN t.workflow_id IS NOT NULL
             THEN ARRAY(SELECT d.parent_id FROM task_dependencies d WHERE d.task_id = t.id ORDER BY d.parent_id)
        END AS dependencies
   FROM tasks t
-  LEFT JOIN task_executions e ON e.id = t.execution_id AND t.status = 1 /*RUNNING*/
+  LEFT JOIN task_executions e ON e.id = t.execution_id
  WHERE t.id = $1;
 
 -- name: list_tasks
 -- Newest first: ids come from a sequence, so id order is creation order and pages are stable.
 -- The page's ids come first, from an index alone however deep the page, then their rows.
 -- One statement per combination of the status and type filters, each planned on its own index
--- (a generic `$1 IS NULL OR status = $1` plan could not use one).
-SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
+-- (a generic `$1 IS NULL OR status = $1` plan could not use one); and each oldest first too
+-- (`_oldest_first`, the same index read forwards). With each task its current (or last) attempt's
+-- worker, duration and error (its first 257 characters: a list cuts it to 256, marked), by the
+-- attempt's primary key.
+SELECT t.*, CASE WHEN t.status = 1 /*RUNNING*/ THEN e.worker_id END AS lease_owner,
+       CASE WHEN t.status = 1 /*RUNNING*/ THEN e.lease_expires_at END AS lease_expires_at,
+       e.worker_id AS last_worker_id,
+       extract(epoch FROM coalesce(e.finished_at, now()) - e.started_at)::float8 AS last_attempt_seconds,
+       left(e.error, 257) AS last_error
   FROM tasks t
-  LEFT JOIN task_executions e ON e.id = t.execution_id AND t.status = 1 /*RUNNING*/
+  LEFT JOIN task_executions e ON e.id = t.execution_id
  WHERE t.id IN (SELECT id
                   FROM tasks
                  WHERE ($1::text IS NULL OR name ILIKE '%' || $1 || '%')
@@ -118,10 +130,30 @@ SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
                  LIMIT $2 OFFSET $3)
  ORDER BY t.id DESC;
 
--- name: list_tasks_of_status
-SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
+-- name: list_tasks_oldest_first
+-- As list_tasks, oldest first.
+SELECT t.*, CASE WHEN t.status = 1 /*RUNNING*/ THEN e.worker_id END AS lease_owner,
+       CASE WHEN t.status = 1 /*RUNNING*/ THEN e.lease_expires_at END AS lease_expires_at,
+       e.worker_id AS last_worker_id,
+       extract(epoch FROM coalesce(e.finished_at, now()) - e.started_at)::float8 AS last_attempt_seconds,
+       left(e.error, 257) AS last_error
   FROM tasks t
-  LEFT JOIN task_executions e ON e.id = t.execution_id AND t.status = 1 /*RUNNING*/
+  LEFT JOIN task_executions e ON e.id = t.execution_id
+ WHERE t.id IN (SELECT id
+                  FROM tasks
+                 WHERE ($1::text IS NULL OR name ILIKE '%' || $1 || '%')
+                 ORDER BY id
+                 LIMIT $2 OFFSET $3)
+ ORDER BY t.id;
+
+-- name: list_tasks_of_status
+SELECT t.*, CASE WHEN t.status = 1 /*RUNNING*/ THEN e.worker_id END AS lease_owner,
+       CASE WHEN t.status = 1 /*RUNNING*/ THEN e.lease_expires_at END AS lease_expires_at,
+       e.worker_id AS last_worker_id,
+       extract(epoch FROM coalesce(e.finished_at, now()) - e.started_at)::float8 AS last_attempt_seconds,
+       left(e.error, 257) AS last_error
+  FROM tasks t
+  LEFT JOIN task_executions e ON e.id = t.execution_id
  WHERE t.id IN (SELECT id
                   FROM tasks
                  WHERE status = $1::smallint
@@ -130,10 +162,31 @@ SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
                  LIMIT $3 OFFSET $4)
  ORDER BY t.id DESC;
 
--- name: list_tasks_of_type
-SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
+-- name: list_tasks_of_status_oldest_first
+-- As list_tasks_of_status, oldest first.
+SELECT t.*, CASE WHEN t.status = 1 /*RUNNING*/ THEN e.worker_id END AS lease_owner,
+       CASE WHEN t.status = 1 /*RUNNING*/ THEN e.lease_expires_at END AS lease_expires_at,
+       e.worker_id AS last_worker_id,
+       extract(epoch FROM coalesce(e.finished_at, now()) - e.started_at)::float8 AS last_attempt_seconds,
+       left(e.error, 257) AS last_error
   FROM tasks t
-  LEFT JOIN task_executions e ON e.id = t.execution_id AND t.status = 1 /*RUNNING*/
+  LEFT JOIN task_executions e ON e.id = t.execution_id
+ WHERE t.id IN (SELECT id
+                  FROM tasks
+                 WHERE status = $1::smallint
+                   AND ($2::text IS NULL OR name ILIKE '%' || $2 || '%')
+                 ORDER BY id
+                 LIMIT $3 OFFSET $4)
+ ORDER BY t.id;
+
+-- name: list_tasks_of_type
+SELECT t.*, CASE WHEN t.status = 1 /*RUNNING*/ THEN e.worker_id END AS lease_owner,
+       CASE WHEN t.status = 1 /*RUNNING*/ THEN e.lease_expires_at END AS lease_expires_at,
+       e.worker_id AS last_worker_id,
+       extract(epoch FROM coalesce(e.finished_at, now()) - e.started_at)::float8 AS last_attempt_seconds,
+       left(e.error, 257) AS last_error
+  FROM tasks t
+  LEFT JOIN task_executions e ON e.id = t.execution_id
  WHERE t.id IN (SELECT id
                   FROM tasks
                  WHERE type = $1::text
@@ -142,10 +195,31 @@ SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
                  LIMIT $3 OFFSET $4)
  ORDER BY t.id DESC;
 
--- name: list_tasks_of_status_and_type
-SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
+-- name: list_tasks_of_type_oldest_first
+-- As list_tasks_of_type, oldest first.
+SELECT t.*, CASE WHEN t.status = 1 /*RUNNING*/ THEN e.worker_id END AS lease_owner,
+       CASE WHEN t.status = 1 /*RUNNING*/ THEN e.lease_expires_at END AS lease_expires_at,
+       e.worker_id AS last_worker_id,
+       extract(epoch FROM coalesce(e.finished_at, now()) - e.started_at)::float8 AS last_attempt_seconds,
+       left(e.error, 257) AS last_error
   FROM tasks t
-  LEFT JOIN task_executions e ON e.id = t.execution_id AND t.status = 1 /*RUNNING*/
+  LEFT JOIN task_executions e ON e.id = t.execution_id
+ WHERE t.id IN (SELECT id
+                  FROM tasks
+                 WHERE type = $1::text
+                   AND ($2::text IS NULL OR name ILIKE '%' || $2 || '%')
+                 ORDER BY id
+                 LIMIT $3 OFFSET $4)
+ ORDER BY t.id;
+
+-- name: list_tasks_of_status_and_type
+SELECT t.*, CASE WHEN t.status = 1 /*RUNNING*/ THEN e.worker_id END AS lease_owner,
+       CASE WHEN t.status = 1 /*RUNNING*/ THEN e.lease_expires_at END AS lease_expires_at,
+       e.worker_id AS last_worker_id,
+       extract(epoch FROM coalesce(e.finished_at, now()) - e.started_at)::float8 AS last_attempt_seconds,
+       left(e.error, 257) AS last_error
+  FROM tasks t
+  LEFT JOIN task_executions e ON e.id = t.execution_id
  WHERE t.id IN (SELECT id
                   FROM tasks
                  WHERE status = $1::smallint AND type = $2::text
@@ -154,12 +228,33 @@ SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
                  LIMIT $4 OFFSET $5)
  ORDER BY t.id DESC;
 
+-- name: list_tasks_of_status_and_type_oldest_first
+-- As list_tasks_of_status_and_type, oldest first.
+SELECT t.*, CASE WHEN t.status = 1 /*RUNNING*/ THEN e.worker_id END AS lease_owner,
+       CASE WHEN t.status = 1 /*RUNNING*/ THEN e.lease_expires_at END AS lease_expires_at,
+       e.worker_id AS last_worker_id,
+       extract(epoch FROM coalesce(e.finished_at, now()) - e.started_at)::float8 AS last_attempt_seconds,
+       left(e.error, 257) AS last_error
+  FROM tasks t
+  LEFT JOIN task_executions e ON e.id = t.execution_id
+ WHERE t.id IN (SELECT id
+                  FROM tasks
+                 WHERE status = $1::smallint AND type = $2::text
+                   AND ($3::text IS NULL OR name ILIKE '%' || $3 || '%')
+                 ORDER BY id
+                 LIMIT $4 OFFSET $5)
+ ORDER BY t.id;
+
 -- name: list_tasks_of_statuses
 -- An old client's status filter, which also matches the statuses it is shown as that one (QUEUED:
 -- RETRYING too; FAILED: CANCELLED too). Not on any hot path: our clients filter by one exact status.
-SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
+SELECT t.*, CASE WHEN t.status = 1 /*RUNNING*/ THEN e.worker_id END AS lease_owner,
+       CASE WHEN t.status = 1 /*RUNNING*/ THEN e.lease_expires_at END AS lease_expires_at,
+       e.worker_id AS last_worker_id,
+       extract(epoch FROM coalesce(e.finished_at, now()) - e.started_at)::float8 AS last_attempt_seconds,
+       left(e.error, 257) AS last_error
   FROM tasks t
-  LEFT JOIN task_executions e ON e.id = t.execution_id AND t.status = 1 /*RUNNING*/
+  LEFT JOIN task_executions e ON e.id = t.execution_id
  WHERE t.id IN (SELECT id
                   FROM tasks
                  WHERE status = ANY($1::smallint[])
@@ -168,6 +263,24 @@ SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
                  ORDER BY id DESC
                  LIMIT $4 OFFSET $5)
  ORDER BY t.id DESC;
+
+-- name: list_tasks_of_statuses_oldest_first
+-- As list_tasks_of_statuses, oldest first.
+SELECT t.*, CASE WHEN t.status = 1 /*RUNNING*/ THEN e.worker_id END AS lease_owner,
+       CASE WHEN t.status = 1 /*RUNNING*/ THEN e.lease_expires_at END AS lease_expires_at,
+       e.worker_id AS last_worker_id,
+       extract(epoch FROM coalesce(e.finished_at, now()) - e.started_at)::float8 AS last_attempt_seconds,
+       left(e.error, 257) AS last_error
+  FROM tasks t
+  LEFT JOIN task_executions e ON e.id = t.execution_id
+ WHERE t.id IN (SELECT id
+                  FROM tasks
+                 WHERE status = ANY($1::smallint[])
+                   AND ($2::text IS NULL OR type = $2)
+                   AND ($3::text IS NULL OR name ILIKE '%' || $3 || '%')
+                 ORDER BY id
+                 LIMIT $4 OFFSET $5)
+ ORDER BY t.id;
 
 -- name: count_tasks_of_statuses
 SELECT coalesce(sum(count), 0)::bigint
@@ -279,6 +392,101 @@ SELECT e.id, t.type, t.queue, e.outcome, e.finished_at IS NOT NULL AS finished,
   FROM e
   LEFT JOIN LATERAL (SELECT type, queue, status, attempts, execution_id
                        FROM tasks WHERE id = e.task_id OFFSET 0) t ON true;
+
+-- The operator's dashboard (issue 24) ----------------------------------------------------------
+
+-- name: plan_for_the_dashboard
+-- In a transaction of the statements below (store/stats.py), undone when it ends. Bitmap scans: the
+-- pool's sessions plan without them (db/connect.py), and a BRIN index is read by nothing else. A
+-- plan for each call's values: a worker's attempts are read through its own index when it ran few
+-- (one gone long ago), by the primary key backwards when it ran most; a generic plan, guessing one
+-- worker's share of the attempts, would read the whole table for the first. Each attempt's task by
+-- its primary key: a hash join would read every task there is to find a day's (510 ms against 190
+-- at a million tasks, tests/test_operator_plans.py). No JIT: compiling costs more (40 ms) than it
+-- saves on a week's window.
+-- One statement (set_config(..., true) is SET LOCAL), so that it prepares like every other.
+SELECT set_config('enable_bitmapscan', 'on', true), set_config('plan_cache_mode', 'force_custom_plan', true),
+       set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+       set_config('jit', 'off', true);
+
+-- name: type_stats
+-- Per task type, the attempts that finished within the last $1 seconds: how many, how many
+-- succeeded and failed (failed, timed out, lost), and the percentiles of their durations and of their
+-- queue waits (from when the attempt was due: its task's run_at for the task's current attempt, its
+-- creation for an earlier first attempt; other attempts' due times are not kept). The window is read
+-- through the BRIN index on finished_at (migration 0004), each attempt's task by its primary key.
+SELECT t.type,
+       count(*) AS finished,
+       count(*) FILTER (WHERE e.outcome = 'succeeded') AS succeeded,
+       count(*) FILTER (WHERE e.outcome IN ('failed', 'timed_out', 'lost')) AS failed,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM e.finished_at - e.started_at)) AS p50_seconds,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM e.finished_at - e.started_at)) AS p95_seconds,
+       percentile_cont(0.95) WITHIN GROUP (
+           ORDER BY CASE WHEN e.id = t.execution_id
+                         THEN extract(epoch FROM e.started_at - least(t.run_at, e.started_at))
+                         WHEN e.attempt = 1
+                         THEN extract(epoch FROM e.started_at - least(t.created_at, e.started_at))
+                    END) AS p95_wait_seconds
+  FROM task_executions e
+  JOIN tasks t ON t.id = e.task_id
+ WHERE e.finished_at > now() - make_interval(secs => $1::float8)
+ GROUP BY t.type
+ ORDER BY t.type;
+
+-- name: throughput_buckets
+-- The attempts that finished within the last $1 seconds, succeeded and failed (as type_stats), in
+-- $2 equal buckets of that window, oldest first, empty ones included, each with its start; the last
+-- one ends now. From the BRIN index on finished_at alone: no task is read.
+WITH counted AS (
+    SELECT least(floor(extract(epoch FROM e.finished_at - (now() - make_interval(secs => $1::float8)))
+                       * $2::integer / $1::float8)::integer, $2::integer - 1) AS bucket,
+           count(*) FILTER (WHERE e.outcome = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE e.outcome IN ('failed', 'timed_out', 'lost')) AS failed
+      FROM task_executions e
+     WHERE e.finished_at > now() - make_interval(secs => $1::float8)
+     GROUP BY 1
+)
+SELECT g.i AS bucket,
+       now() - make_interval(secs => $1::float8 * ($2::integer - g.i) / $2::integer) AS start,
+       coalesce(c.succeeded, 0) AS succeeded, coalesce(c.failed, 0) AS failed, now() AS until
+  FROM generate_series(0, $2::integer - 1) AS g(i)
+  LEFT JOIN counted c ON c.bucket = g.i
+ ORDER BY g.i;
+
+-- name: get_worker
+-- One worker, as list_workers has it (whenever it was last heard from).
+SELECT w.*, (SELECT count(*)
+               FROM tasks t
+               JOIN task_executions e ON e.id = t.execution_id
+              WHERE t.status = 1 /*RUNNING*/ AND e.worker_id = w.id) AS running
+  FROM workers w
+ WHERE w.id = $1;
+
+-- name: worker_attempts
+-- The latest $2 attempts of worker $1, newest first, from idx_task_executions_worker (migration
+-- 0080): never more rows read than returned. Each with its task's name and type; its error cut.
+SELECT e.id, e.task_id, t.name AS task_name, t.type AS task_type, e.attempt, e.started_at,
+       e.finished_at, e.outcome,
+       extract(epoch FROM coalesce(e.finished_at, now()) - e.started_at)::float8 AS duration_seconds,
+       left(e.error, 256) AS error
+  FROM task_executions e
+  JOIN tasks t ON t.id = e.task_id
+ WHERE e.worker_id = $1
+ ORDER BY e.id DESC
+ LIMIT $2;
+
+-- name: worker_failures
+-- Of the latest $2 attempts of worker $1 (idx_task_executions_worker: at most $2 rows read), the
+-- failed, timed out and lost ones, newest first, $3 at most; as worker_attempts.
+SELECT e.id, e.task_id, t.name AS task_name, t.type AS task_type, e.attempt, e.started_at,
+       e.finished_at, e.outcome,
+       extract(epoch FROM e.finished_at - e.started_at)::float8 AS duration_seconds,
+       left(e.error, 256) AS error
+  FROM (SELECT * FROM task_executions WHERE worker_id = $1 ORDER BY id DESC LIMIT $2) AS e
+  JOIN tasks t ON t.id = e.task_id
+ WHERE e.outcome IN ('failed', 'timed_out', 'lost')
+ ORDER BY e.id DESC
+ LIMIT $3;
 
 -- name: ping
 SELECT 1;

@@ -30,7 +30,7 @@ from taskservice.model import (
     Transition,
     WorkflowGraph,
 )
-from taskservice.store import limits, retention, schedules, task_types, workflows
+from taskservice.store import limits, retention, schedules, stats, task_types, workflows
 from taskservice.store.sql import query
 from taskservice.store.waker import NOTIFY_CHANNEL, Waker
 
@@ -276,24 +276,31 @@ class Store:
         name_contains: str | None = None,
         limit: int = 30,
         offset: int = 0,
+        oldest_first: bool = False,
     ) -> list[Task]:
-        """Tasks newest first; `status` None (or ALL) means every status, a set any of its statuses."""
+        """Tasks newest first (or oldest first); `status` None (or ALL) means every status, a set any
+        of its statuses."""
+        order = "_oldest_first" if oldest_first else ""
         several = self._several(status)
         if several is not None:
             _, kind, name = self._filters(None, task_type, name_contains)
-            rows = await self.pool.fetch(query("list_tasks_of_statuses"), several, kind, name, limit, offset)
+            rows = await self.pool.fetch(
+                query(f"list_tasks_of_statuses{order}"), several, kind, name, limit, offset
+            )
             return [_task(row) for row in rows]
         status_number, kind, name = self._filters(self._one(status), task_type, name_contains)
         # Each combination of filters has a statement of its own: see queries.sql.
         if status_number is None and kind is None:
-            rows = await self.pool.fetch(query("list_tasks"), name, limit, offset)
+            rows = await self.pool.fetch(query(f"list_tasks{order}"), name, limit, offset)
         elif kind is None:
-            rows = await self.pool.fetch(query("list_tasks_of_status"), status_number, name, limit, offset)
+            rows = await self.pool.fetch(
+                query(f"list_tasks_of_status{order}"), status_number, name, limit, offset
+            )
         elif status_number is None:
-            rows = await self.pool.fetch(query("list_tasks_of_type"), kind, name, limit, offset)
+            rows = await self.pool.fetch(query(f"list_tasks_of_type{order}"), kind, name, limit, offset)
         else:
             rows = await self.pool.fetch(
-                query("list_tasks_of_status_and_type"), status_number, kind, name, limit, offset
+                query(f"list_tasks_of_status_and_type{order}"), status_number, kind, name, limit, offset
             )
         return [_task(row) for row in rows]
 
@@ -966,3 +973,24 @@ class Store:
     async def list_workers(self, limit: int = 100) -> list[WorkerInfo]:
         rows = await self.pool.fetch(query("list_workers"), limit)
         return [WorkerInfo(**{**dict(row), "queues": tuple(row["queues"])}) for row in rows]
+
+    # -- the operator's dashboard (issue 24) ---------------------------------------------------
+
+    async def get_worker(self, worker_id: str) -> WorkerInfo:
+        row = await self.pool.fetchrow(query("get_worker"), worker_id)
+        if row is None:
+            raise stats.WorkerNotFound(worker_id)
+        return WorkerInfo(**{**dict(row), "queues": tuple(row["queues"])})
+
+    async def worker_attempts(
+        self, worker_id: str
+    ) -> tuple[list[stats.WorkerAttempt], list[stats.WorkerAttempt]]:
+        """A worker's latest attempts, and its latest failures (stats.py says how many)."""
+        return await stats.worker_attempts(self.pool, worker_id)
+
+    async def type_stats(
+        self, range_seconds: float, buckets: int
+    ) -> tuple[list[stats.TypeStats], stats.Throughput]:
+        """Per task type, and in `buckets` equal buckets, the attempts finished within the last
+        `range_seconds`."""
+        return await stats.window(self.pool, range_seconds, buckets)

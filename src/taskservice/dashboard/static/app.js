@@ -3,13 +3,13 @@
 import { AUTH_SERVICE, call, watchEvents } from "./api.js";
 import { CreateForm } from "./create.js";
 import { Details } from "./details.js";
-import { Overview } from "./overview.js";
+import { Overview, RANGES } from "./overview.js";
 import { TaskTable } from "./tasks.js";
 import { confirmAction, notify, throttle, tickTimes } from "./ui.js";
 import { Queues } from "./queues.js";
 import { Schedules } from "./schedules.js";
 import { WorkflowGraph } from "./graph.js";
-import { Workers } from "./workers.js";
+import { WorkerPage, Workers } from "./workers.js";
 import { Workflows, actOnWorkflow } from "./workflows.js";
 
 // The event stream sends a keep-alive every 15 s; this much silence means the connection is gone.
@@ -27,17 +27,25 @@ function readHash() {
     size: [10, 20, 50, 100].includes(Number(p.get("size"))) ? Number(p.get("size")) : 20,
     page: Math.max(0, Number(p.get("page") || 1) - 1) || 0,
     task: Number(p.get("task")) || 0,
+    order: p.get("order") === "asc" ? "asc" : "",
+    range: RANGES[p.get("range")] ? Number(p.get("range")) : 900,
+    worker: p.get("worker") || "",
     workflow: /^[1-9]\d*$/.test(p.get("workflow") || "") ? p.get("workflow") : "",
   };
 }
 
 let openWorkflow = ""; // the workflow whose graph is open, in the address beside the open task
+let openWorker = ""; // the worker whose page is open
+let chartRange = 900; // the overview's time range, in seconds
 
 function writeHash(state, task) {
   const p = new URLSearchParams();
   if (state.status) p.set("status", state.status);
   if (state.type) p.set("type", state.type);
   if (state.name) p.set("q", state.name);
+  if (state.order) p.set("order", state.order);
+  if (chartRange !== 900) p.set("range", chartRange);
+  if (openWorker) p.set("worker", openWorker);
   if (state.size !== 20) p.set("size", state.size);
   if (state.page) p.set("page", state.page + 1);
   if (openWorkflow) p.set("workflow", openWorkflow);
@@ -58,7 +66,8 @@ function report(error) {
 // -- views -------------------------------------------------------------------------------------------
 
 const initial = readHash();
-const state = { status: initial.status, type: initial.type, name: initial.name, size: initial.size, page: initial.page };
+const state = { status: initial.status, type: initial.type, name: initial.name, size: initial.size, page: initial.page, order: initial.order };
+chartRange = initial.range;
 
 async function act(kind, task) {
   if (!task) return;
@@ -124,11 +133,18 @@ async function actInBulk(kind, { ids, filter }) {
 }
 
 const overview = new Overview({
+  onError: report,
+  range: chartRange,
+  onRange: (seconds) => {
+    chartRange = seconds;
+    writeHash(state, details.id);
+  },
   onPickStatus: (status) => tasks.showStatus(status).catch(report).then(() => document.getElementById("tasks").scrollIntoView({ behavior: "smooth" })),
   onPickWorkers: () => document.getElementById("workers").scrollIntoView({ behavior: "smooth" }),
 });
 const tasks = new TaskTable(state, {
   onOpen: (id) => openDetails(id),
+  onOpenWorker: (id) => showWorker(id),
   onPayload: (task) => showPayload(task),
   onAction: act,
   onBulk: actInBulk,
@@ -139,10 +155,25 @@ const tasks = new TaskTable(state, {
   onError: report,
 });
 const details = new Details({
-  onAction: act, onClose: () => writeHash(state, 0), onOpen: (id) => openDetails(id),
+  onAction: act, onClose: () => writeHash(state, 0), onOpen: (id) => openDetails(id), onOpenWorker: (id) => showWorker(id),
   onShowSchedule: showSchedule, onShowWorkflow: showWorkflow, onError: report,
 });
-const workers = new Workers({ onSummary: (s) => overview.setWorkers(s), onOpen: (id) => openDetails(id) });
+const workers = new Workers({ onSummary: (s) => overview.setWorkers(s), onOpen: (id) => openDetails(id), onOpenWorker: (id) => showWorker(id) });
+const workerPage = new WorkerPage({
+  onOpen: (id) => openDetails(id),
+  onClose: () => {
+    openWorker = "";
+    writeHash(state, details.id);
+  },
+  onError: report,
+});
+
+/** A worker's page (from the workers panel or a task's row). */
+function showWorker(id) {
+  openWorker = id;
+  writeHash(state, details.id);
+  workerPage.open(id).catch(report);
+}
 const queues = new Queues({ onError: report });
 const schedules = new Schedules({
   onOpen: (id) => openDetails(id),
@@ -220,7 +251,7 @@ async function loadTypes() {
  * Rejects only when the server is unreachable; other errors are shown and do not block the stream.
  */
 function resync() {
-  const reads = [loadAccount(), loadTypes(), overview.refreshCounts(), overview.seedThroughput(), tasks.load(),
+  const reads = [loadAccount(), loadTypes(), overview.refreshCounts(), overview.loadStats(), tasks.load(),
     workers.refresh(), queues.refresh(), schedules.refresh(), workflows.refresh(), graph.load(), details.load()];
   return Promise.all(reads.map((read) => read.catch((error) => {
     if (error.code === "unavailable") throw error;
@@ -323,6 +354,7 @@ setInterval(() => {
   refreshWorkers();
   refreshSchedules(); // next ticks move on
   refreshWorkflows();
+  overview.refreshStats(); // the range moves on with the clock
 }, 5000);
 
 // Who the page acts for. Its rights decide which changes the panels offer (the server checks every call
@@ -350,4 +382,5 @@ writeHash(state, initial.task);
 overview.select(state.status);
 if (initial.workflow) showWorkflow(initial.workflow);
 if (initial.task) openDetails(initial.task);
+if (initial.worker) showWorker(initial.worker);
 keepConnected();

@@ -43,8 +43,8 @@ function optionalField(label) {
 export class Details {
   /** `onShowSchedule(id)` goes to the schedule that created the open task, `onShowWorkflow(id)` to the
    * graph of the workflow it is a step of, `onOpen(id)` to another task (one it depends on). */
-  constructor({ onAction, onClose, onOpen, onShowSchedule, onShowWorkflow, onError }) {
-    Object.assign(this, { onAction, onClose, onOpen, onShowSchedule, onShowWorkflow, onError });
+  constructor({ onAction, onClose, onOpen, onOpenWorker, onShowSchedule, onShowWorkflow, onError }) {
+    Object.assign(this, { onAction, onClose, onOpen, onOpenWorker, onShowSchedule, onShowWorkflow, onError });
     this.dialog = document.getElementById("details");
     this.task = null;
     this.id = 0;
@@ -226,7 +226,10 @@ export class Details {
     const [attempt, worker, started, took, outcome, error, result] = row.children;
     row.execution = e;
     setText(attempt, e.attempt);
-    setText(worker, e.workerId);
+    if (worker.dataset.id !== e.workerId) { // its worker's page opens from it
+      worker.dataset.id = e.workerId;
+      worker.replaceChildren(h("button", { class: "link mono", type: "button", title: `Open worker ${e.workerId}`, onclick: () => this.onOpenWorker(e.workerId) }, e.workerId));
+    }
     if (started.dataset.at !== e.startedAt) {
       started.dataset.at = e.startedAt;
       started.replaceChildren(timeAgo(e.startedAt));

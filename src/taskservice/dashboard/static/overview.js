@@ -1,23 +1,25 @@
-// The overview: a count card per status, the worker card, and the throughput / queue-depth chart.
+// The overview: a count card per status, the worker card, the throughput / queue-depth chart over a
+// chosen time range, and the figures of each task type over the same range (GetTypeStats).
 
 import { call } from "./api.js";
-import { h, icon, setText, statusIcon, statusLabel, STATUSES, STATUS_NUMBERS, parseTime } from "./ui.js";
+import { duration, h, icon, reconcile, setText, statusIcon, statusLabel, STATUSES, STATUS_NUMBERS, parseTime, throttle } from "./ui.js";
 
-const WINDOW_MS = 5 * 60 * 1000;
-const BUCKET_MS = 10 * 1000;
-const SEED_PAGES = 10;
+export const RANGES = { 900: "15 minutes", 3600: "hour", 86400: "24 hours", 604800: "7 days" };
+const BUCKETS = 60;
 const WORKER_ICON = "M4 5h16v5H4zM4 14h16v5H4zM7.5 7.5h.01M7.5 16.5h.01";
 
 export class Overview {
-  constructor({ onPickStatus, onPickWorkers }) {
+  /** `range` (seconds, a key of RANGES) is the chart's; `onRange(seconds)` hears it change. */
+  constructor({ onPickStatus, onPickWorkers, onError, range = 900, onRange = () => {} }) {
+    Object.assign(this, { onError, onRange });
+    this.range = RANGES[range] ? range : 900;
     this.counts = {};
-    // Finished tasks keyed by task, status and server time, so live events and the seed from
-    // ListTasks count each finish once; the value is when it happened (ms).
-    this.finished = new Map();
-    this.depth = []; // [{t, value}] samples of QUEUED + RETRYING
+    this.stats = null; // the last GetTypeStatsResponse: buckets oldest first, the last ending at `until`
+    this.depth = []; // [{t, value}] samples of QUEUED + RETRYING, by this page's clock
     this.cards = new Map();
     this.chart = document.getElementById("chart");
     this.caption = document.getElementById("chart-caption");
+    this.statsBody = document.getElementById("type-stats-body");
     this.renderCards(onPickStatus, onPickWorkers);
     this.drawSoon = () => {
       // Events come in bursts: draw once per frame at most.
@@ -29,7 +31,17 @@ export class Overview {
       });
     };
     new ResizeObserver(this.drawSoon).observe(this.chart);
-    setInterval(this.drawSoon, BUCKET_MS / 2);
+    // Finishes re-read the figures: at most every 2 s over 15 minutes, less often over longer ranges
+    // (a week's figures cost the server more, and a bar of it is hours wide).
+    this.reloadSoon = throttle(() => this.loadStats().catch(this.onError), 2000);
+    this.reloadLater = throttle(() => this.loadStats().catch(this.onError), 30000);
+    const picker = document.getElementById("chart-range");
+    picker.value = String(this.range);
+    picker.addEventListener("change", () => {
+      this.range = Number(picker.value);
+      this.onRange(this.range);
+      this.loadStats().catch(this.onError);
+    });
   }
 
   renderCards(onPickStatus, onPickWorkers) {
@@ -71,56 +83,60 @@ export class Overview {
     setText(this.workersNote, `${slots} slots · ${running} running`);
   }
 
-  /**
-   * Finishes from before this page was opened (or while it was disconnected), so the chart starts full.
-   * Tasks are listed newest created first; pages stop once tasks were created before the window (a task
-   * finishes after it is created), and after SEED_PAGES pages at most: a busy server can take a guess.
-   */
-  async seedThroughput() {
-    const since = Date.now() - WINDOW_MS;
-    await Promise.all(["SUCCEEDED", "FAILED"].map(async (status) => {
-      for (let page = 0; page < SEED_PAGES; page++) {
-        const { tasks = [] } = await call("ListTasks", { status, limit: 100, offset: page * 100 });
-        for (const task of tasks) {
-          const at = parseTime(task.updatedAt);
-          if (at >= since) this.addFinish(`${task.id}:${status}:${task.updatedAt}`, at);
-        }
-        if (tasks.length < 100 || parseTime(tasks[tasks.length - 1].createdAt) < since) break;
-      }
-    }));
+  /** The chart's buckets and the figures by type over the chosen range, as of the server's now. */
+  async loadStats() {
+    const range = this.range;
+    const stats = await call("GetTypeStats", { rangeSeconds: range, buckets: BUCKETS });
+    if (range !== this.range) return; // another range was picked meanwhile
+    this.stats = stats;
+    this.renderTypes(stats.types || []);
     this.drawSoon();
   }
 
   onEvent(event) {
-    if (event.status === "SUCCEEDED" || event.status === "FAILED") {
-      // The arrival time, not the server's: a skewed client clock must not push bars off the chart.
-      this.addFinish(`${event.taskId}:${event.status}:${event.createdAt}`, Date.now());
-      this.drawSoon();
-    }
+    if (event.status === "SUCCEEDED" || event.status === "FAILED" || event.status === "RETRYING") this.refreshStats();
   }
 
-  addFinish(key, at) {
-    if (!this.finished.has(key)) this.finished.set(key, { at, failed: key.includes(":FAILED:") });
+  /** Reads the figures again soon: time moves the range on, and attempts finish. */
+  refreshStats() {
+    (this.range <= 3600 ? this.reloadSoon : this.reloadLater)();
   }
 
   sampleDepth(value) {
     const now = Date.now();
     this.depth.push({ t: now, value });
-    while (this.depth.length && this.depth[0].t < now - WINDOW_MS - BUCKET_MS) this.depth.shift();
+    while (this.depth.length && this.depth[0].t < now - this.range * 1000) this.depth.shift();
     this.drawSoon();
   }
 
-  /** Per bucket of the window: when it starts, and how many tasks succeeded and failed in it. */
+  /** Per bucket of the range: when it starts (ms), and how many attempts succeeded and failed in it. */
   buckets() {
-    const count = WINDOW_MS / BUCKET_MS;
-    const first = Math.floor(Date.now() / BUCKET_MS) - count + 1;
-    const rows = Array.from({ length: count }, (_, i) => ({ start: (first + i) * BUCKET_MS, ok: 0, failed: 0 }));
-    for (const [key, { at, failed }] of this.finished) {
-      const i = Math.floor(at / BUCKET_MS) - first;
-      if (i < 0) this.finished.delete(key);
-      else if (i < count) rows[i][failed ? "failed" : "ok"] += 1;
+    const rows = (this.stats?.buckets || []).map((b) => ({ start: parseTime(b.start), ok: Number(b.succeeded || 0), failed: Number(b.failed || 0) }));
+    if (rows.length) return rows;
+    const step = (this.range * 1000) / BUCKETS; // nothing read yet: an empty chart ending now
+    const first = Date.now() - this.range * 1000;
+    return Array.from({ length: BUCKETS }, (_, i) => ({ start: first + i * step, ok: 0, failed: 0 }));
+  }
+
+  renderTypes(types) {
+    const cell = (cls, label) => h("td", { class: cls, "data-label": label });
+    reconcile(this.statsBody, types, (t) => t.type,
+      () => h("tr", {}, cell("type", "Type"), cell("num finished", "Finished"), cell("num per-minute", "Per minute"),
+        cell("num failure-rate", "Failure rate"), cell("num p50", "p50"), cell("num p95", "p95"), cell("num p95-wait", "p95 wait")),
+      (row, t) => {
+        const finished = Number(t.finished || 0);
+        const failed = Number(t.failed || 0);
+        const values = [t.type, finished.toLocaleString(), perMinute(t.perMinute || 0),
+          `${(100 * (t.failureRate || 0)).toFixed(1)}%`, duration(t.p50Seconds || 0), duration(t.p95Seconds || 0),
+          duration(t.p95WaitSeconds || 0)];
+        [...row.children].forEach((td, i) => setText(td, values[i]));
+        row.children[3].title = `${failed.toLocaleString()} of ${finished.toLocaleString()} attempts failed, timed out or were lost`;
+        row.classList.toggle("failing", failed > 0 && failed / finished >= 0.1);
+      });
+    if (!types.length) {
+      this.statsBody.append(h("tr", { class: "empty" }, h("td", { colspan: 7 }, `No attempt finished in the last ${RANGES[this.range]}.`)));
     }
-    return rows;
+    setText(document.getElementById("type-stats-summary"), `Attempts finished in the last ${RANGES[this.range]}`);
   }
 
   draw() {
@@ -135,22 +151,23 @@ export class Overview {
     const depth = this.depth.filter((d) => d.t >= start);
     const maxDepth = niceMax(Math.max(...depth.map((d) => d.value)));
     const step = plotW / rows.length;
+    const bucketMs = (this.range * 1000) / rows.length;
     const y = (v, max) => m.top + plotH - (v / max) * plotH;
 
     const grid = [0, 0.5, 1].map((f) => h("g", { class: "grid" },
       h("line", { x1: m.left, x2: m.left + plotW, y1: y(f * maxRate, maxRate), y2: y(f * maxRate, maxRate) }),
       h("text", { x: m.left - 6, y: y(f * maxRate, maxRate) + 4, "text-anchor": "end" }, fmt(f * maxRate)),
       h("text", { x: m.left + plotW + 6, y: y(f * maxDepth, maxDepth) + 4, class: "depth-label" }, fmt(f * maxDepth))));
-    const minutes = WINDOW_MS / 60000;
-    const ticks = Array.from({ length: minutes + 1 }, (_, i) => h("text", {
-      x: m.left + (i / minutes) * plotW, y: height - 6,
-      "text-anchor": i === 0 ? "start" : i === minutes ? "end" : "middle",
-    }, i === minutes ? "now" : `−${minutes - i}${plotW < 420 ? "m" : " min"}`));
+    const [count, unit, short] = TICKS[this.range];
+    const ticks = Array.from({ length: count + 1 }, (_, i) => h("text", {
+      x: m.left + (i / count) * plotW, y: height - 6,
+      "text-anchor": i === 0 ? "start" : i === count ? "end" : "middle",
+    }, i === count ? "now" : `−${((count - i) * this.range) / count / unit}${plotW < 420 ? short : ` ${short === "m" ? "min" : short}`}`));
 
     const bars = rows.map((r, i) => {
       const x = m.left + i * step + step * 0.15;
       const w = Math.max(step * 0.7, 1);
-      const time = new Date(r.start).toLocaleTimeString();
+      const time = this.range > 86400 ? new Date(r.start).toLocaleString() : new Date(r.start).toLocaleTimeString();
       return h("g", { class: "bar" },
         h("title", {}, `${time}: ${r.ok} succeeded, ${r.failed} failed`),
         h("rect", { class: "hit", x: m.left + i * step, y: m.top, width: step, height: plotH }),
@@ -158,18 +175,25 @@ export class Overview {
         r.failed && h("rect", { class: "failed", x, width: w, y: y(r.ok + r.failed, maxRate), height: y(r.ok, maxRate) - y(r.ok + r.failed, maxRate) }));
     });
     // The queue depth is drawn at the time of each sample, so a burst and its draining both show.
-    const points = depth.map((d) => `${m.left + ((d.t - start) / (rows.length * BUCKET_MS)) * plotW},${y(d.value, maxDepth)}`);
+    const points = depth.map((d) => `${m.left + Math.min(1, (d.t - start) / (rows.length * bucketMs)) * plotW},${y(d.value, maxDepth)}`);
 
     const totals = rows.reduce((a, r) => ({ ok: a.ok + r.ok, failed: a.failed + r.failed }), { ok: 0, failed: 0 });
     const depthNow = this.depth.length ? this.depth[this.depth.length - 1].value : 0;
-    const summary = `Last ${minutes} minutes: ${totals.ok} succeeded, ${totals.failed} failed; ${depthNow} waiting in the queue now.`;
+    const summary = `Last ${RANGES[this.range]}: ${totals.ok} succeeded, ${totals.failed} failed; ${depthNow} waiting in the queue now.`;
     const svg = h("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": summary },
       ...grid, ...ticks, ...bars,
       points.length > 1 && h("polyline", { class: "depth", points: points.join(" ") }),
       points.length === 1 && h("circle", { class: "depth-dot", cx: points[0].split(",")[0], cy: points[0].split(",")[1], r: 3 }));
     this.chart.replaceChildren(svg);
-    setText(this.caption, `${summary} Bars: tasks finished per ${BUCKET_MS / 1000} s (left axis); line: queue depth (right axis).`);
+    setText(this.caption, `${summary} Bars: attempts finished per ${duration(bucketMs / 1000)} (left axis); line: queue depth since this page opened (right axis).`);
   }
+}
+
+// Per range: how many ticks, the unit of their labels (seconds) and its short name.
+const TICKS = { 900: [5, 60, "m"], 3600: [6, 60, "m"], 86400: [6, 3600, "h"], 604800: [7, 86400, "d"] };
+
+function perMinute(value) {
+  return value >= 10 ? value.toFixed(0) : value >= 0.1 ? value.toFixed(1) : value > 0 ? value.toFixed(3) : "0";
 }
 
 function niceMax(value) {

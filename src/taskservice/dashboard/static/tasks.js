@@ -1,18 +1,19 @@
 // The task table: filters, pagination, and rows that follow the event stream in place.
 
 import { call } from "./api.js";
-import { ACTIVE, FINISHED, STATUSES, badge, h, icon, isStep, reconcile, setText, short, statusLabel, throttle, debounce } from "./ui.js";
+import { ACTIVE, FINISHED, STATUSES, badge, duration, h, icon, isStep, reconcile, setText, short, statusLabel, throttle, debounce } from "./ui.js";
 
 const PAYLOAD_ICON = "M8 4H6.5A1.5 1.5 0 0 0 5 5.5v4L3.5 12 5 14.5v4A1.5 1.5 0 0 0 6.5 20H8M16 4h1.5A1.5 1.5 0 0 1 19 5.5v4l1.5 2.5-1.5 2.5v4a1.5 1.5 0 0 1-1.5 1.5H16";
 const DETAILS_ICON = "M9 5l7 7-7 7";
 
 export class TaskTable {
   /**
-   * `state` is {status, type, name, size, page}; `onChange(state)` hears every filter or page change;
-   * `onBulk(kind, selection)` a bulk action on the selected tasks ({ids} or {filter}, and their `count`).
+   * `state` is {status, type, name, size, page, order}; `onChange(state)` hears every filter or page
+   * change; `onBulk(kind, selection)` a bulk action on the selected tasks ({ids} or {filter}, and their
+   * `count`); `onOpenWorker(id)` opens the page of the worker a row names.
    */
-  constructor(state, { onOpen, onPayload, onAction, onBulk, onChange, onError }) {
-    Object.assign(this, { state, onOpen, onPayload, onAction, onBulk, onChange, onError });
+  constructor(state, { onOpen, onOpenWorker, onPayload, onAction, onBulk, onChange, onError }) {
+    Object.assign(this, { state, onOpen, onOpenWorker, onPayload, onAction, onBulk, onChange, onError });
     this.body = document.getElementById("tasks-body");
     this.total = 0;
     this.seq = 0;
@@ -143,6 +144,25 @@ export class TaskTable {
     document.getElementById("page-prev").addEventListener("click", () => changed({ page: this.state.page - 1 }));
     document.getElementById("page-next").addEventListener("click", () => changed({ page: this.state.page + 1 }));
     document.querySelector(".filters").addEventListener("submit", (e) => e.preventDefault());
+    // Enter on an id opens that task at once.
+    name.addEventListener("keydown", (event) => {
+      const id = taskId(name.value);
+      if (event.key !== "Enter" || !id) return;
+      event.preventDefault(); // else the Enter goes on to press the opened dialog's focused Close
+      this.onOpen(id);
+    });
+    const order = document.getElementById("sort-order");
+    order.addEventListener("click", () => changed({ order: this.state.order === "asc" ? "" : "asc", page: 0 }));
+    this.showOrder();
+  }
+
+  /** The created column's header says which way the list runs. */
+  showOrder() {
+    const oldest = this.state.order === "asc";
+    document.getElementById("sort-created").setAttribute("aria-sort", oldest ? "ascending" : "descending");
+    const button = document.getElementById("sort-order");
+    button.lastChild.textContent = oldest ? "↑" : "↓";
+    button.title = oldest ? "Oldest first; click for newest first" : "Newest first; click for oldest first";
   }
 
   setTypes(types) {
@@ -164,11 +184,26 @@ export class TaskTable {
 
   async load() {
     const seq = ++this.seq;
-    const { status, type, name, size, page } = this.state;
+    const { status, type, name, size, page, order } = this.state;
+    this.showOrder();
+    const id = taskId(name);
+    if (id) { // an id: that task alone (whatever the other filters), else the names that hold it
+      const found = await call("GetTask", { id }).catch((error) => {
+        if (error.code === "not_found") return null;
+        throw error;
+      });
+      if (seq !== this.seq) return;
+      if (found) {
+        this.total = 1;
+        this.render([found]);
+        return;
+      }
+    }
     const request = { limit: size, offset: page * size };
     if (status) request.status = status;
     if (type) request.type = type;
     if (name) request.nameContains = name;
+    if (order === "asc") request.orderBy = "created_asc";
     const { tasks = [], total = "0" } = await call("ListTasks", request);
     if (seq !== this.seq) return; // a newer load (other filters) has already been asked for
     this.total = Number(total);
@@ -185,7 +220,7 @@ export class TaskTable {
     reconcile(this.body, tasks, (t) => t.id, (t) => this.createRow(t), (row, t) => this.updateRow(row, t));
     if (!tasks.length) {
       const filtered = this.state.status || this.state.type || this.state.name;
-      this.body.append(h("tr", { class: "empty" }, h("td", { colspan: 9 },
+      this.body.append(h("tr", { class: "empty" }, h("td", { colspan: 12 },
         filtered ? "No tasks match these filters." : "No tasks yet. Create one with “New task”.")));
     }
     const { size, page } = this.state;
@@ -209,12 +244,15 @@ export class TaskTable {
       cell("status", "Status"),
       cell("created", "Created", h("time", {})),
       cell("num attempts", "Attempts"),
+      cell("num duration", "Duration"),
+      cell("worker", "Worker", h("button", { class: "link mono", type: "button", onclick: () => this.onOpenWorker(row.task.lastWorkerId) })),
+      cell("last-error", "Last error"),
       cell("actions", ""));
     return row;
   }
 
   updateRow(row, task) {
-    const [select, id, name, type, description, status, created, attempts, actions] = row.children;
+    const [select, id, name, type, description, status, created, attempts, took, worker, error, actions] = row.children;
     row.task = task;
     select.firstChild.setAttribute("aria-label", `Select task ${task.id}`);
     select.firstChild.checked = this.allMatching || this.selected.has(task.id);
@@ -246,6 +284,15 @@ export class TaskTable {
     }
     setText(attempts, task.attempts);
     attempts.title = `${task.attempts} attempts; ${task.retries} of ${task.maxRetries} retries used`;
+    // Its last attempt's: how long it ran (so far, while it runs), where, and how it failed.
+    setText(took, task.lastWorkerId ? duration(task.lastAttemptSeconds || 0) : "—");
+    took.title = task.status === "RUNNING" ? "Running so far" : task.lastWorkerId ? "Its last attempt's duration" : "";
+    const by = worker.firstChild;
+    setText(by, task.lastWorkerId || "");
+    by.hidden = !task.lastWorkerId;
+    by.title = task.lastWorkerId ? `Open worker ${task.lastWorkerId}` : "";
+    setText(error, task.lastError || "");
+    error.title = task.lastError || "";
   }
 
   renderActions(cell, task) {
@@ -265,6 +312,12 @@ export class TaskTable {
     if (row && row.task && event.status !== row.task.status) this.updateRow(row, { ...row.task, status: event.status, waitingReason: "" });
     this.refresh();
   }
+}
+
+/** The task id a search names ("42" or "#42"), else 0. */
+function taskId(text) {
+  const found = /^#?([1-9]\d{0,15})$/.exec((text || "").trim());
+  return found ? Number(found[1]) : 0;
 }
 
 function taskOf(cell) {

@@ -2,15 +2,15 @@
 // (worker or agent), the task types it runs and the tasks it runs now, as `task-cli workers` shows.
 
 import { call } from "./api.js";
-import { ago, h, reconcile, setText, timeAgo } from "./ui.js";
+import { absolute, ago, duration, h, outcomeBadge, reconcile, setText, timeAgo } from "./ui.js";
 
 const TASKS_SHOWN = 5; // as the CLI: the first few running tasks of a worker, then "+N"
 const RUNNING_READ = 100; // one page of running tasks says who runs what; a busier fleet shows "+N"
 
 export class Workers {
-  /** `onOpen(id)` opens a task the panel shows running. */
-  constructor({ onSummary, onOpen }) {
-    Object.assign(this, { onSummary, onOpen });
+  /** `onOpen(id)` opens a task the panel shows running, `onOpenWorker(id)` a worker's page. */
+  constructor({ onSummary, onOpen, onOpenWorker }) {
+    Object.assign(this, { onSummary, onOpen, onOpenWorker });
     this.body = document.getElementById("workers-body");
   }
 
@@ -39,7 +39,7 @@ export class Workers {
   createRow() {
     const cell = (cls, label, ...children) => h("td", { class: cls, "data-label": label }, ...children);
     return h("tr", {},
-      cell("worker", "Worker", h("span", { class: "mono id" }),
+      cell("worker", "Worker", h("button", { class: "link mono id", type: "button", onclick: (e) => this.onOpenWorker(e.currentTarget.textContent) }),
         h("span", { class: "where muted" }, h("span", { class: "kind" }), h("span", {})),
         h("span", { class: "types" })),
       cell("num load", "Running", h("span", { class: "count" }), h("span", { class: "running-tasks" })),
@@ -51,6 +51,7 @@ export class Workers {
     const [id, where, types] = worker.children;
     const kind = w.kind || "worker"; // a server from before agents says nothing: a worker
     setText(id, w.id);
+    id.title = `Open worker ${w.id}: its attempts and failures`;
     setText(where.firstChild, kind);
     where.firstChild.title = kind === "agent" ? "Fed by a server's dispatch stream" : "Claims its tasks from PostgreSQL";
     setText(where.lastChild, `${w.host} · pid ${w.pid}`);
@@ -81,5 +82,66 @@ export class Workers {
     node.replaceChildren(
       ...shown.map((id) => h("button", { class: "link mono", type: "button", title: `Open task #${id}`, onclick: () => this.onOpen(id) }, `#${id}`)),
       ...(more > 0 ? [h("span", { class: "muted" }, `+${more}`)] : []));
+  }
+}
+
+// -- one worker's page: what it is, what it runs, its latest attempts and failures (GetWorker) --------
+
+export class WorkerPage {
+  /** `onOpen(id)` opens a task of its attempts; `onClose()` hears the page close. */
+  constructor({ onOpen, onClose, onError }) {
+    Object.assign(this, { onOpen, onClose, onError });
+    this.dialog = document.getElementById("worker-page");
+    this.id = "";
+    this.dialog.querySelector("[data-close]").addEventListener("click", () => this.dialog.close());
+    this.dialog.addEventListener("close", () => {
+      this.id = "";
+      this.onClose();
+    });
+  }
+
+  async open(id) {
+    this.id = id;
+    setText(document.getElementById("worker-page-title"), id);
+    this.dialog.dataset.state = "loading";
+    if (!this.dialog.open) this.dialog.showModal();
+    const page = await call("GetWorker", { id });
+    if (this.id !== id) return; // another worker was opened meanwhile
+    this.render(page);
+    this.dialog.dataset.state = "ready";
+  }
+
+  render({ worker: w, attempts = [], failures = [] }) {
+    const kind = w.kind || "worker";
+    const label = w.alive ? "Live" : w.stoppedAt ? "Stopped" : "Gone";
+    document.getElementById("worker-page-state").replaceChildren(
+      h("span", { class: `pill ${w.alive ? "live" : "gone"}` }, label));
+    const fields = [
+      ["Kind", kind === "agent" ? "agent (fed by a server's dispatch stream)" : "worker (claims from PostgreSQL)"],
+      ["Host", `${w.host} · pid ${w.pid}`],
+      ["Started", absolute(w.startedAt)],
+      ["Last heartbeat", w.lastHeartbeatAt ? ago(w.lastHeartbeatAt) : "—"],
+      ...(w.stoppedAt ? [["Stopped", absolute(w.stoppedAt)]] : []),
+      ["Runs", w.taskTypes?.length ? w.taskTypes.join(", ") : "every type"],
+      ["Queues", w.queues?.length ? w.queues.join(", ") : "every queue"],
+      ["Concurrency", `${w.alive ? w.running : 0} running of ${w.concurrency}`],
+    ];
+    document.getElementById("worker-page-fields").replaceChildren(
+      ...fields.flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));
+    const taskCell = (a) => h("td", { "data-label": "Task" },
+      h("button", { class: "link", type: "button", title: `Open task #${a.taskId}`, onclick: () => this.onOpen(Number(a.taskId)) },
+        `#${a.taskId}`), " ", h("span", { class: "muted" }, a.taskName));
+    const errorCell = (a) => h("td", { class: "error", "data-label": "Error", title: a.error || "" }, a.error || "—");
+    const failuresBody = document.getElementById("worker-failures");
+    failuresBody.replaceChildren(...failures.map((a) => h("tr", { dataset: { key: a.id } },
+      taskCell(a), h("td", { "data-label": "Type" }, a.taskType), h("td", { "data-label": "Finished" }, absolute(a.finishedAt)),
+      h("td", { "data-label": "Outcome" }, outcomeBadge(a.outcome)), errorCell(a))));
+    if (!failures.length) failuresBody.append(h("tr", { class: "empty" }, h("td", { colspan: 5 }, "No failure among its latest attempts.")));
+    const attemptsBody = document.getElementById("worker-attempts");
+    attemptsBody.replaceChildren(...attempts.map((a) => h("tr", { dataset: { key: a.id } },
+      taskCell(a), h("td", { "data-label": "Type" }, a.taskType), h("td", { "data-label": "Started" }, absolute(a.startedAt)),
+      h("td", { class: "num", "data-label": "Duration" }, duration(a.durationSeconds || 0)),
+      h("td", { "data-label": "Outcome" }, outcomeBadge(a.outcome)), errorCell(a))));
+    if (!attempts.length) attemptsBody.append(h("tr", { class: "empty" }, h("td", { colspan: 6 }, "It has run no attempt yet.")));
   }
 }

@@ -117,6 +117,12 @@ class TaskManagementService(Protocol):
     async def retry_workflow(self, request: cloud_dot_v1_dot_task__pb2.RetryWorkflowRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.RetryWorkflowResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
+    async def get_type_stats(self, request: cloud_dot_v1_dot_task__pb2.GetTypeStatsRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.GetTypeStatsResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def get_worker(self, request: cloud_dot_v1_dot_task__pb2.GetWorkerRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.GetWorkerResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
     async def heartbeat(self, request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.HeartbeatResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
@@ -461,6 +467,26 @@ class TaskManagementServiceASGIApplication(ConnectASGIApplication[TaskManagement
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.retry_workflow,
+                ),
+                "/cloud.v1.TaskManagementService/GetTypeStats": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetTypeStats",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.GetTypeStatsRequest,
+                        output=cloud_dot_v1_dot_task__pb2.GetTypeStatsResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                    ),
+                    function=svc.get_type_stats,
+                ),
+                "/cloud.v1.TaskManagementService/GetWorker": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetWorker",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.GetWorkerRequest,
+                        output=cloud_dot_v1_dot_task__pb2.GetWorkerResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                    ),
+                    function=svc.get_worker,
                 ),
                 "/cloud.v1.TaskManagementService/Heartbeat": Endpoint.unary(
                     method=MethodInfo(
@@ -1191,6 +1217,50 @@ class TaskManagementServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
         )
 
+    async def get_type_stats(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.GetTypeStatsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> cloud_dot_v1_dot_task__pb2.GetTypeStatsResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetTypeStats",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.GetTypeStatsRequest,
+                output=cloud_dot_v1_dot_task__pb2.GetTypeStatsResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+
+    async def get_worker(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.GetWorkerRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> cloud_dot_v1_dot_task__pb2.GetWorkerResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetWorker",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.GetWorkerRequest,
+                output=cloud_dot_v1_dot_task__pb2.GetWorkerResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+
     async def heartbeat(
         self,
         request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest,
@@ -1318,6 +1388,10 @@ class TaskManagementServiceSync(Protocol):
     def cancel_workflow(self, request: cloud_dot_v1_dot_task__pb2.CancelWorkflowRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.CancelWorkflowResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def retry_workflow(self, request: cloud_dot_v1_dot_task__pb2.RetryWorkflowRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.RetryWorkflowResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def get_type_stats(self, request: cloud_dot_v1_dot_task__pb2.GetTypeStatsRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.GetTypeStatsResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def get_worker(self, request: cloud_dot_v1_dot_task__pb2.GetWorkerRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.GetWorkerResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def heartbeat(self, request: cloud_dot_v1_dot_task__pb2.HeartbeatRequest, ctx: RequestContext) -> cloud_dot_v1_dot_task__pb2.HeartbeatResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
@@ -1660,6 +1734,26 @@ class TaskManagementServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.retry_workflow,
+                ),
+                "/cloud.v1.TaskManagementService/GetTypeStats": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetTypeStats",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.GetTypeStatsRequest,
+                        output=cloud_dot_v1_dot_task__pb2.GetTypeStatsResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                    ),
+                    function=service.get_type_stats,
+                ),
+                "/cloud.v1.TaskManagementService/GetWorker": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetWorker",
+                        service_name="cloud.v1.TaskManagementService",
+                        input=cloud_dot_v1_dot_task__pb2.GetWorkerRequest,
+                        output=cloud_dot_v1_dot_task__pb2.GetWorkerResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                    ),
+                    function=service.get_worker,
                 ),
                 "/cloud.v1.TaskManagementService/Heartbeat": EndpointSync.unary(
                     method=MethodInfo(
@@ -2388,6 +2482,50 @@ class TaskManagementServiceClientSync(ConnectClientSync):
             ),
             headers=headers,
             timeout_ms=timeout_ms,
+        )
+
+    def get_type_stats(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.GetTypeStatsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> cloud_dot_v1_dot_task__pb2.GetTypeStatsResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetTypeStats",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.GetTypeStatsRequest,
+                output=cloud_dot_v1_dot_task__pb2.GetTypeStatsResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+
+    def get_worker(
+        self,
+        request: cloud_dot_v1_dot_task__pb2.GetWorkerRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> cloud_dot_v1_dot_task__pb2.GetWorkerResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetWorker",
+                service_name="cloud.v1.TaskManagementService",
+                input=cloud_dot_v1_dot_task__pb2.GetWorkerRequest,
+                output=cloud_dot_v1_dot_task__pb2.GetWorkerResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
         )
 
     def heartbeat(

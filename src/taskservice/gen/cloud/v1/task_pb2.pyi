@@ -82,7 +82,7 @@ class CreateTaskResponse(_message.Message):
     def __init__(self, id: _Optional[int] = ..., existing: _Optional[bool] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "dependencies", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key", "id64", "exact_status", "truncated", "waiting_reason", "queue", "limit_key", "limit_scope", "schedule_id", "schedule_tick", "workflow_id", "step", "spawned_by", "trace_id")
+    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "dependencies", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key", "id64", "exact_status", "truncated", "waiting_reason", "queue", "limit_key", "limit_scope", "schedule_id", "schedule_tick", "workflow_id", "step", "spawned_by", "trace_id", "last_worker_id", "last_attempt_seconds", "last_error")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +113,9 @@ class Task(_message.Message):
     STEP_FIELD_NUMBER: _ClassVar[int]
     SPAWNED_BY_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_ATTEMPT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     type: str
@@ -143,7 +146,10 @@ class Task(_message.Message):
     step: str
     spawned_by: int
     trace_id: str
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., dependencies: _Optional[_Iterable[str]] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., id64: _Optional[int] = ..., exact_status: _Optional[_Union[TaskStatusEnum, str]] = ..., truncated: _Optional[bool] = ..., waiting_reason: _Optional[str] = ..., queue: _Optional[str] = ..., limit_key: _Optional[str] = ..., limit_scope: _Optional[str] = ..., schedule_id: _Optional[int] = ..., schedule_tick: _Optional[str] = ..., workflow_id: _Optional[int] = ..., step: _Optional[str] = ..., spawned_by: _Optional[int] = ..., trace_id: _Optional[str] = ...) -> None: ...
+    last_worker_id: str
+    last_attempt_seconds: float
+    last_error: str
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., dependencies: _Optional[_Iterable[str]] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., id64: _Optional[int] = ..., exact_status: _Optional[_Union[TaskStatusEnum, str]] = ..., truncated: _Optional[bool] = ..., waiting_reason: _Optional[str] = ..., queue: _Optional[str] = ..., limit_key: _Optional[str] = ..., limit_scope: _Optional[str] = ..., schedule_id: _Optional[int] = ..., schedule_tick: _Optional[str] = ..., workflow_id: _Optional[int] = ..., step: _Optional[str] = ..., spawned_by: _Optional[int] = ..., trace_id: _Optional[str] = ..., last_worker_id: _Optional[str] = ..., last_attempt_seconds: _Optional[float] = ..., last_error: _Optional[str] = ...) -> None: ...
 
 class TaskHistory(_message.Message):
     __slots__ = ("id", "status", "created_at", "details", "id64", "exact_status")
@@ -222,18 +228,20 @@ class GetStatusResponse(_message.Message):
     def __init__(self, status_counts: _Optional[_Mapping[int, int]] = ..., exact_status_counts: _Optional[_Mapping[int, int]] = ...) -> None: ...
 
 class TaskListRequest(_message.Message):
-    __slots__ = ("limit", "offset", "status", "type", "name_contains")
+    __slots__ = ("limit", "offset", "status", "type", "name_contains", "order_by")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     NAME_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    ORDER_BY_FIELD_NUMBER: _ClassVar[int]
     limit: int
     offset: int
     status: TaskStatusEnum
     type: str
     name_contains: str
-    def __init__(self, limit: _Optional[int] = ..., offset: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., type: _Optional[str] = ..., name_contains: _Optional[str] = ...) -> None: ...
+    order_by: str
+    def __init__(self, limit: _Optional[int] = ..., offset: _Optional[int] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., type: _Optional[str] = ..., name_contains: _Optional[str] = ..., order_by: _Optional[str] = ...) -> None: ...
 
 class TaskList(_message.Message):
     __slots__ = ("tasks", "total", "omitted")
@@ -366,6 +374,98 @@ class ListWorkersResponse(_message.Message):
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     workers: _containers.RepeatedCompositeFieldContainer[Worker]
     def __init__(self, workers: _Optional[_Iterable[_Union[Worker, _Mapping]]] = ...) -> None: ...
+
+class GetTypeStatsRequest(_message.Message):
+    __slots__ = ("range_seconds", "buckets")
+    RANGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    range_seconds: int
+    buckets: int
+    def __init__(self, range_seconds: _Optional[int] = ..., buckets: _Optional[int] = ...) -> None: ...
+
+class TypeStats(_message.Message):
+    __slots__ = ("type", "finished", "succeeded", "failed", "failure_rate", "per_minute", "p50_seconds", "p95_seconds", "p95_wait_seconds")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_RATE_FIELD_NUMBER: _ClassVar[int]
+    PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    P50_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    P95_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    P95_WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    finished: int
+    succeeded: int
+    failed: int
+    failure_rate: float
+    per_minute: float
+    p50_seconds: float
+    p95_seconds: float
+    p95_wait_seconds: float
+    def __init__(self, type: _Optional[str] = ..., finished: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., failure_rate: _Optional[float] = ..., per_minute: _Optional[float] = ..., p50_seconds: _Optional[float] = ..., p95_seconds: _Optional[float] = ..., p95_wait_seconds: _Optional[float] = ...) -> None: ...
+
+class ThroughputBucket(_message.Message):
+    __slots__ = ("start", "succeeded", "failed")
+    START_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    start: str
+    succeeded: int
+    failed: int
+    def __init__(self, start: _Optional[str] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
+
+class GetTypeStatsResponse(_message.Message):
+    __slots__ = ("types", "buckets", "bucket_seconds", "until")
+    TYPES_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    types: _containers.RepeatedCompositeFieldContainer[TypeStats]
+    buckets: _containers.RepeatedCompositeFieldContainer[ThroughputBucket]
+    bucket_seconds: float
+    until: str
+    def __init__(self, types: _Optional[_Iterable[_Union[TypeStats, _Mapping]]] = ..., buckets: _Optional[_Iterable[_Union[ThroughputBucket, _Mapping]]] = ..., bucket_seconds: _Optional[float] = ..., until: _Optional[str] = ...) -> None: ...
+
+class GetWorkerRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class WorkerAttempt(_message.Message):
+    __slots__ = ("id", "task_id", "task_name", "task_type", "attempt", "started_at", "finished_at", "outcome", "duration_seconds", "error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_NAME_FIELD_NUMBER: _ClassVar[int]
+    TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    task_id: int
+    task_name: str
+    task_type: str
+    attempt: int
+    started_at: str
+    finished_at: str
+    outcome: str
+    duration_seconds: float
+    error: str
+    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., task_name: _Optional[str] = ..., task_type: _Optional[str] = ..., attempt: _Optional[int] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., outcome: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
+
+class GetWorkerResponse(_message.Message):
+    __slots__ = ("worker", "attempts", "failures")
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    worker: Worker
+    attempts: _containers.RepeatedCompositeFieldContainer[WorkerAttempt]
+    failures: _containers.RepeatedCompositeFieldContainer[WorkerAttempt]
+    def __init__(self, worker: _Optional[_Union[Worker, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[WorkerAttempt, _Mapping]]] = ..., failures: _Optional[_Iterable[_Union[WorkerAttempt, _Mapping]]] = ...) -> None: ...
 
 class ListTaskTypesRequest(_message.Message):
     __slots__ = ()
