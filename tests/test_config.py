@@ -229,3 +229,12 @@ def test_cli_reports_a_wrong_setting_in_one_line(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "WORKER_COUNT" in lines[0]
+
+
+def test_the_trace_viewers_address_is_a_web_address() -> None:
+    assert load_settings(trace_ui_url="https://tempo.example/trace/{trace_id}").trace_ui_url.startswith(
+        "https:"
+    )
+    assert load_settings().trace_ui_url == ""
+    with pytest.raises(ConfigError, match="TRACE_UI_URL"):
+        load_settings(trace_ui_url="javascript:alert(1)//{trace_id}")

@@ -195,3 +195,39 @@ def test_at_a_million_tasks_the_figures_and_a_workers_page_render_within_the_bud
         within_budget(started, "the task list oldest first")
     finally:
         board.close()
+
+
+def test_a_tasks_trace_id_links_to_the_configured_trace_viewer(
+    browser: Browser, settings: Settings, tmp_path: Path, screenshot_dir: Path, request: pytest.FixtureRequest
+) -> None:
+    """TRACE_UI_URL, {trace_id} standing for the id: a task's details link its trace there."""
+    server = ServerProcess(
+        settings,
+        tmp_path / "server.log",
+        WORKER_COUNT="0",
+        TRACE_UI_URL="http://traces.example/trace/{trace_id}",
+    )
+    board = Dashboard(browser, server, request.node.name, screenshot_dir)
+    try:
+        server.wait_ready()
+        traced = create(server, "Traced", {"seconds": "0"}, delaySeconds=3600)
+        plain = create(server, "Untraced", {"seconds": "0"}, delaySeconds=3600)
+        trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE tasks SET trace_parent = %s WHERE id = %s",
+                (f"00-{trace_id}-00f067aa0ba902b7-01", traced),
+            )
+        page = board.open()
+        row(page, traced).get_by_role("button", name=f"Open details of task {traced}").click()
+        details = page.get_by_role("dialog", name=f"#{traced} Traced")
+        link = details.get_by_role("link", name=trace_id)
+        expect(link).to_have_attribute("href", f"http://traces.example/trace/{trace_id}")
+        details.get_by_role("button", name="Close").click()
+        row(page, plain).get_by_role("button", name=f"Open details of task {plain}").click()
+        untraced = page.get_by_role("dialog", name=f"#{plain} Untraced")
+        expect(untraced).to_be_visible()
+        expect(untraced.locator("dt", has_text="Trace")).to_be_hidden()
+    finally:
+        board.close()
+        server.stop()

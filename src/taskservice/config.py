@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     )
     retention_failed: Duration = Field(30 * 86_400.0, description="the same for FAILED tasks")
     retention_cancelled: Duration = Field(7 * 86_400.0, description="the same for CANCELLED tasks")
+    trace_ui_url: str = Field(
+        "",
+        max_length=2000,
+        pattern=r"^(https?://\S+)?$",
+        description="a trace viewer's address for one trace, {trace_id} standing for its id (e.g."
+        " http://jaeger:16686/trace/{trace_id}): the dashboard links a task's trace there; empty: no link",
+    )
     retention_interval: Duration = Field(60.0, gt=0, description="how often old tasks are looked for")
     retention_batch: int = Field(1000, ge=1, le=100_000, description="tasks deleted per transaction")
     # Schedules: every server and worker runs a scheduler; each due tick is created exactly once.

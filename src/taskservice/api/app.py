@@ -175,7 +175,7 @@ def _routes(
     )
     services = connect_services(service, auth_service, metrics, rpc_limits)
     routes: list[BaseRoute] = [
-        *dashboard.routes(kept.describe()),
+        *dashboard.routes(kept.describe(), settings.trace_ui_url),
         *(login.routes() if login else []),
         Route("/healthz", healthz),
         Route("/readyz", readyz_endpoint(readiness)),

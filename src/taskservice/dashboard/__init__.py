@@ -30,11 +30,12 @@ async def index(request: Request) -> FileResponse:
     return FileResponse(STATIC / "index.html", headers=NO_STALE)
 
 
-def routes(retention_note: str = "") -> list[BaseRoute]:
-    """The dashboard's routes, mounted at / by the server; `retention_note` says what is kept."""
+def routes(retention_note: str = "", trace_ui_url: str = "") -> list[BaseRoute]:
+    """The dashboard's routes, mounted at / by the server; `retention_note` says what is kept, and
+    `trace_ui_url` (TRACE_UI_URL) where a task's trace is shown ({trace_id} standing for its id)."""
 
     async def retention(request: Request) -> JSONResponse:
-        return JSONResponse({"note": retention_note}, headers=NO_STALE)
+        return JSONResponse({"note": retention_note, "traceUrl": trace_ui_url}, headers=NO_STALE)
 
     return [
         Route("/", index),

@@ -372,9 +372,13 @@ async function loadAccount() {
 }
 
 // What the server keeps (RETENTION_*): a finished task that disappears was deleted, not lost.
+// And where a task's trace is shown (TRACE_UI_URL), for the link on a task's trace id.
 fetch("/retention")
   .then((response) => (response.ok ? response.json() : {}))
-  .then(({ note }) => { document.getElementById("retention-note").textContent = note || ""; })
+  .then(({ note, traceUrl }) => {
+    document.getElementById("retention-note").textContent = note || "";
+    details.traceUrl = traceUrl || "";
+  })
   .catch(() => {});
 
 openWorkflow = initial.workflow;

@@ -58,6 +58,8 @@ export class Details {
     this.workflowField = optionalField("Workflow");
     this.spawnedField = optionalField("Spawned by");
     this.dependsField = optionalField("Depends on");
+    this.traceField = optionalField("Trace");
+    this.traceUrl = ""; // TRACE_UI_URL, {trace_id} standing for the id: set by app.js
     this.schedule = null; // the open task's schedule, read once: {id, found} (found null: deleted)
     // The open task's workflow: {id, found: GetWorkflowResponse} (found null: gone), read once, and
     // again when the task depends on a task it does not name (a child spawned since).
@@ -152,6 +154,7 @@ export class Details {
     FIELDS.forEach(([, value], i) => setText(this.values[i], value(task)));
     this.renderSchedule(task);
     this.renderWorkflow(task);
+    this.renderTrace(task.traceId || "");
     const limit = limitText(task);
     this.limitField.show(Boolean(limit));
     setText(this.limitField.dd, limit);
@@ -188,6 +191,17 @@ export class Details {
     dd.replaceChildren(...(found
       ? [h("button", { class: "link", type: "button", title: `Show schedule ${found.name}`, onclick: () => this.onShowSchedule(scheduleId) }, found.name), tick]
       : [`schedule ${scheduleId} (deleted)`, tick]));
+  }
+
+  /** The trace its attempts continue: its id, a link to the trace viewer when TRACE_UI_URL is set. */
+  renderTrace(traceId) {
+    this.traceField.show(Boolean(traceId));
+    if (!traceId || this.traceField.dd.dataset.key === `${traceId} ${this.traceUrl}`) return;
+    this.traceField.dd.dataset.key = `${traceId} ${this.traceUrl}`;
+    const href = this.traceUrl && this.traceUrl.replaceAll("{trace_id}", encodeURIComponent(traceId));
+    this.traceField.dd.replaceChildren(
+      href ? h("a", { href, target: "_blank", rel: "noopener noreferrer", class: "mono" }, traceId) : h("span", { class: "mono" }, traceId),
+    );
   }
 
   /** "nightly-etl (#12), step load" with the name a link to its graph; the task that spawned it; the
