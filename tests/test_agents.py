@@ -4,6 +4,7 @@ fencing; an agent written against the original's contract gets work too; auth ke
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import signal
 import struct
@@ -42,6 +43,7 @@ async def test_an_agent_runs_tasks_through_the_server_alone(
         await eventually(lambda: all_succeeded(store, ids), timeout=60)
         [info] = [w for w in await store.list_workers() if w.kind == "agent"]
         assert (info.concurrency, info.stopped_at) == (4, None)
+        assert info.version == importlib.metadata.version("taskservice")  # said on its stream (0110)
         owners = {e.worker_id for i in ids for e in await store.executions(i)}
         assert owners == {info.id}
         listed = await asyncio.to_thread(

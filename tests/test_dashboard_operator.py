@@ -4,6 +4,7 @@ worker's page; then the same at a million tasks (tests/million.py), each within 
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import time
 from collections.abc import Iterator
@@ -92,6 +93,7 @@ def shows_the_worker_page(dashboard: Dashboard, page: Page, worker_id: str, ok: 
     worker = page.get_by_role("dialog", name=worker_id)
     expect(worker).to_be_visible()
     expect(worker.locator("#worker-page-fields")).to_contain_text("worker (claims from PostgreSQL)")
+    expect(worker.locator("#worker-page-fields")).to_contain_text(importlib.metadata.version("taskservice"))
     expect(worker.locator("#worker-page-fields")).to_contain_text("run_query, send_email, sleep")
     expect(worker.locator("#worker-page-state")).to_have_text("Live")
     expect(worker.locator("#worker-failures tr")).to_have_count(1)

@@ -251,6 +251,7 @@ def worker(w: WorkerInfo, alive_within_seconds: float) -> pb.Worker:
         alive=alive(w, alive_within_seconds),
         kind=w.kind,
         queues=w.queues,
+        version=w.version or "",
     )
 
 

@@ -713,9 +713,12 @@ class TaskService:
         caller: str | None,
         declared: dict[str, dict[str, Any]],
         queues: tuple[str, ...],
+        version: str | None = None,
     ) -> None:
         try:
-            await self.store.register_worker(agent, host, pid, slots, task_types, "agent", caller, queues)
+            await self.store.register_worker(
+                agent, host, pid, slots, task_types, "agent", caller, queues, version
+            )
             await self.store.register_task_types(declared)
             if not self._installation:  # made once by migration 0020, never changed
                 self._installation = await self.store.installation_id()
@@ -735,8 +738,9 @@ class TaskService:
         legacy = not agent
         agent = agent or legacy_agent_id()
         caller = principal.current().registrant
+        version = validation.release(request.version)
         await self._register_agent(
-            agent, host or "remote", request.pid, slots, task_types, caller, declared, queues
+            agent, host or "remote", request.pid, slots, task_types, caller, declared, queues, version
         )
         session = dispatcher.open(agent, slots, task_types, held, legacy, caller, queues)
         log.info(

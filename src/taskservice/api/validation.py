@@ -284,6 +284,11 @@ def pull_request(
     return agent, slots, types, host, assignment_ids(request.held), queue_names(request.queues)
 
 
+def release(value: str, field: str = "version") -> str | None:
+    """The release an agent says it runs: at most 100 characters, one line; empty: None."""
+    return text(field, value, 100, single_line=True) or None
+
+
 DECLARATIONS_MAX_BYTES = 256 * 1024
 
 

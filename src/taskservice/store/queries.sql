@@ -854,13 +854,14 @@ SELECT t.*, e.worker_id AS lease_owner, e.lease_expires_at
 -- name: register_worker
 -- $6: 'worker' (claims from PostgreSQL) or 'agent' (fed by a server's dispatch stream). $7: who
 -- registers it (migration 0030; NULL for direct workers and with auth off). $8: the queues it serves
--- (migration 0040; empty: every queue). An id another principal
--- registered is not taken over: no row comes back then.
-INSERT INTO workers (id, host, pid, concurrency, task_types, kind, principal, queues)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+-- (migration 0040; empty: every queue). $9: the release it runs (migration 0110; NULL: not said). An id
+-- another principal registered is not taken over: no row comes back then.
+INSERT INTO workers (id, host, pid, concurrency, task_types, kind, principal, queues, version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
     ON CONFLICT (id) DO UPDATE
    SET host = excluded.host, pid = excluded.pid, concurrency = excluded.concurrency,
-       task_types = excluded.task_types, kind = excluded.kind, queues = excluded.queues, started_at = now(),
+       task_types = excluded.task_types, kind = excluded.kind, queues = excluded.queues,
+       version = excluded.version, started_at = now(),
        last_heartbeat_at = now(), stopped_at = NULL
  WHERE workers.principal IS NOT DISTINCT FROM excluded.principal
 RETURNING id;

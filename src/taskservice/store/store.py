@@ -165,6 +165,7 @@ class WorkerInfo:
     kind: str = "worker"
     principal: str | None = None  # who registered it (migration 0030)
     queues: tuple[str, ...] = ()  # the queues it serves, empty: every queue (migration 0040)
+    version: str | None = None  # the release it runs (migration 0110); None: not said
 
 
 _TASK_FIELDS = frozenset(Task.__dataclass_fields__)
@@ -790,13 +791,14 @@ class Store:
         kind: str = "worker",
         principal: str | None = None,
         queues: Sequence[str] = (),
+        version: str | None = None,
     ) -> None:
         """Record a worker (`kind` "worker") or an agent ("agent") as started, serving `queues` (empty:
-        every queue), registered by `principal` (None: a direct worker, or auth is off). WorkerIdTaken
-        when another principal registered that id: it is not taken over."""
+        every queue), registered by `principal` (None: a direct worker, or auth is off), running release
+        `version`. WorkerIdTaken when another principal registered that id: it is not taken over."""
         registered = await self.pool.fetchval(
             query("register_worker"), worker_id, host, pid, concurrency, list(task_types), kind, principal,
-            list(queues),
+            list(queues), version,
         )  # fmt: skip
         if registered is None:
             raise WorkerIdTaken(worker_id)

@@ -164,11 +164,12 @@ class AgentLink:
         kind: str,
         principal: str | None = None,
         queues: Sequence[str] = (),
+        version: str | None = None,
     ) -> None:
         # The stream says who we are when it opens (and again each time it reconnects).
         self.hello = pb.PullEventsRequest(
             agent_id=worker_id, slots=concurrency, task_types=list(task_types), host=host, pid=pid,
-            declarations_json=self._declarations, queues=list(queues),
+            declarations_json=self._declarations, queues=list(queues), version=version or "",
         )  # fmt: skip
 
     async def claim(

@@ -22,6 +22,7 @@ class WorkQueue(Protocol):
         kind: str,
         principal: str | None = None,
         queues: Sequence[str] = (),
+        version: str | None = None,
     ) -> None: ...
 
     async def installation_id(self) -> str: ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import json
 import os
 import socket
@@ -54,6 +55,15 @@ class WorkerOptions:
     max_result_bytes: int = 1024 * 1024
     # Stop once a claim finds nothing due and nothing runs (taskservice.testing.drain): no polling.
     drain: bool = False
+
+
+def release() -> str | None:
+    """The installed release of taskservice, as its workers and agents say it (None: not installed as
+    a distribution)."""
+    try:
+        return importlib.metadata.version("taskservice")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def new_worker_id() -> str:
@@ -289,7 +299,7 @@ class Worker:
         await self.store.register_task_types(self._declarations(takes))
         await self.store.register_worker(
             self.id, socket.gethostname(), os.getpid(), opts.concurrency, takes, self.kind,
-            queues=opts.queues,
+            queues=opts.queues, version=release(),
         )  # fmt: skip
         log.info(
             f"{self.kind} started",

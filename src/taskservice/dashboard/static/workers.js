@@ -119,6 +119,7 @@ export class WorkerPage {
     const fields = [
       ["Kind", kind === "agent" ? "agent (fed by a server's dispatch stream)" : "worker (claims from PostgreSQL)"],
       ["Host", `${w.host} · pid ${w.pid}`],
+      ["Version", w.version || "not said (an earlier release)"],
       ["Started", absolute(w.startedAt)],
       ["Last heartbeat", w.lastHeartbeatAt ? ago(w.lastHeartbeatAt) : "—"],
       ...(w.stoppedAt ? [["Stopped", absolute(w.stoppedAt)]] : []),

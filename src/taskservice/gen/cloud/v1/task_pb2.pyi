@@ -342,7 +342,7 @@ class ListWorkersRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Worker(_message.Message):
-    __slots__ = ("id", "host", "pid", "concurrency", "task_types", "started_at", "last_heartbeat_at", "stopped_at", "running", "alive", "kind", "queues")
+    __slots__ = ("id", "host", "pid", "concurrency", "task_types", "started_at", "last_heartbeat_at", "stopped_at", "running", "alive", "kind", "queues", "version")
     ID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
@@ -355,6 +355,7 @@ class Worker(_message.Message):
     ALIVE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     QUEUES_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     id: str
     host: str
     pid: int
@@ -367,7 +368,8 @@ class Worker(_message.Message):
     alive: bool
     kind: str
     queues: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., concurrency: _Optional[int] = ..., task_types: _Optional[_Iterable[str]] = ..., started_at: _Optional[str] = ..., last_heartbeat_at: _Optional[str] = ..., stopped_at: _Optional[str] = ..., running: _Optional[int] = ..., alive: _Optional[bool] = ..., kind: _Optional[str] = ..., queues: _Optional[_Iterable[str]] = ...) -> None: ...
+    version: str
+    def __init__(self, id: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., concurrency: _Optional[int] = ..., task_types: _Optional[_Iterable[str]] = ..., started_at: _Optional[str] = ..., last_heartbeat_at: _Optional[str] = ..., stopped_at: _Optional[str] = ..., running: _Optional[int] = ..., alive: _Optional[bool] = ..., kind: _Optional[str] = ..., queues: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ...) -> None: ...
 
 class ListWorkersResponse(_message.Message):
     __slots__ = ("workers",)
@@ -660,7 +662,7 @@ class HeartbeatResponse(_message.Message):
     def __init__(self, lost: _Optional[_Iterable[int]] = ..., lease_seconds: _Optional[float] = ...) -> None: ...
 
 class PullEventsRequest(_message.Message):
-    __slots__ = ("agent_id", "slots", "task_types", "host", "pid", "held", "declarations_json", "queues")
+    __slots__ = ("agent_id", "slots", "task_types", "host", "pid", "held", "declarations_json", "queues", "version")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     SLOTS_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPES_FIELD_NUMBER: _ClassVar[int]
@@ -669,6 +671,7 @@ class PullEventsRequest(_message.Message):
     HELD_FIELD_NUMBER: _ClassVar[int]
     DECLARATIONS_JSON_FIELD_NUMBER: _ClassVar[int]
     QUEUES_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     slots: int
     task_types: _containers.RepeatedScalarFieldContainer[str]
@@ -677,7 +680,8 @@ class PullEventsRequest(_message.Message):
     held: _containers.RepeatedScalarFieldContainer[int]
     declarations_json: str
     queues: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, agent_id: _Optional[str] = ..., slots: _Optional[int] = ..., task_types: _Optional[_Iterable[str]] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., held: _Optional[_Iterable[int]] = ..., declarations_json: _Optional[str] = ..., queues: _Optional[_Iterable[str]] = ...) -> None: ...
+    version: str
+    def __init__(self, agent_id: _Optional[str] = ..., slots: _Optional[int] = ..., task_types: _Optional[_Iterable[str]] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., held: _Optional[_Iterable[int]] = ..., declarations_json: _Optional[str] = ..., queues: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ...) -> None: ...
 
 class PullEventsResponse(_message.Message):
     __slots__ = ("work", "keepalive", "lease_seconds", "agent_id", "more_work", "installation_id")
