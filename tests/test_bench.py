@@ -340,3 +340,30 @@ def test_the_span_sink_counts_what_the_otlp_exporter_sends_it() -> None:
         one.get_tracer("test").start_span("ignored").end()
         one.shutdown()
         assert sink.received() - received == Received()
+
+
+def test_without_the_otel_extra_the_drains_with_tracing_on_are_shown_as_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Scenario m where opentelemetry cannot be imported: on's figures are '-' (NaN) with no target to
+    miss, so the run does not fail; off's figures stand."""
+    from taskservice.bench.cpu import CpuPerTask, Drains
+    from taskservice.bench.scenarios import tracing
+    from taskservice.bench.sizes import QUICK
+
+    assert tracing.tracing_installed()  # a dev dependency
+    for module in ("opentelemetry", *tracing.OTEL_MODULES):
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    assert not tracing.tracing_installed()
+
+    off = tracing.Mode(Drains("tracing", "off", "off"), {})
+    off.drains.rates.append(5000.0)
+    off.drains.cpu.append(CpuPerTask(50.0, 80.0))
+    shown = {f.key: f for f in tracing.figures(QUICK, off, None)}
+    assert shown["tracing.off"].value == 5000.0
+    assert shown["tracing.off_cpu_workers"].value == 50.0
+    assert shown["tracing.off_requests"].met is True
+    for key in ("tracing.on", "tracing.on_cpu_workers", "tracing.on_cpu_postgresql", "tracing.on_spans"):
+        assert math.isnan(shown[key].value), key
+    assert math.isnan(shown["tracing.on_requests"].value)
+    assert shown["tracing.on_requests"].met is None  # no target: not a miss

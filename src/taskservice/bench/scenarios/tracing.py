@@ -30,6 +30,7 @@ from taskservice.bench.cpu import CpuPerTask, Drains
 from taskservice.bench.otlp_sink import Received, SpanSink
 from taskservice.bench.results import Figure, ScenarioResult, Target
 from taskservice.bench.scenarios.processing import drain_once
+from taskservice.bench.sizes import Sizes
 from taskservice.bench.stats import best
 
 NAME = "tracing"
@@ -45,7 +46,7 @@ def tracing_installed() -> bool:
     """Whether `taskservice[otel]` is installed (else the workers could not trace)."""
     try:
         return all(find_spec(module) is not None for module in OTEL_MODULES)
-    except ModuleNotFoundError:  # a parent package missing
+    except ImportError:  # a parent package missing
         return False
 
 
@@ -85,7 +86,6 @@ class Mode:
 
 async def run(ctx: Context, result: ScenarioResult) -> None:
     sizes = ctx.sizes
-    processes = max(sizes.worker_processes)
     installed = tracing_installed()
     off = Mode(Drains(NAME, "off", "off"), {})
     on = Mode(Drains(NAME, "on", "off"), {})
@@ -102,11 +102,12 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
                 for mode in (off, on) if i % 2 == 0 else (on, off):
                     await mode.round(ctx, result, sink)
             result.details["services"] = sorted(sink.services)
-    result.figures += _figures(ctx, off, on if installed else None, processes)
+    result.figures += figures(sizes, off, on if installed else None)
 
 
-def _figures(ctx: Context, off: Mode, on: Mode | None, processes: int) -> list[Figure]:
-    sizes = ctx.sizes
+def figures(sizes: Sizes, off: Mode, on: Mode | None) -> list[Figure]:
+    """The scenario's figures; `on` None: skipped (`taskservice[otel]` not installed), shown as `-`."""
+    processes = max(sizes.worker_processes)
     drained = f"{sizes.drain_tasks:,} tasks, {processes} worker processes x {sizes.worker_concurrency}"
     on_drains = on.drains if on else Drains(NAME, "on", "off")
     shares = [round(n / f, 3) for n, f in zip(on_drains.rates, off.drains.rates, strict=False)]
