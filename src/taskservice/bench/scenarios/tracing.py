@@ -14,8 +14,9 @@ on beside off. The spans of a batch not sent yet when a drain ends go after its 
 most 512 a process, sent as it stops): not counted in it.
 
 What the receiver got while each drain's fleets ran, their stop included (when a process sends what is
-left), is shown too: requests, bytes and spans per task. The target that fails when tracing silently
-did not happen: at least one request from the drains with tracing on, none from those with it off.
+left), is shown too: requests, bytes and spans per task. The targets: at least one request from the
+drains with tracing on, none from those with it off; a miss is no speed but tracing that silently did
+not happen (or did where it should not), and fails the scenario, its figures shown.
 Without `taskservice[otel]`, the drains with tracing on are skipped, their figures `-`.
 """
 
@@ -103,6 +104,12 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
                     await mode.round(ctx, result, sink)
             result.details["services"] = sorted(sink.services)
     result.figures += figures(sizes, off, on if installed else None)
+    # Not a speed: tracing that silently did not happen (or happened where it should not) is a bug,
+    # and fails the scenario, its figures shown.
+    if installed and not on.received.requests:
+        raise RuntimeError("the workers with tracing on sent the receiver no span")
+    if off.received.requests:
+        raise RuntimeError(f"the workers with tracing off sent the receiver {off.received.requests} requests")
 
 
 def figures(sizes: Sizes, off: Mode, on: Mode | None) -> list[Figure]:
