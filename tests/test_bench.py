@@ -38,6 +38,7 @@ SCENARIOS = {
     "agents",
     "limits",
     "workflows",
+    "tracing",
 }
 WITHOUT_TASKS = {"memory", "cli_start"}  # they measure processes, not tasks
 
@@ -74,6 +75,40 @@ def assert_workflow_figures(report: dict[str, Any]) -> None:
     assert statements >= 2 * 3  # a warm-up and one round: the root, the middle steps, the last step
     assert flows["workflows.release_calls"]["value"] == statements
     assert flows["workflows.release_calls"]["met"] is True
+
+
+def assert_tracing_figures(report: dict[str, Any]) -> None:
+    """Scenario m: the drain with tracing on beside the same drain with it off (the otel extra is a dev
+    dependency), each with its CPU per task; the spans really went over HTTP to the bench's receiver
+    from the workers with tracing on, and nothing from those with it off."""
+    scenario = next(s for s in report["scenarios"] if s["name"] == "tracing")
+    traced = {f["key"]: f for f in scenario["figures"]}
+    modes = ("off", "on")
+    assert set(traced) == {
+        *(f"tracing.{mode}" for mode in modes),
+        *(f"tracing.{mode}_cpu_{part}" for mode in modes for part in ("workers", "postgresql")),
+        "tracing.off_requests",
+        "tracing.on_requests",
+        "tracing.on_spans",
+    }
+    assert traced["tracing.off"]["raw_key"] == "processing.workers_4"  # scenario b's drain, same run
+    assert traced["tracing.off"]["raw"] > 0
+    assert traced["tracing.on"]["raw_key"] == "tracing.off"
+    assert traced["tracing.on"]["value"] > 0
+    assert traced["tracing.on"]["ratio"] > 0
+    for part in ("workers", "postgresql"):
+        on = traced[f"tracing.on_cpu_{part}"]
+        assert on["raw_key"] == f"tracing.off_cpu_{part}"
+        assert math.isnan(on["value"]) or on["value"] > 0, on
+    assert traced["tracing.on_cpu_workers"]["value"] > 0
+    assert traced["tracing.off_requests"]["value"] == 0
+    assert traced["tracing.off_requests"]["met"] is True
+    assert traced["tracing.on_requests"]["value"] >= 1
+    assert traced["tracing.on_requests"]["met"] is True
+    assert traced["tracing.on_requests"]["details"]["bad"] == 0
+    # Every task drained with tracing on: its attempt's span and its plugin call's, none dropped.
+    assert traced["tracing.on_spans"]["value"] == 2
+    assert scenario["details"]["services"] == ["taskservice-bench-worker"]
 
 
 @pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
@@ -151,6 +186,7 @@ def test_the_quick_benchmark_completes_and_loses_no_task(pg_server_url: str, tmp
     assert limited["limits.rate_most"]["value"] > 0
 
     assert_workflow_figures(report)
+    assert_tracing_figures(report)
 
 
 @pytest.mark.e2e
@@ -271,3 +307,63 @@ async def test_a_backend_s_cpu_time_is_read_where_the_server_runs_here(database_
         assert after.backends[backend["pid"]] > before.backends[backend["pid"]]
     else:
         assert after.backends is None
+
+
+def test_the_span_sink_counts_what_the_otlp_exporter_sends_it() -> None:
+    """Scenario m's receiver, fed by the OpenTelemetry SDK's own OTLP/HTTP exporter (as a worker's):
+    each export is one request, its spans counted and the service named; other paths are not counted."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from taskservice.bench.otlp_sink import Received, SpanSink
+
+    with SpanSink() as sink:
+        exporter = OTLPSpanExporter(endpoint=f"{sink.endpoint}/v1/traces")
+        provider = TracerProvider(resource=Resource.create({"service.name": "sink-test"}))
+        provider.add_span_processor(SimpleSpanProcessor(exporter))  # one request per span, at its end
+        tracer = provider.get_tracer("test")
+        with tracer.start_as_current_span("outer"), tracer.start_as_current_span("inner"):
+            pass
+        provider.shutdown()
+        received = sink.received()
+        assert received.requests == 2
+        assert received.spans == 2
+        assert received.bad == 0
+        assert received.bytes > 0
+        assert sink.services == {"sink-test"}
+
+        elsewhere = OTLPSpanExporter(endpoint=f"{sink.endpoint}/v1/logs")
+        one = TracerProvider()
+        one.add_span_processor(SimpleSpanProcessor(elsewhere))
+        one.get_tracer("test").start_span("ignored").end()
+        one.shutdown()
+        assert sink.received() - received == Received()
+
+
+def test_without_the_otel_extra_the_drains_with_tracing_on_are_shown_as_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Scenario m where opentelemetry cannot be imported: on's figures are '-' (NaN) with no target to
+    miss, so the run does not fail; off's figures stand."""
+    from taskservice.bench.cpu import CpuPerTask, Drains
+    from taskservice.bench.scenarios import tracing
+    from taskservice.bench.sizes import QUICK
+
+    assert tracing.tracing_installed()  # a dev dependency
+    for module in ("opentelemetry", *tracing.OTEL_MODULES):
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    assert not tracing.tracing_installed()
+
+    off = tracing.Mode(Drains("tracing", "off", "off"), {})
+    off.drains.rates.append(5000.0)
+    off.drains.cpu.append(CpuPerTask(50.0, 80.0))
+    shown = {f.key: f for f in tracing.figures(QUICK, off, None)}
+    assert shown["tracing.off"].value == 5000.0
+    assert shown["tracing.off_cpu_workers"].value == 50.0
+    assert shown["tracing.off_requests"].met is True
+    for key in ("tracing.on", "tracing.on_cpu_workers", "tracing.on_cpu_postgresql", "tracing.on_spans"):
+        assert math.isnan(shown[key].value), key
+    assert math.isnan(shown["tracing.on_requests"].value)
+    assert shown["tracing.on_requests"].met is None  # no target: not a miss

@@ -87,23 +87,26 @@ class Context:
         rows = await self.pool.fetch(sql("worker_backends"), WORKER_APPLICATION)
         return cpu_times(workers, [(row["pid"], row["started"]) for row in rows])
 
-    def workers(self, count: int, database_url: str | None = None, **extra_env: str) -> Processes:
+    def workers(
+        self, count: int, database_url: str | None = None, unset_prefix: str = "", **extra_env: str
+    ) -> Processes:
         """`count` worker processes (`task-cli serve`), all registered and listening when this yields.
 
-        They work on the run's database, or on `database_url` (the peer scenario's fresh ones).
+        They work on the run's database, or on `database_url` (the peer scenario's fresh ones); their
+        environment is this process's, `extra_env` added, the variables named `unset_prefix`... removed.
         """
-        return self._processes(count, database_url or self.database_url, False, extra_env)
+        return self._processes(count, database_url or self.database_url, False, extra_env, unset_prefix)
 
     def agents(self, count: int) -> Processes:
         """`count` agent processes of the run's API server (`serve --address`), given no database."""
-        return self._processes(count, self.database_url, True, {})
+        return self._processes(count, self.database_url, True, {}, "")
 
     @contextlib.asynccontextmanager
     async def _processes(
-        self, count: int, url: str, agents: bool, extra_env: dict[str, str]
+        self, count: int, url: str, agents: bool, extra_env: dict[str, str], unset_prefix: str
     ) -> AsyncIterator[list[Child]]:
         children: list[Child] = []
-        env = child_env(named_connections(url), **extra_env)
+        env = child_env(named_connections(url), unset_prefix=unset_prefix, **extra_env)
         args = ["serve", "--concurrency", str(self.sizes.worker_concurrency)]
         if agents:
             env = child_env(NO_DATABASE, **extra_env)

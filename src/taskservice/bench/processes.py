@@ -32,9 +32,11 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
-def child_env(database_url: str, **extra: str) -> dict[str, str]:
-    """This process's environment, pointed at the benchmark's database."""
-    return {**os.environ, "DATABASE_URL": database_url, **extra}
+def child_env(database_url: str, *, unset_prefix: str = "", **extra: str) -> dict[str, str]:
+    """This process's environment, pointed at the benchmark's database; without the variables whose
+    names start with `unset_prefix` when given (the tracing scenario's drains without OTEL_*)."""
+    inherited = {k: v for k, v in os.environ.items() if not (unset_prefix and k.startswith(unset_prefix))}
+    return {**inherited, "DATABASE_URL": database_url, **extra}
 
 
 class Child:

@@ -36,6 +36,7 @@ from taskservice.bench.scenarios import (
     peer,
     processing,
     scale,
+    tracing,
     workflows,
 )
 from taskservice.bench.sizes import FULL, QUICK
@@ -71,6 +72,7 @@ SCENARIOS = tuple(
         agents,
         limits,
         workflows,
+        tracing,
     )
 )
 

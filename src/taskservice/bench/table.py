@@ -12,7 +12,7 @@ from taskservice.bench.results import Figure, Report
 def number(value: float, unit: str) -> str:
     if math.isnan(value):
         return "-"
-    if unit in {"tasks/s", "starts", "statements", "calls"}:
+    if unit in {"tasks/s", "starts", "statements", "calls", "requests"}:
         return f"{value:,.0f}"
     return f"{value:,.1f}" if value >= 100 else f"{value:.2f}"
 
