@@ -314,6 +314,20 @@ async def test_one_trace_links_client_api_agent_and_plugin_and_retries_share_the
         # The agent's log lines within the attempt carry its trace and span ids.
         line = next(line for line in agent.log().splitlines() if "traced plugin working" in line)
         assert f"trace_id={trace_id}" in line
+        # Its stream is a span of its own on the server, from its start to its end, the parent of none
+        # of the attempts (they continue their tasks' traces).
+        assert agent.stop() == 0
+        agent = None
+
+        def stream_span() -> Span | None:
+            return next(
+                (s for s in receiver.spans if s.name.endswith("TaskManagementService/PullEvents")), None
+            )
+
+        pull = await receiver.wait_for(stream_span)
+        assert pull.service != "taskservice-agent"
+        assert pull.attributes["rpc.method"] == "PullEvents"
+        assert pull.trace_id not in {trace_id, flaky_trace, spawner_trace}
     finally:
         provider.shutdown()
         if agent is not None:

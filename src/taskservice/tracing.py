@@ -143,6 +143,17 @@ def _context_of(traceparent: str) -> Any:
     return TraceContextTextMapPropagator().extract({"traceparent": traceparent})
 
 
+def open_span(name: str, parent: str | None, kind: Kind, attributes: Attributes) -> Span | None:
+    """A span started now and not made current (a stream's, open while it lasts): the caller ends it.
+    None when tracing is off."""
+    if _tracer is None:
+        return None
+    from opentelemetry.trace import SpanKind
+
+    context = _context_of(parent) if parent else None
+    return _tracer.start_span(name, context=context, kind=SpanKind[kind.upper()], attributes=attributes)
+
+
 def one_span(name: str, parent: str | None, kind: Kind, attributes: Attributes) -> str | None:
     """A span that starts and ends now (a dispatch): its traceparent, to pass on; None when off."""
     if _tracer is None:
