@@ -1415,8 +1415,8 @@ SELECT id FROM tasks
  ORDER BY id;
 
 -- name: delete_finished_workflows
--- Retention of workflows: up to $2 finished workflows of (derived) status $3 whose steps all last
--- changed before $1, oldest first, deleted whole: steps, their history, attempts and edges. A workflow
+-- Retention of workflows: up to $3 finished workflows of (derived) status $1 whose steps all last
+-- changed before $2, oldest first, deleted whole: steps, their history, attempts and edges. A workflow
 -- with no step left counts as SUCCEEDED. Returns how many.
 WITH doomed AS (
     SELECT w.id
@@ -1427,14 +1427,14 @@ WITH doomed AS (
                   max(updated_at) AS last_change
              FROM tasks WHERE workflow_id = w.id
            ) AS s
-     WHERE w.created_at < $1::timestamptz
-       AND coalesce(s.last_change, w.created_at) < $1::timestamptz
+     WHERE w.created_at < $2::timestamptz
+       AND coalesce(s.last_change, w.created_at) < $2::timestamptz
        AND NOT coalesce(s.unfinished, false)
-       AND $3::smallint = CASE WHEN coalesce(s.succeeded, true) THEN 3 /*SUCCEEDED*/
+       AND $1::smallint = CASE WHEN coalesce(s.succeeded, true) THEN 3 /*SUCCEEDED*/
                                WHEN s.failed THEN 2 /*FAILED*/
                                ELSE 7 /*CANCELLED*/ END
      ORDER BY w.id
-     LIMIT $2
+     LIMIT $3
        FOR UPDATE OF w SKIP LOCKED
 ), gone AS (
     DELETE FROM tasks t USING doomed WHERE t.workflow_id = doomed.id RETURNING t.id

@@ -59,16 +59,19 @@ class RetentionPolicy:
 async def delete_finished(pool: Pool, status: Status, before: datetime, limit: int) -> int | None:
     """Delete up to `limit` tasks of `status` last changed before `before` (with their history and
     attempts) in one transaction; the count, or None when another process is deleting now."""
-    async with pool.acquire() as conn, conn.transaction():
-        if not await conn.fetchval(query("try_retention_lock"), LOCK_KEY):
-            return None
-        return int(await conn.fetchval(query("delete_finished_tasks"), int(status), before, limit))
+    return await _under_lock(pool, "delete_finished_tasks", status, before, limit)
 
 
 async def delete_finished_workflows(pool: Pool, status: Status, before: datetime, limit: int) -> int | None:
     """Delete up to `limit` finished workflows of `status` (model.workflow_status) whose steps all last
     changed before `before`, whole; the count, or None when another process is deleting now."""
+    return await _under_lock(pool, "delete_finished_workflows", status, before, limit)
+
+
+async def _under_lock(pool: Pool, statement: str, status: Status, before: datetime, limit: int) -> int | None:
+    """Run one deleting `statement` ($1 status, $2 before, $3 limit) in a transaction holding the
+    retention lock; None when another process holds it."""
     async with pool.acquire() as conn, conn.transaction():
         if not await conn.fetchval(query("try_retention_lock"), LOCK_KEY):
             return None
-        return int(await conn.fetchval(query("delete_finished_workflows"), before, limit, int(status)))
+        return int(await conn.fetchval(query(statement), int(status), before, limit))

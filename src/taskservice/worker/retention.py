@@ -3,7 +3,7 @@ and the kept starts of limit keys idle for longer than any rate's period."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import structlog
@@ -18,6 +18,9 @@ log = structlog.get_logger(__name__)
 # keeps up with any rate of finishing tasks, and stops after this many (a million tasks) per status
 # so that one tick never runs unbounded.
 BATCHES_PER_TICK = 1000
+# One batch of one status: (status, last changed before, at most) -> how many went, None when another
+# process holds the retention lock.
+Delete = Callable[[Status, datetime, int], Awaitable[int | None]]
 
 
 class RetentionJob(Periodic):
@@ -47,28 +50,29 @@ class RetentionJob(Periodic):
         since = self.clock() - timedelta(seconds=RATE_PERIOD_MAX)
         if idle := await self.store.forget_idle_limit_keys(since, self.batch):
             log.info("retention: forgot the starts of idle limit keys", keys=idle)
+        cutoffs = self.policy.cutoffs(self.clock())
+        deleted, lock_held = await self._in_batches(self.store.delete_finished, cutoffs)
+        if any(deleted.values()):
+            log.info("retention: deleted finished tasks", **{s.name.lower(): n for s, n in deleted.items()})
+        if lock_held:  # else another process is deleting: its turn
+            workflows, _ = await self._in_batches(self.store.delete_finished_workflows, cutoffs)
+            if any(workflows.values()):
+                counts = {s.name.lower(): n for s, n in workflows.items()}
+                log.info("retention: deleted finished workflows", **counts)
+        return deleted
+
+    async def _in_batches(
+        self, delete: Delete, cutoffs: dict[Status, datetime]
+    ) -> tuple[dict[Status, int], bool]:
+        """Run `delete` per status, batch after batch while they come back full (up to BATCHES_PER_TICK);
+        the counts deleted, and False once another process held the retention lock (then it stops)."""
         deleted: dict[Status, int] = {}
-        for status, before in self.policy.cutoffs(self.clock()).items():
+        for status, before in cutoffs.items():
             for _ in range(BATCHES_PER_TICK):
-                count = await self.store.delete_finished(status, before, self.batch)
-                if count is None:  # another process is deleting: its turn
-                    return deleted
+                count = await delete(status, before, self.batch)
+                if count is None:
+                    return deleted, False
                 deleted[status] = deleted.get(status, 0) + count
                 if count < self.batch:
                     break
-        if any(deleted.values()):
-            log.info("retention: deleted finished tasks", **{s.name.lower(): n for s, n in deleted.items()})
-        workflows: dict[Status, int] = {}
-        for status, before in self.policy.cutoffs(self.clock()).items():
-            for _ in range(BATCHES_PER_TICK):
-                count = await self.store.delete_finished_workflows(status, before, self.batch)
-                if count is None:
-                    return deleted
-                workflows[status] = workflows.get(status, 0) + count
-                if count < self.batch:
-                    break
-        if any(workflows.values()):
-            log.info(
-                "retention: deleted finished workflows", **{s.name.lower(): n for s, n in workflows.items()}
-            )
-        return deleted
+        return deleted, True
