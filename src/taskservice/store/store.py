@@ -176,11 +176,14 @@ def _task(row: Record) -> Task:
     # One pass over the row's columns (faster per claimed task than a lookup of each field).
     values = {name: value for name, value in row.items() if name in _TASK_FIELDS}
     values["status"] = Status(values["status"])
-    if values.get("dependencies") is not None:
-        values["dependencies"] = tuple(values["dependencies"])
-    else:
-        values.pop("dependencies", None)
+    dependencies = values.pop("dependencies", None)  # NULL (not a step): the default, none
+    if dependencies is not None:
+        values["dependencies"] = tuple(dependencies)
     return model.task_from(values)
+
+
+def _worker(row: Record) -> WorkerInfo:
+    return WorkerInfo(**{**dict(row), "queues": tuple(row["queues"])})
 
 
 def _new_task_row(task: NewTask, defaults: TaskDefaults) -> tuple[Any, ...]:
@@ -974,7 +977,7 @@ class Store:
 
     async def list_workers(self, limit: int = 100) -> list[WorkerInfo]:
         rows = await self.pool.fetch(query("list_workers"), limit)
-        return [WorkerInfo(**{**dict(row), "queues": tuple(row["queues"])}) for row in rows]
+        return [_worker(row) for row in rows]
 
     # -- the operator's dashboard (issue 24) ---------------------------------------------------
 
@@ -982,7 +985,7 @@ class Store:
         row = await self.pool.fetchrow(query("get_worker"), worker_id)
         if row is None:
             raise stats.WorkerNotFound(worker_id)
-        return WorkerInfo(**{**dict(row), "queues": tuple(row["queues"])})
+        return _worker(row)
 
     async def worker_attempts(
         self, worker_id: str
