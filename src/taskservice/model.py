@@ -607,7 +607,8 @@ def succeeded(
         Status.SUCCEEDED,
         task.retries,
         0.0,
-        f"Task completed successfully (Attempt {task.attempts})" + spawned_line(spawned),
+        f"Task completed successfully (Attempt {task.attempts})"
+        + (f"; spawned {_children(spawned)}" if spawned else ""),
         Outcome.SUCCEEDED,
         result=result,
         lost_leases=task.lost_leases,
@@ -615,8 +616,9 @@ def succeeded(
     )
 
 
-def spawned_line(spawned: tuple[SpawnedTask, ...]) -> str:
-    return f"; spawned {len(spawned)} {'child' if len(spawned) == 1 else 'children'}" if spawned else ""
+def _children(spawned: tuple[SpawnedTask, ...]) -> str:
+    """ "1 child", "3 children": a history line's count of the children an attempt spawned."""
+    return f"{len(spawned)} {'child' if len(spawned) == 1 else 'children'}"
 
 
 def waiting_for_children(
@@ -629,8 +631,7 @@ def waiting_for_children(
         Status.WAITING,
         task.retries,
         0.0,
-        f"Task is waiting for the {len(spawned)} {'child' if len(spawned) == 1 else 'children'} it spawned"
-        f" (Attempt {task.attempts})",
+        f"Task is waiting for the {_children(spawned)} it spawned (Attempt {task.attempts})",
         Outcome.SUCCEEDED,
         result=result,
         lost_leases=task.lost_leases,
