@@ -33,6 +33,8 @@ TASK_FIELDS = {
     "dependencies", "workflowId", "step", "spawnedBy",  # a workflow step's (issue 23); empty: none
     "traceId",  # the trace its attempts continue (issue 24); empty: none
     "lastWorkerId", "lastAttemptSeconds", "lastError",  # its current or last attempt's (issue 24)
+    "baseImage", "entrypoint", "args", "env",  # a container task's: the original's later fields 11-14
+    "resourceRequests", "resourceLimits", "serviceAccount",  # and ours (issue 25); empty for a plugin's
 }  # fmt: skip
 
 LATER = 3600  # delaySeconds that keeps a task QUEUED for the whole module

@@ -120,6 +120,13 @@ async def test_create_and_get_task_with_every_field(api: Api) -> None:
         "lastWorkerId": "",  # no attempt yet (issue 24)
         "lastAttemptSeconds": 0.0,
         "lastError": "",
+        "baseImage": "",  # `sleep` is a plugin, not a container task type (issue 25)
+        "entrypoint": "",
+        "args": [],
+        "env": {},
+        "resourceRequests": {},
+        "resourceLimits": {},
+        "serviceAccount": "",
     }
     assert recent(task["createdAt"])
     assert recent(task["updatedAt"])

@@ -82,7 +82,28 @@ class CreateTaskResponse(_message.Message):
     def __init__(self, id: _Optional[int] = ..., existing: _Optional[bool] = ..., id64: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "dependencies", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key", "id64", "exact_status", "truncated", "waiting_reason", "queue", "limit_key", "limit_scope", "schedule_id", "schedule_tick", "workflow_id", "step", "spawned_by", "trace_id", "last_worker_id", "last_attempt_seconds", "last_error")
+    __slots__ = ("id", "name", "type", "status", "retries", "priority", "created_at", "payload", "description", "dependencies", "base_image", "entrypoint", "args", "env", "max_retries", "attempts", "updated_at", "timeout_seconds", "run_at", "worker_id", "idempotency_key", "id64", "exact_status", "truncated", "waiting_reason", "queue", "limit_key", "limit_scope", "schedule_id", "schedule_tick", "workflow_id", "step", "spawned_by", "trace_id", "last_worker_id", "last_attempt_seconds", "last_error", "resource_requests", "resource_limits", "service_account")
+    class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ResourceRequestsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ResourceLimitsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +114,10 @@ class Task(_message.Message):
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     DEPENDENCIES_FIELD_NUMBER: _ClassVar[int]
+    BASE_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
     MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +141,9 @@ class Task(_message.Message):
     LAST_WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     LAST_ATTEMPT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_LIMITS_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     type: str
@@ -126,6 +154,10 @@ class Task(_message.Message):
     payload: Payload
     description: str
     dependencies: _containers.RepeatedScalarFieldContainer[str]
+    base_image: str
+    entrypoint: str
+    args: _containers.RepeatedScalarFieldContainer[str]
+    env: _containers.ScalarMap[str, str]
     max_retries: int
     attempts: int
     updated_at: str
@@ -149,7 +181,10 @@ class Task(_message.Message):
     last_worker_id: str
     last_attempt_seconds: float
     last_error: str
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., dependencies: _Optional[_Iterable[str]] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., id64: _Optional[int] = ..., exact_status: _Optional[_Union[TaskStatusEnum, str]] = ..., truncated: _Optional[bool] = ..., waiting_reason: _Optional[str] = ..., queue: _Optional[str] = ..., limit_key: _Optional[str] = ..., limit_scope: _Optional[str] = ..., schedule_id: _Optional[int] = ..., schedule_tick: _Optional[str] = ..., workflow_id: _Optional[int] = ..., step: _Optional[str] = ..., spawned_by: _Optional[int] = ..., trace_id: _Optional[str] = ..., last_worker_id: _Optional[str] = ..., last_attempt_seconds: _Optional[float] = ..., last_error: _Optional[str] = ...) -> None: ...
+    resource_requests: _containers.ScalarMap[str, str]
+    resource_limits: _containers.ScalarMap[str, str]
+    service_account: str
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatusEnum, str]] = ..., retries: _Optional[int] = ..., priority: _Optional[int] = ..., created_at: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., description: _Optional[str] = ..., dependencies: _Optional[_Iterable[str]] = ..., base_image: _Optional[str] = ..., entrypoint: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., max_retries: _Optional[int] = ..., attempts: _Optional[int] = ..., updated_at: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., run_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., id64: _Optional[int] = ..., exact_status: _Optional[_Union[TaskStatusEnum, str]] = ..., truncated: _Optional[bool] = ..., waiting_reason: _Optional[str] = ..., queue: _Optional[str] = ..., limit_key: _Optional[str] = ..., limit_scope: _Optional[str] = ..., schedule_id: _Optional[int] = ..., schedule_tick: _Optional[str] = ..., workflow_id: _Optional[int] = ..., step: _Optional[str] = ..., spawned_by: _Optional[int] = ..., trace_id: _Optional[str] = ..., last_worker_id: _Optional[str] = ..., last_attempt_seconds: _Optional[float] = ..., last_error: _Optional[str] = ..., resource_requests: _Optional[_Mapping[str, str]] = ..., resource_limits: _Optional[_Mapping[str, str]] = ..., service_account: _Optional[str] = ...) -> None: ...
 
 class TaskHistory(_message.Message):
     __slots__ = ("id", "status", "created_at", "details", "id64", "exact_status")
@@ -620,7 +655,7 @@ class TaskTypeParameter(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., required: _Optional[bool] = ..., default_value: _Optional[str] = ..., description: _Optional[str] = ..., choices: _Optional[_Iterable[str]] = ..., minimum: _Optional[float] = ..., maximum: _Optional[float] = ..., aliases: _Optional[_Iterable[str]] = ..., format: _Optional[str] = ...) -> None: ...
 
 class TaskTypeDeclaration(_message.Message):
-    __slots__ = ("name", "declared", "description", "parameters", "extra_parameters", "max_retries", "timeout_seconds", "backoff_seconds", "permanent_errors", "queue")
+    __slots__ = ("name", "declared", "description", "parameters", "extra_parameters", "max_retries", "timeout_seconds", "backoff_seconds", "permanent_errors", "queue", "container")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DECLARED_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -631,6 +666,7 @@ class TaskTypeDeclaration(_message.Message):
     BACKOFF_SECONDS_FIELD_NUMBER: _ClassVar[int]
     PERMANENT_ERRORS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
     name: str
     declared: bool
     description: str
@@ -641,7 +677,47 @@ class TaskTypeDeclaration(_message.Message):
     backoff_seconds: float
     permanent_errors: _containers.RepeatedScalarFieldContainer[str]
     queue: str
-    def __init__(self, name: _Optional[str] = ..., declared: _Optional[bool] = ..., description: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[TaskTypeParameter, _Mapping]]] = ..., extra_parameters: _Optional[bool] = ..., max_retries: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., backoff_seconds: _Optional[float] = ..., permanent_errors: _Optional[_Iterable[str]] = ..., queue: _Optional[str] = ...) -> None: ...
+    container: ContainerSpec
+    def __init__(self, name: _Optional[str] = ..., declared: _Optional[bool] = ..., description: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[TaskTypeParameter, _Mapping]]] = ..., extra_parameters: _Optional[bool] = ..., max_retries: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., backoff_seconds: _Optional[float] = ..., permanent_errors: _Optional[_Iterable[str]] = ..., queue: _Optional[str] = ..., container: _Optional[_Union[ContainerSpec, _Mapping]] = ...) -> None: ...
+
+class ContainerSpec(_message.Message):
+    __slots__ = ("image", "entrypoint", "args", "env", "resource_requests", "resource_limits", "service_account")
+    class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ResourceRequestsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ResourceLimitsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_LIMITS_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    image: str
+    entrypoint: str
+    args: _containers.RepeatedScalarFieldContainer[str]
+    env: _containers.ScalarMap[str, str]
+    resource_requests: _containers.ScalarMap[str, str]
+    resource_limits: _containers.ScalarMap[str, str]
+    service_account: str
+    def __init__(self, image: _Optional[str] = ..., entrypoint: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., resource_requests: _Optional[_Mapping[str, str]] = ..., resource_limits: _Optional[_Mapping[str, str]] = ..., service_account: _Optional[str] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("timestamp", "uuid", "held")
