@@ -132,6 +132,78 @@ async def test_get_worker_shows_its_latest_attempts_and_failures(api: Api) -> No
     assert all(a["outcome"] in ("failed", "timed_out", "lost") for a in page["failures"])
 
 
+async def test_list_tasks_sorted_by_a_column_when_few_match(api: Api, db: asyncpg.Connection) -> None:
+    prefix = unique("sorted")
+    ids: dict[str, int] = {}
+    for letter, ran, outcome, worker in [
+        ("b", 3.0, "failed", "worker-b"),
+        ("a", 1.0, "succeeded", "worker-c"),
+        ("c", 2.0, "failed", "worker-a"),
+    ]:
+        ids[letter] = task_id = await finished_task(
+            db, "sleep", waited=0, ran=ran, ended_ago=5, outcome=outcome
+        )
+        await db.execute("UPDATE tasks SET name = $2 WHERE id = $1", task_id, f"{prefix} {letter}")
+        await db.execute(
+            "UPDATE task_executions SET worker_id = $2, error = CASE WHEN error IS NOT NULL THEN $3 END"
+            " WHERE task_id = $1",
+            task_id, worker, f"error {letter}",
+        )  # fmt: skip
+    ids["d"] = await api.create(f"{prefix} d", delaySeconds=LATER)  # no attempt: QUEUED, created last
+    a, b, c, d = (ids[letter] for letter in "abcd")
+
+    async def order(by: str, **page: int) -> list[int]:
+        listed, total = await api.listed(nameContains=prefix, orderBy=by, **page)
+        assert total == 4
+        return listed
+
+    assert await order("name_asc") == [a, b, c, d]
+    assert await order("name_desc") == [d, c, b, a]
+    assert await order("duration_desc") == [b, c, a, d]  # no attempt: last either way
+    assert await order("duration_asc") == [a, c, b, d]
+    assert await order("worker_asc") == [c, b, a, d]
+    assert await order("worker_desc") == [a, b, c, d]
+    assert await order("status_asc") == [d, c, b, a]  # QUEUED 0, FAILED 2 (ties newest first), SUCCEEDED 3
+    assert await order("status_desc") == [a, c, b, d]
+    assert await order("error_asc") == [b, c, d, a]  # no error: last, newest first
+    assert await order("type_asc") == [d, c, a, b]  # all `sleep`: newest first (created b, a, c, d)
+    assert await order("name_asc", limit=2, offset=1) == [b, c]
+    listed = await api.ok("ListTasks", {"nameContains": prefix, "orderBy": "duration_desc"})
+    assert [t["lastAttemptSeconds"] for t in listed["tasks"][:3]] == pytest.approx([3.0, 2.0, 1.0], abs=0.01)
+    assert (await api.listed(nameContains=prefix, status="FAILED", orderBy="name_desc"))[0] == [c, b]
+
+    message = await api.fails("ListTasks", {"orderBy": "duration"}, 400, "invalid_argument")
+    assert message.startswith("order_by: must be a column (created, name, type, status, duration"), message
+
+
+async def test_list_tasks_sorted_by_a_column_refused_when_too_many_match(
+    api: Api, db: asyncpg.Connection
+) -> None:
+    kind = unique("many").replace(" ", "_")
+    await db.execute(
+        "INSERT INTO tasks (name, type, timeout_seconds, run_at)"
+        " SELECT 'many ' || i, $1, 60, now() + interval '1 day' FROM generate_series(1, 10001) i",
+        kind,
+    )
+    try:
+        message = await api.fails(
+            "ListTasks", {"type": kind, "orderBy": "duration_desc"}, 400, "invalid_argument"
+        )
+        assert message == (
+            "order_by: sorting by duration takes at most 10,000 matching tasks (10,001 match): "
+            "filter by status, type or name first, or sort by created"
+        )
+        listed, total = await api.listed(type=kind, orderBy="created_asc", limit=2)
+        assert total == 10_001
+        assert len(listed) == 2
+        await db.execute("DELETE FROM tasks WHERE type = $1 AND name = 'many 10001'", kind)
+        listed, total = await api.listed(type=kind, orderBy="name_desc", limit=1)
+        assert (total, len(listed)) == (10_000, 1)
+        assert (await api.get(listed[0]))["name"] == "many 9999"
+    finally:
+        await db.execute("DELETE FROM tasks WHERE type = $1", kind)
+
+
 async def test_get_worker_needs_a_known_id(api: Api) -> None:
     assert (await api.fails("GetWorker", {}, 400, "invalid_argument")).startswith("id: ")
     assert (await api.fails("GetWorker", {"id": "x\ny"}, 400, "invalid_argument")).startswith("id: ")

@@ -143,6 +143,10 @@ async def test_list_pages_filters_and_spellings(api_server: ServerProcess, store
     wide = ok(api_server, "task", "list", "-o", "wide")
     assert "CREATED" in wide
     assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", wide)  # absolute times, whole
+    oldest = parsed(ok(api_server, "task", "list", "-o", "json", "--sort-by", "created_asc"), "json")
+    assert [t["id"] for t in oldest["tasks"]] == sorted(ids)
+    by_name = parsed(ok(api_server, "t", "l", "-o", "json", "--sort-by", "name_desc", "-c", "2"), "json")
+    assert [t["name"] for t in by_name["tasks"]] == ["later 4", "later 3"]
 
 
 async def test_empty_pages_say_so(api_server: ServerProcess, store: Store) -> None:

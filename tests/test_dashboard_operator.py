@@ -1,5 +1,5 @@
 """The dashboard an operator lives in (issue 24), in a real Chromium against a real server: the chart's
-time range and the figures by type, the task list's last-attempt columns, order and id search, and a
+time range and the figures by type, the task list's last-attempt columns, its orders and id search, and a
 worker's page; then the same at a million tasks (tests/million.py), each within a page's budget."""
 
 from __future__ import annotations
@@ -29,6 +29,37 @@ BUDGET_MS = 3000  # a page's budget on this shared 2-core machine: a guard, not 
 
 def type_row(page: Page, task_type: str) -> Locator:
     return page.locator(f'#type-stats-body tr[data-key="{task_type}"]')
+
+
+def sort_by_the_headers(page: Page, ok: int, bad: int) -> None:
+    """The task list's orders from its headers: `ok` ("Nightly report") was created before `bad`
+    ("Import orders", failed)."""
+    # Oldest first from the Created header, and back.
+    page.locator("#sort-order").click()
+    expect(page.locator("#sort-created")).to_have_attribute("aria-sort", "ascending")
+    expect(page.locator("#tasks-body tr[data-key]").first).to_have_attribute("data-key", str(ok))
+    expect(page).to_have_url(re.compile(r"order=created_asc"))
+    page.locator("#sort-order").click()
+    expect(page.locator("#tasks-body tr[data-key]").first).to_have_attribute("data-key", str(bad))
+
+    # By another column's header ("Import orders" before "Nightly report"), and the other way.
+    first = page.locator("#tasks-body tr[data-key]").first
+    page.locator("#sort-name button").click()
+    expect(page.locator("#sort-name")).to_have_attribute("aria-sort", "ascending")
+    expect(page.locator("#sort-created")).not_to_have_attribute("aria-sort", re.compile("."))
+    expect(first).to_have_attribute("data-key", str(bad))
+    expect(page).to_have_url(re.compile(r"order=name_asc"))
+    page.locator("#sort-name button").click()
+    expect(page.locator("#sort-name")).to_have_attribute("aria-sort", "descending")
+    expect(first).to_have_attribute("data-key", str(ok))
+    page.locator("#sort-status button").click()  # Failed before Succeeded
+    expect(first).to_have_attribute("data-key", str(bad))
+    expect(page.locator("#sort-duration button")).to_have_attribute(
+        "title", "Of its last attempt. Click to sort by duration, descending"
+    )
+    page.locator("#sort-order").click()  # back to creation's order, newest first
+    expect(page.locator("#sort-created")).to_have_attribute("aria-sort", "descending")
+    expect(first).to_have_attribute("data-key", str(bad))
 
 
 def test_figures_by_type_over_a_range_and_the_task_lists_last_attempt_columns(dashboard: Dashboard) -> None:
@@ -64,13 +95,7 @@ def test_figures_by_type_over_a_range_and_the_task_lists_last_attempt_columns(da
     expect(failed.locator("td.duration")).to_have_text(re.compile(r"^\d+(\.\d+)? m?s$"))
     expect(row(page, ok).locator("td.last-error")).to_have_text("")
 
-    # Oldest first from the Created header, and back.
-    page.locator("#sort-order").click()
-    expect(page.locator("#sort-created")).to_have_attribute("aria-sort", "ascending")
-    expect(page.locator("#tasks-body tr[data-key]").first).to_have_attribute("data-key", str(ok))
-    expect(page).to_have_url(re.compile(r"order=asc"))
-    page.locator("#sort-order").click()
-    expect(page.locator("#tasks-body tr[data-key]").first).to_have_attribute("data-key", str(bad))
+    sort_by_the_headers(page, ok, bad)
 
     # An id in the search shows that task alone; Enter opens it.
     search = page.get_by_label("Search by name or id")
@@ -149,6 +174,29 @@ def within_budget(started: float, what: str) -> None:
     assert elapsed < BUDGET_MS, f"{what} took {elapsed:.0f} ms"
 
 
+def sort_a_million(page: Page) -> None:
+    """Sorting by another column than creation at a million tasks: refused, then on a narrowed search."""
+    # Another column sorts every matching task: refused for a million, said so, newest first again.
+    page.locator("#sort-duration button").click()
+    expect(page.locator("#notices .notice.error")).to_contain_text(
+        "sorting by duration takes at most 10,000 matching tasks (1,000,000 match)"
+    )
+    expect(page.locator("#sort-created")).to_have_attribute("aria-sort", "descending")
+    expect(page.locator("#tasks-body tr[data-key]").first).to_have_attribute("data-key", str(million.TASKS))
+    # Narrowed by a search to the 11 named "bulk 12345…", it sorts: the longest (7 s) first.
+    started = time.monotonic()
+    page.get_by_label("Search by name or id").fill("bulk 12345")
+    expect(page.locator("#tasks-body tr[data-key]")).to_have_count(11)
+    page.locator("#sort-duration button").click()
+    expect(page.locator("#sort-duration")).to_have_attribute("aria-sort", "descending")
+    named = [12345, *range(123450, 123460)]
+    longest = sorted(named, key=lambda g: (g % 7 + 1, g), reverse=True)  # ties: newest first
+    ranked = page.locator("#tasks-body tr[data-key]")
+    expect(ranked.nth(0)).to_have_attribute("data-key", str(longest[0]))
+    expect(ranked.nth(1)).to_have_attribute("data-key", str(longest[1]))
+    within_budget(started, "a search sorted by duration")
+
+
 @pytest.mark.slow
 def test_at_a_million_tasks_the_figures_and_a_workers_page_render_within_the_budget(
     browser: Browser, million_server: ServerProcess, screenshot_dir: Path, request: pytest.FixtureRequest
@@ -195,6 +243,8 @@ def test_at_a_million_tasks_the_figures_and_a_workers_page_render_within_the_bud
         expect(gone.locator("#tasks-body tr[data-key]").first).to_have_attribute("data-key", "1")
         expect(row(gone, 1).locator("td.worker button")).to_have_text(million.GONE)
         within_budget(started, "the task list oldest first")
+
+        sort_a_million(gone)
     finally:
         board.close()
 

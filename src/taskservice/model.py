@@ -54,6 +54,12 @@ def shown_as(status: Status) -> frozenset[Status]:
 
 CLAIMABLE = frozenset({Status.QUEUED, Status.RETRYING})
 # The queue of a task whose request and type's declaration name none (migration 0040).
+# The orders of a task list (ListTasks.order_by): a column and a direction. Creation's is read from an
+# index whatever the count; the others sort every matching task, so only when at most SORTED_MAX match.
+LIST_COLUMNS = ("created", "name", "type", "status", "duration", "worker", "error")
+LIST_ORDERS = tuple(f"{column}_{way}" for column in LIST_COLUMNS for way in ("desc", "asc"))
+SORTED_MAX = 10_000
+
 DEFAULT_QUEUE = "default"
 # What a queue's name may be: it is typed on command lines and shown in metrics' labels.
 QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")

@@ -194,16 +194,23 @@ class TaskService:
 
     async def list_tasks(self, request: pb.TaskListRequest, ctx: RequestContext[Any, Any]) -> pb.TaskList:
         status, kind, name, limit, offset = validation.list_request(request)
-        oldest_first = validation.list_order(request)
+        order_by = validation.list_order(request)
         old_client = not ids.reads_wide_ids(ctx)
         # An old client's filter matches what it is shown: QUEUED is also RETRYING, FAILED also
         # CANCELLED (model.original_status); ours filter by the exact status.
         wanted = shown_as(status) if old_client and status is not None else status
         filters: dict[str, Any] = {"status": wanted, "task_type": kind, "name_contains": name}
-        tasks, total = await asyncio.gather(
-            self.store.list_tasks(**filters, limit=limit, offset=offset, oldest_first=oldest_first),
-            self.store.count_tasks(**filters),
-        )
+        if order_by.startswith("created_"):
+            tasks, total = await asyncio.gather(
+                self.store.list_tasks(
+                    **filters, limit=limit, offset=offset, oldest_first=order_by == "created_asc"
+                ),
+                self.store.count_tasks(**filters),
+            )
+        else:  # every matching task is read to sort them: only when few match
+            total = await self.store.count_tasks(**filters)
+            validation.sortable(order_by, total)
+            tasks = await self.store.list_tasks_sorted(order_by, **filters, limit=limit, offset=offset)
         listed = [(t, convert.listed_task(t)) for t in tasks]
         omitted: list[int] = []
         if old_client:  # a task it cannot name is left out and said so, not the whole page failed

@@ -8,7 +8,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from taskservice import tracing
+from taskservice import model, tracing
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import (
     CATCHUP_POLICIES,
@@ -129,15 +129,29 @@ def watched_tasks(task_ids: Collection[int]) -> frozenset[int]:
     return frozenset(task_ids)
 
 
-LIST_ORDERS = {"": False, "created_desc": False, "created_asc": True}  # order_by -> oldest first
-
-
-def list_order(request: pb.TaskListRequest) -> bool:
-    """Whether a valid ListTasks request wants the oldest tasks first."""
-    if request.order_by not in LIST_ORDERS:
+def list_order(request: pb.TaskListRequest) -> str:
+    """The order of a valid ListTasks request, one of model.LIST_ORDERS (empty: "created_desc")."""
+    if request.order_by not in model.LIST_ORDERS:
+        if not request.order_by:
+            return "created_desc"
         shown = request.order_by if len(request.order_by) <= 40 else request.order_by[:40] + "…"
-        raise BrokenRule("order_by", f"must be created_desc or created_asc, or empty (got {shown!r})")
-    return LIST_ORDERS[request.order_by]
+        columns = ", ".join(model.LIST_COLUMNS)
+        raise BrokenRule(
+            "order_by", f"must be a column ({columns}) and _asc or _desc, or empty (got {shown!r})"
+        )
+    return request.order_by
+
+
+def sortable(order_by: str, matching: int) -> None:
+    """Refuses to sort by anything but creation when more than model.SORTED_MAX tasks match."""
+    if order_by.startswith("created_") or matching <= model.SORTED_MAX:
+        return
+    column = order_by.rsplit("_", 1)[0]
+    raise BrokenRule(
+        "order_by",
+        f"sorting by {column} takes at most {model.SORTED_MAX:,} matching tasks ({matching:,} match): "
+        "filter by status, type or name first, or sort by created",
+    )
 
 
 def list_request(request: pb.TaskListRequest) -> tuple[Status | None, str | None, str | None, int, int]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from taskservice import model
 from taskservice.cli.client import Api, call
 from taskservice.cli.escape import literal
 from taskservice.cli.group import Command, Group, add_alias, global_value
@@ -347,6 +348,15 @@ def page_title(offset: int, shown: int, total: int) -> str:
     help="Only tasks of this status (any case; all for every status).",
 )
 @click.option("--type", "-t", "task_type", default=None, help="Only tasks of this type.")
+@click.option(
+    "--sort-by",
+    "order_by",
+    type=click.Choice(model.LIST_ORDERS),
+    default="created_desc",
+    show_default=True,
+    help="A column and a direction; other columns than created take at most "
+    f"{model.SORTED_MAX:,} matching tasks (filter first).",
+)
 @click.pass_context
 def list_tasks(
     ctx: click.Context,
@@ -357,11 +367,12 @@ def list_tasks(
     limit: int | None,
     status: str | None,
     task_type: str | None,
+    order_by: str,
 ) -> None:
-    """List tasks, newest first."""
+    """List tasks, newest first (or as --sort-by says)."""
     size = limit or page_count
     first_row = offset if offset is not None else (page_number - 1) * size
-    request = pb.TaskListRequest(limit=size, offset=first_row)
+    request = pb.TaskListRequest(limit=size, offset=first_row, order_by=order_by)
     if status:
         request.status = pb.TaskStatusEnum.Value(status.upper())  # type: ignore[assignment]
     if task_type:

@@ -308,6 +308,28 @@ class Store:
             )
         return [_task(row) for row in rows]
 
+    async def list_tasks_sorted(
+        self,
+        order_by: str,
+        *,
+        status: Status | frozenset[Status] | None = None,
+        task_type: str | None = None,
+        name_contains: str | None = None,
+        limit: int = 30,
+        offset: int = 0,
+    ) -> list[Task]:
+        """A page of the tasks matching the filters in the order `order_by` names ("duration_desc":
+        longest attempt first, ...: queries.sql, list_tasks_sorted). Reads every matching task: the
+        caller makes sure few match (count_tasks)."""
+        statuses = self._several(status)
+        one = self._one(status)
+        if statuses is None and one is not None and one != Status.ALL:
+            statuses = [int(one)]
+        _, kind, name = self._filters(None, task_type, name_contains)
+        async with stats.planned_for_the_dashboard(self.pool) as conn:
+            rows = await conn.fetch(query("list_tasks_sorted"), statuses, kind, name, order_by, limit, offset)
+        return [_task(row) for row in rows]
+
     async def count_tasks(
         self,
         *,

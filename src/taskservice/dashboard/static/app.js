@@ -18,6 +18,13 @@ const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
 
 // -- state in the address (filters, page, open task and workflow), so a reload or a link shows the same --
 
+/** The task list's order in the address: a column and a direction ("duration_desc"); "asc", the
+ * address of an older dashboard, is creation's; anything else the default (newest first). */
+function readOrder(value) {
+  if (value === "asc") return "created_asc";
+  return /^(created|name|type|status|duration|worker|error)_(asc|desc)$/.test(value) && value !== "created_desc" ? value : "";
+}
+
 function readHash() {
   const p = new URLSearchParams(location.hash.slice(1));
   return {
@@ -27,7 +34,7 @@ function readHash() {
     size: [10, 20, 50, 100].includes(Number(p.get("size"))) ? Number(p.get("size")) : 20,
     page: Math.max(0, Number(p.get("page") || 1) - 1) || 0,
     task: Number(p.get("task")) || 0,
-    order: p.get("order") === "asc" ? "asc" : "",
+    order: readOrder(p.get("order") || ""),
     range: RANGES[p.get("range")] ? Number(p.get("range")) : 900,
     worker: p.get("worker") || "",
     workflow: /^[1-9]\d*$/.test(p.get("workflow") || "") ? p.get("workflow") : "",

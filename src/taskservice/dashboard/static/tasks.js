@@ -1,10 +1,20 @@
 // The task table: filters, pagination, and rows that follow the event stream in place.
 
 import { call } from "./api.js";
-import { ACTIVE, FINISHED, STATUSES, badge, duration, h, icon, isStep, reconcile, setText, short, statusLabel, throttle, debounce } from "./ui.js";
+import { ACTIVE, FINISHED, STATUSES, badge, duration, h, icon, isStep, notify, reconcile, setText, short, statusLabel, throttle, debounce } from "./ui.js";
 
 const PAYLOAD_ICON = "M8 4H6.5A1.5 1.5 0 0 0 5 5.5v4L3.5 12 5 14.5v4A1.5 1.5 0 0 0 6.5 20H8M16 4h1.5A1.5 1.5 0 0 1 19 5.5v4l1.5 2.5-1.5 2.5v4a1.5 1.5 0 0 1-1.5 1.5H16";
 const DETAILS_ICON = "M9 5l7 7-7 7";
+
+/** The order after a click on `column`'s header: the other way if it is the sorted one, else its
+ * first way (the longest duration first; the rest ascending). "" is the default, newest first. */
+function nextOrder(order, column) {
+  const [sorted, way] = (order || "created_desc").split("_");
+  let next = `${column}_${column === "duration" ? "desc" : "asc"}`;
+  if (sorted === column) next = `${column}_${way === "asc" ? "desc" : "asc"}`;
+  else if (column === "created") next = "created_desc";
+  return next === "created_desc" ? "" : next;
+}
 
 export class TaskTable {
   /**
@@ -151,18 +161,31 @@ export class TaskTable {
       event.preventDefault(); // else the Enter goes on to press the opened dialog's focused Close
       this.onOpen(id);
     });
-    const order = document.getElementById("sort-order");
-    order.addEventListener("click", () => changed({ order: this.state.order === "asc" ? "" : "asc", page: 0 }));
+    // A column's header sorts by it; again, the other way. Creation's order is read from an index
+    // whatever the count; the others sort every matching task, so the server takes them for at most
+    // 10,000 matching (it says so otherwise: filter first).
+    for (const button of document.querySelectorAll(".tasks-table th button.sort")) {
+      button.addEventListener("click", () => changed({ order: nextOrder(this.state.order, button.dataset.column), page: 0 }));
+    }
     this.showOrder();
   }
 
-  /** The created column's header says which way the list runs. */
+  /** The sorted column's header says which way the list runs; the others, what a click does. */
   showOrder() {
-    const oldest = this.state.order === "asc";
-    document.getElementById("sort-created").setAttribute("aria-sort", oldest ? "ascending" : "descending");
-    const button = document.getElementById("sort-order");
-    button.lastChild.textContent = oldest ? "↑" : "↓";
-    button.title = oldest ? "Oldest first; click for newest first" : "Newest first; click for oldest first";
+    const [column, way] = (this.state.order || "created_desc").split("_");
+    for (const button of document.querySelectorAll(".tasks-table th button.sort")) {
+      const name = button.dataset.column;
+      const label = button.firstChild.textContent.trim().toLowerCase();
+      const sorted = name === column;
+      const header = button.closest("th");
+      if (sorted) header.setAttribute("aria-sort", way === "asc" ? "ascending" : "descending");
+      else header.removeAttribute("aria-sort");
+      button.lastChild.textContent = sorted ? (way === "asc" ? "↑" : "↓") : "";
+      const next = nextOrder(this.state.order, name).endsWith("_asc") ? "ascending" : "descending";
+      button.title = name === "created"
+        ? (sorted && way === "asc" ? "Oldest first; click for newest first" : "Newest first; click for oldest first")
+        : `${button.dataset.title ? button.dataset.title + ". " : ""}Click to sort by ${label}, ${next}`;
+    }
   }
 
   setTypes(types) {
@@ -203,8 +226,19 @@ export class TaskTable {
     if (status) request.status = status;
     if (type) request.type = type;
     if (name) request.nameContains = name;
-    if (order === "asc") request.orderBy = "created_asc";
-    const { tasks = [], total = "0" } = await call("ListTasks", request);
+    if (order) request.orderBy = order;
+    let listed;
+    try {
+      listed = await call("ListTasks", request);
+    } catch (error) {
+      if (error.code !== "invalid_argument" || !order || order.startsWith("created_")) throw error;
+      // Too many tasks match to sort by that column: say so, and list them newest first.
+      notify(error.message.replace(/^order_by: /, ""), "error");
+      this.state.order = "";
+      this.onChange(this.state);
+      return this.load();
+    }
+    const { tasks = [], total = "0" } = listed;
     if (seq !== this.seq) return; // a newer load (other filters) has already been asked for
     this.total = Number(total);
     if (!tasks.length && page > 0 && this.total > 0) {
