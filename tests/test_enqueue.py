@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 import taskservice
 from conftest import eventually
-from taskservice.client.enqueue import enqueue, enqueue_async
+from taskservice.client.enqueue import enqueue, enqueue_async, enqueue_many, enqueue_many_async
 from taskservice.config import Settings
-from taskservice.model import SCHEDULED, Status
+from taskservice.model import SCHEDULED, NewTask, Status
 from taskservice.plugins import Registry
 from taskservice.protocol.errors import InvalidArgument
 from taskservice.store import NOTIFY_CHANNEL, Store, TaskNotFound
@@ -210,3 +210,121 @@ async def test_a_worker_is_woken_at_commit(database_url: str, store: Store, sett
 
 async def _succeeded(store: Store, task_id: int) -> bool:
     return (await store.get_task(task_id)).status == Status.SUCCEEDED
+
+
+# -- enqueue_many: many tasks in one statement, in the caller's transaction --------------------------
+
+
+@taskservice.task("bulk_square")
+def bulk_square(x: int) -> int:
+    return x * x
+
+
+def _batch(prefix: str, count: int) -> list[NewTask]:
+    return [NewTask(f"{prefix} {i}", "sleep", {"seconds": "0"}, priority=i % 3) for i in range(count)]
+
+
+async def _all_scheduled(store: Store, ids: list[int], prefix: str) -> None:
+    tasks = [await store.get_task(task_id) for task_id in ids]
+    assert [t.name for t in tasks] == [f"{prefix} {i}" for i in range(len(ids))]  # in order
+    assert [t.priority for t in tasks] == [i % 3 for i in range(len(ids))]
+    assert all([await _exists(store, task_id) for task_id in ids[:3]])  # history "Task is scheduled"
+
+
+async def test_enqueue_many_commits_and_rolls_back_on_every_driver(database_url: str, store: Store) -> None:
+    with psycopg.connect(database_url) as conn:
+        kept = enqueue_many(conn, _batch("psycopg", 50))
+        conn.commit()
+        dropped = enqueue_many(conn, _batch("dropped", 5))
+        conn.rollback()
+    await _all_scheduled(store, kept, "psycopg")
+    assert not any([await _exists(store, task_id) for task_id in dropped])
+
+    engine = sqlalchemy.create_engine(_sqlalchemy_url(database_url, "psycopg"))
+    try:
+        with Session(engine) as session:
+            in_session = enqueue_many(session, _batch("session", 20))
+            session.commit()
+    finally:
+        engine.dispose()
+    await _all_scheduled(store, in_session, "session")
+
+    conn_async = await asyncpg.connect(database_url)
+    try:
+        async with conn_async.transaction():
+            by_asyncpg = await enqueue_many_async(conn_async, _batch("asyncpg", 30))
+    finally:
+        await conn_async.close()
+    await _all_scheduled(store, by_asyncpg, "asyncpg")
+
+    async with await psycopg.AsyncConnection.connect(database_url) as aconn:
+        by_psycopg_async = await enqueue_many_async(aconn, _batch("psycopg async", 10))
+        await aconn.commit()
+    await _all_scheduled(store, by_psycopg_async, "psycopg async")
+
+    async_engine = create_async_engine(_sqlalchemy_url(database_url, "asyncpg"))
+    try:
+        from sqlalchemy.ext.asyncio import AsyncSession
+
+        async with AsyncSession(async_engine) as async_session:
+            by_async_session = await enqueue_many_async(async_session, _batch("async session", 10))
+            await async_session.commit()
+    finally:
+        await async_engine.dispose()
+    await _all_scheduled(store, by_async_session, "async session")
+    assert await enqueue_many_async(await asyncpg.connect(database_url), []) == []
+
+
+async def test_enqueue_many_takes_each_idempotency_key_once(database_url: str, store: Store) -> None:
+    with psycopg.connect(database_url) as conn:
+        [first] = enqueue_many(conn, [NewTask("first", "sleep", idempotency_key="order-1")])
+        conn.commit()
+        ids = enqueue_many(conn, [
+            NewTask("plain", "sleep"),
+            NewTask("again", "sleep", idempotency_key="order-1"),  # taken: that task's id
+            NewTask("new", "sleep", idempotency_key="order-2"),
+            NewTask("twice", "sleep", idempotency_key="order-2"),  # the first of this batch's
+        ])  # fmt: skip
+        conn.commit()
+    assert ids[1] == first
+    assert ids[3] == ids[2]
+    assert len({ids[0], first, ids[2]}) == 3
+    assert [(await store.get_task(i)).name for i in ids] == ["plain", "first", "new", "new"]
+
+
+async def test_enqueue_many_checks_every_task_before_writing_any(database_url: str, store: Store) -> None:
+    before = await store.count_tasks()
+    with psycopg.connect(database_url) as conn:
+        with pytest.raises(taskservice.InvalidArgument) as refused:
+            taskservice.enqueue_many(conn, [NewTask("ok", "sleep"), NewTask("bad", "sleep", priority=-1)])
+        conn.commit()
+    assert str(refused.value).startswith("invalid_argument: tasks[1].priority: ")
+    assert await store.count_tasks() == before
+
+
+async def test_enqueue_many_of_a_declared_type_and_one_wake_up_per_batch(
+    database_url: str, store: Store, settings: Settings
+) -> None:
+    """The typed form (`square.new(...)`) checks its arguments; a batch of 6,000 is two statements (one
+    NOTIFY each: PostgreSQL folds a transaction's same notifications into one), committed together."""
+    with pytest.raises(taskservice.InvalidArgument) as refused:
+        bulk_square.new(x="three")  # type: ignore[arg-type]
+    assert str(refused.value).startswith("invalid_argument: payload.parameters['x']: ")
+    conn = await asyncpg.connect(database_url)
+    try:
+        notified: list[str] = []
+        await conn.add_listener(NOTIFY_CHANNEL, lambda _c, _pid, channel, _p: notified.append(channel))
+        async with conn.transaction():
+            ids = await enqueue_many_async(conn, [bulk_square.new(x=i) for i in range(6_000)])
+            await conn.fetchval("SELECT 1")
+            assert notified == []  # not before commit
+        # A transaction's notifications reach its session before the answer to its COMMIT; one more
+        # round trip lets the listener's callbacks run.
+        await conn.fetchval("SELECT 1")
+        assert notified == [NOTIFY_CHANNEL]
+    finally:
+        await conn.close()
+    assert len(set(ids)) == 6_000
+    assert ids == sorted(ids)
+    last = await store.get_task(ids[-1])
+    assert (last.type, last.parameters) == ("bulk_square", {"x": "5999"})

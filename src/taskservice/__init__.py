@@ -50,6 +50,8 @@ __all__ = [
     "WorkflowStepInfo",
     "enqueue",
     "enqueue_async",
+    "enqueue_many",
+    "enqueue_many_async",
     "task",
 ]
 
@@ -61,7 +63,7 @@ _HOMES = {
         "taskservice.client.sync": "Client TaskHandle",
         "taskservice.client.asynchronous": "AsyncClient AsyncTaskHandle",
         "taskservice.client.wire": "CallRetry",
-        "taskservice.client.enqueue": "enqueue enqueue_async",
+        "taskservice.client.enqueue": "enqueue enqueue_async enqueue_many enqueue_many_async",
         "taskservice.model": "TaskOptions",
         "taskservice.client.messages": "Execution HistoryEntry LimitInfo NewTask QueueInfo ScheduleInfo Task "
         "TaskEvent TaskList TaskStatus TaskType WorkerInfo WorkflowInfo WorkflowStepInfo",
@@ -80,7 +82,7 @@ _HOMES = {
 
 if TYPE_CHECKING:
     from taskservice.client.asynchronous import AsyncClient, AsyncTaskHandle
-    from taskservice.client.enqueue import enqueue, enqueue_async
+    from taskservice.client.enqueue import enqueue, enqueue_async, enqueue_many, enqueue_many_async
     from taskservice.client.errors import TaskCancelled, TaskFailed
     from taskservice.client.messages import (
         Execution,

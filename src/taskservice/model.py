@@ -283,6 +283,20 @@ class NewTask:
     trace_parent: str | None = None
 
 
+_NEW_TASK_DEFAULTS = {
+    f.name: f.default for f in dataclasses.fields(NewTask) if f.default is not dataclasses.MISSING
+}
+
+
+def new_task_from(values: Mapping[str, Any]) -> NewTask:
+    """`NewTask(**values)`, `parameters` given, without the frozen __init__'s cost (see task_from): every
+    task CreateTasks and enqueue_many check is built anew (about 1.5 µs a task)."""
+    new = object.__new__(NewTask)
+    new.__dict__.update(_NEW_TASK_DEFAULTS)
+    new.__dict__.update(values)
+    return new
+
+
 # Schedules (migration 0060): the policies a schedule may have, and the bounds of its clock.
 OVERLAP_POLICIES = ("allow", "skip")  # skip: no new run while the previous one is unfinished
 CATCHUP_POLICIES = ("none", "last", "all")  # after downtime: no missed tick, the last one, each one

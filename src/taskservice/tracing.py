@@ -203,14 +203,15 @@ def failed(current: Span | None, description: str) -> None:
         current.set_status(Status(StatusCode.ERROR, description))
 
 
-def caller_span(name: str, task_type: str) -> contextlib.AbstractContextManager[str | None]:
-    """In the caller's process (`taskservice.enqueue`): a span of the caller's own OpenTelemetry
-    under its current span, giving the traceparent to store; None when no span is current (or
-    opentelemetry was never imported). Without an SDK, the caller's current span is the parent."""
+def caller_span(name: str, task_type: str, tasks: int = 1) -> contextlib.AbstractContextManager[str | None]:
+    """In the caller's process (`taskservice.enqueue`, `enqueue_many` of `tasks`): a span of the
+    caller's own OpenTelemetry under its current span, giving the traceparent to store; None when no
+    span is current (or opentelemetry was never imported). Without an SDK, the caller's current span
+    is the parent."""
     trace = sys.modules.get("opentelemetry.trace")
     if trace is None or not trace.get_current_span().get_span_context().is_valid:
         return _OFF
-    return _caller_span(trace, name, {"taskservice.task.type": task_type, "taskservice.tasks": 1})
+    return _caller_span(trace, name, {"taskservice.task.type": task_type, "taskservice.tasks": tasks})
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import copy
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, cast, overload
 
-from taskservice.model import TaskOptions
+from taskservice.model import NewTask, TaskOptions
 from taskservice.plugins import context, register_declared
 from taskservice.plugins.context import TaskContext
 from taskservice.plugins.declare import Cron, DeclaredSchedule, P, ParameterError, R, TypedTask
@@ -45,6 +45,11 @@ class DeclaredTask(TypedTask[P, R], Generic[P, R, S]):
             return self.parameters(*args, **kwargs)
         except ParameterError as error:
             raise InvalidArgument(f"payload.parameters[{error.name!r}]: {error.rule}") from None
+
+    def new(self, /, *args: S.args, **kwargs: S.kwargs) -> NewTask:
+        """The task a typed call would create, checked here: one of many for `taskservice.enqueue_many`
+        (`enqueue_many(conn, [square.new(x=i) for i in range(1000)])`) or `Client.create_tasks`."""
+        return self.options.new_task(self.name, self.sent(*args, **kwargs))
 
     def enqueue(self, conn: Any, /, *args: S.args, **kwargs: S.kwargs) -> int:
         """Create a task of this type in `conn`'s transaction (see `taskservice.enqueue`); its id."""

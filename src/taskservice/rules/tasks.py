@@ -10,7 +10,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from taskservice.model import DEFAULT_QUEUE, LIMIT_KEY_MAX, QUEUE_NAME, QUEUE_RULE, NewTask, Status
+from taskservice.model import (
+    DEFAULT_QUEUE,
+    LIMIT_KEY_MAX,
+    QUEUE_NAME,
+    QUEUE_RULE,
+    NewTask,
+    Status,
+    new_task_from,
+)
 from taskservice.plugins import simulated
 from taskservice.plugins.declare import ParameterError, TaskTypeSpec
 
@@ -165,20 +173,12 @@ def new_task(
     declared_queue = None if declared is None else declared.queue
     queue = queue_name(new.queue or declared_queue or DEFAULT_QUEUE, f"{prefix}queue")
     limit_key = text(f"{prefix}limit_key", new.limit_key or "", LIMIT_KEY_MAX, single_line=True)
-    return NewTask(
-        name=name,
-        type=kind,
-        parameters=parameters,
-        description=description,
-        priority=priority,
-        max_retries=max_retries,
-        timeout_seconds=timeout,
-        idempotency_key=key or None,
-        delay_seconds=delay,
-        queue=queue,
-        limit_key=limit_key or None,
-        run_at=new.run_at,
-    )
+    return new_task_from({
+        "name": name, "type": kind, "parameters": parameters, "description": description,
+        "priority": priority, "max_retries": max_retries, "timeout_seconds": timeout,
+        "idempotency_key": key or None, "delay_seconds": delay, "queue": queue,
+        "limit_key": limit_key or None, "run_at": new.run_at,
+    })  # fmt: skip
 
 
 def _payload(parameters: dict[str, str], prefix: str, limits: PayloadLimits) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from functools import cache
 from typing import Any, Literal
 
 from taskservice import model
 from taskservice.model import NewTask, Status, Task
 from taskservice.store.sql import query
-from taskservice.store.store import TaskDefaults
+from taskservice.store.store import TaskDefaults, enqueue_arrays, ids_in_order, skipped_keys
 from taskservice.store.waker import NOTIFY_CHANNEL
 
 Style = Literal["asyncpg", "psycopg", "sqlalchemy"]
@@ -183,3 +184,49 @@ async def find_tasks_async(
     """`find_tasks` on an async connection."""
     rows = await _rows_async(conn, _async_style(conn), "enqueued_tasks", _filters(type, name, status))
     return [_task(row) for row in rows]
+
+
+def _many_values(tasks: Sequence[NewTask], defaults: TaskDefaults) -> list[Any]:
+    """enqueue_tasks' parameters, $1 first: notified at commit on the queue's channel."""
+    return [*enqueue_arrays(tasks, defaults), model.SCHEDULED, NOTIFY_CHANNEL]
+
+
+def _existing(rows: list[Any]) -> dict[str, int]:
+    return {key: int(task_id) for task_id, key in rows}
+
+
+def insert_tasks(
+    conn: Any,
+    tasks: Sequence[NewTask],
+    defaults: TaskDefaults = TaskDefaults(),  # noqa: B008
+) -> list[int]:
+    """Insert `tasks` in one statement on a sync connection; their ids in order (a taken idempotency
+    key's: that task's)."""
+    style = _sync_style(conn)
+    inserted = [(int(i), k) for i, k in _rows(conn, style, "enqueue_tasks", _many_values(tasks, defaults))]
+    missing = skipped_keys(tasks, inserted)
+    existing = _existing(_rows(conn, style, "ids_by_idempotency_key", [missing])) if missing else {}
+    return _ids(tasks, inserted, existing)
+
+
+async def insert_tasks_async(
+    conn: Any,
+    tasks: Sequence[NewTask],
+    defaults: TaskDefaults = TaskDefaults(),  # noqa: B008
+) -> list[int]:
+    """`insert_tasks` on an async connection."""
+    style = _async_style(conn)
+    rows = await _rows_async(conn, style, "enqueue_tasks", _many_values(tasks, defaults))
+    inserted = [(int(i), k) for i, k in rows]
+    missing = skipped_keys(tasks, inserted)
+    found = await _rows_async(conn, style, "ids_by_idempotency_key", [missing]) if missing else []
+    return _ids(tasks, inserted, _existing(found))
+
+
+def _ids(
+    tasks: Sequence[NewTask], inserted: list[tuple[int, str | None]], existing: dict[str, int]
+) -> list[int]:
+    missing = [k for k in skipped_keys(tasks, inserted) if k not in existing]
+    if missing:  # their tasks are in transactions this one cannot see (REPEATABLE READ, say)
+        raise LookupError(f"idempotency_key {missing[0]!r} is taken by a task this transaction cannot see")
+    return [task_id for task_id, _ in ids_in_order(tasks, inserted, existing)]

@@ -75,6 +75,43 @@ WITH inserted AS (
 )
 SELECT inserted.id FROM inserted CROSS JOIN woken;
 
+-- name: enqueue_tasks
+-- Tasks and their "Task is scheduled" history rows ($14) in one statement, from one array per field
+-- ($1-$13, element i of each: task i), as enqueue_task makes one: CreateTasks' statement, and
+-- taskservice.enqueue_many's on the application's own connection (arrays of scalars, which every
+-- driver sends, where a composite row type would need registering with each). Inserted in the
+-- arrays' order, so ids follow it. An existing idempotency key inserts nothing and returns no row.
+-- $15: the queue's channel, notified once (at commit) when a task was inserted; NULL: no NOTIFY (the
+-- server's Waker sends it after commit: store/waker.py). Written `CAST($n AS type)` (see enqueue_task).
+WITH inserted AS (
+    INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
+                       idempotency_key, run_at, queue, limit_scope, limit_key, trace_parent)
+    SELECT n.name, n.type, CAST(n.payload AS jsonb), n.description, n.priority, n.max_retries,
+           n.timeout_seconds, n.idempotency_key,
+           greatest(now() + make_interval(secs => n.delay_seconds), n.run_at), n.queue,
+           lim.scope, CASE WHEN lim.scope IS NULL THEN n.limit_key
+                           ELSE limit_key_of(CAST(n.payload AS jsonb), lim.key, n.limit_key) END,
+           n.trace_parent
+      FROM unnest(CAST($1 AS text[]), CAST($2 AS text[]), CAST($3 AS text[]), CAST($4 AS text[]),
+                  CAST($5 AS integer[]), CAST($6 AS integer[]), CAST($7 AS double precision[]),
+                  CAST($8 AS text[]), CAST($9 AS double precision[]), CAST($10 AS timestamptz[]),
+                  CAST($11 AS text[]), CAST($12 AS text[]), CAST($13 AS text[]))
+           WITH ORDINALITY AS n(name, type, payload, description, priority, max_retries, timeout_seconds,
+                                idempotency_key, delay_seconds, run_at, queue, limit_key, trace_parent,
+                                ordinality)
+      LEFT JOIN LATERAL limit_of(n.type, n.queue) AS lim ON true
+     ORDER BY n.ordinality
+        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, idempotency_key
+), history AS (
+    INSERT INTO task_history (task_id, status, details)
+    SELECT id, 0 /*QUEUED*/, CAST($14 AS text) FROM inserted
+), woken AS (
+    SELECT count(pg_notify(CAST($15 AS text), '')) AS sent
+     WHERE CAST($15 AS text) IS NOT NULL AND EXISTS (SELECT FROM inserted)
+)
+SELECT inserted.id, inserted.idempotency_key FROM inserted LEFT JOIN woken ON true ORDER BY inserted.id;
+
 -- name: id_by_idempotency_key
 SELECT id FROM tasks WHERE idempotency_key = CAST($1 AS text);
 
@@ -91,7 +128,8 @@ SELECT id, name, type, status, CAST(payload AS text) AS payload, retries, max_re
  ORDER BY id;
 
 -- name: ids_by_idempotency_key
-SELECT id, idempotency_key FROM tasks WHERE idempotency_key = ANY($1::text[]);
+-- Written with CAST (see enqueue_task): enqueue_many runs it on the application's connection too.
+SELECT id, idempotency_key FROM tasks WHERE idempotency_key = ANY(CAST($1 AS text[]));
 
 -- name: get_task
 -- A task, with the worker and lease of its open attempt while it runs, its current (or last) attempt's

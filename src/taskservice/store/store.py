@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -204,6 +205,65 @@ def _new_task_row(task: NewTask, defaults: TaskDefaults) -> tuple[Any, ...]:
     )
 
 
+def enqueue_arrays(tasks: Sequence[NewTask], defaults: TaskDefaults) -> list[list[Any]]:
+    """enqueue_tasks' $1-$13: one array per field, element i of each task i's (queries.sql)."""
+    fields: list[list[Any]] = [[] for _ in range(13)]
+    (names, types, payloads, descriptions, priorities, max_retries, timeouts, keys, delays, run_ats,
+     queues, limit_keys, trace_parents) = fields  # fmt: skip
+    for t in tasks:
+        names.append(t.name)
+        types.append(t.type)
+        payloads.append(json.dumps({"parameters": t.parameters}))
+        descriptions.append(t.description)
+        priorities.append(t.priority)
+        max_retries.append(defaults.max_retries if t.max_retries is None else t.max_retries)
+        timeouts.append(defaults.timeout_seconds if t.timeout_seconds is None else t.timeout_seconds)
+        keys.append(t.idempotency_key)
+        delays.append(t.delay_seconds)
+        run_ats.append(t.run_at)
+        queues.append(t.queue or model.DEFAULT_QUEUE)
+        limit_keys.append(t.limit_key)
+        trace_parents.append(t.trace_parent)
+    return fields
+
+
+def ids_in_order(
+    tasks: Sequence[NewTask], inserted: Iterable[Any], existing: Mapping[str, int]
+) -> list[tuple[int, bool]]:
+    """(id, created) per task in input order, from enqueue_tasks' rows (id, idempotency_key) and the
+    ids of the keys it skipped (ids_by_idempotency_key). Ids come from a sequence in insertion order,
+    so unkeyed rows map back by position."""
+    by_key: dict[str, int] = {}
+    unkeyed: list[int] = []
+    for task_id, key in inserted:
+        if key is None:
+            unkeyed.append(task_id)
+        else:
+            by_key[key] = task_id
+    positions = iter(unkeyed)
+    result: list[tuple[int, bool]] = []
+    for t in tasks:
+        if t.idempotency_key is None:
+            result.append((next(positions), True))
+        elif t.idempotency_key in by_key:
+            result.append((by_key.pop(t.idempotency_key), True))
+        else:  # existing already, or repeated in this batch (its first is the one created)
+            key = t.idempotency_key
+            result.append((existing[key], False) if key in existing else (_first(result, tasks, key), False))
+    return result
+
+
+def _first(result: list[tuple[int, bool]], tasks: Sequence[NewTask], key: str) -> int:
+    """The id given to the first of `tasks` with idempotency key `key` (earlier in `result`)."""
+    return next(task_id for (task_id, _), t in zip(result, tasks, strict=False) if t.idempotency_key == key)
+
+
+def skipped_keys(tasks: Sequence[NewTask], inserted: Iterable[Any]) -> list[str]:
+    """The idempotency keys of `tasks` that enqueue_tasks inserted nothing for (taken already)."""
+    created = {key for _, key in inserted if key is not None}
+    return sorted({key for t in tasks if (key := t.idempotency_key) and key not in created})
+
+
 def _outcome_row(t: Transition) -> tuple[Any, ...]:
     """An `attempt_outcome_v2` row (migration 0031), in the type's field order."""
     return (
@@ -237,34 +297,24 @@ class Store:
         """
         if not tasks:
             return []
-        rows_in = [(*_new_task_row(t, self.defaults), t.trace_parent) for t in tasks]  # new_task_v5
+        arrays = enqueue_arrays(tasks, self.defaults)
+        # No NOTIFY inside the statement ($15 NULL): the Waker sends it once this has committed.
         if id_limit is None:
-            rows = await self.pool.fetch(query("create_tasks"), rows_in, model.SCHEDULED)
+            rows = await self.pool.fetch(query("enqueue_tasks"), *arrays, model.SCHEDULED, None)
         else:
             async with self.pool.acquire() as conn, conn.transaction():
-                rows = await conn.fetch(query("create_tasks"), rows_in, model.SCHEDULED)
+                rows = await conn.fetch(query("enqueue_tasks"), *arrays, model.SCHEDULED, None)
                 highest = max((row["id"] for row in rows), default=0)
                 if highest > id_limit:
                     raise IdAboveLimit(highest, id_limit)  # leaving the block rolls the insert back
         if rows:
             await self._waker.wake()
-        by_key = {row["idempotency_key"]: row["id"] for row in rows if row["idempotency_key"]}
-        # Ids come from a sequence in insertion order, so unkeyed rows map back by position.
-        unkeyed = iter(row["id"] for row in rows if not row["idempotency_key"])
-        missing = [t.idempotency_key for t in tasks if t.idempotency_key and t.idempotency_key not in by_key]
+        inserted = [(row["id"], row["idempotency_key"]) for row in rows]
         existing: dict[str, int] = {}
-        if missing:
+        if missing := skipped_keys(tasks, inserted):
             found = await self.pool.fetch(query("ids_by_idempotency_key"), missing)
             existing = {row["idempotency_key"]: row["id"] for row in found}
-        result: list[tuple[int, bool]] = []
-        for t in tasks:
-            if t.idempotency_key is None:
-                result.append((next(unkeyed), True))
-            elif t.idempotency_key in by_key:
-                result.append((by_key[t.idempotency_key], True))
-            else:
-                result.append((existing[t.idempotency_key], False))
-        return result
+        return ids_in_order(tasks, inserted, existing)
 
     async def get_task(self, task_id: int) -> Task:
         row = await self.pool.fetchrow(query("get_task"), task_id)

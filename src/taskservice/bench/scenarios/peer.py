@@ -8,6 +8,10 @@ idle first, then held (SIGSTOP) while the queue fills and released together, so 
 is not measured; the rate runs from the first start to the last completion, on the server's clock.
 pgqueuer also writes a log row per status change (queued, picked, successful); we write three history
 rows and an attempt row per task.
+
+Then batch enqueue in the caller's process, 1,000 jobs per call and per transaction on one asyncpg
+connection, in a fresh database of its own: `taskservice.enqueue_many_async` (every task checked as
+CreateTask checks it, with its history row) against pgqueuer's `Queries.enqueue`, interleaved.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from importlib.util import find_spec
@@ -41,6 +46,7 @@ PEER_PROCESSES = 2
 PEER_BATCH = 100
 RATIO_TARGET = 1.5
 CALL_SIZE = 1000  # tasks per CreateTasks call
+ENQUEUE_RATIO_TARGET = 1.0  # enqueue_many against pgqueuer's batch enqueue (issue 26)
 
 
 @contextlib.asynccontextmanager
@@ -140,12 +146,46 @@ async def pgqueuer(ctx: Context, url: str) -> tuple[float, int]:
         await conn.close()
 
 
+async def batch_enqueue(ctx: Context, url: str) -> tuple[float, float, float, float]:
+    """(tasks/s, Python CPU ms per 1,000) of enqueue_many, then of pgqueuer's enqueue, CALL_SIZE per
+    call and transaction, as many as a drain's tasks each."""
+    from pgqueuer import AsyncpgDriver, Queries
+
+    from taskservice import NewTask, enqueue_many_async
+
+    calls = max(1, ctx.sizes.drain_tasks // CALL_SIZE)
+    tasks = [NewTask("bench-enqueue-many", "sleep", {"seconds": "0"}) for _ in range(CALL_SIZE)]
+    conn = await asyncpg.connect(url)
+    try:
+        queries = Queries(AsyncpgDriver(conn))
+        await queries.install()
+        started, cpu = time.perf_counter(), time.process_time()
+        for _ in range(calls):
+            async with conn.transaction():
+                await enqueue_many_async(conn, tasks)
+        ours = (
+            calls * CALL_SIZE / (time.perf_counter() - started),
+            (time.process_time() - cpu) * 1000 / calls,
+        )
+        started, cpu = time.perf_counter(), time.process_time()
+        for _ in range(calls):
+            await queries.enqueue(["bench"] * CALL_SIZE, [None] * CALL_SIZE, [0] * CALL_SIZE)
+        peer = (
+            calls * CALL_SIZE / (time.perf_counter() - started),
+            (time.process_time() - cpu) * 1000 / calls,
+        )
+    finally:
+        await conn.close()
+    return (*ours, *peer)
+
+
 async def run(ctx: Context, result: ScenarioResult) -> None:
     if find_spec("pgqueuer") is None:
         result.details["skipped"] = "pgqueuer is not installed (a dev dependency: pip install -e '.[dev]')"
         ctx.console.print(f"[yellow]  skipped: {result.details['skipped']}[/yellow]")
         return
     our_rates, peer_rates = [], []
+    enqueued: list[tuple[float, float, float, float]] = []
     for _ in range(ctx.sizes.rounds):
         async with fresh_database(ctx) as url:
             rate, incomplete = await ours(ctx, url)
@@ -155,6 +195,8 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
             rate, left = await pgqueuer(ctx, url)
             peer_rates.append(rate)
             result.lost += left
+        async with fresh_database(ctx) as url:
+            enqueued.append(await batch_enqueue(ctx, url))
     result.figures.append(
         Figure(
             "peer.pgqueuer",
@@ -174,5 +216,32 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
             ratio_target=RATIO_TARGET,
             compared_with="pgqueuer",
             details={"tasks": ctx.sizes.drain_tasks, "rounds": [round(r) for r in our_rates]},
+        )
+    )
+    result.figures.append(
+        Figure(
+            "peer.enqueue_pgqueuer",
+            f"pgqueuer's batch enqueue, {CALL_SIZE}/call, in-process",
+            best([e[2] for e in enqueued]),
+            "tasks/s",
+            details={
+                "rounds": [round(e[2]) for e in enqueued],
+                "cpu_ms_per_1000": [round(e[3], 1) for e in enqueued],
+            },
+        )
+    )
+    result.figures.append(
+        Figure(
+            "peer.enqueue_many",
+            f"enqueue_many, {CALL_SIZE}/call, in-process (checked, with history)",
+            best([e[0] for e in enqueued]),
+            "tasks/s",
+            raw_key="peer.enqueue_pgqueuer",
+            ratio_target=ENQUEUE_RATIO_TARGET,
+            compared_with="pgqueuer",
+            details={
+                "rounds": [round(e[0]) for e in enqueued],
+                "cpu_ms_per_1000": [round(e[1], 1) for e in enqueued],
+            },
         )
     )
