@@ -250,6 +250,9 @@ checksum/secret: {{ include (print .root.Template.BasePath "/secret.yaml") .root
 {{- $who := ternary (printf "workers.mode=%s" .Values.workers.mode) "controller.enabled" (ne (include "task.agentMode" .) "") }}
 {{- fail (printf "%s with auth.required: set workers.agent.existingSecret (or workers.agent.token) to an agent-role token" $who) }}
 {{- end }}
+{{- if and .Values.containerTypes (ne .Values.workers.mode "kubernetes") }}
+{{- fail "containerTypes needs workers.mode=kubernetes: only Kubernetes agents run container task types" }}
+{{- end }}
 {{- with .Values.workers.autoscaling }}
 {{- if and .enabled (eq (int .minReplicas) 0) (ne .provider "keda") }}
 {{- fail "workers.autoscaling.minReplicas=0 needs provider=keda (a HorizontalPodAutoscaler cannot scale to zero)" }}
