@@ -70,9 +70,90 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "task.ownSecret" -}}
 {{- if or
     (and .Values.database.url (not .Values.postgresql.enabled))
-    (and (eq .Values.workers.mode "agent") .Values.workers.agent.token (not .Values.workers.agent.existingSecret))
+    (and (include "task.apiClients" .) .Values.workers.agent.token (not .Values.workers.agent.existingSecret))
     (and .Values.auth.oidc.clientSecret (not .Values.auth.oidc.existingSecret))
     .Values.secretEnv }}true{{ end }}
+{{- end }}
+
+{{/* Whether the workers are agents of the API server (mode agent or kubernetes): no database. */}}
+{{- define "task.agentMode" -}}
+{{- if has .Values.workers.mode (list "agent" "kubernetes") }}true{{ end }}
+{{- end }}
+
+{{/* Whether something calls the API server with workers.agent's address and token: agents, or
+the controller (it reports in the agents' name). */}}
+{{- define "task.apiClients" -}}
+{{- if or (include "task.agentMode" .) .Values.controller.enabled }}true{{ end }}
+{{- end }}
+
+{{/* TASK_SERVICE_TOKEN of agents and the controller, by reference. */}}
+{{- define "task.env.apiToken" -}}
+{{- if or .Values.workers.agent.existingSecret .Values.workers.agent.token -}}
+- name: TASK_SERVICE_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.workers.agent.existingSecret | default (include "task.fullname" .) }}
+      key: {{ ternary .Values.workers.agent.existingSecretKey "TASK_SERVICE_TOKEN" (ne .Values.workers.agent.existingSecret "") }}
+{{- end }}
+{{- end }}
+
+{{/* The namespace the Kubernetes agents and the controller work in: their pod's own. */}}
+{{- define "task.env.kubernetesNamespace" -}}
+- name: TASK_KUBERNETES_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+{{- end }}
+
+{{/* A value of a container type as the file has it: a string (YAML reads 800 as a float here). */}}
+{{- define "task.string" -}}
+{{- if and (kindIs "float64" .) (eq . (floor .)) }}{{ int64 . }}{{ else }}{{ toString . }}{{ end }}
+{{- end }}
+
+{{/* The container types file (TASK_CONTAINER_TYPES) from containerTypes: type name -> {image,
+entrypoint, args, env, resources: {requests, limits}, service_account, timeout_seconds,
+max_retries, backoff_seconds, description, parameters}; what a value leaves out is left out. */}}
+{{- define "task.containerTypes" -}}
+{{- $types := dict }}
+{{- range $name, $type := .Values.containerTypes }}
+{{- $out := dict "image" $type.image }}
+{{- with $type.entrypoint }}{{ $_ := set $out "entrypoint" . }}{{ end }}
+{{- if $type.args }}
+{{- $args := list }}
+{{- range $type.args }}{{ $args = append $args (include "task.string" .) }}{{ end }}
+{{- $_ := set $out "args" $args }}
+{{- end }}
+{{- if $type.env }}
+{{- $env := dict }}
+{{- range $key, $value := $type.env }}{{ $_ := set $env $key (include "task.string" $value) }}{{ end }}
+{{- $_ := set $out "env" $env }}
+{{- end }}
+{{- with $type.resources }}
+{{- $resources := dict }}
+{{- range $kind, $quantities := . }}
+{{- $each := dict }}
+{{- range $resource, $quantity := $quantities }}{{ $_ := set $each $resource (include "task.string" $quantity) }}{{ end }}
+{{- $_ := set $resources $kind $each }}
+{{- end }}
+{{- $_ := set $out "resources" $resources }}
+{{- end }}
+{{- with $type.serviceAccount }}{{ $_ := set $out "service_account" . }}{{ end }}
+{{- if hasKey $type "timeoutSeconds" }}{{ $_ := set $out "timeout_seconds" $type.timeoutSeconds }}{{ end }}
+{{- if hasKey $type "maxRetries" }}{{ $_ := set $out "max_retries" $type.maxRetries }}{{ end }}
+{{- if hasKey $type "backoffSeconds" }}{{ $_ := set $out "backoff_seconds" $type.backoffSeconds }}{{ end }}
+{{- with $type.description }}{{ $_ := set $out "description" . }}{{ end }}
+{{- if $type.parameters }}
+{{- $parameters := list }}
+{{- range $type.parameters }}
+{{- $parameter := omit . "default" }}
+{{- if hasKey . "default" }}{{ $_ := set $parameter "default" (include "task.string" .default) }}{{ end }}
+{{- $parameters = append $parameters $parameter }}
+{{- end }}
+{{- $_ := set $out "parameters" $parameters }}
+{{- end }}
+{{- $_ := set $types $name $out }}
+{{- end }}
+{{- toYaml $types }}
 {{- end }}
 
 {{- define "task.scheme" -}}
@@ -165,8 +246,12 @@ checksum/secret: {{ include (print .root.Template.BasePath "/secret.yaml") .root
 {{- if le (int .Values.workers.terminationGracePeriodSeconds) (int .Values.workers.shutdownGrace) }}
 {{- fail (printf "workers.terminationGracePeriodSeconds (%v) must exceed workers.shutdownGrace (%v)" .Values.workers.terminationGracePeriodSeconds .Values.workers.shutdownGrace) }}
 {{- end }}
-{{- if and (eq .Values.workers.mode "agent") (not .Values.workers.agent.existingSecret) (not .Values.workers.agent.token) .Values.auth.required }}
-{{- fail "workers.mode=agent with auth.required: set workers.agent.existingSecret (or workers.agent.token) to an agent-role token" }}
+{{- if and (include "task.apiClients" .) (not .Values.workers.agent.existingSecret) (not .Values.workers.agent.token) .Values.auth.required }}
+{{- $who := ternary (printf "workers.mode=%s" .Values.workers.mode) "controller.enabled" (ne (include "task.agentMode" .) "") }}
+{{- fail (printf "%s with auth.required: set workers.agent.existingSecret (or workers.agent.token) to an agent-role token" $who) }}
+{{- end }}
+{{- if and .Values.containerTypes (ne .Values.workers.mode "kubernetes") }}
+{{- fail "containerTypes needs workers.mode=kubernetes: only Kubernetes agents run container task types" }}
 {{- end }}
 {{- with .Values.workers.autoscaling }}
 {{- if and .enabled (eq (int .minReplicas) 0) (ne .provider "keda") }}
