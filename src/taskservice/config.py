@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     # A YAML (or JSON) file of container task types, type name -> {image, entrypoint, args, env,
     # resources, service_account, parameters, ...} (plugins/container_types.py): the types the
     # Kubernetes agent runs as Jobs, besides those declared in code. Empty: none.
-    task_container_types: Path | None = None
+    task_container_types: Annotated[Path | None, BeforeValidator(lambda v: v or None)] = None
 
     # Storage: what is kept, and for how long (store/retention.py, worker/retention.py).
     max_lost_leases: int = Field(

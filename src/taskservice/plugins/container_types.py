@@ -21,7 +21,7 @@ import pydantic
 
 from taskservice.plugins import PermanentFailure, register_declared
 from taskservice.plugins.containers import ContainerError, ContainerSpec
-from taskservice.plugins.declare import TYPE_NAME_MAX, ParameterSpec, TaskTypeSpec
+from taskservice.plugins.declare import TYPE_NAME_MAX, ParameterSpec, TaskTypeSpec, first_problem
 
 if TYPE_CHECKING:
     from taskservice.config import Settings
@@ -159,7 +159,7 @@ def container_type(name: object, given: object) -> ContainerType:
     try:
         return ContainerType(name, TaskTypeSpec.model_validate(data))
     except pydantic.ValidationError as error:
-        field, rule = _first(error)
+        field, rule = first_problem(error)
         raise ContainerTypeError(name, field, rule) from None
 
 
@@ -175,20 +175,6 @@ def _parameters(type_name: str, given: object) -> list[Any]:
         rule = 'must be a list of parameters ({"name": ..., "type": ...}) or a mapping of name -> the rest'
         raise ContainerTypeError(type_name, "parameters", rule)
     return list(given)
-
-
-def _first(error: pydantic.ValidationError) -> tuple[str, str]:
-    """The first problem of a declaration, as (field, rule); a container's own keep their field."""
-    problem = error.errors()[0]
-    field = ".".join(str(part) if isinstance(part, str) else f"[{part}]" for part in problem["loc"])
-    field = field.replace(".[", "[")
-    message = str(problem["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
-    message = "is required" if message == "Field required" else message
-    for prefix in ("container.", "container:"):
-        if message.startswith(prefix):  # the container's own check: it names its field itself
-            found, _, rule = message.partition(": ")
-            return found, rule
-    return field or "declaration", message
 
 
 def load_file(path: Path) -> dict[str, ContainerType]:

@@ -252,13 +252,16 @@ class ContainerSpec:
                     where, f"names ${{{name}}}, not a parameter of the type (its parameters: {known})"
                 )
 
-    def render(self, values: Mapping[str, str]) -> ContainerSpec:
+    def render(self, values: Mapping[str, str], *, strict: bool = True) -> ContainerSpec:
         """This container with `values` put in its args and env (`$$` made `$`); ContainerError naming
-        the first parameter it lacks."""
+        the first parameter it lacks (`strict` False: left as `${name}`)."""
         return _rendered(
             self,
-            tuple(_render(f"container.args[{i}]", arg, values) for i, arg in enumerate(self.args)),
-            {name: _render(f"container.env[{name!r}]", text, values) for name, text in self.env.items()},
+            tuple(_render(f"container.args[{i}]", arg, values, strict) for i, arg in enumerate(self.args)),
+            {
+                name: _render(f"container.env[{name!r}]", text, values, strict)
+                for name, text in self.env.items()
+            },
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -296,9 +299,12 @@ class ContainerSpec:
         )
 
 
-def _render(where: str, text: str, values: Mapping[str, str]) -> str:
+def _render(where: str, text: str, values: Mapping[str, str], strict: bool) -> str:
+    template = _Template(text)
+    if not strict:
+        return template.safe_substitute(values)
     try:
-        return _Template(text).substitute(values)
+        return template.substitute(values)
     except KeyError as missing:
         raise ContainerError(where, f"names ${{{missing.args[0]}}}, which the task does not give") from None
     except ValueError:  # an invalid `$`: refused when the spec was made, so only a hand-made one

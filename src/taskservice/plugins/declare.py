@@ -363,6 +363,21 @@ class TaskTypeSpec(BaseModel):
             return None
 
 
+def first_problem(error: pydantic.ValidationError) -> tuple[str, str]:
+    """The first rule a declaration breaks, as (field, rule): "parameters[0].type", "must be ..."; a
+    container's own name their field themselves ("container.env['1X']")."""
+    problem = error.errors()[0]
+    field = ".".join(str(part) if isinstance(part, str) else f"[{part}]" for part in problem["loc"])
+    field = field.replace(".[", "[")
+    message = str(problem["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
+    message = "is required" if message == "Field required" else message
+    for prefix in ("container.", "container:"):
+        if message.startswith(prefix):  # the container's own check: it names its field itself
+            found, _, rule = message.partition(": ")
+            return found, rule
+    return field or "declaration", message
+
+
 # -- declaring a task type by a function's signature or a pydantic model ---------------------------
 
 
