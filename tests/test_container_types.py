@@ -5,6 +5,7 @@ task's parameters on GetTask, ListTasks and the agent's WorkAssignment, against 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import struct
 from collections.abc import AsyncIterator, Iterator
@@ -13,9 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 import taskservice
 from conftest import Served, eventually, serving
+from taskservice.cli import cli
 from taskservice.config import load_settings
 from taskservice.db.connect import create_pool
 from taskservice.model import NewTask, Status
@@ -233,6 +236,32 @@ def test_a_missing_file_and_a_type_declared_twice(tmp_path: Path) -> None:
     assert load_settings(task_container_types="").task_container_types is None
 
 
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "task-types.md"
+
+
+def _docs_block(language: str) -> str:
+    """The first `language` block of the docs' container section."""
+    section = DOCS.read_text().partition("## A container task type")[2]
+    return section.partition(f"```{language}\n")[2].partition("```")[0]
+
+
+def test_the_docs_examples_declare_what_they_say(tmp_path: Path) -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile(_docs_block("python"), "docs/task-types.md", "exec"), namespace)
+    declared = namespace["resize_video"]
+    assert isinstance(declared, ContainerType)
+    rendered = declared.spec.container_for({"path": "in.mp4", "width": "640"})
+    assert rendered is not None
+    assert (rendered.args, rendered.env) == (
+        ("-m", "resize", "--width=640", "in.mp4"), {"LOG_LEVEL": "info", "FIT": "crop"},
+    )  # fmt: skip
+    path = tmp_path / "types.yaml"
+    path.write_text(_docs_block("yaml"))
+    from_file = load_file(path)["resize_video"]
+    assert from_file.container.to_json() == {**declared.container.to_json(), "env": {"LOG_LEVEL": "info"}}
+    assert [p.name for p in from_file.spec.parameters] == ["path", "width"]
+
+
 async def test_a_worker_never_claims_a_container_task(database_url: str) -> None:
     """A direct worker whose registry has a container type runs its other types and leaves that one."""
     registry = Registry(load_entry_points=False)
@@ -353,6 +382,15 @@ async def test_a_container_type_through_the_api(http: httpx.AsyncClient, server:
             "resourceLimits": {"cpu": "1", "memory": "1Gi"}, "serviceAccount": "resizer",
         }  # fmt: skip
         assert (shown["maxRetries"], shown["timeoutSeconds"], shown["backoffSeconds"]) == (2, 600, 5)
+        # The Python client, and task-cli's list of types, say its image.
+        with taskservice.Client(server.url) as client:
+            [typed] = [t for t in client.list_task_types() if t.name == "k_resize"]
+        assert typed.image == "ghcr.io/acme/resize:1.2"
+        helped = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["--address", server.url, "task", "create", "--help"], terminal_width=100
+        )
+        assert helped.exit_code == 0, helped.output
+        assert "(runs in a container: ghcr.io/acme/resize:1.2)" in helped.output
 
         # CreateTask checks the parameters as for any declared type.
         bad = {"name": "r", "type": "k_resize", "payload": {"parameters": {"path": "a.png", "width": "wide"}}}
