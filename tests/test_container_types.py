@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 import taskservice
+from agents import AgentProcess, agent_env
 from conftest import Served, eventually, serving
 from taskservice.cli import cli
 from taskservice.config import load_settings
@@ -478,3 +479,45 @@ async def test_another_servers_agent_is_read_from_the_database(
         return bool(got.get("baseImage") == "busybox" and got.get("args") == ["42"])
 
     await eventually(rendered, timeout=20)
+
+
+AGENT_TASKS = """
+import taskservice
+
+taskservice.container_task("k_agent_container", image="busybox", args=["${n}"])
+
+
+@taskservice.task("k_agent_plain", max_retries=0)
+def plain(n: int) -> int:
+    return n
+"""
+
+
+async def test_a_plain_agent_runs_its_plugins_and_never_claims_the_container_type(
+    server: Served, tmp_path: Path
+) -> None:
+    """`task-cli serve --address` importing a module that declares both kinds: it publishes and claims
+    its plugin's type only, so the container task waits for the Kubernetes agent."""
+    (tmp_path / "k_agent_tasks.py").write_text(AGENT_TASKS)
+    env = agent_env(server.settings, PYTHONPATH=str(tmp_path))
+    pool = await create_pool(server.settings.database_url, max_size=2)
+    agent = AgentProcess.cli(server.process, env, tmp_path / "agent.log", "--import", "k_agent_tasks")
+    try:
+        store = Store(pool)
+        [(container, _), (plain, _)] = await store.create_tasks(
+            [NewTask("c", "k_agent_container", {"n": "1"}), NewTask("p", "k_agent_plain", {"n": "2"})]
+        )
+
+        async def plain_succeeded() -> bool:
+            return (await store.get_task(plain)).status == Status.SUCCEEDED
+
+        await eventually(plain_succeeded, timeout=60)
+        [registered] = [w for w in await store.list_workers() if "k_agent_plain" in w.task_types]
+        assert "k_agent_container" not in registered.task_types  # its built-in types and k_agent_plain
+        assert (await store.get_task(container)).status == Status.QUEUED
+        assert await store.executions(container) == []
+        assert "k_agent_container" not in await store.declarations()  # nor published by it
+    finally:
+        code = agent.stop()
+        await pool.close()
+    assert code == 0, agent.log()
