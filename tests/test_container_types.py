@@ -362,6 +362,16 @@ async def test_a_bad_container_refuses_the_agents_stream(
     assert refusal.startswith(message), refusal
 
 
+async def test_a_bad_declaration_of_any_type_names_its_field(http: httpx.AsyncClient) -> None:
+    declaration = {"max_retries": 99, "container": {"image": "busybox"}}
+    refusal = await _refusal(http, _pull("bad-k8s-agent", {"k_resize": declaration}, ["k_resize"]))
+    assert refusal == "declarations_json['k_resize'].max_retries: must be less than or equal to 10"
+    refusal = await _refusal(http, _pull("bad-k8s-agent", {"plain": {"parameters": [{}]}}, ["plain"]))
+    assert refusal == "declarations_json['plain'].parameters[0].name: is required"
+    refusal = await _refusal(http, _pull("bad-k8s-agent", {"plain": ["x"]}, ["plain"]))
+    assert refusal == "declarations_json['plain']: is not a task type declaration (a JSON object)"
+
+
 async def test_a_container_type_through_the_api(http: httpx.AsyncClient, server: Served) -> None:
     declaration = container_type("k_resize", RESIZE).declaration()
     request = envelope(_pull("k8s-agent", {"k_resize": declaration}, ["k_resize"]))
