@@ -87,7 +87,7 @@ export class CreateForm {
     const declared = this.declared[this.type.value];
     // A container task type says the image its tasks run (a Kubernetes Job runs them).
     const image = declared?.container?.image ? `Runs in a container: ${declared.container.image}` : "";
-    document.getElementById("create-type-note").textContent = [declared?.description, image].filter(Boolean).join(". ");
+    document.getElementById("create-type-note").textContent = [declared?.description, image].filter(Boolean).join(" ");
     if (this.raw.checked) return;
     const untouched = [...this.params.children].every((row) => {
       const [key, value] = fields(row);
