@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # Python modules a worker (`task-cli serve`) imports at start, comma- or space-separated: the
     # modules that declare task types with @task (e.g. "myapp.tasks, myapp.reports").
     task_modules: str = Field("", pattern=r"^[\w.,\s]*$")
+    # A YAML (or JSON) file of container task types, type name -> {image, entrypoint, args, env,
+    # resources, service_account, parameters, ...} (plugins/container_types.py): the types the
+    # Kubernetes agent runs as Jobs, besides those declared in code. Empty: none.
+    task_container_types: Annotated[Path | None, BeforeValidator(lambda v: v or None)] = None
 
     # Storage: what is kept, and for how long (store/retention.py, worker/retention.py).
     max_lost_leases: int = Field(

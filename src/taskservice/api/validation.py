@@ -29,7 +29,7 @@ from taskservice.model import (
     Transition,
     WorkflowGraph,
 )
-from taskservice.plugins.declare import TaskTypeSpec
+from taskservice.plugins.declare import DeclarationError, TaskTypeSpec
 from taskservice.rules import schedules, workflows
 from taskservice.rules.tasks import (
     IDEMPOTENCY_KEY_MAX,
@@ -319,9 +319,12 @@ def declarations(source: str, field: str = "declarations_json") -> dict[str, dic
     checked = {}
     for name, declaration in parsed.items():
         text(f"{field}[{name!r}]", name, NAME_MAX, required=True, single_line=True)
-        spec = TaskTypeSpec.from_json(declaration)
-        if spec is None:
-            raise BrokenRule(f"{field}[{name!r}]", "is not a task type declaration")
+        if not isinstance(declaration, dict):
+            raise BrokenRule(f"{field}[{name!r}]", "is not a task type declaration (a JSON object)")
+        try:
+            spec = TaskTypeSpec.checked(declaration, published=True)
+        except DeclarationError as error:
+            raise BrokenRule(f"{field}[{name!r}].{error.field}", error.rule) from None
         checked[name] = spec.to_json()
     return checked
 
