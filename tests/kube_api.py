@@ -56,6 +56,7 @@ import re
 import secrets
 import socket
 import string
+import sys
 import threading
 import time
 import uuid
@@ -569,7 +570,7 @@ class KubeApi:
     _logs: dict[tuple[str, str, str], str] = field(default_factory=dict)
     _history: list[WatchEvent] = field(default_factory=list)
     _history_rvs: list[int] = field(default_factory=list)
-    _rv: int = 0
+    _rv: int = 1  # as after a first write (no real server answers "0", which a watch reads as "any")
     _floor: int = 0  # watches from an older resourceVersion get 410 Expired
     _epoch: int = 0  # end_watches() bumps it
     _abrupt: bool = False
@@ -583,11 +584,12 @@ class KubeApi:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> KubeApi:
-        server = ThreadingHTTPServer((self.host, 0), _Handler)
-        server.daemon_threads = True
+        server = _Server((self.host, 0), _Handler)
         server.kube = self  # type: ignore[attr-defined]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="kube-api", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="kube-api", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -706,7 +708,7 @@ class KubeApi:
 
     # -- waiting, on the store's condition variable (never by polling) -------------------------------
 
-    def wait_until(self, check: Callable[[], T], timeout: float = 15.0) -> T:
+    def wait_until(self, check: Callable[[], T | None], timeout: float = 15.0) -> T:
         """Return check()'s first truthy value, rechecked at each change of the server's state."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -731,16 +733,14 @@ class KubeApi:
         def find() -> Obj | None:
             return next((obj for obj in self.objects(resource, namespace) if predicate(obj)), None)
 
-        found = self.wait_until(find, timeout)
-        assert found is not None
-        return found
+        return self.wait_until(find, timeout)
 
     def wait_gone(
         self, resource: str, name: str, namespace: str | None = None, timeout: float = 15.0
     ) -> None:
         self.wait_until(lambda: self.get(resource, name, namespace) is None, timeout)
 
-    async def await_until(self, check: Callable[[], T], timeout: float = 15.0) -> T:
+    async def await_until(self, check: Callable[[], T | None], timeout: float = 15.0) -> T:
         return await asyncio.to_thread(self.wait_until, check, timeout)
 
     async def await_object(
@@ -1326,9 +1326,20 @@ def _api_group(group: str) -> Obj:
 GROUPS = sorted({res.group for res in RESOURCES if res.group})
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is no error of the server's; anything else is printed."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "kube-api"
+    _raw_body = b""
 
     @property
     def kube(self) -> KubeApi:
@@ -1365,8 +1376,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(code, json.dumps(obj).encode())
 
     def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._raw_body
         if not raw.strip():
             return None
         try:
@@ -1377,6 +1387,10 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routing -------------------------------------------------------------------------------------
 
     def _serve(self, method: str) -> None:
+        # Read the whole request first: an error answered before its body was read would leave the
+        # body in the connection, to be taken for the next request.
+        length = int(self.headers.get("Content-Length") or 0)
+        self._raw_body = self.rfile.read(length) if length else b""
         url = urlsplit(self.path)
         query = {key: values[-1] for key, values in parse_qs(url.query, keep_blank_values=True).items()}
         try:
