@@ -39,7 +39,8 @@ current state (a resourceVersion on a list is ignored), `follow` on logs answers
 Hooks for tests (see `KubeApi`): `api_client()`, `write_kubeconfig(path)`, `get`, `objects` (`jobs()`,
 `pods()`, `tasks()`, `leases()`), `create`, `modify`, `delete`, the Job controller and the kubelet
 (`create_pod_for(job)`, `set_pod_phase(pod, phase, exit_code=, reason=)`,
-`set_job_condition(job, "Complete" | "Failed", reason=)`, `set_pod_log(pod, text)`), `compact()`,
+`set_job_condition(job, "Complete" | "Failed", reason=)`, `set_pod_log(pod, text)`, `pods_of(job)`,
+and all of a run at once: `finish_job(job, exit_code=, reason=, log=)`), `compact()`,
 `end_watches()`, `bookmark()`, `fail_next(verb, resource, code)`, `count(verb, resource)` (requests
 served, per verb and resource) and waiting without sleeping: `wait_until(check)`,
 `wait_object(resource, predicate)`, `wait_gone(resource, name)` and their `await_*` forms.
@@ -967,6 +968,32 @@ class KubeApi:
         with self._cond:
             namespace, name = self._where(job)
             return self.modify("jobs", name, change, namespace)
+
+    def pods_of(self, job: Obj | str) -> list[Obj]:
+        """The pods the Job controller made for a job (label job-name)."""
+        namespace, name = self._where(job)
+        return self.objects("pods", namespace, f"job-name={name}")
+
+    def finish_job(
+        self,
+        job: Obj | str,
+        exit_code: int = 0,
+        reason: str | None = None,
+        log: str | None = None,
+        job_reason: str | None = None,
+    ) -> Obj:
+        """A job's whole run in one step, as its controller and the kubelet would report it: its pod
+        (made if it has none) Running, its log, then Succeeded (exit code 0) or Failed with the exit
+        code and `reason` (e.g. OOMKilled), and the job Complete or Failed (`job_reason`). The pod."""
+        with self._cond:
+            pods = self.pods_of(job)
+            pod = pods[-1] if pods else self.create_pod_for(job)
+            self.set_pod_phase(pod, "Running")
+            if log is not None:
+                self.set_pod_log(pod, log)
+            self.set_pod_phase(pod, "Succeeded" if exit_code == 0 else "Failed", exit_code, reason)
+            self.set_job_condition(job, "Complete" if exit_code == 0 else "Failed", job_reason)
+            return copy.deepcopy(self._require(resource_named("pods"), *self._where(pod)))
 
     def _where(self, obj: Obj | str) -> tuple[str, str]:
         if isinstance(obj, str):

@@ -588,6 +588,23 @@ def test_a_job_runs_as_the_test_plays_its_controller_and_the_kubelet(
     assert finished["conditions"][-1]["type"] == "Complete"
 
 
+def test_a_whole_run_in_one_step(kube_api: KubeApi, client: k8s.ApiClient) -> None:
+    batch, core = k8s.BatchV1Api(client), k8s.CoreV1Api(client)
+    batch.create_namespaced_job(NS, job("task-1-1"))
+    pod = kube_api.finish_job("task-1-1", exit_code=137, reason="OOMKilled", log="allocating\nkilled\n")
+    assert [p["metadata"]["name"] for p in kube_api.pods_of("task-1-1")] == [pod["metadata"]["name"]]
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (terminated["exitCode"], terminated["reason"]) == (137, "OOMKilled")
+    assert core.read_namespaced_pod_log(pod["metadata"]["name"], NS, tail_lines=1) == "killed\n"
+    conditions = plain(client, batch.read_namespaced_job_status("task-1-1", NS))["status"]["conditions"]
+    assert conditions[-1]["type"] == "Failed"
+
+    batch.create_namespaced_job(NS, job("task-2-1"))
+    started = kube_api.create_pod_for("task-2-1")
+    assert kube_api.finish_job("task-2-1", log="done")["metadata"]["name"] == started["metadata"]["name"]
+    assert plain(client, batch.read_namespaced_job("task-2-1", NS))["status"]["succeeded"] == 1
+
+
 def test_the_real_servers_job_validation(client: k8s.ApiClient) -> None:
     batch = k8s.BatchV1Api(client)
     with pytest.raises(ApiException) as raised:
