@@ -1171,11 +1171,7 @@ class KubeApi:
         self, resource: Resource, namespace: str, name: str, content_type: str, patch: Any, subresource: str
     ) -> Obj:
         kind = PATCH_TYPES.get(content_type.split(";", maxsplit=1)[0].strip())
-        accepted = [
-            "application/json-patch+json",
-            "application/merge-patch+json",
-            "application/apply-patch+yaml",
-        ]
+        accepted = ["application/json-patch+json", "application/merge-patch+json"]  # no server-side apply
         if not resource.custom:
             accepted.insert(2, "application/strategic-merge-patch+json")
         if kind is None or (kind == "strategic" and resource.custom):
@@ -1355,6 +1351,7 @@ GROUPS = sorted({res.group for res in RESOURCES if res.group})
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the agent, the controller and the test connect at once
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away is no error of the server's; anything else is printed."""
@@ -1365,6 +1362,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
     server_version = "kube-api"
     _raw_body = b""
 

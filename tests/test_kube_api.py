@@ -273,6 +273,35 @@ def test_create_twice_and_a_stale_update_are_conflicts(kube_api: KubeApi, client
     assert kube_api.count("update", "tasks") == 2
 
 
+def test_concurrent_read_modify_writes_lose_no_update(kube_api: KubeApi) -> None:
+    """Optimistic concurrency under contention: every writer retries on 409 until its write lands."""
+    kube_api.create("configmaps", {"metadata": {"name": "counter"}, "data": {"n": "0"}})
+    conflicts: list[int] = []
+
+    def increment(times: int) -> None:
+        with kube_api.api_client() as own:
+            core = k8s.CoreV1Api(own)
+            for _ in range(times):
+                while True:
+                    counter = core.read_namespaced_config_map("counter", NS)
+                    assert counter.data is not None
+                    counter.data["n"] = str(int(counter.data["n"]) + 1)
+                    try:
+                        core.replace_namespaced_config_map("counter", NS, counter)
+                        break
+                    except ApiException as error:
+                        conflicts.append(error.status)
+
+    writers = [in_background(lambda: increment(5)) for _ in range(6)]
+    for writer in writers:
+        writer.join()
+    final = kube_api.get("configmaps", "counter")
+    assert final is not None
+    assert final["data"]["n"] == "30"
+    assert set(conflicts) <= {409}
+    assert kube_api.count("update", "configmaps") == 30 + len(conflicts)
+
+
 def test_label_and_field_selectors_and_pages(kube_api: KubeApi, client: k8s.ApiClient) -> None:
     tasks = Tasks(client)
     for name, agent in (("task-1", "a"), ("task-2", "b"), ("task-3", "a")):
@@ -616,6 +645,11 @@ def test_the_real_servers_job_validation(client: k8s.ApiClient) -> None:
         batch.create_namespaced_job(NS, job("Task_1"))
     assert raised.value.status == 422
     created = plain(client, batch.create_namespaced_job(NS, job("task-1-1")))
+    created["metadata"]["labels"]["task.io/task-id"] = "1"
+    as_read = client.deserialize(json.dumps(created), "V1Job", "application/json")
+    relabelled = plain(client, batch.replace_namespaced_job("task-1-1", NS, as_read))
+    assert relabelled["metadata"]["labels"]["task.io/task-id"] == "1", "a read job goes back unchanged"
+    created = relabelled
     created["spec"]["template"]["spec"]["containers"][0]["image"] = "other"
     with pytest.raises(ApiException) as raised:
         batch.replace_namespaced_job(
