@@ -25,8 +25,9 @@ speaks the API's JSON wire protocol for what the data plane uses, as the real se
   (allowWatchBookmarks; on `bookmark()` and at the watch's timeout), synthetic ADDED events for a watch
   without resourceVersion (or "0"), replay of the kept history from a resourceVersion, and an ERROR
   event carrying a 410 Expired Status for a resourceVersion older than the history (`compact()` drops
-  it, as etcd compaction does). `end_watches()` ends every open watch (an API server restart or a
-  timeout); timeoutSeconds ends one.
+  it, as etcd compaction does). `end_watches()` ends every open watch (a timeout, or an API server
+  restart; with `compact()` as well, a restart whose watch cache no longer reaches back), and
+  `end_watches(abrupt=True)` cuts the connections mid-stream (a crash); timeoutSeconds ends one.
 
 A few of the real server's validations, those that catch real mistakes: object names (DNS-1123
 subdomains), label keys and values, a Job's restartPolicy (Never or OnFailure), containers with a name
@@ -36,13 +37,16 @@ no kubelet, Job controller or garbage collector running by themselves (the test 
 hooks below, and dependents are deleted at once), no graceful pod deletion, lists always answer the
 current state (a resourceVersion on a list is ignored), `follow` on logs answers what is there.
 
-Hooks for tests (see `KubeApi`): `api_client()`, `write_kubeconfig(path)`, `get`, `objects` (`jobs()`,
-`pods()`, `tasks()`, `leases()`), `create`, `modify`, `delete`, the Job controller and the kubelet
+The fixtures (tests/conftest.py): `kube_api`, a started `KubeApi` on a random port of 127.0.0.1 (its
+default namespace "default"), and `kubeconfig`, the path of a kubeconfig file naming it, for KUBECONFIG
+of the processes a test starts. Hooks for tests (see `KubeApi`): `api_client()`,
+`write_kubeconfig(path)`, `get`, `objects` (`jobs()`, `pods()`, `tasks()`, `leases()`), `create`,
+`modify`, `delete`, the Job controller and the kubelet
 (`create_pod_for(job)`, `set_pod_phase(pod, phase, exit_code=, reason=)`,
 `set_job_condition(job, "Complete" | "Failed", reason=)`, `set_pod_log(pod, text)`, `pods_of(job)`,
 and all of a run at once: `finish_job(job, exit_code=, reason=, log=)`), `compact()`,
 `end_watches()`, `bookmark()`, `fail_next(verb, resource, code)`, `count(verb, resource)` (requests
-served, per verb and resource) and waiting without sleeping: `wait_until(check)`,
+served, per verb and resource), `open_watches(resource)` and waiting without sleeping: `wait_until(check)`,
 `wait_object(resource, predicate)`, `wait_gone(resource, name)` and their `await_*` forms.
 """
 
@@ -540,10 +544,10 @@ class WatchEvent:
 
 @dataclass(eq=False)
 class _Watch:
+    """An open watch: what it watches, and the end_watches() and bookmark() calls it has seen."""
+
     resource: Resource
-    namespace: str | None
     epoch: int
-    handler: BaseHTTPRequestHandler
     bookmarks: int = 0
 
 
@@ -1661,7 +1665,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        watch = _Watch(resource, route.namespace, kube._epoch, self)
+        watch = _Watch(resource, kube._epoch)
         try:
             position = self._watch_start(watch, match, query)
             if position is None:
