@@ -24,6 +24,7 @@ from taskservice.store import Pool, Store, TaskDefaults
 
 if TYPE_CHECKING:  # imported where used: api_helpers imports this module
     from api_helpers import Api
+    from kube_api import KubeApi
     from taskservice.gen.cloud.v1.task_connect import TaskManagementServiceClient
 
 
@@ -181,6 +182,22 @@ async def eventually(check: Any, timeout: float = 30.0, interval: float = 0.05) 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
         await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def kube_api() -> Iterator[KubeApi]:
+    """An in-process Kubernetes API server (tests/kube_api.py) on a random port of 127.0.0.1: its
+    `api_client()` gives the official client, its hooks play the kubelet and the Job controller."""
+    from kube_api import KubeApi
+
+    with KubeApi() as server:
+        yield server
+
+
+@pytest.fixture
+def kubeconfig(kube_api: KubeApi, tmp_path: Path) -> Path:
+    """A kubeconfig file pointing at `kube_api` (its default namespace), for KUBECONFIG of processes."""
+    return kube_api.write_kubeconfig(tmp_path / "kubeconfig")
 
 
 class ServerProcess:
