@@ -19,7 +19,7 @@ PUBLIC = [
     "RetryableError", "ScheduleInfo", "StepRef", "Task", "TaskCancelled", "TaskContext", "TaskEvent",
     "TaskFailed", "TaskHandle", "TaskList", "TaskOptions", "TaskServiceError", "TaskStatus", "TaskType",
     "Timeout", "Unauthenticated", "Unavailable", "WorkerInfo", "Workflow", "WorkflowInfo",
-    "WorkflowStepInfo", "enqueue", "enqueue_async", "task",
+    "WorkflowStepInfo", "container_task", "enqueue", "enqueue_async", "task",
 ]  # fmt: skip
 
 # Renamed public names: the old ones work one release more, warning with the new name.

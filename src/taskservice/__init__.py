@@ -48,6 +48,7 @@ __all__ = [
     "Workflow",
     "WorkflowInfo",
     "WorkflowStepInfo",
+    "container_task",
     "enqueue",
     "enqueue_async",
     "task",
@@ -74,6 +75,7 @@ _HOMES = {
         "taskservice.client.typed": "DeclaredTask task",
         "taskservice.plugins.context": "TaskContext",
         "taskservice.plugins.declare": "Cron Every",
+        "taskservice.plugins.container_types": "container_task",
     }.items()
     for name in names.split()
 }
@@ -104,6 +106,7 @@ if TYPE_CHECKING:
     from taskservice.client.workflows import StepRef, Workflow
     from taskservice.model import TaskOptions
     from taskservice.plugins import PermanentFailure
+    from taskservice.plugins.container_types import container_task
     from taskservice.plugins.context import TaskContext
     from taskservice.plugins.declare import Cron, Every
     from taskservice.protocol.errors import (

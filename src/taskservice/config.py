@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # Python modules a worker (`task-cli serve`) imports at start, comma- or space-separated: the
     # modules that declare task types with @task (e.g. "myapp.tasks, myapp.reports").
     task_modules: str = Field("", pattern=r"^[\w.,\s]*$")
+    # A YAML (or JSON) file of container task types, type name -> {image, entrypoint, args, env,
+    # resources, service_account, parameters, ...} (plugins/container_types.py): the types the
+    # Kubernetes agent runs as Jobs, besides those declared in code. Empty: none.
+    task_container_types: Annotated[Path | None, BeforeValidator(lambda v: v or None)] = None
 
     # Kubernetes (docs/kubernetes.md): the agent (`task-cli serve --kubernetes`) and the controller
     # (`task-cli controller`). The namespace of their Task resources and Jobs; empty: the Pod's own

@@ -7,12 +7,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from google.protobuf import struct_pb2
 
 from taskservice import model
 from taskservice.api.ids import narrow
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import Execution, HistoryEntry, Schedule, Status, Task, original_status
+from taskservice.plugins.containers import ContainerError, ContainerSpec
 from taskservice.plugins.declare import TaskTypeSpec
 from taskservice.store import (
     Claim,
@@ -25,6 +27,8 @@ from taskservice.store import (
     WorkerAttempt,
     WorkerInfo,
 )
+
+log = structlog.get_logger(__name__)
 
 
 def statuses(status: Status) -> dict[str, Any]:
@@ -302,18 +306,36 @@ def task_type(name: str, spec: TaskTypeSpec | None) -> pb.TaskTypeDeclaration:
         declaration.timeout_seconds = spec.timeout_seconds
     if spec.backoff_seconds is not None:
         declaration.backoff_seconds = spec.backoff_seconds
+    if spec.container is not None:
+        c = spec.container
+        declaration.container.CopyFrom(
+            pb.ContainerSpec(
+                image=c.image, entrypoint=c.entrypoint, args=c.args, env=c.env,
+                resource_requests=c.resource_requests, resource_limits=c.resource_limits,
+                service_account=c.service_account,
+            )
+        )  # fmt: skip
     return declaration
 
 
-def assignment(claim: Claim, now: float, trace_parent: str | None = None) -> pb.WorkAssignment:
+def assignment(
+    claim: Claim,
+    now: float,
+    trace_parent: str | None = None,
+    containers: Mapping[str, TaskTypeSpec] | None = None,
+) -> pb.WorkAssignment:
     """A claimed attempt as an agent receives it, at `now` (monotonic): the attempt's id is its
-    fencing token; with how much of its lease is left, and the traceparent its attempt continues."""
+    fencing token; with how much of its lease is left, the traceparent its attempt continues, and
+    the task's container when its type is one of `containers` (api/containers.py)."""
     work = pb.WorkAssignment(
         assignment_id=claim.execution_id,
         task=task(claim.task),
         lost_leases=claim.task.lost_leases,
         trace_parent=trace_parent or "",
     )
+    declared = containers.get(claim.task.type) if containers else None
+    if declared is not None:
+        fill_container(work.task, claim.task, declared)
     if claim.lease_until is not None:
         work.lease_seconds_left = max(claim.lease_until - now, 0.0)
     for step, result in claim.parents.items():
@@ -321,6 +343,32 @@ def assignment(claim: Claim, now: float, trace_parent: str | None = None) -> pb.
     for step in claim.parents_left_out:
         work.parents.append(pb.StepResult(step=step, left_out=True))
     return work
+
+
+def rendered(t: Task, declared: TaskTypeSpec) -> ContainerSpec:
+    """The task's container: its type's, rendered with its parameters. One it cannot render (its type
+    was declared anew since it was created, naming a parameter it lacks) keeps the `${name}` it lacks,
+    said in the log: the error is the container's to show, not the API's to refuse."""
+    assert declared.container is not None
+    try:
+        container = declared.container_for(t.parameters)
+    except ContainerError as error:
+        log.warning("cannot render a task's container", task_id=t.id, type=t.type, error=str(error))
+        container = declared.container.render(t.parameters, strict=False)
+    assert container is not None
+    return container
+
+
+def fill_container(message: pb.Task, t: Task, declared: TaskTypeSpec) -> None:
+    """Set a container task's fields (11-14, 125-127): its type's container rendered for it."""
+    container = rendered(t, declared)
+    message.base_image = container.image
+    message.entrypoint = container.entrypoint
+    message.args[:] = container.args
+    message.env.update(container.env)
+    message.resource_requests.update(container.resource_requests)
+    message.resource_limits.update(container.resource_limits)
+    message.service_account = container.service_account
 
 
 def _json(value: Any) -> str:

@@ -21,6 +21,7 @@ from google.protobuf import empty_pb2
 
 from taskservice import model, tracing
 from taskservice.api import convert, ids, validation
+from taskservice.api.containers import ContainerTypes
 from taskservice.api.deadline import stop_starting_at
 from taskservice.api.disconnect import client_gone
 from taskservice.api.dispatch import Dispatcher, Session, legacy_agent_id
@@ -90,6 +91,7 @@ class TaskService:
         self._dispatcher: Dispatcher | None = None
         self._stopping = asyncio.Event()
         self._installation = ""  # read when the first agent connects: its idempotency keys start with it
+        self.containers = ContainerTypes()  # container task types: their tasks' containers are rendered
 
     def attach(self, store: Store, events: EventHub, dispatcher: Dispatcher | None = None) -> None:
         self._store, self._events, self._dispatcher = store, events, dispatcher
@@ -162,6 +164,7 @@ class TaskService:
         task = await self.store.get_task(_task_id(request))
         message = convert.task(task)
         await self._say_why_waiting([(task, message)])
+        await self.containers.fill(self.store, [(task, message)])
         return message
 
     async def _say_why_waiting(self, tasks: list[tuple[Task, pb.Task]]) -> None:
@@ -213,6 +216,7 @@ class TaskService:
             if omitted:
                 ctx.response_headers()[ids.OMITTED_HEADER] = ",".join(map(str, omitted))
         await self._say_why_waiting(listed)
+        await self.containers.fill(self.store, listed)
         return pb.TaskList(tasks=[message for _, message in listed], total=total, omitted=len(omitted))
 
     async def get_task_history(
@@ -720,6 +724,7 @@ class TaskService:
                 agent, host, pid, slots, task_types, "agent", caller, queues, version
             )
             await self.store.register_task_types(declared)
+            self.containers.published(declared)
             if not self._installation:  # made once by migration 0020, never changed
                 self._installation = await self.store.installation_id()
         except WorkerIdTaken as error:  # no taking over another caller's agent and its session
@@ -769,7 +774,8 @@ class TaskService:
                         yield pb.PullEventsResponse(keepalive=True)
                     continue
                 now = time.monotonic()
-                work = convert.assignment(claim, now, _dispatched(claim, agent))
+                containers = await self.containers.current(self.store)
+                work = convert.assignment(claim, now, _dispatched(claim, agent), containers)
                 message = pb.PullEventsResponse(work=work)
                 closing = False
                 # Whatever else waits goes along in the same message (an original-style agent has
@@ -779,7 +785,9 @@ class TaskService:
                     if more is None:
                         closing = True
                         break
-                    message.more_work.append(convert.assignment(more, now, _dispatched(more, agent)))
+                    message.more_work.append(
+                        convert.assignment(more, now, _dispatched(more, agent), containers)
+                    )
                 yield message
                 if closing:
                     return

@@ -8,6 +8,8 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
+import pydantic
+
 from taskservice import tracing
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import (
@@ -29,7 +31,7 @@ from taskservice.model import (
     Transition,
     WorkflowGraph,
 )
-from taskservice.plugins.declare import TaskTypeSpec
+from taskservice.plugins.declare import TaskTypeSpec, first_problem
 from taskservice.rules import schedules, workflows
 from taskservice.rules.tasks import (
     IDEMPOTENCY_KEY_MAX,
@@ -305,9 +307,13 @@ def declarations(source: str, field: str = "declarations_json") -> dict[str, dic
     checked = {}
     for name, declaration in parsed.items():
         text(f"{field}[{name!r}]", name, NAME_MAX, required=True, single_line=True)
-        spec = TaskTypeSpec.from_json(declaration)
-        if spec is None:
-            raise BrokenRule(f"{field}[{name!r}]", "is not a task type declaration")
+        if not isinstance(declaration, dict):
+            raise BrokenRule(f"{field}[{name!r}]", "is not a task type declaration (a JSON object)")
+        try:
+            spec = TaskTypeSpec.model_validate(declaration, context={"published": True})
+        except pydantic.ValidationError as error:
+            where, rule = first_problem(error)
+            raise BrokenRule(f"{field}[{name!r}].{where}", rule) from None
         checked[name] = spec.to_json()
     return checked
 

@@ -25,6 +25,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from taskservice.plugins.container_types import ContainerType
     from taskservice.plugins.context import TaskContext
     from taskservice.plugins.declare import TaskTypeSpec
 
@@ -122,6 +123,11 @@ def entry_for(name: str, plugin: object) -> TaskEntry:
     return TaskEntry(name, spec, call, inspect.iscoroutinefunction(run), plugin, spec_error)
 
 
+def _is_container(entry: TaskEntry) -> bool:
+    """A container task type's entry (the Kubernetes agent runs it, never a worker)."""
+    return entry.spec is not None and entry.spec.container is not None
+
+
 def register_declared(name: str, plugin: object) -> None:
     """Called by `@task`: every Registry knows the type from now on (a second one replaces it)."""
     Registry.declare(name, plugin)
@@ -188,9 +194,37 @@ class Registry:
         return entry.spec
 
     def names(self) -> list[str]:
-        """Every task type this registry can run, sorted."""
+        """Every task type this registry can run, sorted: the types a worker (or a plain agent) claims.
+
+        Container task types are left out (the Kubernetes agent runs them: `container_types`), those
+        of entry points once loaded (`runs` loads them).
+        """
         declared = self._declared if self._with_declared else {}
-        return sorted(set(self._entries) | set(declared) | set(self._entry_points))
+        known = {**declared, **self._entries}
+        names = set(known) | set(self._entry_points)
+        return sorted(name for name in names if name not in known or not _is_container(known[name]))
+
+    def runs(self, name: str) -> bool:
+        """Whether a worker runs task type `name`: known, and not a container task type (loaded to
+        see; one that fails to load counts as run, and fails as it runs)."""
+        try:
+            return not _is_container(self.entry(name))
+        except UnknownPluginType:
+            return False
+        except Exception:
+            return True
+
+    def container_types(self) -> dict[str, ContainerType]:
+        """The container task types it knows (entry points loaded to see which), by name."""
+        from taskservice.plugins.container_types import ContainerType
+
+        declared = self._declared if self._with_declared else {}
+        found: dict[str, ContainerType] = {}
+        for name in sorted(set(declared) | set(self._entries) | set(self._entry_points)):
+            entry = self.entry(name)
+            if isinstance(entry.plugin, ContainerType):
+                found[name] = entry.plugin
+        return found
 
     def __contains__(self, name: object) -> bool:
         declared = self._declared if self._with_declared else {}

@@ -26,7 +26,17 @@ from typing import Annotated, Any, Generic, Literal, ParamSpec, TypeVar
 import annotated_types
 import docstring_parser
 import pydantic
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -40,6 +50,7 @@ from taskservice.model import (
     every_seconds,
 )
 from taskservice.plugins import PermanentFailure
+from taskservice.plugins.containers import ContainerError, ContainerSpec
 from taskservice.plugins.context import TaskContext, current
 
 ParameterType = Literal["string", "integer", "number", "boolean", "enum"]
@@ -217,6 +228,23 @@ class Every(DeclaredSchedule):
         super().__init__(every=duration, **options)
 
 
+def _container(value: object) -> ContainerSpec | None:
+    if value is None:
+        return None
+    try:
+        return ContainerSpec.from_json(value)
+    except ContainerError as error:
+        raise ValueError(str(error)) from None
+
+
+def _container_json(value: ContainerSpec | None) -> dict[str, Any] | None:
+    return None if value is None else value.to_json()
+
+
+# A container task type's container (plugins/containers.py), as a declaration's "container" key.
+Container = Annotated[ContainerSpec | None, PlainValidator(_container), PlainSerializer(_container_json)]
+
+
 class TaskTypeSpec(BaseModel):
     """What a task type declares. Parameters it does not list are refused unless `extra_parameters`."""
 
@@ -243,6 +271,9 @@ class TaskTypeSpec(BaseModel):
     # their names in the published declaration.
     permanent: tuple[type[BaseException], ...] = Field((), exclude=True)
     permanent_errors: tuple[str, ...] = ()
+    # Set: a container task type (plugins/container_types.py), run as a Kubernetes Job by the
+    # Kubernetes agent and its controller, never by a worker's plugin.
+    container: Container = None
 
     @field_validator("rate_limit")
     @classmethod
@@ -263,6 +294,30 @@ class TaskTypeSpec(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError(f"each of a type's schedules needs its own name (got {names})")
         return value
+
+    @model_validator(mode="after")
+    def _container_names_parameters(self) -> TaskTypeSpec:
+        # Only a type that lists its parameters (and takes no others) can be checked here; any other
+        # is checked per task, when it is created (`container_for`).
+        if self.container is not None and self.parameters and not self.extra_parameters:
+            try:
+                self.container.check_references({p.name for p in self.parameters})
+            except ContainerError as error:
+                raise ValueError(str(error)) from None
+        return self
+
+    def container_for(self, parameters: Mapping[str, str]) -> ContainerSpec | None:
+        """The container of a task with these parameters (None: not a container type): its args and
+        env rendered with them, a declared parameter by its name whichever alias gave it, its default
+        when not given (or "" without one). ContainerError when it names a parameter it is not given.
+        """
+        if self.container is None:
+            return None
+        values = {key: raw for key, raw in parameters.items() if raw != ""}
+        for spec in self.parameters:
+            given = [parameters[n] for n in (spec.name, *spec.aliases) if parameters.get(n, "") != ""]
+            values[spec.name] = given[0] if given else (spec.default or "")
+        return self.container.render(values)
 
     def declares(self, name: str) -> bool:
         """Whether `name` is a parameter this type takes (by its name or an alias, or as an extra)."""
@@ -296,7 +351,8 @@ class TaskTypeSpec(BaseModel):
         return values
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        # "container" only when there is one: the declarations of other types stay as they were.
+        return self.model_dump(mode="json", exclude={"container"} if self.container is None else None)
 
     @classmethod
     def from_json(cls, data: object) -> TaskTypeSpec | None:
@@ -305,6 +361,21 @@ class TaskTypeSpec(BaseModel):
             return cls.model_validate(data, context={"published": True})
         except pydantic.ValidationError:
             return None
+
+
+def first_problem(error: pydantic.ValidationError) -> tuple[str, str]:
+    """The first rule a declaration breaks, as (field, rule): "parameters[0].type", "must be ..."; a
+    container's own name their field themselves ("container.env['1X']")."""
+    problem = error.errors()[0]
+    field = ".".join(str(part) if isinstance(part, str) else f"[{part}]" for part in problem["loc"])
+    field = field.replace(".[", "[")
+    message = str(problem["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
+    message = "is required" if message == "Field required" else message
+    for prefix in ("container.", "container:"):
+        if message.startswith(prefix):  # the container's own check: it names its field itself
+            found, _, rule = message.partition(": ")
+            return found, rule
+    return field or "declaration", message
 
 
 # -- declaring a task type by a function's signature or a pydantic model ---------------------------

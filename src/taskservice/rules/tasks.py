@@ -12,6 +12,7 @@ from typing import Any
 
 from taskservice.model import DEFAULT_QUEUE, LIMIT_KEY_MAX, QUEUE_NAME, QUEUE_RULE, NewTask, Status
 from taskservice.plugins import simulated
+from taskservice.plugins.containers import ContainerError
 from taskservice.plugins.declare import ParameterError, TaskTypeSpec
 
 # Task type name -> its declaration (None: it declares nothing, and any parameters are accepted).
@@ -147,6 +148,10 @@ def new_task(
             if kind in simulated.ORIGINAL_TYPES and not declared.declares(error.name):
                 rule = f"{rule}; {simulated.HINT}"  # e.g. the original's end2end: {"test": "test_1"}
             raise BrokenRule(f"{prefix}payload.parameters[{error.name!r}]", rule) from None
+        try:  # a container task type's args and env must render with them (a no-op for other types)
+            declared.container_for(parameters)
+        except ContainerError as error:
+            raise BrokenRule(f"{prefix}payload.parameters", f"its type's {error}") from None
     description = text(f"{prefix}description", new.description, DESCRIPTION_MAX)
     priority = int(number(f"{prefix}priority", new.priority, 0, PRIORITY_MAX))
     max_retries = None if declared is None else declared.max_retries

@@ -928,6 +928,11 @@ SELECT key, value, now() FROM jsonb_each($1::jsonb)
 -- The declaration of task type $1 last published (no row: none was).
 SELECT declaration FROM task_types WHERE name = $1;
 
+-- name: container_declarations
+-- The declarations of container task types (those with a "container": run by the Kubernetes
+-- agent), by name: the server renders their tasks' containers from them. A few rows at most.
+SELECT name, declaration FROM task_types WHERE declaration -> 'container' IS NOT NULL;
+
 -- name: live_task_types
 -- The task types that workers heard from within $1 seconds can run, each with its declaration
 -- (NULL: the type declares nothing).

@@ -911,6 +911,10 @@ class Store:
     async def declarations(self) -> dict[str, Any]:
         return await task_types.declarations(self.pool)
 
+    async def container_declarations(self) -> dict[str, dict[str, Any]]:
+        """The published declarations of container task types, by name."""
+        return await task_types.container_declarations(self.pool)
+
     async def delete_schedule(self, name: str) -> bool:
         return await schedules.delete(self.pool, name)
 

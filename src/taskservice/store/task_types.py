@@ -35,6 +35,11 @@ async def declarations(conn: Pool | Connection) -> dict[str, Any]:
     return {row["name"]: row["declaration"] for row in await conn.fetch(query("declarations"))}
 
 
+async def container_declarations(conn: Pool | Connection) -> dict[str, dict[str, Any]]:
+    """The published declarations of container task types (with a "container"), by name."""
+    return {row["name"]: row["declaration"] for row in await conn.fetch(query("container_declarations"))}
+
+
 async def live_task_types(conn: Pool | Connection, within_seconds: float) -> dict[str, dict[str, Any] | None]:
     """The task types that workers heard from within `within_seconds` run, with their declarations
     (None: the type declares nothing)."""

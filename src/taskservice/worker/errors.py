@@ -6,9 +6,14 @@ from __future__ import annotations
 class UnknownTaskTypes(ValueError):
     """`--type` named task types this worker's registry does not have (or it has none at all)."""
 
-    def __init__(self, missing: list[str], known: list[str]) -> None:
+    def __init__(self, missing: list[str], known: list[str], containers: list[str] | None = None) -> None:
         has = ", ".join(known) if known else "none"
-        if missing:
+        if containers:
+            what = (
+                f"--type names container task types, which only the Kubernetes agent runs "
+                f"(task-cli serve --kubernetes): {', '.join(containers)}"
+            )
+        elif missing:
             what = f"--type names task types this worker cannot run: {', '.join(missing)}"
         else:
             what = "this worker has no task types to run"

@@ -71,17 +71,19 @@ def new_worker_id() -> str:
 
 
 def types_to_run(registry: Registry, wanted: Sequence[str]) -> tuple[str, ...]:
-    """The task types a worker claims: its registry's, narrowed by `--type` (`wanted`).
+    """The task types a worker claims: its registry's, narrowed by `--type` (`wanted`), never a
+    container task type (the Kubernetes agent's: plugins/container_types.py).
 
     Never empty, since the claim takes an empty list as every type (a worker that took a type it
     cannot run would fail its tasks for good). UnknownTaskTypes when `wanted` names a type the
     registry does not have, or the registry has none.
     """
-    known = registry.names()
+    known = [name for name in registry.names() if registry.runs(name)]
     missing = sorted(set(wanted) - set(known))
     takes = tuple(sorted(set(wanted))) if wanted else tuple(known)
     if missing or not takes:
-        raise UnknownTaskTypes(missing, known)
+        containers = [name for name in missing if name in registry]  # known, yet not run: containers
+        raise UnknownTaskTypes(missing, known, containers)
     return takes
 
 
