@@ -152,14 +152,15 @@ def _serve_kubernetes(
     if queues:
         raise click.UsageError("--queue is not supported with --kubernetes")
     from taskservice.kubernetes import KubernetesMissing
-    from taskservice.kubernetes.serve import NoContainerTypes, container_types, serve_kubernetes_agent
+    from taskservice.kubernetes.serve import NoContainerTypes, serve_kubernetes_agent, served_declarations
     from taskservice.plugins import Registry
+    from taskservice.plugins.container_types import ContainerTypesFileError
     from taskservice.worker.serve import TaskModuleError, import_task_modules
     from taskservice.worker.supervisor import HelperDied
 
     try:
         import_task_modules([*settings.task_module_names, *modules])
-        declarations = container_types(Registry())
+        declarations = served_declarations(settings, Registry())
         unknown = sorted(set(task_types) - set(declarations))
         if unknown:
             known = ", ".join(sorted(declarations)) or "none"
@@ -170,7 +171,7 @@ def _serve_kubernetes(
             declarations = {name: declarations[name] for name in task_types}
         address, token = global_value(ctx, "address"), global_value(ctx, "token")
         run_async(serve_kubernetes_agent(settings, address, token, declarations, concurrency))
-    except (KubernetesMissing, NoContainerTypes, TaskModuleError) as error:
+    except (KubernetesMissing, NoContainerTypes, TaskModuleError, ContainerTypesFileError) as error:
         raise click.ClickException(str(error)) from None
     except HelperDied as error:
         raise click.ClickException(f"the agent stopped: {error}") from None

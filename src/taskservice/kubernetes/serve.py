@@ -45,18 +45,13 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     return RetryPolicy(settings.retry_backoff_base, settings.retry_backoff_max, settings.max_lost_leases)
 
 
-def container_types(registry: Registry) -> dict[str, dict[str, Any]]:
-    """The declarations (JSON) of the task types that run as containers: those declaring a "container"."""
-    found = {}
-    for name in registry.names():
-        try:
-            spec = registry.declaration(name)
-        except Exception:  # a plugin that fails to load is no container type
-            continue
-        declared = spec.to_json() if spec is not None else {}
-        if declared.get("container"):
-            found[name] = declared
-    return found
+def served_declarations(settings: Settings, registry: Registry) -> dict[str, dict[str, Any]]:
+    """The declarations (as published) of the container task types this agent serves: declared in
+    code (`container_task`) or in the file TASK_CONTAINER_TYPES names. ContainerTypesFileError when
+    that file is wrong."""
+    from taskservice.plugins.container_types import container_types
+
+    return {name: kind.declaration() for name, kind in container_types(registry, settings).items()}
 
 
 async def serve_kubernetes_agent(
