@@ -9,6 +9,7 @@ kubelet, scheduler, garbage collector or admission), so what a real cluster adds
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -128,8 +129,20 @@ async def api(workerless_server: ServerProcess) -> AsyncIterator[Api]:
         yield Api(http)
 
 
+async def declared(api: Api) -> None:
+    """Once the agent's stream has declared its container type (CreateTask then applies it)."""
+
+    async def known() -> bool:
+        types = await api.ok("ListTaskTypes")
+        return any(d.get("container") for d in types.get("declarations", []))
+
+    await eventually(known)
+
+
 async def create(api: Api, width: str = "640", **fields: Any) -> int:
-    async def created() -> int | None:  # once the agent's stream has declared the type
+    await declared(api)
+
+    async def created() -> int | None:
         answer = await api.post(
             "CreateTask",
             {"name": "thumb", "type": "resize", "payload": {"parameters": {"width": width}}, **fields},
@@ -173,3 +186,156 @@ async def test_a_container_task_runs_as_a_job_and_succeeds(plane: Plane, api: Ap
     assert finished["status"]["exitCode"] == 0
     history = [h["details"] for h in await api.history(task_id)]
     assert any("completed successfully" in line for line in history), history
+
+
+def _attempt(job: dict[str, Any]) -> str:
+    return str(job["metadata"]["labels"]["task.io/attempt"])
+
+
+async def test_a_failing_container_retries_as_new_jobs_with_our_backoff_then_fails(
+    plane: Plane, api: Api
+) -> None:
+    plane.agent()
+    plane.controller()
+    task_id = await create(api)
+    seen: list[str] = []
+    endings = [
+        (3, None, "cannot open input.png"),
+        (137, "OOMKilled", "out of memory"),
+        (3, None, "still broken"),
+    ]
+    for exit_code, reason, last_line in endings:
+        job = await plane.job(task_id=task_id, attempt_of=int(seen[-1]) if seen else None)
+        assert _attempt(job) not in seen  # a new Job per attempt
+        seen.append(_attempt(job))
+        pod = await plane.run_pod(job, log=f"starting\n{last_line}\n")
+        await plane.end_pod(job, pod, exit_code, reason)
+        await plane.kube.await_object(
+            "tasks",
+            lambda t: t.get("status", {}).get("attempt") == int(seen[-1]) and t["status"].get("reported"),
+        )
+    task = await api.wait_status(task_id, "FAILED")
+    assert task["retries"] == 2
+    history = [h["details"] for h in await api.history(task_id)]
+    failed = [line for line in history if line.startswith("Task failed")]
+    assert len(failed) == 3, history
+    assert "exit code 3 (Error); log: cannot open input.png" in failed[0]
+    assert "retry 1 of 2" in failed[0]
+    assert "OOMKilled (exit code 137); log: out of memory" in failed[1]
+    assert "retry 2 of 2" in failed[1]
+    assert "no retries left" in failed[2]
+    executions = await api.executions(task_id)
+    assert [e["error"] for e in executions][-1] == "exit code 3 (Error); log: still broken"
+    assert plane.kube.count("create", "jobs") == 3
+    resource = plane.kube.get("tasks", f"task-{task_id}")
+    assert resource is not None
+    assert resource["status"]["phase"] == "Failed"
+    assert resource["status"]["exitCode"] == 3
+
+
+async def test_an_image_that_cannot_be_pulled_fails_the_attempt_and_its_job_goes(
+    plane: Plane, api: Api
+) -> None:
+    plane.agent()
+    plane.controller()
+    task_id = await create(api, max_retries=0)
+    job = await plane.job(task_id=task_id)
+    pod = await asyncio.to_thread(plane.kube.create_pod_for, job)
+    await asyncio.to_thread(
+        plane.kube.set_pod_phase, pod, "Pending", None, "ImagePullBackOff", "Back-off pulling image"
+    )
+    task = await api.wait_status(task_id, "FAILED")
+    assert "ImagePullBackOff: Back-off pulling image" in task["lastError"], task
+    await plane.kube.await_gone("jobs", job["metadata"]["name"])
+
+
+async def test_cancel_deletes_the_running_job_and_the_resource(plane: Plane, api: Api) -> None:
+    plane.agent()
+    plane.controller()
+    task_id = await create(api)
+    job = await plane.job(task_id=task_id)
+    await plane.run_pod(job)
+    await api.ok("CancelTask", {"id": task_id})
+    await plane.kube.await_gone("tasks", f"task-{task_id}", timeout=30)
+    await plane.kube.await_gone("jobs", job["metadata"]["name"], timeout=30)
+    assert (await api.get(task_id))["status"] == "CANCELLED"
+
+
+async def test_a_restarted_controller_resumes_without_creating_or_reporting_twice(
+    plane: Plane, api: Api
+) -> None:
+    plane.agent()
+    first = plane.controller("first")
+    task_id = await create(api)
+    job = await plane.job(task_id=task_id)
+    pod = await plane.run_pod(job, log="done\n")
+    # Its watches end and their history is compacted: resuming from the Pods' last version (older than
+    # the Task resource's status since) answers 410 Gone, and it lists the Pods again.
+    lists = plane.kube.count("list", "pods")
+    await asyncio.to_thread(plane.kube.compact)
+    await asyncio.to_thread(plane.kube.end_watches)
+    await plane.kube.await_until(lambda: plane.kube.count("list", "pods") > lists)
+    await plane.kube.await_until(lambda: plane.kube.open_watches() == 3)
+    assert "watch expired (410 Gone); listing again" in first.log()
+    first.stop(signal.SIGKILL)
+    # The attempt ends while no controller runs.
+    await plane.end_pod(job, pod, 0)
+    second = plane.controller("second")
+    await api.wait_status(task_id, "SUCCEEDED")
+    await plane.kube.await_object("tasks", lambda t: t.get("status", {}).get("reported") is True)
+    assert plane.kube.count("create", "jobs") == 1
+    history = [h["details"] for h in await api.history(task_id)]
+    assert sum("completed successfully" in line for line in history) == 1, history
+    # Restarted again, with everything reported: nothing is created or reported.
+    patches = plane.kube.count("patch", "tasks/status")
+    second.stop(signal.SIGKILL)
+    gets, job_lists = plane.kube.count("get", "tasks"), plane.kube.count("list", "jobs")
+    third = plane.controller("third")
+    # Leading, it lists the Jobs (its watch), reads the resource and lists its Jobs (a reconcile).
+    await plane.kube.await_until(
+        lambda: plane.kube.count("get", "tasks") > gets and plane.kube.count("list", "jobs") >= job_lists + 2,
+        timeout=30,
+    )
+    assert plane.kube.count("create", "jobs") == 1
+    assert plane.kube.count("patch", "tasks/status") == patches
+    assert "attempt reported" not in third.log()
+
+
+async def test_two_controllers_elect_one_leader_which_alone_creates_jobs(plane: Plane, api: Api) -> None:
+    plane.agent()
+    controllers = [plane.controller("one"), plane.controller("two")]
+    first = await create(api)
+    second = await create(api, width="320")
+    for task_id in (first, second):
+        job = await plane.job(task_id=task_id)
+        pod = await plane.run_pod(job)
+        await plane.end_pod(job, pod, 0)
+        await api.wait_status(task_id, "SUCCEEDED")
+    assert plane.kube.count("create", "jobs") == 2
+    leading = [c for c in controllers if "leading" in c.log()]
+    assert len(leading) == 1, plane.logs()
+    [lease] = plane.kube.leases()
+    assert lease["metadata"]["name"] == "taskservice-controller"
+    follower = next(c for c in controllers if c is not leading[0])
+    assert "job created" not in follower.log()
+
+
+async def test_a_killed_agent_loses_no_task(plane: Plane, api: Api) -> None:
+    doomed = plane.agent("doomed")
+    plane.controller()
+    task_id = await create(api)
+    old_job = await plane.job(task_id=task_id)
+    doomed.stop(signal.SIGKILL)
+    plane.agent("survivor")
+    # Its lease runs out; the task's next attempt goes to the other agent, whose resource replaces the old.
+    new_job = await plane.job(task_id=task_id, attempt_of=int(_attempt(old_job)))
+    await plane.kube.await_gone("jobs", old_job["metadata"]["name"])
+    resource = plane.kube.get("tasks", f"task-{task_id}")
+    assert resource is not None
+    assert str(resource["spec"]["attempt"]) == _attempt(new_job)
+    pod = await plane.run_pod(new_job)
+    await plane.end_pod(new_job, pod, 0)
+    task = await api.wait_status(task_id, "SUCCEEDED")
+    assert task["retries"] == 0  # a lost lease spends no retry
+    history = [h["details"] for h in await api.history(task_id)]
+    assert any(line.startswith("Lease expired") for line in history), history
