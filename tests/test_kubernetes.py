@@ -339,3 +339,31 @@ async def test_a_killed_agent_loses_no_task(plane: Plane, api: Api) -> None:
     assert task["retries"] == 0  # a lost lease spends no retry
     history = [h["details"] for h in await api.history(task_id)]
     assert any(line.startswith("Lease expired") for line in history), history
+
+
+async def test_the_deadline_fails_the_attempt_as_timed_out(plane: Plane, api: Api) -> None:
+    plane.agent()
+    plane.controller()
+    task_id = await create(api, max_retries=0)
+    job = await plane.job(task_id=task_id)
+    await plane.run_pod(job, log="working\n")
+    ended = ("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
+    await asyncio.to_thread(plane.kube.set_job_condition, job, *ended)
+    task = await api.wait_status(task_id, "FAILED")
+    assert task["lastError"] == "no result after 30s; log: working", task
+    [execution] = await api.executions(task_id)
+    assert execution["outcome"] == "timed_out", execution
+
+
+async def test_finished_resources_and_their_jobs_go_after_the_retention_time(plane: Plane, api: Api) -> None:
+    plane.env["TASK_CONTROLLER_RETENTION_SECONDS"] = "1"
+    plane.agent()
+    plane.controller()
+    task_id = await create(api)
+    job = await plane.job(task_id=task_id)
+    pod = await plane.run_pod(job)
+    await plane.end_pod(job, pod, 0)
+    await api.wait_status(task_id, "SUCCEEDED")
+    await plane.kube.await_gone("tasks", f"task-{task_id}")
+    await plane.kube.await_gone("jobs", job["metadata"]["name"])
+    await plane.kube.await_gone("pods", pod["metadata"]["name"])

@@ -100,8 +100,7 @@ class KubernetesAgent:
                 wait.cancel()
             await link.stream.stop()  # what arrived but was not started goes back to the queue
             await self._heartbeat.stop()
-            for forgetting in list(self._forgetting):
-                await forgetting
+            await asyncio.gather(*self._forgetting, return_exceptions=True)
             await link.close()
             log.info(f"{self.kind} stopped", worker_id=self.id, left_to_their_leases=len(self._held))
         if self._supervisor.failed.is_set():

@@ -32,12 +32,20 @@ class Election:
     ) -> None:
         self.namespace, self.identity, self.lease_seconds = namespace, identity, lease_seconds
         self.lead, self.lost = lead, lost
+        self.failure: BaseException | None = None  # what ended the election (the API unreachable, say)
         self.thread = threading.Thread(target=self._run, name="leader-election", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
 
     def _run(self) -> None:
+        try:
+            self._elect()
+        except BaseException as error:
+            self.failure = error
+            self.lost()
+
+    def _elect(self) -> None:
         from kubernetes.leaderelection import electionconfig, leaderelection
         from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 

@@ -113,12 +113,15 @@ class ControllerProcess:
                 break
         self.queue.wake()
         self.link.close()
+        if election.failure is not None:
+            raise ControllerStopped(f"its leader election failed: {election.failure}")
         if self.lost_leadership:
             raise ControllerStopped("it could not renew its leadership (Lease taskservice-controller)")
 
     def _lost(self) -> None:
+        """The election ended (it could not renew the Lease, or failed): stop, and say why."""
         if not self.stop.is_set():
-            log.error("leadership lost; the controller stops", identity=self.identity)
+            log.error("leadership lost or election failed; the controller stops", identity=self.identity)
             self.lost_leadership = True
             self.stop.set()
 
