@@ -25,8 +25,9 @@ speaks the API's JSON wire protocol for what the data plane uses, as the real se
   (allowWatchBookmarks; on `bookmark()` and at the watch's timeout), synthetic ADDED events for a watch
   without resourceVersion (or "0"), replay of the kept history from a resourceVersion, and an ERROR
   event carrying a 410 Expired Status for a resourceVersion older than the history (`compact()` drops
-  it, as etcd compaction does). `end_watches()` ends every open watch (an API server restart or a
-  timeout); timeoutSeconds ends one.
+  it, as etcd compaction does). `end_watches()` ends every open watch (a timeout, or an API server
+  restart; with `compact()` as well, a restart whose watch cache no longer reaches back), and
+  `end_watches(abrupt=True)` cuts the connections mid-stream (a crash); timeoutSeconds ends one.
 
 A few of the real server's validations, those that catch real mistakes: object names (DNS-1123
 subdomains), label keys and values, a Job's restartPolicy (Never or OnFailure), containers with a name
@@ -36,12 +37,16 @@ no kubelet, Job controller or garbage collector running by themselves (the test 
 hooks below, and dependents are deleted at once), no graceful pod deletion, lists always answer the
 current state (a resourceVersion on a list is ignored), `follow` on logs answers what is there.
 
-Hooks for tests (see `KubeApi`): `api_client()`, `write_kubeconfig(path)`, `get`, `objects` (`jobs()`,
-`pods()`, `tasks()`, `leases()`), `create`, `modify`, `delete`, the Job controller and the kubelet
+The fixtures (tests/conftest.py): `kube_api`, a started `KubeApi` on a random port of 127.0.0.1 (its
+default namespace "default"), and `kubeconfig`, the path of a kubeconfig file naming it, for KUBECONFIG
+of the processes a test starts. Hooks for tests (see `KubeApi`): `api_client()`,
+`write_kubeconfig(path)`, `get`, `objects` (`jobs()`, `pods()`, `tasks()`, `leases()`), `create`,
+`modify`, `delete`, the Job controller and the kubelet
 (`create_pod_for(job)`, `set_pod_phase(pod, phase, exit_code=, reason=)`,
-`set_job_condition(job, "Complete" | "Failed", reason=)`, `set_pod_log(pod, text)`), `compact()`,
+`set_job_condition(job, "Complete" | "Failed", reason=)`, `set_pod_log(pod, text)`, `pods_of(job)`,
+and all of a run at once: `finish_job(job, exit_code=, reason=, log=)`), `compact()`,
 `end_watches()`, `bookmark()`, `fail_next(verb, resource, code)`, `count(verb, resource)` (requests
-served, per verb and resource) and waiting without sleeping: `wait_until(check)`,
+served, per verb and resource), `open_watches(resource)` and waiting without sleeping: `wait_until(check)`,
 `wait_object(resource, predicate)`, `wait_gone(resource, name)` and their `await_*` forms.
 """
 
@@ -56,6 +61,7 @@ import re
 import secrets
 import socket
 import string
+import sys
 import threading
 import time
 import uuid
@@ -538,10 +544,10 @@ class WatchEvent:
 
 @dataclass(eq=False)
 class _Watch:
+    """An open watch: what it watches, and the end_watches() and bookmark() calls it has seen."""
+
     resource: Resource
-    namespace: str | None
     epoch: int
-    handler: BaseHTTPRequestHandler
     bookmarks: int = 0
 
 
@@ -569,7 +575,7 @@ class KubeApi:
     _logs: dict[tuple[str, str, str], str] = field(default_factory=dict)
     _history: list[WatchEvent] = field(default_factory=list)
     _history_rvs: list[int] = field(default_factory=list)
-    _rv: int = 0
+    _rv: int = 1  # as after a first write (no real server answers "0", which a watch reads as "any")
     _floor: int = 0  # watches from an older resourceVersion get 410 Expired
     _epoch: int = 0  # end_watches() bumps it
     _abrupt: bool = False
@@ -583,11 +589,12 @@ class KubeApi:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> KubeApi:
-        server = ThreadingHTTPServer((self.host, 0), _Handler)
-        server.daemon_threads = True
+        server = _Server((self.host, 0), _Handler)
         server.kube = self  # type: ignore[attr-defined]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="kube-api", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="kube-api", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -706,7 +713,7 @@ class KubeApi:
 
     # -- waiting, on the store's condition variable (never by polling) -------------------------------
 
-    def wait_until(self, check: Callable[[], T], timeout: float = 15.0) -> T:
+    def wait_until(self, check: Callable[[], T | None], timeout: float = 15.0) -> T:
         """Return check()'s first truthy value, rechecked at each change of the server's state."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -731,16 +738,14 @@ class KubeApi:
         def find() -> Obj | None:
             return next((obj for obj in self.objects(resource, namespace) if predicate(obj)), None)
 
-        found = self.wait_until(find, timeout)
-        assert found is not None
-        return found
+        return self.wait_until(find, timeout)
 
     def wait_gone(
         self, resource: str, name: str, namespace: str | None = None, timeout: float = 15.0
     ) -> None:
         self.wait_until(lambda: self.get(resource, name, namespace) is None, timeout)
 
-    async def await_until(self, check: Callable[[], T], timeout: float = 15.0) -> T:
+    async def await_until(self, check: Callable[[], T | None], timeout: float = 15.0) -> T:
         return await asyncio.to_thread(self.wait_until, check, timeout)
 
     async def await_object(
@@ -968,6 +973,32 @@ class KubeApi:
             namespace, name = self._where(job)
             return self.modify("jobs", name, change, namespace)
 
+    def pods_of(self, job: Obj | str) -> list[Obj]:
+        """The pods the Job controller made for a job (label job-name)."""
+        namespace, name = self._where(job)
+        return self.objects("pods", namespace, f"job-name={name}")
+
+    def finish_job(
+        self,
+        job: Obj | str,
+        exit_code: int = 0,
+        reason: str | None = None,
+        log: str | None = None,
+        job_reason: str | None = None,
+    ) -> Obj:
+        """A job's whole run in one step, as its controller and the kubelet would report it: its pod
+        (made if it has none) Running, its log, then Succeeded (exit code 0) or Failed with the exit
+        code and `reason` (e.g. OOMKilled), and the job Complete or Failed (`job_reason`). The pod."""
+        with self._cond:
+            pods = self.pods_of(job)
+            pod = pods[-1] if pods else self.create_pod_for(job)
+            self.set_pod_phase(pod, "Running")
+            if log is not None:
+                self.set_pod_log(pod, log)
+            self.set_pod_phase(pod, "Succeeded" if exit_code == 0 else "Failed", exit_code, reason)
+            self.set_job_condition(job, "Complete" if exit_code == 0 else "Failed", job_reason)
+            return copy.deepcopy(self._require(resource_named("pods"), *self._where(pod)))
+
     def _where(self, obj: Obj | str) -> tuple[str, str]:
         if isinstance(obj, str):
             return self.namespace, obj
@@ -1144,11 +1175,7 @@ class KubeApi:
         self, resource: Resource, namespace: str, name: str, content_type: str, patch: Any, subresource: str
     ) -> Obj:
         kind = PATCH_TYPES.get(content_type.split(";", maxsplit=1)[0].strip())
-        accepted = [
-            "application/json-patch+json",
-            "application/merge-patch+json",
-            "application/apply-patch+yaml",
-        ]
+        accepted = ["application/json-patch+json", "application/merge-patch+json"]  # no server-side apply
         if not resource.custom:
             accepted.insert(2, "application/strategic-merge-patch+json")
         if kind is None or (kind == "strategic" and resource.custom):
@@ -1326,9 +1353,22 @@ def _api_group(group: str) -> Obj:
 GROUPS = sorted({res.group for res in RESOURCES if res.group})
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the agent, the controller and the test connect at once
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is no error of the server's; anything else is printed."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
     server_version = "kube-api"
+    _raw_body = b""
 
     @property
     def kube(self) -> KubeApi:
@@ -1365,8 +1405,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(code, json.dumps(obj).encode())
 
     def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._raw_body
         if not raw.strip():
             return None
         try:
@@ -1377,6 +1416,10 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routing -------------------------------------------------------------------------------------
 
     def _serve(self, method: str) -> None:
+        # Read the whole request first: an error answered before its body was read would leave the
+        # body in the connection, to be taken for the next request.
+        length = int(self.headers.get("Content-Length") or 0)
+        self._raw_body = self.rfile.read(length) if length else b""
         url = urlsplit(self.path)
         query = {key: values[-1] for key, values in parse_qs(url.query, keep_blank_values=True).items()}
         try:
@@ -1622,7 +1665,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        watch = _Watch(resource, route.namespace, kube._epoch, self)
+        watch = _Watch(resource, kube._epoch)
         try:
             position = self._watch_start(watch, match, query)
             if position is None:
