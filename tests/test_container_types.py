@@ -5,6 +5,7 @@ task's parameters on GetTask, ListTasks and the agent's WorkAssignment, against 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import struct
 from collections.abc import AsyncIterator, Iterator
@@ -13,9 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 import taskservice
+from agents import AgentProcess, agent_env
 from conftest import Served, eventually, serving
+from taskservice.cli import cli
 from taskservice.config import load_settings
 from taskservice.db.connect import create_pool
 from taskservice.model import NewTask, Status
@@ -233,6 +237,32 @@ def test_a_missing_file_and_a_type_declared_twice(tmp_path: Path) -> None:
     assert load_settings(task_container_types="").task_container_types is None
 
 
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "task-types.md"
+
+
+def _docs_block(language: str) -> str:
+    """The first `language` block of the docs' container section."""
+    section = DOCS.read_text().partition("## A container task type")[2]
+    return section.partition(f"```{language}\n")[2].partition("```")[0]
+
+
+def test_the_docs_examples_declare_what_they_say(tmp_path: Path) -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile(_docs_block("python"), "docs/task-types.md", "exec"), namespace)
+    declared = namespace["resize_video"]
+    assert isinstance(declared, ContainerType)
+    rendered = declared.spec.container_for({"path": "in.mp4", "width": "640"})
+    assert rendered is not None
+    assert (rendered.args, rendered.env) == (
+        ("-m", "resize", "--width=640", "in.mp4"), {"LOG_LEVEL": "info", "FIT": "crop"},
+    )  # fmt: skip
+    path = tmp_path / "types.yaml"
+    path.write_text(_docs_block("yaml"))
+    from_file = load_file(path)["resize_video"]
+    assert from_file.container.to_json() == {**declared.container.to_json(), "env": {"LOG_LEVEL": "info"}}
+    assert [p.name for p in from_file.spec.parameters] == ["path", "width"]
+
+
 async def test_a_worker_never_claims_a_container_task(database_url: str) -> None:
     """A direct worker whose registry has a container type runs its other types and leaves that one."""
     registry = Registry(load_entry_points=False)
@@ -332,6 +362,16 @@ async def test_a_bad_container_refuses_the_agents_stream(
     assert refusal.startswith(message), refusal
 
 
+async def test_a_bad_declaration_of_any_type_names_its_field(http: httpx.AsyncClient) -> None:
+    declaration = {"max_retries": 99, "container": {"image": "busybox"}}
+    refusal = await _refusal(http, _pull("bad-k8s-agent", {"k_resize": declaration}, ["k_resize"]))
+    assert refusal == "declarations_json['k_resize'].max_retries: must be less than or equal to 10"
+    refusal = await _refusal(http, _pull("bad-k8s-agent", {"plain": {"parameters": [{}]}}, ["plain"]))
+    assert refusal == "declarations_json['plain'].parameters[0].name: is required"
+    refusal = await _refusal(http, _pull("bad-k8s-agent", {"plain": ["x"]}, ["plain"]))
+    assert refusal == "declarations_json['plain']: is not a task type declaration (a JSON object)"
+
+
 async def test_a_container_type_through_the_api(http: httpx.AsyncClient, server: Served) -> None:
     declaration = container_type("k_resize", RESIZE).declaration()
     request = envelope(_pull("k8s-agent", {"k_resize": declaration}, ["k_resize"]))
@@ -353,6 +393,15 @@ async def test_a_container_type_through_the_api(http: httpx.AsyncClient, server:
             "resourceLimits": {"cpu": "1", "memory": "1Gi"}, "serviceAccount": "resizer",
         }  # fmt: skip
         assert (shown["maxRetries"], shown["timeoutSeconds"], shown["backoffSeconds"]) == (2, 600, 5)
+        # The Python client, and task-cli's list of types, say its image.
+        with taskservice.Client(server.url) as client:
+            [typed] = [t for t in client.list_task_types() if t.name == "k_resize"]
+        assert typed.image == "ghcr.io/acme/resize:1.2"
+        helped = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["--address", server.url, "task", "create", "--help"], terminal_width=100
+        )
+        assert helped.exit_code == 0, helped.output
+        assert "(runs in a container: ghcr.io/acme/resize:1.2)" in helped.output
 
         # CreateTask checks the parameters as for any declared type.
         bad = {"name": "r", "type": "k_resize", "payload": {"parameters": {"path": "a.png", "width": "wide"}}}
@@ -440,3 +489,45 @@ async def test_another_servers_agent_is_read_from_the_database(
         return bool(got.get("baseImage") == "busybox" and got.get("args") == ["42"])
 
     await eventually(rendered, timeout=20)
+
+
+AGENT_TASKS = """
+import taskservice
+
+taskservice.container_task("k_agent_container", image="busybox", args=["${n}"])
+
+
+@taskservice.task("k_agent_plain", max_retries=0)
+def plain(n: int) -> int:
+    return n
+"""
+
+
+async def test_a_plain_agent_runs_its_plugins_and_never_claims_the_container_type(
+    server: Served, tmp_path: Path
+) -> None:
+    """`task-cli serve --address` importing a module that declares both kinds: it publishes and claims
+    its plugin's type only, so the container task waits for the Kubernetes agent."""
+    (tmp_path / "k_agent_tasks.py").write_text(AGENT_TASKS)
+    env = agent_env(server.settings, PYTHONPATH=str(tmp_path))
+    pool = await create_pool(server.settings.database_url, max_size=2)
+    agent = AgentProcess.cli(server.process, env, tmp_path / "agent.log", "--import", "k_agent_tasks")
+    try:
+        store = Store(pool)
+        [(container, _), (plain, _)] = await store.create_tasks(
+            [NewTask("c", "k_agent_container", {"n": "1"}), NewTask("p", "k_agent_plain", {"n": "2"})]
+        )
+
+        async def plain_succeeded() -> bool:
+            return (await store.get_task(plain)).status == Status.SUCCEEDED
+
+        await eventually(plain_succeeded, timeout=60)
+        [registered] = [w for w in await store.list_workers() if "k_agent_plain" in w.task_types]
+        assert "k_agent_container" not in registered.task_types  # its built-in types and k_agent_plain
+        assert (await store.get_task(container)).status == Status.QUEUED
+        assert await store.executions(container) == []
+        assert "k_agent_container" not in await store.declarations()  # nor published by it
+    finally:
+        code = agent.stop()
+        await pool.close()
+    assert code == 0, agent.log()

@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, expect
 from conftest import ServerProcess
 from taskservice.config import Settings
 from taskservice.db.connect import create_pool
+from taskservice.plugins.container_types import container_type
 from taskservice.plugins.declare import ParameterSpec, TaskTypeSpec
 from taskservice.store import Store
 from test_dashboard import Dashboard, browser, rpc, screenshot_dir
@@ -34,13 +35,23 @@ EXPORT = TaskTypeSpec(
 )
 
 
+# A container task type (issue 25), as the Kubernetes agent publishes it.
+TRANSCODE = container_type(
+    "transcode",
+    {"image": "ghcr.io/acme/transcode:2", "args": ["${video}"], "description": "Transcode a video.",
+     "parameters": {"video": {"required": True}}},
+)  # fmt: skip
+
+
 async def _publish(database_url: str) -> None:
-    """A live worker elsewhere runs `export` and published its declaration."""
+    """A live worker elsewhere runs `export` and published its declaration; a Kubernetes agent
+    `transcode`."""
     pool = await create_pool(database_url, max_size=1)
     try:
         store = Store(pool)
-        await store.register_task_types({"export": EXPORT.to_json()})
+        await store.register_task_types({"export": EXPORT.to_json(), "transcode": TRANSCODE.declaration()})
         await store.register_worker("export-worker", "elsewhere", 1, 1, ["export"])
+        await store.register_worker("k8s-agent", "cluster", 1, 1, ["transcode"])
     finally:
         await pool.close()
 
@@ -121,3 +132,24 @@ def test_the_create_form_follows_the_declarations(dashboard: Dashboard) -> None:
     expect(form).to_be_hidden()
     exported = [t for t in rpc(dashboard.server, "ListTasks", {})["tasks"] if t["type"] == "export"]
     assert [t["payload"]["parameters"] for t in exported] == [{"table": "orders", "gzip": "true"}]
+
+
+def test_a_container_type_shows_its_image(dashboard: Dashboard) -> None:
+    page = dashboard.open()
+    page.get_by_role("button", name="New task").click()
+    form = page.get_by_role("dialog", name="New task")
+    form.get_by_label("Type").select_option("transcode")
+    note = "Transcode a video. Runs in a container: ghcr.io/acme/transcode:2"
+    expect(form.locator("#create-type-note")).to_have_text(note)
+    form.get_by_label("Name", exact=True).fill("Holiday video")
+    form.get_by_label("Parameter 1 value").fill("holiday.mp4")
+    form.get_by_role("button", name="Create task").click()
+    expect(form).to_be_hidden()
+    [created] = [t for t in rpc(dashboard.server, "ListTasks", {})["tasks"] if t["type"] == "transcode"]
+    assert (created["baseImage"], created["args"]) == ("ghcr.io/acme/transcode:2", ["holiday.mp4"])
+    page.get_by_role("button", name="Holiday video").click()
+    details = page.get_by_role("dialog", name=f"#{created['id']} Holiday video")
+    expect(details.locator("#details-fields")).to_contain_text(
+        "transcode (container ghcr.io/acme/transcode:2)"
+    )
+    dashboard.screenshot(page, "-container")

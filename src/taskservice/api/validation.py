@@ -8,8 +8,6 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
-import pydantic
-
 from taskservice import tracing
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import (
@@ -31,7 +29,7 @@ from taskservice.model import (
     Transition,
     WorkflowGraph,
 )
-from taskservice.plugins.declare import TaskTypeSpec, first_problem
+from taskservice.plugins.declare import DeclarationError, TaskTypeSpec
 from taskservice.rules import schedules, workflows
 from taskservice.rules.tasks import (
     IDEMPOTENCY_KEY_MAX,
@@ -310,10 +308,9 @@ def declarations(source: str, field: str = "declarations_json") -> dict[str, dic
         if not isinstance(declaration, dict):
             raise BrokenRule(f"{field}[{name!r}]", "is not a task type declaration (a JSON object)")
         try:
-            spec = TaskTypeSpec.model_validate(declaration, context={"published": True})
-        except pydantic.ValidationError as error:
-            where, rule = first_problem(error)
-            raise BrokenRule(f"{field}[{name!r}].{where}", rule) from None
+            spec = TaskTypeSpec.checked(declaration, published=True)
+        except DeclarationError as error:
+            raise BrokenRule(f"{field}[{name!r}].{error.field}", error.rule) from None
         checked[name] = spec.to_json()
     return checked
 

@@ -110,6 +110,8 @@ class CreateCommand(Command):
                 for t in declared:
                     formatter.write_text(f"{t.name}: {t.description}" if t.description else t.name)
                     with formatter.indentation():
+                        if t.HasField("container"):  # run as a Kubernetes Job
+                            formatter.write_text(f"(runs in a container: {t.container.image})")
                         if t.parameters:
                             formatter.write_dl([(p.name, parameter_note(p)) for p in t.parameters])
                         if t.extra_parameters:

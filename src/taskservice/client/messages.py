@@ -326,6 +326,7 @@ class TaskType:
     max_retries: int | None
     timeout_seconds: float | None
     queue: str  # its tasks' queue when they name none
+    image: str = ""  # a container task type's image (a Kubernetes Job runs its tasks); "": not one
 
     @classmethod
     def from_proto(cls, m: pb.TaskTypeDeclaration) -> TaskType:
@@ -341,6 +342,7 @@ class TaskType:
             m.name, m.declared, m.description, parameters, m.extra_parameters,
             m.max_retries if m.HasField("max_retries") else None,
             m.timeout_seconds if m.HasField("timeout_seconds") else None, m.queue or model.DEFAULT_QUEUE,
+            m.container.image,
         )  # fmt: skip
 
 

@@ -221,7 +221,10 @@ class Registry:
         declared = self._declared if self._with_declared else {}
         found: dict[str, ContainerType] = {}
         for name in sorted(set(declared) | set(self._entries) | set(self._entry_points)):
-            entry = self.entry(name)
+            try:
+                entry = self.entry(name)
+            except Exception:  # a plugin that fails to load is no container type we know of
+                continue
             if isinstance(entry.plugin, ContainerType):
                 found[name] = entry.plugin
         return found

@@ -17,11 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pydantic
-
 from taskservice.plugins import PermanentFailure, register_declared
 from taskservice.plugins.containers import ContainerError, ContainerSpec
-from taskservice.plugins.declare import TYPE_NAME_MAX, ParameterSpec, TaskTypeSpec, first_problem
+from taskservice.plugins.declare import TYPE_NAME_MAX, DeclarationError, ParameterSpec, TaskTypeSpec
 
 if TYPE_CHECKING:
     from taskservice.config import Settings
@@ -157,10 +155,9 @@ def container_type(name: object, given: object) -> ContainerType:
         "container": container,
     }
     try:
-        return ContainerType(name, TaskTypeSpec.model_validate(data))
-    except pydantic.ValidationError as error:
-        field, rule = first_problem(error)
-        raise ContainerTypeError(name, field, rule) from None
+        return ContainerType(name, TaskTypeSpec.checked(data))
+    except DeclarationError as error:
+        raise ContainerTypeError(name, error.field, error.rule) from None
 
 
 def _parameters(type_name: str, given: object) -> list[Any]:

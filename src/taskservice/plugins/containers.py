@@ -13,6 +13,7 @@ rule, so that code, the file of container types and the API all say the same thi
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from collections.abc import Collection, Mapping
@@ -230,6 +231,9 @@ class ContainerSpec:
         set_(self, "resource_limits", _resources("container.resource_limits", self.resource_limits))
         set_(self, "service_account", _service_account(self.service_account))
         _within_limits(self.resource_requests, self.resource_limits)
+
+    def __hash__(self) -> int:  # its mappings are not hashable; its JSON is (a declaration may be hashed)
+        return hash(json.dumps(self.to_json(), sort_keys=True))
 
     def references(self) -> set[str]:
         """The parameters its args and env name."""

@@ -62,6 +62,14 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+class DeclarationError(ValueError):
+    """A task type's declaration broke a rule: `field` ("parameters[0].type", "container.image")."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field, self.rule = field, rule
+
+
 class ParameterError(ValueError):
     """A parameter broke its declaration; `name` is the parameter as given."""
 
@@ -353,6 +361,15 @@ class TaskTypeSpec(BaseModel):
     def to_json(self) -> dict[str, Any]:
         # "container" only when there is one: the declarations of other types stay as they were.
         return self.model_dump(mode="json", exclude={"container"} if self.container is None else None)
+
+    @classmethod
+    def checked(cls, data: object, *, published: bool = False) -> TaskTypeSpec:
+        """A declaration from its JSON form; DeclarationError naming the first field and rule it breaks.
+        `published`: as workers and agents publish it (a newer version's formats are let through)."""
+        try:
+            return cls.model_validate(data, context={"published": published})
+        except pydantic.ValidationError as error:
+            raise DeclarationError(*first_problem(error)) from None
 
     @classmethod
     def from_json(cls, data: object) -> TaskTypeSpec | None:

@@ -85,7 +85,9 @@ export class CreateForm {
   /** Offers the declared parameters of the chosen type while the user has not typed any yet. */
   suggest() {
     const declared = this.declared[this.type.value];
-    document.getElementById("create-type-note").textContent = declared?.description || "";
+    // A container task type says the image its tasks run (a Kubernetes Job runs them).
+    const image = declared?.container?.image ? `Runs in a container: ${declared.container.image}` : "";
+    document.getElementById("create-type-note").textContent = [declared?.description, image].filter(Boolean).join(" ");
     if (this.raw.checked) return;
     const untouched = [...this.params.children].every((row) => {
       const [key, value] = fields(row);

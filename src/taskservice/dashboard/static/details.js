@@ -9,7 +9,7 @@ import { ACTIVE, FINISHED, absolute, badge, duration, h, isStep, outcomeBadge, p
 const FIELDS = [
   ["ID", (t) => `#${t.id}`],
   ["Name", (t) => t.name],
-  ["Type", (t) => t.type],
+  ["Type", (t) => (t.baseImage ? `${t.type} (container ${t.baseImage})` : t.type)],
   ["Status", (t) => statusLabel(t.status)],
   ["Description", (t) => t.description || "—"],
   ["Priority", (t) => t.priority],
