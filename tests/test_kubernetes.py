@@ -312,7 +312,7 @@ async def test_two_controllers_elect_one_leader_which_alone_creates_jobs(plane: 
         await plane.end_pod(job, pod, 0)
         await api.wait_status(task_id, "SUCCEEDED")
     assert plane.kube.count("create", "jobs") == 2
-    leading = [c for c in controllers if "leading" in c.log()]
+    leading = [c for c in controllers if "leading: watching task resources" in c.log()]
     assert len(leading) == 1, plane.logs()
     [lease] = plane.kube.leases()
     assert lease["metadata"]["name"] == "taskservice-controller"

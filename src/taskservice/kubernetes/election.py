@@ -4,6 +4,7 @@ several replicas act once. Only the leader watches and acts; one that fails to r
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
@@ -49,6 +50,9 @@ class Election:
         from kubernetes.leaderelection import electionconfig, leaderelection
         from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
+        # The client logs each renewal and each look at another's Lease at INFO: its warnings are enough
+        # (the controller says itself when it leads and when it stops).
+        logging.getLogger("leaderelection").setLevel(logging.WARNING)
         lease, renew, retry = timings(self.lease_seconds)
         lock = LeaseLock(LEASE_NAME, self.namespace, self.identity)
         config = electionconfig.Config(lock, lease, renew, retry, self.lead, self.lost)

@@ -106,7 +106,10 @@ class ControllerProcess:
             self._lead,
             self._lost,
         )
-        log.info("controller started", identity=self.identity, namespace=self.kube.namespace)
+        log.info(
+            "controller started; leads once it holds the Lease taskservice-controller",
+            identity=self.identity, namespace=self.kube.namespace,
+        )  # fmt: skip
         election.start()
         while not self.stop.wait(1.0):
             if not election.thread.is_alive():
