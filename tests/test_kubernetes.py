@@ -301,7 +301,9 @@ async def test_a_restarted_controller_resumes_without_creating_or_reporting_twic
     assert "attempt reported" not in third.log()
 
 
-async def test_two_controllers_elect_one_leader_which_alone_creates_jobs(plane: Plane, api: Api) -> None:
+async def test_two_controllers_elect_one_leader_which_alone_acts_until_it_is_lost(
+    plane: Plane, api: Api
+) -> None:
     plane.agent()
     controllers = [plane.controller("one"), plane.controller("two")]
     first = await create(api)
@@ -318,6 +320,15 @@ async def test_two_controllers_elect_one_leader_which_alone_creates_jobs(plane: 
     assert lease["metadata"]["name"] == "taskservice-controller"
     follower = next(c for c in controllers if c is not leading[0])
     assert "job created" not in follower.log()
+    # The leader lost: the other takes over once the Lease runs out, and no task is lost.
+    leading[0].stop(signal.SIGKILL)
+    third = await create(api, width="160")
+    job = await plane.job(task_id=third)
+    pod = await plane.run_pod(job)
+    await plane.end_pod(job, pod, 0)
+    await api.wait_status(third, "SUCCEEDED")
+    assert "leading: watching task resources" in follower.log()
+    assert plane.kube.count("create", "jobs") == 3
 
 
 async def test_a_killed_agent_loses_no_task(plane: Plane, api: Api) -> None:
