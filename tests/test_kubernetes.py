@@ -378,3 +378,31 @@ async def test_finished_resources_and_their_jobs_go_after_the_retention_time(pla
     await plane.kube.await_gone("tasks", f"task-{task_id}")
     await plane.kube.await_gone("jobs", job["metadata"]["name"])
     await plane.kube.await_gone("pods", pod["metadata"]["name"])
+
+
+async def test_a_job_created_just_before_a_crash_is_adopted_not_created_again(plane: Plane, api: Api) -> None:
+    from taskservice.kubernetes.resources import job_manifest
+
+    plane.agent()
+    task_id = await create(api)
+    resource = await plane.kube.await_object("tasks", lambda t: t["metadata"]["name"] == f"task-{task_id}")
+    # What a controller that died between creating the Job and recording it in the status left.
+    left = await asyncio.to_thread(plane.kube.create, "jobs", job_manifest(resource))
+    pod = await asyncio.to_thread(plane.kube.create_pod_for, left)
+    await asyncio.to_thread(plane.kube.set_pod_phase, pod, "Running")
+    controller = plane.controller()
+    await plane.kube.await_object(
+        "tasks",
+        lambda t: (
+            t["metadata"]["name"] == f"task-{task_id}" and t.get("status", {}).get("phase") == "Running"
+        ),
+    )
+    await plane.end_pod(left, pod, 0)
+    await api.wait_status(task_id, "SUCCEEDED")
+    done = await plane.kube.await_object("tasks", lambda t: t.get("status", {}).get("reported") is True)
+    assert done["status"]["jobName"] == left["metadata"]["name"]
+    assert done["status"]["attempt"] == resource["spec"]["attempt"]
+    assert "job exists already" in controller.log()
+    assert [j["metadata"]["name"] for j in plane.kube.jobs()] == [left["metadata"]["name"]]
+    history = [h["details"] for h in await api.history(task_id)]
+    assert sum("completed successfully" in line for line in history) == 1, history

@@ -82,10 +82,11 @@ class Controller:
                 return self._retain(resource, status, job)
             end = self._end(job, attempt, task_id) if job is not None else None
             return self._finish(resource, end or outcomes.end_of_status(status), job)
-        if job is None:
-            if status.get("jobName"):  # it ran, and someone deleted it under us
-                gone = AttemptEnd(False, "JobDeleted", None, "its Job was deleted")
-                return self._finish(resource, gone, None)
+        if job is None and status.get("jobName"):  # it ran, and someone deleted it under us
+            return self._finish(resource, AttemptEnd(False, "JobDeleted", None, "its Job was deleted"), None)
+        if job is None or not status.get("jobName"):
+            # To start, or started before a restart that came before the status said so: the status
+            # names the attempt's Job before anything else is recorded of it.
             self._start(resource)
             return None
         pod = self.kube.pod_of(task_id, attempt)
@@ -135,9 +136,8 @@ class Controller:
             )
             return
         pod_name = str((pod or {}).get("metadata", {}).get("name") or "")
-        self.kube.patch_task_status(
-            name, {"phase": "Running", "podName": pod_name, "startedAt": outcomes.rfc3339(self.clock())}
-        )
+        started = {"phase": "Running", "attempt": int(spec["attempt"]), "podName": pod_name}
+        self.kube.patch_task_status(name, {**started, "startedAt": outcomes.rfc3339(self.clock())})
         log.info("attempt running", task_id=spec["taskId"], attempt=spec["attempt"], pod=pod_name)
 
     def _end(
@@ -156,7 +156,7 @@ class Controller:
         spec, name = resource["spec"], resource["metadata"]["name"]
         policy = outcomes.policy_of(resource, self.policy)
         transition = outcomes.transition(resource, end, policy)
-        status = outcomes.end_status(end, transition, self.clock())
+        status = {**outcomes.end_status(end, transition, self.clock()), "attempt": int(spec["attempt"])}
         if job is not None and not end.succeeded and outcomes.job_end(job, None) is None:
             self._delete_job(job["metadata"]["name"], end.describe())  # it would only wait out its deadline
         if not self.kube.patch_task_status(name, status):
