@@ -9,6 +9,7 @@ kubelet, scheduler, garbage collector or admission), so what a real cluster adds
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -56,9 +57,9 @@ class Plane:
         self.processes.append(process)
         return process
 
-    def controller(self, name: str = "controller") -> AgentProcess:
+    def controller(self, name: str = "controller", **env: str) -> AgentProcess:
         args = [sys.executable, "-m", "taskservice.cli", "--log-level", "info", "--address", self.server.url]
-        process = AgentProcess([*args, "controller"], self.env, self.folder / f"{name}.log")
+        process = AgentProcess([*args, "controller"], {**self.env, **env}, self.folder / f"{name}.log")
         self.processes.append(process)
         return process
 
@@ -104,23 +105,33 @@ class Plane:
         await asyncio.to_thread(self.kube.set_job_condition, job, "Complete" if exit_code == 0 else "Failed")
 
 
-@pytest.fixture
-def plane(
-    settings: Settings, workerless_server: ServerProcess, kube_api: KubeApi, kubeconfig: Path, tmp_path: Path
-) -> Iterator[Plane]:
-    types = tmp_path / "container-types.yaml"
+def plane_env(settings: Settings, kubeconfig: Path, folder: Path, **extra: str) -> dict[str, str]:
+    types = folder / "container-types.yaml"
     types.write_text(TYPES)
     env = agent_env(
         settings, KUBECONFIG=str(kubeconfig), TASK_CONTAINER_TYPES=str(types),
         TASK_CONTROLLER_LEASE_SECONDS="3", TASK_CONTROLLER_RETENTION_SECONDS="3600",
     )  # fmt: skip
     env.pop("KUBERNETES_SERVICE_HOST", None)
-    plane = Plane(workerless_server, kube_api, env, tmp_path)
+    return {**env, **extra}
+
+
+@contextlib.contextmanager
+def running(plane: Plane) -> Iterator[Plane]:
     try:
         yield plane
     finally:
         plane.stop()
     assert "Traceback" not in plane.logs(), plane.logs()
+
+
+@pytest.fixture
+def plane(
+    settings: Settings, workerless_server: ServerProcess, kube_api: KubeApi, kubeconfig: Path, tmp_path: Path
+) -> Iterator[Plane]:
+    env = plane_env(settings, kubeconfig, tmp_path)
+    with running(Plane(workerless_server, kube_api, env, tmp_path)) as plane:
+        yield plane
 
 
 @pytest.fixture
@@ -406,3 +417,38 @@ async def test_a_job_created_just_before_a_crash_is_adopted_not_created_again(pl
     assert [j["metadata"]["name"] for j in plane.kube.jobs()] == [left["metadata"]["name"]]
     history = [h["details"] for h in await api.history(task_id)]
     assert sum("completed successfully" in line for line in history) == 1, history
+
+
+async def test_with_auth_the_controller_needs_the_agents_token(
+    settings: Settings,
+    token_server: tuple[ServerProcess, dict[str, str]],
+    kube_api: KubeApi,
+    kubeconfig: Path,
+    tmp_path: Path,
+) -> None:
+    server, tokens = token_server
+    env = plane_env(settings, kubeconfig, tmp_path, TASK_SERVICE_TOKEN=tokens["agent"])
+    headers = {"Authorization": f"Bearer {tokens['operator']}"}
+    async with httpx.AsyncClient(base_url=server.url, timeout=30, headers=headers) as http:
+        api = Api(http)
+        with running(Plane(server, kube_api, env, tmp_path)) as plane:
+            plane.agent()
+            wrong = plane.controller("wrong", TASK_SERVICE_TOKEN=tokens["operator"])
+            task_id = await create(api)
+            job = await plane.job(task_id=task_id)
+            pod = await asyncio.to_thread(plane.kube.create_pod_for, job)
+            await asyncio.to_thread(plane.kube.set_pod_phase, pod, "Running")
+            await eventually(lambda: _said(wrong, "give it the Kubernetes agent's token"))
+            assert plane.kube.get("jobs", job["metadata"]["name"]) is not None  # refused is not cancelled
+            assert (await api.get(task_id))["status"] == "RUNNING"
+            wrong.stop()
+            plane.controller("right")
+            await plane.kube.await_object(
+                "tasks", lambda t: t.get("status", {}).get("phase") == "Running", timeout=30
+            )
+            await plane.end_pod(job, pod, 0)
+            await api.wait_status(task_id, "SUCCEEDED")
+
+
+async def _said(process: AgentProcess, words: str) -> bool:
+    return words in process.log()

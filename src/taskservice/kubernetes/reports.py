@@ -5,16 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import structlog
-
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import Transition
 from taskservice.protocol import wire
-from taskservice.protocol.errors import PermissionDenied
 from taskservice.protocol.sync_transport import SyncTransport
 from taskservice.worker.agent import outcome_of
-
-log = structlog.get_logger(__name__)
 
 
 class ServerLink:
@@ -40,15 +35,10 @@ class ServerLink:
 
     def report(self, agent_id: str, transition: Transition) -> bool:
         """Report how the attempt ended; False when the server refused it (the attempt is no longer
-        current, or no longer its agent's: nothing changed)."""
+        current: nothing changed). An AuthError when the caller is not the one that registered the
+        agent (the controller's token is not the agent's)."""
         request = pb.ReportOutcomesRequest(agent_id=agent_id, outcomes=[outcome_of(transition)])
-        try:
-            answer = wire.decode(self._call("ReportOutcomes", request), pb.ReportOutcomesResponse)
-        except PermissionDenied as error:
-            log.warning(
-                "outcome refused", agent_id=agent_id, attempt=transition.execution_id, error=str(error)
-            )
-            return False
+        answer = wire.decode(self._call("ReportOutcomes", request), pb.ReportOutcomesResponse)
         return transition.execution_id not in answer.refused
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ from taskservice.kubernetes.watches import watchers
 from taskservice.kubernetes.workqueue import WorkQueue
 from taskservice.model import RetryPolicy
 from taskservice.plugins import Registry
+from taskservice.protocol.errors import AuthError
 from taskservice.rules.transient import is_transient
 from taskservice.worker.runtime import new_worker_id
 
@@ -146,6 +147,13 @@ class ControllerProcess:
     def _reconcile(self, name: str) -> None:
         try:
             again = self.controller.reconcile(name)
+        except AuthError as error:
+            log.error(
+                "the API server refused the controller; give it the Kubernetes agent's token (--token, "
+                "TASK_SERVICE_TOKEN): it speaks in the agent's name", name=name, error=str(error),
+            )  # fmt: skip
+            self.queue.add_after(name, RETRY_SECONDS)
+            return
         except Exception as error:
             if not (is_transient(error) or kube_api.status_of(error) is not None):
                 log.exception("reconcile failed", name=name)
