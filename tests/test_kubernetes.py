@@ -452,3 +452,20 @@ async def test_with_auth_the_controller_needs_the_agents_token(
 
 async def _said(process: AgentProcess, words: str) -> bool:
     return words in process.log()
+
+
+async def test_a_resource_the_api_refuses_to_create_fails_the_attempt_and_it_is_retried(
+    plane: Plane, api: Api
+) -> None:
+    plane.kube.fail_next("create", "tasks", 403, "Forbidden")
+    plane.agent()
+    plane.controller()
+    task_id = await create(api)
+    job = await plane.job(task_id=task_id)
+    pod = await plane.run_pod(job)
+    await plane.end_pod(job, pod, 0)
+    task = await api.wait_status(task_id, "SUCCEEDED")
+    assert task["retries"] == 1
+    history = [h["details"] for h in await api.history(task_id)]
+    refused = "Task failed (Attempt 1): its Task resource could not be created: 403 Forbidden: "
+    assert any(line.startswith(refused) and "; retry 1 of 2" in line for line in history), history

@@ -19,7 +19,7 @@ import structlog
 from taskservice import model
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.kubernetes import resources
-from taskservice.kubernetes.kube import Kube
+from taskservice.kubernetes.kube import Kube, describe
 from taskservice.model import RetryPolicy
 from taskservice.worker.agent import AgentLink
 from taskservice.worker.heartbeat import Heartbeat
@@ -117,9 +117,8 @@ class KubernetesAgent:
         try:
             await asyncio.to_thread(self._put, body)
         except Exception as error:
-            await self._fail(
-                task, attempt, f"its Task resource could not be created: {error}", retryable=True
-            )
+            why = f"its Task resource could not be created: {describe(error)}"
+            await self._fail(task, attempt, why, retryable=True, backoff=backoff)
             return
         self._held[attempt] = body["metadata"]["name"]
         log.info("task resource created", task_id=task.id, attempt=attempt, name=body["metadata"]["name"])
@@ -138,9 +137,15 @@ class KubernetesAgent:
             self.kube.delete_task(name, existing["metadata"].get("uid"))
         raise RuntimeError(f"{name} exists for an older attempt and could not be replaced")
 
-    async def _fail(self, task: model.Task, attempt: int, error: str, *, retryable: bool) -> None:
+    async def _fail(
+        self, task: model.Task, attempt: int, error: str, *, retryable: bool, backoff: float = 0.0
+    ) -> None:
+        """Report the attempt failed (retried after the type's backoff, as the controller would)."""
+        policy = self.policy
+        if backoff > 0:
+            policy = RetryPolicy(backoff, policy.cap, policy.max_lost_leases)
         transition = model.attempt_failed(
-            task, attempt, "Task failed", model.cut_error(error), self.policy, retryable=retryable
+            task, attempt, "Task failed", model.cut_error(error), policy, retryable=retryable
         )
         log.warning("assignment failed", task_id=task.id, attempt=attempt, error=error)
         try:

@@ -6,6 +6,7 @@ Every call here is one the chart's Roles must allow (docs/kubernetes.md lists th
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,18 @@ def status_of(error: BaseException) -> int | None:
     from kubernetes.client.exceptions import ApiException
 
     return error.status if isinstance(error, ApiException) else None
+
+
+def describe(error: BaseException) -> str:
+    """One line of an API error: "403 Forbidden: <the API server's message>"."""
+    status = status_of(error)
+    if status is None:
+        return str(error) or type(error).__name__
+    message = ""
+    with contextlib.suppress(ValueError, AttributeError):
+        message = str(json.loads(getattr(error, "body", "") or "{}").get("message") or "")
+    reason = str(getattr(error, "reason", "") or "")
+    return f"{status} {reason}".strip() + (f": {message}" if message else "")
 
 
 def _json(response: Any) -> Any:
