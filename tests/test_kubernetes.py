@@ -469,3 +469,22 @@ async def test_a_resource_the_api_refuses_to_create_fails_the_attempt_and_it_is_
     history = [h["details"] for h in await api.history(task_id)]
     refused = "Task failed (Attempt 1): its Task resource could not be created: 403 Forbidden: "
     assert any(line.startswith(refused) and "; retry 1 of 2" in line for line in history), history
+
+
+async def test_a_pod_starting_for_an_attempt_no_longer_current_has_its_job_deleted(
+    plane: Plane, api: Api
+) -> None:
+    agent = plane.agent()
+    plane.controller()
+    task_id = await create(api)
+    job = await plane.job(task_id=task_id)
+    agent.stop(signal.SIGKILL)  # no agent to hear of the cancel: the controller's heartbeat does
+    await api.ok("CancelTask", {"id": task_id})
+    pod = await asyncio.to_thread(plane.kube.create_pod_for, job)
+    await asyncio.to_thread(plane.kube.set_pod_phase, pod, "Running")
+    await plane.kube.await_gone("jobs", job["metadata"]["name"])
+    resource = await plane.kube.await_object(
+        "tasks", lambda t: t.get("status", {}).get("phase") == "Cancelled"
+    )
+    assert resource["status"]["reported"] is True
+    assert (await api.get(task_id))["status"] == "CANCELLED"
