@@ -488,3 +488,15 @@ async def test_a_pod_starting_for_an_attempt_no_longer_current_has_its_job_delet
     )
     assert resource["status"]["reported"] is True
     assert (await api.get(task_id))["status"] == "CANCELLED"
+
+
+async def test_a_job_deleted_under_the_controller_fails_its_attempt(plane: Plane, api: Api) -> None:
+    plane.agent()
+    plane.controller()
+    task_id = await create(api, max_retries=0)
+    job = await plane.job(task_id=task_id)
+    await plane.run_pod(job)
+    await asyncio.to_thread(plane.kube.delete, "jobs", job["metadata"]["name"], None, "Background")
+    task = await api.wait_status(task_id, "FAILED")
+    assert task["lastError"] == "JobDeleted: its Job was deleted", task
+    assert plane.kube.count("create", "jobs") == 1  # never run again behind our retry policy's back
