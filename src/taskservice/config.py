@@ -90,6 +90,20 @@ class Settings(BaseSettings):
     # Kubernetes agent runs as Jobs, besides those declared in code. Empty: none.
     task_container_types: Annotated[Path | None, BeforeValidator(lambda v: v or None)] = None
 
+    # Kubernetes (docs/kubernetes.md): the agent (`task-cli serve --kubernetes`) and the controller
+    # (`task-cli controller`). The namespace of their Task resources and Jobs; empty: the Pod's own
+    # (its service account's), else "default".
+    task_kubernetes_namespace: str = Field(
+        "", max_length=63, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$",
+        description="a Kubernetes namespace: lower-case letters, digits and -",
+    )  # fmt: skip
+    task_controller_retention_seconds: Duration = Field(
+        3600.0, description="how long the controller keeps a finished Task resource and its Job"
+    )
+    task_controller_lease_seconds: int = Field(
+        15, ge=3, le=3600, description="the controller's leader election Lease duration, whole seconds"
+    )
+
     # Storage: what is kept, and for how long (store/retention.py, worker/retention.py).
     max_lost_leases: int = Field(
         3, ge=1, le=100, description="leases a task may lose (its worker died) before it fails"

@@ -32,6 +32,9 @@ COMMANDS = {
                    "Run the API server (control plane) and the dashboard."),
     "serve": Lazy("taskservice.cli.run:serve",
                   "Run a worker: claim tasks and run them until SIGTERM or Ctrl-C."),
+    "controller": Lazy("taskservice.cli.run:controller",
+                       "Run the Kubernetes controller: run each Task resource as a Job and report how it "
+                       "ended."),
     "db": Lazy("taskservice.cli.run:db", "The database: its URL (`db url`) and its schema (`db upgrade`)."),
     "migrate": Lazy("taskservice.cli.run:migrate",
                     "Create or upgrade the schema of DATABASE_URL, else the embedded PostgreSQL."),

@@ -83,6 +83,12 @@ def run_async(coroutine: Any) -> Any:
     metavar="MODULE",
     help="Import this Python module, which declares task types with @task (repeatable; also TASK_MODULES).",
 )
+@click.option(
+    "--kubernetes",
+    is_flag=True,
+    help="Be the Kubernetes agent (needs --address): turn each task of a container task type into a Task "
+    "resource, which `task-cli controller` runs as a Job.",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -90,6 +96,7 @@ def serve(
     task_types: tuple[str, ...],
     queues: tuple[str, ...],
     modules: tuple[str, ...],
+    kubernetes: bool,
 ) -> None:
     """Run a worker: claim tasks and run them until SIGTERM or Ctrl-C.
 
@@ -103,6 +110,9 @@ def serve(
     from taskservice.worker.supervisor import HelperDied
 
     settings = traced_settings_or_exit()
+    if kubernetes:
+        _serve_kubernetes(ctx, settings, concurrency, task_types, queues, modules)
+        return
     try:
         if global_given(ctx, "address"):
             from taskservice.worker.serve import serve_agent
@@ -126,6 +136,64 @@ def serve(
         raise click.ClickException(str(error)) from None
     except HelperDied as error:
         raise click.ClickException(f"the worker stopped: {error}") from None
+
+
+def _serve_kubernetes(
+    ctx: click.Context,
+    settings: Settings,
+    concurrency: int | None,
+    task_types: tuple[str, ...],
+    queues: tuple[str, ...],
+    modules: tuple[str, ...],
+) -> None:
+    """`serve --kubernetes`: the Kubernetes agent, serving the container task types it declares."""
+    if not global_given(ctx, "address"):
+        raise click.UsageError("--kubernetes needs --address (or TASK_SERVICE_ADDRESS): the API server")
+    if queues:
+        raise click.UsageError("--queue is not supported with --kubernetes")
+    from taskservice.kubernetes import KubernetesMissing
+    from taskservice.kubernetes.serve import NoContainerTypes, serve_kubernetes_agent, served_declarations
+    from taskservice.plugins import Registry
+    from taskservice.plugins.container_types import ContainerTypesFileError
+    from taskservice.worker.serve import TaskModuleError, import_task_modules
+    from taskservice.worker.supervisor import HelperDied
+
+    try:
+        import_task_modules([*settings.task_module_names, *modules])
+        declarations = served_declarations(settings, Registry())
+        unknown = sorted(set(task_types) - set(declarations))
+        if unknown:
+            known = ", ".join(sorted(declarations)) or "none"
+            raise click.UsageError(
+                f"--type {', '.join(unknown)}: not a container task type here (these are: {known})"
+            )
+        if task_types:
+            declarations = {name: declarations[name] for name in task_types}
+        address, token = global_value(ctx, "address"), global_value(ctx, "token")
+        run_async(serve_kubernetes_agent(settings, address, token, declarations, concurrency))
+    except (KubernetesMissing, NoContainerTypes, TaskModuleError, ContainerTypesFileError) as error:
+        raise click.ClickException(str(error)) from None
+    except HelperDied as error:
+        raise click.ClickException(f"the agent stopped: {error}") from None
+
+
+@click.command(cls=Command, structured_logs=True, default_log_level="info")
+@click.pass_context
+def controller(ctx: click.Context) -> None:
+    """Run the Kubernetes controller: run each Task resource as a Job and report how it ended.
+
+    It reports to the API server at --address (or TASK_SERVICE_ADDRESS) with --token, the Kubernetes
+    agent's token (it speaks in the agent's name). Its namespace: TASK_KUBERNETES_NAMESPACE, else its
+    Pod's. Several replicas elect one leader (a Lease named taskservice-controller); the others wait.
+    """
+    from taskservice.kubernetes import KubernetesMissing
+    from taskservice.kubernetes.serve import ControllerStopped, run_controller
+
+    settings = load_settings_or_exit()
+    try:
+        run_controller(settings, global_value(ctx, "address"), global_value(ctx, "token"))
+    except (KubernetesMissing, ControllerStopped) as error:
+        raise click.ClickException(str(error)) from None
 
 
 @click.group(cls=Group)

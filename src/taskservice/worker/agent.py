@@ -144,6 +144,11 @@ class AgentLink:
                 f"the server at {self.transport.address.url} runs with auth off: the token was not checked"
             )
 
+    def accept(self, work: pb.WorkAssignment, received_at: float) -> None:
+        """Put an assignment the stream delivered in the inbox (the Kubernetes agent's link keeps the
+        assignment itself too: its container fields make the Task resource)."""
+        self.inbox.append(claim_of(work, self.agent_id, received_at))
+
     # -- the WorkQueue of the runtime ----------------------------------------------------------
 
     async def installation_id(self) -> str:
@@ -265,7 +270,7 @@ class AgentStream:
         if message.HasField("work"):
             received_at = self.link.clock()
             for work in (message.work, *message.more_work):
-                self.link.inbox.append(claim_of(work, self.link.agent_id, received_at))
+                self.link.accept(work, received_at)
             self.link.on_work()
         elif message.agent_id and not self.connected.is_set():
             self.connected.set()
