@@ -1,9 +1,11 @@
-# taskservice: one image for the server (`task-cli server`) and the workers (`task-cli serve`).
+# taskservice: one image for the server (`task-cli server`), the workers and agents (`task-cli serve`),
+# and on Kubernetes the Kubernetes agent (`serve --kubernetes`) and the controller (`task-cli controller`):
+# the `kubernetes` and `otel` extras are in it, so that every mode of the chart runs on it.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install --no-cache-dir --prefix=/install .
+RUN pip install --no-cache-dir --prefix=/install ".[kubernetes,otel]"
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home /home/taskservice --create-home taskservice

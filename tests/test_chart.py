@@ -635,8 +635,8 @@ def account_of(objects: Objects, role: str) -> str:
 def test_the_kubernetes_agents_role_is_tasks_only() -> None:
     objects = render("kubernetes")
     assert rules(named(objects, "Role", AGENT_NAME)) == grants(
-        "task.io", "tasks", "get list watch create update patch delete"
-    )  # no tasks/status: the controller writes it
+        "task.io", "tasks", "get create delete"
+    )  # what src/taskservice/kubernetes/agent.py calls; no tasks/status: the controller writes it
     assert (
         account_of(objects, AGENT_NAME) == worker(objects)["spec"]["template"]["spec"]["serviceAccountName"]
     )
@@ -647,15 +647,15 @@ def test_the_kubernetes_agents_role_is_tasks_only() -> None:
 def test_the_controllers_role_is_least_privilege() -> None:
     objects = render("kubernetes")
     assert rules(named(objects, "Role", CONTROLLER_NAME)) == (
-        grants("task.io", "tasks", "get list watch patch update delete")
-        | grants("task.io", "tasks/status", "get patch update")
-        | grants("batch", "jobs", "get list watch create delete")
-        | grants("", "pods", "get list watch")
+        grants("task.io", "tasks", "get list watch delete")
+        | grants("task.io", "tasks/status", "patch")
+        | grants("batch", "jobs", "list watch create delete")
+        | grants("", "pods", "list watch")
         | grants("", "pods/log", "get")
         | grants("coordination.k8s.io", "leases", "create")
         | grants("coordination.k8s.io", "leases", "get update", "taskservice-controller")
-        | grants("", "events", "create patch")
-    )  # nothing on ServiceAccounts: the Job controller makes the Pods that run as a type's account
+    )  # the controller's calls (docs/kubernetes.md, RBAC); nothing on ServiceAccounts: the Job
+    # controller makes the Pods that run as a type's account
     controller = named(objects, "Deployment", CONTROLLER_NAME)
     assert (
         account_of(objects, CONTROLLER_NAME) == controller["spec"]["template"]["spec"]["serviceAccountName"]
