@@ -143,5 +143,5 @@ def test_dockerfile_runs_the_cli() -> None:
         "WORKER_COUNT" not in text.split("# The server runs no task itself")[0]
     )  # no preset to collide with
     assert "USER taskservice" in text
-    assert 'pip install --no-cache-dir --prefix=/install ".[kubernetes,otel]"' in text  # the chart's every mode
+    assert 'pip install --no-cache-dir --prefix=/install ".[kubernetes,otel]"' in text
     assert "--uid 10001" in text  # the chart's runAsUser
