@@ -199,11 +199,13 @@ def split_figures(
     parts_beside: dict[str, str] | None = None,
     compared_with: str = "raw",
     ratio_target: float | None = None,
+    total: str = "total",
 ) -> list[Figure]:
     """CPU per 1,000 tasks of the round that cost the least: `key`_PART for each part that `titles`
-    names ("postgresql": the backends), then `key` for the total. With `beside` (another split's
-    key), the total is shown beside that split's total and held to at most `ratio_target` times it,
-    and a part beside the part of it that `parts_beside` maps it to. Every round is in the details."""
+    names ("postgresql": the backends), then `key` for the total (titled `total`). With `beside`
+    (another split's key), the total is shown beside that split's total and held to at most
+    `ratio_target` times it, and a part beside the part of it that `parts_beside` maps it to. Every
+    round is in the details."""
     best = least(rounds) if rounds else CpuSplit({}, math.nan)
     parts_beside = parts_beside or {}
     figures = []
@@ -223,7 +225,7 @@ def split_figures(
     figures.append(
         Figure(
             key,
-            f"{label}: CPU per 1,000 tasks, total",
+            f"{label}: CPU per 1,000 tasks, {total}",
             best.total,
             CPU_UNIT,
             raw_key=beside,
