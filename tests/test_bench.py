@@ -16,11 +16,21 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import psycopg
 import pytest
+from rich.console import Console
 
 from taskservice import model
 from taskservice.bench.context import sql
-from taskservice.bench.cpu import WORKER_APPLICATION, cpu_times, named_connections
+from taskservice.bench.cpu import (
+    WORKER_APPLICATION,
+    CpuSplit,
+    CpuTimes,
+    cpu_times,
+    named_connections,
+    split_figures,
+)
+from taskservice.bench.results import CPU_UNIT, Figure, Report, ScenarioResult
 from taskservice.bench.scenarios.workflows import fan_out_fan_in
+from taskservice.bench.table import render
 from taskservice.config import Settings
 from taskservice.model import Status
 from taskservice.store import Pool, Store
@@ -111,6 +121,79 @@ def assert_tracing_figures(report: dict[str, Any]) -> None:
     assert scenario["details"]["services"] == ["taskservice-bench-worker"]
 
 
+def assert_cpu_total(figure: dict[str, Any], parts: set[str]) -> None:
+    """A CPU total per 1,000 tasks: positive, and its rounds' parts (`parts` and PostgreSQL's) adding
+    up to it in the round that cost the least."""
+    assert figure["unit"] == CPU_UNIT
+    assert figure["value"] > 0, figure
+    rounds = figure["details"]["rounds"]
+    assert rounds
+    assert all(set(r) == {*parts, "postgresql"} for r in rounds), rounds
+    assert min(sum(r.values()) for r in rounds) == pytest.approx(figure["value"], abs=0.1 * len(parts) + 0.1)
+
+
+def assert_peer_figures(report: dict[str, Any]) -> None:
+    """Scenario g (pgqueuer is a dev dependency): the rates, and the CPU each drain cost per 1,000 tasks
+    by part, ours beside pgqueuer's, our total's ratio to pgqueuer's from the same run's two totals."""
+    peer = {f["key"]: f for s in report["scenarios"] if s["name"] == "peer" for f in s["figures"]}
+    assert set(peer) == {
+        "peer.pgqueuer",
+        "peer.ours",
+        "peer.enqueue_pgqueuer",
+        "peer.enqueue_many",
+        *(f"peer.pgqueuer_cpu{part}" for part in ("", "_consumers", "_postgresql")),
+        *(f"peer.ours_cpu{part}" for part in ("", "_workers", "_server", "_postgresql")),
+    }
+    # The test servers run on this host: PostgreSQL's share is known, and each part spent something
+    # (the API server only idles while the workers drain, but its process and backends are counted).
+    for key in (
+        "pgqueuer_cpu_consumers",
+        "pgqueuer_cpu_postgresql",
+        "ours_cpu_workers",
+        "ours_cpu_postgresql",
+    ):
+        assert peer[f"peer.{key}"]["value"] > 0, peer[f"peer.{key}"]
+    assert peer["peer.ours_cpu_server"]["value"] >= 0
+    pgqueuer, ours = peer["peer.pgqueuer_cpu"], peer["peer.ours_cpu"]
+    assert_cpu_total(pgqueuer, {"consumers"})
+    assert_cpu_total(ours, {"workers", "server"})
+    assert pgqueuer["value"] == pytest.approx(
+        peer["peer.pgqueuer_cpu_consumers"]["value"] + peer["peer.pgqueuer_cpu_postgresql"]["value"]
+    )
+    assert ours["value"] == pytest.approx(
+        sum(peer[f"peer.ours_cpu_{part}"]["value"] for part in ("workers", "server", "postgresql"))
+    )
+    assert ours["raw_key"] == "peer.pgqueuer_cpu"
+    assert ours["raw"] == pgqueuer["value"]
+    assert ours["ratio"] == pytest.approx(ours["value"] / pgqueuer["value"])
+    assert (ours["ratio_target"], ours["ratio_op"], ours["compared_with"]) == (1.0, "<=", "pgqueuer")
+    assert ours["met"] is (ours["ratio"] <= 1.0)
+    assert peer["peer.ours_cpu_workers"]["raw"] == peer["peer.pgqueuer_cpu_consumers"]["value"]
+    assert peer["peer.ours_cpu_postgresql"]["raw"] == peer["peer.pgqueuer_cpu_postgresql"]["value"]
+
+
+def assert_agents_figures(report: dict[str, Any]) -> None:
+    """Scenario i: each agents' drain beside as many direct workers' (scenario b, same run), its rate
+    and its CPU per 1,000 tasks (the agents, the API server and its backends; the workers and theirs)."""
+    figures = {f["key"]: f for s in report["scenarios"] for f in s["figures"]}
+    for processes in (1, 2, 4):
+        agents = figures[f"agents.agents_{processes}"]
+        assert agents["raw"] > 0, agents  # shown beside the direct workers' figure of the same run
+        assert agents["compared_with"] == "direct workers"
+        workers_cpu = figures[f"processing.workers_{processes}_cpu"]
+        agents_cpu = figures[f"agents.agents_{processes}_cpu"]
+        assert_cpu_total(workers_cpu, {"workers"})
+        assert_cpu_total(agents_cpu, {"agents", "server"})
+        assert agents_cpu["raw"] == workers_cpu["value"]
+        assert agents_cpu["ratio"] == pytest.approx(agents_cpu["value"] / workers_cpu["value"])
+        # Agents have no database connection: PostgreSQL's share is the server's backends'.
+        assert all(r["server"] > 0 and r["agents"] > 0 for r in agents_cpu["details"]["rounds"])
+    scenario = next(s for s in report["scenarios"] if s["name"] == "agents")
+    assert {f["key"] for f in scenario["figures"]} == {
+        f"agents.agents_{n}{cpu}" for n in (1, 2, 4) for cpu in ("", "_cpu")
+    }
+
+
 @pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
 @pytest.mark.slow
 def test_the_quick_benchmark_completes_and_loses_no_task(pg_server_url: str, tmp_path: Path) -> None:
@@ -140,16 +223,8 @@ def test_the_quick_benchmark_completes_and_loses_no_task(pg_server_url: str, tmp
     assert report["ok"] is True
     assert "every scenario completed, no task lost" in run.stdout
 
-    peer = next(s for s in report["scenarios"] if s["name"] == "peer")
-    assert {f["key"] for f in peer["figures"]} == {
-        "peer.pgqueuer",
-        "peer.ours",
-    }  # pgqueuer is a dev dependency
-    agents = next(s for s in report["scenarios"] if s["name"] == "agents")
-    assert {f["key"] for f in agents["figures"]} == {"agents.agents_1", "agents.agents_2", "agents.agents_4"}
-    for figure in agents["figures"]:  # shown beside the direct workers' figure of the same run
-        assert figure["raw"] > 0, figure
-        assert figure["compared_with"] == "direct workers"
+    assert_peer_figures(report)
+    assert_agents_figures(report)
 
     # The Python client's loops, each as a share of the protocol client's in the same run.
     client = next(s for s in report["scenarios"] if s["name"] == "client")
@@ -367,3 +442,79 @@ def test_without_the_otel_extra_the_drains_with_tracing_on_are_shown_as_skipped(
         assert math.isnan(shown[key].value), key
     assert math.isnan(shown["tracing.on_requests"].value)
     assert shown["tracing.on_requests"].met is None  # no target: not a miss
+
+
+def test_a_cost_held_to_at_most_a_peer_s_is_met_within_it_and_shown_as_an_upper_bound() -> None:
+    """A ratio target with ratio_op "<=" (CPU per task against pgqueuer's): met at or under it, missed
+    above, unknown (not met) without the peer's figure; the table shows "≤ 1x pgqueuer" and the ratio."""
+    peer = Figure("peer.cost", "theirs", 100.0, CPU_UNIT)
+
+    def ours(name: str, value: float, beside: str = "peer.cost") -> Figure:
+        return Figure(
+            f"ours.{name}", name, value, CPU_UNIT, raw_key=beside,
+            ratio_target=1.0, ratio_op="<=", compared_with="pgqueuer",
+        )  # fmt: skip
+
+    cheaper, equal, dearer = ours("cheaper", 80.0), ours("equal", 100.0), ours("dearer", 120.0)
+    alone = ours("alone", 80.0, beside="peer.not_measured")
+    report = Report(quick=True, machine={})
+    report.scenarios.append(ScenarioResult("g", "g. Peer", figures=[peer, cheaper, equal, dearer]))
+    report.scenarios.append(ScenarioResult("x", "x. Alone", figures=[alone]))
+    report.link_ceilings()
+    assert (cheaper.ratio, cheaper.met) == (0.8, True)
+    assert (equal.ratio, equal.met) == (1.0, True)
+    assert (dearer.ratio, dearer.met) == (1.2, False)
+    assert (alone.ratio, alone.met) == (None, False)
+    assert cheaper.to_json()["ratio_op"] == "<="
+    # A throughput's ratio target is still a floor.
+    rate = Figure("ours.rate", "ours", 80.0, "tasks/s", ratio_target=0.7)
+    rate.raw = 100.0
+    assert rate.met is True
+
+    console = Console(width=200, record=True)
+    console.print(render(report))
+    lines = {line.split("│")[1].strip(): line for line in console.export_text().splitlines() if "│" in line}
+    assert "≤ 1x pgqueuer" in lines["cheaper"]
+    assert "0.80x" in lines["cheaper"]
+    assert "1.20x" in lines["dearer"]
+    assert "NO" in lines["dearer"]
+    assert "yes" in lines["equal"]
+
+
+def test_a_drain_s_cpu_is_split_by_part_and_shown_from_its_cheapest_round() -> None:
+    """Each part's processes per task, PostgreSQL's backends of all parts together; agents (no
+    connection) add nothing to PostgreSQL's share; a backend not visible here makes it unknown, and
+    the round that cost the least is then chosen by the processes alone."""
+    before = {"workers": CpuTimes({1: 1.0, 2: 2.0}, {10: 5.0}), "agents": CpuTimes({3: 0.5}, {})}
+    after = {"workers": CpuTimes({1: 1.1, 2: 2.2}, {10: 5.3, 11: 0.1}), "agents": CpuTimes({3: 0.6}, {})}
+    split = CpuSplit.between(before, after, 1000)  # seconds per 1,000 tasks: ms per task x 1,000
+    assert split.processes == pytest.approx({"workers": 300.0, "agents": 100.0})
+    assert split.postgresql == pytest.approx(400.0)  # backend 11 started in between: from zero
+    assert split.total == pytest.approx(800.0)
+
+    unseen = CpuSplit.between(before, {**after, "workers": CpuTimes({1: 1.1, 2: 2.2}, None)}, 1000)
+    assert math.isnan(unseen.postgresql)
+    assert math.isnan(unseen.total)
+    assert unseen.known == pytest.approx(400.0)
+
+    dearer = CpuSplit({"workers": 500.0}, 100.0)
+    cheaper = CpuSplit({"workers": 300.0}, 200.0)
+    theirs = split_figures("peer.theirs", "theirs", [CpuSplit({"consumers": 200.0}, 100.0)], {})
+    figures = {
+        f.key: f
+        for f in split_figures(
+            "peer.ours", "ours", [dearer, cheaper], {"workers": "workers", "postgresql": "PostgreSQL"},
+            beside="peer.theirs", parts_beside={"workers": "consumers"}, ratio_target=1.0,
+        )
+    }  # fmt: skip
+    assert [f.key for f in theirs] == ["peer.theirs"]
+    assert figures["peer.ours"].value == 500.0  # the cheaper round's total, and its parts
+    assert figures["peer.ours_workers"].value == 300.0
+    assert figures["peer.ours_postgresql"].value == 200.0
+    assert figures["peer.ours"].raw_key == "peer.theirs"
+    assert figures["peer.ours_workers"].raw_key == "peer.theirs_consumers"
+    assert figures["peer.ours_postgresql"].raw_key is None  # mapped to nothing of theirs
+    assert figures["peer.ours"].details["rounds"] == [
+        {"workers": 500.0, "postgresql": 100.0},
+        {"workers": 300.0, "postgresql": 200.0},
+    ]

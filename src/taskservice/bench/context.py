@@ -13,7 +13,7 @@ import asyncpg
 from rich.console import Console
 
 from taskservice.bench.client import Client
-from taskservice.bench.cpu import WORKER_APPLICATION, CpuTimes, cpu_times, named_connections
+from taskservice.bench.cpu import WORKER_APPLICATION, CpuTimes, Part, cpu_times, named_connections
 from taskservice.bench.processes import Child, ServerProcess, child_env, stop_all, wait_until
 from taskservice.bench.sizes import Sizes
 from taskservice.store import NOTIFY_CHANNEL, Pool, Store
@@ -86,6 +86,20 @@ class Context:
         """The CPU seconds so far of `workers` (on the run's database) and of their backends."""
         rows = await self.pool.fetch(sql("worker_backends"), WORKER_APPLICATION)
         return cpu_times(workers, [(row["pid"], row["started"]) for row in rows])
+
+    async def part_times(
+        self, parts: list[Part], conn: asyncpg.Connection[Any] | None = None
+    ) -> dict[str, CpuTimes]:
+        """The CPU seconds so far of each part's processes and of their backends (by part name): on
+        the run's database, or on the one `conn` is connected to (the peer scenario's fresh ones)."""
+        times = {}
+        for part in parts:
+            backends: list[tuple[int, float]] = []
+            if part.application is not None:
+                rows = await (conn or self.pool).fetch(sql("worker_backends"), part.application)
+                backends = [(row["pid"], row["started"]) for row in rows]
+            times[part.name] = cpu_times(part.processes, backends)
+        return times
 
     def workers(
         self, count: int, database_url: str | None = None, unset_prefix: str = "", **extra_env: str

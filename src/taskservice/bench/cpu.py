@@ -3,6 +3,10 @@
 The workers name their connections (`application_name`), so that their backends can be found in
 `pg_stat_activity`, and the CPU time of each process is read from /proc. Where the database server
 runs on another host, its backends are not processes of this one: the PostgreSQL share is then unknown.
+
+A drain may involve more than the workers (`Part`): the API server that feeds agents, which names its
+connections SERVER_APPLICATION, or a peer's consumers, which name theirs. `CpuSplit` is then what each
+part's processes spent per task, and their backends together.
 """
 
 from __future__ import annotations
@@ -15,18 +19,19 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psutil
 
 from taskservice.bench.processes import Child
-from taskservice.bench.results import Figure
+from taskservice.bench.results import CPU_UNIT, Figure
 
 WORKER_APPLICATION = "taskservice-bench-worker"
+SERVER_APPLICATION = "taskservice-bench-server"
 BACKEND_NAME = "postgres"  # what a PostgreSQL server process is called, here or embedded
 SAME_START = 2.0  # seconds a backend's start may differ by the server's clock and in this host's /proc
 
 
-def named_connections(url: str) -> str:
-    """`url` with its connections named WORKER_APPLICATION (asyncpg and libpq read it from the query)."""
+def named_connections(url: str, application: str = WORKER_APPLICATION) -> str:
+    """`url` with its connections named `application` (asyncpg and libpq read it from the query)."""
     parts = urlsplit(url)
     options = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "application_name"]
-    return urlunsplit(parts._replace(query=urlencode([*options, ("application_name", WORKER_APPLICATION)])))
+    return urlunsplit(parts._replace(query=urlencode([*options, ("application_name", application)])))
 
 
 class NotHere(Exception):
@@ -132,3 +137,102 @@ class Drains:
                 )
             )
         return figures
+
+
+@dataclass(frozen=True)
+class Part:
+    """Processes whose CPU a drain counts as `name` ("workers", "server", ...); their connections carry
+    `application` as application_name (None: they have none, as agents, which only talk to the server)."""
+
+    name: str
+    processes: list[Child]
+    application: str | None = None
+
+
+@dataclass(frozen=True)
+class CpuSplit:
+    """Microseconds of CPU per task, which is milliseconds per 1,000 tasks: each part's processes'
+    (by the part's name), and the PostgreSQL backends' serving them all (NaN: not measurable here)."""
+
+    processes: dict[str, float]
+    postgresql: float
+
+    @property
+    def total(self) -> float:
+        """Everything the drain cost; NaN where PostgreSQL's share is unknown."""
+        return sum(self.processes.values()) + self.postgresql
+
+    @property
+    def known(self) -> float:
+        """The total where it is known, else the processes' alone: what tells the cheaper round."""
+        return sum(self.processes.values()) + (0.0 if math.isnan(self.postgresql) else self.postgresql)
+
+    @classmethod
+    def between(cls, before: dict[str, CpuTimes], after: dict[str, CpuTimes], tasks: int) -> CpuSplit:
+        """Spent from `before` to `after` (each by part name) on `tasks` tasks."""
+        shares = {name: CpuPerTask.between(before[name], times, tasks) for name, times in after.items()}
+        return cls(
+            {name: share.workers for name, share in shares.items()},
+            sum(share.database for share in shares.values()),
+        )
+
+    def to_json(self) -> dict[str, float]:
+        return {
+            **{k: round(v, 1) for k, v in self.processes.items()},
+            "postgresql": round(self.postgresql, 1),
+        }
+
+
+def least(rounds: list[CpuSplit]) -> CpuSplit:
+    """The round that cost the least (as with throughput, noise only ever adds): its parts add up to
+    its total, which the least of each part taken apart would not."""
+    return min(rounds, key=lambda split: split.known)
+
+
+def split_figures(
+    key: str,
+    label: str,
+    rounds: list[CpuSplit],
+    titles: dict[str, str],
+    *,
+    beside: str | None = None,
+    parts_beside: dict[str, str] | None = None,
+    compared_with: str = "raw",
+    ratio_target: float | None = None,
+    total: str = "total",
+) -> list[Figure]:
+    """CPU per 1,000 tasks of the round that cost the least: `key`_PART for each part that `titles`
+    names ("postgresql": the backends), then `key` for the total (titled `total`). With `beside`
+    (another split's key), the total is shown beside that split's total and held to at most
+    `ratio_target` times it, and a part beside the part of it that `parts_beside` maps it to. Every
+    round is in the details."""
+    best = least(rounds) if rounds else CpuSplit({}, math.nan)
+    parts_beside = parts_beside or {}
+    figures = []
+    for part, title in titles.items():
+        value = best.postgresql if part == "postgresql" else best.processes.get(part, math.nan)
+        other = parts_beside.get(part)
+        figures.append(
+            Figure(
+                f"{key}_{part}",
+                f"{label}: CPU per 1,000 tasks, {title}",
+                value,
+                CPU_UNIT,
+                raw_key=f"{beside}_{other}" if beside and other else None,
+                compared_with=compared_with,
+            )
+        )
+    figures.append(
+        Figure(
+            key,
+            f"{label}: CPU per 1,000 tasks, {total}",
+            best.total,
+            CPU_UNIT,
+            raw_key=beside,
+            ratio_target=ratio_target,
+            ratio_op="<=",
+            compared_with=compared_with,
+            details={"rounds": [split.to_json() for split in rounds]},
+        )
+    )
+    return figures

@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+CPU_UNIT = "ms/1,000 tasks"  # CPU time per 1,000 tasks drained (the same number as µs per task)
+
 
 @dataclass(frozen=True)
 class Target:
@@ -34,7 +36,10 @@ class Figure:
     unit: str
     target: Target | None = None
     raw_key: str | None = None
-    ratio_target: float | None = None  # the least share of the raw ceiling to reach
+    # value / raw to reach (ratio_op ">=": a throughput, the least share of the raw ceiling) or to
+    # stay within ("<=": a cost, as CPU per task, at most so many times the peer's)
+    ratio_target: float | None = None
+    ratio_op: Literal[">=", "<="] = ">="
     compared_with: str = "raw"  # what `raw_key` names, in the target's words ("raw", "pgqueuer")
     raw: float | None = None  # filled in by the runner once the ceiling is measured
     details: dict[str, Any] = field(default_factory=dict)
@@ -52,7 +57,8 @@ class Figure:
         if self.target is not None:
             checks.append(self.target.met_by(self.value))
         if self.ratio_target is not None:
-            checks.append(self.ratio is not None and self.ratio >= self.ratio_target)
+            ratio = self.ratio
+            checks.append(ratio is not None and Target(self.ratio_op, self.ratio_target).met_by(ratio))
         return all(checks) if checks else None
 
     def to_json(self) -> dict[str, Any]:

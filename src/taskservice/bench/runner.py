@@ -21,6 +21,7 @@ import psutil
 from rich.console import Console
 
 from taskservice.bench.context import Context
+from taskservice.bench.cpu import SERVER_APPLICATION, named_connections
 from taskservice.bench.database import BenchDatabase, DatabaseUnavailable
 from taskservice.bench.processes import ServerProcess, stop_all
 from taskservice.bench.results import Report, ScenarioResult
@@ -122,7 +123,8 @@ async def _run_all(
             f"[dim]database {database.name} ({'embedded' if database.embedded else 'DATABASE_URL'})"
         )
         pool = await create_pool(database.url, max_size=POOL_SIZE)
-        server = ServerProcess(database.url, log_dir)
+        # Named, so that the agents scenario counts its backends' CPU with its own (bench/cpu.py).
+        server = ServerProcess(named_connections(database.url, SERVER_APPLICATION), log_dir)
         try:
             await server.wait_ready(sizes.step_timeout)
             ctx = Context(

@@ -6,7 +6,7 @@ import math
 
 from rich.table import Table
 
-from taskservice.bench.results import Figure, Report
+from taskservice.bench.results import CPU_UNIT, Figure, Report
 
 
 def number(value: float, unit: str) -> str:
@@ -27,16 +27,18 @@ def _target(figure: Figure) -> str:
     if figure.ratio_target is not None:
         ratio = figure.ratio_target
         shown = f"{ratio:.0%} of" if ratio < 1 else f"{ratio:g}x"
-        parts.append(f"≥ {shown} {figure.compared_with}")
+        parts.append(f"{'≥' if figure.ratio_op == '>=' else '≤'} {shown} {figure.compared_with}")
     return ", ".join(parts)
 
 
 def _share(figure: Figure) -> str:
-    """Of a throughput, the share of the raw ceiling reached; of a latency or a CPU time, how many
-    times the raw one."""
+    """Of a throughput, the share of the raw ceiling reached; of a latency or a CPU time (or any figure
+    whose ratio is to stay within its target), how many times the raw one."""
     ratio = figure.ratio
     if ratio is None:
         return ""
+    if figure.ratio_op == "<=" or figure.unit == CPU_UNIT:  # costs compared near 1x: two decimals
+        return f"{ratio:.2f}x"
     return f"{ratio:.1f}x" if figure.unit in {"ms", "µs"} or ratio >= 1 else f"{ratio:.0%}"
 
 

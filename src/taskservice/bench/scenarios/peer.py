@@ -9,6 +9,11 @@ is not measured; the rate runs from the first start to the last completion, on t
 pgqueuer also writes a log row per status change (queued, picked, successful); we write three history
 rows and an attempt row per task.
 
+Beside each rate, the CPU time that drain cost per 1,000 tasks (bench/cpu.py), from the release to the
+last completion: ours, the 4 workers', the API server's (idle while workers drain, but running) and
+their PostgreSQL backends'; pgqueuer's, its 2 consumers' and their backends'. Each process is found by
+the application_name of its connections. Our total is held to at most pgqueuer's (issue 26).
+
 Then batch enqueue in the caller's process, 1,000 jobs per call and per transaction on one asyncpg
 connection, in a fresh database of its own: `taskservice.enqueue_many_async` (every task checked as
 CreateTask checks it, with its history row) against pgqueuer's `Queries.enqueue`, interleaved.
@@ -30,6 +35,14 @@ import psycopg
 from psycopg import sql as pgsql
 
 from taskservice.bench.context import Context, sql
+from taskservice.bench.cpu import (
+    SERVER_APPLICATION,
+    WORKER_APPLICATION,
+    CpuSplit,
+    Part,
+    named_connections,
+    split_figures,
+)
 from taskservice.bench.processes import Child, ServerProcess, child_env, stop_all, wait_until
 from taskservice.bench.results import Figure, ScenarioResult
 from taskservice.bench.scenarios.enqueue import new_task
@@ -47,6 +60,7 @@ PEER_BATCH = 100
 RATIO_TARGET = 1.5
 CALL_SIZE = 1000  # tasks per CreateTasks call
 ENQUEUE_RATIO_TARGET = 1.0  # enqueue_many against pgqueuer's batch enqueue (issue 26)
+CPU_RATIO_TARGET = 1.0  # our CPU per task drained, at most pgqueuer's (issue 26)
 
 
 @contextlib.asynccontextmanager
@@ -66,43 +80,47 @@ async def fresh_database(ctx: Context) -> AsyncIterator[str]:
             conn.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
 
 
-async def _value(url: str, name: str) -> float:
-    conn = await asyncpg.connect(url)
-    try:
-        return float(await conn.fetchval(sql(name)) or 0)
-    finally:
-        await conn.close()
-
-
-async def ours(ctx: Context, url: str) -> tuple[float, int]:
-    """Tasks/s of 4 worker processes draining tasks enqueued through the API; and incomplete ones."""
+async def ours(ctx: Context, url: str) -> tuple[float, int, CpuSplit]:
+    """Tasks/s of 4 worker processes draining tasks enqueued through the API; incomplete ones; and the
+    CPU the drain cost per task (workers, server, their backends)."""
     count = ctx.sizes.drain_tasks
-    server = ServerProcess(url, ctx.log_dir)
+    server = ServerProcess(named_connections(url, SERVER_APPLICATION), ctx.log_dir)
     try:
         await server.wait_ready(ctx.sizes.step_timeout)
-        async with ctx.workers(OUR_PROCESSES, url) as workers:
-            for worker in workers:
-                worker.pause()
-            async with ctx.api(server.address) as api:
-                for start in range(0, count, CALL_SIZE):
-                    size = min(CALL_SIZE, count - start)
-                    request = pb.CreateTasksRequest(tasks=[new_task("bench-peer")] * size)
-                    await api.call("CreateTasks", request, pb.CreateTasksResponse)
-            for worker in workers:
-                worker.resume()
+        conn = await asyncpg.connect(url)
+        try:
+            async with ctx.workers(OUR_PROCESSES, url) as workers:
+                for worker in workers:
+                    worker.pause()
+                async with ctx.api(server.address) as api:
+                    for start in range(0, count, CALL_SIZE):
+                        size = min(CALL_SIZE, count - start)
+                        request = pb.CreateTasksRequest(tasks=[new_task("bench-peer")] * size)
+                        await api.call("CreateTasks", request, pb.CreateTasksResponse)
+                parts = [
+                    Part("workers", workers, WORKER_APPLICATION),
+                    Part("server", [server], SERVER_APPLICATION),
+                ]
+                before = await ctx.part_times(parts, conn)
+                for worker in workers:
+                    worker.resume()
 
-            async def drained() -> bool:
-                return await _value(url, "succeeded_kept") >= count
+                async def drained() -> bool:
+                    return bool(await conn.fetchval(sql("succeeded_kept")) >= count)
 
-            await wait_until(drained, ctx.sizes.step_timeout, f"{count} tasks to succeed", interval=0.1)
-        seconds = await _value(url, "drain_window")
-        return count / seconds, int(await _value(url, "incomplete_lifecycles"))
+                await wait_until(drained, ctx.sizes.step_timeout, f"{count} tasks to succeed", interval=0.1)
+                cpu = CpuSplit.between(before, await ctx.part_times(parts, conn), count)
+            seconds = float(await conn.fetchval(sql("drain_window")))
+            return count / seconds, int(await conn.fetchval(sql("incomplete_lifecycles"))), cpu
+        finally:
+            await conn.close()
     finally:
         stop_all([server])
 
 
-async def pgqueuer(ctx: Context, url: str) -> tuple[float, int]:
-    """Jobs/s of pgqueuer's 2 processes at batch 100; and the jobs not done."""
+async def pgqueuer(ctx: Context, url: str) -> tuple[float, int, CpuSplit]:
+    """Jobs/s of pgqueuer's 2 processes at batch 100; the jobs not done; and the CPU the drain cost
+    per job (consumers, their backends)."""
     from pgqueuer import AsyncpgDriver, Queries
 
     from taskservice.bench import peer_worker
@@ -130,6 +148,8 @@ async def pgqueuer(ctx: Context, url: str) -> tuple[float, int]:
             for consumer in consumers:
                 consumer.pause()
             await queries.enqueue([peer_worker.ENTRYPOINT] * count, [None] * count, [0] * count)
+            parts = [Part("consumers", consumers, peer_worker.APPLICATION_NAME)]
+            before = await ctx.part_times(parts, conn)
             for consumer in consumers:
                 consumer.resume()
 
@@ -137,11 +157,12 @@ async def pgqueuer(ctx: Context, url: str) -> tuple[float, int]:
                 return bool(await conn.fetchval(sql("peer_done")) >= count)
 
             await wait_until(drained, ctx.sizes.step_timeout, f"{count} pgqueuer jobs", interval=0.1)
+            cpu = CpuSplit.between(before, await ctx.part_times(parts, conn), count)
             seconds = float(await conn.fetchval(sql("peer_window")))
             left = count - int(await conn.fetchval(sql("peer_done")))
         finally:
             stop_all(consumers)
-        return count / seconds, left
+        return count / seconds, left, cpu
     finally:
         await conn.close()
 
@@ -185,15 +206,19 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
         ctx.console.print(f"[yellow]  skipped: {result.details['skipped']}[/yellow]")
         return
     our_rates, peer_rates = [], []
+    our_cpu: list[CpuSplit] = []
+    peer_cpu: list[CpuSplit] = []
     enqueued: list[tuple[float, float, float, float]] = []
     for _ in range(ctx.sizes.rounds):
         async with fresh_database(ctx) as url:
-            rate, incomplete = await ours(ctx, url)
+            rate, incomplete, cpu = await ours(ctx, url)
             our_rates.append(rate)
+            our_cpu.append(cpu)
             result.tasks += ctx.sizes.drain_tasks
             result.lost += incomplete
-            rate, left = await pgqueuer(ctx, url)
+            rate, left, cpu = await pgqueuer(ctx, url)
             peer_rates.append(rate)
+            peer_cpu.append(cpu)
             result.lost += left
         async with fresh_database(ctx) as url:
             enqueued.append(await batch_enqueue(ctx, url))
@@ -218,6 +243,28 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
             details={"tasks": ctx.sizes.drain_tasks, "rounds": [round(r) for r in our_rates]},
         )
     )
+    result.figures += split_figures(
+        "peer.pgqueuer_cpu",
+        "pgqueuer",
+        peer_cpu,
+        {"consumers": f"its {PEER_PROCESSES} consumer processes", "postgresql": "their PostgreSQL backends"},
+    )
+    result.figures += split_figures(
+        "peer.ours_cpu",
+        "ours",
+        our_cpu,
+        {
+            "workers": f"{OUR_PROCESSES} worker processes",
+            "server": "the API server",
+            "postgresql": "their PostgreSQL backends",
+        },
+        beside="peer.pgqueuer_cpu",
+        parts_beside={"workers": "consumers", "postgresql": "postgresql"},
+        compared_with="pgqueuer",
+        ratio_target=CPU_RATIO_TARGET,
+    )
+    ratios = [o.total / p.total for o, p in zip(our_cpu, peer_cpu, strict=True) if p.total]
+    result.figures[-1].details["ratio_rounds"] = [round(r, 2) for r in ratios]
     result.figures.append(
         Figure(
             "peer.enqueue_pgqueuer",

@@ -1,13 +1,17 @@
-"""Processing: no-op tasks drained end to end (claimed, history written, succeeded) by worker processes."""
+"""Processing: no-op tasks drained end to end (claimed, history written, succeeded) by worker processes.
+
+Beside each rate, the CPU time each drain cost per 1,000 tasks: the workers' and their PostgreSQL
+backends' (bench/cpu.py), what the agents scenario shows its own beside.
+"""
 
 from __future__ import annotations
 
 import time
-from contextlib import AbstractAsyncContextManager
-from typing import Any
+from collections.abc import Callable
 
-from taskservice.bench.context import Context
-from taskservice.bench.processes import wait_until
+from taskservice.bench.context import Context, Processes
+from taskservice.bench.cpu import WORKER_APPLICATION, CpuSplit, Part, split_figures
+from taskservice.bench.processes import Child, wait_until
 from taskservice.bench.results import Figure, ScenarioResult, Target
 from taskservice.bench.stats import best
 
@@ -36,28 +40,37 @@ async def drain_once(ctx: Context, count: int | None = None, keys: int = 0) -> t
 
 
 async def drain_rates(
-    ctx: Context, result: ScenarioResult, fleet: AbstractAsyncContextManager[Any]
-) -> list[float]:
-    """The drain rate of each round, on a fresh database, while `fleet` (the processes that drain) runs."""
+    ctx: Context, result: ScenarioResult, fleet: Processes, parts: Callable[[list[Child]], list[Part]]
+) -> tuple[list[float], list[CpuSplit]]:
+    """The drain rate of each round, on a fresh database, while `fleet` (the processes that drain)
+    runs; and the CPU each round cost per task, of the `parts` that the fleet's processes make."""
     await ctx.reset()
-    rates = []
-    async with fleet:
+    rates, cpu = [], []
+    async with fleet as processes:
+        watched = parts(processes)
         for _ in range(ctx.sizes.rounds):
+            before = await ctx.part_times(watched)
             rate, incomplete = await drain_once(ctx)
+            cpu.append(CpuSplit.between(before, await ctx.part_times(watched), ctx.sizes.drain_tasks))
             rates.append(rate)
             result.tasks += ctx.sizes.drain_tasks
             result.lost += incomplete
-    return rates
+    return rates, cpu
+
+
+def workers(processes: list[Child]) -> list[Part]:
+    return [Part("workers", processes, WORKER_APPLICATION)]
 
 
 async def run(ctx: Context, result: ScenarioResult) -> None:
     sizes = ctx.sizes
     for processes in sizes.worker_processes:
-        rates = await drain_rates(ctx, result, ctx.workers(processes))
+        rates, cpu = await drain_rates(ctx, result, ctx.workers(processes), workers)
+        label = f"{processes} worker process{'es' if processes > 1 else ''} x {sizes.worker_concurrency}"
         result.figures.append(
             Figure(
                 f"processing.workers_{processes}",
-                f"{processes} worker process{'es' if processes > 1 else ''} x {sizes.worker_concurrency}",
+                label,
                 best(rates),
                 "tasks/s",
                 target=TARGETS.get(processes),
@@ -66,3 +79,5 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
                 details={"tasks": sizes.drain_tasks, "rounds": [round(r) for r in rates]},
             )
         )
+        key, total = f"processing.workers_{processes}_cpu", "with their PostgreSQL backends"
+        result.figures += split_figures(key, label, cpu, {}, total=total)
