@@ -16,7 +16,7 @@ from typing import Any, Literal
 from taskservice import model
 from taskservice.model import NewTask, Status, Task
 from taskservice.store.sql import query
-from taskservice.store.store import TaskDefaults, enqueue_arrays, ids_in_order, skipped_keys
+from taskservice.store.store import TaskDefaults, enqueue_json, ids_in_order, skipped_keys
 from taskservice.store.waker import NOTIFY_CHANNEL
 
 Style = Literal["asyncpg", "psycopg", "sqlalchemy"]
@@ -37,27 +37,6 @@ def statement(name: str, style: Style) -> str:
     if style == "psycopg" and "%" in _PLACEHOLDER.sub("", text):
         raise ValueError(f"{name}: a literal % would need escaping for psycopg")
     return _PLACEHOLDER.sub(_STYLES[style], text)
-
-
-def _values(new: NewTask, defaults: TaskDefaults) -> list[Any]:
-    """enqueue_task's parameters, $1 first."""
-    return [
-        new.name,
-        new.type,
-        json.dumps({"parameters": dict(new.parameters)}),
-        new.description,
-        new.priority,
-        defaults.max_retries if new.max_retries is None else new.max_retries,
-        defaults.timeout_seconds if new.timeout_seconds is None else new.timeout_seconds,
-        new.idempotency_key,
-        new.delay_seconds,
-        model.SCHEDULED,
-        NOTIFY_CHANNEL,
-        new.queue or model.DEFAULT_QUEUE,
-        new.limit_key,
-        new.run_at,
-        new.trace_parent,
-    ]
 
 
 def _named(values: list[Any]) -> dict[str, Any]:
@@ -127,28 +106,14 @@ def _async_style(conn: Any) -> Style:
 
 def insert_task(conn: Any, new: NewTask, defaults: TaskDefaults = TaskDefaults()) -> int:  # noqa: B008
     """Insert `new` on a sync connection; returns its id (an existing idempotency key's task's id)."""
-    style = _sync_style(conn)
-    rows = _rows(conn, style, "enqueue_task", _values(new, defaults))
-    if not rows:
-        rows = _rows(conn, style, "id_by_idempotency_key", [new.idempotency_key])
-    return _id(rows, new)
+    [task_id] = insert_tasks(conn, [new], defaults)
+    return task_id
 
 
 async def insert_task_async(conn: Any, new: NewTask, defaults: TaskDefaults = TaskDefaults()) -> int:  # noqa: B008
     """Insert `new` on an async connection; returns its id (an existing idempotency key's task's id)."""
-    style = _async_style(conn)
-    rows = await _rows_async(conn, style, "enqueue_task", _values(new, defaults))
-    if not rows:
-        rows = await _rows_async(conn, style, "id_by_idempotency_key", [new.idempotency_key])
-    return _id(rows, new)
-
-
-def _id(rows: list[Any], new: NewTask) -> int:
-    if not rows:  # the key's task is in a transaction this one cannot see (REPEATABLE READ, say)
-        raise LookupError(
-            f"idempotency_key {new.idempotency_key!r} is taken by a task this transaction cannot see"
-        )
-    return int(rows[0][0])
+    [task_id] = await insert_tasks_async(conn, [new], defaults)
+    return task_id
 
 
 # enqueued_tasks' columns, in its order.
@@ -188,7 +153,7 @@ async def find_tasks_async(
 
 def _many_values(tasks: Sequence[NewTask], defaults: TaskDefaults) -> list[Any]:
     """enqueue_tasks' parameters, $1 first: notified at commit on the queue's channel."""
-    return [*enqueue_arrays(tasks, defaults), model.SCHEDULED, NOTIFY_CHANNEL]
+    return [enqueue_json(tasks, defaults), model.SCHEDULED, NOTIFY_CHANNEL]
 
 
 def _existing(rows: list[Any]) -> dict[str, int]:

@@ -9,15 +9,26 @@
 -- (worker, expiry) while it runs; `tasks.execution_id` names the current attempt, the fencing token
 -- every write about an attempt must present. `task_history` holds one row per status change.
 
--- name: create_tasks
--- Insert tasks ($1, one `new_task_v5` row each: migration 0080) and their "Task is scheduled"
--- history rows ($2). Each keeps the W3C traceparent its row carries (NULL: none). A task is due after its delay, or at its run_at (greatest ignores a NULL one; a
--- time past is now), by the database's clock. A task whose type (else whose queue) has a limit is
--- put under it: its scope and its key (the one it was given, else its payload's parameter the limit
--- names: limit_key_of).
--- limit_of looks the limit up by its key, and not at all while there is none (migration 0050).
--- A task whose idempotency key exists already is skipped (the caller looks the existing one up).
--- The wake-up NOTIFY follows once this has committed (wake_workers): see store/waker.py.
+-- name: wake_workers
+-- $1: the queue's channel.
+SELECT pg_notify($1, '');
+
+-- name: enqueue_tasks
+-- Tasks and their "Task is scheduled" history rows ($2) in one statement: CreateTask(s) on the
+-- server's pool, and taskservice.enqueue / enqueue_many on the application's own connection, in its
+-- transaction (both exist iff it commits). The tasks come as one JSON array of objects ($1, sent as
+-- text: the application's driver may have a jsonb codec of its own, and every driver sends text),
+-- in the order they are inserted, so ids follow it; written `CAST($n AS type)` (never `$n::type`), so
+-- that every driver's placeholder style can stand in (store/foreign.py). A task is due after its
+-- delay, or at its run_at (greatest ignores a NULL one; a time past is now), by the database's clock.
+-- A task whose type (else whose queue) has a limit is put under it: its scope and its key (the one
+-- it was given, else its payload's parameter the limit names: limit_key_of); limit_of looks the
+-- limit up by its key, and not at all while there is none (migration 0050). Each keeps the W3C
+-- traceparent it carries (NULL: none). A taken idempotency key inserts nothing and returns no row
+-- (the caller looks the existing task up: ids_by_idempotency_key).
+-- $3: the queue's channel, notified once when a task was inserted, delivered at commit (when the
+-- application's workers should wake); NULL: no NOTIFY here, the server's Waker sends it once the
+-- insert has committed (a NOTIFY inside would serialize concurrent commits: store/waker.py).
 WITH inserted AS (
     INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
                        idempotency_key, run_at, queue, limit_scope, limit_key, trace_parent)
@@ -26,94 +37,24 @@ WITH inserted AS (
            lim.scope, CASE WHEN lim.scope IS NULL THEN n.limit_key
                            ELSE limit_key_of(n.payload, lim.key, n.limit_key) END,
            n.trace_parent
-      FROM unnest($1::new_task_v5[]) WITH ORDINALITY AS n
+      FROM ROWS FROM (jsonb_to_recordset(CAST(CAST($1 AS text) AS jsonb))
+                      AS (name text, type text, payload jsonb, description text, priority integer,
+                          max_retries integer, timeout_seconds double precision, idempotency_key text,
+                          delay_seconds double precision, run_at timestamptz, queue text,
+                          limit_key text, trace_parent text))
+           WITH ORDINALITY AS n
       LEFT JOIN LATERAL limit_of(n.type, n.queue) AS lim ON true
      ORDER BY n.ordinality
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, idempotency_key
 ), history AS (
     INSERT INTO task_history (task_id, status, details)
-    SELECT id, 0 /*QUEUED*/, $2::text FROM inserted
-)
-SELECT id, idempotency_key FROM inserted ORDER BY id;
-
--- name: wake_workers
--- $1: the queue's channel.
-SELECT pg_notify($1, '');
-
--- name: enqueue_task
--- One task and its "Task is scheduled" history row on the application's own connection, in its
--- transaction (taskservice.enqueue): both exist iff that transaction commits, and the NOTIFY inside
--- it is delivered at commit, which is when the workers should wake. Limits as create_tasks. Scalar
--- parameters written `CAST($n AS type)` (never `$n::type`), so that every driver's placeholder style
--- can stand in for them (store/foreign.py). The payload is sent as text: the application's driver may have a codec of
--- its own for jsonb. An existing idempotency key inserts nothing and returns no row. Due after the
--- delay $9 or at $14 (run_at), as create_tasks. $15: the caller's W3C traceparent (NULL: none).
-WITH inserted AS (
-    INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
-                       idempotency_key, run_at, queue, limit_scope, limit_key, trace_parent)
-    SELECT n.name, n.type, n.payload, n.description, n.priority, n.max_retries, n.timeout_seconds,
-           n.idempotency_key, n.run_at, n.queue,
-           lim.scope, CASE WHEN lim.scope IS NULL THEN n.limit_key
-                           ELSE limit_key_of(n.payload, lim.key, n.limit_key) END,
-           CAST($15 AS text)
-      FROM (SELECT CAST($1 AS text) AS name, CAST($2 AS text) AS type,
-                   CAST(CAST($3 AS text) AS jsonb) AS payload, CAST($4 AS text) AS description,
-                   CAST($5 AS integer) AS priority, CAST($6 AS integer) AS max_retries,
-                   CAST($7 AS double precision) AS timeout_seconds, CAST($8 AS text) AS idempotency_key,
-                   greatest(now() + make_interval(secs => CAST($9 AS double precision)),
-                            CAST($14 AS timestamptz)) AS run_at,
-                   CAST($12 AS text) AS queue, CAST($13 AS text) AS limit_key) AS n
-      LEFT JOIN LATERAL limit_of(n.type, n.queue) AS lim ON true
-        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id
-), history AS (
-    INSERT INTO task_history (task_id, status, details)
-    SELECT id, 0 /*QUEUED*/, CAST($10 AS text) FROM inserted
+    SELECT id, 0 /*QUEUED*/, CAST($2 AS text) FROM inserted
 ), woken AS (
-    SELECT pg_notify($11, '') FROM inserted
-)
-SELECT inserted.id FROM inserted CROSS JOIN woken;
-
--- name: enqueue_tasks
--- Tasks and their "Task is scheduled" history rows ($14) in one statement, from one array per field
--- ($1-$13, element i of each: task i), as enqueue_task makes one: CreateTasks' statement, and
--- taskservice.enqueue_many's on the application's own connection (arrays of scalars, which every
--- driver sends, where a composite row type would need registering with each). Inserted in the
--- arrays' order, so ids follow it. An existing idempotency key inserts nothing and returns no row.
--- $15: the queue's channel, notified once (at commit) when a task was inserted; NULL: no NOTIFY (the
--- server's Waker sends it after commit: store/waker.py). Written `CAST($n AS type)` (see enqueue_task).
-WITH inserted AS (
-    INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
-                       idempotency_key, run_at, queue, limit_scope, limit_key, trace_parent)
-    SELECT n.name, n.type, CAST(n.payload AS jsonb), n.description, n.priority, n.max_retries,
-           n.timeout_seconds, n.idempotency_key,
-           greatest(now() + make_interval(secs => n.delay_seconds), n.run_at), n.queue,
-           lim.scope, CASE WHEN lim.scope IS NULL THEN n.limit_key
-                           ELSE limit_key_of(CAST(n.payload AS jsonb), lim.key, n.limit_key) END,
-           n.trace_parent
-      FROM unnest(CAST($1 AS text[]), CAST($2 AS text[]), CAST($3 AS text[]), CAST($4 AS text[]),
-                  CAST($5 AS integer[]), CAST($6 AS integer[]), CAST($7 AS double precision[]),
-                  CAST($8 AS text[]), CAST($9 AS double precision[]), CAST($10 AS timestamptz[]),
-                  CAST($11 AS text[]), CAST($12 AS text[]), CAST($13 AS text[]))
-           WITH ORDINALITY AS n(name, type, payload, description, priority, max_retries, timeout_seconds,
-                                idempotency_key, delay_seconds, run_at, queue, limit_key, trace_parent,
-                                ordinality)
-      LEFT JOIN LATERAL limit_of(n.type, n.queue) AS lim ON true
-     ORDER BY n.ordinality
-        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, idempotency_key
-), history AS (
-    INSERT INTO task_history (task_id, status, details)
-    SELECT id, 0 /*QUEUED*/, CAST($14 AS text) FROM inserted
-), woken AS (
-    SELECT count(pg_notify(CAST($15 AS text), '')) AS sent
-     WHERE CAST($15 AS text) IS NOT NULL AND EXISTS (SELECT FROM inserted)
+    SELECT count(pg_notify($3, '')) AS sent
+     WHERE CAST($3 AS text) IS NOT NULL AND EXISTS (SELECT FROM inserted)
 )
 SELECT inserted.id, inserted.idempotency_key FROM inserted LEFT JOIN woken ON true ORDER BY inserted.id;
-
--- name: id_by_idempotency_key
-SELECT id FROM tasks WHERE idempotency_key = CAST($1 AS text);
 
 -- name: enqueued_tasks
 -- Tasks of a type, name and status (each NULL: any), oldest first, on the application's own

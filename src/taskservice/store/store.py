@@ -205,26 +205,20 @@ def _new_task_row(task: NewTask, defaults: TaskDefaults) -> tuple[Any, ...]:
     )
 
 
-def enqueue_arrays(tasks: Sequence[NewTask], defaults: TaskDefaults) -> list[list[Any]]:
-    """enqueue_tasks' $1-$13: one array per field, element i of each task i's (queries.sql)."""
-    fields: list[list[Any]] = [[] for _ in range(13)]
-    (names, types, payloads, descriptions, priorities, max_retries, timeouts, keys, delays, run_ats,
-     queues, limit_keys, trace_parents) = fields  # fmt: skip
-    for t in tasks:
-        names.append(t.name)
-        types.append(t.type)
-        payloads.append(json.dumps({"parameters": t.parameters}))
-        descriptions.append(t.description)
-        priorities.append(t.priority)
-        max_retries.append(defaults.max_retries if t.max_retries is None else t.max_retries)
-        timeouts.append(defaults.timeout_seconds if t.timeout_seconds is None else t.timeout_seconds)
-        keys.append(t.idempotency_key)
-        delays.append(t.delay_seconds)
-        run_ats.append(t.run_at)
-        queues.append(t.queue or model.DEFAULT_QUEUE)
-        limit_keys.append(t.limit_key)
-        trace_parents.append(t.trace_parent)
-    return fields
+def enqueue_json(tasks: Sequence[NewTask], defaults: TaskDefaults) -> str:
+    """enqueue_tasks' $1: the tasks as one JSON array of objects, in order (queries.sql)."""
+    return json.dumps([
+        {
+            "name": t.name, "type": t.type, "payload": {"parameters": t.parameters},
+            "description": t.description, "priority": t.priority,
+            "max_retries": defaults.max_retries if t.max_retries is None else t.max_retries,
+            "timeout_seconds": defaults.timeout_seconds if t.timeout_seconds is None else t.timeout_seconds,
+            "idempotency_key": t.idempotency_key, "delay_seconds": t.delay_seconds,
+            "run_at": None if t.run_at is None else t.run_at.isoformat(),
+            "queue": t.queue or model.DEFAULT_QUEUE, "limit_key": t.limit_key, "trace_parent": t.trace_parent,
+        }
+        for t in tasks
+    ])  # fmt: skip
 
 
 def ids_in_order(
@@ -297,13 +291,13 @@ class Store:
         """
         if not tasks:
             return []
-        arrays = enqueue_arrays(tasks, self.defaults)
-        # No NOTIFY inside the statement ($15 NULL): the Waker sends it once this has committed.
+        batch = enqueue_json(tasks, self.defaults)
+        # No NOTIFY inside the statement ($3 NULL): the Waker sends it once this has committed.
         if id_limit is None:
-            rows = await self.pool.fetch(query("enqueue_tasks"), *arrays, model.SCHEDULED, None)
+            rows = await self.pool.fetch(query("enqueue_tasks"), batch, model.SCHEDULED, None)
         else:
             async with self.pool.acquire() as conn, conn.transaction():
-                rows = await conn.fetch(query("enqueue_tasks"), *arrays, model.SCHEDULED, None)
+                rows = await conn.fetch(query("enqueue_tasks"), batch, model.SCHEDULED, None)
                 highest = max((row["id"] for row in rows), default=0)
                 if highest > id_limit:
                     raise IdAboveLimit(highest, id_limit)  # leaving the block rolls the insert back
