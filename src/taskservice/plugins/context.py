@@ -44,6 +44,10 @@ class Lease:
         return self.clock() >= self.expires_at
 
 
+# Held only while a signal is set or a thread starts waiting on one: rare, and brief.
+_WAITERS = threading.Lock()
+
+
 class CancelSignal:
     """Set once, by the worker, when it gives up on the attempt (timeout, cancel, lost lease, stop).
 
@@ -52,24 +56,31 @@ class CancelSignal:
     signal is for work that a cancellation does not reach (a thread, a shielded section, a cleanup).
     """
 
-    __slots__ = ("_event", "_thread_event", "reason")
+    __slots__ = ("_event", "_set", "_thread_event", "reason")
 
     def __init__(self) -> None:
-        self._thread_event = threading.Event()
-        self._event: asyncio.Event | None = None  # made on first wait(): most attempts never need it
+        self._set = False
+        # Each made on first wait only: most attempts never wait, and a threading.Event (a Condition
+        # and its lock) per attempt was 4% of a worker's CPU (docs/performance.md).
+        self._thread_event: threading.Event | None = None
+        self._event: asyncio.Event | None = None
         self.reason = ""
 
     def set(self, reason: str) -> None:
         """Called on the worker's event loop."""
-        if self._thread_event.is_set():
-            return
-        self.reason = reason
-        self._thread_event.set()
+        with _WAITERS:  # against a thread's wait_blocking making its event meanwhile
+            if self._set:
+                return
+            self.reason = reason
+            self._set = True
+            waiting = self._thread_event
+        if waiting is not None:
+            waiting.set()
         if self._event is not None:
             self._event.set()
 
     def is_set(self) -> bool:
-        return self._thread_event.is_set()
+        return self._set
 
     async def wait(self) -> str:
         """Wait until the attempt is cancelled; returns the reason. Only on the worker's event loop."""
@@ -81,7 +92,13 @@ class CancelSignal:
 
     def wait_blocking(self, timeout: float | None = None) -> bool:
         """For sync plugins (in a thread): wait up to `timeout` seconds; True when cancelled."""
-        return self._thread_event.wait(timeout)
+        with _WAITERS:
+            if self._set:
+                return True
+            if self._thread_event is None:
+                self._thread_event = threading.Event()
+            waiting = self._thread_event
+        return waiting.wait(timeout)
 
 
 class WaitForChildren:
