@@ -1,4 +1,7 @@
-"""Health: the gRPC health protocol over Connect, plus plain /healthz (alive) and /readyz (database)."""
+"""Health: the gRPC health protocol over Connect, plus plain /healthz (alive) and /readyz (database).
+
+`/readyz?verbose` adds what informs without failing readiness: whether autovacuum vacuums our hot
+tables, and their dead tuples (worker/maintenance.py vacuums them when it does not)."""
 
 from __future__ import annotations
 
@@ -34,6 +37,23 @@ class Readiness:
             return False
         return True
 
+    async def detail(self) -> list[str]:
+        """Lines that inform and never fail readiness: autovacuum's warnings, each hot table's dead tuples."""
+        if self.store is None:
+            return []
+        try:
+            state = await asyncio.wait_for(self.store.vacuum_state(), READY_TIMEOUT)
+        except Exception as error:
+            return [f"dead tuples: not read ({type(error).__name__})"]
+        lines = [f"warning: {problem}" for problem in state.warnings()]
+        for table in state.tables:
+            vacuumed = "autovacuum on" if state.autovacuum_runs_on(table) else "autovacuum off"
+            lines.append(
+                f"table {table.table}: {table.dead} dead tuples "
+                f"(autovacuum acts at {table.autovacuum_at:.0f}; {vacuumed})"
+            )
+        return lines
+
 
 class HealthService:
     """grpc.health.v1.Health: SERVING for "" and the task service while the database answers."""
@@ -58,9 +78,11 @@ async def healthz(request: Request) -> PlainTextResponse:
 
 def readyz_endpoint(readiness: Readiness) -> Callable[[Request], Awaitable[PlainTextResponse]]:
     async def readyz(request: Request) -> PlainTextResponse:
-        """Readiness: the database answers."""
+        """Readiness: the database answers. With `?verbose`, what informs besides (Readiness.detail)."""
         if await readiness.ready():
-            return PlainTextResponse("ready\n")
+            if "verbose" not in request.query_params:
+                return PlainTextResponse("ready\n")
+            return PlainTextResponse("".join(f"{line}\n" for line in ["ready", *await readiness.detail()]))
         return PlainTextResponse("database unavailable\n", status_code=503)
 
     return readyz
