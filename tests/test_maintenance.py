@@ -21,6 +21,7 @@ from taskservice.store import HOT_TABLES, Pool, Store, TableVacuum, VacuumLimits
 from taskservice.store.retention import LOCK_KEY
 from taskservice.worker.maintenance import AUTOVACUUM_VISITS, MaintenanceJob, warn_when_autovacuum_is_off
 from taskservice.worker.serve import maintenance_job
+from test_metrics import samples, value
 
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
 
@@ -33,7 +34,8 @@ async def leave_dead_tasks(pool: Pool, count: int) -> None:
     """`count` tasks inserted and deleted: as many dead tuples in `tasks`, counted once the stats flush."""
     async with pool.acquire() as conn:
         await conn.execute(
-            "INSERT INTO tasks (name, type, timeout_seconds) SELECT 'dead', 'noop', 60 FROM generate_series(1, $1)",
+            "INSERT INTO tasks (name, type, timeout_seconds)"
+            " SELECT 'dead', 'noop', 60 FROM generate_series(1, $1)",
             count,
         )
         await conn.execute("DELETE FROM tasks WHERE name = 'dead'")
@@ -78,7 +80,8 @@ async def test_a_table_past_the_margin_that_autovacuum_skips_is_vacuumed(
     assert done.dead_before >= 5000
     assert done.seconds >= 0
     vacuumed = [e for e in logs if e["event"].startswith("maintenance: vacuumed")]
-    assert vacuumed[0]["table"] == "tasks" and vacuumed[0]["dead_tuples_before"] == done.dead_before
+    assert vacuumed[0]["table"] == "tasks"
+    assert vacuumed[0]["dead_tuples_before"] == done.dead_before
 
     async def vacuumed_now() -> bool:
         row = await table_stats(pool, "tasks")
@@ -98,7 +101,8 @@ async def test_tables_under_the_margin_are_left_alone(store: Store, pool: Pool, 
     assert (await table_stats(pool, "tasks"))["last_vacuum"] is None
     # A lower margin takes it.
     done = await job(store, database_url, margin=1.0).run_once()
-    assert done is not None and done.table == "tasks"
+    assert done is not None
+    assert done.table == "tasks"
 
 
 async def test_a_tick_is_skipped_while_another_session_holds_the_retention_lock(
@@ -119,7 +123,8 @@ async def test_a_tick_is_skipped_while_another_session_holds_the_retention_lock(
     finally:
         await other.close()
     done = await job(store, database_url).run_once()
-    assert done is not None and done.table == "tasks"
+    assert done is not None
+    assert done.table == "tasks"
     # It let the lock go: retention can take it.
     async with pool.acquire() as conn, conn.transaction():
         assert await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", LOCK_KEY)
@@ -169,7 +174,8 @@ async def test_the_warning_at_start_says_what_keeps_autovacuum_off_and_what_is_d
     assert ("autovacuum is off for the server (autovacuum = off)" in problems) == server_off
     assert "autovacuum is off for table(s) task_history (autovacuum_enabled = false)" in problems
     [warning] = [e for e in logs if e["log_level"] == "warning"]
-    assert "task_history" in warning["event"] and "MAINTENANCE_INTERVAL 60s" in warning["event"]
+    assert "task_history" in warning["event"]
+    assert "MAINTENANCE_INTERVAL 60s" in warning["event"]
     with structlog.testing.capture_logs() as logs:
         await warn_when_autovacuum_is_off(store, interval=0, margin=2)
     assert "nothing vacuums them" in logs[0]["event"]
@@ -183,7 +189,11 @@ async def test_no_warning_while_autovacuum_vacuums_our_tables(store: Store, pool
     assert not [e for e in logs if e["log_level"] == "warning"]
 
 
-def test_the_maintenance_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+def test_the_maintenance_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env of whoever runs the tests
+    for name in Settings.model_fields:
+        if name.startswith("maintenance_"):
+            monkeypatch.delenv(name.upper(), raising=False)
     defaults = load_settings()
     assert (defaults.maintenance_interval, defaults.maintenance_margin) == (60.0, 2.0)
     monkeypatch.setenv("MAINTENANCE_INTERVAL", "0")
@@ -191,7 +201,9 @@ def test_the_maintenance_settings(monkeypatch: pytest.MonkeyPatch, settings: Set
     monkeypatch.setenv("MAINTENANCE_INTERVAL", "5m")
     monkeypatch.setenv("MAINTENANCE_VACUUM_TIMEOUT", "90s")
     made = maintenance_job(load_settings(), Store.__new__(Store), "unused")
-    assert made is not None and made.interval == 300.0 and made.limits.timeout_seconds == 90.0
+    assert made is not None
+    assert made.interval == 300.0
+    assert made.limits.timeout_seconds == 90.0
     monkeypatch.setenv("MAINTENANCE_MARGIN", "0.5")
     with pytest.raises(ConfigError, match="MAINTENANCE_MARGIN"):
         load_settings()
@@ -217,15 +229,14 @@ async def test_the_server_warns_at_start_and_shows_dead_tuples_at_scrape_and_in_
             assert lines[0] == "ready"
             assert "warning: autovacuum is off for table(s) tasks (autovacuum_enabled = false)" in lines
             [tasks] = [line for line in lines if line.startswith("table tasks: ")]
-            assert int(tasks.split()[2]) >= 3000 and tasks.endswith("autovacuum off)")
+            assert int(tasks.split()[2]) >= 3000
+            assert tasks.endswith("autovacuum off)")
             assert {line.split()[1].rstrip(":") for line in lines if line.startswith("table ")} == set(
                 HOT_TABLES
             )
             scraped = (await http.get("/metrics")).text
     finally:
         server.stop()
-    from test_metrics import samples, value
-
     seen = samples(scraped)
     assert value(seen, "taskservice_table_dead_tuples", table="tasks") >= 3000
     assert value(seen, "taskservice_table_autovacuum_enabled", table="tasks") == 0
@@ -256,7 +267,9 @@ async def lock_free(pool: Pool) -> bool:
         return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", LOCK_KEY))
 
 
-async def test_a_vacuum_past_its_timeout_is_stopped_and_said(store: Store, pool: Pool, database_url: str) -> None:
+async def test_a_vacuum_past_its_timeout_is_stopped_and_said(
+    store: Store, pool: Pool, database_url: str
+) -> None:
     await autovacuum_off_for(pool, "tasks")
     await leave_dead_tasks(pool, 5000)
     await eventually(lambda: dead_counted(pool, "tasks", 5000))
@@ -269,7 +282,8 @@ async def test_a_vacuum_past_its_timeout_is_stopped_and_said(store: Store, pool:
                 done = await bounded.run_once()
     finally:
         await blocker.close()
-    assert done is not None and (done.table, done.finished) == ("tasks", False)
+    assert done is not None
+    assert (done.table, done.finished) == ("tasks", False)
     assert done.seconds >= 0.2
     assert any("MAINTENANCE_VACUUM_TIMEOUT" in e["event"] for e in logs if e["log_level"] == "warning")
     assert await lock_free(pool)
@@ -290,7 +304,8 @@ async def test_stopping_the_job_cancels_its_vacuum_and_lets_the_lock_go(
             await eventually(lambda: vacuum_waiting(pool))
             assert not await lock_free(pool)  # the job holds it while it vacuums
             await running.stop()
-            assert running.task is not None and running.task.done()
+            assert running.task is not None
+            assert running.task.done()
             await eventually(lambda: no_vacuum_running(pool))
             assert await lock_free(pool)
     finally:
