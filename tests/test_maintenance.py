@@ -6,6 +6,7 @@ a test that needs it off for a table says so with the table's own `autovacuum_en
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,8 @@ import httpx
 import pytest
 import structlog
 
-from conftest import ServerProcess, eventually
+from agents import AgentProcess
+from conftest import ServerProcess, eventually, subprocess_env
 from taskservice.config import ConfigError, Settings, load_settings
 from taskservice.store import HOT_TABLES, Pool, Store, TableVacuum, VacuumLimits, VacuumState
 from taskservice.store.retention import LOCK_KEY
@@ -310,3 +312,25 @@ async def test_stopping_the_job_cancels_its_vacuum_and_lets_the_lock_go(
             assert await lock_free(pool)
     finally:
         await blocker.close()
+
+
+@pytest.mark.e2e
+async def test_a_worker_warns_at_start(pool: Pool, settings: Settings, tmp_path: Path) -> None:
+    await autovacuum_off_for(pool, "task_executions")
+    worker = AgentProcess(
+        [sys.executable, "-m", "taskservice.cli", "serve", "-c", "1"],
+        subprocess_env(settings, MAINTENANCE_INTERVAL="0"),
+        tmp_path / "worker.log",
+    )
+    try:
+
+        async def started() -> bool:
+            return "worker started" in worker.log()
+
+        await eventually(started, timeout=60)
+    finally:
+        assert worker.stop() == 0, worker.log()
+    [warning] = [line for line in worker.log().splitlines() if "autovacuum does not vacuum" in line]
+    assert "[warning" in warning
+    assert "autovacuum is off for table(s) task_executions (autovacuum_enabled = false)" in warning
+    assert "MAINTENANCE_INTERVAL is 0, so nothing vacuums them" in warning
