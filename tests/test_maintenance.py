@@ -18,6 +18,7 @@ import structlog
 
 from agents import AgentProcess
 from conftest import ServerProcess, eventually, subprocess_env
+from taskservice.api.health import NOT_PUBLIC
 from taskservice.config import ConfigError, Settings, load_settings
 from taskservice.store import HOT_TABLES, Pool, Store, TableVacuum, VacuumLimits, VacuumState
 from taskservice.store.retention import LOCK_KEY
@@ -334,3 +335,18 @@ async def test_a_worker_warns_at_start(pool: Pool, settings: Settings, tmp_path:
     assert "[warning" in warning
     assert "autovacuum is off for table(s) task_executions (autovacuum_enabled = false)" in warning
     assert "MAINTENANCE_INTERVAL is 0, so nothing vacuums them" in warning
+
+
+async def test_with_auth_on_readyz_shows_no_figures(
+    token_server: tuple[ServerProcess, dict[str, str]],
+) -> None:
+    """/readyz needs no credentials: with auth on (and /metrics not public) it gives no table figures."""
+    server, secrets = token_server
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        verbose = await http.get("/readyz?verbose")
+        assert verbose.status_code == 200
+        assert verbose.text == f"ready\n{NOT_PUBLIC}\n"
+        # Where it points: /metrics, with a token, has them.
+        scraped = await http.get("/metrics", headers={"authorization": f"Bearer {secrets['viewer']}"})
+    assert scraped.status_code == 200
+    assert "taskservice_table_dead_tuples{" in scraped.text

@@ -1,7 +1,8 @@
 """Health: the gRPC health protocol over Connect, plus plain /healthz (alive) and /readyz (database).
 
 `/readyz?verbose` adds what informs without failing readiness: whether autovacuum vacuums our hot
-tables, and their dead tuples (worker/maintenance.py vacuums them when it does not)."""
+tables, and their dead tuples (worker/maintenance.py vacuums them when it does not); with auth on,
+only where /metrics is public too, since /readyz always is."""
 
 from __future__ import annotations
 
@@ -20,13 +21,15 @@ from taskservice.store import Store
 
 SERVICES = ("", "cloud.v1.TaskManagementService")
 READY_TIMEOUT = 2.0
+NOT_PUBLIC = "detail: not shown here with auth on; see /metrics (taskservice_table_*) or set METRICS_PUBLIC"
 
 
 class Readiness:
     """Whether the server can do its work: started, and the database answers."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, detail_public: bool = True) -> None:
         self.store: Store | None = None
+        self.detail_public = detail_public  # else `detail` says where to look: /readyz is public
 
     async def ready(self) -> bool:
         if self.store is None:
@@ -41,6 +44,8 @@ class Readiness:
         """Lines that inform and never fail readiness: autovacuum's warnings, each hot table's dead tuples."""
         if self.store is None:
             return []
+        if not self.detail_public:
+            return [NOT_PUBLIC]
         try:
             state = await asyncio.wait_for(self.store.vacuum_state(), READY_TIMEOUT)
         except Exception as error:
