@@ -350,3 +350,34 @@ async def test_with_auth_on_readyz_shows_no_figures(
         scraped = await http.get("/metrics", headers={"authorization": f"Bearer {secrets['viewer']}"})
     assert scraped.status_code == 200
     assert "taskservice_table_dead_tuples{" in scraped.text
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("process", ["server", "worker"])
+async def test_servers_and_workers_run_the_job(
+    pool: Pool, settings: Settings, tmp_path: Path, process: str
+) -> None:
+    await autovacuum_off_for(pool, "tasks")
+    await leave_dead_tasks(pool, 5000)
+    await eventually(lambda: dead_counted(pool, "tasks", 5000))
+    running: ServerProcess | AgentProcess
+    if process == "server":
+        running = ServerProcess(
+            settings, tmp_path / "server.log", MAINTENANCE_INTERVAL="0.2", WORKER_COUNT="0"
+        )
+    else:
+        command = [sys.executable, "-m", "taskservice.cli", "serve", "-c", "1"]
+        running = AgentProcess(
+            command, subprocess_env(settings, MAINTENANCE_INTERVAL="0.2"), tmp_path / "w.log"
+        )
+    try:
+
+        async def vacuumed() -> bool:
+            return (await table_stats(pool, "tasks"))["last_vacuum"] is not None
+
+        await eventually(vacuumed, timeout=60)
+    finally:
+        running.stop()
+    [line] = [line for line in running.log().splitlines() if "maintenance: vacuumed" in line]
+    assert "table=tasks" in line
+    assert "dead_tuples_before=" in line
