@@ -22,7 +22,12 @@ from taskservice.api.health import NOT_PUBLIC
 from taskservice.config import ConfigError, Settings, load_settings
 from taskservice.store import HOT_TABLES, Pool, Store, TableVacuum, VacuumLimits, VacuumState
 from taskservice.store.retention import LOCK_KEY
-from taskservice.worker.maintenance import AUTOVACUUM_VISITS, MaintenanceJob, warn_when_autovacuum_is_off
+from taskservice.worker.maintenance import (
+    AGAIN_SECONDS,
+    AUTOVACUUM_VISITS,
+    MaintenanceJob,
+    warn_when_autovacuum_is_off,
+)
 from taskservice.worker.serve import maintenance_job
 from test_metrics import samples, value
 
@@ -144,19 +149,19 @@ def test_while_autovacuum_may_yet_vacuum_a_table_the_job_leaves_it_to_autovacuum
     clock = [NOW]
     maintenance = MaintenanceJob(Store.__new__(Store), "unused", 60, clock=lambda: clock[0])
     turn = timedelta(seconds=AUTOVACUUM_VISITS * 60)
-    assert maintenance.due(state_of(TASKS)) is None  # first seen past the margin now
+    assert maintenance.due(state_of(TASKS)) == []  # first seen past the margin now
     clock[0] = NOW + turn - timedelta(seconds=1)
-    assert maintenance.due(state_of(TASKS)) is None
+    assert maintenance.due(state_of(TASKS)) == []
     clock[0] = NOW + turn
-    assert maintenance.due(state_of(TASKS)) == TASKS  # autovacuum is behind: three visits missed
+    assert maintenance.due(state_of(TASKS)) == [TASKS]  # autovacuum is behind: three visits missed
     # Back under the margin (autovacuum caught up), its turn starts over.
-    assert maintenance.due(state_of(replace(TASKS, dead=1500))) is None
-    assert maintenance.due(state_of(TASKS)) is None
+    assert maintenance.due(state_of(replace(TASKS, dead=1500))) == []
+    assert maintenance.due(state_of(TASKS)) == []
     # Off for the server, or for the table: no waiting. A table being vacuumed is left alone.
-    assert maintenance.due(state_of(TASKS, autovacuum=False)) == TASKS
+    assert maintenance.due(state_of(TASKS, autovacuum=False)) == [TASKS]
     disabled = replace(TASKS, autovacuum_enabled=False)
-    assert maintenance.due(state_of(disabled)) == disabled
-    assert maintenance.due(state_of(replace(TASKS, vacuuming=True), autovacuum=False)) is None
+    assert maintenance.due(state_of(disabled)) == [disabled]
+    assert maintenance.due(state_of(replace(TASKS, vacuuming=True), autovacuum=False)) == []
 
 
 def test_the_worst_table_past_the_margin_goes_first() -> None:
@@ -164,7 +169,7 @@ def test_the_worst_table_past_the_margin_goes_first() -> None:
     history = TableVacuum("task_history", 9000, 1000.0, False, None, False)
     big_but_under = TableVacuum("task_executions", 50_000, 30_000.0, False, None, False)
     tasks = replace(TASKS, autovacuum_enabled=False)
-    assert maintenance.due(state_of(tasks, history, big_but_under)) == history
+    assert maintenance.due(state_of(tasks, history, big_but_under)) == [history, tasks]
 
 
 async def test_the_warning_at_start_says_what_keeps_autovacuum_off_and_what_is_done(
@@ -381,3 +386,35 @@ async def test_servers_and_workers_run_the_job(
     [line] = [line for line in running.log().splitlines() if "maintenance: vacuumed" in line]
     assert "table=tasks" in line
     assert "dead_tuples_before=" in line
+
+
+async def test_when_several_tables_are_due_the_next_tick_comes_soon(
+    store: Store, pool: Pool, database_url: str
+) -> None:
+    for table in ("tasks", "task_history"):
+        await autovacuum_off_for(pool, table)
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO tasks (name, type, timeout_seconds)"
+            " SELECT 'dead', 'noop', 60 FROM generate_series(1, 5000)"
+        )
+        await conn.execute(
+            "INSERT INTO task_history (task_id, status, details)"
+            " SELECT id, 0 /*QUEUED*/, 'x' FROM tasks WHERE id % 5 <> 0"
+        )
+        await conn.execute("DELETE FROM task_history")
+        await conn.execute("DELETE FROM tasks")
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+        await conn.execute("SELECT 1")
+    await eventually(lambda: dead_counted(pool, "tasks", 5000))
+    await eventually(lambda: dead_counted(pool, "task_history", 4000))
+    maintenance = job(store, database_url)
+    first = await maintenance.run_once()
+    assert first is not None
+    assert first.table == "tasks"  # the most dead tuples first
+    assert maintenance.interval == AGAIN_SECONDS
+    second = await maintenance.run_once()
+    assert second is not None
+    assert second.table == "task_history"
+    assert maintenance.interval == 60  # nothing else was due
+    assert await maintenance.run_once() is None

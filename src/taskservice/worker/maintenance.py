@@ -10,6 +10,8 @@ when autovacuum will not: it is off for that table, or the table has stayed past
 AUTOVACUUM_VISITS of autovacuum's naptimes (autovacuum is behind). While autovacuum keeps up, it
 never vacuums. The VACUUM is throttled and bounded (VacuumLimits), under the retention lock: while
 another process holds it (retention deleting, or another process's maintenance), the tick is skipped.
+When more tables were due than the one it vacuumed, the next tick comes AGAIN_SECONDS later rather
+than a whole interval (autovacuum too does every table due in one visit).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ log = structlog.get_logger(__name__)
 # With autovacuum on for a table, it gets this many of its visits (autovacuum_naptime each) to bring
 # the table back under the margin before the job takes it as behind and vacuums the table itself.
 AUTOVACUUM_VISITS = 3
+AGAIN_SECONDS = 1.0  # the next tick, when a tick vacuumed one table of several due
 
 
 class MaintenanceJob(Periodic):
@@ -45,6 +48,7 @@ class MaintenanceJob(Periodic):
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         super().__init__(interval)
+        self.every = interval  # `interval` is the wait before the next tick: this, or AGAIN_SECONDS
         self.store, self.url, self.margin, self.clock = store, url, margin, clock
         self.limits = limits or VacuumLimits()
         self._past_margin_since: dict[str, datetime] = {}  # tables seen past the margin, since when
@@ -60,14 +64,18 @@ class MaintenanceJob(Periodic):
 
     async def run_once(self) -> Vacuumed | None:
         """Vacuum the table most in need now, if one is; what was done, None when nothing was."""
-        table = self.due(await self.store.vacuum_state())
-        if table is None:
+        self.interval = self.every
+        due = self.due(await self.store.vacuum_state())
+        if not due:
             return None
+        table = due[0]
         done = await self.store.vacuum(self.url, table, self.limits)
         if done is None:
             log.debug("maintenance: another process holds the lock; skipping this tick", table=table.table)
             return None
         self._past_margin_since.pop(table.table, None)
+        if len(due) > 1:
+            self.interval = min(self.every, AGAIN_SECONDS)  # the next of them soon
         figures = {
             "table": done.table,
             "dead_tuples_before": done.dead_before,
@@ -83,9 +91,9 @@ class MaintenanceJob(Periodic):
             )
         return done
 
-    def due(self, state: VacuumState) -> TableVacuum | None:
-        """The table to vacuum now: the most dead tuples among those past the margin that autovacuum
-        does not vacuum (off for it, or behind); None when there is none."""
+    def due(self, state: VacuumState) -> list[TableVacuum]:
+        """The tables to vacuum, most dead tuples first: those past the margin that autovacuum does
+        not vacuum (off for them, or behind). A tick vacuums the first."""
         now = self.clock()
         due = []
         for table in state.tables:
@@ -97,7 +105,7 @@ class MaintenanceJob(Periodic):
             if state.autovacuum_runs_on(table) and now - since < autovacuum_turn:
                 continue  # autovacuum's to do, and it may yet
             due.append(table)
-        return max(due, key=lambda table: table.dead, default=None)
+        return sorted(due, key=lambda table: table.dead, reverse=True)
 
 
 async def warn_when_autovacuum_is_off(store: Store, interval: float, margin: float) -> list[str]:
