@@ -418,3 +418,32 @@ async def test_when_several_tables_are_due_the_next_tick_comes_soon(
     assert second.table == "task_history"
     assert maintenance.interval == 60  # nothing else was due
     assert await maintenance.run_once() is None
+
+
+async def test_dead_tuples_an_older_snapshot_holds_are_said_once_and_not_vacuumed_for_again(
+    store: Store, pool: Pool, database_url: str
+) -> None:
+    await autovacuum_off_for(pool, "tasks")
+    old = await asyncpg.connect(database_url)
+    try:
+        async with old.transaction(isolation="repeatable_read"):
+            await old.fetchval("SELECT count(*) FROM tasks")  # its snapshot: before the deletes
+            await leave_dead_tasks(pool, 5000)
+            await eventually(lambda: dead_counted(pool, "tasks", 5000))
+            maintenance = job(store, database_url)
+            with structlog.testing.capture_logs() as logs:
+                done = await maintenance.run_once()
+            assert done is not None
+            assert done.finished
+            assert done.dead_after >= 5000  # nothing could go: the old snapshot sees them
+            [said] = [e for e in logs if e["event"].startswith("maintenance: VACUUM could not remove")]
+            assert (said["table"], said["dead_tuples_left"]) == ("tasks", done.dead_after)
+            assert await maintenance.run_once() is None  # not again for the same dead tuples
+    finally:
+        await old.close()
+    # More dead tuples past the margin above those: vacuumed again, and now they all go.
+    await leave_dead_tasks(pool, 3000)
+    await eventually(lambda: dead_counted(pool, "tasks", 8000))
+    again = await maintenance.run_once()
+    assert again is not None
+    assert again.dead_after < 1000

@@ -80,11 +80,12 @@ class VacuumLimits:
 
 @dataclass(frozen=True)
 class Vacuumed:
-    """One VACUUM the maintenance job ran: of which table, with how many dead tuples before it, how
-    long it took, and whether it finished (False: stopped by its statement_timeout)."""
+    """One VACUUM the maintenance job ran: of which table, with how many dead tuples before and after
+    it, how long it took, and whether it finished (False: stopped by its statement_timeout)."""
 
     table: str
     dead_before: int
+    dead_after: int
     seconds: float
     finished: bool
 
@@ -127,7 +128,9 @@ async def vacuum(url: str, table: TableVacuum, limits: VacuumLimits) -> Vacuumed
                 await conn.execute(statement)
             except asyncpg.QueryCanceledError:  # its statement_timeout
                 finished = False
-            return Vacuumed(table.table, table.dead, time.perf_counter() - started, finished)
+            seconds = time.perf_counter() - started
+            left = await conn.fetchval(query("dead_tuples_left"), table.table)
+            return Vacuumed(table.table, table.dead, int(left), seconds, finished)
         finally:
             with contextlib.suppress(Exception):  # else closing the session below releases it
                 await conn.fetchval(query("maintenance_unlock"), LOCK_KEY)

@@ -1622,6 +1622,11 @@ SELECT set_config('vacuum_cost_delay', $1::text, false),
        set_config('vacuum_cost_limit', $2::text, false),
        set_config('statement_timeout', $3::text, false);
 
+-- name: dead_tuples_left
+-- The dead tuples of table $1 just after the maintenance job's VACUUM of it (a VACUUM reports them
+-- at its end): those it could not remove, held back by an older transaction or replication slot.
+SELECT coalesce((SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = to_regclass($1)), 0)::bigint;
+
 -- name: vacuum_table
 -- A template: {table} is one of store/maintenance.HOT_TABLES, quoted (a parameter cannot name a table;
 -- never a name from input).

@@ -11,7 +11,9 @@ AUTOVACUUM_VISITS of autovacuum's naptimes (autovacuum is behind). While autovac
 never vacuums. The VACUUM is throttled and bounded (VacuumLimits), under the retention lock: while
 another process holds it (retention deleting, or another process's maintenance), the tick is skipped.
 When more tables were due than the one it vacuumed, the next tick comes AGAIN_SECONDS later rather
-than a whole interval (autovacuum too does every table due in one visit).
+than a whole interval (autovacuum too does every table due in one visit). Dead tuples a VACUUM could
+not remove (an older transaction or a replication slot still sees them) are said once, and the table
+is due again only once the margin has piled up above them: never a VACUUM a tick for nothing.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class MaintenanceJob(Periodic):
         self.store, self.url, self.margin, self.clock = store, url, margin, clock
         self.limits = limits or VacuumLimits()
         self._past_margin_since: dict[str, datetime] = {}  # tables seen past the margin, since when
+        self._held_back: dict[str, int] = {}  # dead tuples our last VACUUM of a table could not remove
 
     async def tick(self) -> None:
         await self.run_once()
@@ -74,6 +77,7 @@ class MaintenanceJob(Periodic):
             log.debug("maintenance: another process holds the lock; skipping this tick", table=table.table)
             return None
         self._past_margin_since.pop(table.table, None)
+        self._note_held_back(table, done)
         if len(due) > 1:
             self.interval = min(self.every, AGAIN_SECONDS)  # the next of them soon
         figures = {
@@ -91,13 +95,29 @@ class MaintenanceJob(Periodic):
             )
         return done
 
+    def _note_held_back(self, table: TableVacuum, done: Vacuumed) -> None:
+        """Remember what a finished VACUUM left past the margin, so as not to vacuum again for it."""
+        if not done.finished or done.dead_after <= self.margin * table.autovacuum_at:
+            self._held_back.pop(table.table, None)
+            return
+        self._held_back[table.table] = done.dead_after
+        log.warning(
+            "maintenance: VACUUM could not remove the dead tuples of a table: an older transaction or a "
+            "replication slot still sees them (pg_stat_activity's oldest xact_start, pg_replication_slots)",
+            table=table.table,
+            dead_tuples_left=done.dead_after,
+        )
+
     def due(self, state: VacuumState) -> list[TableVacuum]:
         """The tables to vacuum, most dead tuples first: those past the margin that autovacuum does
         not vacuum (off for them, or behind). A tick vacuums the first."""
         now = self.clock()
         due = []
         for table in state.tables:
-            if table.vacuuming or table.dead <= self.margin * table.autovacuum_at:
+            margin = self.margin * table.autovacuum_at
+            if table.dead <= margin:
+                self._held_back.pop(table.table, None)  # vacuumed since, by anyone
+            if table.vacuuming or table.dead <= self._held_back.get(table.table, 0) + margin:
                 self._past_margin_since.pop(table.table, None)
                 continue
             since = self._past_margin_since.setdefault(table.table, now)
