@@ -11,9 +11,12 @@ AUTOVACUUM_VISITS of autovacuum's naptimes (autovacuum is behind). While autovac
 never vacuums. The VACUUM is throttled and bounded (VacuumLimits), under the retention lock: while
 another process holds it (retention deleting, or another process's maintenance), the tick is skipped.
 When more tables were due than the one it vacuumed, the next tick comes AGAIN_SECONDS later rather
-than a whole interval (autovacuum too does every table due in one visit). Dead tuples a VACUUM could
-not remove (an older transaction or a replication slot still sees them) are said once, and the table
-is due again only once the margin has piled up above them: never a VACUUM a tick for nothing.
+than a whole interval (autovacuum too does every table due in one visit); when tables were due and
+the lock was held, LOCK_HELD_SECONDS later (retention holds it a moment per batch, and under a
+backlog it deletes batch after batch: a whole interval would leave the tables to pile up). Dead
+tuples a VACUUM could not remove (an older transaction or a replication slot still sees them) are
+said once, and the table is due again only once the margin has piled up above them: never a VACUUM
+a tick for nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ log = structlog.get_logger(__name__)
 # the table back under the margin before the job takes it as behind and vacuums the table itself.
 AUTOVACUUM_VISITS = 3
 AGAIN_SECONDS = 1.0  # the next tick, when a tick vacuumed one table of several due
+LOCK_HELD_SECONDS = 5.0  # the next tick, when tables were due and another process held the lock
 
 
 class MaintenanceJob(Periodic):
@@ -75,6 +79,7 @@ class MaintenanceJob(Periodic):
         done = await self.store.vacuum(self.url, table, self.limits)
         if done is None:
             log.debug("maintenance: another process holds the lock; skipping this tick", table=table.table)
+            self.interval = min(self.every, LOCK_HELD_SECONDS)
             return None
         self._past_margin_since.pop(table.table, None)
         self._note_held_back(table, done)
