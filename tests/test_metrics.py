@@ -275,7 +275,7 @@ async def test_the_documented_metrics_are_exactly_the_exported_ones(
 def test_no_label_is_an_id_or_a_key() -> None:
     """Bounded cardinality: by type, queue, outcome, method, code, status, scope; never per task,
     worker, agent or key."""
-    allowed = {"type", "queue", "outcome", "method", "code", "status", "kind", "name", "scope"}
+    allowed = {"type", "queue", "outcome", "method", "code", "status", "kind", "name", "scope", "table"}
     for name, (_, labels) in documented().items():
         assert labels <= allowed, name
 

@@ -49,6 +49,12 @@ def _lines(process: AgentProcess) -> list[str]:
     return lines
 
 
+def _about_the_worker(lines: list[str]) -> list[str]:
+    """Without the warning a worker gives at start on a server whose autovacuum is off (the PostgreSQL
+    15 test server's is: tests/test_maintenance.py checks it), which depends on the server."""
+    return [line for line in lines if "autovacuum does not vacuum" not in line]
+
+
 @pytest.mark.parametrize("level", ["default", "debug"])
 async def test_a_worker_says_what_it_is_runs_and_connects_to(
     store: Store, settings: Settings, tmp_path: Path, level: str
@@ -76,7 +82,7 @@ async def test_a_worker_says_what_it_is_runs_and_connects_to(
     debug = [line for line in lines if "[debug" in line]
     if level == "default":
         assert debug == []
-        assert len(lines) == 3, lines  # started, stopping, stopped: no line per task
+        assert len(_about_the_worker(lines)) == 3, lines  # started, stopping, stopped: no line per task
     else:
         assert any("task started" in line for line in debug), lines
 
@@ -113,7 +119,7 @@ async def test_a_worker_logs_one_line_per_failed_attempt_at_its_default_level(
     for line in failures:
         assert f"task_id={task_id}" in line, line
         assert "RuntimeError: simulated failure (fail_rate=1)" in line, line
-    assert len(lines) == 5, lines  # started, two failed attempts, stopping, stopped
+    assert len(_about_the_worker(lines)) == 5, lines  # started, two failed attempts, stopping, stopped
 
 
 @pytest.mark.parametrize("level", ["default", "debug"])

@@ -288,7 +288,7 @@ async def test_every_named_query_plans(pool: Pool) -> None:
     """Each statement of queries.sql is valid SQL against the migrated schema."""
     async with pool.acquire() as conn:
         for name, text in queries().items():
-            if name == "create_database":  # a template for psycopg.sql (a name cannot be a parameter)
+            if name in ("create_database", "vacuum_table"):  # templates (a name cannot be a parameter)
                 continue
             try:
                 await conn.prepare(text)

@@ -122,6 +122,23 @@ class Settings(BaseSettings):
     )
     retention_interval: Duration = Field(60.0, gt=0, description="how often old tasks are looked for")
     retention_batch: int = Field(1000, ge=1, le=100_000, description="tasks deleted per transaction")
+    # Vacuum of our hot tables when the server's autovacuum does not (worker/maintenance.py): every
+    # server and worker looks every MAINTENANCE_INTERVAL (0: never); one at a time vacuums.
+    maintenance_interval: Duration = Field(
+        60.0, ge=0, description="how often our tables' dead tuples are looked at; 0: never vacuum them"
+    )
+    maintenance_margin: float = Field(
+        2.0, ge=1, le=1000, description="vacuum a table past this many times autovacuum's threshold for it"
+    )
+    maintenance_vacuum_timeout: Duration = Field(
+        600.0, gt=0, description="statement_timeout of one VACUUM of the maintenance job"
+    )
+    maintenance_cost_delay: float = Field(
+        2.0, ge=0, le=100, description="vacuum_cost_delay (ms) of the maintenance job's VACUUM"
+    )
+    maintenance_cost_limit: int = Field(
+        2000, ge=1, le=10_000, description="vacuum_cost_limit of the maintenance job's VACUUM"
+    )
     # Schedules: every server and worker runs a scheduler; each due tick is created exactly once.
     scheduler_interval: Duration = Field(
         1.0, gt=0, le=60, description="how often due schedules are looked for"

@@ -81,7 +81,8 @@ def create_app(
     payload_limits = PayloadLimits(settings.max_payload_bytes, settings.max_parameters)
     service = TaskService(registry, settings.lease_seconds, payload_limits, settings.max_result_bytes)
     auth_service = AuthService()
-    readiness = Readiness()
+    # /readyz is public: its ?verbose figures are shown where /metrics' are (auth off, or METRICS_PUBLIC).
+    readiness = Readiness(detail_public=not auth_required or settings.metrics_public)
     metrics = Metrics(settings.lease_seconds)
     credential_cache = CredentialCache(settings.auth_cache_seconds)
     lifespan = Lifespan(settings, registry, service, auth_service, readiness, credential_cache, auth_required)

@@ -2,8 +2,9 @@
 
 The database (migrated, then pooled), the store, event hub and agents' dispatcher the services work
 with, the credentials the access check reads, the worker package's helpers (worker.serve's
-InProcessWorkers: the lease reaper, the retention job, and a worker when WORKER_CONCURRENCY > 0), and
-the line that empties the credential cache when a token is revoked anywhere.
+InProcessWorkers: the lease reaper, the retention and maintenance jobs, and a worker when
+WORKER_CONCURRENCY > 0), a warning when autovacuum does not vacuum our tables, and the line that
+empties the credential cache when a token is revoked anywhere.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from taskservice.db.connect import create_pool
 from taskservice.plugins import Registry
 from taskservice.store import CREDENTIALS_CHANNEL, Credentials, Store
 from taskservice.store.databases import database_url
-from taskservice.worker.serve import InProcessWorkers, task_defaults
+from taskservice.worker.serve import InProcessWorkers, task_defaults, warn_about_vacuum
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +76,7 @@ class Lifespan:
         if self.auth_required and self.cache.ttl > 0:
             forgetter.start()
         self.readiness.store = store
+        await warn_about_vacuum(settings, store)
         in_process = InProcessWorkers(settings, store, url, self.registry)
         in_process.start()
         if self.auth_required:

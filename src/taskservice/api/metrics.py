@@ -1,7 +1,8 @@
 """Prometheus metrics: RPC counts, errors and durations (unary calls and streams), open streams; tasks
 by status; queue depth, overall and by queue; paused queues and task types; per limit, its tasks waiting
 and running and its keys waiting and full; tasks no live worker runs; attempts started and ended, their
-run times and queue waits, by task type and queue; the agents connected to this server and their slots.
+run times and queue waits, by task type and queue; the agents connected to this server and their slots;
+the dead tuples of our hot tables, and whether and when autovacuum vacuums them.
 
 The attempt figures are read from the database at scrape time (so that workers and agents need no
 metrics endpoint of their own): each scrape reads the attempts started since the previous one by
@@ -143,6 +144,21 @@ class Metrics:
             "taskservice_agent_assignments",
             "Attempts handed to the agents connected to this server and not yet reported",
             registry=self.registry,
+        )  # fmt: skip
+        # Our hot tables (store/maintenance.HOT_TABLES) as autovacuum sees them (worker/maintenance.py).
+        self.dead_tuples = Gauge(
+            "taskservice_table_dead_tuples", "Dead tuples of each of our hot tables (pg_stat_user_tables)",
+            ["table"], registry=self.registry,
+        )  # fmt: skip
+        self.autovacuum_threshold = Gauge(
+            "taskservice_table_autovacuum_threshold",
+            "The dead tuples at which autovacuum vacuums each of our hot tables (its own formula)",
+            ["table"], registry=self.registry,
+        )  # fmt: skip
+        self.autovacuum_enabled = Gauge(
+            "taskservice_table_autovacuum_enabled",
+            "1 when autovacuum vacuums the table (on for the server and the table, track_counts on), else 0",
+            ["table"], registry=self.registry,
         )  # fmt: skip
         self._attempts_after: int | None = None  # the newest attempt id read; None until a scrape
         self._running: set[int] = set()  # attempts read while running: read again until they end
@@ -326,7 +342,16 @@ class Metrics:
         self.without_worker.clear()
         for kind, count in orphaned.items():
             self.without_worker.labels(kind).set(count)
+        await self.read_vacuum(store)
         await self.read_attempts(store)
+
+    async def read_vacuum(self, store: Store) -> None:
+        """Our hot tables' dead tuples, and whether and when autovacuum vacuums them (one read)."""
+        state = await store.vacuum_state()
+        for table in state.tables:
+            self.dead_tuples.labels(table.table).set(table.dead)
+            self.autovacuum_threshold.labels(table.table).set(table.autovacuum_at)
+            self.autovacuum_enabled.labels(table.table).set(int(state.autovacuum_runs_on(table)))
 
     def endpoint(
         self,

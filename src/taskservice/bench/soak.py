@@ -3,11 +3,16 @@
 It shows whether a long run stays flat: each minute, the throughput, the p99 from enqueue to start,
 the size of every task table and its indexes, and their dead tuples. With retention deleting what
 finished two minutes ago, the tables and the latency must not grow.
+
+It ends on time whatever the backlog: the enqueuer stops at MINUTES (a call still waiting then is
+given up), and the last tasks get drain_seconds() to finish; what is left then is reported (`left`,
+and the soak fails: the drain fell behind), rather than waited for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,14 +23,16 @@ from rich.table import Table
 
 from taskservice.bench.client import Client
 from taskservice.bench.context import Context, sql
-from taskservice.bench.processes import ServerProcess, stop_all, wait_until
+from taskservice.bench.processes import BenchTimeout, ServerProcess, stop_all, wait_until
 from taskservice.bench.scenarios.enqueue import new_task
 from taskservice.bench.sizes import FULL, Sizes
 from taskservice.gen.cloud.v1 import task_pb2 as pb
+from taskservice.store import Pool
 
 WORKERS = 4
 CALLS_PER_SECOND = 10  # the enqueuer sends a CreateTasks call every 100 ms
 MB = 1024 * 1024
+CALL_GRACE = 5.0  # a CreateTasks call still waiting this long past the enqueuer's end is given up
 # Retention as short as a soak can check: what finished two minutes ago is deleted, every 10 s.
 RETENTION = {"RETENTION_SUCCEEDED": "2m", "RETENTION_FAILED": "2m", "RETENTION_INTERVAL": "10s"}
 
@@ -50,6 +57,7 @@ class Soak:
     rate: float = 0.0
     enqueued: int = 0
     curve: list[Minute] = field(default_factory=list)
+    left: int = 0  # tasks still waiting or running when the soak's drain time was up
     ok: bool = False
     error: str = ""
 
@@ -69,21 +77,47 @@ async def measure_max(ctx: Context, api: Client, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
+def drain_seconds(minutes: float) -> float:
+    """How long the last tasks get to finish once the enqueuer stopped: at half the measured maximum
+    a flat soak has next to nothing waiting; 5% of the soak, 10 s at least and a minute at most."""
+    return min(60.0, max(10.0, minutes * 60 * 0.05))
+
+
 async def enqueue_at(api: Client, rate: float, seconds: float) -> int:
-    """Send CreateTasks calls holding `rate` tasks/s for `seconds` (open loop); the tasks sent."""
+    """Send CreateTasks calls holding `rate` tasks/s for `seconds` (open loop); the tasks sent. It stops
+    at `seconds` however slow the calls became (a slow server does not stretch the soak); a call still
+    unanswered CALL_GRACE seconds after that is given up (its tasks, if created, are not counted)."""
     sent, owed = 0, 0.0
     begin = time.perf_counter()
+    end = begin + seconds
     for tick in range(round(seconds * CALLS_PER_SECOND)):
         delay = begin + tick / CALLS_PER_SECOND - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
+        if time.perf_counter() >= end:
+            break  # the calls fell behind their ticks: the time is up all the same
         owed += rate / CALLS_PER_SECOND
         size = min(int(owed), 1000)
         if size:
             request = pb.CreateTasksRequest(tasks=[new_task("soak")] * size)
-            await api.call("CreateTasks", request, pb.CreateTasksResponse)
+            answered = api.call("CreateTasks", request, pb.CreateTasksResponse)
+            try:
+                await asyncio.wait_for(answered, end + CALL_GRACE - time.perf_counter())
+            except TimeoutError:
+                break
             sent, owed = sent + size, owed - size
     return sent
+
+
+async def drain(pool: Pool, seconds: float) -> int:
+    """Wait up to `seconds` for every task to finish; the tasks still waiting or running then."""
+
+    async def finished() -> bool:
+        return bool(await pool.fetchval(sql("unfinished")) == 0)
+
+    with contextlib.suppress(BenchTimeout):
+        await wait_until(finished, seconds, "every soak task to finish", interval=0.2)
+    return int(await pool.fetchval(sql("unfinished")))
 
 
 async def sample(ctx: Context, began: datetime, since: datetime, until: datetime) -> Minute:
@@ -154,12 +188,14 @@ async def run_soak_in(ctx: Context, soak: Soak, sample_seconds: float) -> None:
                 sender.cancel()
                 await asyncio.gather(sender, return_exceptions=True)
             soak.enqueued = sender.result()
-
-            async def finished() -> bool:
-                return bool(await ctx.value("unfinished") == 0)
-
-            await wait_until(finished, ctx.sizes.step_timeout, "every soak task to finish", interval=0.2)
+            grace = drain_seconds(soak.minutes)
+            soak.left = await drain(ctx.pool, grace)
             not_succeeded = await ctx.value("not_succeeded")
+            if soak.left:
+                raise RuntimeError(
+                    f"{soak.left:,} soak task(s) still waiting or running {grace:g}s after the enqueuing "
+                    "stopped: the drain fell behind (the soak ends on time and does not wait for them)"
+                )
             if not_succeeded:
                 raise RuntimeError(f"{not_succeeded} soak task(s) did not succeed")
     finally:
@@ -177,6 +213,8 @@ async def run_soak(ctx: Context, minutes: float, json_path: str | None) -> bool:
         soak.error = f"{type(error).__name__}: {error}"
         ctx.console.print(f"[red]soak failed: {soak.error}[/red]")
     ctx.console.print(render(soak))
+    if soak.left:
+        ctx.console.print(f"{soak.left:,} tasks were left waiting or running when the soak ended")
     if json_path:
         text = json.dumps(asdict(soak), indent=2) + "\n"
         await asyncio.to_thread(Path(json_path).write_text, text)

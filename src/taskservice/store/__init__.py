@@ -9,6 +9,7 @@ from taskservice.store.credentials import (
     TokenRecord,
 )
 from taskservice.store.limits import Limit, LimitWait
+from taskservice.store.maintenance import HOT_TABLES, TableVacuum, Vacuumed, VacuumLimits, VacuumState
 from taskservice.store.retention import RetentionPolicy
 from taskservice.store.schedules import ScheduleNameTaken, ScheduleNotFound
 from taskservice.store.stats import Throughput, TypeStats, WorkerAttempt, WorkerNotFound
@@ -31,6 +32,7 @@ from taskservice.store.workflows import StepOfWorkflow, WorkflowNotFound, Workfl
 
 __all__ = [
     "CREDENTIALS_CHANNEL",
+    "HOT_TABLES",
     "NOTIFY_CHANNEL",
     "AttemptFigures",
     "Claim",
@@ -48,6 +50,7 @@ __all__ = [
     "ScheduleNotFound",
     "StepOfWorkflow",
     "Store",
+    "TableVacuum",
     "TaskDefaults",
     "TaskNotFound",
     "Throughput",
@@ -55,6 +58,9 @@ __all__ = [
     "TokenNotFound",
     "TokenRecord",
     "TypeStats",
+    "VacuumLimits",
+    "VacuumState",
+    "Vacuumed",
     "WorkerAttempt",
     "WorkerIdTaken",
     "WorkerInfo",

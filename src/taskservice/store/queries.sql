@@ -1504,3 +1504,76 @@ SELECT d.task_id, p.step, p.status
   FROM task_dependencies d JOIN tasks p ON p.id = d.parent_id
  WHERE d.task_id = ANY($1::bigint[]) AND p.status <> 3 /*SUCCEEDED*/
  ORDER BY d.task_id, p.id;
+
+-- name: vacuum_settings
+-- Whether the server's autovacuum runs at all (store/maintenance.py): its switch, the statistics it
+-- decides by (without track_counts no dead tuples are counted and it never acts), and how often it
+-- looks at each database (seconds).
+SELECT current_setting('autovacuum')::bool AS autovacuum,
+       current_setting('track_counts')::bool AS track_counts,
+       (SELECT setting::float8 FROM pg_settings WHERE name = 'autovacuum_naptime') AS naptime;
+
+-- name: vacuum_tables
+-- Our tables $1 (store/maintenance.HOT_TABLES), in that order: their dead tuples and the number
+-- autovacuum acts at, by its own formula (threshold + scale factor x reltuples, capped by
+-- autovacuum_vacuum_max_threshold on PostgreSQL 18+; an unknown reltuples, -1, counts as 0), each
+-- term from the table's storage parameters else the server's settings; whether autovacuum is enabled
+-- for it (its `autovacuum_enabled` parameter), when it was last vacuumed, and whether a VACUUM runs
+-- on it now. One read of pg_stat_user_tables: the maintenance job's tick, a scrape, /readyz?verbose.
+WITH server AS (
+    SELECT (max(setting) FILTER (WHERE name = 'autovacuum_vacuum_threshold'))::float8 AS threshold,
+           (max(setting) FILTER (WHERE name = 'autovacuum_vacuum_scale_factor'))::float8 AS scale,
+           (max(setting) FILTER (WHERE name = 'autovacuum_vacuum_max_threshold'))::float8 AS max_threshold
+      FROM pg_settings
+     WHERE name IN ('autovacuum_vacuum_threshold', 'autovacuum_vacuum_scale_factor',
+                    'autovacuum_vacuum_max_threshold')
+)
+SELECT n.name AS "table",
+       coalesce(s.n_dead_tup, 0)::bigint AS dead,
+       coalesce(o.enabled, true) AS autovacuum_enabled,
+       least(coalesce(o.threshold, g.threshold) + coalesce(o.scale, g.scale) * greatest(c.reltuples, 0),
+             CASE WHEN coalesce(o.max_threshold, g.max_threshold) >= 0
+                  THEN coalesce(o.max_threshold, g.max_threshold) END)::float8 AS autovacuum_at,
+       greatest(s.last_vacuum, s.last_autovacuum) AS last_vacuum,
+       EXISTS (SELECT 1 FROM pg_stat_progress_vacuum p WHERE p.relid = c.oid) AS vacuuming
+  FROM unnest($1::text[]) WITH ORDINALITY AS n(name, ord)
+  JOIN pg_class c ON c.oid = to_regclass(n.name)
+  LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+ CROSS JOIN server g
+ CROSS JOIN LATERAL (
+       SELECT (max(option_value) FILTER (WHERE option_name = 'autovacuum_enabled'))::bool AS enabled,
+              (max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_threshold'))::float8
+                  AS threshold,
+              (max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_scale_factor'))::float8
+                  AS scale,
+              (max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_max_threshold'))::float8
+                  AS max_threshold
+         FROM pg_options_to_table(c.reloptions)
+       ) AS o
+ ORDER BY n.ord;
+
+-- name: try_maintenance_lock
+-- The retention lock ($1: store/retention.LOCK_KEY), held by the session: VACUUM cannot run inside a
+-- transaction, so the maintenance job takes it on a connection of its own, vacuums, and unlocks
+-- (maintenance_unlock). Held elsewhere (retention deleting, or another process's maintenance): false.
+SELECT pg_try_advisory_lock($1);
+
+-- name: maintenance_unlock
+SELECT pg_advisory_unlock($1);
+
+-- name: vacuum_limits
+-- The maintenance job's session: its VACUUM throttled like autovacuum's ($1 vacuum_cost_delay in ms,
+-- $2 vacuum_cost_limit) and bounded ($3 statement_timeout in ms).
+SELECT set_config('vacuum_cost_delay', $1::text, false),
+       set_config('vacuum_cost_limit', $2::text, false),
+       set_config('statement_timeout', $3::text, false);
+
+-- name: dead_tuples_left
+-- The dead tuples of table $1 just after the maintenance job's VACUUM of it (a VACUUM reports them
+-- at its end): those it could not remove, held back by an older transaction or replication slot.
+SELECT coalesce((SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = to_regclass($1)), 0)::bigint;
+
+-- name: vacuum_table
+-- A template: {table} is one of store/maintenance.HOT_TABLES, quoted (a parameter cannot name a table;
+-- never a name from input).
+VACUUM {table};

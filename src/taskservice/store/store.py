@@ -31,7 +31,7 @@ from taskservice.model import (
     Transition,
     WorkflowGraph,
 )
-from taskservice.store import limits, retention, schedules, stats, task_types, workflows
+from taskservice.store import limits, maintenance, retention, schedules, stats, task_types, workflows
 from taskservice.store.sql import query
 from taskservice.store.waker import NOTIFY_CHANNEL, Waker
 
@@ -847,6 +847,19 @@ class Store:
     async def delete_finished_workflows(self, status: Status, before: datetime, limit: int) -> int | None:
         """Retention of whole workflows (retention.delete_finished_workflows)."""
         return await retention.delete_finished_workflows(self.pool, status, before, limit)
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    async def vacuum_state(self) -> maintenance.VacuumState:
+        """Autovacuum's switches and our hot tables' dead tuples (store/maintenance.py)."""
+        return await maintenance.vacuum_state(self.pool)
+
+    async def vacuum(
+        self, url: str, table: maintenance.TableVacuum, limits: maintenance.VacuumLimits
+    ) -> maintenance.Vacuumed | None:
+        """VACUUM one hot table under the retention lock, on a connection of its own to `url`; None
+        when another process holds the lock (maintenance.vacuum)."""
+        return await maintenance.vacuum(url, table, limits)
 
     # -- workers -----------------------------------------------------------------------------
 

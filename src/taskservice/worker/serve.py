@@ -19,8 +19,9 @@ from taskservice.config import Settings
 from taskservice.model import RetryPolicy
 from taskservice.plugins import Registry
 from taskservice.plugins.simulated import simulate_original_plugins
-from taskservice.store import RetentionPolicy, Store, TaskDefaults
+from taskservice.store import RetentionPolicy, Store, TaskDefaults, VacuumLimits
 from taskservice.worker.agent import AgentLink
+from taskservice.worker.maintenance import MaintenanceJob, warn_when_autovacuum_is_off
 from taskservice.worker.reaper import LeaseReaper
 from taskservice.worker.retention import RetentionJob
 from taskservice.worker.runtime import Worker, WorkerOptions, new_worker_id, types_to_run
@@ -60,15 +61,32 @@ def retention_job(settings: Settings, store: Store) -> RetentionJob:
     return RetentionJob(store, policy, settings.retention_interval, settings.retention_batch)
 
 
+def maintenance_job(settings: Settings, store: Store, url: str) -> MaintenanceJob | None:
+    """The maintenance job of this process (every server and worker runs one; one vacuums at a time);
+    None when MAINTENANCE_INTERVAL is 0."""
+    if settings.maintenance_interval <= 0:
+        return None
+    limits = VacuumLimits(
+        settings.maintenance_cost_delay, settings.maintenance_cost_limit, settings.maintenance_vacuum_timeout
+    )
+    return MaintenanceJob(store, url, settings.maintenance_interval, settings.maintenance_margin, limits)
+
+
+async def warn_about_vacuum(settings: Settings, store: Store) -> None:
+    """At start: a warning when autovacuum does not vacuum our tables (worker/maintenance.py)."""
+    await warn_when_autovacuum_is_off(store, settings.maintenance_interval, settings.maintenance_margin)
+
+
 class InProcessWorkers:
     """What a server runs of the worker package beside its API: the lease reaper (agents never see the
-    database, so the server puts back their lost leases), the retention job, and a worker with
-    WORKER_CONCURRENCY slots when that is above 0. `start()` once, `await stop()` once."""
+    database, so the server puts back their lost leases), the retention and maintenance jobs, and a
+    worker with WORKER_CONCURRENCY slots when that is above 0. `start()` once, `await stop()` once."""
 
     def __init__(self, settings: Settings, store: Store, url: str, registry: Registry) -> None:
         options = worker_options(settings, settings.worker_concurrency, ())
         self.reaper = LeaseReaper(store, options.retry_policy, settings.lease_seconds / 2)
         self.retention = retention_job(settings, store)
+        self.maintenance = maintenance_job(settings, store, url)
         self.scheduler = scheduler(settings, store)
         self.worker = None
         if settings.worker_concurrency > 0:
@@ -82,11 +100,15 @@ class InProcessWorkers:
             run = self.worker.run(self._stop_worker)
             self._worker_run = asyncio.create_task(run, name="in-process-worker")
         self.retention.start()
+        if self.maintenance is not None:
+            self.maintenance.start()
         self.scheduler.start()
 
     async def stop(self) -> None:
         await self.scheduler.stop()
         await self.retention.stop()
+        if self.maintenance is not None:
+            await self.maintenance.stop()
         self._stop_worker.set()
         if self._worker_run is not None:
             with contextlib.suppress(HelperDied):  # it said why when it stopped
@@ -168,7 +190,10 @@ async def serve(
     try:
         store = Store(pool, task_defaults(settings))
         options = worker_options(settings, concurrency, task_types, queues)
+        await warn_about_vacuum(settings, store)
+        maintenance = maintenance_job(settings, store, url)
         helpers = [retention_job(settings, store), scheduler(settings, store)]
+        helpers += [maintenance] if maintenance is not None else []
         worker = Worker(
             store, url, registry, options, settings=settings, helpers=helpers, source={"database": shown}
         )
