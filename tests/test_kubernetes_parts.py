@@ -162,9 +162,27 @@ def test_the_commands_say_what_they_need(tmp_path: Path) -> None:
     refused = runner.invoke(cli, ["serve", "--kubernetes"], env={"TASK_SERVICE_ADDRESS": ""})
     assert refused.exit_code == 2
     assert "--kubernetes needs --address" in refused.output
-    none = runner.invoke(cli, ["--address", "http://127.0.0.1:9", "serve", "--kubernetes"])
-    assert none.exit_code == 1
-    assert "no container task types to serve" in none.output
+    # In a process of its own: this one's registry holds the container types other tests declared.
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "none")}
+    none = _task_cli(env, "--address", "http://127.0.0.1:9", "serve", "--kubernetes")
+    assert none.returncode == 1, none.stderr
+    assert "no container task types to serve" in none.stderr
+    types = tmp_path / "types.yaml"
+    types.write_text("resize:\n  image: registry.example/resize:1\n")
+    for command in (["serve", "--kubernetes"], ["controller"]):
+        lost = _task_cli(
+            {**env, "TASK_CONTAINER_TYPES": str(types)}, "--address", "http://127.0.0.1:9", *command
+        )
+        assert lost.returncode == 1, lost.stderr
+        assert "no Kubernetes cluster to talk to: not in a Pod" in lost.stderr, command
+        assert "Traceback" not in lost.stderr
+
+
+def _task_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "taskservice.cli", *args],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
 
 
 def test_without_the_extra_the_commands_say_what_to_install(tmp_path: Path) -> None:

@@ -151,7 +151,7 @@ def _serve_kubernetes(
         raise click.UsageError("--kubernetes needs --address (or TASK_SERVICE_ADDRESS): the API server")
     if queues:
         raise click.UsageError("--queue is not supported with --kubernetes")
-    from taskservice.kubernetes import KubernetesMissing
+    from taskservice.kubernetes import KubernetesMissing, NoCluster
     from taskservice.kubernetes.serve import NoContainerTypes, serve_kubernetes_agent, served_declarations
     from taskservice.plugins import Registry
     from taskservice.plugins.container_types import ContainerTypesFileError
@@ -171,7 +171,13 @@ def _serve_kubernetes(
             declarations = {name: declarations[name] for name in task_types}
         address, token = global_value(ctx, "address"), global_value(ctx, "token")
         run_async(serve_kubernetes_agent(settings, address, token, declarations, concurrency))
-    except (KubernetesMissing, NoContainerTypes, TaskModuleError, ContainerTypesFileError) as error:
+    except (
+        KubernetesMissing,
+        NoCluster,
+        NoContainerTypes,
+        TaskModuleError,
+        ContainerTypesFileError,
+    ) as error:
         raise click.ClickException(str(error)) from None
     except HelperDied as error:
         raise click.ClickException(f"the agent stopped: {error}") from None
@@ -186,13 +192,13 @@ def controller(ctx: click.Context) -> None:
     agent's token (it speaks in the agent's name). Its namespace: TASK_KUBERNETES_NAMESPACE, else its
     Pod's. Several replicas elect one leader (a Lease named taskservice-controller); the others wait.
     """
-    from taskservice.kubernetes import KubernetesMissing
+    from taskservice.kubernetes import KubernetesMissing, NoCluster
     from taskservice.kubernetes.serve import ControllerStopped, run_controller
 
     settings = load_settings_or_exit()
     try:
         run_controller(settings, global_value(ctx, "address"), global_value(ctx, "token"))
-    except (KubernetesMissing, ControllerStopped) as error:
+    except (KubernetesMissing, NoCluster, ControllerStopped) as error:
         raise click.ClickException(str(error)) from None
 
 

@@ -11,6 +11,10 @@ class KubernetesMissing(Exception):
     """The `kubernetes` client library is not installed; the message says what to install."""
 
 
+class NoCluster(Exception):
+    """Neither a Pod's service account nor a kubeconfig says which cluster to talk to."""
+
+
 def require_client() -> None:
     """Raise KubernetesMissing unless the `kubernetes` client library can be imported."""
     try:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from taskservice.kubernetes import resources
+from taskservice.kubernetes import NoCluster, resources
 
 # Where a Pod finds its own namespace (the service account's mount).
 NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -26,8 +26,14 @@ def load_config() -> None:
 
     try:
         config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
+    except config.ConfigException as in_pod:
+        try:
+            config.load_kube_config()
+        except (config.ConfigException, OSError) as error:
+            raise NoCluster(
+                f"no Kubernetes cluster to talk to: not in a Pod ({in_pod}), and no usable kubeconfig "
+                f"(KUBECONFIG, else ~/.kube/config: {error})"
+            ) from None
 
 
 def namespace(configured: str) -> str:
