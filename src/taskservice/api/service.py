@@ -211,9 +211,9 @@ class TaskService:
                 self.store.count_tasks(**filters),
             )
         else:  # every matching task is read to sort them: only when few match
-            total = await self.store.count_tasks(**filters)
-            validation.sortable(order_by, total)
-            tasks = await self.store.list_tasks_sorted(order_by, **filters, limit=limit, offset=offset)
+            tasks, total = await self.store.list_tasks_sorted(order_by, **filters, limit=limit, offset=offset)
+            if total > model.SORTED_MAX:  # how many, exactly, for the refusal (the kept counts, or a scan)
+                validation.sortable(order_by, await self.store.count_tasks(**filters))
         listed = [(t, convert.listed_task(t)) for t in tasks]
         omitted: list[int] = []
         if old_client:  # a task it cannot name is left out and said so, not the whole page failed

@@ -269,35 +269,48 @@ SELECT coalesce(sum(count), 0)::bigint
 
 -- name: list_tasks_sorted
 -- A page of the tasks matching the filters in another order than creation's: by name, type, status,
--- its current (or last) attempt's duration, worker or error ($4; ties newest first). Read only when
--- at most 10,000 tasks match (the service counts first: model.SORTED_MAX): every one of
--- them is read and sorted, by the status or type index when filtered by them. Planned for each
--- call's values (in the transaction of plan_for_the_dashboard), so that a filter left NULL plans
+-- its current (or last) attempt's duration, worker or error ($4; ties newest first); with how many
+-- match, counted up to $7 (model.SORTED_MAX + 1): the page is read only when fewer match (else the
+-- one row says how many, its task columns NULL). One pass over the matching tasks (by the status or
+-- type index when filtered by them), stopping at $7; the page is sorted from their ids. Planned for
+-- each call's values (in the transaction of plan_for_the_dashboard), so that a filter left NULL plans
 -- as absent. Attempts without an end run until now; tasks without an attempt sort last.
-SELECT t.*, CASE WHEN t.status = 1 /*RUNNING*/ THEN e.worker_id END AS lease_owner,
-       CASE WHEN t.status = 1 /*RUNNING*/ THEN e.lease_expires_at END AS lease_expires_at,
-       e.worker_id AS last_worker_id,
-       extract(epoch FROM coalesce(e.finished_at, now()) - e.started_at)::float8 AS last_attempt_seconds,
-       left(e.error, 257) AS last_error
-  FROM tasks t
-  LEFT JOIN task_executions e ON e.id = t.execution_id
- WHERE ($1::smallint[] IS NULL OR t.status = ANY($1::smallint[]))
-   AND ($2::text IS NULL OR t.type = $2)
-   AND ($3::text IS NULL OR t.name ILIKE '%' || $3 || '%')
- ORDER BY CASE WHEN $4 = 'name_asc' THEN t.name END ASC,
-          CASE WHEN $4 = 'name_desc' THEN t.name END DESC,
-          CASE WHEN $4 = 'type_asc' THEN t.type END ASC,
-          CASE WHEN $4 = 'type_desc' THEN t.type END DESC,
-          CASE WHEN $4 = 'status_asc' THEN t.status END ASC,
-          CASE WHEN $4 = 'status_desc' THEN t.status END DESC,
-          CASE WHEN $4 = 'duration_asc' THEN coalesce(e.finished_at, now()) - e.started_at END ASC NULLS LAST,
-          CASE WHEN $4 = 'duration_desc' THEN coalesce(e.finished_at, now()) - e.started_at END DESC NULLS LAST,
-          CASE WHEN $4 = 'worker_asc' THEN e.worker_id END ASC NULLS LAST,
-          CASE WHEN $4 = 'worker_desc' THEN e.worker_id END DESC NULLS LAST,
-          CASE WHEN $4 = 'error_asc' THEN left(e.error, 257) END ASC NULLS LAST,
-          CASE WHEN $4 = 'error_desc' THEN left(e.error, 257) END DESC NULLS LAST,
-          t.id DESC
- LIMIT $5 OFFSET $6;
+WITH matching AS MATERIALIZED (
+    SELECT id
+      FROM tasks
+     WHERE ($1::smallint[] IS NULL OR status = ANY($1::smallint[]))
+       AND ($2::text IS NULL OR type = $2)
+       AND ($3::text IS NULL OR name ILIKE '%' || $3 || '%')
+     LIMIT $7
+), counted AS (
+    SELECT count(*) AS matching FROM matching
+)
+SELECT counted.matching, page.*
+  FROM counted
+  LEFT JOIN LATERAL (
+    SELECT t.*, CASE WHEN t.status = 1 /*RUNNING*/ THEN e.worker_id END AS lease_owner,
+           CASE WHEN t.status = 1 /*RUNNING*/ THEN e.lease_expires_at END AS lease_expires_at,
+           e.worker_id AS last_worker_id,
+           extract(epoch FROM coalesce(e.finished_at, now()) - e.started_at)::float8 AS last_attempt_seconds,
+           left(e.error, 257) AS last_error
+      FROM tasks t
+      LEFT JOIN task_executions e ON e.id = t.execution_id
+     WHERE t.id IN (SELECT id FROM matching) AND counted.matching < $7
+     ORDER BY CASE WHEN $4 = 'name_asc' THEN t.name END ASC,
+              CASE WHEN $4 = 'name_desc' THEN t.name END DESC,
+              CASE WHEN $4 = 'type_asc' THEN t.type END ASC,
+              CASE WHEN $4 = 'type_desc' THEN t.type END DESC,
+              CASE WHEN $4 = 'status_asc' THEN t.status END ASC,
+              CASE WHEN $4 = 'status_desc' THEN t.status END DESC,
+              CASE WHEN $4 = 'duration_asc' THEN coalesce(e.finished_at, now()) - e.started_at END ASC NULLS LAST,
+              CASE WHEN $4 = 'duration_desc' THEN coalesce(e.finished_at, now()) - e.started_at END DESC NULLS LAST,
+              CASE WHEN $4 = 'worker_asc' THEN e.worker_id END ASC NULLS LAST,
+              CASE WHEN $4 = 'worker_desc' THEN e.worker_id END DESC NULLS LAST,
+              CASE WHEN $4 = 'error_asc' THEN left(e.error, 257) END ASC NULLS LAST,
+              CASE WHEN $4 = 'error_desc' THEN left(e.error, 257) END DESC NULLS LAST,
+              t.id DESC
+     LIMIT $5 OFFSET $6
+  ) AS page ON true;
 
 -- name: count_tasks_of_statuses_named
 SELECT count(*)

@@ -361,18 +361,27 @@ class Store:
         name_contains: str | None = None,
         limit: int = 30,
         offset: int = 0,
-    ) -> list[Task]:
+    ) -> tuple[list[Task], int]:
         """A page of the tasks matching the filters in the order `order_by` names ("duration_desc":
-        longest attempt first, ...: queries.sql, list_tasks_sorted). Reads every matching task: the
-        caller makes sure few match (count_tasks)."""
+        longest attempt first, ...: queries.sql, list_tasks_sorted), and how many match; when more
+        than model.SORTED_MAX do, no page and SORTED_MAX + 1 (one pass over them, stopping there)."""
         statuses = self._several(status)
         one = self._one(status)
         if statuses is None and one is not None and one != Status.ALL:
             statuses = [int(one)]
         _, kind, name = self._filters(None, task_type, name_contains)
         async with stats.planned_for_the_dashboard(self.pool) as conn:
-            rows = await conn.fetch(query("list_tasks_sorted"), statuses, kind, name, order_by, limit, offset)
-        return [_task(row) for row in rows]
+            rows = await conn.fetch(
+                query("list_tasks_sorted"),
+                statuses,
+                kind,
+                name,
+                order_by,
+                limit,
+                offset,
+                model.SORTED_MAX + 1,
+            )
+        return [_task(row) for row in rows if row["id"] is not None], int(rows[0]["matching"])
 
     async def count_tasks(
         self,
