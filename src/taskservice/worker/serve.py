@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import os
 import signal
@@ -252,4 +253,16 @@ async def run_until_signalled(worker: Worker) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    keep_out_of_the_collectors_way()
     await worker.run(stop)
+
+
+def keep_out_of_the_collectors_way() -> None:
+    """What the process has made by now (its modules, plugins, settings, pool) lives as long as it
+    does: moved out of the cyclic garbage collector's generations (gc.freeze), so that each of its
+    full collections, which a worker's allocations trigger every few thousand tasks, walks only the
+    work in flight rather than every object of every library loaded. Worth about 4 µs of CPU per task
+    (a third of a no-op task's Python). Garbage is collected first, so that none is kept forever;
+    what dies later is freed as ever (reference counting; only a cycle among these objects would stay)."""
+    gc.collect()
+    gc.freeze()
