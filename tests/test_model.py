@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from datetime import UTC, datetime
 
@@ -142,6 +143,28 @@ def test_put_back_does_not_spend_a_retry() -> None:
     t = model.put_back(make_task(retries=1, attempts=2), 9)
     assert (t.status, t.retries, t.outcome) == (Status.QUEUED, 1, Outcome.INTERRUPTED)
     assert "put back in the queue (Attempt 2)" in t.details
+
+
+def test_succeeded_is_the_transition_its_init_would_make() -> None:
+    # succeeded builds it without the frozen dataclass's __init__ (a worker's hot path): the same value.
+    task = make_task(retries=1, attempts=2, lost_leases=1)
+    child = model.SpawnedTask("c", model.NewTask(name="c", type="sleep", parameters={}))
+    for spawned, details in [
+        ((), "Task completed successfully (Attempt 2)"),
+        ((child,), "Task completed successfully (Attempt 2); spawned 1 child"),
+    ]:
+        made = model.succeeded(task, 9, {"ok": True}, spawned)
+        expected = model.Transition(
+            7, 9, Status.SUCCEEDED, 1, 0.0, details, Outcome.SUCCEEDED,
+            result={"ok": True}, lost_leases=1, spawned=spawned,
+        )  # fmt: skip
+        assert made == expected
+        assert repr(made) == repr(expected)
+        traced = dataclasses.replace(made, trace_parent="00-ab")
+        assert traced == dataclasses.replace(expected, trace_parent="00-ab")
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            made.status = Status.FAILED  # type: ignore[misc]
+    assert model.succeeded(task, 9, None).spawned == ()  # one transition's values are not another's
 
 
 def test_success_wording() -> None:

@@ -11,7 +11,8 @@ from conftest import eventually
 from taskservice import model
 from taskservice.model import IllegalTransition, NewTask, Outcome, RetryPolicy, Status
 from taskservice.store import Pool, Store, TaskNotFound
-from taskservice.store.sql import queries
+from taskservice.store.sql import queries, query
+from taskservice.store.store import Claim, _claims, _task
 
 
 async def history_of(store: Store, task_id: int) -> list[tuple[Status, str]]:
@@ -140,6 +141,21 @@ async def test_claim_takes_by_priority_then_age_and_starts_an_attempt(store: Sto
     )  # fmt: skip
     assert await store.claim("w2", 10) == []
     assert (await store.get_task(later)).status == Status.QUEUED
+
+
+async def test_a_claim_is_what_its_rows_make_through_the_dataclasses_init(store: Store, pool: Pool) -> None:
+    # _claims builds the claimed tasks without the frozen dataclasses' __init__ (a worker's hot path).
+    await store.create_tasks([
+        NewTask("a", "t", parameters={"n": "1"}, priority=2, idempotency_key="k-a"),
+        NewTask("b", "t", description="second", max_retries=0, queue="q"),
+    ])  # fmt: skip
+    rows = await pool.fetch(query("claim_tasks"), ["w1", "w1"], 2, [], 30.0, [])
+    made = _claims(rows)
+    assert len(made) == 2
+    assert made == [Claim(_task(row), row["execution_id"]) for row in rows]
+    assert [vars(c.task) for c in made] == [vars(_task(row)) for row in rows]  # no extra attribute
+    assert made[0].parents is not made[1].parents  # each its own
+    assert _claims([]) == []
 
 
 async def test_claim_honours_the_type_filter(store: Store) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -455,3 +457,20 @@ async def test_every_plugin_form_runs_as_one_kind_of_entry(
         "coroutine": ["async 1"],
         "declared": [{"width": 7, "task": ids["declared"]}],
     }
+
+
+def test_a_serving_process_keeps_what_it_started_with_out_of_the_collectors_way() -> None:
+    # In a process of its own: gc.freeze and the threshold are the whole process's.
+    code = (
+        "import gc; from taskservice.worker.serve import GC_YOUNG_THRESHOLD, keep_out_of_the_collectors_way\n"
+        "import weakref\nclass Cycle: pass\n"
+        "c = Cycle(); c.me = c; dead = weakref.ref(c); del c\n"  # garbage made before: collected, not kept
+        "before = gc.get_threshold(); keep_out_of_the_collectors_way()\n"
+        "assert gc.get_freeze_count() > 1000, gc.get_freeze_count()\n"
+        "assert gc.get_count()[0] < 100 and gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])\n"
+        "assert dead() is None\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr

@@ -97,10 +97,12 @@ def _surely_small(result: Any, max_bytes: int) -> bool:
         chars = len(result)
     elif isinstance(result, _JSON_SCALARS):
         chars = 32
-    elif type(result) is dict and all(
-        type(k) is str and isinstance(v, _JSON_SCALARS) for k, v in result.items()
-    ):
-        chars = sum(len(k) + len(str(v)) + 8 for k, v in result.items())
+    elif type(result) is dict:
+        chars = 0
+        for k, v in result.items():  # a loop, not generators: this runs for every task's result
+            if type(k) is not str or not isinstance(v, _JSON_SCALARS):
+                return False
+            chars += len(k) + len(str(v)) + 8
     else:
         return False
     return chars * 6 <= max_bytes
@@ -132,9 +134,7 @@ class _Deadline:
 
     __slots__ = ("_handle", "_signal", "_task", "expired")
 
-    def __init__(self, seconds: float, signal: context.CancelSignal) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def __init__(self, seconds: float, signal: context.CancelSignal, task: asyncio.Task[Any]) -> None:
         self._task, self._signal, self.expired = task, signal, False
         self._handle = asyncio.get_running_loop().call_later(seconds, self._expire)
 
@@ -477,7 +477,8 @@ class Worker:
         ctx = self._context(claim, lease)
         context.enter(ctx)  # this asyncio task is the attempt's own: the variable ends with it
         self._signals[execution_id] = signal = ctx.cancellation
-        deadline = _Deadline(task.timeout_seconds, signal)
+        # The attempt's own asyncio task, as _start made it (asyncio.current_task() costs more).
+        deadline = _Deadline(task.timeout_seconds, signal, self._running[execution_id])
         try:
             try:
                 with tracing.span("taskservice.plugin") as span:
