@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,18 @@ def namespace(configured: str) -> str:
         return NAMESPACE_FILE.read_text().strip() or "default"
     except OSError:
         return "default"
+
+
+def _done_unless(call: Callable[[], Any], *refusals: int) -> bool:
+    """Make the call; False when the API server answers with one of `refusals` (404: gone, 409: it
+    exists or changed meanwhile), which the caller expects; any other error is raised."""
+    try:
+        call()
+    except Exception as error:
+        if status_of(error) in refusals:
+            return False
+        raise
+    return True
 
 
 def status_of(error: BaseException) -> int | None:
@@ -107,15 +120,12 @@ class Kube:
 
     def create_task(self, body: dict[str, Any]) -> bool:
         """Create the resource; False when one of that name exists (409 AlreadyExists)."""
-        try:
-            self.custom.create_namespaced_custom_object(
+        return _done_unless(
+            lambda: self.custom.create_namespaced_custom_object(
                 *self._task_args(), body, _preload_content=False, _request_timeout=CALL_TIMEOUT
-            )
-        except Exception as error:
-            if status_of(error) == 409:
-                return False
-            raise
-        return True
+            ),
+            409,
+        )
 
     def delete_task(self, name: str, uid: str | None = None) -> bool:
         """Delete the resource (only that incarnation of it, given its uid); False: it was gone."""
@@ -124,29 +134,23 @@ class Kube:
         body = client.V1DeleteOptions(
             propagation_policy="Background", preconditions=client.V1Preconditions(uid=uid) if uid else None
         )
-        try:
-            self.custom.delete_namespaced_custom_object(
+        return _done_unless(
+            lambda: self.custom.delete_namespaced_custom_object(
                 *self._task_args(), name, body=body, _preload_content=False, _request_timeout=CALL_TIMEOUT
-            )
-        except Exception as error:
-            if status_of(error) in (404, 409):  # gone, or replaced by a newer one meanwhile
-                return False
-            raise
-        return True
+            ),
+            404, 409,  # gone, or replaced by a newer one meanwhile
+        )  # fmt: skip
 
     def patch_task_status(self, name: str, status: dict[str, Any]) -> bool:
         """Merge `status` into the resource's status (its subresource); False: the resource is gone."""
-        try:
-            self.custom.patch_namespaced_custom_object_status(
+        return _done_unless(
+            lambda: self.custom.patch_namespaced_custom_object_status(
                 *self._task_args(), name, {"status": status},
                 _content_type="application/merge-patch+json", _preload_content=False,
                 _request_timeout=CALL_TIMEOUT,
-            )  # fmt: skip
-        except Exception as error:
-            if status_of(error) == 404:
-                return False
-            raise
-        return True
+            ),
+            404,
+        )  # fmt: skip
 
     # -- Jobs: list, watch, create, delete -------------------------------------------------------
 
@@ -162,28 +166,22 @@ class Kube:
 
     def create_job(self, body: dict[str, Any]) -> bool:
         """Create the Job; False when it exists (409 AlreadyExists: its attempt runs already)."""
-        try:
-            self.batch.create_namespaced_job(
+        return _done_unless(
+            lambda: self.batch.create_namespaced_job(
                 self.namespace, body, _preload_content=False, _request_timeout=CALL_TIMEOUT
-            )
-        except Exception as error:
-            if status_of(error) == 409:
-                return False
-            raise
-        return True
+            ),
+            409,
+        )
 
     def delete_job(self, name: str) -> bool:
         """Delete the Job and its Pods; False: it was gone."""
-        try:
-            self.batch.delete_namespaced_job(
+        return _done_unless(
+            lambda: self.batch.delete_namespaced_job(
                 name, self.namespace, propagation_policy="Background",
                 _preload_content=False, _request_timeout=CALL_TIMEOUT,
-            )  # fmt: skip
-        except Exception as error:
-            if status_of(error) == 404:
-                return False
-            raise
-        return True
+            ),
+            404,
+        )  # fmt: skip
 
     # -- Pods: list, watch, log ------------------------------------------------------------------
 
