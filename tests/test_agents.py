@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from agents import AgentProcess, agent_env
 from conftest import ServerProcess, eventually
@@ -64,25 +65,70 @@ async def test_an_agent_runs_tasks_through_the_server_alone(
     await eventually(marked_stopped)
 
 
-async def test_an_agent_never_holds_more_assignments_than_its_slots(
-    workerless_server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+@pytest.mark.parametrize("prefetch", [None, 0], ids=["prefetching", "no-prefetch"])
+async def test_an_agent_holds_its_slots_and_its_prefetch_and_keeps_the_waiting_ones_leased(
+    workerless_server: ServerProcess, store: Store, settings: Settings, tmp_path: Path, prefetch: int | None
 ) -> None:
+    """The gated agent has 4 slots and (unless AGENT_PREFETCH=0) as many waiting: 4 tasks start, 4 more
+    are sent and wait in the agent, their attempts' leases kept by its heartbeats past several leases;
+    the rest stay queued. Released, each task runs once, the waiting ones without losing a lease."""
     gates = tmp_path / "gates"
     gates.mkdir()
     created = await store.create_tasks([NewTask(f"g{i}", "gate", {"name": f"g{i}"}) for i in range(10)])
     ids = [i for i, _ in created]
-    agent = AgentProcess.gated(workerless_server.url, agent_env(settings, gates), tmp_path / "agent.log")
+    extra = {} if prefetch is None else {"AGENT_PREFETCH": str(prefetch)}
+    env = agent_env(settings, gates, **extra)
+    waiting = 4 if prefetch is None else 0
+    agent = AgentProcess.gated(workerless_server.url, env, tmp_path / "agent.log")
     try:
-        # The gated agent has 4 slots: 4 tasks start, the other 6 stay queued while those wait.
         await eventually(lambda: asyncio.sleep(0, len(list(gates.glob("started-*"))) == 4), timeout=60)
-        await eventually(
-            lambda: _count(store, ids, Status.RUNNING, 4), timeout=30
-        )  # the server sent no more than 4
-        assert (await statuses(store, ids)).count(Status.QUEUED) == 6
+        await eventually(lambda: _count(store, ids, Status.RUNNING, 4 + waiting), timeout=30)
+        assert (await statuses(store, ids)).count(Status.QUEUED) == 6 - waiting
+
+        async def held_past_two_leases() -> bool:
+            open_attempts = await store.pool.fetch(
+                "SELECT lease_expires_at - started_at AS held FROM task_executions"
+                " WHERE task_id = ANY($1::bigint[]) AND finished_at IS NULL",
+                ids,
+            )
+            assert len(open_attempts) == 4 + waiting  # none reaped meanwhile
+            return all(row["held"].total_seconds() > 2 * settings.lease_seconds for row in open_attempts)
+
+        await eventually(held_past_two_leases, timeout=60)
+        assert len(list(gates.glob("started-*"))) == 4  # the waiting ones did not start meanwhile
         (gates / f"release-{agent.pid}").touch()
         await eventually(lambda: all_succeeded(store, ids), timeout=60)
     finally:
         assert agent.stop() == 0, agent.log()
+    for task_id in ids:
+        assert [e.outcome for e in await store.executions(task_id)] == [Outcome.SUCCEEDED]
+
+
+async def test_a_stopping_agent_gives_back_what_waits_at_once(
+    workerless_server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    """Stopped (SIGTERM) while 4 tasks run and 4 wait in it, the agent hands the waiting ones back to the
+    queue as it stops (no lease to wait out), the running ones after its grace period; another agent
+    then runs each."""
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    created = await store.create_tasks([NewTask(f"g{i}", "gate", {"name": f"g{i}"}) for i in range(8)])
+    ids = [i for i, _ in created]
+    first = AgentProcess.gated(workerless_server.url, agent_env(settings, gates), tmp_path / "first.log")
+    try:
+        await eventually(lambda: _count(store, ids, Status.RUNNING, 8), timeout=60)
+    finally:
+        assert first.stop() == 0, first.log()
+    for task_id in ids:
+        [attempt] = await store.executions(task_id)
+        assert attempt.outcome != Outcome.LOST  # given back, not reaped
+        assert (await store.get_task(task_id)).status in (Status.QUEUED, Status.RETRYING)
+    second = AgentProcess.gated(workerless_server.url, agent_env(settings, gates), tmp_path / "second.log")
+    try:
+        (gates / f"release-{second.pid}").touch()
+        await eventually(lambda: all_succeeded(store, ids), timeout=60)
+    finally:
+        assert second.stop() == 0, second.log()
 
 
 async def _count(store: Store, ids: list[int], status: Status, expected: int) -> bool:
@@ -262,6 +308,44 @@ async def test_a_paused_agent_s_running_plugin_is_cancelled_when_it_wakes(
     assert [e.outcome for e in await store.executions(task_id)] == [Outcome.LOST, Outcome.SUCCEEDED]
 
 
+async def test_a_paused_agent_starts_none_of_the_assignments_that_waited_in_it(
+    workerless_server: ServerProcess, store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    """Frozen (SIGSTOP) with 4 tasks running and 4 waiting in it, the agent loses all 8 leases; another
+    agent runs them. Woken, the paused one starts none of those that waited (their leases ran out on its
+    clock too, or its heartbeat learns they are gone), and nothing it says changes a task."""
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    created = await store.create_tasks([NewTask(f"p{i}", "gate", {"name": f"p{i}"}) for i in range(8)])
+    ids = [i for i, _ in created]
+    paused = AgentProcess.gated(workerless_server.url, agent_env(settings, gates), tmp_path / "paused.log")
+    other: AgentProcess | None = None
+    try:
+        await eventually(lambda: _count(store, ids, Status.RUNNING, 8), timeout=60)
+        await eventually(lambda: asyncio.sleep(0, len(list(gates.glob(f"started-{paused.pid}-*"))) == 4))
+        paused.process.send_signal(signal.SIGSTOP)
+        for task_id in ids:
+            await eventually(lambda task_id=task_id: lease_lost(store, task_id), timeout=60)
+        other = AgentProcess.gated(workerless_server.url, agent_env(settings, gates), tmp_path / "other.log")
+        (gates / f"release-{other.pid}").touch()
+        await eventually(lambda: all_succeeded(store, ids), timeout=60)
+        paused.process.send_signal(signal.SIGCONT)
+        cancelled = f"cancelled-{paused.pid}-*"
+        await eventually(lambda: asyncio.sleep(0, len(list(gates.glob(cancelled))) == 4), timeout=60)
+        await eventually(lambda: asyncio.sleep(0, "outcomes refused" in paused.log()), timeout=60)
+    finally:
+        paused.process.send_signal(signal.SIGCONT)
+        assert paused.stop() == 0, paused.log()
+        if other is not None:
+            assert other.stop() == 0, other.log()
+    # Stopped, it can start nothing more: only the 4 it ran before the pause ever started in it.
+    assert len(list(gates.glob(f"started-{paused.pid}-*"))) == 4
+    for task_id in ids:
+        [lost, won] = await store.executions(task_id)
+        assert (lost.outcome, won.outcome) == (Outcome.LOST, Outcome.SUCCEEDED)
+        assert won.result == {"released_in": str(other.pid)}
+
+
 # -- auth ---------------------------------------------------------------------------------------------
 
 
@@ -325,7 +409,7 @@ async def test_bad_agent_requests_name_the_field_and_the_rule(workerless_server:
     headers = {"Connect-Protocol-Version": "1"}
     cases = [
         ("Heartbeat", {"uuid": "no spaces allowed"}, "uuid: must be 1 to 255 characters"),
-        ("Heartbeat", {"uuid": "a", "held": list(range(1, 1002))}, "held: must hold at most 1000"),
+        ("Heartbeat", {"uuid": "a", "held": list(range(1, 2002))}, "held: must hold at most 2000"),
         ("Heartbeat", {"uuid": "a", "held": [0]}, "held[0]: must be >= 1"),
         ("ReportOutcomes", {"agentId": "a"}, "outcomes: must hold 1 to 1000 outcomes"),
         (
@@ -365,15 +449,19 @@ async def test_bad_agent_requests_name_the_field_and_the_rule(workerless_server:
             error = reply.json()
             assert error["code"] == "invalid_argument"
             assert error["message"].startswith(expected), (expected, error)
-        async with client.stream(
-            "POST",
-            f"{SERVICE}/PullEvents",
-            content=envelope({"agentId": "bad id", "slots": 5}),
-            headers={**headers, "Content-Type": "application/connect+json"},
-        ) as stream:
-            trailer = await stream.aread()
-    assert b"invalid_argument" in trailer
-    assert b"agent_id: must be 1 to 255 characters" in trailer
+        for pull, expected_error in (
+            ({"agentId": "bad id", "slots": 5}, b"agent_id: must be 1 to 255 characters"),
+            ({"agentId": "a", "slots": 5, "taskTypes": ["t"], "prefetch": 1001}, b"prefetch: must be"),
+        ):
+            async with client.stream(
+                "POST",
+                f"{SERVICE}/PullEvents",
+                content=envelope(pull),
+                headers={**headers, "Content-Type": "application/connect+json"},
+            ) as stream:
+                trailer = await stream.aread()
+            assert b"invalid_argument" in trailer
+            assert expected_error in trailer, trailer
 
 
 AGENT_TASKS = """

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(30.0, gt=0, description="how long a claim lives without a heartbeat")
     poll_interval: float = Field(1.0, gt=0, description="seconds between polls when no NOTIFY arrives")
     shutdown_grace: float = Field(30.0, ge=0, description="seconds running tasks get to finish on stop")
+    # Assignments an agent (`task-cli serve --address`) keeps waiting beyond its concurrency, so that a
+    # slot that frees starts its next task without a round trip to the server (api/dispatch.py). Unset:
+    # as many as its concurrency (at most 1000); 0: none (long tasks on many agents: nothing waits
+    # behind a long task while another agent is idle).
+    agent_prefetch: int | None = Field(None, ge=0, le=1000)
     # Python modules a worker (`task-cli serve`) imports at start, comma- or space-separated: the
     # modules that declare task types with @task (e.g. "myapp.tasks, myapp.reports").
     task_modules: str = Field("", pattern=r"^[\w.,\s]*$")

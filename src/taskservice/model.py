@@ -59,6 +59,8 @@ CLAIMABLE = frozenset({Status.QUEUED, Status.RETRYING})
 LIST_COLUMNS = ("created", "name", "type", "status", "duration", "worker", "error")
 LIST_ORDERS = tuple(f"{column}_{way}" for column in LIST_COLUMNS for way in ("desc", "asc"))
 SORTED_MAX = 10_000
+# Assignments an agent may keep waiting beyond its slots (PullEventsRequest.prefetch).
+AGENT_PREFETCH_MAX = 1000
 
 DEFAULT_QUEUE = "default"
 # What a queue's name may be: it is typed on command lines and shown in metrics' labels.

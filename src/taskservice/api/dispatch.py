@@ -3,9 +3,11 @@
 One loop per server claims for all sessions (store.claim_for: the same SKIP LOCKED claim, priority
 and due time as a worker's), woken by the queue's NOTIFY (its own LISTEN connection), by a session
 whose slots free up, and by a poll as a fallback. So 1,000 agents cost the database what one busy
-worker costs, never a connection each. Flow control: a session is sent at most `slots` assignments
-that it has not reported yet, and nothing while its agent is silent (no heartbeat or report for
-two thirds of a lease: frozen, say), since what it is sent then would only wait out another lease.
+worker costs, never a connection each. Flow control: a session is sent at most `slots` + `prefetch`
+assignments that it has not reported yet (the prefetched ones wait in the agent, heartbeated, so that
+a slot that frees starts its next task at once rather than after a round trip through here), and
+nothing while its agent is silent (no heartbeat or report for two thirds of a lease: frozen, say),
+since what it is sent then would only wait out another lease.
 
 An original-style agent (its PullEvents names nobody: issue 19) cannot name its stream in its
 heartbeats nor report through ReportOutcomes: its open stream, while its caller heartbeats, holds its
@@ -47,8 +49,10 @@ class Session:
         legacy: bool,
         principal: str | None = None,
         queues: tuple[str, ...] = (),
+        prefetch: int = 0,
     ) -> None:
         self.agent_id, self.slots, self.task_types, self.legacy = agent_id, slots, task_types, legacy
+        self.prefetch = prefetch  # assignments it keeps waiting beyond its slots
         self.queues = queues  # empty: every queue
         self.principal = principal  # who opened it (None: auth is off)
         # Sent (or held on reconnecting), not reported yet: assignment ids; for an original-style
@@ -62,7 +66,7 @@ class Session:
         """Slots to fill now: none while closed, or silent."""
         if self.closed or self.silent_for() > silent_after:
             return 0
-        return max(self.slots - len(self.outstanding), 0)
+        return max(self.slots + self.prefetch - len(self.outstanding), 0)
 
     def silent_for(self) -> float:
         return time.monotonic() - self.heard_at
@@ -131,12 +135,13 @@ class Dispatcher:
         legacy: bool,
         principal: str | None = None,
         queues: tuple[str, ...] = (),
+        prefetch: int = 0,
     ) -> Session:
         """A new stream; one already open under the same id (the agent reconnected) is closed."""
         previous = self.sessions.get(agent_id)
         if previous is not None:
             self.close(previous)
-        session = Session(agent_id, slots, task_types, held, legacy, principal, queues)
+        session = Session(agent_id, slots, task_types, held, legacy, principal, queues, prefetch)
         self.sessions[agent_id] = session
         self.wake()
         return session
@@ -180,13 +185,17 @@ class Dispatcher:
             self._side_tasks.add(task)
             task.add_done_callback(self._side_tasks.discard)
 
-    def heard(self, agent_id: str) -> None:
-        """The agent heartbeated or reported: it is alive, and may be sent work."""
+    def heard(self, agent_id: str, lost: Collection[int] = ()) -> None:
+        """The agent heartbeated or reported: it is alive, and may be sent work. A prefetching agent's
+        `lost` attempts (cancelled, reaped: its heartbeat's answer) hold no slot any more: it drops
+        those still waiting without reporting them."""
         session = self.sessions.get(agent_id)
         if session is not None:
             was_silent = session.free(self._silent_after) == 0
             session.heard_at = time.monotonic()
-            if was_silent:
+            if lost and session.prefetch:
+                session.outstanding.difference_update(lost)
+            if was_silent or (lost and session.free(self._silent_after)):
                 self.wake()
 
     def heard_original(self, principal: str | None) -> None:

@@ -680,7 +680,7 @@ class TaskService:
             _refused("Heartbeat", "the agent id is registered by another caller", agent_id=agent, held=held)
             raise
         if agent in self.dispatcher.sessions:
-            self.dispatcher.heard(agent)
+            self.dispatcher.heard(agent, lost=set(held) - kept)
         else:  # a uuid of its own (an original agent that names one) or a session on another server
             self.dispatcher.heard_original(principal.current().registrant)
         return pb.HeartbeatResponse(lost=sorted(set(held) - kept), lease_seconds=self.lease_seconds)
@@ -745,19 +745,20 @@ class TaskService:
         self, request: pb.PullEventsRequest, ctx: RequestContext[Any, Any]
     ) -> AsyncIterator[pb.PullEventsResponse]:
         dispatcher = self.dispatcher
-        agent, slots, task_types, host, held, queues = validation.pull_request(request)
+        pull = validation.pull_request(request)
+        slots, task_types, queues = pull.slots, pull.task_types, pull.queues
         declared = validation.declarations(request.declarations_json)
-        legacy = not agent
-        agent = agent or legacy_agent_id()
+        legacy = not pull.agent_id
+        agent = pull.agent_id or legacy_agent_id()
         caller = principal.current().registrant
         version = validation.release(request.version)
         await self._register_agent(
-            agent, host or "remote", request.pid, slots, task_types, caller, declared, queues, version
+            agent, pull.host or "remote", request.pid, slots, task_types, caller, declared, queues, version
         )
-        session = dispatcher.open(agent, slots, task_types, held, legacy, caller, queues)
+        session = dispatcher.open(agent, slots, task_types, pull.held, legacy, caller, queues, pull.prefetch)
         log.info(
-            "agent connected", agent_id=agent, slots=slots, types=task_types, queues=queues or "all",
-            original_style=legacy,
+            "agent connected", agent_id=agent, slots=slots, prefetch=pull.prefetch, types=task_types,
+            queues=queues or "all", original_style=legacy,
         )  # fmt: skip
         gone = asyncio.ensure_future(client_gone().wait())
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from taskservice import model, tracing
 from taskservice.gen.cloud.v1 import task_pb2 as pb
@@ -240,9 +240,10 @@ def selection(request: BulkRequest) -> TaskSelection:
 
 AGENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,255}$")
 SLOTS_MAX = 1000
+PREFETCH_MAX = model.AGENT_PREFETCH_MAX
 TASK_TYPES_MAX = 100
 QUEUES_MAX = 100
-HELD_MAX = 1000
+HELD_MAX = SLOTS_MAX + PREFETCH_MAX  # running and waiting
 # What an agent may say about an attempt it ran (the statuses a worker moves a task to).
 REPORTED_STATUSES = frozenset(
     {Status.SUCCEEDED, Status.RETRYING, Status.FAILED, Status.QUEUED, Status.CANCELLED, Status.WAITING}
@@ -278,10 +279,17 @@ def queue_names(values: Collection[str], field: str = "queues") -> tuple[str, ..
     return tuple(sorted({queue_name(q, f"{field}[{i}]") for i, q in enumerate(values)}))
 
 
-def pull_request(
-    request: pb.PullEventsRequest,
-) -> tuple[str, int, tuple[str, ...], str, list[int], tuple[str, ...]]:
-    """(agent_id or "" for an original-style agent, slots, task_types, host, held, queues)."""
+class PullRequest(NamedTuple):
+    agent_id: str  # "" for an original-style agent
+    slots: int
+    prefetch: int
+    task_types: tuple[str, ...]
+    host: str
+    held: list[int]
+    queues: tuple[str, ...]
+
+
+def pull_request(request: pb.PullEventsRequest) -> PullRequest:
     agent = agent_id(request.agent_id) if request.agent_id else ""
     slots = int(number("slots", request.slots, 0, SLOTS_MAX)) or 1
     if len(request.task_types) > TASK_TYPES_MAX:
@@ -295,7 +303,9 @@ def pull_request(
     elif not types:
         raise BrokenRule("task_types", "must name the task types this agent runs (at least one)")
     host = text("host", request.host, NAME_MAX, single_line=True)
-    return agent, slots, types, host, assignment_ids(request.held), queue_names(request.queues)
+    prefetch = int(number("prefetch", request.prefetch, 0, PREFETCH_MAX)) if agent else 0
+    held, queues = assignment_ids(request.held), queue_names(request.queues)
+    return PullRequest(agent, slots, prefetch, types, host, held, queues)
 
 
 def release(value: str, field: str = "version") -> str | None:

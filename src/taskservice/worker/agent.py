@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -94,9 +95,11 @@ def outcome_of(t: Transition) -> pb.AttemptOutcome:
 class AgentLink:
     """The worker runtime's queue (worker/queue.py) when it is an agent.
 
-    `claim` hands out what the stream delivered (the server never sends more than the free slots);
-    `on_work` is called when something arrives, `held()` names the attempts still running (a
-    reconnecting stream tells the server, so they count against the slots).
+    `claim` hands out what the stream delivered (the server never sends more than the free slots and
+    `prefetch` more: those wait in the inbox, their leases extended with the running ones', so that a
+    slot that frees starts its next task without a round trip); `on_work` is called when something
+    arrives, `held()` names the attempts still running (a reconnecting stream tells the server, so
+    they count against the slots).
     """
 
     def __init__(
@@ -106,8 +109,10 @@ class AgentLink:
         agent_id: str,
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        prefetch: int = 0,
     ) -> None:
         self.agent_id, self.clock = agent_id, clock  # the clock: the worker's, for the leases
+        self.prefetch = prefetch
         self.transport = AsyncTransport(address, timeout)
         self._head = self.transport.address.head(wire.headers(token, timeout, user_agent="task-cli-agent"))
         self._stream_head = self.transport.address.head(
@@ -175,6 +180,7 @@ class AgentLink:
         self.hello = pb.PullEventsRequest(
             agent_id=worker_id, slots=concurrency, task_types=list(task_types), host=host, pid=pid,
             declarations_json=self._declarations, queues=list(queues), version=version or "",
+            prefetch=self.prefetch,
         )  # fmt: skip
 
     async def claim(
@@ -185,18 +191,52 @@ class AgentLink:
         lease_seconds: float,
         queues: Iterable[str] = (),
     ) -> list[Claim]:
-        # The server sends only what this agent's types and queues (its hello) allow.
-        count = min(limit, len(self.inbox))
-        return [self.inbox.popleft() for _ in range(count)]
+        # The server sends only what this agent's types and queues (its hello) allow. One whose lease
+        # ran out while it waited (the agent was paused, say) is not started but given back: it may
+        # be running elsewhere by now (fenced: the give-back counts only if no one reaped it).
+        now = self.clock()
+        claims: list[Claim] = []
+        ran_out: list[Claim] = []
+        while self.inbox and len(claims) < limit:
+            claim = self.inbox.popleft()
+            expired = claim.lease_until is not None and claim.lease_until <= now
+            (ran_out if expired else claims).append(claim)
+        if ran_out:
+            log.warning("assignments waited here past their lease (was this agent paused?); giving them back",
+                        attempts=[c.execution_id for c in ran_out])  # fmt: skip
+            await self.finish([model.put_back(c.task, c.execution_id) for c in ran_out])
+        return claims
+
+    def waiting(self) -> list[int]:
+        """The attempts delivered and not started yet (their leases are kept as the running ones')."""
+        return [claim.execution_id for claim in self.inbox]
 
     async def extend_leases(
         self, worker_id: str, execution_ids: Sequence[int], lease_seconds: float
     ) -> set[int]:
+        """Extend the leases of the running attempts `execution_ids` and of those waiting in the inbox;
+        returns the running ones kept. A waiting one lost (cancelled, reaped) leaves the inbox."""
+        waiting = self.waiting()
         request = pb.HeartbeatRequest(
-            timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), uuid=worker_id, held=execution_ids
-        )
+            timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), uuid=worker_id,
+            held=[*execution_ids, *waiting],
+        )  # fmt: skip
+        sent_at = self.clock()
         answer = await self.call("Heartbeat", request, pb.HeartbeatResponse)
-        return set(execution_ids) - set(answer.lost)
+        lost = set(answer.lost)
+        if waiting:  # (the inbox may have changed meanwhile: only those named were extended)
+            until = sent_at + (answer.lease_seconds or lease_seconds) - LEASE_MARGIN_SECONDS
+            named = set(waiting)
+            kept = [
+                dataclasses.replace(c, lease_until=max(c.lease_until or until, until))
+                if c.execution_id in named
+                else c
+                for c in self.inbox
+                if c.execution_id not in lost
+            ]
+            self.inbox.clear()
+            self.inbox.extend(kept)
+        return set(execution_ids) - lost
 
     async def finish(self, transitions: Sequence[Transition]) -> set[int]:
         request = pb.ReportOutcomesRequest(
@@ -254,7 +294,7 @@ class AgentStream:
         link = self.link
         hello = pb.PullEventsRequest()
         hello.CopyFrom(link.hello)
-        hello.held[:] = sorted(link.held())
+        hello.held[:] = sorted([*link.held(), *link.waiting()])
         path = wire.SERVICE_PATH + "PullEvents"
         messages = link.transport.stream(
             path, link._stream_head, hello.SerializeToString(), STREAM_SILENCE_SECONDS

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from taskservice import tracing
+from taskservice import model, tracing
 from taskservice.config import Settings
 from taskservice.model import RetryPolicy
 from taskservice.plugins import Registry
@@ -220,8 +220,14 @@ async def serve_agent(
     TASK_MODULES and `modules` besides the installed ones."""
     import_task_modules([*settings.task_module_names, *modules])
     tracing.setup(settings, "taskservice-agent")
-    link = AgentLink(address, token, new_worker_id())
     options = worker_options(settings, concurrency, task_types, queues)
+    prefetch = settings.agent_prefetch
+    link = AgentLink(
+        address,
+        token,
+        new_worker_id(),
+        prefetch=min(options.concurrency, model.AGENT_PREFETCH_MAX) if prefetch is None else prefetch,
+    )
     registry = registry or Registry()
     simulate_original_plugins(registry, settings)
     worker = Worker(

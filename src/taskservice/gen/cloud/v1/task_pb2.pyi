@@ -738,7 +738,7 @@ class HeartbeatResponse(_message.Message):
     def __init__(self, lost: _Optional[_Iterable[int]] = ..., lease_seconds: _Optional[float] = ...) -> None: ...
 
 class PullEventsRequest(_message.Message):
-    __slots__ = ("agent_id", "slots", "task_types", "host", "pid", "held", "declarations_json", "queues", "version")
+    __slots__ = ("agent_id", "slots", "task_types", "host", "pid", "held", "declarations_json", "queues", "version", "prefetch")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     SLOTS_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPES_FIELD_NUMBER: _ClassVar[int]
@@ -748,6 +748,7 @@ class PullEventsRequest(_message.Message):
     DECLARATIONS_JSON_FIELD_NUMBER: _ClassVar[int]
     QUEUES_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    PREFETCH_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     slots: int
     task_types: _containers.RepeatedScalarFieldContainer[str]
@@ -757,7 +758,8 @@ class PullEventsRequest(_message.Message):
     declarations_json: str
     queues: _containers.RepeatedScalarFieldContainer[str]
     version: str
-    def __init__(self, agent_id: _Optional[str] = ..., slots: _Optional[int] = ..., task_types: _Optional[_Iterable[str]] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., held: _Optional[_Iterable[int]] = ..., declarations_json: _Optional[str] = ..., queues: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ...) -> None: ...
+    prefetch: int
+    def __init__(self, agent_id: _Optional[str] = ..., slots: _Optional[int] = ..., task_types: _Optional[_Iterable[str]] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., held: _Optional[_Iterable[int]] = ..., declarations_json: _Optional[str] = ..., queues: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ..., prefetch: _Optional[int] = ...) -> None: ...
 
 class PullEventsResponse(_message.Message):
     __slots__ = ("work", "keepalive", "lease_seconds", "agent_id", "more_work", "installation_id")
