@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -36,11 +37,21 @@ def statuses(status: Status) -> dict[str, Any]:
     return {"status": int(original_status(status)), "exact_status": int(status)}
 
 
+_STATUS_FIELDS = {status: statuses(status) for status in Status}
+
+
 def timestamp(value: datetime | None) -> str:
     """UTC, second precision, `Z` suffix; empty for no time."""
     if value is None:
         return ""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _utc_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_text(value: datetime) -> str:
+    """Cached: the tasks of one claim or list share their times (one statement's now(), one batch's
+    creation), and formatting one costs more than the rest of its field."""
+    return value.astimezone(UTC).isoformat(timespec="seconds")[:19] + "Z"
 
 
 # In list responses (ListTasks, ListTaskExecutions) large fields are cut and the message marked;
@@ -145,16 +156,15 @@ def listed_task(t: Task) -> pb.Task:
 
 
 def task(t: Task, parameters: dict[str, str] | None = None, description: str | None = None) -> pb.Task:
-    return pb.Task(
+    message = pb.Task(
         id=narrow(t.id),
         id64=t.id,
         name=t.name,
         type=t.type,
-        **statuses(t.status),
+        **_STATUS_FIELDS[t.status],
         retries=t.retries,
         priority=t.priority,
         created_at=timestamp(t.created_at),
-        payload=pb.Payload(parameters=t.parameters if parameters is None else parameters),
         description=t.description if description is None else description,
         max_retries=t.max_retries,
         attempts=t.attempts,
@@ -162,21 +172,27 @@ def task(t: Task, parameters: dict[str, str] | None = None, description: str | N
         timeout_seconds=t.timeout_seconds,
         run_at=timestamp(t.run_at),
         queue=t.queue,
-        limit_key=t.limit_key or "",
-        limit_scope=t.limit_scope or "",
-        schedule_id=t.schedule_id or 0,
-        schedule_tick=timestamp(t.schedule_tick),
-        worker_id=t.lease_owner or "",
-        idempotency_key=t.idempotency_key or "",
-        dependencies=[str(parent) for parent in t.dependencies],
-        workflow_id=t.workflow_id or 0,
-        step=t.step or "",
-        spawned_by=t.spawned_by or 0,
         trace_id=t.trace_id,
-        last_worker_id=t.last_worker_id or "",
-        last_attempt_seconds=t.last_attempt_seconds or 0.0,
-        last_error=t.last_error or "",
     )
+    message.payload.SetInParent()  # present even when empty, as the original sends it
+    message.payload.parameters.update(t.parameters if parameters is None else parameters)
+    # The fields most tasks leave empty are set only when they are not (a protobuf field passed its
+    # default still costs its conversion: this is the dispatcher's and the lists' hot path).
+    optional = (
+        ("limit_key", t.limit_key), ("limit_scope", t.limit_scope), ("schedule_id", t.schedule_id),
+        ("worker_id", t.lease_owner), ("idempotency_key", t.idempotency_key),
+        ("workflow_id", t.workflow_id), ("step", t.step), ("spawned_by", t.spawned_by),
+        ("last_worker_id", t.last_worker_id), ("last_attempt_seconds", t.last_attempt_seconds),
+        ("last_error", t.last_error),
+    )  # fmt: skip
+    for name, value in optional:
+        if value:
+            setattr(message, name, value)
+    if t.schedule_tick is not None:
+        message.schedule_tick = timestamp(t.schedule_tick)
+    if t.dependencies:
+        message.dependencies.extend(str(parent) for parent in t.dependencies)
+    return message
 
 
 def history(entry: HistoryEntry) -> pb.TaskHistory:

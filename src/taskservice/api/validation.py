@@ -350,10 +350,13 @@ def outcomes(
     count = len(request.outcomes)
     if not 1 <= count <= BATCH_MAX:
         raise BrokenRule("outcomes", f"must hold 1 to {BATCH_MAX} outcomes (got {count})")
-    return [
-        _outcome(o, f"outcomes[{i}].", max_result_bytes, task_types, limits)
-        for i, o in enumerate(request.outcomes)
-    ]
+    transitions = []
+    for i, o in enumerate(request.outcomes):
+        try:
+            transitions.append(_outcome(o, max_result_bytes, task_types, limits))
+        except BrokenRule as broken:  # (the path is made only then: this runs for every outcome)
+            raise BrokenRule(f"outcomes[{i}].{broken.field}", broken.rule) from None
+    return transitions
 
 
 def spawned_types(request: pb.ReportOutcomesRequest) -> set[str]:
@@ -362,15 +365,13 @@ def spawned_types(request: pb.ReportOutcomesRequest) -> set[str]:
 
 
 def _spawned(
-    o: pb.AttemptOutcome, status: Status, prefix: str, task_types: TaskTypes, limits: PayloadLimits
+    o: pb.AttemptOutcome, status: Status, task_types: TaskTypes, limits: PayloadLimits
 ) -> tuple[SpawnedTask, ...]:
     if not o.spawned:
         return ()
     if status not in (Status.SUCCEEDED, Status.WAITING):
-        raise BrokenRule(
-            f"{prefix}spawned", f"only a SUCCEEDED or WAITING outcome spawns (got {status.name})"
-        )
-    return spawned_children(o.spawned, task_types, f"{prefix}spawned", limits)
+        raise BrokenRule("spawned", f"only a SUCCEEDED or WAITING outcome spawns (got {status.name})")
+    return spawned_children(o.spawned, task_types, "spawned", limits)
 
 
 def spawned_children(
@@ -400,34 +401,35 @@ def spawned_children(
 
 
 def _outcome(
-    o: pb.AttemptOutcome, prefix: str, max_result_bytes: int, task_types: TaskTypes, limits: PayloadLimits
+    o: pb.AttemptOutcome, max_result_bytes: int, task_types: TaskTypes, limits: PayloadLimits
 ) -> Transition:
-    reported = status(o.status, f"{prefix}status")
+    """One reported outcome; a BrokenRule names the field within it."""
+    reported = status(o.status, "status")
     if reported not in REPORTED_STATUSES:
         allowed = ", ".join(s.name for s in sorted(REPORTED_STATUSES))
-        raise BrokenRule(f"{prefix}status", f"must be one of {allowed} (got {reported.name})")
+        raise BrokenRule("status", f"must be one of {allowed} (got {reported.name})")
     if o.outcome not in REPORTED_OUTCOMES:
-        raise BrokenRule(f"{prefix}outcome", f"must be one of {', '.join(sorted(REPORTED_OUTCOMES))}")
+        raise BrokenRule("outcome", f"must be one of {', '.join(sorted(REPORTED_OUTCOMES))}")
     result = None
     if o.result_json:
         size = len(o.result_json.encode())
         if size > max_result_bytes:
             rule = f"must be at most {max_result_bytes} bytes (got {size}; MAX_RESULT_BYTES)"
-            raise BrokenRule(f"{prefix}result_json", rule)
-        result = json_value(f"{prefix}result_json", o.result_json, "JSON")
+            raise BrokenRule("result_json", rule)
+        result = json_value("result_json", o.result_json, "JSON")
     return Transition(
-        task_id=task_id(o.task_id, f"{prefix}task_id"),
-        execution_id=task_id(o.assignment_id, f"{prefix}assignment_id"),
+        task_id=task_id(o.task_id, "task_id"),
+        execution_id=task_id(o.assignment_id, "assignment_id"),
         status=reported,
-        retries=int(number(f"{prefix}retries", o.retries, 0, MAX_RETRIES_MAX)),
-        delay_seconds=number(f"{prefix}delay_seconds", o.delay_seconds, 0, RETRY_DELAY_MAX),
-        details=text(f"{prefix}details", o.details, MESSAGE_MAX, required=True),
+        retries=int(number("retries", o.retries, 0, MAX_RETRIES_MAX)),
+        delay_seconds=number("delay_seconds", o.delay_seconds, 0, RETRY_DELAY_MAX),
+        details=text("details", o.details, MESSAGE_MAX, required=True),
         outcome=o.outcome,
-        error=text(f"{prefix}error", o.error, MESSAGE_MAX) or None,
+        error=text("error", o.error, MESSAGE_MAX) or None,
         result=result,
-        lost_leases=int(number(f"{prefix}lost_leases", o.lost_leases, 0, LOST_LEASES_MAX)),
-        traceback=text(f"{prefix}traceback", o.traceback, TRACEBACK_MAX) or None,
-        spawned=_spawned(o, reported, prefix, task_types, limits),
+        lost_leases=int(number("lost_leases", o.lost_leases, 0, LOST_LEASES_MAX)),
+        traceback=text("traceback", o.traceback, TRACEBACK_MAX) or None,
+        spawned=_spawned(o, reported, task_types, limits),
         trace_parent=tracing.valid(o.trace_parent),  # a malformed one is dropped, not refused
     )
 

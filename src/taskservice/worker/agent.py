@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,23 +42,29 @@ LEASE_MARGIN_SECONDS = 0.2
 
 
 def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text) if text else datetime.now(UTC)
+    return _parsed_time(text) if text else datetime.now(UTC)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_time(text: str) -> datetime:
+    """Cached: the assignments of one message share their times (one claim's now(), one batch's)."""
+    return datetime.fromisoformat(text)
 
 
 def claim_of(work: pb.WorkAssignment, agent_id: str, received_at: float) -> Claim:
     """An assignment as the worker runtime runs it; its lease counted from `received_at` (monotonic)
     when the server said how much was left, less the time it may have been on its way."""
     t = work.task
-    task = model.Task(
-        id=t.id64 or t.id, name=t.name, type=t.type, status=Status.RUNNING,
-        payload={"parameters": dict(t.payload.parameters)}, retries=t.retries,
-        max_retries=t.max_retries, priority=t.priority, description=t.description,
-        timeout_seconds=t.timeout_seconds, attempts=t.attempts, created_at=_time(t.created_at),
-        updated_at=_time(t.updated_at), run_at=_time(t.run_at), lease_owner=agent_id,
-        idempotency_key=t.idempotency_key or None, execution_id=work.assignment_id,
-        lost_leases=work.lost_leases, workflow_id=t.workflow_id or None, step=t.step or None,
-        spawned_by=t.spawned_by or None, trace_parent=work.trace_parent or None,
-    )  # fmt: skip
+    task = model.task_from({
+        "id": t.id64 or t.id, "name": t.name, "type": t.type, "status": Status.RUNNING,
+        "payload": {"parameters": dict(t.payload.parameters)}, "retries": t.retries,
+        "max_retries": t.max_retries, "priority": t.priority, "description": t.description,
+        "timeout_seconds": t.timeout_seconds, "attempts": t.attempts, "created_at": _time(t.created_at),
+        "updated_at": _time(t.updated_at), "run_at": _time(t.run_at), "lease_owner": agent_id,
+        "idempotency_key": t.idempotency_key or None, "execution_id": work.assignment_id,
+        "lost_leases": work.lost_leases, "workflow_id": t.workflow_id or None, "step": t.step or None,
+        "spawned_by": t.spawned_by or None, "trace_parent": work.trace_parent or None,
+    })  # fmt: skip
     parents = {
         p.step: json.loads(p.result_json) if p.result_json else None for p in work.parents if not p.left_out
     }
