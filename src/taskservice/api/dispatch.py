@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 import uuid
 from collections import defaultdict
@@ -264,15 +263,16 @@ class Dispatcher:
                 continue
             slots = owners[:CLAIM_BATCH]
             self._turn += len(set(slots))
-            sent_at = time.monotonic()
-            claims = await self.store.claim_for(slots, task_types, self.lease_seconds, queues)
-            await self._deliver(claims, sent_at + self.lease_seconds)
+            # Each lease counted from when the claim was sent: the agent is told how much is left as
+            # its assignment is sent.
+            lease_until = time.monotonic() + self.lease_seconds
+            claims = await self.store.claim_for(slots, task_types, self.lease_seconds, queues, lease_until)
+            await self._deliver(claims)
             filled = filled or len(claims) == len(slots)
         return filled
 
-    async def _deliver(self, claims: list[Claim], lease_until: float) -> None:
-        """Put each claim in its session's inbox, with when its lease ends (counted from when the
-        claim was sent: the agent is told how much of it is left as it is sent)."""
+    async def _deliver(self, claims: list[Claim]) -> None:
+        """Put each claim in its session's inbox."""
         orphans = []
         for claim in claims:
             session = self.sessions.get(claim.task.lease_owner or "")
@@ -280,6 +280,6 @@ class Dispatcher:
                 orphans.append(claim)  # its stream ended while we claimed
                 continue
             session.outstanding.add(claim.task.id if session.legacy else claim.execution_id)
-            session.inbox.put_nowait(dataclasses.replace(claim, lease_until=lease_until))
+            session.inbox.put_nowait(claim)
         if orphans:
             await self.store.finish([model.put_back(c.task, c.execution_id) for c in orphans])

@@ -186,7 +186,7 @@ def _task(row: Record) -> Task:
 _STATUSES = {int(status): status for status in Status}
 
 
-def _claims(rows: Sequence[Record]) -> list[Claim]:
+def _claims(rows: Sequence[Record], lease_until: float | None = None) -> list[Claim]:
     """`[Claim(_task(row), row["execution_id"]) for row in rows]` of the claim's rows, at half its
     cost per claimed task (2.7 µs against 5.5): the column names read once for the batch (its rows
     share them) and zipped with each row's values, no Status() call, and the Claim made without its
@@ -207,7 +207,7 @@ def _claims(rows: Sequence[Record]) -> list[Claim]:
             values["dependencies"] = tuple(dependencies)
         claim = object.__new__(Claim)
         object.__setattr__(claim, "__dict__", {
-            "task": model.task_from(values), "execution_id": execution_id, "lease_until": None,
+            "task": model.task_from(values), "execution_id": execution_id, "lease_until": lease_until,
             "parents": {}, "parents_left_out": (),
         })  # fmt: skip
         claims.append(claim)
@@ -767,16 +767,18 @@ class Store:
         task_types: Iterable[str] = (),
         lease_seconds: float = 30.0,
         queues: Iterable[str] = (),
+        lease_until: float | None = None,
     ) -> list[Claim]:
         """Claim up to one due task per slot, the first (by priority, due time, age) leased to
         `owners[0]`, the next to `owners[1]`...: the server's dispatcher claims for many agents at once.
-        Only tasks of `task_types` and `queues` (empty: any), and none of a paused queue or type."""
+        Only tasks of `task_types` and `queues` (empty: any), and none of a paused queue or type.
+        `lease_until`: when the leases end on the caller's monotonic clock (Claim.lease_until)."""
         if not owners:
             return []
         rows = await self.pool.fetch(
             query("claim_tasks"), list(owners), len(owners), list(task_types), lease_seconds, list(queues)
         )
-        claims = _claims(rows)
+        claims = _claims(rows, lease_until)
         steps = [c.task.id for c in claims if c.task.workflow_id is not None]
         if not steps:
             return claims
