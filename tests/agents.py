@@ -62,3 +62,12 @@ class AgentProcess:
                 self.process.wait(10)
         self._log.close()
         return self.process.returncode
+
+
+def wake_and_stop(paused: AgentProcess, other: AgentProcess | None) -> None:
+    """The end of a pause test: wake the paused process (SIGCONT) and stop it and the one that took
+    over (if started); each must exit cleanly."""
+    paused.process.send_signal(signal.SIGCONT)
+    assert paused.stop() == 0, paused.log()
+    if other is not None:
+        assert other.stop() == 0, other.log()

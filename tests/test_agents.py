@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agents import AgentProcess, agent_env
+from agents import AgentProcess, agent_env, wake_and_stop
 from conftest import ServerProcess, eventually
 from taskservice.config import Settings
 from taskservice.model import NewTask, Outcome, Status
@@ -262,10 +262,7 @@ async def test_a_paused_agent_cannot_report_and_its_plugin_is_cancelled_on_wakin
 
         await eventually(told, timeout=60)
     finally:
-        paused.process.send_signal(signal.SIGCONT)
-        assert paused.stop() == 0, paused.log()
-        if other is not None:
-            assert other.stop() == 0, other.log()
+        wake_and_stop(paused, other)
     task = await store.get_task(task_id)
     assert task.status == Status.SUCCEEDED
     [lost, won] = await store.executions(task_id)
@@ -297,10 +294,7 @@ async def test_a_paused_agent_s_running_plugin_is_cancelled_when_it_wakes(
         cancelled = gates / f"cancelled-{paused.pid}-frozen"
         await eventually(lambda: asyncio.sleep(0, cancelled.exists()), timeout=60)
     finally:
-        paused.process.send_signal(signal.SIGCONT)
-        assert paused.stop() == 0, paused.log()
-        if other is not None:
-            assert other.stop() == 0, other.log()
+        wake_and_stop(paused, other)
     log = paused.log()
     assert "the attempt's lease ran out (was this worker paused?); stopping it" in log, log
     assert "outcomes refused" in log, log  # its report of a lost lease came too late: changes nothing
@@ -334,10 +328,7 @@ async def test_a_paused_agent_starts_none_of_the_assignments_that_waited_in_it(
         await eventually(lambda: asyncio.sleep(0, len(list(gates.glob(cancelled))) == 4), timeout=60)
         await eventually(lambda: asyncio.sleep(0, "outcomes refused" in paused.log()), timeout=60)
     finally:
-        paused.process.send_signal(signal.SIGCONT)
-        assert paused.stop() == 0, paused.log()
-        if other is not None:
-            assert other.stop() == 0, other.log()
+        wake_and_stop(paused, other)
     # Stopped, it can start nothing more: only the 4 it ran before the pause ever started in it.
     assert len(list(gates.glob(f"started-{paused.pid}-*"))) == 4
     for task_id in ids:

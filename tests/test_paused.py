@@ -8,7 +8,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from agents import AgentProcess, agent_env
+from agents import AgentProcess, agent_env, wake_and_stop
 from conftest import ServerProcess, eventually, subprocess_env
 from taskservice.config import Settings
 from taskservice.model import NewTask, Outcome, Status
@@ -54,10 +54,7 @@ async def _paused_past_its_lease_sends_nothing(
         )
         await eventually(lambda: asyncio.sleep(0, "outcomes refused" in paused.log()), timeout=60)
     finally:
-        paused.process.send_signal(signal.SIGCONT)
-        assert paused.stop() == 0, paused.log()
-        if other is not None:
-            assert other.stop() == 0, other.log()
+        wake_and_stop(paused, other)
     log = paused.log()
     assert "the attempt's lease ran out (was this worker paused?); stopping it" in log, log
     [mail] = smtp.collector.received  # once, from the other process
