@@ -394,6 +394,14 @@ def test_agents_need_only_the_server_address_and_a_token() -> None:
         "key": "TASK_SERVICE_TOKEN",
     }
     assert "--address" not in container(server(render("agent")))["args"]
+    assert "AGENT_PREFETCH" not in env  # the agent's default: as many as its concurrency
+
+
+def test_an_agent_s_prefetch_is_a_value() -> None:
+    main = container(worker(render("agent", "workers.agent.prefetch=0")))
+    assert env_of(main)["AGENT_PREFETCH"]["value"] == "0"
+    refused = render_error("workers.mode=agent", "workers.agent.token=t", "workers.agent.prefetch=1001")
+    assert "/workers/agent/prefetch': maximum" in refused
 
 
 def test_an_agent_without_a_token_is_refused_when_auth_is_on() -> None:
