@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -17,13 +17,14 @@ import pytest
 import structlog.testing
 
 from conftest import eventually
-from taskservice import plugins
+from taskservice import model, plugins
 from taskservice.config import Settings
-from taskservice.model import NewTask, Outcome, Status
+from taskservice.model import NewTask, Outcome, Status, Transition
 from taskservice.plugins import PermanentFailure, Registry, TaskEntry
 from taskservice.plugins.context import TaskContext, current
 from taskservice.plugins.declare import TypedTask
 from taskservice.store import Store
+from taskservice.worker.reporter import WRITE_BATCH, Reporter
 from taskservice.worker.runtime import Worker, WorkerOptions
 from taskservice.worker.serve import worker_options
 from taskservice.worker.threads import PluginCall, PluginThreads
@@ -270,6 +271,83 @@ async def test_concurrency_is_bounded_and_every_task_runs_once(store: Store, set
 
 async def _all_succeeded(store: Store, total: int) -> bool:
     return (await store.status_counts())[Status.SUCCEEDED] == total
+
+
+@asynccontextmanager
+async def finishes_blocked(store: Store) -> AsyncIterator[None]:
+    """While open, no task can be written as succeeded (claims go on): a trigger of the test's own
+    makes each such update wait for an advisory lock this holds. As a database that writes slowly or
+    has stalled, for real."""
+    await store.pool.execute(
+        "CREATE FUNCTION test_wait_for_release() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NEW; END $$;"
+        " CREATE TRIGGER test_succeeded_waits BEFORE UPDATE ON tasks FOR EACH ROW"
+        " WHEN (NEW.status = 3) EXECUTE FUNCTION test_wait_for_release()"
+    )
+    try:
+        async with store.pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock(4242)")
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(4242)")
+    finally:
+        await store.pool.execute(
+            "DROP TRIGGER test_succeeded_waits ON tasks; DROP FUNCTION test_wait_for_release()"
+        )
+
+
+async def test_a_worker_whose_outcomes_cannot_be_written_stops_claiming(
+    store: Store, settings: Settings
+) -> None:
+    """Its slots free as its attempts end, but their outcomes wait: past `concurrency` of them waiting,
+    each holds a slot, so a stalled database is not handed ever more attempts (nor, once it recovers,
+    one write of everything that piled up meanwhile)."""
+
+    async def noop(parameters: dict[str, str]) -> None:
+        return None
+
+    await store.create_tasks([NewTask("b", "noop", {"n": str(i)}) for i in range(20)])
+
+    async def attempts() -> int:
+        return int(await store.pool.fetchval("SELECT count(*) FROM task_executions"))
+
+    async with running_worker(store, settings, registry_with(noop=noop), concurrency=2) as worker:
+        async with finishes_blocked(store):
+            worker.work_arrived()
+            await eventually(lambda: asyncio.sleep(0, worker.unwritten_outcomes == 4), timeout=30)
+            # 2 slots: 2 outcomes may wait at no cost, the next 2 hold both slots; no more is claimed.
+            assert worker.free_slots() == 0
+            assert await attempts() == 4
+        await eventually(lambda: _all_succeeded(store, 20), timeout=60, interval=0.2)
+    assert await attempts() == 20  # each ran once
+
+
+async def test_a_backlog_of_outcomes_is_written_a_batch_at_a_time(store: Store, settings: Settings) -> None:
+    """Outcomes that piled up while the database stalled go in statements of at most WRITE_BATCH."""
+    written: list[int] = []
+
+    class Recording(Store):
+        async def finish(self, transitions: Sequence[Transition], **owner: Any) -> set[int]:
+            written.append(len(transitions))
+            return await super().finish(transitions, **owner)
+
+    count = WRITE_BATCH * 2 + 500
+    await store.create_tasks([NewTask("b", "noop", {"n": str(i)}) for i in range(count)])
+    claims = await store.claim("w", count, lease_seconds=600)
+    reporter = Reporter(Recording(store.pool), on_refused=lambda refused: None)
+    reporter.start()
+    try:
+        async with finishes_blocked(store):
+            reporter.report(model.succeeded(claims[0].task, claims[0].execution_id, None))
+            await eventually(lambda: asyncio.sleep(0, written == [1]), timeout=30)  # its write waits
+            for claim in claims[1:]:
+                reporter.report(model.succeeded(claim.task, claim.execution_id, None))
+        await asyncio.wait_for(reporter.drain(), 60)
+    finally:
+        await reporter.stop()
+    assert written == [1, WRITE_BATCH, WRITE_BATCH, count - 1 - 2 * WRITE_BATCH]
+    assert await _all_succeeded(store, count)
 
 
 async def test_a_plugins_own_timeout_error_is_an_ordinary_failure(store: Store, settings: Settings) -> None:

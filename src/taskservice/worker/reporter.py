@@ -15,12 +15,19 @@ from taskservice.worker.queue import WorkQueue
 
 log = structlog.get_logger(__name__)
 
+# Outcomes one statement (or one ReportOutcomes call: its limit) writes at most; a longer backlog goes
+# in several, one after the other. One statement of everything a stall left would take the longer the
+# more it holds, and grow the next backlog with it.
+WRITE_BATCH = 1000
+
 
 class Reporter:
     """Queues transitions and writes each backlog in one round trip.
 
     No artificial delay: an outcome is written as soon as the previous write is done, so under light
-    load each goes alone (lowest latency) and under heavy load they share commits (highest throughput).
+    load each goes alone (lowest latency) and under heavy load they share commits (highest throughput),
+    at most WRITE_BATCH a statement. `on_written` is called after each write (the worker claims no
+    more while its backlog is long: Worker.free_slots).
 
     One outcome the database refuses (a result it cannot store, say) must not block the others: a
     batch that fails for such a reason is written again one by one, and the one refused is stored
@@ -29,9 +36,14 @@ class Reporter:
     """
 
     def __init__(
-        self, store: WorkQueue, on_refused: Callable[[set[int]], None], retry_delay: float = 0.5
+        self,
+        store: WorkQueue,
+        on_refused: Callable[[set[int]], None],
+        retry_delay: float = 0.5,
+        on_written: Callable[[], None] = lambda: None,
     ) -> None:
         self.store, self.on_refused, self.retry_delay = store, on_refused, retry_delay
+        self.on_written = on_written
         self._pending: list[Transition] = []
         self._writing: list[Transition] = []
         self._ready = asyncio.Event()
@@ -47,6 +59,11 @@ class Reporter:
     def unwritten(self) -> list[int]:
         """The execution ids of outcomes not written yet (queued or being written): still leased."""
         return [t.execution_id for t in (*self._writing, *self._pending)]
+
+    @property
+    def backlog(self) -> int:
+        """How many outcomes are not written yet."""
+        return len(self._writing) + len(self._pending)
 
     name = "reporter"
 
@@ -76,7 +93,7 @@ class Reporter:
         while True:
             await self._ready.wait()
             self._ready.clear()
-            self._writing, self._pending = self._pending, []
+            self._writing, self._pending = self._pending[:WRITE_BATCH], self._pending[WRITE_BATCH:]
             try:
                 await self._write(self._writing)
             except Exception as error:
@@ -90,8 +107,11 @@ class Reporter:
                 self._ready.set()
                 continue
             self._writing = []
-            if not self._pending:
+            if self._pending:
+                self._ready.set()
+            else:
                 self._idle.set()
+            self.on_written()
 
     async def _write(self, batch: Sequence[Transition]) -> None:
         """Write `batch`; an outcome the database refuses is replaced by a failure that says so."""

@@ -218,7 +218,7 @@ class Worker:
         self._work_may_be_due = True
         self._stopping = False
         self._hurry = asyncio.Event()
-        self._reporter = Reporter(store, on_refused=self._lost)
+        self._reporter = Reporter(store, on_refused=self._lost, on_written=self._outcomes_written)
         # By execution id, the attempt's lease on `clock` (monotonic; injectable for tests).
         self._leases = LeaseBook(options.lease_seconds, clock)
         self._heartbeat = Heartbeat(
@@ -375,8 +375,23 @@ class Worker:
 
     def free_slots(self) -> int:
         """How many more tasks this worker may run now: a slot is taken by a running attempt, or by
-        a sync plugin still running in its thread after its attempt ended (stuck)."""
-        return self.options.concurrency - len(self._running) - self._threads.stuck
+        a sync plugin still running in its thread after its attempt ended (stuck), or by an outcome
+        beyond the first `concurrency` waiting to be written. So while the database writes slowly
+        (or not at all), the worker stops claiming rather than pile up attempts whose outcomes wait:
+        each would grow the next write, and the one after it."""
+        unwritten_over = max(self._reporter.backlog - self.options.concurrency, 0)
+        return self.options.concurrency - len(self._running) - self._threads.stuck - unwritten_over
+
+    @property
+    def unwritten_outcomes(self) -> int:
+        """Outcomes of ended attempts not written yet."""
+        return self._reporter.backlog
+
+    def _outcomes_written(self) -> None:
+        """The reporter wrote a batch: slots its backlog held may be free again, for work that may be
+        due (a claim loop held back by the backlog kept knowing so)."""
+        if self._work_may_be_due and self.free_slots() > 0:
+            self._wake.set()
 
     @property
     def stuck_plugins(self) -> int:
