@@ -16,10 +16,11 @@ import httpx
 import pytest
 
 from conftest import ServerProcess, eventually
+from taskservice import model
 from taskservice.auth.tokens import issue
 from taskservice.config import Settings
 from taskservice.model import NewTask, Status
-from taskservice.store import Credentials, Pool, Store, WorkerIdTaken
+from taskservice.store import Credentials, Pool, ReportNotHeld, Store, WorkerIdTaken
 
 pytestmark = pytest.mark.e2e  # starts processes (tests/conftest.py: tiers)
 
@@ -301,13 +302,16 @@ async def test_an_agent_id_is_not_taken_over_and_its_leases_are_its_registrant_s
     }
     # The original's agent heartbeats under a uuid nobody registered: nothing to extend, no refusal.
     assert await store.extend_agent_leases("its-own-uuid", [claim.execution_id], 60.0, "token:y") == set()
-    assert await store.attempts_not_held("agent-x", [claim.execution_id], "token:x") == (True, [])
-    assert await store.attempts_not_held("agent-x", [claim.execution_id], "token:y") == (
-        False, [claim.execution_id],
-    )  # fmt: skip
-    assert await store.attempts_not_held("agent-z", [claim.execution_id], "token:x") == (
-        False, [claim.execution_id],
-    )  # fmt: skip
+    # A report is settled only for the agent's own attempts, registered by the caller; else nothing
+    # changes, and the refusal says which.
+    done = model.succeeded(claim.task, claim.execution_id, {"ok": True})
+    for agent, caller in (("agent-x", "token:y"), ("agent-z", "token:x")):
+        with pytest.raises(ReportNotHeld) as refused:
+            await store.finish([done], agent_id=agent, principal=caller)
+        assert (refused.value.agent_registered, refused.value.foreign) == (False, [claim.execution_id])
+        assert (await store.get_task(task_id)).status == Status.RUNNING
+    assert await store.finish([done], agent_id="agent-x", principal="token:x") == {claim.execution_id}
+    assert (await store.get_task(task_id)).status == Status.SUCCEEDED
 
 
 async def test_types_without_a_live_worker(store: Store) -> None:

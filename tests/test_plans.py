@@ -199,14 +199,14 @@ async def test_releasing_workflow_steps_reads_the_edges_by_index(pool: Pool, ana
                 (r["id"], r["execution_id"], 3, 0, 0, 0.0, "done", "succeeded", None, None, None)
                 for r in claimed
             ]
-            assert len(await conn.fetch(query("finish_attempts"), outcomes, "unused")) == 50
+            assert len(await conn.fetch(query("finish_attempts"), outcomes, "unused", None, None)) == 50
         unrelated = await conn.fetch(query("claim_tasks"), ["w"] * 50, 50, ["sleep"], 30.0, [])
         calls = len([p for p in plans if "unnest(parents)" in p])
         outcomes = [
             (r["id"], r["execution_id"], 3, 0, 0, 0.0, "done", "succeeded", None, None, None)
             for r in unrelated
         ]
-        await conn.fetch(query("finish_attempts"), outcomes, "unused")
+        await conn.fetch(query("finish_attempts"), outcomes, "unused", None, None)
     releases = [p for p in plans if "unnest(parents)" in p]
     assert len(releases) == calls == 8  # once per batch, and not for the batch without a step
     for plan in releases:

@@ -46,7 +46,15 @@ from taskservice.plugins.declare import TaskTypeSpec
 from taskservice.rules import schedules
 from taskservice.rules.tasks import BrokenRule
 from taskservice.rules.transient import is_transient
-from taskservice.store import Claim, NotHeld, ScheduleNameTaken, ScheduleNotFound, Store, WorkerIdTaken
+from taskservice.store import (
+    Claim,
+    NotHeld,
+    ReportNotHeld,
+    ScheduleNameTaken,
+    ScheduleNotFound,
+    Store,
+    WorkerIdTaken,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -692,18 +700,20 @@ class TaskService:
         spawned = validation.spawned_types(request)
         known = await self.task_types(*spawned) if spawned else {}
         transitions = validation.outcomes(request, self.max_result_bytes, known, self.payload_limits)
-        named = [t.execution_id for t in transitions]
         # Only attempts started for this agent, registered by this caller: else nothing changes.
-        mine, foreign = await self.store.attempts_not_held(agent, named, principal.current().registrant)
-        if not mine or foreign:
+        try:
+            counted = await self.store.finish(
+                transitions, agent_id=agent, principal=principal.current().registrant
+            )
+        except ReportNotHeld as refusal:
+            mine, foreign = refusal.agent_registered, refusal.foreign
+            named = [t.execution_id for t in transitions]
             _refused("ReportOutcomes", "attempts not held by the caller's agent", agent_id=agent,
                      agent_of_caller=mine, attempts=foreign or named)  # fmt: skip
             what = f"attempts {', '.join(map(str, foreign))} are not held by agent {agent}"
             if not mine:
                 what = f"agent {agent} is not registered by this caller"
-            raise ConnectError(Code.PERMISSION_DENIED, f"outcomes: {what}; nothing was changed")
-        try:
-            counted = await self.store.finish(transitions)
+            raise ConnectError(Code.PERMISSION_DENIED, f"outcomes: {what}; nothing was changed") from None
         except asyncpg.PostgresError as error:
             if is_transient(error):
                 raise

@@ -699,12 +699,27 @@ SELECT * FROM limited
 -- execution_id); otherwise (cancelled, reaped, settled by hand) nothing changes. Returns the
 -- execution ids that counted. Tasks are locked before their attempts, as everywhere. $2: the
 -- queue's channel.
+-- An agent's report (ReportOutcomes) names the agent $3 and its caller $4 (NULL: auth is off); NULL
+-- $3 for a worker's own outcomes. Then nothing at all changes unless every attempt was started for
+-- that agent and the caller registered it: the rows `not_held` returns instead name the attempts that
+-- are not (and a NULL one when the caller did not register the agent). An attempt's worker never
+-- changes once it is made, so the check and the finish see the same owners.
 -- Workflow steps (migration 0070): the succeeded ones' children are released by one call for the
 -- whole batch (release_children), made only when the batch holds a step. A WAITING outcome (a
 -- continuation) waits for the children spawn_children counted for it just before, in this
 -- transaction; none counted (every child it named existed already), it is queued again at once.
 WITH d AS (
     SELECT * FROM unnest($1::attempt_outcome_v2[])
+), not_held AS (
+    SELECT e.id
+      FROM task_executions e
+      LEFT JOIN workers w ON w.id = e.worker_id
+     WHERE $3::text IS NOT NULL AND e.id IN (SELECT execution_id FROM d)
+       AND (e.worker_id <> $3::text OR w.principal IS DISTINCT FROM $4::text)
+     UNION ALL
+    SELECT NULL
+     WHERE $3::text IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM workers WHERE id = $3::text AND principal IS NOT DISTINCT FROM $4::text)
 ), moved AS (
     UPDATE tasks t
        SET status = CASE WHEN d.status = 8 /*WAITING*/ AND coalesce(t.waiting_on, 0) <= 0
@@ -713,6 +728,7 @@ WITH d AS (
            run_at = now() + make_interval(secs => d.delay_seconds), updated_at = now()
       FROM d
      WHERE t.id = d.task_id AND t.status = 1 /*RUNNING*/ AND t.execution_id = d.execution_id
+       AND NOT EXISTS (SELECT 1 FROM not_held)
     RETURNING t.id, t.status, d.execution_id, d.delay_seconds, t.workflow_id
 ), closed AS (
     UPDATE task_executions e
@@ -735,10 +751,12 @@ WITH d AS (
 )
 -- (Joined, not LEFT JOINed: the planner drops a LEFT JOIN to an unused one-row subquery, and a CTE
 -- that nothing reads never runs.)
-SELECT moved.execution_id
+SELECT moved.execution_id, NULL::bigint AS not_held, false AS refused
   FROM moved
  CROSS JOIN (SELECT count(*) FROM wake) AS w
- CROSS JOIN (SELECT count(*) FROM released) AS r;
+ CROSS JOIN (SELECT count(*) FROM released) AS r
+ UNION ALL
+SELECT NULL, id, true FROM not_held;
 
 -- name: extend_leases
 -- A worker's heartbeat: extend the leases of the attempts ($2) it still holds and record that it
@@ -769,21 +787,6 @@ WITH owner AS (
     RETURNING id
 )
 SELECT (SELECT mine FROM owner) AS mine, array(SELECT id FROM extended) AS kept;
-
--- name: attempts_not_held
--- Of the attempts $1 that agent $2 reports, those not its own: started for another worker or agent,
--- or for one that the caller $3 (NULL: auth is off) did not register; and one NULL row when the
--- caller did not register agent $2 itself. An attempt's worker never changes once it is made, so
--- checking before the (fenced) finish leaves no gap.
-SELECT e.id
-  FROM task_executions e
-  LEFT JOIN workers w ON w.id = e.worker_id
- WHERE e.id = ANY($1::bigint[])
-   AND (e.worker_id <> $2 OR w.principal IS DISTINCT FROM $3::text)
- UNION ALL
-SELECT NULL
- WHERE NOT EXISTS (SELECT 1 FROM workers WHERE id = $2 AND principal IS NOT DISTINCT FROM $3::text)
- ORDER BY 1;
 
 -- name: attempt_holder
 -- Who holds an open attempt $1: the worker or agent it was started for, its kind and registrant.

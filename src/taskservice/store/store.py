@@ -67,6 +67,15 @@ class NotHeld(PermissionError):
     """A caller named an attempt, a task or an agent id that is not its own: nothing changed."""
 
 
+class ReportNotHeld(NotHeld):
+    """An agent's report named attempts not started for it (`foreign`), or the caller did not register
+    the agent (`agent_registered` False): nothing changed."""
+
+    def __init__(self, agent_registered: bool, foreign: list[int]) -> None:
+        super().__init__(agent_registered, foreign)
+        self.agent_registered, self.foreign = agent_registered, foreign
+
+
 class WorkerIdTaken(NotHeld):
     """A worker or agent id another principal registered (migration 0030): not taken over."""
 
@@ -287,6 +296,14 @@ def skipped_keys(tasks: Sequence[NewTask], inserted: Iterable[Any]) -> list[str]
     """The idempotency keys of `tasks` that enqueue_tasks inserted nothing for (taken already)."""
     created = {key for _, key in inserted if key is not None}
     return sorted({key for t in tasks if (key := t.idempotency_key) and key not in created})
+
+
+def _counted(rows: Sequence[Record]) -> set[int]:
+    """The attempts finish_attempts counted; ReportNotHeld when it refused an agent's report."""
+    refused = [row["not_held"] for row in rows if row["refused"]]
+    if refused:
+        raise ReportNotHeld(None not in refused, sorted(i for i in refused if i is not None))
+    return {row["execution_id"] for row in rows}
 
 
 def _outcome_row(t: Transition) -> tuple[Any, ...]:
@@ -791,31 +808,42 @@ class Store:
             for c in claims
         ]
 
-    async def finish(self, transitions: Sequence[Transition]) -> set[int]:
+    async def finish(
+        self, transitions: Sequence[Transition], *, agent_id: str | None = None, principal: str | None = None
+    ) -> set[int]:
         """Apply decided ends of attempts, fenced by each one's execution id (its token).
 
         Returns the execution ids that counted. One missing was refused: its attempt is no longer
         the task's current one (cancelled, reaped, settled by hand), and nothing changed for it.
+        An agent's report names `agent_id` and the caller (`principal`, None: auth is off): unless
+        every attempt was started for that agent and the caller registered it, nothing changes and
+        ReportNotHeld says why.
         """
         if not transitions:
             return set()
-        return await self._finish(self.pool, transitions)
+        return await self._finish(self.pool, transitions, agent_id, principal)
 
-    async def _finish(self, conn: Pool | Connection, transitions: Sequence[Transition]) -> set[int]:
+    async def _finish(
+        self,
+        conn: Pool | Connection,
+        transitions: Sequence[Transition],
+        agent_id: str | None = None,
+        principal: str | None = None,
+    ) -> set[int]:
         # In attempt order: two statements locking the same attempts lock them in the same order.
         ordered = sorted(transitions, key=lambda t: t.execution_id)
         outcomes = [_outcome_row(t) for t in ordered]
+        finish = query("finish_attempts")
         if not any(t.spawned for t in ordered):
-            rows = await conn.fetch(query("finish_attempts"), outcomes, NOTIFY_CHANNEL)
-            return {row["execution_id"] for row in rows}
-        # Children spawned: created first, with the outcomes, in one transaction (store/workflows.py).
+            return _counted(await conn.fetch(finish, outcomes, NOTIFY_CHANNEL, agent_id, principal))
+        # Children spawned: created first, with the outcomes, in one transaction (store/workflows.py);
+        # a refused report rolls them back.
         async with contextlib.AsyncExitStack() as stack:
             if isinstance(conn, asyncpg.Pool):
                 conn = await stack.enter_async_context(conn.acquire())
             await stack.enter_async_context(conn.transaction())
             await workflows.spawn(conn, ordered, self.defaults)
-            rows = await conn.fetch(query("finish_attempts"), outcomes, NOTIFY_CHANNEL)
-        return {row["execution_id"] for row in rows}
+            return _counted(await conn.fetch(finish, outcomes, NOTIFY_CHANNEL, agent_id, principal))
 
     async def extend_leases(
         self, worker_id: str, execution_ids: Sequence[int], lease_seconds: float
@@ -854,16 +882,6 @@ class Store:
             query("release_original_holds"), agent_id, sorted(task_ids), NOTIFY_CHANNEL
         )
         return int(row["released"]) if row is not None else 0
-
-    async def attempts_not_held(
-        self, agent_id: str, execution_ids: Sequence[int], principal: str | None
-    ) -> tuple[bool, list[int]]:
-        """(whether `principal` registered agent `agent_id`, the attempts of `execution_ids` not
-        started for that agent): None is auth off, where any agent of that id is the caller's. An
-        unknown attempt id is nobody's: the fenced finish refuses it."""
-        rows = await self.pool.fetch(query("attempts_not_held"), sorted(execution_ids), agent_id, principal)
-        foreign = [row["id"] for row in rows]
-        return None not in foreign, [i for i in foreign if i is not None]
 
     async def reap_expired_leases(self, policy: RetryPolicy, limit: int = 1000) -> list[Transition]:
         """Put back running tasks whose worker stopped heartbeating (no retry spent; see model)."""
