@@ -29,9 +29,10 @@ async def test_a_helper_that_fails_for_real_stops_the_worker_which_says_why(
     worker = Worker(store, settings.database_url, registry_with(held=held.run), options)
     run = asyncio.create_task(worker.run(asyncio.Event()))
     await held.started(1)
-    # Not a blip: the heartbeat's statement can never work again.
-    await store.pool.execute("ALTER TABLE workers RENAME TO workers_gone")
-    with pytest.raises(HelperDied, match='heartbeat failed: relation "workers" does not exist'):
+    # Not a blip: the heartbeat's statement can never work again (the column only it writes is gone;
+    # the outcomes still can be written).
+    await store.pool.execute("ALTER TABLE workers RENAME COLUMN last_heartbeat_at TO heartbeat_gone")
+    with pytest.raises(HelperDied, match=r'heartbeat failed: column "last_heartbeat_at" .*does not exist'):
         await asyncio.wait_for(run, 60)
     # It stopped the way a signalled worker stops: the running task went back to the queue.
     task = await store.get_task(task_id)

@@ -138,11 +138,15 @@ async def test_workflows_run_in_order_across_workers_and_agents(
     assert list(by_name) == ["a", "b", "c", "d"]
     assert list(by_name["d"].depends_on) == ["b", "c"]
     assert (await result(store, by_name["d"].task_id))["sum"] == 5
-    [d_attempt] = await store.executions(by_name["d"].task_id)
+    # d started after b and c ended: its start's history row was written after their ends' (ids come
+    # from one sequence, taken as each row is written; the rows' times are their transactions' starts,
+    # which can be in the other order when a claim's transaction began just before a parent's end).
+    [d_start] = [h.id for h in await store.history(by_name["d"].task_id) if h.status == Status.RUNNING]
     for parent in ("b", "c"):
         [p_attempt] = await store.executions(by_name[parent].task_id)
         assert p_attempt.finished_at is not None
-        assert p_attempt.finished_at <= d_attempt.started_at
+        [p_end] = [h.id for h in await store.history(by_name[parent].task_id) if h.status == Status.SUCCEEDED]
+        assert p_end < d_start
     task_d = await api.get_task(pb.GetTaskRequest(id64=by_name["d"].task_id), headers=HEADERS)
     assert sorted(task_d.dependencies) == sorted(str(by_name[p].task_id) for p in ("b", "c"))
     assert (task_d.workflow_id, task_d.step) == (diamond, "d")
