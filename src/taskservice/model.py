@@ -61,6 +61,9 @@ LIST_ORDERS = tuple(f"{column}_{way}" for column in LIST_COLUMNS for way in ("de
 SORTED_MAX = 10_000
 # Assignments an agent may keep waiting beyond its slots (PullEventsRequest.prefetch).
 AGENT_PREFETCH_MAX = 1000
+# Tasks or outcomes in one call (CreateTasks, ReportOutcomes) and outcomes in one statement of a
+# worker's reporter, at most: a longer backlog goes in several, one after the other.
+BATCH_MAX = 1000
 
 DEFAULT_QUEUE = "default"
 # What a queue's name may be: it is typed on command lines and shown in metrics' labels.

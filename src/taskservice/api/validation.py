@@ -56,7 +56,7 @@ __all__ = ["BrokenRule", "PayloadLimits", "TaskTypes", "message", "status", "tas
 
 LIST_LIMIT_MAX = 100
 LIST_LIMIT_DEFAULT = 30
-BATCH_MAX = 1000
+BATCH_MAX = model.BATCH_MAX
 WATCHED_TASKS_MAX = 1000
 BULK_IDS_MAX = 10_000
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the API's times: UTC, YYYY-MM-DDTHH:MM:SSZ

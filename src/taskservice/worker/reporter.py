@@ -15,14 +15,13 @@ from taskservice.worker.queue import WorkQueue
 
 log = structlog.get_logger(__name__)
 
-# Outcomes one statement (or one ReportOutcomes call: its limit) writes at most; a longer backlog goes
-# in several, one after the other. One statement of everything a stall left would take the longer the
-# more it holds, and grow the next backlog with it.
-WRITE_BATCH = 1000
+# Outcomes one statement (or one ReportOutcomes call: its limit) writes at most. One statement of
+# everything a stall left would take the longer the more it holds, and grow the next backlog with it.
+WRITE_BATCH = model.BATCH_MAX
 
 
 class Reporter:
-    """Queues transitions and writes each backlog in one round trip.
+    """Queues transitions and writes each backlog in one round trip per WRITE_BATCH of them.
 
     No artificial delay: an outcome is written as soon as the previous write is done, so under light
     load each goes alone (lowest latency) and under heavy load they share commits (highest throughput),
