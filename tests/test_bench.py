@@ -141,6 +141,7 @@ def assert_peer_figures(report: dict[str, Any]) -> None:
         "peer.ours",
         "peer.enqueue_pgqueuer",
         "peer.enqueue_many",
+        "peer.create_tasks",
         *(f"peer.pgqueuer_cpu{part}" for part in ("", "_consumers", "_postgresql")),
         *(f"peer.ours_cpu{part}" for part in ("", "_workers", "_server", "_postgresql")),
     }

@@ -18,7 +18,7 @@ from taskservice.bench.stats import best
 NAME = "agents"
 TITLE = "i. Agents (no-op tasks through the API server, beside direct workers)"
 
-RATIO_TARGET = 0.7  # of the direct workers' drain rate (processing.workers_N)
+RATIO_TARGET = 0.9  # of the direct workers' drain rate (processing.workers_N)
 
 
 async def run(ctx: Context, result: ScenarioResult) -> None:

@@ -16,7 +16,9 @@ the application_name of its connections. Our total is held to at most pgqueuer's
 
 Then batch enqueue in the caller's process, 1,000 jobs per call and per transaction on one asyncpg
 connection, in a fresh database of its own: `taskservice.enqueue_many_async` (every task checked as
-CreateTask checks it, with its history row) against pgqueuer's `Queries.enqueue`, interleaved.
+CreateTask checks it, with its history row) against pgqueuer's `Queries.enqueue`, interleaved. The
+enqueue of our drain, CreateTasks of 1,000 from one client through the API server, is held beside
+that batch enqueue too (at least 60% of it, issue 26).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ PEER_BATCH = 100
 RATIO_TARGET = 1.5
 CALL_SIZE = 1000  # tasks per CreateTasks call
 ENQUEUE_RATIO_TARGET = 1.0  # enqueue_many against pgqueuer's batch enqueue (issue 26)
+CREATE_TASKS_RATIO_TARGET = 0.6  # CreateTasks through the API server against the same (issue 26)
 CPU_RATIO_TARGET = 1.0  # our CPU per task drained, at most pgqueuer's (issue 26)
 
 
@@ -80,9 +83,10 @@ async def fresh_database(ctx: Context) -> AsyncIterator[str]:
             conn.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
 
 
-async def ours(ctx: Context, url: str) -> tuple[float, int, CpuSplit]:
-    """Tasks/s of 4 worker processes draining tasks enqueued through the API; incomplete ones; and the
-    CPU the drain cost per task (workers, server, their backends)."""
+async def ours(ctx: Context, url: str) -> tuple[float, int, CpuSplit, float]:
+    """Tasks/s of 4 worker processes draining tasks enqueued through the API; incomplete ones; the
+    CPU the drain cost per task (workers, server, their backends); and the tasks/s of that enqueue
+    (CreateTasks, CALL_SIZE a call, one client)."""
     count = ctx.sizes.drain_tasks
     server = ServerProcess(named_connections(url, SERVER_APPLICATION), ctx.log_dir)
     try:
@@ -93,10 +97,12 @@ async def ours(ctx: Context, url: str) -> tuple[float, int, CpuSplit]:
                 for worker in workers:
                     worker.pause()
                 async with ctx.api(server.address) as api:
+                    started = time.perf_counter()
                     for start in range(0, count, CALL_SIZE):
                         size = min(CALL_SIZE, count - start)
                         request = pb.CreateTasksRequest(tasks=[new_task("bench-peer")] * size)
                         await api.call("CreateTasks", request, pb.CreateTasksResponse)
+                    created = count / (time.perf_counter() - started)
                 parts = [
                     Part("workers", workers, WORKER_APPLICATION),
                     Part("server", [server], SERVER_APPLICATION),
@@ -111,7 +117,7 @@ async def ours(ctx: Context, url: str) -> tuple[float, int, CpuSplit]:
                 await wait_until(drained, ctx.sizes.step_timeout, f"{count} tasks to succeed", interval=0.1)
                 cpu = CpuSplit.between(before, await ctx.part_times(parts, conn), count)
             seconds = float(await conn.fetchval(sql("drain_window")))
-            return count / seconds, int(await conn.fetchval(sql("incomplete_lifecycles"))), cpu
+            return count / seconds, int(await conn.fetchval(sql("incomplete_lifecycles"))), cpu, created
         finally:
             await conn.close()
     finally:
@@ -209,9 +215,11 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
     our_cpu: list[CpuSplit] = []
     peer_cpu: list[CpuSplit] = []
     enqueued: list[tuple[float, float, float, float]] = []
+    created: list[float] = []
     for _ in range(ctx.sizes.rounds):
         async with fresh_database(ctx) as url:
-            rate, incomplete, cpu = await ours(ctx, url)
+            rate, incomplete, cpu, created_rate = await ours(ctx, url)
+            created.append(created_rate)
             our_rates.append(rate)
             our_cpu.append(cpu)
             result.tasks += ctx.sizes.drain_tasks
@@ -290,5 +298,17 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
                 "rounds": [round(e[0]) for e in enqueued],
                 "cpu_ms_per_1000": [round(e[1], 1) for e in enqueued],
             },
+        )
+    )
+    result.figures.append(
+        Figure(
+            "peer.create_tasks",
+            f"CreateTasks, {CALL_SIZE}/call, 1 client, through the API server",
+            best(created),
+            "tasks/s",
+            raw_key="peer.enqueue_pgqueuer",
+            ratio_target=CREATE_TASKS_RATIO_TARGET,
+            compared_with="pgqueuer",
+            details={"rounds": [round(r) for r in created]},
         )
     )
