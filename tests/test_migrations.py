@@ -143,7 +143,7 @@ def test_upgrade_of_an_empty_database(empty_database: str) -> None:
     migrate.upgrade(empty_database)
 
     assert_schema(empty_database)
-    assert migrate.head_revision() == "0110"
+    assert migrate.head_revision() == "0120"
 
 
 def test_second_upgrade_is_a_no_op(empty_database: str) -> None:
