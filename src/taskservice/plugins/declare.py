@@ -331,12 +331,17 @@ class TaskTypeSpec(BaseModel):
         """Whether `name` is a parameter this type takes (by its name or an alias, or as an extra)."""
         return self.extra_parameters or any(name in (p.name, *p.aliases) for p in self.parameters)
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, ParameterSpec]:
+        """Each declared parameter by its name and by each alias (made once: a spec is frozen)."""
+        return {n: p for p in self.parameters for n in (p.name, *p.aliases)}
+
     def check(self, parameters: Mapping[str, str]) -> dict[str, Any]:
         """The declared parameters' values by name (plus extra ones as given, when allowed).
 
         An empty value counts as not given. Raises ParameterError for the first broken rule.
         """
-        by_name = {n: p for p in self.parameters for n in (p.name, *p.aliases)}
+        by_name = self._by_name
         values: dict[str, Any] = {}
         for key, raw in parameters.items():
             if key not in by_name:
