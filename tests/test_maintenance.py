@@ -19,6 +19,7 @@ import structlog
 from agents import AgentProcess
 from conftest import ServerProcess, eventually, subprocess_env
 from taskservice.api.health import NOT_PUBLIC
+from taskservice.api.lifespan import warn_without_window_index
 from taskservice.config import ConfigError, Settings, load_settings
 from taskservice.store import HOT_TABLES, Pool, Store, TableVacuum, VacuumLimits, VacuumState
 from taskservice.store.retention import LOCK_KEY
@@ -198,6 +199,25 @@ async def test_no_warning_while_autovacuum_vacuums_our_tables(store: Store, pool
     with structlog.testing.capture_logs() as logs:
         assert await warn_when_autovacuum_is_off(store, interval=60, margin=2) == []
     assert not [e for e in logs if e["log_level"] == "warning"]
+
+
+async def test_a_warning_at_start_when_the_window_index_is_missing(store: Store, pool: Pool) -> None:
+    """From PostgreSQL 16 on the index is there (migration 0004) and nothing is said; before 16 it is
+    not (0120) and nothing is said either. Missing on 16 or later (pg_upgrade after 0120): a warning
+    with the statement that puts it back, which does."""
+    indexed = int(await pool.fetchval("SHOW server_version_num")) >= 160000
+    with structlog.testing.capture_logs() as logs:
+        assert not await warn_without_window_index(store)
+    assert not [e for e in logs if e["log_level"] == "warning"]
+    if not indexed:
+        return
+    await pool.execute("DROP INDEX idx_task_executions_finished_at")
+    with structlog.testing.capture_logs() as logs:
+        assert await warn_without_window_index(store)
+    [warning] = [e for e in logs if e["log_level"] == "warning"]
+    statement = warning["event"].split("run: ", 1)[1]
+    await pool.execute(statement)
+    assert not await warn_without_window_index(store)
 
 
 def test_the_maintenance_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from taskservice.db.connect import create_pool
 from taskservice.plugins import Registry
 from taskservice.store import CREDENTIALS_CHANNEL, Credentials, Store
 from taskservice.store.databases import database_url
+from taskservice.store.sql import query
 from taskservice.worker.serve import InProcessWorkers, task_defaults, warn_about_vacuum
 
 log = structlog.get_logger(__name__)
@@ -77,6 +78,7 @@ class Lifespan:
             forgetter.start()
         self.readiness.store = store
         await warn_about_vacuum(settings, store)
+        await warn_without_window_index(store)
         in_process = InProcessWorkers(settings, store, url, self.registry)
         in_process.start()
         if self.auth_required:
@@ -102,3 +104,17 @@ class Lifespan:
                 "auth is required and no admin token exists: create one on a machine that reaches the "
                 "database with `task-cli token create --name admin --role admin`"
             )
+
+
+async def warn_without_window_index(store: Store) -> bool:
+    """At start: a warning when the dashboard's windows will read every attempt on a PostgreSQL that
+    could read them through an index (a database moved to 16 or later by pg_upgrade after migration
+    0120), with the statement that puts it back. Whether it warned."""
+    if not await store.window_index_missing():
+        return False
+    log.warning(
+        "the dashboard's throughput and per-type figures read every attempt: the index they read from "
+        "PostgreSQL 16 on is missing (dropped by migration 0120 on an earlier server, then moved by "
+        f"pg_upgrade); to put it back, run: {query('create_window_index')}"
+    )
+    return True

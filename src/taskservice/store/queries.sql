@@ -433,6 +433,17 @@ SELECT set_config('enable_bitmapscan', 'on', true), set_config('plan_cache_mode'
        set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
        set_config('jit', 'off', true);
 
+-- name: window_index_missing
+-- Whether the BRIN index on finished_at that the windows below read from PostgreSQL 16 on is missing
+-- there: migration 0120 drops it before 16, and a database pg_upgrade moved to 16 or later keeps that.
+SELECT current_setting('server_version_num')::integer >= 160000
+       AND to_regclass('idx_task_executions_finished_at') IS NULL;
+
+-- name: create_window_index
+-- What puts it back (an operator's statement: docs/performance.md).
+CREATE INDEX CONCURRENTLY idx_task_executions_finished_at ON task_executions
+    USING brin (finished_at) WITH (autosummarize = on);
+
 -- name: type_stats
 -- Per task type, the attempts that finished within the last $1 seconds: how many, how many
 -- succeeded and failed (failed, timed out, lost), and the percentiles of their durations and of their

@@ -86,6 +86,12 @@ async def window(pool: Pool, range_seconds: float, buckets: int) -> tuple[list[T
     return [TypeStats(**dict(row)) for row in types], chart
 
 
+async def window_index_missing(pool: Pool) -> bool:
+    """Whether the windows above read every attempt on a server that could read them through an index
+    (queries.sql, window_index_missing; put back by `query("create_window_index")`)."""
+    return bool(await pool.fetchval(query("window_index_missing")))
+
+
 def _attempt(row: Record) -> WorkerAttempt:
     return WorkerAttempt(**dict(row))
 

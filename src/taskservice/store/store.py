@@ -1142,3 +1142,7 @@ class Store:
         """Per task type, and in `buckets` equal buckets, the attempts finished within the last
         `range_seconds`."""
         return await stats.window(self.pool, range_seconds, buckets)
+
+    async def window_index_missing(self) -> bool:
+        """Whether type_stats reads every attempt where an index could serve it (stats.py)."""
+        return await stats.window_index_missing(self.pool)

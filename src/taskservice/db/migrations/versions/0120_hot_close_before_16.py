@@ -7,7 +7,7 @@ HOT on 15, and 2.6 more WAL records per task than on 18). Without the BRIN index
 windows of finished attempts (`type_stats`, `throughput_buckets`) read the attempts table whole on
 those versions (docs/performance.md says what that costs at a million attempts). A database moved to
 PostgreSQL 16 or later by `pg_upgrade` keeps this schema: `task-cli migrate` cannot see the move, so
-docs/performance.md gives the statement that puts the index back.
+the API server warns at start with the statement that puts the index back (api/lifespan.py).
 
 Revision ID: 0120
 Revises: 0110
