@@ -4,6 +4,7 @@ scenarios' figures is checked on its own, against a real PostgreSQL."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -287,6 +288,11 @@ def test_a_short_soak_prints_its_curve_and_loses_no_task(pg_server_url: str, tmp
     for minute in soak["curve"]:
         assert set(minute["mb"]) >= {"tasks", "tasks indexes", "task_history", "task_executions"}
         assert set(minute["dead"]) == {"tasks", "task_history", "task_executions"}
+    # The vacuums of the task tables, counted from the database's start: they never go down.
+    for earlier, later in itertools.pairwise(soak["curve"]):
+        assert later["vacuums"] >= earlier["vacuums"]
+        assert later["autovacuums"] >= earlier["autovacuums"]
+    assert "by the maintenance job" in run.stdout
     assert "tasks enqueued succeeded" in run.stdout
 
 

@@ -297,9 +297,12 @@ SELECT (SELECT count(*) FROM task_executions WHERE finished_at >= $1 AND finishe
          WHERE status IN (0 /*QUEUED*/, 1 /*RUNNING*/, 6 /*RETRYING*/))::bigint AS waiting;
 
 -- name: soak_sizes
--- Bytes of each task table (heap, its indexes) and its dead tuples.
+-- Bytes of each task table (heap, its indexes), its dead tuples, and how many times it was vacuumed
+-- so far by a VACUUM statement (the maintenance job's: nothing else in a soak runs one) and by
+-- autovacuum.
 SELECT c.relname AS name, pg_relation_size(c.oid) AS heap, pg_indexes_size(c.oid) AS indexes,
-       coalesce(s.n_dead_tup, 0) AS dead, coalesce(s.n_live_tup, 0) AS live
+       coalesce(s.n_dead_tup, 0) AS dead, coalesce(s.n_live_tup, 0) AS live,
+       coalesce(s.vacuum_count, 0) AS vacuums, coalesce(s.autovacuum_count, 0) AS autovacuums
   FROM pg_class c
   LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
  WHERE c.relname IN ('tasks', 'task_history', 'task_executions') AND c.relkind = 'r'

@@ -1,8 +1,9 @@
 """The soak (`task-cli bench --soak MINUTES`): enqueue and drain at half the measured maximum for long.
 
 It shows whether a long run stays flat: each minute, the throughput, the p99 from enqueue to start,
-the size of every task table and its indexes, and their dead tuples. With retention deleting what
-finished two minutes ago, the tables and the latency must not grow.
+the size of every task table and its indexes, their dead tuples, and how often they were vacuumed by
+the maintenance job and by autovacuum (the job vacuums only what autovacuum leaves). With retention
+deleting what finished two minutes ago, the tables and the latency must not grow.
 
 It ends on time whatever the backlog: the enqueuer stops at MINUTES (a call still waiting then is
 given up), and the last tasks get drain_seconds() to finish; what is left then is reported (`left`,
@@ -48,6 +49,11 @@ class Minute:
     mb: dict[str, float] = field(default_factory=dict)  # heap and index megabytes, by table
     dead: dict[str, int] = field(default_factory=dict)
     live: dict[str, int] = field(default_factory=dict)
+    # Vacuums of the task tables since the soak's database was made, all three together: by the
+    # maintenance job (which vacuums only what autovacuum does not: worker/maintenance.py) and by
+    # autovacuum.
+    vacuums: int = 0
+    autovacuums: int = 0
 
 
 @dataclass
@@ -133,6 +139,8 @@ async def sample(ctx: Context, began: datetime, since: datetime, until: datetime
         minute.mb[f"{name} indexes"] = round(table["indexes"] / MB, 1)
         minute.dead[name] = int(table["dead"])
         minute.live[name] = int(table["live"])
+        minute.vacuums += int(table["vacuums"])
+        minute.autovacuums += int(table["autovacuums"])
     return minute
 
 
@@ -148,10 +156,12 @@ def render(soak: Soak) -> Table:
     for name in names:
         table.add_column(f"{name} MB", justify="right")
     table.add_column("dead tuples", justify="right")
+    table.add_column("vacuums: job / auto", justify="right")
     for m in soak.curve:
         table.add_row(
             f"{m.minute:g}", f"{m.tasks_per_s:,.0f}", f"{m.to_start_p99_ms:.1f}", f"{m.waiting:,}",
             *(f"{m.mb[n]:.1f}" for n in names), f"{sum(m.dead.values()):,}",
+            f"{m.vacuums:,} / {m.autovacuums:,}",
         )  # fmt: skip
     return table
 
@@ -167,7 +177,8 @@ async def follow(ctx: Context, soak: Soak, sender: asyncio.Task[int], sample_sec
         ctx.console.print(
             f"  minute {minute.minute:g}: {minute.tasks_per_s:,.0f} tasks/s, to-start p99 "
             f"{minute.to_start_p99_ms:.1f} ms, {minute.waiting:,} waiting, "
-            f"{sum(minute.mb.values()):.1f} MB, {sum(minute.dead.values()):,} dead tuples"
+            f"{sum(minute.mb.values()):.1f} MB, {sum(minute.dead.values()):,} dead tuples, "
+            f"vacuums: {minute.vacuums:,} by the maintenance job, {minute.autovacuums:,} by autovacuum"
         )
         last = now
 
