@@ -60,7 +60,7 @@ log = structlog.get_logger(__name__)
 
 KEEPALIVE_SECONDS = 15.0
 QUIET = "quiet"  # no assignment came within a keep-alive's time
-BATCH_MAX = 1000  # assignments in one stream message at most
+MORE_WORK_MAX = 1000  # assignments in one stream message (its more_work) at most
 
 
 def _refused(rpc: str, reason: str, **what: Any) -> None:
@@ -798,7 +798,7 @@ class TaskService:
                 closing = False
                 # Whatever else waits goes along in the same message (an original-style agent has
                 # one slot, and would not read more_work).
-                while not legacy and not session.inbox.empty() and len(message.more_work) < BATCH_MAX:
+                while not legacy and not session.inbox.empty() and len(message.more_work) < MORE_WORK_MAX:
                     more = session.inbox.get_nowait()
                     if more is None:
                         closing = True

@@ -56,7 +56,6 @@ __all__ = ["BrokenRule", "PayloadLimits", "TaskTypes", "message", "status", "tas
 
 LIST_LIMIT_MAX = 100
 LIST_LIMIT_DEFAULT = 30
-BATCH_MAX = model.BATCH_MAX
 WATCHED_TASKS_MAX = 1000
 BULK_IDS_MAX = 10_000
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the API's times: UTC, YYYY-MM-DDTHH:MM:SSZ
@@ -115,8 +114,8 @@ def new_tasks(
     limits: PayloadLimits = PayloadLimits(),  # noqa: B008
 ) -> list[NewTask]:
     count = len(request.tasks)
-    if not 1 <= count <= BATCH_MAX:
-        raise BrokenRule("tasks", f"must hold 1 to {BATCH_MAX} tasks (got {count})")
+    if not 1 <= count <= model.BATCH_MAX:
+        raise BrokenRule("tasks", f"must hold 1 to {model.BATCH_MAX} tasks (got {count})")
     return [new_task(t, task_types, f"tasks[{i}].", limits) for i, t in enumerate(request.tasks)]
 
 
@@ -348,8 +347,8 @@ def outcomes(
     """The reported ends of attempts as transitions (the store fences each by its assignment id);
     the children they spawned checked as CreateTask checks a task (`task_types`: theirs)."""
     count = len(request.outcomes)
-    if not 1 <= count <= BATCH_MAX:
-        raise BrokenRule("outcomes", f"must hold 1 to {BATCH_MAX} outcomes (got {count})")
+    if not 1 <= count <= model.BATCH_MAX:
+        raise BrokenRule("outcomes", f"must hold 1 to {model.BATCH_MAX} outcomes (got {count})")
     transitions = []
     for i, o in enumerate(request.outcomes):
         try:
