@@ -169,6 +169,12 @@ def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
+async def window_index_kept(pool: Pool) -> bool:
+    """Whether migration 0120 kept the BRIN index on task_executions.finished_at: from PostgreSQL 16
+    on (before 16 it would keep the close of an attempt from being a HOT update)."""
+    return int(await pool.fetchval("SHOW server_version_num")) >= 160000
+
+
 async def eventually(check: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
     """Await `check()` until it returns something truthy; fail after `timeout` seconds."""
     import asyncio

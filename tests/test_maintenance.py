@@ -17,7 +17,7 @@ import pytest
 import structlog
 
 from agents import AgentProcess
-from conftest import ServerProcess, eventually, subprocess_env
+from conftest import ServerProcess, eventually, subprocess_env, window_index_kept
 from taskservice.api.health import NOT_PUBLIC
 from taskservice.api.lifespan import warn_without_window_index
 from taskservice.config import ConfigError, Settings, load_settings
@@ -205,7 +205,7 @@ async def test_a_warning_at_start_when_the_window_index_is_missing(store: Store,
     """From PostgreSQL 16 on the index is there (migration 0004) and nothing is said; before 16 it is
     not (0120) and nothing is said either. Missing on 16 or later (pg_upgrade after 0120): a warning
     with the statement that puts it back, which does."""
-    indexed = int(await pool.fetchval("SHOW server_version_num")) >= 160000
+    indexed = await window_index_kept(pool)
     with structlog.testing.capture_logs() as logs:
         assert not await warn_without_window_index(store)
     assert not [e for e in logs if e["log_level"] == "warning"]
@@ -218,6 +218,16 @@ async def test_a_warning_at_start_when_the_window_index_is_missing(store: Store,
     statement = warning["event"].split("run: ", 1)[1]
     await pool.execute(statement)
     assert not await warn_without_window_index(store)
+
+
+async def test_the_window_index_check_never_keeps_the_server_from_starting(database_url: str) -> None:
+    closed = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    await closed.close()
+    with structlog.testing.capture_logs() as logs:
+        assert not await warn_without_window_index(Store(closed))
+    [warning] = [e for e in logs if e["log_level"] == "warning"]
+    assert warning["event"] == "could not check the dashboard's window index"
+    assert "closed" in warning["error"], warning
 
 
 def test_the_maintenance_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import million
+from conftest import window_index_kept
 from taskservice.store import Pool, stats
 from taskservice.store.sql import query
 
@@ -39,7 +40,7 @@ async def test_the_dashboards_reads_use_indexes_at_a_million_tasks(pool: Pool) -
     # finished_at finds the window's pages; before 16 there is none (migration 0120: the attempt's
     # close is a HOT update instead), and the attempts are read whole. Each attempt's task by its
     # primary key, never a scan of the tasks.
-    indexed = int(await pool.fetchval("SHOW server_version_num")) >= 160000
+    indexed = await window_index_kept(pool)
     for label, seconds in RANGES.items():
         for name, args in (("type_stats", (seconds,)), ("throughput_buckets", (seconds, 60))):
             plan, timings[f"{name} {label}"] = await analyzed(pool, name, *args)

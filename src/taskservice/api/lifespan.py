@@ -110,7 +110,11 @@ async def warn_without_window_index(store: Store) -> bool:
     """At start: a warning when the dashboard's windows will read every attempt on a PostgreSQL that
     could read them through an index (a database moved to 16 or later by pg_upgrade after migration
     0120), with the statement that puts it back. Whether it warned."""
-    if not await store.window_index_missing():
+    try:
+        if not await store.window_index_missing():
+            return False
+    except Exception as error:  # never a reason not to start
+        log.warning("could not check the dashboard's window index", error=str(error))
         return False
     log.warning(
         "the dashboard's throughput and per-type figures read every attempt: the index they read from "
