@@ -6,6 +6,7 @@ task's parameters on GetTask, ListTasks and the agent's WorkAssignment, against 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import struct
 from collections.abc import AsyncIterator, Iterator
@@ -468,6 +469,33 @@ async def test_a_container_type_through_the_api(http: httpx.AsyncClient, server:
         return bool(task["exactStatus"] == "SUCCEEDED")
 
     await eventually(succeeded)
+    await _answers_and_task_get_show_the_container(http, server, task_id, rendered)
+
+
+async def _answers_and_task_get_show_the_container(
+    http: httpx.AsyncClient, server: Served, task_id: str, rendered: dict[str, Any]
+) -> None:
+    """RetryTask and CancelTask answer with the task as GetTask shows it, its container included, and
+    task-cli's `task get` shows the container the task ran in."""
+    retried = (await http.post(f"{SERVICE}/RetryTask", json={"id64": task_id})).json()
+    assert retried["exactStatus"] == "QUEUED", retried
+    assert {key: retried.get(key) for key in rendered} == rendered
+    cancelled = (await http.post(f"{SERVICE}/CancelTask", json={"id64": task_id})).json()
+    assert cancelled["exactStatus"] == "CANCELLED", cancelled
+    assert {key: cancelled.get(key) for key in rendered} == rendered
+    shown = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["--address", server.url, "task", "get", "--id", str(task_id)]
+    )
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("Container "))
+    column = lines[first].index("image ")
+    rows = [lines[first], *itertools.takewhile(lambda line: line.startswith(" "), lines[first + 1 :])]
+    assert [row[column:] for row in rows] == [
+        "image ghcr.io/acme/resize:1.2", "entrypoint python",
+        "args -m resize --width=128 '--price=$5' 'a b.png'",
+        "env HOME_VAR=$HOME", "env MODE=crop", "env WIDTH=128px",
+    ], shown.output  # fmt: skip
 
 
 async def test_another_servers_agent_is_read_from_the_database(

@@ -234,6 +234,12 @@ async def test_pausing_through_the_api_is_an_operators_and_answers_what_it_did(
             await client.pause_queue("no spaces")
         task = await client.create_task(type="send_email", parameters={"recipient": "a@example.com"})
         assert (await task.get()).waiting_reason == "type send_email is paused"
+        # CancelTask and RetryTask answer with the task as GetTask shows it, the reason included.
+        assert (await task.cancel()).waiting_reason == ""
+        retried = await client.retry_task(task.id)
+        assert (retried.status, retried.waiting_reason) == (
+            taskservice.TaskStatus.QUEUED, "type send_email is paused",
+        )  # fmt: skip
         # What the metrics show: the pause, and each queue's waiting tasks.
         assert _metrics(workerless_server) == {
             ("taskservice_paused", (("kind", "type"), ("name", "send_email"))): 1.0,

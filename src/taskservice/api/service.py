@@ -169,7 +169,10 @@ class TaskService:
         return pb.CreateTaskResponse(id=ids.narrow(task_id), id64=task_id, existing=not created)
 
     async def get_task(self, request: pb.GetTaskRequest, ctx: RequestContext[Any, Any]) -> pb.Task:
-        task = await self.store.get_task(_task_id(request))
+        return await self._shown(await self.store.get_task(_task_id(request)))
+
+    async def _shown(self, task: Task) -> pb.Task:
+        """A task as GetTask, CancelTask and RetryTask answer it: with why it waits and its container."""
         message = convert.task(task)
         await self._say_why_waiting([(task, message)])
         await self.containers.fill(self.store, [(task, message)])
@@ -311,7 +314,7 @@ class TaskService:
     async def cancel_task(self, request: pb.CancelTaskRequest, ctx: RequestContext[Any, Any]) -> pb.Task:
         task_id = _task_id(request)
         reason = validation.message(request.reason, "reason")
-        return convert.task(await self.store.set_status(task_id, Status.CANCELLED, reason))
+        return await self._shown(await self.store.set_status(task_id, Status.CANCELLED, reason))
 
     async def retry_task(self, request: pb.RetryTaskRequest, ctx: RequestContext[Any, Any]) -> pb.Task:
         task_id = _task_id(request)
@@ -326,7 +329,7 @@ class TaskService:
                 f"task {task_id} is {error.current.name}; only a finished task "
                 "(SUCCEEDED, FAILED or CANCELLED) can be retried",
             ) from None
-        return convert.task(task)
+        return await self._shown(task)
 
     async def cancel_tasks(
         self, request: pb.CancelTasksRequest, ctx: RequestContext[Any, Any]

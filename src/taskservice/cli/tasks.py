@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -236,6 +237,19 @@ def depends_on(found: pb.Task) -> str:
     return ", ".join(f"task {parent}" for parent in found.dependencies)
 
 
+def container_cell(found: pb.Task) -> str:
+    """A container task's container as its agent runs it: image, command, environment; "": none."""
+    if not found.base_image:
+        return ""
+    lines = [f"image {found.base_image}"]
+    if found.entrypoint:
+        lines.append(f"entrypoint {found.entrypoint}")
+    if found.args:
+        lines.append(f"args {shlex.join(found.args)}")
+    lines += [f"env {name}={value}" for name, value in sorted(found.env.items())]
+    return "\n".join(lines)
+
+
 def task_rows(
     found: pb.Task, last: pb.TaskExecution | None, schedule: pb.Schedule | None = None
 ) -> list[tuple[str, Any]]:
@@ -257,6 +271,8 @@ def task_rows(
         ("Next run", when(found.run_at) if found.exact_status in (pb.QUEUED, pb.RETRYING) else ""),
         ("Worker", found.worker_id),
     ]
+    if container_cell(found):
+        rows.insert(rows.index(("Parameters", parameters)) + 1, ("Container", container_cell(found)))
     if limit_cell(found):
         rows.insert(rows.index(("Queue", found.queue or "default")) + 1, ("Limit", limit_cell(found)))
     if found.schedule_id:
