@@ -24,6 +24,7 @@ from api_helpers import Api
 from conftest import ServerProcess, eventually
 from kube_api import KubeApi
 from taskservice.config import Settings
+from taskservice.store import Pool
 
 pytestmark = pytest.mark.e2e
 
@@ -342,14 +343,55 @@ async def test_two_controllers_elect_one_leader_which_alone_acts_until_it_is_los
     assert plane.kube.count("create", "jobs") == 3
 
 
-async def test_a_killed_agent_loses_no_task(plane: Plane, api: Api) -> None:
+async def test_the_jobs_of_a_killed_agent_run_on_under_the_controllers_heartbeat(
+    plane: Plane, api: Api, pool: Pool, settings: Settings
+) -> None:
+    """An agent stopped (for an upgrade, say) or killed leaves the Jobs it started running: the
+    controller keeps their attempts' leases in its name, without making it alive again."""
     doomed = plane.agent("doomed")
     plane.controller()
     task_id = await create(api)
+    job = await plane.job(task_id=task_id)
+    attempt = int(_attempt(job))
+    pod = await plane.run_pod(job)
+    doomed.stop(signal.SIGKILL)
+    given = await pool.fetchval("SELECT lease_expires_at FROM task_executions WHERE id = $1", attempt)
+
+    async def past_what_the_agent_gave() -> bool:  # any heartbeat of the agent's would have run out
+        later = "SELECT now() > $1::timestamptz + make_interval(secs => $2)"
+        return bool(await pool.fetchval(later, given, settings.lease_seconds))
+
+    await eventually(past_what_the_agent_gave)
+    still = await pool.fetchrow(
+        "SELECT finished_at, lease_expires_at > now() AS leased FROM task_executions WHERE id = $1", attempt
+    )
+    assert still is not None
+    assert (still["finished_at"], still["leased"]) == (None, True)
+    workers = (await api.ok("ListWorkers"))["workers"]
+    assert [w.get("alive", False) for w in workers if w["kind"] == "agent"] == [False]
+    await plane.end_pod(job, pod, 0)
+    task = await api.wait_status(task_id, "SUCCEEDED")
+    assert (task["attempts"], task["retries"]) == (1, 0)
+    history = [h["details"] for h in await api.history(task_id)]
+    assert not any(line.startswith("Lease expired") for line in history), history
+
+
+async def test_with_neither_agent_nor_controller_the_lease_runs_out_and_another_agent_runs_it(
+    plane: Plane, api: Api
+) -> None:
+    doomed, controller = plane.agent("doomed"), plane.controller()
+    task_id = await create(api)
     old_job = await plane.job(task_id=task_id)
     doomed.stop(signal.SIGKILL)
+    controller.stop(signal.SIGKILL)
+
+    async def reaped() -> bool:
+        return any(h["details"].startswith("Lease expired") for h in await api.history(task_id))
+
+    await eventually(reaped)
     plane.agent("survivor")
-    # Its lease runs out; the task's next attempt goes to the other agent, whose resource replaces the old.
+    plane.controller("controller-2")
+    # The task's next attempt goes to the other agent, whose resource replaces the old; the old Job goes.
     new_job = await plane.job(task_id=task_id, attempt_of=int(_attempt(old_job)))
     await plane.kube.await_gone("jobs", old_job["metadata"]["name"])
     resource = plane.kube.get("tasks", f"task-{task_id}")
@@ -359,8 +401,6 @@ async def test_a_killed_agent_loses_no_task(plane: Plane, api: Api) -> None:
     await plane.end_pod(new_job, pod, 0)
     task = await api.wait_status(task_id, "SUCCEEDED")
     assert task["retries"] == 0  # a lost lease spends no retry
-    history = [h["details"] for h in await api.history(task_id)]
-    assert any(line.startswith("Lease expired") for line in history), history
 
 
 async def test_the_deadline_fails_the_attempt_as_timed_out(plane: Plane, api: Api) -> None:

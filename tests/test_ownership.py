@@ -300,6 +300,16 @@ async def test_an_agent_id_is_not_taken_over_and_its_leases_are_its_registrant_s
     assert await store.extend_agent_leases("agent-x", [claim.execution_id], 60.0, "token:x") == {
         claim.execution_id
     }
+    # The Kubernetes controller's heartbeat for the Jobs it runs: the leases only, the agent not heard.
+    heard = (await store.list_workers())[0].last_heartbeat_at
+    extended = (await store.get_task(task_id)).lease_expires_at
+    kept = await store.extend_agent_leases("agent-x", [claim.execution_id], 90.0, "token:x", alive=False)
+    assert kept == {claim.execution_id}
+    later = (await store.get_task(task_id)).lease_expires_at
+    assert extended is not None
+    assert later is not None
+    assert later > extended
+    assert (await store.list_workers())[0].last_heartbeat_at == heard
     # The original's agent heartbeats under a uuid nobody registered: nothing to extend, no refusal.
     assert await store.extend_agent_leases("its-own-uuid", [claim.execution_id], 60.0, "token:y") == set()
     # A report is settled only for the agent's own attempts, registered by the caller; else nothing

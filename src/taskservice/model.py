@@ -59,8 +59,11 @@ CLAIMABLE = frozenset({Status.QUEUED, Status.RETRYING})
 LIST_COLUMNS = ("created", "name", "type", "status", "duration", "worker", "error")
 LIST_ORDERS = tuple(f"{column}_{way}" for column in LIST_COLUMNS for way in ("desc", "asc"))
 SORTED_MAX = 10_000
-# Assignments an agent may keep waiting beyond its slots (PullEventsRequest.prefetch).
+# Slots of an agent (PullEventsRequest.slots), and assignments it may keep waiting beyond them
+# (PullEventsRequest.prefetch); a Heartbeat names at most as many attempts as both.
+AGENT_SLOTS_MAX = 1000
 AGENT_PREFETCH_MAX = 1000
+AGENT_HELD_MAX = AGENT_SLOTS_MAX + AGENT_PREFETCH_MAX
 # Tasks or outcomes in one call (CreateTasks, ReportOutcomes) and outcomes in one statement of a
 # worker's reporter, at most: a longer backlog goes in several, one after the other.
 BATCH_MAX = 1000

@@ -676,7 +676,7 @@ class TaskService:
     async def heartbeat(
         self, request: pb.HeartbeatRequest, ctx: RequestContext[Any, Any]
     ) -> pb.HeartbeatResponse:
-        if not request.uuid and not request.held:
+        if not request.uuid and not request.held and not request.leases_only:
             # The original's agent: Heartbeat{timestamp}, naming no stream. It speaks for its caller's
             # original-style streams, which hold their tasks while it is heard (dispatch.py).
             self.dispatcher.heard_original(principal.current().registrant)
@@ -685,16 +685,19 @@ class TaskService:
         held = validation.assignment_ids(request.held)
         try:
             kept = await self.store.extend_agent_leases(
-                agent, held, self.lease_seconds, principal.current().registrant
+                agent, held, self.lease_seconds, principal.current().registrant, alive=not request.leases_only
             )
         except WorkerIdTaken:
             _refused("Heartbeat", "the agent id is registered by another caller", agent_id=agent, held=held)
             raise
-        if agent in self.dispatcher.sessions:
-            self.dispatcher.heard(agent, lost=set(held) - kept)
+        lost = set(held) - kept
+        if request.leases_only:  # the controller's, for the Jobs it runs: it says nothing of the agent
+            pass
+        elif agent in self.dispatcher.sessions:
+            self.dispatcher.heard(agent, lost=lost)
         else:  # a uuid of its own (an original agent that names one) or a session on another server
             self.dispatcher.heard_original(principal.current().registrant)
-        return pb.HeartbeatResponse(lost=sorted(set(held) - kept), lease_seconds=self.lease_seconds)
+        return pb.HeartbeatResponse(lost=sorted(lost), lease_seconds=self.lease_seconds)
 
     async def report_outcomes(
         self, request: pb.ReportOutcomesRequest, ctx: RequestContext[Any, Any]

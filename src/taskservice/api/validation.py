@@ -238,11 +238,10 @@ def selection(request: BulkRequest) -> TaskSelection:
 # -- agents --------------------------------------------------------------------------------------------
 
 AGENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,255}$")
-SLOTS_MAX = 1000
+SLOTS_MAX = model.AGENT_SLOTS_MAX
 PREFETCH_MAX = model.AGENT_PREFETCH_MAX
 TASK_TYPES_MAX = 100
 QUEUES_MAX = 100
-HELD_MAX = SLOTS_MAX + PREFETCH_MAX  # running and waiting
 # What an agent may say about an attempt it ran (the statuses a worker moves a task to).
 REPORTED_STATUSES = frozenset(
     {Status.SUCCEEDED, Status.RETRYING, Status.FAILED, Status.QUEUED, Status.CANCELLED, Status.WAITING}
@@ -260,8 +259,8 @@ def agent_id(value: str, field: str = "agent_id") -> str:
 
 
 def assignment_ids(values: Collection[int], field: str = "held") -> list[int]:
-    if len(values) > HELD_MAX:
-        raise BrokenRule(field, f"must hold at most {HELD_MAX} assignments (got {len(values)})")
+    if len(values) > model.AGENT_HELD_MAX:  # running and waiting
+        raise BrokenRule(field, f"must hold at most {model.AGENT_HELD_MAX} assignments (got {len(values)})")
     for i, value in enumerate(values):
         if value < 1:
             raise BrokenRule(f"{field}[{i}]", f"must be >= 1 (got {value})")

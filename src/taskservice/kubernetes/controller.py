@@ -10,6 +10,7 @@ Job is created before the status names it, and the status records the end before
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -130,10 +131,7 @@ class Controller:
         """The Pod started: confirm the attempt is current (its agent's heartbeat), then say Running."""
         spec, name = resource["spec"], resource["metadata"]["name"]
         if not self.link.still_current(str(spec["agentId"]), int(spec["attempt"])):
-            self._delete_job(job["metadata"]["name"], NOT_CURRENT)
-            self.kube.patch_task_status(
-                name, {"phase": "Cancelled", "message": NOT_CURRENT, "reported": True}
-            )
+            self._not_current(resource)
             return
         pod_name = str((pod or {}).get("metadata", {}).get("name") or "")
         started = {"phase": "Running", "attempt": int(spec["attempt"]), "podName": pod_name}
@@ -189,6 +187,36 @@ class Controller:
         self.kube.delete_task(resource["metadata"]["name"], resource["metadata"].get("uid"))
         log.info("finished task resource deleted", name=resource["metadata"]["name"])
         return None
+
+    def _not_current(self, resource: Mapping[str, Any]) -> None:
+        """The attempt is no longer current (cancelled, reaped, settled by hand): its Job goes, and
+        the status says so (reported: there is nothing to report)."""
+        self._delete_job(self._job_name(resource), NOT_CURRENT)
+        self.kube.patch_task_status(
+            resource["metadata"]["name"], {"phase": "Cancelled", "message": NOT_CURRENT, "reported": True}
+        )
+
+    # -- leases ----------------------------------------------------------------------------------
+
+    def keep_leases(self) -> None:
+        """Heartbeat the attempts whose Jobs run (created, not finished), in the names of the agents
+        that created them: their leases hold while their Jobs run, whatever becomes of those agents
+        (stopped for an upgrade, say). An attempt no longer current has its Job deleted."""
+        running: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+        for resource in self.kube.list_tasks().get("items", []):
+            spec, status = resource["spec"], resource.get("status") or {}
+            attempt = int(spec["attempt"])
+            if (
+                status.get("jobName")
+                and status.get("phase") not in resources.FINISHED_PHASES
+                and int(status.get("attempt") or 0) == attempt
+                and not resource["metadata"].get("deletionTimestamp")
+            ):
+                running[str(spec["agentId"])][attempt] = resource
+        for agent_id, attempts in running.items():
+            for lost in self.link.keep(agent_id, sorted(attempts)):
+                log.info("attempt no longer current", name=attempts[lost]["metadata"]["name"], attempt=lost)
+                self._not_current(attempts[lost])
 
     def _delete_job(self, name: str, why: str) -> None:
         if self.kube.delete_job(name):

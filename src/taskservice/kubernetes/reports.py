@@ -3,8 +3,10 @@ attempt still the current one?) and ReportOutcomes (how it ended), both fenced b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from taskservice import model
 from taskservice.gen.cloud.v1 import task_pb2 as pb
 from taskservice.model import Transition
 from taskservice.protocol import wire
@@ -24,14 +26,22 @@ class ServerLink:
     def _call(self, method: str, request: pb.HeartbeatRequest | pb.ReportOutcomesRequest) -> bytes:
         return self.transport.post(wire.SERVICE_PATH + method, self._head, request.SerializeToString())
 
+    def keep(self, agent_id: str, attempts: Sequence[int]) -> set[int]:
+        """Extend the leases of `attempts`, whose Jobs run, in the name of the agent that created them
+        (without that agent being heard: `leases_only`); those no longer current (cancelled, reaped,
+        settled meanwhile), which nothing extends."""
+        lost: set[int] = set()
+        for start in range(0, len(attempts), model.AGENT_HELD_MAX):
+            request = pb.HeartbeatRequest(
+                timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), uuid=agent_id,
+                held=attempts[start : start + model.AGENT_HELD_MAX], leases_only=True,
+            )  # fmt: skip
+            lost.update(wire.decode(self._call("Heartbeat", request), pb.HeartbeatResponse).lost)
+        return lost
+
     def still_current(self, agent_id: str, attempt: int) -> bool:
-        """Whether the attempt is still the task's current one (a heartbeat in its agent's name, which
-        also extends its lease): False when it was cancelled, reaped or settled meanwhile."""
-        request = pb.HeartbeatRequest(
-            timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), uuid=agent_id, held=[attempt]
-        )
-        answer = wire.decode(self._call("Heartbeat", request), pb.HeartbeatResponse)
-        return attempt not in answer.lost
+        """Whether the attempt is still the task's current one (its lease extended if so)."""
+        return not self.keep(agent_id, [attempt])
 
     def report(self, agent_id: str, transition: Transition) -> bool:
         """Report how the attempt ended; False when the server refused it (the attempt is no longer

@@ -4,10 +4,12 @@ controller`) until SIGTERM or SIGINT."""
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -135,14 +137,25 @@ class ControllerProcess:
         watches = watchers(self.kube, self.queue.add)
         for watch in watches:
             watch.start()
+        keep_every = self.settings.lease_seconds / 3  # as often as an agent heartbeats
+        kept_at = -math.inf
         try:
             while not self.stop.is_set():
-                name = self.queue.get(timeout=1.0)
+                if time.monotonic() - kept_at >= keep_every:
+                    kept_at = time.monotonic()
+                    self._keep_leases()
+                name = self.queue.get(timeout=min(1.0, keep_every))
                 if name is not None:
                     self._reconcile(name)
         finally:
             for watch in watches:
                 watch.stop()
+
+    def _keep_leases(self) -> None:
+        try:
+            self.controller.keep_leases()
+        except Exception as error:  # the next round tries again, within the lease
+            log.warning("keeping the running attempts' leases failed; trying again", error=str(error))
 
     def _reconcile(self, name: str) -> None:
         try:

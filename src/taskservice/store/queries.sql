@@ -785,11 +785,12 @@ RETURNING id;
 -- An agent's heartbeat through the API: extend_leases, only if agent $1 was registered by the caller
 -- $4 (NULL: auth is off). `mine` is NULL for an agent nobody registered (the original's agent names a
 -- uuid of its own: nothing to extend), false for one another principal registered (nothing changes).
+-- $5 false: the leases only, the agent not recorded alive (the Kubernetes controller's, for its Jobs).
 WITH owner AS (
     SELECT principal IS NOT DISTINCT FROM $4::text AS mine FROM workers WHERE id = $1
 ), alive AS (
     UPDATE workers SET last_heartbeat_at = now()
-     WHERE id = $1 AND principal IS NOT DISTINCT FROM $4::text
+     WHERE id = $1 AND principal IS NOT DISTINCT FROM $4::text AND $5::boolean
 ), extended AS (
     UPDATE task_executions
        SET lease_expires_at = now() + make_interval(secs => $3)

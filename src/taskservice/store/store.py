@@ -853,12 +853,14 @@ class Store:
         return {row["id"] for row in rows}
 
     async def extend_agent_leases(
-        self, agent_id: str, execution_ids: Sequence[int], lease_seconds: float, principal: str | None
-    ) -> set[int]:
+        self, agent_id: str, execution_ids: Sequence[int], lease_seconds: float, principal: str | None,
+        *, alive: bool = True,
+    ) -> set[int]:  # fmt: skip
         """An agent's heartbeat through the API: extend_leases, for an agent `principal` registered
-        (None: auth is off). WorkerIdTaken, and nothing changes, when another principal did."""
+        (None: auth is off). WorkerIdTaken, and nothing changes, when another principal did. `alive`
+        False: the leases only, the agent not heard (the Kubernetes controller's, for the Jobs it runs)."""
         row = await self.pool.fetchrow(
-            query("extend_agent_leases"), agent_id, sorted(execution_ids), lease_seconds, principal
+            query("extend_agent_leases"), agent_id, sorted(execution_ids), lease_seconds, principal, alive
         )
         assert row is not None
         if row["mine"] is False:

@@ -720,14 +720,16 @@ class ContainerSpec(_message.Message):
     def __init__(self, image: _Optional[str] = ..., entrypoint: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., resource_requests: _Optional[_Mapping[str, str]] = ..., resource_limits: _Optional[_Mapping[str, str]] = ..., service_account: _Optional[str] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("timestamp", "uuid", "held")
+    __slots__ = ("timestamp", "uuid", "held", "leases_only")
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     UUID_FIELD_NUMBER: _ClassVar[int]
     HELD_FIELD_NUMBER: _ClassVar[int]
+    LEASES_ONLY_FIELD_NUMBER: _ClassVar[int]
     timestamp: str
     uuid: str
     held: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, timestamp: _Optional[str] = ..., uuid: _Optional[str] = ..., held: _Optional[_Iterable[int]] = ...) -> None: ...
+    leases_only: bool
+    def __init__(self, timestamp: _Optional[str] = ..., uuid: _Optional[str] = ..., held: _Optional[_Iterable[int]] = ..., leases_only: _Optional[bool] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
     __slots__ = ("lost", "lease_seconds")
