@@ -3,8 +3,9 @@
 The database (migrated, then pooled), the store, event hub and agents' dispatcher the services work
 with, the credentials the access check reads, the worker package's helpers (worker.serve's
 InProcessWorkers: the lease reaper, the retention and maintenance jobs, and a worker when
-WORKER_CONCURRENCY > 0), a warning when autovacuum does not vacuum our tables, and the line that
-empties the credential cache when a token is revoked anywhere.
+WORKER_CONCURRENCY > 0), a warning when autovacuum does not vacuum our tables, the line that
+empties the credential cache when a token is revoked anywhere, and, once all that is made, a worker's
+settings of the garbage collector (worker.serve.keep_out_of_the_collectors_way).
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ from taskservice.plugins import Registry
 from taskservice.store import CREDENTIALS_CHANNEL, Credentials, Store
 from taskservice.store.databases import database_url
 from taskservice.store.sql import query
-from taskservice.worker.serve import InProcessWorkers, task_defaults, warn_about_vacuum
+from taskservice.worker.serve import (
+    InProcessWorkers,
+    keep_out_of_the_collectors_way,
+    task_defaults,
+    warn_about_vacuum,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -83,6 +89,8 @@ class Lifespan:
         in_process.start()
         if self.auth_required:
             await self._warn_without_admin(self.credentials)
+        # What it made to start lives as long as it does: out of the collector's way, as a worker's.
+        keep_out_of_the_collectors_way()
         log.info(
             "server ready", workers_in_process=settings.worker_concurrency, auth_required=self.auth_required
         )
