@@ -402,6 +402,8 @@ async def test_bad_agent_requests_name_the_field_and_the_rule(workerless_server:
         ("Heartbeat", {"uuid": "no spaces allowed"}, "uuid: must be 1 to 255 characters"),
         ("Heartbeat", {"uuid": "a", "held": list(range(1, 2002))}, "held: must hold at most 2000"),
         ("Heartbeat", {"uuid": "a", "held": [0]}, "held[0]: must be >= 1"),
+        # The controller's leases-only heartbeat names the agent (never the original's uuid-less one).
+        ("Heartbeat", {"leasesOnly": True}, "uuid: must be 1 to 255 characters"),
         ("ReportOutcomes", {"agentId": "a"}, "outcomes: must hold 1 to 1000 outcomes"),
         (
             "ReportOutcomes",
