@@ -25,15 +25,17 @@ SELECT pg_notify($1, '');
 -- it was given, else its payload's parameter the limit names: limit_key_of); limit_of looks the
 -- limit up by its key, and not at all while there is none (migration 0050). Each keeps the W3C
 -- traceparent it carries (NULL: none). A taken idempotency key inserts nothing and returns no row
--- (the caller looks the existing task up: ids_by_idempotency_key).
+-- (the caller looks the existing task up: ids_by_idempotency_key). A field the JSON leaves out is its
+-- default: no description, priority 0, no delay (and NULL for the others).
 -- $3: the queue's channel, notified once when a task was inserted, delivered at commit (when the
 -- application's workers should wake); NULL: no NOTIFY here, the server's Waker sends it once the
 -- insert has committed (a NOTIFY inside would serialize concurrent commits: store/waker.py).
 WITH inserted AS (
     INSERT INTO tasks (name, type, payload, description, priority, max_retries, timeout_seconds,
                        idempotency_key, run_at, queue, limit_scope, limit_key, trace_parent)
-    SELECT n.name, n.type, n.payload, n.description, n.priority, n.max_retries, n.timeout_seconds,
-           n.idempotency_key, greatest(now() + make_interval(secs => n.delay_seconds), n.run_at), n.queue,
+    SELECT n.name, n.type, n.payload, coalesce(n.description, ''), coalesce(n.priority, 0), n.max_retries,
+           n.timeout_seconds, n.idempotency_key,
+           greatest(now() + make_interval(secs => coalesce(n.delay_seconds, 0)), n.run_at), n.queue,
            lim.scope, CASE WHEN lim.scope IS NULL THEN n.limit_key
                            ELSE limit_key_of(n.payload, lim.key, n.limit_key) END,
            n.trace_parent

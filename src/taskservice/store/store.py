@@ -246,19 +246,33 @@ def _new_task_row(task: NewTask, defaults: TaskDefaults) -> tuple[Any, ...]:
 
 
 def enqueue_json(tasks: Sequence[NewTask], defaults: TaskDefaults) -> str:
-    """enqueue_tasks' $1: the tasks as one JSON array of objects, in order (queries.sql)."""
-    return json.dumps([
-        {
+    """enqueue_tasks' $1: the tasks as one JSON array of objects, in order (queries.sql). A field left
+    at its default (no description, priority 0, no key, no delay...) is left out, which the statement
+    reads as that default: half the bytes to write and for PostgreSQL to parse, for most tasks."""
+    rows = []
+    for t in tasks:
+        row: dict[str, Any] = {
             "name": t.name, "type": t.type, "payload": {"parameters": t.parameters},
-            "description": t.description, "priority": t.priority,
             "max_retries": defaults.max_retries if t.max_retries is None else t.max_retries,
             "timeout_seconds": defaults.timeout_seconds if t.timeout_seconds is None else t.timeout_seconds,
-            "idempotency_key": t.idempotency_key, "delay_seconds": t.delay_seconds,
-            "run_at": None if t.run_at is None else t.run_at.isoformat(),
-            "queue": t.queue or model.DEFAULT_QUEUE, "limit_key": t.limit_key, "trace_parent": t.trace_parent,
-        }
-        for t in tasks
-    ])  # fmt: skip
+            "queue": t.queue or model.DEFAULT_QUEUE,
+        }  # fmt: skip
+        if t.description:
+            row["description"] = t.description
+        if t.priority:
+            row["priority"] = t.priority
+        if t.idempotency_key:
+            row["idempotency_key"] = t.idempotency_key
+        if t.delay_seconds:
+            row["delay_seconds"] = t.delay_seconds
+        if t.run_at is not None:
+            row["run_at"] = t.run_at.isoformat()
+        if t.limit_key:
+            row["limit_key"] = t.limit_key
+        if t.trace_parent:
+            row["trace_parent"] = t.trace_parent
+        rows.append(row)
+    return json.dumps(rows)
 
 
 def ids_in_order(
