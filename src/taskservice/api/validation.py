@@ -238,8 +238,6 @@ def selection(request: BulkRequest) -> TaskSelection:
 # -- agents --------------------------------------------------------------------------------------------
 
 AGENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,255}$")
-SLOTS_MAX = model.AGENT_SLOTS_MAX
-PREFETCH_MAX = model.AGENT_PREFETCH_MAX
 TASK_TYPES_MAX = 100
 QUEUES_MAX = 100
 # What an agent may say about an attempt it ran (the statuses a worker moves a task to).
@@ -289,7 +287,7 @@ class PullRequest(NamedTuple):
 
 def pull_request(request: pb.PullEventsRequest) -> PullRequest:
     agent = agent_id(request.agent_id) if request.agent_id else ""
-    slots = int(number("slots", request.slots, 0, SLOTS_MAX)) or 1
+    slots = int(number("slots", request.slots, 0, model.AGENT_SLOTS_MAX)) or 1
     if len(request.task_types) > TASK_TYPES_MAX:
         raise BrokenRule("task_types", f"must hold at most {TASK_TYPES_MAX} types")
     wanted = enumerate(request.task_types)
@@ -301,7 +299,7 @@ def pull_request(request: pb.PullEventsRequest) -> PullRequest:
     elif not types:
         raise BrokenRule("task_types", "must name the task types this agent runs (at least one)")
     host = text("host", request.host, NAME_MAX, single_line=True)
-    prefetch = int(number("prefetch", request.prefetch, 0, PREFETCH_MAX)) if agent else 0
+    prefetch = int(number("prefetch", request.prefetch, 0, model.AGENT_PREFETCH_MAX)) if agent else 0
     held, queues = assignment_ids(request.held), queue_names(request.queues)
     return PullRequest(agent, slots, prefetch, types, host, held, queues)
 

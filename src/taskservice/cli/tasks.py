@@ -271,10 +271,10 @@ def task_rows(
         ("Next run", when(found.run_at) if found.exact_status in (pb.QUEUED, pb.RETRYING) else ""),
         ("Worker", found.worker_id),
     ]
-    if container_cell(found):
-        rows.insert(rows.index(("Parameters", parameters)) + 1, ("Container", container_cell(found)))
-    if limit_cell(found):
-        rows.insert(rows.index(("Queue", found.queue or "default")) + 1, ("Limit", limit_cell(found)))
+    if container := container_cell(found):
+        rows.insert(rows.index(("Parameters", parameters)) + 1, ("Container", container))
+    if limit := limit_cell(found):
+        rows.insert(rows.index(("Queue", found.queue or "default")) + 1, ("Limit", limit))
     if found.schedule_id:
         created = rows.index(("Created", when(found.created_at)))
         rows.insert(created, ("Schedule", schedule_cell(found, schedule)))

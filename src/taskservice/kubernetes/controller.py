@@ -32,6 +32,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _current_status(resource: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The resource's status if it is of its current attempt; {} before that attempt has one (the
+    status is still an older attempt's)."""
+    status: Mapping[str, Any] = resource.get("status") or {}
+    return status if int(status.get("attempt") or 0) == int(resource["spec"]["attempt"]) else {}
+
+
 class Controller:
     """Reconciles Task resources of one namespace. `reconcile` returns seconds after which to look at
     the resource again (its retention, say), or None."""
@@ -58,8 +65,6 @@ class Controller:
             for orphan in jobs:
                 self._delete_job(orphan["metadata"]["name"], "its Task resource is gone")
             return None
-        spec = resource["spec"]
-        attempt = int(spec["attempt"])
         current = self._job_name(resource)
         job: dict[str, Any] | None = None
         for found in jobs:  # an older attempt's Job (the resource was updated, or replaced without GC)
@@ -67,10 +72,7 @@ class Controller:
                 job = found
             else:
                 self._delete_job(found["metadata"]["name"], "a newer attempt replaced it")
-        status: Mapping[str, Any] = resource.get("status") or {}
-        if int(status.get("attempt") or 0) != attempt:
-            status = {}  # the status of an older attempt
-        return self._step(resource, status, job)
+        return self._step(resource, _current_status(resource), job)
 
     def _step(
         self, resource: dict[str, Any], status: Mapping[str, Any], job: dict[str, Any] | None
@@ -204,15 +206,13 @@ class Controller:
         (stopped for an upgrade, say). An attempt no longer current has its Job deleted."""
         running: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
         for resource in self.kube.list_tasks().get("items", []):
-            spec, status = resource["spec"], resource.get("status") or {}
-            attempt = int(spec["attempt"])
+            status = _current_status(resource)
             if (
                 status.get("jobName")
                 and status.get("phase") not in resources.FINISHED_PHASES
-                and int(status.get("attempt") or 0) == attempt
                 and not resource["metadata"].get("deletionTimestamp")
             ):
-                running[str(spec["agentId"])][attempt] = resource
+                running[str(resource["spec"]["agentId"])][int(resource["spec"]["attempt"])] = resource
         for agent_id, attempts in running.items():
             for lost in self.link.keep(agent_id, sorted(attempts)):
                 log.info("attempt no longer current", name=attempts[lost]["metadata"]["name"], attempt=lost)
