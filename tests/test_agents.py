@@ -384,8 +384,13 @@ async def test_agents_share_the_work(
         AgentProcess.cli(workerless_server, agent_env(settings), tmp_path / f"agent{n}.log", "-c", "100")
         for n in range(2)
     ]
+
+    async def both_registered() -> bool:  # each past its start (handling SIGTERM), even one left no work
+        return len([w for w in await store.list_workers() if w.kind == "agent"]) == 2
+
     try:
         await eventually(lambda: all_succeeded(store, ids), timeout=90)
+        await eventually(both_registered, timeout=90)
     finally:
         for agent in agents:
             assert agent.stop() == 0, agent.log()
